@@ -1,0 +1,45 @@
+# Two commands matter: `make demo` and `make test`. Everything else is a helper.
+# A fresh machine needs only Python 3.11+ and make: the venv, uv and every locked
+# dependency are bootstrapped here from uv.lock.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+UV := $(BIN)/uv
+UV_VERSION := 0.13.9
+STAMP := $(VENV)/.synced
+
+.PHONY: demo test lint typecheck ui dispatch bench clean venv
+
+$(UV):
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+
+$(STAMP): $(UV) uv.lock pyproject.toml
+	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --frozen --python $(BIN)/python --quiet
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/hub demo
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy hub canonical_model connectors pipelines
+	$(BIN)/pytest -q -p no:cacheprovider
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy hub canonical_model connectors pipelines
+
+ui: $(STAMP)
+	$(BIN)/hub ui
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/ingest.py
+
+clean:
+	rm -rf $(VENV)

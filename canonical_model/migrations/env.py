@@ -1,0 +1,42 @@
+"""Alembic environment: runs migrations into the schema the hub is configured for.
+
+``hub.database.Database.upgrade`` passes an open connection (search_path already set
+to the hub schema) through ``config.attributes``; the version table lives in that
+schema too, so separate schemas (one per test run) migrate independently.
+"""
+
+from __future__ import annotations
+
+from alembic import context
+
+from canonical_model.models import Base
+from hub.database import create_db_engine
+
+config = context.config
+schema = config.attributes.get("schema", "public")
+
+
+def run_migrations() -> None:
+    """Run against the given connection, or open one from the configured URL."""
+    connection = config.attributes.get("connection")
+    if connection is not None:
+        _run(connection)
+        return
+    engine = create_db_engine(config.get_main_option("sqlalchemy.url") or "", schema)
+    with engine.begin() as conn:
+        _run(conn)
+    engine.dispose()
+
+
+def _run(connection) -> None:  # type: ignore[no-untyped-def]
+    context.configure(
+        connection=connection,
+        target_metadata=Base.metadata,
+        version_table_schema=schema,
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+run_migrations()

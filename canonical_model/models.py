@@ -1,0 +1,436 @@
+"""The canonical 360° customer model: SQLAlchemy 2 typed tables.
+
+Conventions that hold for every table:
+
+- money is ``Numeric(18, 2)`` next to a ``currency`` column (ISO 4217);
+- times are ``timestamptz``; business dates (bill date, due date) are ``date``;
+- every row that came from a source system keeps its provenance: ``source_system``,
+  ``external_id`` and ``fetched_at``; the golden ``customer`` record, which several
+  systems feed, keeps provenance per field in ``field_sources``;
+- ``content_hash`` is the hash of the canonical record last written, so a re-sync of an
+  unchanged record costs no write.
+
+The 360° profile (``canonical_model.profile``) is a query over these tables.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+MONEY = sa.Numeric(18, 2)
+NOW = sa.text("now()")
+
+
+class Base(DeclarativeBase):
+    """Declarative base; metadata is what Alembic migrations are checked against."""
+
+    type_annotation_map = {dict[str, Any]: JSONB, dt.datetime: sa.DateTime(timezone=True)}  # noqa: RUF012 (SQLAlchemy reads it as a class attribute)
+
+
+class ProvenanceMixin:
+    """Where a row came from and when the hub last fetched a change of it."""
+
+    source_system: Mapped[str] = mapped_column(sa.String(32))
+    external_id: Mapped[str] = mapped_column(sa.String(200))
+    fetched_at: Mapped[dt.datetime] = mapped_column(server_default=NOW)
+    content_hash: Mapped[str | None] = mapped_column(sa.String(64))
+
+
+class InternalUser(Base):
+    """An employee: salesperson, manager, finance. Chat ids come from the directories."""
+
+    __tablename__ = "internal_user"
+    __table_args__ = (
+        sa.UniqueConstraint("source_system", "external_id"),
+        sa.Index("ix_internal_user_mobile", "mobile"),
+        sa.Index("ix_internal_user_email", "email"),
+        sa.Index("uq_internal_user_wecom", "wecom_userid", unique=True),
+        sa.Index("uq_internal_user_dingtalk", "dingtalk_userid", unique=True),
+    )
+
+    id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(200))
+    mobile: Mapped[str | None] = mapped_column(sa.String(32))
+    email: Mapped[str | None] = mapped_column(sa.String(200))
+    department: Mapped[str | None] = mapped_column(sa.String(200))
+    title: Mapped[str | None] = mapped_column(sa.String(200))
+    manager_id: Mapped[int | None] = mapped_column(sa.ForeignKey("internal_user.id"))
+    # the manager's id in the directory this row came from; resolved to manager_id
+    # once that manager's row exists (directories page in any order)
+    manager_ref: Mapped[str | None] = mapped_column(sa.String(200))
+    wecom_userid: Mapped[str | None] = mapped_column(sa.String(64))
+    dingtalk_userid: Mapped[str | None] = mapped_column(sa.String(64))
+    dingtalk_unionid: Mapped[str | None] = mapped_column(sa.String(64))
+    active: Mapped[bool] = mapped_column(server_default=sa.true())
+    source_system: Mapped[str] = mapped_column(sa.String(32))
+    external_id: Mapped[str] = mapped_column(sa.String(200))
+    fetched_at: Mapped[dt.datetime] = mapped_column(server_default=NOW)
+    content_hash: Mapped[str | None] = mapped_column(sa.String(64))
+
+
+class Customer(Base):
+    """The golden record of a company; several systems' records resolve to one row."""
+
+    __tablename__ = "customer"
+    __table_args__ = (
+        sa.Index("uq_customer_credit_code", "credit_code", unique=True),
+        sa.Index("ix_customer_normalized_name", "normalized_name"),
+    )
+
+    id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(300))
+    normalized_name: Mapped[str] = mapped_column(sa.String(300))
+    credit_code: Mapped[str | None] = mapped_column(sa.String(18))
+    region: Mapped[str | None] = mapped_column(sa.String(100))
+    industry: Mapped[str | None] = mapped_column(sa.String(100))
+    size: Mapped[str | None] = mapped_column(sa.String(50))
+    phone: Mapped[str | None] = mapped_column(sa.String(50))
+    address: Mapped[str | None] = mapped_column(sa.String(500))
+    owner_id: Mapped[int | None] = mapped_column(sa.ForeignKey("internal_user.id"))
+    credit_limit: Mapped[Decimal | None] = mapped_column(MONEY)
+    currency: Mapped[str] = mapped_column(sa.String(3), server_default="CNY")
+    tags: Mapped[list[str]] = mapped_column(ARRAY(sa.String(50)), server_default="{}")
+    stage: Mapped[str | None] = mapped_column(sa.String(50))
+    # field -> {"system", "external_id", "fetched_at"}: provenance of each value
+    field_sources: Mapped[dict[str, Any]] = mapped_column(server_default=sa.text("'{}'::jsonb"))
+    created_at: Mapped[dt.datetime] = mapped_column(server_default=NOW)
+    updated_at: Mapped[dt.datetime] = mapped_column(server_default=NOW)
+    last_followup_at: Mapped[dt.datetime | None]
+    assigned_at: Mapped[dt.datetime | None]
+
+
+class ExternalIdentity(Base):
+    """A record in an external system and the canonical row it resolved to."""
+
+    __tablename__ = "external_identity"
+    __table_args__ = (
+        sa.UniqueConstraint("system", "object", "external_id"),
+        sa.Index("ix_external_identity_canonical", "canonical_table", "canonical_id"),
+    )
+
+    id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
+    system: Mapped[str] = mapped_column(sa.String(32))
+    object: Mapped[str] = mapped_column(sa.String(64))
+    external_id: Mapped[str] = mapped_column(sa.String(200))
+    canonical_table: Mapped[str] = mapped_column(sa.String(64))
+    canonical_id: Mapped[int] = mapped_column(sa.BigInteger)
+    content_hash: Mapped[str | None] = mapped_column(sa.String(64))
+    first_seen: Mapped[dt.datetime] = mapped_column(server_default=NOW)
+    last_seen: Mapped[dt.datetime] = mapped_column(server_default=NOW)
+
+
+class Contact(Base, ProvenanceMixin):
+    """A person at a customer, with title and role in the decision chain (决策链)."""
+
+    __tablename__ = "contact"
+    __table_args__ = (
+        sa.UniqueConstraint("source_system", "external_id"),
+        sa.Index("ix_contact_customer", "customer_id"),
+        sa.Index("ix_contact_mobile", "mobile"),
+        sa.Index("ix_contact_email", "email"),
+    )
+
+    id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
+    customer_id: Mapped[int | None] = mapped_column(sa.ForeignKey("customer.id"))
+    name: Mapped[str] = mapped_column(sa.String(200))
+    title: Mapped[str | None] = mapped_column(sa.String(200))
+    decision_role: Mapped[str | None] = mapped_column(sa.String(100))
+    mobile: Mapped[str | None] = mapped_column(sa.String(32))
+    email: Mapped[str | None] = mapped_column(sa.String(200))
+    owner_id: Mapped[int | None] = mapped_column(sa.ForeignKey("internal_user.id"))
+    wecom_external_userid: Mapped[str | None] = mapped_column(sa.String(100))
+
+
+class Lead(Base, ProvenanceMixin):
+    """A sales lead (线索) before it becomes (or joins) a customer."""
+
+    __tablename__ = "lead"
+    __table_args__ = (sa.UniqueConstraint("source_system", "external_id"),)
+
+    id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
+    company_name: Mapped[str] = mapped_column(sa.String(300))
+    contact_name: Mapped[str | None] = mapped_column(sa.String(200))
+    mobile: Mapped[str | None] = mapped_column(sa.String(32))
+    email: Mapped[str | None] = mapped_column(sa.String(200))
+    channel: Mapped[str | None] = mapped_column(sa.String(50))  # web form, event, ad, partner
+    status: Mapped[str] = mapped_column(sa.String(30), server_default="new")  # new/assigned/invalid/pool
+    stage: Mapped[str] = mapped_column(sa.String(30), server_default="潜在客户")
+    estimated_amount: Mapped[Decimal | None] = mapped_column(MONEY)
+    owner_id: Mapped[int | None] = mapped_column(sa.ForeignKey("internal_user.id"))
+    customer_id: Mapped[int | None] = mapped_column(sa.ForeignKey("customer.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(server_default=NOW)
+    assigned_at: Mapped[dt.datetime | None]
+    last_contacted_at: Mapped[dt.datetime | None]
+
+
+class SalesOrder(Base):
+    """A sales order. CRM orders (source 'crm') flow out to the ERP; ERP orders flow in.
+
+    ``(erp_system, erp_bill_number)`` is unique: when the hub reads back an order it
+    wrote, the upsert lands on the CRM order instead of creating an echo.
+    """
+
+    __tablename__ = "sales_order"
+    __table_args__ = (
+        sa.UniqueConstraint("source_system", "external_id"),
+        sa.Index("uq_sales_order_erp_bill", "erp_system", "erp_bill_number", unique=True),
+        sa.Index("ix_sales_order_customer", "customer_id"),
+    )
+
+    id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
+    order_number: Mapped[str] = mapped_column(sa.String(100))
+    customer_id: Mapped[int] = mapped_column(sa.ForeignKey("customer.id"))
+    owner_id: Mapped[int | None] = mapped_column(sa.ForeignKey("internal_user.id"))
+    order_date: Mapped[dt.date]
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    total_amount: Mapped[Decimal] = mapped_column(MONEY)
+    status: Mapped[str] = mapped_column(sa.String(30), server_default="draft")
+    approval_state: Mapped[str] = mapped_column(sa.String(30), server_default="none")
+    erp_system: Mapped[str | None] = mapped_column(sa.String(32))
+    erp_bill_number: Mapped[str | None] = mapped_column(sa.String(100))
+    erp_status: Mapped[str | None] = mapped_column(sa.String(10))
+    erp_synced_at: Mapped[dt.datetime | None]
+    erp_error: Mapped[str | None] = mapped_column(sa.Text)
+    source_system: Mapped[str] = mapped_column(sa.String(32))
+    external_id: Mapped[str] = mapped_column(sa.String(200))
+    fetched_at: Mapped[dt.datetime] = mapped_column(server_default=NOW)
+    content_hash: Mapped[str | None] = mapped_column(sa.String(64))
+    approved_at: Mapped[dt.datetime | None]
+
+
+class SalesOrderLine(Base):
+    """One line of a sales order."""
+
+    __tablename__ = "sales_order_line"
+    __table_args__ = (sa.UniqueConstraint("order_id", "line_no"),)
+
+    id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
+    order_id: Mapped[int] = mapped_column(sa.ForeignKey("sales_order.id", ondelete="CASCADE"))
+    line_no: Mapped[int]
+    product_code: Mapped[str] = mapped_column(sa.String(100))
+    product_name: Mapped[str | None] = mapped_column(sa.String(300))
+    quantity: Mapped[Decimal] = mapped_column(sa.Numeric(18, 6))
+    unit_price: Mapped[Decimal] = mapped_column(sa.Numeric(18, 6))
+    tax_rate: Mapped[Decimal] = mapped_column(sa.Numeric(6, 2), server_default="0")
+    amount: Mapped[Decimal] = mapped_column(MONEY)
+
+
+class Receivable(Base, ProvenanceMixin):
+    """An accounts-receivable bill from the ERP; open_amount is what is still unpaid."""
+
+    __tablename__ = "receivable"
+    __table_args__ = (
+        sa.UniqueConstraint("source_system", "external_id"),
+        sa.Index("ix_receivable_customer", "customer_id"),
+    )
+
+    id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
+    customer_id: Mapped[int] = mapped_column(sa.ForeignKey("customer.id"))
+    bill_number: Mapped[str] = mapped_column(sa.String(100))
+    bill_date: Mapped[dt.date]
+    due_date: Mapped[dt.date]
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    amount: Mapped[Decimal] = mapped_column(MONEY)
+    open_amount: Mapped[Decimal] = mapped_column(MONEY)
+    status: Mapped[str | None] = mapped_column(sa.String(30))
+
+
+class Receipt(Base, ProvenanceMixin):
+    """Money received from a customer (收款单)."""
+
+    __tablename__ = "receipt"
+    __table_args__ = (
+        sa.UniqueConstraint("source_system", "external_id"),
+        sa.Index("ix_receipt_customer", "customer_id"),
+    )
+
+    id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
+    customer_id: Mapped[int] = mapped_column(sa.ForeignKey("customer.id"))
+    bill_number: Mapped[str] = mapped_column(sa.String(100))
+    receipt_date: Mapped[dt.date]
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    amount: Mapped[Decimal] = mapped_column(MONEY)
+
+
+class Task(Base):
+    """A CRM to-do for a salesperson; ``push_state`` holds per-channel delivery state."""
+
+    __tablename__ = "task"
+    __table_args__ = (
+        sa.Index("ix_task_due", "status", "due_at"),
+        sa.Index("ix_task_assignee", "assignee_id"),
+    )
+
+    id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
+    title: Mapped[str] = mapped_column(sa.String(300))
+    description: Mapped[str | None] = mapped_column(sa.Text)
+    kind: Mapped[str] = mapped_column(sa.String(50), server_default="follow_up")
+    customer_id: Mapped[int | None] = mapped_column(sa.ForeignKey("customer.id"))
+    assignee_id: Mapped[int] = mapped_column(sa.ForeignKey("internal_user.id"))
+    due_at: Mapped[dt.datetime]
+    status: Mapped[str] = mapped_column(sa.String(20), server_default="open")  # open/done/cancelled
+    # {"wecom": {"due:zhangsan": {"state": "sent", "msgid": ...}}, ...}
+    push_state: Mapped[dict[str, Any]] = mapped_column(server_default=sa.text("'{}'::jsonb"))
+    problems: Mapped[list[str]] = mapped_column(ARRAY(sa.Text), server_default="{}")
+    created_at: Mapped[dt.datetime] = mapped_column(server_default=NOW)
+    completed_at: Mapped[dt.datetime | None]
+
+
+class Interaction(Base):
+    """A touchpoint on the customer timeline: call, visit, meeting, chat, marketing event."""
+
+    __tablename__ = "interaction"
+    __table_args__ = (sa.Index("ix_interaction_customer", "customer_id", "occurred_at"),)
+
+    id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
+    customer_id: Mapped[int] = mapped_column(sa.ForeignKey("customer.id"))
+    user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("internal_user.id"))
+    kind: Mapped[str] = mapped_column(sa.String(30))  # call/visit/meeting/chat/marketing/note
+    occurred_at: Mapped[dt.datetime]
+    summary: Mapped[str] = mapped_column(sa.Text)
+    source_system: Mapped[str] = mapped_column(sa.String(32), server_default="crm")
+    external_id: Mapped[str | None] = mapped_column(sa.String(200))
+
+
+class Approval(Base):
+    """An OA approval (quote, contract, discount) about a CRM subject."""
+
+    __tablename__ = "approval"
+    __table_args__ = (sa.Index("ix_approval_subject", "subject_type", "subject_id"),)
+
+    id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
+    kind: Mapped[str] = mapped_column(sa.String(30))  # quote/contract/discount/order
+    subject_type: Mapped[str] = mapped_column(sa.String(30))
+    subject_id: Mapped[int] = mapped_column(sa.BigInteger)
+    customer_id: Mapped[int | None] = mapped_column(sa.ForeignKey("customer.id"))
+    state: Mapped[str] = mapped_column(sa.String(20))  # pending/approved/rejected/withdrawn
+    system: Mapped[str] = mapped_column(sa.String(32), server_default="crm")
+    external_id: Mapped[str | None] = mapped_column(sa.String(200))
+    submitted_at: Mapped[dt.datetime] = mapped_column(server_default=NOW)
+    decided_at: Mapped[dt.datetime | None]
+
+
+class SyncCursor(Base):
+    """The watermark of one (connector, stream); moved in the same transaction as its rows."""
+
+    __tablename__ = "sync_cursor"
+
+    connector: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    stream: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    value: Mapped[str | None] = mapped_column(sa.Text)
+    updated_at: Mapped[dt.datetime] = mapped_column(server_default=NOW)
+
+
+class SyncRun(Base):
+    """One run of one stream with its counts (what Dagster and `hub sync` report)."""
+
+    __tablename__ = "sync_run"
+
+    id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
+    connector: Mapped[str] = mapped_column(sa.String(32))
+    stream: Mapped[str] = mapped_column(sa.String(64))
+    started_at: Mapped[dt.datetime] = mapped_column(server_default=NOW)
+    finished_at: Mapped[dt.datetime | None]
+    status: Mapped[str] = mapped_column(sa.String(20), server_default="running")
+    cursor_before: Mapped[str | None] = mapped_column(sa.Text)
+    cursor_after: Mapped[str | None] = mapped_column(sa.Text)
+    counts: Mapped[dict[str, Any]] = mapped_column(server_default=sa.text("'{}'::jsonb"))
+    error: Mapped[str | None] = mapped_column(sa.Text)
+
+
+class OutboxItem(Base):
+    """One outbound effect waiting for, or done by, a dispatcher.
+
+    ``idempotency_key`` is unique: enqueueing the same effect twice is a no-op.
+    States: pending → in_progress → done | failed (permanent) | dead (attempts used up).
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        sa.UniqueConstraint("idempotency_key"),
+        sa.Index("ix_outbox_ready", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
+    kind: Mapped[str] = mapped_column(sa.String(64))  # "<system>.<writer>", e.g. kingdee.sales_order
+    idempotency_key: Mapped[str] = mapped_column(sa.String(300))
+    payload: Mapped[dict[str, Any]]
+    status: Mapped[str] = mapped_column(sa.String(20), server_default="pending")
+    attempts: Mapped[int] = mapped_column(server_default="0")
+    max_attempts: Mapped[int] = mapped_column(server_default="6")
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(server_default=NOW)
+    first_attempt_at: Mapped[dt.datetime | None]
+    outcome_unknown: Mapped[bool] = mapped_column(server_default=sa.false())
+    locked_by: Mapped[str | None] = mapped_column(sa.String(100))
+    locked_until: Mapped[dt.datetime | None]
+    last_error: Mapped[str | None] = mapped_column(sa.Text)
+    result: Mapped[dict[str, Any] | None]
+    created_at: Mapped[dt.datetime] = mapped_column(server_default=NOW)
+    updated_at: Mapped[dt.datetime] = mapped_column(server_default=NOW)
+    completed_at: Mapped[dt.datetime | None]
+
+
+class AuditLog(Base):
+    """Append-only record of every external call and every batch (a trigger refuses
+    UPDATE, DELETE and TRUNCATE)."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (sa.Index("ix_audit_at", "at"), sa.Index("ix_audit_key", "key"))
+
+    id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(server_default=NOW)
+    actor: Mapped[str] = mapped_column(sa.String(100))  # "sync:kingdee/receivables", "dispatcher:host-1"
+    system: Mapped[str] = mapped_column(sa.String(32))
+    operation: Mapped[str] = mapped_column(sa.String(100))
+    key: Mapped[str | None] = mapped_column(sa.String(300))
+    external_id: Mapped[str | None] = mapped_column(sa.String(200))
+    outcome: Mapped[str] = mapped_column(sa.String(20))
+    attempt: Mapped[int] = mapped_column(server_default="1")
+    duration_ms: Mapped[float | None] = mapped_column(sa.Float)
+    error: Mapped[str | None] = mapped_column(sa.Text)
+    detail: Mapped[dict[str, Any]] = mapped_column(server_default=sa.text("'{}'::jsonb"))
+
+
+class Quarantine(Base):
+    """A source record the hub could not accept, kept whole with the reason."""
+
+    __tablename__ = "quarantine"
+    __table_args__ = (sa.Index("ix_quarantine_open", "status", "system", "stream"),)
+
+    id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
+    system: Mapped[str] = mapped_column(sa.String(32))
+    stream: Mapped[str] = mapped_column(sa.String(64))
+    source_ref: Mapped[str | None] = mapped_column(sa.String(300))
+    reason: Mapped[str] = mapped_column(sa.Text)
+    payload: Mapped[dict[str, Any]]
+    status: Mapped[str] = mapped_column(sa.String(20), server_default="open")  # open/resolved
+    run_id: Mapped[int | None] = mapped_column(sa.BigInteger)
+    created_at: Mapped[dt.datetime] = mapped_column(server_default=NOW)
+    resolved_at: Mapped[dt.datetime | None]
+    attempts: Mapped[int] = mapped_column(server_default="1")
+
+
+class IdentityConflict(Base):
+    """Two identity rules disagree about which customer a record is; never auto-merged."""
+
+    __tablename__ = "identity_conflict"
+    __table_args__ = (
+        sa.UniqueConstraint("system", "object", "external_id", "reason"),
+    )
+
+    id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
+    system: Mapped[str] = mapped_column(sa.String(32))
+    object: Mapped[str] = mapped_column(sa.String(64))
+    external_id: Mapped[str] = mapped_column(sa.String(200))
+    reason: Mapped[str] = mapped_column(sa.String(200))
+    chosen_customer_id: Mapped[int | None] = mapped_column(sa.BigInteger)
+    candidate_customer_ids: Mapped[list[int]] = mapped_column(ARRAY(sa.BigInteger))
+    detail: Mapped[dict[str, Any]] = mapped_column(server_default=sa.text("'{}'::jsonb"))
+    status: Mapped[str] = mapped_column(sa.String(20), server_default="open")
+    created_at: Mapped[dt.datetime] = mapped_column(server_default=NOW)

@@ -1,0 +1,120 @@
+"""Switchable fault injection for the sandboxes.
+
+A :class:`FaultPlan` answers one question per incoming business request: "which fault,
+if any, hits this request?". Tests and the demo arm it either directly (in-process) or
+through the sandbox admin endpoint ``POST /__sandbox__/faults`` with the same JSON.
+
+Fault kinds (each sandbox turns a kind into its vendor's own wire behaviour):
+
+- ``latency``: sleep ``latency_ms`` before answering.
+- ``http_500``: answer HTTP 500 without touching state.
+- ``timeout``: sleep ``timeout_s`` (longer than the client's timeout) without touching state.
+- ``auth_expired``: invalidate the caller's token/session before handling the request,
+  so the vendor's own "expired" code comes back (Kingdee MsgCode 1, WeCom 42001...).
+- ``rate_limit``: answer the vendor's rate-limit code without touching state.
+- ``busy``: answer the vendor's "system busy" code (WeCom -1) without touching state.
+- ``drop_response``: apply the request, then answer HTTP 504 with an empty body, the
+  way a gateway does when the backend finished but the reply was lost. The client
+  cannot tell whether the write happened; that is the point.
+
+Arming: ``plan.arm("http_500", times=3)`` hits the next three requests;
+``plan.arm("drop_response", rate=0.2, seed=7)`` hits a deterministic 20 % of requests;
+``operations`` limits a fault to some operation names (e.g. ``["save"]``).
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+FAULT_KINDS = (
+    "latency", "http_500", "timeout", "auth_expired", "rate_limit", "busy", "drop_response",
+)
+
+
+@dataclass
+class _ArmedFault:
+    kind: str
+    times: int | None  # None: unlimited (rate-driven)
+    rate: float
+    operations: frozenset[str] | None
+    rng: random.Random
+    hits: int = 0
+
+    def applies_to(self, operation: str) -> bool:
+        return self.operations is None or operation.lower() in self.operations
+
+
+@dataclass
+class FaultPlan:
+    """Thread-safe schedule of faults; consulted once per business request."""
+
+    latency_ms: int = 0
+    timeout_s: float = 3.0
+    _armed: list[_ArmedFault] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    history: list[tuple[str, str]] = field(default_factory=list)  # (operation, kind) hits
+
+    def arm(
+        self, kind: str, *, times: int | None = 1, rate: float = 1.0, seed: int = 0,
+        operations: list[str] | None = None,
+    ) -> None:
+        """Arm one fault kind; see the module docstring for the meaning of the knobs."""
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault kind {kind!r}; known: {', '.join(FAULT_KINDS)}")
+        if not 0.0 <= rate <= 1.0:
+            raise ValueError("rate must be between 0 and 1")
+        ops = frozenset(o.lower() for o in operations) if operations else None
+        with self._lock:
+            self._armed.append(_ArmedFault(kind, times, rate, ops, random.Random(seed)))
+
+    def clear(self) -> None:
+        """Disarm every fault."""
+        with self._lock:
+            self._armed.clear()
+
+    def configure(self, spec: dict[str, Any]) -> None:
+        """Apply the admin endpoint's JSON: ``{"clear": true, "latency_ms": 0,
+        "faults": [{"kind": "http_500", "times": 2, "operations": ["save"]}]}``."""
+        if spec.get("clear"):
+            self.clear()
+        if "latency_ms" in spec:
+            self.latency_ms = int(spec["latency_ms"])
+        if "timeout_s" in spec:
+            self.timeout_s = float(spec["timeout_s"])
+        for fault in spec.get("faults", []):
+            self.arm(
+                fault["kind"], times=fault.get("times", 1), rate=float(fault.get("rate", 1.0)),
+                seed=int(fault.get("seed", 0)), operations=fault.get("operations"),
+            )
+
+    def next_fault(self, operation: str) -> str | None:
+        """Return the fault kind hitting this request, or None; consumes a 'times' count."""
+        with self._lock:
+            for fault in self._armed:
+                if not fault.applies_to(operation):
+                    continue
+                if fault.times is not None and fault.hits >= fault.times:
+                    continue
+                if fault.rate < 1.0 and fault.rng.random() >= fault.rate:
+                    continue
+                fault.hits += 1
+                self.history.append((operation, fault.kind))
+                return fault.kind
+            self._armed = [f for f in self._armed if f.times is None or f.hits < f.times]
+        return None
+
+    def describe(self) -> dict[str, Any]:
+        """State for the admin endpoint: what is armed and what has fired."""
+        with self._lock:
+            return {
+                "latency_ms": self.latency_ms,
+                "armed": [
+                    {"kind": f.kind, "times": f.times, "rate": f.rate, "hits": f.hits,
+                     "operations": sorted(f.operations) if f.operations else None}
+                    for f in self._armed
+                ],
+                "fired": len(self.history),
+            }

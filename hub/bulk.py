@@ -1,0 +1,115 @@
+"""Set-based upsert through a staging table: COPY in, one INSERT … ON CONFLICT out.
+
+Per page the engine stages rows with ``COPY`` into a temporary table that is dropped
+at commit, then merges them with::
+
+    INSERT INTO target (…) SELECT … FROM stage
+    ON CONFLICT (key) DO UPDATE SET … WHERE target.content_hash IS DISTINCT FROM EXCLUDED.content_hash
+    RETURNING id, (xmax = 0) AS inserted
+
+so an unchanged record costs no write, and the RETURNING rows tell inserted from
+updated; staged minus returned is "unchanged".
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from psycopg import Connection as PgConnection
+from psycopg import sql
+from psycopg.types.json import Jsonb
+from pydantic import BaseModel
+from sqlalchemy.engine import Connection
+
+
+def driver_connection(conn: Connection) -> PgConnection[Any]:
+    """The psycopg connection under a SQLAlchemy connection (same transaction)."""
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    return raw  # type: ignore[return-value]
+
+
+def content_hash(record: BaseModel, exclude: set[str] | None = None) -> str:
+    """Stable hash of a canonical record's content (provenance timestamps excluded)."""
+    payload = record.model_dump_json(exclude={"modified_at", *(exclude or set())})
+    return hashlib.blake2b(payload.encode(), digest_size=16).hexdigest()
+
+
+@dataclass(frozen=True)
+class MergeResult:
+    """What one merge did: ids of written rows split into inserted and updated."""
+
+    inserted_ids: list[int]
+    updated_ids: list[int]
+    staged: int
+
+    @property
+    def unchanged(self) -> int:
+        return self.staged - len(self.inserted_ids) - len(self.updated_ids)
+
+
+def merge_rows(
+    conn: Connection,
+    table: str,
+    columns: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    *,
+    key: Sequence[str],
+    update: Sequence[str] | None = None,
+    update_exprs: dict[str, str] | None = None,
+    conflict_where: str | None = None,
+) -> MergeResult:
+    """Stage ``rows`` with COPY and merge them into ``table``.
+
+    ``key`` names the unique constraint's columns; ``update`` the columns to overwrite
+    on conflict (default: all but the key); ``update_exprs`` overrides single columns
+    with a SQL expression (e.g. keep the CRM's value for an echoed order);
+    ``conflict_where`` is a SQL fragment appended to the conflict target for partial
+    unique indexes. Rows must carry a ``content_hash`` column.
+    """
+    pg = driver_connection(conn)
+    stage = sql.Identifier(f"_stage_{table}")
+    cols = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
+    staged = 0
+    with pg.cursor() as cur:
+        cur.execute(sql.SQL("CREATE TEMP TABLE {} ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA").format(
+            stage, cols, sql.Identifier(table)))
+        with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(stage, cols)) as copy:
+            for row in rows:
+                copy.write_row([Jsonb(v) if isinstance(v, dict) else v for v in row])
+                staged += 1
+        if staged == 0:
+            cur.execute(sql.SQL("DROP TABLE {}").format(stage))
+            return MergeResult([], [], 0)
+        to_update = [c for c in (update if update is not None else columns) if c not in key]
+        exprs = update_exprs or {}
+        set_clause = sql.SQL(", ").join(
+            sql.SQL("{} = {}").format(sql.Identifier(c), sql.SQL(exprs.get(c, f"EXCLUDED.{c}")))
+            for c in to_update
+        )
+        target = sql.SQL(", ").join(sql.Identifier(c) for c in key)
+        if conflict_where:
+            target = sql.SQL("{} WHERE {}").format(target, sql.SQL(conflict_where))
+        cur.execute(sql.SQL(
+            "INSERT INTO {table} AS t ({cols}) SELECT {cols} FROM {stage} "
+            "ON CONFLICT ({target}) DO UPDATE SET {sets} "
+            "WHERE t.content_hash IS DISTINCT FROM EXCLUDED.content_hash "
+            "RETURNING t.id, (t.xmax = 0) AS inserted"
+        ).format(table=sql.Identifier(table), cols=cols, stage=stage, target=target, sets=set_clause))
+        inserted, updated = [], []
+        for row_id, was_inserted in cur.fetchall():
+            (inserted if was_inserted else updated).append(row_id)
+        cur.execute(sql.SQL("DROP TABLE {}").format(stage))
+    return MergeResult(inserted, updated, staged)
+
+
+def last_wins(records: Iterable[Any], key: Any) -> list[Any]:
+    """Keep the last record per key (a page may repeat a record; ON CONFLICT cannot
+    touch one row twice in a statement)."""
+    by_key: dict[Any, Any] = {}
+    for record in records:
+        by_key[key(record)] = record
+    return list(by_key.values())

@@ -1,0 +1,80 @@
+"""What a connector client reports about each external call it makes.
+
+Clients know nothing of the database. They take an optional ``observer`` callable and
+hand it one :class:`ExternalCall` per HTTP exchange; the engine and the outbox pass an
+observer that appends the call to the audit log. Keeping this a plain callback keeps
+clients testable with ``httpx.MockTransport`` and no database at all.
+
+An ``ExternalCall`` must never carry a secret or a raw payload: only what the audit
+needs (system, operation, idempotency key, external id, outcome, timing, error text).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class ExternalCall:
+    """One request/response exchange with an external system, as the audit sees it."""
+
+    system: str
+    operation: str
+    outcome: str  # "ok" | "error"
+    duration_ms: float
+    key: str | None = None
+    external_id: str | None = None
+    attempt: int = 1
+    error: str | None = None
+    http_status: int | None = None
+
+
+CallObserver = Callable[[ExternalCall], None]
+
+
+def ignore_call(call: ExternalCall) -> None:
+    """Default observer: drop the record (unit tests, ad-hoc scripts)."""
+
+
+@dataclass
+class CallTimer:
+    """Mutable holder filled in by :func:`timed_call` so the caller can add details."""
+
+    key: str | None = None
+    external_id: str | None = None
+    attempt: int = 1
+    http_status: int | None = None
+    extra_error: str | None = field(default=None)
+
+
+@contextmanager
+def timed_call(
+    observer: CallObserver, system: str, operation: str, *, key: str | None = None,
+    external_id: str | None = None, attempt: int = 1,
+) -> Iterator[CallTimer]:
+    """Time a block that performs one external call and report it to ``observer``.
+
+    An exception leaving the block is reported as outcome "error" with its text and
+    re-raised unchanged.
+    """
+    timer = CallTimer(key=key, external_id=external_id, attempt=attempt)
+    started = time.perf_counter()
+    try:
+        yield timer
+    except Exception as exc:
+        observer(ExternalCall(
+            system=system, operation=operation, outcome="error",
+            duration_ms=(time.perf_counter() - started) * 1000, key=timer.key,
+            external_id=timer.external_id, attempt=timer.attempt, error=str(exc)[:500],
+            http_status=timer.http_status,
+        ))
+        raise
+    observer(ExternalCall(
+        system=system, operation=operation, outcome="ok",
+        duration_ms=(time.perf_counter() - started) * 1000, key=timer.key,
+        external_id=timer.external_id, attempt=timer.attempt, error=timer.extra_error,
+        http_status=timer.http_status,
+    ))

@@ -1,0 +1,200 @@
+"""The inbound sync engine: pages from a stream into the canonical store, crash-safe.
+
+For each page the stream yields, one transaction does all of:
+
+1. map every raw record (pure mapping); failures become quarantine rows with reason;
+2. resolve references and identities, and bulk-merge through staging + COPY
+   (``hub.targets``), rejecting unresolvable records into quarantine;
+3. advance the stream's cursor to the page's ``cursor_after``;
+4. append an audit row for the batch.
+
+A crash anywhere loses nothing (the uncommitted page is read again from the stored
+cursor) and duplicates nothing (rows are merged by natural key; unchanged rows cost
+no write). Memory is bounded by the page size: the engine never holds a whole stream.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from pydantic import ValidationError
+from sqlalchemy.engine import Connection
+
+from hub.audit import write_audit
+from hub.contracts import MappingError, Page, StreamSpec
+from hub.database import Database
+from hub.quarantine import Rejected, describe_error, store_rejected
+from hub.targets import HANDLERS, Mapped, PageContext
+
+log = logging.getLogger(__name__)
+
+# What a mapping may raise for a bad record. Anything else is a bug in the hub and
+# must stop the run loudly instead of quarantining every record.
+MAPPING_FAILURES = (MappingError, ValidationError, ValueError, TypeError, KeyError, ArithmeticError)
+
+
+@dataclass
+class SyncCounts:
+    """Counts of one stream run; also the Dagster materialization metadata."""
+
+    read: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    quarantined: int = 0
+    pages: int = 0
+
+    def add(self, other: SyncCounts) -> None:
+        for name, value in asdict(other).items():
+            setattr(self, name, getattr(self, name) + value)
+
+
+@dataclass
+class SyncReport:
+    """Outcome of :func:`sync_stream`."""
+
+    system: str
+    stream: str
+    run_id: int
+    counts: SyncCounts
+    cursor_before: str | None
+    cursor_after: str | None
+    duration_s: float
+
+
+def get_cursor(conn: Connection, system: str, stream: str) -> str | None:
+    """The stored cursor of (system, stream), or None before the first sync."""
+    return conn.execute(
+        sa.text("SELECT value FROM sync_cursor WHERE connector = :c AND stream = :s"), {"c": system, "s": stream}
+    ).scalar()
+
+
+def advance_cursor(conn: Connection, system: str, stream: str, value: str) -> None:
+    """Move the cursor forward (never back) in the caller's transaction."""
+    conn.execute(
+        sa.text(
+            "INSERT INTO sync_cursor (connector, stream, value) VALUES (:c, :s, :v) "
+            "ON CONFLICT (connector, stream) DO UPDATE SET value = GREATEST(sync_cursor.value, EXCLUDED.value), "
+            "updated_at = now()"
+        ),
+        {"c": system, "s": stream, "v": value},
+    )
+
+
+def map_page(stream: StreamSpec, records: list[dict[str, Any]]) -> tuple[list[Mapped], list[Rejected]]:
+    """Run the stream's pure mapping over a page; split good records from rejected ones."""
+    mapped: list[Mapped] = []
+    rejected: list[Rejected] = []
+    for raw in records:
+        try:
+            mapped.append((raw, stream.map_record(raw)))
+        except MAPPING_FAILURES as exc:
+            ref = raw.get(stream.key_field) if isinstance(raw, dict) else None
+            rejected.append(Rejected(None if ref is None else str(ref), describe_error(exc), raw))
+    return mapped, rejected
+
+
+def ingest_page(conn: Connection, system: str, stream: StreamSpec, page: Page, run_id: int | None) -> SyncCounts:
+    """Map, resolve, merge and quarantine one page on ``conn`` (one transaction)."""
+    mapped, rejected = map_page(stream, page.records)
+    outcome = HANDLERS[stream.target](PageContext(conn, system, stream.name, run_id), mapped)
+    rejected.extend(outcome.rejected)
+    store_rejected(conn, system, stream.name, run_id, rejected)
+    return SyncCounts(
+        read=len(page.records), inserted=outcome.inserted, updated=outcome.updated,
+        unchanged=outcome.unchanged, quarantined=len(rejected), pages=1,
+    )
+
+
+def sync_stream(
+    db: Database, system: str, stream: StreamSpec, client: Any, *, full: bool = False,
+    on_page: Callable[[SyncCounts], None] | None = None,
+) -> SyncReport:
+    """Read ``stream`` from its cursor (or from the start with ``full``) into the store."""
+    started = dt.datetime.now(dt.UTC)
+    with db.begin() as conn:
+        cursor_before = get_cursor(conn, system, stream.name)
+        run_id = int(conn.execute(
+            sa.text("INSERT INTO sync_run (connector, stream, cursor_before) VALUES (:c, :s, :v) RETURNING id"),
+            {"c": system, "s": stream.name, "v": cursor_before},
+        ).scalar_one())
+    counts = SyncCounts()
+    actor = f"sync:{system}/{stream.name}"
+    try:
+        for page in stream.read_pages(client, None if full else cursor_before):
+            with db.begin() as conn:
+                page_counts = ingest_page(conn, system, stream, page, run_id)
+                if page.cursor_after is not None:
+                    advance_cursor(conn, system, stream.name, page.cursor_after)
+                write_audit(conn, actor=actor, system=system, operation=f"batch:{stream.name}", outcome="ok",
+                            detail={"run_id": run_id, **asdict(page_counts), "cursor_after": page.cursor_after})
+            counts.add(page_counts)
+            if on_page is not None:
+                on_page(counts)
+    except Exception as exc:
+        with db.begin() as conn:
+            _finish_run(conn, run_id, "failed", counts, error=str(exc)[:2000])
+            write_audit(conn, actor=actor, system=system, operation=f"run:{stream.name}", outcome="error",
+                        error=str(exc)[:2000], detail={"run_id": run_id, **asdict(counts)})
+        raise
+    with db.begin() as conn:
+        cursor_after = get_cursor(conn, system, stream.name)
+        _finish_run(conn, run_id, "succeeded", counts, cursor_after=cursor_after)
+        write_audit(conn, actor=actor, system=system, operation=f"run:{stream.name}", outcome="ok",
+                    detail={"run_id": run_id, **asdict(counts)})
+    duration = (dt.datetime.now(dt.UTC) - started).total_seconds()
+    log.info("synced %s/%s: %s in %.1fs", system, stream.name, asdict(counts), duration)
+    return SyncReport(system, stream.name, run_id, counts, cursor_before, cursor_after, duration)
+
+
+def _finish_run(conn: Connection, run_id: int, status: str, counts: SyncCounts, *,
+                cursor_after: str | None = None, error: str | None = None) -> None:
+    conn.execute(
+        sa.text("UPDATE sync_run SET finished_at = now(), status = :status, counts = CAST(:counts AS jsonb), "
+                "cursor_after = :cursor, error = :error WHERE id = :id"),
+        {"status": status, "counts": _json(asdict(counts)), "cursor": cursor_after, "error": error, "id": run_id},
+    )
+
+
+def retry_quarantined(db: Database, system: str, stream: StreamSpec, *, limit: int = 10_000) -> SyncCounts:
+    """Run open quarantine rows of one stream through mapping and merge again.
+
+    Rows that now pass are marked resolved; rows that still fail stay open with the new
+    reason and one more attempt counted. Runs in one transaction.
+    """
+    counts = SyncCounts()
+    with db.begin() as conn:
+        rows = conn.execute(
+            sa.text("SELECT id, payload FROM quarantine WHERE status = 'open' AND system = :sys AND stream = :st "
+                    "ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED"),
+            {"sys": system, "st": stream.name, "limit": limit},
+        ).all()
+        for row_id, payload in rows:
+            mapped, rejected = map_page(stream, [payload])
+            outcome = HANDLERS[stream.target](PageContext(conn, system, stream.name, None), mapped)
+            rejected.extend(outcome.rejected)
+            counts.read += 1
+            counts.inserted += outcome.inserted
+            counts.updated += outcome.updated
+            counts.unchanged += outcome.unchanged
+            if rejected:
+                counts.quarantined += 1
+                conn.execute(sa.text("UPDATE quarantine SET reason = :r, attempts = attempts + 1 WHERE id = :id"),
+                             {"r": rejected[0].reason, "id": row_id})
+            else:
+                conn.execute(sa.text("UPDATE quarantine SET status = 'resolved', resolved_at = now() WHERE id = :id"),
+                             {"id": row_id})
+        write_audit(conn, actor="quarantine:retry", system=system, operation=f"retry:{stream.name}",
+                    outcome="ok", detail=asdict(counts))
+    return counts
+
+
+def _json(value: Any) -> str:
+    import json
+
+    return json.dumps(value, default=str)

@@ -1,0 +1,477 @@
+"""How each canonical target is written: reference resolution, identity, bulk merge.
+
+One function per target, all with the same shape: given the page's mapped records
+(each paired with its raw payload, for quarantine), resolve references to canonical
+ids, reject what cannot be resolved, and merge the rest. Called by ``hub.engine``
+inside the page's transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from canonical_model.schemas import (
+    CanonicalRecord,
+    ContactRecord,
+    CustomerRecord,
+    InternalUserRecord,
+    ReceiptRecord,
+    ReceivableRecord,
+    SalesOrderRecord,
+)
+from hub.bulk import content_hash, last_wins, merge_rows
+from hub.identity import (
+    CustomerCandidate,
+    KnownCustomer,
+    Lookups,
+    normalize_company_name,
+    normalize_email,
+    normalize_mobile,
+    resolve_customer,
+)
+from hub.quarantine import Rejected
+
+# The column of internal_user that holds a directory's own user id.
+USER_ID_COLUMN = {"wecom": "wecom_userid", "dingtalk": "dingtalk_userid"}
+
+
+@dataclass
+class PageContext:
+    """The page being written: where it came from and the transaction to write in."""
+
+    conn: Connection
+    system: str
+    stream: str
+    run_id: int | None
+    now: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+
+
+@dataclass
+class TargetOutcome:
+    """Counts of one page's merge plus the records rejected during resolution."""
+
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    rejected: list[Rejected] = field(default_factory=list)
+
+
+Mapped = tuple[dict[str, Any], CanonicalRecord]
+
+
+def customer_ids_for(conn: Connection, system: str, refs: set[str]) -> dict[str, int]:
+    """Canonical customer ids for external customer ids of ``system``."""
+    if not refs:
+        return {}
+    rows = conn.execute(
+        sa.text("SELECT external_id, canonical_id FROM external_identity "
+                "WHERE system = :system AND object = 'customer' AND external_id = ANY(:refs)"),
+        {"system": system, "refs": list(refs)},
+    )
+    return {ext: cid for ext, cid in rows}
+
+
+def _split_by_customer(ctx: PageContext, mapped: Sequence[Mapped]) -> tuple[list[tuple[int, Any]], list[Rejected]]:
+    refs = {rec.customer_ref for _, rec in mapped}  # type: ignore[attr-defined]
+    ids = customer_ids_for(ctx.conn, ctx.system, refs)
+    known, rejected = [], []
+    for raw, rec in mapped:
+        cid = ids.get(rec.customer_ref)  # type: ignore[attr-defined]
+        if cid is None:
+            rejected.append(Rejected(
+                rec.external_id,
+                f"unknown customer {rec.customer_ref!r} in {ctx.system}: not synced yet or not in the ERP",  # type: ignore[attr-defined]
+                raw,
+            ))
+        else:
+            known.append((cid, rec))
+    return known, rejected
+
+
+# --- receivables and receipts: plain merges keyed by (source_system, external_id) ---------
+
+def upsert_receivables(ctx: PageContext, mapped: Sequence[Mapped]) -> TargetOutcome:
+    """Merge receivable bills; a bill of an unknown customer is rejected."""
+    known, rejected = _split_by_customer(ctx, mapped)
+    rows = [
+        (rec.source_system, rec.external_id, ctx.now, content_hash(rec), cid, rec.bill_number, rec.bill_date,
+         rec.due_date, rec.currency, rec.amount, rec.open_amount, rec.status)
+        for cid, rec in last_wins(known, key=lambda item: item[1].external_id)
+        if isinstance(rec, ReceivableRecord)
+    ]
+    result = merge_rows(
+        ctx.conn, "receivable",
+        ["source_system", "external_id", "fetched_at", "content_hash", "customer_id", "bill_number",
+         "bill_date", "due_date", "currency", "amount", "open_amount", "status"],
+        rows, key=["source_system", "external_id"],
+    )
+    return TargetOutcome(len(result.inserted_ids), len(result.updated_ids), result.unchanged, rejected)
+
+
+def upsert_receipts(ctx: PageContext, mapped: Sequence[Mapped]) -> TargetOutcome:
+    """Merge receipts; a receipt of an unknown customer is rejected."""
+    known, rejected = _split_by_customer(ctx, mapped)
+    rows = [
+        (rec.source_system, rec.external_id, ctx.now, content_hash(rec), cid, rec.bill_number,
+         rec.receipt_date, rec.currency, rec.amount)
+        for cid, rec in last_wins(known, key=lambda item: item[1].external_id)
+        if isinstance(rec, ReceiptRecord)
+    ]
+    result = merge_rows(
+        ctx.conn, "receipt",
+        ["source_system", "external_id", "fetched_at", "content_hash", "customer_id", "bill_number",
+         "receipt_date", "currency", "amount"],
+        rows, key=["source_system", "external_id"],
+    )
+    return TargetOutcome(len(result.inserted_ids), len(result.updated_ids), result.unchanged, rejected)
+
+
+# --- sales orders: merge keyed by the ERP bill number (no echo of the hub's own writes) ---
+
+# Columns the ERP owns only for orders it originated; an order the hub pushed keeps the
+# CRM's values and only takes the ERP status back.
+_ERP_OWNED = ("customer_id", "order_date", "currency", "total_amount", "order_number")
+
+
+def upsert_sales_orders(ctx: PageContext, mapped: Sequence[Mapped]) -> TargetOutcome:
+    """Merge ERP orders on (erp_system, erp_bill_number) and replace lines of changed ones."""
+    known, rejected = _split_by_customer(ctx, mapped)
+    records = [(cid, rec) for cid, rec in last_wins(known, key=lambda item: item[1].bill_number)
+               if isinstance(rec, SalesOrderRecord)]
+    rows = [
+        (rec.source_system, rec.external_id, ctx.now, content_hash(rec), cid, rec.bill_number, rec.order_date,
+         rec.currency, rec.total_amount, "erp", ctx.system, rec.bill_number, rec.erp_status, ctx.now)
+        for cid, rec in records
+    ]
+    exprs = {c: f"CASE WHEN t.source_system = 'crm' THEN t.{c} ELSE EXCLUDED.{c} END" for c in _ERP_OWNED}
+    exprs["source_system"] = "t.source_system"
+    exprs["external_id"] = "t.external_id"
+    exprs["status"] = "t.status"
+    result = merge_rows(
+        ctx.conn, "sales_order",
+        ["source_system", "external_id", "fetched_at", "content_hash", "customer_id", "order_number",
+         "order_date", "currency", "total_amount", "status", "erp_system", "erp_bill_number", "erp_status",
+         "erp_synced_at"],
+        rows, key=["erp_system", "erp_bill_number"], update_exprs=exprs,
+    )
+    written = result.inserted_ids + result.updated_ids
+    if written:
+        _replace_erp_lines(ctx, written, {rec.bill_number: rec for _, rec in records})
+    return TargetOutcome(len(result.inserted_ids), len(result.updated_ids), result.unchanged, rejected)
+
+
+def _replace_erp_lines(ctx: PageContext, order_ids: list[int], by_bill: dict[str, SalesOrderRecord]) -> None:
+    rows = ctx.conn.execute(
+        sa.text("SELECT id, erp_bill_number FROM sales_order WHERE id = ANY(:ids) AND source_system <> 'crm'"),
+        {"ids": order_ids},
+    ).all()
+    erp_ids = [row_id for row_id, _ in rows]
+    if not erp_ids:
+        return
+    ctx.conn.execute(sa.text("DELETE FROM sales_order_line WHERE order_id = ANY(:ids)"), {"ids": erp_ids})
+    lines = [
+        {"order_id": row_id, "line_no": line.line_no, "product_code": line.product_code,
+         "product_name": line.product_name, "quantity": line.quantity, "unit_price": line.unit_price,
+         "tax_rate": line.tax_rate, "amount": line.amount}
+        for row_id, bill in rows for line in by_bill[bill].lines
+    ]
+    if lines:
+        ctx.conn.execute(sa.text(
+            "INSERT INTO sales_order_line (order_id, line_no, product_code, product_name, quantity, "
+            "unit_price, tax_rate, amount) VALUES (:order_id, :line_no, :product_code, :product_name, "
+            ":quantity, :unit_price, :tax_rate, :amount)"), lines)
+
+
+# --- customers: identity resolution into golden records ---------------------------------
+
+_CUSTOMER_FIELDS = ("name", "region", "industry", "size", "phone", "address", "credit_limit", "currency")
+
+
+def upsert_customers(ctx: PageContext, mapped: Sequence[Mapped]) -> TargetOutcome:
+    """Resolve each customer record to a golden record (creating one when new) and
+    apply its non-empty fields with per-field provenance. Conflicts are recorded."""
+    outcome = TargetOutcome()
+    items = last_wins(mapped, key=lambda item: item[1].external_id)
+    records = [rec for _, rec in items if isinstance(rec, CustomerRecord)]
+    lookups = _customer_lookups(ctx, records)
+    hashes = _identity_hashes(ctx, [r.external_id for r in records])
+    owners = _owner_ids(ctx, {r.owner_ref for r in records if r.owner_ref})
+    for rec in records:
+        digest = content_hash(rec)
+        linked = lookups.by_link.get(rec.external_id)
+        if linked is not None and hashes.get(rec.external_id) == digest:
+            outcome.unchanged += 1
+            continue
+        resolution = resolve_customer(
+            CustomerCandidate(rec.external_id, rec.name, rec.credit_code,
+                              mobiles=(rec.phone,) if rec.phone else ()),
+            lookups,
+        )
+        for conflict in resolution.conflicts:
+            _record_conflict(ctx, rec, conflict.reason, resolution.customer_id, conflict.candidate_ids,
+                             conflict.detail)
+        provenance = {"system": rec.source_system, "external_id": rec.external_id,
+                      "fetched_at": ctx.now.isoformat()}
+        values = {f: getattr(rec, f) for f in _CUSTOMER_FIELDS if getattr(rec, f) is not None}
+        if resolution.credit_code:
+            values["credit_code"] = resolution.credit_code
+        if rec.owner_ref and rec.owner_ref in owners:
+            values["owner_id"] = owners[rec.owner_ref]
+        values["normalized_name"] = resolution.normalized_name
+        sources = {f: provenance for f in values if f != "normalized_name"}
+        if resolution.customer_id is None:
+            customer_id = _insert_customer(ctx, values, sources)
+            outcome.inserted += 1
+        else:
+            customer_id = resolution.customer_id
+            _update_customer(ctx, customer_id, values, sources)
+            outcome.updated += 1
+        _link_identity(ctx, rec.external_id, customer_id, digest)
+        # later records of the same page must see what this one created
+        lookups.by_link[rec.external_id] = customer_id  # type: ignore[index]
+        known = KnownCustomer(customer_id, resolution.credit_code)
+        if resolution.credit_code:
+            lookups.by_credit_code[resolution.credit_code] = known  # type: ignore[index]
+        by_name = lookups.by_name.get(resolution.normalized_name, ())
+        if all(k.id != customer_id for k in by_name):
+            lookups.by_name[resolution.normalized_name] = (*by_name, known)  # type: ignore[index]
+    return outcome
+
+
+def _customer_lookups(ctx: PageContext, records: list[CustomerRecord]) -> Lookups:
+    conn = ctx.conn
+    by_link = customer_ids_for(conn, ctx.system, {r.external_id for r in records})
+    codes = [r.credit_code.strip().upper() for r in records if r.credit_code]
+    by_code = {
+        code: KnownCustomer(cid, code)
+        for cid, code in conn.execute(
+            sa.text("SELECT id, credit_code FROM customer WHERE credit_code = ANY(:codes)"), {"codes": codes})
+    }
+    names = list({normalize_company_name(r.name) for r in records})
+    by_name: dict[str, tuple[KnownCustomer, ...]] = {}
+    for cid, code, name in conn.execute(
+        sa.text("SELECT id, credit_code, normalized_name FROM customer WHERE normalized_name = ANY(:names)"),
+        {"names": names},
+    ):
+        by_name[name] = (*by_name.get(name, ()), KnownCustomer(cid, code))
+    phones = [p for p in (normalize_mobile(r.phone) for r in records) if p]
+    by_contact: dict[str, frozenset[int]] = {}
+    if phones:
+        for mobile, ids in conn.execute(
+            sa.text("SELECT mobile, array_agg(DISTINCT customer_id) FROM contact "
+                    "WHERE mobile = ANY(:phones) AND customer_id IS NOT NULL GROUP BY mobile"),
+            {"phones": phones},
+        ):
+            by_contact[mobile] = frozenset(ids)
+    return Lookups(by_link=by_link, by_credit_code=by_code, by_name=by_name, by_contact=by_contact)
+
+
+def _identity_hashes(ctx: PageContext, external_ids: list[str]) -> dict[str, str | None]:
+    rows = ctx.conn.execute(
+        sa.text("SELECT external_id, content_hash FROM external_identity "
+                "WHERE system = :system AND object = 'customer' AND external_id = ANY(:ids)"),
+        {"system": ctx.system, "ids": external_ids},
+    )
+    return {ext: digest for ext, digest in rows}
+
+
+def _owner_ids(ctx: PageContext, refs: set[str | None]) -> dict[str, int]:
+    wanted = [r for r in refs if r]
+    if not wanted:
+        return {}
+    column = USER_ID_COLUMN.get(ctx.system)
+    where = f"{column} = ANY(:refs)" if column else "source_system = :system AND external_id = ANY(:refs)"
+    select_key = column or "external_id"
+    rows = ctx.conn.execute(sa.text(f"SELECT {select_key}, id FROM internal_user WHERE {where}"),
+                            {"refs": wanted, "system": ctx.system})
+    return {ref: uid for ref, uid in rows}
+
+
+def _insert_customer(ctx: PageContext, values: dict[str, Any], sources: dict[str, Any]) -> int:
+    cols = list(values)
+    row = ctx.conn.execute(
+        sa.text(f"INSERT INTO customer ({', '.join(cols)}, field_sources) VALUES "
+                f"({', '.join(':' + c for c in cols)}, CAST(:field_sources AS jsonb)) RETURNING id"),
+        {**values, "field_sources": json.dumps(sources, ensure_ascii=False)},
+    ).one()
+    return int(row[0])
+
+
+def _update_customer(ctx: PageContext, customer_id: int, values: dict[str, Any], sources: dict[str, Any]) -> None:
+    sets = ", ".join(f"{c} = :{c}" for c in values)
+    ctx.conn.execute(
+        sa.text(f"UPDATE customer SET {sets}, field_sources = field_sources || CAST(:field_sources AS jsonb), "
+                "updated_at = now() WHERE id = :id"),
+        {**values, "field_sources": json.dumps(sources, ensure_ascii=False), "id": customer_id},
+    )
+
+
+def _link_identity(ctx: PageContext, external_id: str, customer_id: int, digest: str) -> None:
+    ctx.conn.execute(
+        sa.text(
+            "INSERT INTO external_identity (system, object, external_id, canonical_table, canonical_id, "
+            "content_hash) VALUES (:system, 'customer', :ext, 'customer', :cid, :hash) "
+            "ON CONFLICT (system, object, external_id) DO UPDATE SET canonical_id = EXCLUDED.canonical_id, "
+            "content_hash = EXCLUDED.content_hash, last_seen = now()"
+        ),
+        {"system": ctx.system, "ext": external_id, "cid": customer_id, "hash": digest},
+    )
+
+
+def _record_conflict(
+    ctx: PageContext, rec: CanonicalRecord, reason: str, chosen: int | None, candidates: Sequence[int], detail: str,
+) -> None:
+    ctx.conn.execute(
+        sa.text(
+            "INSERT INTO identity_conflict (system, object, external_id, reason, chosen_customer_id, "
+            "candidate_customer_ids, detail) VALUES (:system, 'customer', :ext, :reason, :chosen, :cands, "
+            "CAST(:detail AS jsonb)) ON CONFLICT (system, object, external_id, reason) DO UPDATE SET "
+            "candidate_customer_ids = EXCLUDED.candidate_customer_ids, detail = EXCLUDED.detail"
+        ),
+        {"system": ctx.system, "ext": rec.external_id, "reason": reason, "chosen": chosen,
+         "cands": list(candidates), "detail": json.dumps({"message": detail}, ensure_ascii=False)},
+    )
+
+
+# --- internal users: matched to CRM users by directory id, then mobile, then e-mail -------
+
+def upsert_internal_users(ctx: PageContext, mapped: Sequence[Mapped]) -> TargetOutcome:
+    """Attach directory users to existing CRM users (mobile, then e-mail) or add them."""
+    outcome = TargetOutcome()
+    column = USER_ID_COLUMN.get(ctx.system)
+    for _raw, rec in last_wins(mapped, key=lambda item: item[1].external_id):
+        assert isinstance(rec, InternalUserRecord)
+        digest = content_hash(rec)
+        existing = _find_user(ctx, rec, column)
+        values = {
+            "name": rec.name, "mobile": normalize_mobile(rec.mobile), "email": normalize_email(rec.email),
+            "department": rec.department, "title": rec.title, "manager_ref": rec.manager_ref,
+            "active": rec.active,
+        }
+        if column:
+            values[column] = getattr(rec, column)
+        if rec.dingtalk_unionid:
+            values["dingtalk_unionid"] = rec.dingtalk_unionid
+        if existing is None:
+            cols = list(values)
+            ctx.conn.execute(
+                sa.text(f"INSERT INTO internal_user ({', '.join(cols)}, source_system, external_id, content_hash) "
+                        f"VALUES ({', '.join(':' + c for c in cols)}, :system, :ext, :hash)"),
+                {**values, "system": ctx.system, "ext": rec.external_id, "hash": digest},
+            )
+            outcome.inserted += 1
+            continue
+        user_id, old_hash, source = existing
+        if old_hash == digest:
+            outcome.unchanged += 1
+            continue
+        if source != ctx.system:
+            # a CRM user found by mobile/e-mail: keep the CRM's identity, add the directory's ids
+            values = {k: v for k, v in values.items() if v is not None}
+        sets = ", ".join(f"{c} = :{c}" for c in values)
+        ctx.conn.execute(
+            sa.text(f"UPDATE internal_user SET {sets}, content_hash = :hash, fetched_at = now() WHERE id = :id"),
+            {**values, "hash": digest, "id": user_id},
+        )
+        outcome.updated += 1
+    if column:
+        ctx.conn.execute(sa.text(
+            f"UPDATE internal_user u SET manager_id = m.id FROM internal_user m "
+            f"WHERE u.manager_ref = m.{column} AND u.manager_ref IS NOT NULL "
+            f"AND u.manager_id IS DISTINCT FROM m.id AND u.id <> m.id"))
+    return outcome
+
+
+def _find_user(ctx: PageContext, rec: InternalUserRecord, column: str | None) -> tuple[int, str | None, str] | None:
+    probes: list[tuple[str, Any]] = []
+    if column and getattr(rec, column):
+        probes.append((f"{column} = :v", getattr(rec, column)))
+    probes.append(("source_system = :system AND external_id = :v", rec.external_id))
+    if rec.mobile:
+        probes.append(("mobile = :v", normalize_mobile(rec.mobile)))
+    if rec.email:
+        probes.append(("email = :v", normalize_email(rec.email)))
+    for where, value in probes:
+        row = ctx.conn.execute(
+            sa.text(f"SELECT id, content_hash, source_system FROM internal_user WHERE {where} ORDER BY id LIMIT 1"),
+            {"v": value, "system": ctx.system},
+        ).first()
+        if row is not None:
+            return int(row[0]), row[1], str(row[2])
+    return None
+
+
+# --- contacts: linked to a customer by reference, corp name or mobile ---------------------
+
+def upsert_contacts(ctx: PageContext, mapped: Sequence[Mapped]) -> TargetOutcome:
+    """Merge contacts; one that matches no customer is rejected with the reason."""
+    items = [(raw, rec) for raw, rec in last_wins(mapped, key=lambda item: item[1].external_id)
+             if isinstance(rec, ContactRecord)]
+    refs = customer_ids_for(ctx.conn, ctx.system, {r.customer_ref for _, r in items if r.customer_ref})
+    names = {normalize_company_name(r.corp_name) for _, r in items if r.corp_name}
+    by_name: dict[str, list[int]] = {}
+    for cid, name in ctx.conn.execute(
+        sa.text("SELECT id, normalized_name FROM customer WHERE normalized_name = ANY(:n)"), {"n": list(names)}
+    ):
+        by_name.setdefault(name, []).append(cid)
+    mobiles = [m for m in (normalize_mobile(r.mobile) for _, r in items) if m]
+    by_mobile: dict[str, set[int]] = {}
+    for mobile, cid in ctx.conn.execute(
+        sa.text("SELECT mobile, customer_id FROM contact WHERE mobile = ANY(:m) AND customer_id IS NOT NULL"),
+        {"m": mobiles},
+    ):
+        by_mobile.setdefault(mobile, set()).add(cid)
+    owners = _owner_ids(ctx, {r.owner_ref for _, r in items if r.owner_ref})
+    rows, rejected = [], []
+    for raw, rec in items:
+        customer_id, why_not = _contact_customer(rec, refs, by_name, by_mobile)
+        if customer_id is None:
+            rejected.append(Rejected(rec.external_id, why_not, raw))
+            continue
+        rows.append((rec.source_system, rec.external_id, ctx.now, content_hash(rec), customer_id, rec.name,
+                     rec.title, rec.decision_role, normalize_mobile(rec.mobile), normalize_email(rec.email),
+                     owners.get(rec.owner_ref or ""), rec.wecom_external_userid))
+    result = merge_rows(
+        ctx.conn, "contact",
+        ["source_system", "external_id", "fetched_at", "content_hash", "customer_id", "name", "title",
+         "decision_role", "mobile", "email", "owner_id", "wecom_external_userid"],
+        rows, key=["source_system", "external_id"],
+    )
+    return TargetOutcome(len(result.inserted_ids), len(result.updated_ids), result.unchanged, rejected)
+
+
+def _contact_customer(
+    rec: ContactRecord, refs: dict[str, int], by_name: dict[str, list[int]], by_mobile: dict[str, set[int]],
+) -> tuple[int | None, str]:
+    if rec.customer_ref and rec.customer_ref in refs:
+        return refs[rec.customer_ref], ""
+    if rec.corp_name:
+        matches = by_name.get(normalize_company_name(rec.corp_name), [])
+        if len(matches) == 1:
+            return matches[0], ""
+        if len(matches) > 1:
+            return None, f"corp name {rec.corp_name!r} matches {len(matches)} customers; link it by hand"
+    mobile = normalize_mobile(rec.mobile)
+    if mobile and len(by_mobile.get(mobile, set())) == 1:
+        return next(iter(by_mobile[mobile])), ""
+    what = f"corp name {rec.corp_name!r}" if rec.corp_name else "no corp name"
+    return None, f"no customer matches {what} or the contact's mobile"
+
+
+TargetHandler = Callable[[PageContext, Sequence[Mapped]], TargetOutcome]
+
+HANDLERS: dict[str, TargetHandler] = {
+    "customer": upsert_customers,
+    "contact": upsert_contacts,
+    "internal_user": upsert_internal_users,
+    "sales_order": upsert_sales_orders,
+    "receivable": upsert_receivables,
+    "receipt": upsert_receipts,
+}
