@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from tests.conftest import rows, scalar
-
 from hub.engine import sync_stream
 from hub.testing import CUSTOMERS, RECEIVABLES, SyntheticSource
+from tests.conftest import rows, scalar
 
 
 def test_first_sync_inserts_everything_and_a_resync_writes_nothing(db):

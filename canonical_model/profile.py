@@ -1,0 +1,147 @@
+"""The 360° customer profile (360°客户视图): one query per section over the canonical tables.
+
+Every value carries where it came from: the golden record's fields through
+``field_sources``, everything else through its row's ``source_system`` /
+``external_id`` / ``fetched_at``. Receivables are summarised the way finance reads
+them: open total, overdue amount, aging buckets (not due, 1–30, 31–60, 61–90, >90
+days past due) and credit used against the credit limit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from pydantic import BaseModel
+from sqlalchemy.engine import Connection
+
+AGING_BUCKETS = ("not_due", "1_30", "31_60", "61_90", "over_90")
+KEY_FIELDS = ("credit_code", "region", "industry", "owner_id", "phone", "address", "credit_limit")
+
+
+class ReceivableSummary(BaseModel):
+    """Open receivables of one customer, per currency (amounts never mixed across currencies)."""
+
+    currency: str
+    open_amount: Decimal
+    overdue_amount: Decimal
+    aging: dict[str, Decimal]
+    open_bills: int
+
+
+class Profile(BaseModel):
+    """Everything the hub knows about one customer."""
+
+    customer: dict[str, Any]
+    provenance: dict[str, Any]
+    identities: list[dict[str, Any]]
+    owner: dict[str, Any] | None
+    contacts: list[dict[str, Any]]
+    receivables: list[ReceivableSummary]
+    credit_limit: Decimal | None
+    credit_used: Decimal
+    recent_orders: list[dict[str, Any]]
+    recent_receipts: list[dict[str, Any]]
+    open_tasks: list[dict[str, Any]]
+    interactions: list[dict[str, Any]]
+    approvals: list[dict[str, Any]]
+    completeness: float
+    as_of: dt.date
+
+
+def find_customer_id(conn: Connection, ref: str) -> int | None:
+    """Find a customer by id, credit code, external id (any system) or name fragment."""
+    ref = ref.strip()
+    if ref.isdigit():
+        found = conn.execute(sa.text("SELECT id FROM customer WHERE id = :id"), {"id": int(ref)}).scalar()
+        if found:
+            return int(found)
+    found = conn.execute(sa.text("SELECT id FROM customer WHERE credit_code = upper(:r)"), {"r": ref}).scalar()
+    if found is None:
+        found = conn.execute(sa.text(
+            "SELECT canonical_id FROM external_identity WHERE object = 'customer' AND external_id = :r "
+            "ORDER BY id LIMIT 1"), {"r": ref}).scalar()
+    if found is None:
+        found = conn.execute(sa.text(
+            "SELECT id FROM customer WHERE name ILIKE :pat ORDER BY length(name), id LIMIT 1"),
+            {"pat": f"%{ref}%"}).scalar()
+    return None if found is None else int(found)
+
+
+def receivable_summaries(conn: Connection, customer_id: int, as_of: dt.date) -> list[ReceivableSummary]:
+    """Open and overdue amounts and aging buckets per currency."""
+    rows = conn.execute(sa.text(
+        """
+        SELECT currency,
+               sum(open_amount) AS open_amount,
+               sum(open_amount) FILTER (WHERE due_date < :d) AS overdue,
+               sum(open_amount) FILTER (WHERE due_date >= :d) AS not_due,
+               sum(open_amount) FILTER (WHERE :d - due_date BETWEEN 1 AND 30) AS b1,
+               sum(open_amount) FILTER (WHERE :d - due_date BETWEEN 31 AND 60) AS b2,
+               sum(open_amount) FILTER (WHERE :d - due_date BETWEEN 61 AND 90) AS b3,
+               sum(open_amount) FILTER (WHERE :d - due_date > 90) AS b4,
+               count(*) AS bills
+        FROM receivable WHERE customer_id = :c AND open_amount > 0
+        GROUP BY currency ORDER BY currency
+        """), {"c": customer_id, "d": as_of}).all()
+    zero = Decimal("0.00")
+    return [
+        ReceivableSummary(
+            currency=r.currency, open_amount=r.open_amount or zero, overdue_amount=r.overdue or zero,
+            aging=dict(zip(AGING_BUCKETS, (r.not_due or zero, r.b1 or zero, r.b2 or zero, r.b3 or zero,
+                                           r.b4 or zero), strict=True)),
+            open_bills=r.bills,
+        )
+        for r in rows
+    ]
+
+
+def _dicts(conn: Connection, query: str, **params: Any) -> list[dict[str, Any]]:
+    return [dict(r._mapping) for r in conn.execute(sa.text(query), params)]
+
+
+def customer_profile(conn: Connection, customer_id: int, *, as_of: dt.date | None = None) -> Profile | None:
+    """The full profile of one customer, or None when there is no such customer."""
+    as_of = as_of or dt.date.today()
+    customer = conn.execute(sa.text("SELECT * FROM customer WHERE id = :id"), {"id": customer_id}).first()
+    if customer is None:
+        return None
+    data = dict(customer._mapping)
+    provenance = data.pop("field_sources") or {}
+    owner = None
+    if data.get("owner_id"):
+        found = _dicts(conn, "SELECT u.id, u.name, u.mobile, u.wecom_userid, u.department, m.name AS manager "
+                             "FROM internal_user u LEFT JOIN internal_user m ON m.id = u.manager_id "
+                             "WHERE u.id = :id", id=data["owner_id"])
+        owner = found[0] if found else None
+    receivables = receivable_summaries(conn, customer_id, as_of)
+    credit_used = sum((s.open_amount for s in receivables if s.currency == data["currency"]), Decimal("0.00"))
+    filled = sum(1 for f in KEY_FIELDS if data.get(f) not in (None, ""))
+    has_contact = conn.execute(sa.text("SELECT count(*) FROM contact WHERE customer_id = :c"),
+                               {"c": customer_id}).scalar_one() > 0
+    completeness = round((filled + int(has_contact)) / (len(KEY_FIELDS) + 1), 3)
+    return Profile(
+        customer=data, provenance=provenance,
+        identities=_dicts(conn, "SELECT system, object, external_id, first_seen, last_seen FROM external_identity "
+                                "WHERE canonical_table = 'customer' AND canonical_id = :c ORDER BY system", c=customer_id),
+        owner=owner,
+        contacts=_dicts(conn, "SELECT name, title, decision_role, mobile, email, source_system, external_id, "
+                              "fetched_at FROM contact WHERE customer_id = :c ORDER BY name", c=customer_id),
+        receivables=receivables, credit_limit=data.get("credit_limit"), credit_used=credit_used,
+        recent_orders=_dicts(conn, "SELECT order_number, order_date, currency, total_amount, status, approval_state, "
+                                   "erp_system, erp_bill_number, erp_status, source_system FROM sales_order "
+                                   "WHERE customer_id = :c ORDER BY order_date DESC, id DESC LIMIT 10", c=customer_id),
+        recent_receipts=_dicts(conn, "SELECT bill_number, receipt_date, currency, amount, source_system "
+                                     "FROM receipt WHERE customer_id = :c ORDER BY receipt_date DESC LIMIT 10",
+                               c=customer_id),
+        open_tasks=_dicts(conn, "SELECT t.id, t.title, t.kind, t.due_at, t.push_state, t.problems, u.name AS assignee "
+                                "FROM task t JOIN internal_user u ON u.id = t.assignee_id "
+                                "WHERE t.customer_id = :c AND t.status = 'open' ORDER BY t.due_at", c=customer_id),
+        interactions=_dicts(conn, "SELECT kind, occurred_at, summary, source_system FROM interaction "
+                                  "WHERE customer_id = :c ORDER BY occurred_at DESC LIMIT 20", c=customer_id),
+        approvals=_dicts(conn, "SELECT kind, subject_type, subject_id, state, system, submitted_at, decided_at "
+                               "FROM approval WHERE customer_id = :c ORDER BY submitted_at DESC", c=customer_id),
+        completeness=completeness, as_of=as_of,
+    )

@@ -1,0 +1,185 @@
+"""The CRM side of the demo: a sales organisation with customers, orders and to-dos.
+
+Deterministic (same seed, same data) and realistic: Chinese names, mainland mobiles,
+regional sales teams with managers, companies with valid unified social credit codes.
+The WeCom sandbox seeds its directory from :func:`demo_people` too, so directory sync
+finds every CRM salesperson by mobile, as it would in a real company.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from dataclasses import dataclass
+from decimal import Decimal
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from hub.identity import credit_code_check_char, normalize_company_name
+
+SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘蒋蔡余杜叶程苏魏吕丁任沈姚卢"
+GIVEN = ("伟", "芳", "娜", "秀英", "敏", "静", "丽", "强", "磊", "军", "洋", "勇", "艳", "杰", "娟", "涛", "明", "超",
+         "秀兰", "霞", "平", "刚", "桂英", "晨", "欣怡", "子涵", "浩然", "思远", "雨桐", "嘉怡", "一鸣", "梓轩")
+REGIONS = (("华东销售部", "上海"), ("华南销售部", "深圳"), ("华北销售部", "北京"), ("西南销售部", "成都"))
+INDUSTRIES = ("智能制造", "医疗器械", "新能源", "电子元器件", "工业自动化", "食品饮料", "物流仓储", "软件服务")
+PRODUCTS = (("P-1001", "工业网关 G200"), ("P-1002", "边缘计算盒 E10"), ("P-2001", "MES 软件许可（年）"),
+            ("P-2002", "实施服务（人天）"), ("P-3001", "传感器套件 S5"))
+DIVISION_CODES = {"上海": "310115", "深圳": "440305", "北京": "110108", "成都": "510107"}
+
+
+@dataclass(frozen=True)
+class DemoPerson:
+    """An employee of the demo company, as both the CRM and the chat directory know them."""
+
+    crm_id: str
+    userid: str  # WeCom userid
+    name: str
+    mobile: str
+    email: str
+    department: str
+    title: str
+    manager_crm_id: str | None
+
+
+def demo_people(seed: int = 7) -> list[DemoPerson]:
+    """The demo sales organisation: a director, one manager and four reps per region."""
+    rng = random.Random(seed)
+    used: set[str] = set()
+
+    def person_name() -> str:
+        while True:
+            name = rng.choice(SURNAMES) + rng.choice(GIVEN)
+            if name not in used:
+                used.add(name)
+                return name
+
+    people = [DemoPerson("crm-u001", "director01", person_name(), "13900000001", "director01@demo-corp.cn",
+                         "销售中心", "销售总监", None)]
+    n = 2
+    for region, _city in REGIONS:
+        manager_id = f"crm-u{n:03d}"
+        people.append(DemoPerson(manager_id, f"mgr{n:02d}", person_name(), f"139{n:08d}",
+                                 f"mgr{n:02d}@demo-corp.cn", region, "销售经理", "crm-u001"))
+        n += 1
+        for _ in range(4):
+            people.append(DemoPerson(f"crm-u{n:03d}", f"rep{n:02d}", person_name(), f"139{n:08d}",
+                                     f"rep{n:02d}@demo-corp.cn", region, "客户经理", manager_id))
+            n += 1
+    return people
+
+
+def demo_credit_code(city: str, serial: int) -> str:
+    """A valid credit code for a company registered in ``city``."""
+    body = f"91{DIVISION_CODES[city]}MA{serial:07d}"[:17]
+    body = "".join(ch if ch not in "IOZSV" else "0" for ch in body)
+    return body + credit_code_check_char(body)
+
+
+@dataclass(frozen=True)
+class DemoCustomer:
+    """A CRM customer of the demo."""
+
+    crm_id: str
+    name: str
+    credit_code: str
+    region: str
+    industry: str
+    owner_crm_id: str
+
+
+def demo_customers(count: int = 24, seed: int = 11) -> list[DemoCustomer]:
+    """CRM-only customers (not in the ERP yet: pushing their first order creates them there)."""
+    rng = random.Random(seed)
+    reps = [p for p in demo_people() if p.title == "客户经理"]
+    words = ("华创", "瑞丰", "中科", "恒信", "博远", "星辰", "鼎盛", "凯达", "天择", "海纳", "云启", "明德")
+    out = []
+    for i in range(count):
+        region, city = REGIONS[i % len(REGIONS)]
+        owner = [r for r in reps if r.department == region][i % 4]
+        name = f"{city}{rng.choice(words)}{rng.choice(INDUSTRIES)}有限公司"
+        while any(normalize_company_name(c.name) == normalize_company_name(name) for c in out):
+            name = f"{city}{rng.choice(words)}{rng.choice(words)}{rng.choice(INDUSTRIES)}有限公司"
+        out.append(DemoCustomer(f"crm-c{i + 1:04d}", name, demo_credit_code(city, 1000 + i), city,
+                                rng.choice(INDUSTRIES), owner.crm_id))
+    return out
+
+
+def load_crm_demo(conn: Connection, *, now: dt.datetime, erp_customer_ids: list[int] | None = None,
+                  orders: int = 40, seed: int = 3) -> dict[str, int]:
+    """Insert the CRM demo data set; returns counts. ``erp_customer_ids`` (customers that
+    already came from the ERP) get CRM owners, orders and tasks too, so the demo shows
+    one customer seen from every side."""
+    rng = random.Random(seed)
+    user_ids: dict[str, int] = {}
+    for p in demo_people():
+        user_ids[p.crm_id] = conn.execute(sa.text(
+            "INSERT INTO internal_user (name, mobile, email, department, title, source_system, external_id) "
+            "VALUES (:n, :m, :e, :d, :t, 'crm', :x) RETURNING id"),
+            {"n": p.name, "m": p.mobile, "e": p.email, "d": p.department, "t": p.title, "x": p.crm_id}).scalar_one()
+    for p in demo_people():
+        if p.manager_crm_id:
+            conn.execute(sa.text("UPDATE internal_user SET manager_id = :m WHERE id = :id"),
+                         {"m": user_ids[p.manager_crm_id], "id": user_ids[p.crm_id]})
+    reps = [user_ids[p.crm_id] for p in demo_people() if p.title == "客户经理"]
+    customer_ids: list[int] = []
+    for c in demo_customers():
+        cid = conn.execute(sa.text(
+            "INSERT INTO customer (name, normalized_name, credit_code, region, industry, owner_id, credit_limit, "
+            "field_sources, assigned_at, stage) VALUES (:n, :nn, :cc, :r, :i, :o, :cl, CAST(:fs AS jsonb), :a, :st) "
+            "RETURNING id"),
+            {"n": c.name, "nn": normalize_company_name(c.name), "cc": c.credit_code, "r": c.region, "i": c.industry,
+             "o": user_ids[c.owner_crm_id], "cl": Decimal(rng.choice((200_000, 500_000, 1_000_000))),
+             "fs": '{"name": {"system": "crm"}, "credit_code": {"system": "crm"}}',
+             "a": now - dt.timedelta(hours=rng.choice((2, 30, 72))), "st": rng.choice(("意向客户", "方案/报价"))},
+        ).scalar_one()
+        conn.execute(sa.text(
+            "INSERT INTO external_identity (system, object, external_id, canonical_table, canonical_id) "
+            "VALUES ('crm', 'customer', :x, 'customer', :c)"), {"x": c.crm_id, "c": cid})
+        customer_ids.append(cid)
+    for cid in erp_customer_ids or []:
+        conn.execute(sa.text("UPDATE customer SET owner_id = COALESCE(owner_id, :o), credit_limit = "
+                             "COALESCE(credit_limit, :cl), assigned_at = COALESCE(assigned_at, :a) WHERE id = :id"),
+                     {"o": rng.choice(reps), "cl": Decimal(500_000), "a": now - dt.timedelta(days=3), "id": cid})
+    targets = customer_ids + list(erp_customer_ids or [])
+    for n in range(orders):
+        cid = targets[n % len(targets)]
+        _insert_order(conn, rng, cid, n, now)
+    tasks = 0
+    for i, cid in enumerate(targets[:30]):
+        owner = conn.execute(sa.text("SELECT owner_id FROM customer WHERE id = :c"), {"c": cid}).scalar_one()
+        due = now + dt.timedelta(hours=rng.choice((-30, -2, 1, 3, 20)))
+        conn.execute(sa.text(
+            "INSERT INTO task (title, description, kind, customer_id, assignee_id, due_at) VALUES "
+            "(:t, :d, 'follow_up', :c, :a, :due)"),
+            {"t": rng.choice(("电话回访采购负责人", "发送报价单", "确认合同条款", "预约现场演示")),
+             "d": "CRM 自动生成的跟进任务", "c": cid, "a": owner, "due": due})
+        conn.execute(sa.text(
+            "INSERT INTO interaction (customer_id, user_id, kind, occurred_at, summary) VALUES "
+            "(:c, :u, :k, :at, :s)"),
+            {"c": cid, "u": owner, "k": rng.choice(("call", "visit", "meeting")),
+             "at": now - dt.timedelta(days=rng.randint(1, 20)), "s": f"第{i + 1}次沟通：客户关注交期与售后服务"})
+        tasks += 1
+    return {"users": len(user_ids), "customers": len(customer_ids), "orders": orders, "tasks": tasks}
+
+
+def _insert_order(conn: Connection, rng: random.Random, customer_id: int, n: int, now: dt.datetime) -> int:
+    lines = []
+    for line_no in range(1, rng.randint(1, 3) + 1):
+        code, name = rng.choice(PRODUCTS)
+        qty = Decimal(rng.choice((1, 2, 5, 10, 20)))
+        price = Decimal(rng.choice((980, 2600, 15000, 1200, 450)))
+        lines.append((line_no, code, name, qty, price, (qty * price).quantize(Decimal("0.01"))))
+    total = sum((amount for *_, amount in lines), Decimal("0"))
+    order_id = conn.execute(sa.text(
+        "INSERT INTO sales_order (order_number, customer_id, owner_id, order_date, currency, total_amount, status, "
+        "approval_state, source_system, external_id) SELECT :num, c.id, c.owner_id, :d, 'CNY', :t, 'submitted', "
+        "'pending', 'crm', :num FROM customer c WHERE c.id = :c RETURNING id"),
+        {"num": f"SO{now:%Y%m}{n + 1:05d}", "c": customer_id, "d": (now - dt.timedelta(days=n % 20)).date(),
+         "t": total}).scalar_one()
+    for line_no, code, name, qty, price, amount in lines:
+        conn.execute(sa.text(
+            "INSERT INTO sales_order_line (order_id, line_no, product_code, product_name, quantity, unit_price, "
+            "tax_rate, amount) VALUES (:o, :l, :c, :n, :q, :p, 13, :a)"),
+            {"o": order_id, "l": line_no, "c": code, "n": name, "q": qty, "p": price, "a": amount})
+    return int(order_id)

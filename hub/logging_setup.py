@@ -1,0 +1,83 @@
+"""Logging for hub processes, with every configured secret redacted from every line.
+
+The redacting filter knows the *values* of all ``SecretStr`` settings and replaces
+them wherever they appear (message, arguments, exception text), so even a vendor
+library that logs a URL with a token or secret cannot leak it through our handlers.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from pydantic import BaseModel, SecretStr
+
+from hub.settings import Settings
+
+REDACTED = "[REDACTED]"
+
+
+def secret_values(settings: BaseModel) -> set[str]:
+    """Every non-empty secret value in ``settings`` (nested sections included)."""
+    found: set[str] = set()
+    for name in type(settings).model_fields:
+        value = getattr(settings, name)
+        if isinstance(value, SecretStr):
+            secret = value.get_secret_value()
+            if len(secret) >= 4:  # redacting 1-3 chars would mangle ordinary text
+                found.add(secret)
+        elif isinstance(value, BaseModel):
+            found |= secret_values(value)
+    return found
+
+
+class RedactSecrets(logging.Filter):
+    """Replace known secret values in log records."""
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        super().__init__()
+        self.secrets = sorted(set(secrets), key=len, reverse=True)
+
+    def add(self, secrets: Iterable[str]) -> None:
+        """Learn more secret values (e.g. a sandbox's generated credentials)."""
+        self.secrets = sorted(set(self.secrets) | set(secrets), key=len, reverse=True)
+
+    def redact(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, REDACTED)
+        return text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self.secrets:
+            return True
+        message = record.getMessage()
+        if record.exc_info and record.exc_info[1] is not None:
+            message += "\n" + logging.Formatter().formatException(record.exc_info)
+            record.exc_info = None
+            record.exc_text = None
+        record.msg = self.redact(message)
+        record.args = None
+        return True
+
+
+_FILTER = RedactSecrets(())
+
+
+def redaction_filter() -> RedactSecrets:
+    """The process-wide filter (tests attach it to their capturing handler)."""
+    return _FILTER
+
+
+def configure_logging(settings: Settings, level: str | None = None) -> None:
+    """Log to stderr at ``level`` (default from settings) with secrets redacted."""
+    _FILTER.add(secret_values(settings))
+    root = logging.getLogger()
+    root.setLevel(level or settings.log_level)
+    if not any(getattr(h, "_hub_handler", False) for h in root.handlers):
+        handler = logging.StreamHandler()
+        handler._hub_handler = True  # type: ignore[attr-defined]
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.addFilter(_FILTER)
+        root.addHandler(handler)
+    for noisy in ("httpx", "httpcore", "urllib3", "alembic.runtime.migration"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

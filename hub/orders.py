@@ -1,0 +1,84 @@
+"""CRM orders going to the ERP: approval enqueues the push, results come back.
+
+``approve_order`` is the domain change: it marks the CRM order approved *and* puts
+the "create this order in the ERP" effect in the outbox, in the caller's transaction,
+so one never happens without the other. The payload is a self-contained snapshot
+(customer, lines), so the dispatcher needs no further reads and a later edit of the
+CRM order cannot change what an in-flight retry sends.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from hub.errors import NotFoundError
+from hub.outbox import enqueue
+
+
+def order_payload(conn: Connection, order_id: int, erp_system: str) -> dict[str, Any]:
+    """Snapshot of a CRM order as the ERP writer needs it (amounts as strings)."""
+    order = conn.execute(sa.text(
+        "SELECT o.id, o.order_number, o.order_date, o.currency, o.total_amount, c.id AS customer_id, c.name, "
+        "c.credit_code, u.name AS salesperson, "
+        "(SELECT external_id FROM external_identity e WHERE e.system = :erp AND e.object = 'customer' "
+        " AND e.canonical_id = c.id ORDER BY e.id LIMIT 1) AS erp_number "
+        "FROM sales_order o JOIN customer c ON c.id = o.customer_id LEFT JOIN internal_user u ON u.id = o.owner_id "
+        "WHERE o.id = :id"), {"id": order_id, "erp": erp_system}).first()
+    if order is None:
+        raise NotFoundError(f"no sales order {order_id}")
+    lines = conn.execute(sa.text(
+        "SELECT line_no, product_code, product_name, quantity, unit_price, tax_rate, amount FROM sales_order_line "
+        "WHERE order_id = :id ORDER BY line_no"), {"id": order_id}).all()
+    return {
+        "order_id": order.id, "order_number": order.order_number, "order_date": order.order_date.isoformat(),
+        "currency": order.currency, "total_amount": str(order.total_amount),
+        "customer": {"id": order.customer_id, "name": order.name, "credit_code": order.credit_code,
+                     "erp_number": order.erp_number},
+        "salesperson": order.salesperson,
+        "lines": [{"line_no": r.line_no, "product_code": r.product_code, "product_name": r.product_name,
+                   "quantity": str(r.quantity), "unit_price": str(r.unit_price), "tax_rate": str(r.tax_rate),
+                   "amount": str(r.amount)} for r in lines],
+    }
+
+
+def approve_order(conn: Connection, order_id: int, *, erp_system: str = "kingdee",
+                  at: dt.datetime | None = None, max_attempts: int = 6) -> int | None:
+    """Approve a CRM order and enqueue its push to the ERP (same transaction).
+
+    Returns the outbox id, or None when the push was already enqueued (approving twice
+    is harmless).
+    """
+    updated = conn.execute(sa.text(
+        "UPDATE sales_order SET approval_state = 'approved', status = 'approved', approved_at = :at, "
+        "erp_system = :erp WHERE id = :id AND source_system = 'crm' RETURNING id"),
+        {"id": order_id, "at": at or dt.datetime.now(dt.UTC), "erp": erp_system}).scalar()
+    if updated is None:
+        raise NotFoundError(f"no CRM sales order {order_id}")
+    payload = order_payload(conn, order_id, erp_system)
+    return enqueue(conn, f"{erp_system}.sales_order", f"{erp_system}.sales_order:crm-order-{order_id}", payload,
+                   max_attempts=max_attempts)
+
+
+def record_erp_result(conn: Connection, order_id: int, erp_system: str, bill_number: str, erp_status: str | None,
+                      *, customer_number: str | None = None, customer_id: int | None = None) -> None:
+    """Write the ERP's bill number and status back onto the CRM order; link the customer
+    to the ERP customer number the writer used or created."""
+    conn.execute(sa.text(
+        "UPDATE sales_order SET erp_system = :erp, erp_bill_number = :bill, erp_status = :status, "
+        "erp_synced_at = now(), erp_error = NULL, status = 'in_erp' WHERE id = :id"),
+        {"erp": erp_system, "bill": bill_number, "status": erp_status, "id": order_id})
+    if customer_number and customer_id:
+        conn.execute(sa.text(
+            "INSERT INTO external_identity (system, object, external_id, canonical_table, canonical_id) "
+            "VALUES (:erp, 'customer', :num, 'customer', :cid) ON CONFLICT (system, object, external_id) DO NOTHING"),
+            {"erp": erp_system, "num": customer_number, "cid": customer_id})
+
+
+def record_erp_failure(conn: Connection, order_id: int, error: Exception) -> None:
+    """Show a permanent failure / dead letter on the CRM order so sales can see it."""
+    conn.execute(sa.text("UPDATE sales_order SET erp_error = :err, status = 'erp_failed' WHERE id = :id"),
+                 {"err": str(error)[:1000], "id": order_id})

@@ -1,0 +1,154 @@
+"""Which reminders are due, and their delivery state on the task.
+
+:func:`evaluate_reminders` looks at open tasks and freshly assigned customers and puts
+one outbox row per (task, recipient, channel, reminder kind) into the outbox. The
+idempotency key is exactly that tuple, so evaluating every five minutes never sends a
+reminder twice. The rules (from the product brief):
+
+- a task due within ``lead`` (or already due) → remind the assignee (``due``);
+- a task overdue by more than ``grace`` → remind the assignee again (``overdue``) and
+  the assignee's manager (``overdue_manager``);
+- a customer assigned more than ``uncontacted_hours`` ago with no follow-up since →
+  a "首次跟进" task is created for the owner, and owner and manager are reminded
+  (``uncontacted_24h``, ``uncontacted_24h_manager``).
+
+A recipient without an account on the channel is reported on the task (``problems``)
+instead of being queued, and a platform that rejects a recipient marks it likewise.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from hub.outbox import enqueue
+
+# How each channel names a user on internal_user.
+CHANNEL_USER_COLUMN = {"wecom": "wecom_userid", "dingtalk": "dingtalk_userid"}
+
+
+@dataclass(frozen=True)
+class ReminderPolicy:
+    """Thresholds of the reminder rules (configurable, not code)."""
+
+    lead: dt.timedelta = dt.timedelta(hours=1)
+    grace: dt.timedelta = dt.timedelta(hours=0)
+    uncontacted_hours: int = 24
+    duplicate_check_interval_s: int = 1800
+    profile_base_url: str = "http://127.0.0.1:8000"
+
+
+@dataclass
+class ReminderCounts:
+    """What one evaluation did."""
+
+    queued: int = 0
+    already_queued: int = 0
+    no_account: int = 0
+    tasks_created: int = 0
+
+
+def evaluate_reminders(conn: Connection, now: dt.datetime, policy: ReminderPolicy, channel: str = "wecom") -> ReminderCounts:
+    """Queue every reminder that is due at ``now`` (see the module docstring)."""
+    counts = ReminderCounts()
+    counts.tasks_created = _create_first_followup_tasks(conn, now, policy)
+    column = CHANNEL_USER_COLUMN[channel]
+    tasks = conn.execute(sa.text(
+        f"""
+        SELECT t.id, t.title, t.kind, t.due_at, t.customer_id, c.name AS customer_name,
+               a.id AS assignee_id, a.name AS assignee_name, a.{column} AS assignee_account,
+               m.id AS manager_id, m.name AS manager_name, m.{column} AS manager_account
+        FROM task t
+        JOIN internal_user a ON a.id = t.assignee_id
+        LEFT JOIN internal_user m ON m.id = a.manager_id
+        LEFT JOIN customer c ON c.id = t.customer_id
+        WHERE t.status = 'open' AND t.due_at <= :horizon
+        ORDER BY t.id
+        """), {"horizon": now + policy.lead}).all()
+    for task in tasks:
+        overdue = task.due_at < now - policy.grace
+        kinds = [("due", "assignee")]
+        if overdue:
+            kinds += [("overdue", "assignee"), ("overdue_manager", "manager")]
+        if task.kind == "first_followup":
+            kinds = [("uncontacted_24h", "assignee"), ("uncontacted_24h_manager", "manager")]
+        for kind, who in kinds:
+            _queue(conn, counts, task, kind, who, channel, policy, now)
+    return counts
+
+
+def _queue(conn: Connection, counts: ReminderCounts, task: Any, kind: str, who: str, channel: str,
+           policy: ReminderPolicy, now: dt.datetime) -> None:
+    user_id = task.assignee_id if who == "assignee" else task.manager_id
+    account = task.assignee_account if who == "assignee" else task.manager_account
+    name = task.assignee_name if who == "assignee" else task.manager_name
+    if user_id is None:
+        return  # nobody above the assignee: nothing to escalate to
+    key = f"{channel}.reminder:task-{task.id}:user-{user_id}:{kind}"
+    if account is None:
+        problem = f"{name} has no {channel} account: '{kind}' reminder not sent"
+        changed = conn.execute(sa.text(
+            "UPDATE task SET problems = array_append(problems, :p) WHERE id = :id AND NOT (:p = ANY(problems)) "
+            "RETURNING id"), {"p": problem, "id": task.id}).scalar()
+        counts.no_account += int(changed is not None)
+        return
+    payload = {
+        "task_id": task.id, "kind": kind, "recipient": account, "recipient_user_id": user_id,
+        "recipient_name": name, "title": task.title, "customer_id": task.customer_id,
+        "customer_name": task.customer_name, "due_at": task.due_at.isoformat(),
+        "assignee_name": task.assignee_name,
+        "profile_url": f"{policy.profile_base_url.rstrip('/')}/customers/{task.customer_id}" if task.customer_id
+        else f"{policy.profile_base_url.rstrip('/')}/tasks/{task.id}",
+        "duplicate_check_interval": policy.duplicate_check_interval_s,
+        "queued_at": now.isoformat(),
+    }
+    if enqueue(conn, f"{channel}.reminder", key, payload) is None:
+        counts.already_queued += 1
+    else:
+        counts.queued += 1
+
+
+def _create_first_followup_tasks(conn: Connection, now: dt.datetime, policy: ReminderPolicy) -> int:
+    """A customer nobody contacted within the threshold gets a first follow-up task."""
+    created = conn.execute(sa.text(
+        """
+        INSERT INTO task (title, description, kind, customer_id, assignee_id, due_at)
+        SELECT '首次跟进：' || c.name, '分配后超过 ' || :h || ' 小时未跟进（超时未跟进）', 'first_followup',
+               c.id, c.owner_id, c.assigned_at + make_interval(hours => :h)
+        FROM customer c
+        WHERE c.owner_id IS NOT NULL AND c.assigned_at IS NOT NULL
+          AND c.assigned_at <= :cutoff
+          AND NOT EXISTS (SELECT 1 FROM interaction i WHERE i.customer_id = c.id AND i.occurred_at >= c.assigned_at)
+          AND NOT EXISTS (SELECT 1 FROM task t WHERE t.customer_id = c.id AND t.kind = 'first_followup'
+                          AND t.created_at >= c.assigned_at)
+        RETURNING id
+        """), {"h": policy.uncontacted_hours, "cutoff": now - dt.timedelta(hours=policy.uncontacted_hours)}).all()
+    if created:
+        conn.execute(sa.text("UPDATE customer SET tags = array_append(tags, '超时未跟进') WHERE id IN "
+                             "(SELECT customer_id FROM task WHERE id = ANY(:ids)) AND NOT ('超时未跟进' = ANY(tags))"),
+                     {"ids": [r.id for r in created]})
+    return len(created)
+
+
+def record_push_result(conn: Connection, channel: str, payload: dict[str, Any], state: str,
+                       detail: dict[str, Any]) -> None:
+    """Record a delivery outcome on the task's ``push_state[channel]["kind:recipient"]``."""
+    entry = {"state": state, "at": dt.datetime.now(dt.UTC).isoformat(), **detail}
+    conn.execute(sa.text(
+        "UPDATE task SET push_state = jsonb_set(CASE WHEN push_state ? :ch THEN push_state "
+        "ELSE push_state || jsonb_build_object(:ch, '{}'::jsonb) END, ARRAY[:ch, :slot], CAST(:entry AS jsonb)) "
+        "WHERE id = :id"),
+        {"ch": channel, "slot": f"{payload['kind']}:{payload['recipient']}", "id": payload["task_id"],
+         "entry": json.dumps(entry, ensure_ascii=False, default=str)})
+
+
+def record_push_problem(conn: Connection, payload: dict[str, Any], problem: str) -> None:
+    """Add a human-readable delivery problem to the task (shown in the profile)."""
+    conn.execute(sa.text(
+        "UPDATE task SET problems = array_append(problems, :p) WHERE id = :id AND NOT (:p = ANY(problems))"),
+        {"p": problem[:500], "id": payload["task_id"]})

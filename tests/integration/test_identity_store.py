@@ -1,0 +1,62 @@
+"""Identity resolution through the engine: golden records, links and conflicts in the database."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from canonical_model.schemas import CustomerRecord
+from hub.contracts import Page, StreamSpec
+from hub.engine import sync_stream
+from hub.testing import synthetic_credit_code
+from tests.conftest import rows, scalar
+
+
+def customer_stream(system: str) -> StreamSpec:
+    def read(records: list[dict], cursor: str | None) -> Iterator[Page]:
+        yield Page(records, None)
+
+    return StreamSpec(
+        name="customers", source_object="customer", target="customer", key_field="id", cursor_field=None,
+        read_pages=read,
+        map_record=lambda raw: CustomerRecord(source_system=system, source_object="customer", external_id=raw["id"],
+                                              name=raw["name"], credit_code=raw.get("code"), region=raw.get("region")),
+    )
+
+
+def test_two_systems_describing_one_company_share_one_golden_record(db):
+    # given the ERP knows the company by credit code and the CRM by a name variant plus the same code
+    sync_stream(db, "kingdee", customer_stream("kingdee"),
+                [{"id": "K001", "name": "深圳市腾飞科技有限公司", "code": synthetic_credit_code(1), "region": "深圳"}])
+    sync_stream(db, "crm", customer_stream("crm"),
+                [{"id": "C-9", "name": "深圳市腾飞科技（中国）有限责任公司", "code": synthetic_credit_code(1)}])
+
+    # then one customer, two identities, provenance per field
+    assert scalar(db, "SELECT count(*) FROM customer") == 1
+    links = rows(db, "SELECT system, external_id FROM external_identity ORDER BY system")
+    assert [(r.system, r.external_id) for r in links] == [("crm", "C-9"), ("kingdee", "K001")]
+    sources = scalar(db, "SELECT field_sources FROM customer")
+    assert sources["region"]["system"] == "kingdee" and sources["name"]["system"] == "crm"
+
+
+def test_same_name_with_different_codes_is_flagged_not_merged(db):
+    sync_stream(db, "kingdee", customer_stream("kingdee"),
+                [{"id": "K001", "name": "上海华创电子有限公司", "code": synthetic_credit_code(1)},
+                 {"id": "K002", "name": "上海华创电子股份有限公司", "code": synthetic_credit_code(2)}])
+
+    assert scalar(db, "SELECT count(*) FROM customer") == 2
+    conflict = rows(db, "SELECT external_id, reason, candidate_customer_ids FROM identity_conflict")
+    assert [(c.external_id, c.reason) for c in conflict] == [("K002", "same_name_different_credit_code")]
+
+
+def test_invalid_credit_code_is_reported_and_not_stored(db):
+    sync_stream(db, "kingdee", customer_stream("kingdee"),
+                [{"id": "K001", "name": "成都博远物流有限公司", "code": "91510107MA00000000"}])
+    assert scalar(db, "SELECT credit_code FROM customer") is None
+    assert scalar(db, "SELECT reason FROM identity_conflict") == "invalid_credit_code"
+
+
+def test_unchanged_customers_cost_no_write_on_resync(db):
+    records = [{"id": f"K{i:03d}", "name": f"杭州第{i}软件有限公司", "code": synthetic_credit_code(i)} for i in range(50)]
+    first = sync_stream(db, "kingdee", customer_stream("kingdee"), records)
+    second = sync_stream(db, "kingdee", customer_stream("kingdee"), records)
+    assert (first.counts.inserted, second.counts.unchanged, second.counts.updated) == (50, 50, 0)

@@ -1,0 +1,190 @@
+"""The outbox dispatcher's state machine on a real Postgres.
+
+The external system here is a small in-memory ledger with the same failure modes a
+sandbox injects (it applies a write and then "loses" the response, refuses, throttles);
+the connector end-to-end tests repeat these scenarios over HTTP against the sandboxes.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+import pytest
+
+from hub.contracts import Attempt, WriteResult
+from hub.errors import PermanentError, RateLimitedError, RetryableError
+from hub.outbox import Dispatcher, enqueue, replay
+from hub.settings import OutboxSettings
+from tests.conftest import rows, scalar
+
+FAST = OutboxSettings(max_attempts=4, backoff_initial_s=0.01, backoff_max_s=0.05, lease_s=10)
+
+
+@dataclass
+class Ledger:
+    """An external system that keeps effects by key and can misbehave on purpose."""
+
+    effects: dict[str, int] = field(default_factory=dict)
+    script: list[str] = field(default_factory=list)  # per apply call: ok | lose_response | fail | throttle | refuse
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    applies: int = 0
+
+    def next_behaviour(self) -> str:
+        with self.lock:
+            self.applies += 1
+            return self.script.pop(0) if self.script else "ok"
+
+
+class LedgerWriter:
+    system = "ledger"
+    operation = "apply"
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+        self.recorded: list[str] = []
+
+    def find_existing(self, key, payload):
+        count = self.ledger.effects.get(key)
+        return WriteResult(external_id=key, status="found") if count else None
+
+    def apply(self, key, payload, attempt: Attempt):
+        behaviour = self.ledger.next_behaviour()
+        if behaviour == "throttle":
+            raise RateLimitedError("slow down", retry_after=0.01, system="ledger", operation="apply")
+        if behaviour == "fail":
+            raise RetryableError("HTTP 500", system="ledger", operation="apply")
+        if behaviour == "refuse":
+            raise PermanentError("customer missing", system="ledger", operation="apply", external_id=key)
+        with self.ledger.lock:
+            self.ledger.effects[key] = self.ledger.effects.get(key, 0) + 1
+        if behaviour == "lose_response":
+            raise RetryableError("read timeout", system="ledger", operation="apply")
+        return WriteResult(external_id=key, status="created")
+
+    def record_result(self, conn, payload, result):
+        self.recorded.append(result.external_id)
+
+    def record_failure(self, conn, payload, error):
+        self.recorded.append(f"failed:{error}")
+
+
+def queue(db, n: int, kind: str = "ledger.thing") -> None:
+    with db.begin() as conn:
+        for i in range(n):
+            enqueue(conn, kind, f"thing-{i}", {"n": i}, max_attempts=FAST.max_attempts)
+
+
+def test_enqueue_is_idempotent(db):
+    with db.begin() as conn:
+        first = enqueue(conn, "ledger.thing", "k1", {"a": 1})
+        again = enqueue(conn, "ledger.thing", "k1", {"a": 2})
+    assert first is not None and again is None
+    assert scalar(db, "SELECT count(*) FROM outbox") == 1
+
+
+def test_lost_response_is_adopted_on_retry_with_exactly_one_effect(db):
+    # given the external system applies the write but the response is lost
+    ledger = Ledger(script=["lose_response"])
+    writer = LedgerWriter(ledger)
+    queue(db, 1)
+
+    counts = Dispatcher(db, lambda kind: writer, FAST).drain(wait_for_scheduled=True, timeout_s=10)
+
+    # then the retry looked the effect up and adopted it instead of applying again
+    assert ledger.effects == {"thing-0": 1}
+    assert ledger.applies == 1
+    assert (counts.done, counts.adopted, counts.retried) == (1, 1, 1)
+    row = rows(db, "SELECT status, attempts, result FROM outbox")[0]
+    assert (row.status, row.attempts, row.result["adopted"]) == ("done", 2, True)
+    assert scalar(db, "SELECT count(*) FROM audit_log WHERE outcome = 'adopted'") == 1
+
+
+def test_rate_limits_and_transient_errors_are_retried_then_succeed(db):
+    ledger = Ledger(script=["throttle", "fail"])
+    writer = LedgerWriter(ledger)
+    queue(db, 1)
+    counts = Dispatcher(db, lambda kind: writer, FAST).drain(wait_for_scheduled=True, timeout_s=10)
+    assert counts.done == 1 and ledger.effects == {"thing-0": 1}
+
+
+def test_permanent_errors_are_not_retried(db):
+    ledger = Ledger(script=["refuse"])
+    writer = LedgerWriter(ledger)
+    queue(db, 1)
+    counts = Dispatcher(db, lambda kind: writer, FAST).drain(wait_for_scheduled=True, timeout_s=10)
+    assert (counts.failed, ledger.applies) == (1, 1)
+    assert rows(db, "SELECT status, last_error FROM outbox")[0].status == "failed"
+    assert writer.recorded[0].startswith("failed:")
+
+
+def test_a_retry_after_a_lost_response_never_calls_apply_again(db):
+    # given the first attempt applied the effect and every later call would fail
+    ledger = Ledger(script=["lose_response", "fail", "fail", "fail"])
+    writer = LedgerWriter(ledger)
+    queue(db, 1)
+    counts = Dispatcher(db, lambda kind: writer, FAST).drain(wait_for_scheduled=True, timeout_s=10)
+    # then attempt 2 finds the effect and adopts it without touching apply
+    assert counts.done == 1 and counts.adopted == 1 and ledger.applies == 1
+
+
+def test_attempts_used_up_dead_letter_then_replay_delivers_once(db):
+    # given a row that never reached the system and exhausted its attempts
+    ledger2 = Ledger(script=["fail"] * 4)
+    writer2 = LedgerWriter(ledger2)
+    with db.begin() as conn:
+        enqueue(conn, "ledger.other", "other-1", {}, max_attempts=FAST.max_attempts)
+    counts = Dispatcher(db, lambda kind: writer2, FAST, kinds=["ledger.other"]).drain(wait_for_scheduled=True,
+                                                                                    timeout_s=10)
+    assert counts.dead == 1
+    assert scalar(db, "SELECT status FROM outbox WHERE idempotency_key = 'other-1'") == "dead"
+
+    # when a person replays it after the outage
+    with db.begin() as conn:
+        assert replay(conn, None) == 1
+    counts = Dispatcher(db, lambda kind: writer2, FAST, kinds=["ledger.other"]).drain(wait_for_scheduled=True,
+                                                                                    timeout_s=10)
+    assert counts.done == 1 and ledger2.effects == {"other-1": 1}
+    assert scalar(db, "SELECT count(*) FROM audit_log WHERE operation = 'dlq:replay'") == 1
+
+
+def test_replay_of_an_unknown_id_is_a_clear_error(db):
+    from hub.errors import NotFoundError
+
+    with pytest.raises(NotFoundError, match="no dead or failed outbox row with id 999"), db.begin() as conn:
+        replay(conn, [999])
+
+
+def test_concurrent_dispatchers_never_process_a_row_twice(db):
+    # given 200 rows and four dispatchers racing on them
+    ledger = Ledger()
+    writer = LedgerWriter(ledger)
+    queue(db, 200)
+    dispatchers = [Dispatcher(db, lambda kind: writer, FAST, worker_id=f"w{i}") for i in range(4)]
+    threads = [threading.Thread(target=d.drain) for d in dispatchers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    assert len(ledger.effects) == 200 and set(ledger.effects.values()) == {1}
+    assert ledger.applies == 200
+    assert scalar(db, "SELECT count(*) FROM outbox WHERE status = 'done'") == 200
+    workers = {r.locked_by for r in rows(db, "SELECT DISTINCT actor AS locked_by FROM audit_log")}
+    assert len(workers) > 1  # the work was actually shared
+
+
+def test_a_row_held_by_a_dead_dispatcher_is_retaken_and_looked_up_first(db):
+    ledger = Ledger()
+    writer = LedgerWriter(ledger)
+    queue(db, 1)
+    # given a dispatcher claimed the row, applied it, and died before recording anything
+    crashed = Dispatcher(db, lambda kind: writer, FAST, worker_id="crashed")
+    [item] = crashed.claim(1)
+    writer.apply(item.key, item.payload, item.attempt)
+    with db.begin() as conn:
+        conn.execute(__import__("sqlalchemy").text("UPDATE outbox SET locked_until = now() - interval '1 second'"))
+
+    # when another dispatcher runs, it retakes the row with the outcome unknown and adopts the effect
+    counts = Dispatcher(db, lambda kind: writer, FAST, worker_id="rescuer").drain()
+    assert counts.adopted == 1 and ledger.effects == {"thing-0": 1}
