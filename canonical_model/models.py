@@ -401,7 +401,11 @@ class Quarantine(Base):
     """A source record the hub could not accept, kept whole with the reason."""
 
     __tablename__ = "quarantine"
-    __table_args__ = (sa.Index("ix_quarantine_open", "status", "system", "stream"),)
+    __table_args__ = (
+        sa.Index("ix_quarantine_open", "status", "system", "stream"),
+        sa.Index("uq_quarantine_open_payload", "system", "stream", "payload_hash", unique=True,
+                 postgresql_where=sa.text("status = 'open'")),
+    )
 
     id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
     system: Mapped[str] = mapped_column(sa.String(32))
@@ -409,6 +413,7 @@ class Quarantine(Base):
     source_ref: Mapped[str | None] = mapped_column(sa.String(300))
     reason: Mapped[str] = mapped_column(sa.Text)
     payload: Mapped[dict[str, Any]]
+    payload_hash: Mapped[str] = mapped_column(sa.String(64))
     status: Mapped[str] = mapped_column(sa.String(20), server_default="open")  # open/resolved
     run_id: Mapped[int | None] = mapped_column(sa.BigInteger)
     created_at: Mapped[dt.datetime] = mapped_column(server_default=NOW)

@@ -21,7 +21,6 @@ from typing import Any
 from psycopg import Connection as PgConnection
 from psycopg import sql
 from psycopg.types.json import Jsonb
-from pydantic import BaseModel
 from sqlalchemy.engine import Connection
 
 
@@ -32,10 +31,15 @@ def driver_connection(conn: Connection) -> PgConnection[Any]:
     return raw  # type: ignore[return-value]
 
 
-def content_hash(record: BaseModel, exclude: set[str] | None = None) -> str:
-    """Stable hash of a canonical record's content (provenance timestamps excluded)."""
-    payload = record.model_dump_json(exclude={"modified_at", *(exclude or set())})
-    return hashlib.blake2b(payload.encode(), digest_size=16).hexdigest()
+def content_hash(raw: Any, mapping_version: str) -> str:
+    """Stable hash of a raw source record plus the mapping version that reads it.
+
+    Hashing the *raw* record lets the engine skip unchanged records before mapping
+    and validating them, which is what makes a re-sync with nothing changed cheap.
+    ``repr`` is used instead of canonical JSON because it is ~4x cheaper; a vendor
+    that reorders keys between calls costs a needless rewrite, never a wrong result.
+    """
+    return hashlib.blake2b(f"{mapping_version}|{raw!r}".encode(), digest_size=16).hexdigest()
 
 
 @dataclass(frozen=True)

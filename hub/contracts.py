@@ -59,6 +59,9 @@ class StreamSpec:
     read_pages: Callable[[Any, str | None], Iterator[Page]]
     map_record: Callable[[RawRecord], CanonicalRecord]
     depends_on: tuple[str, ...] = ()  # streams to sync first (customers before orders)
+    # Part of every record's content hash: bump it when the mapping changes, so that
+    # records whose source did not change are still re-mapped once.
+    mapping_version: str = "1"
 
     def __post_init__(self) -> None:
         if self.target not in TARGETS:
@@ -117,8 +120,9 @@ class Writer(Protocol):
 class ConnectorSpec:
     """Registry entry for one external system.
 
-    ``make_client(settings, observer)`` builds the connector's client from the hub
-    settings; ``make_writer(kind, client)`` builds the writer for an outbox kind;
+    ``make_client(settings, observer, sandbox_url)`` builds the connector's client from
+    the hub settings (``sandbox_url`` set: talk to the in-process sandbox with its
+    credentials); ``make_writer(kind, client)`` builds the writer for an outbox kind;
     ``make_sandbox(**options)`` returns the sandbox ASGI app; ``check(client)`` is what
     ``hub doctor`` runs (reachability and credentials, raising ConnectorError).
     """

@@ -26,10 +26,11 @@ from pydantic import ValidationError
 from sqlalchemy.engine import Connection
 
 from hub.audit import write_audit
+from hub.bulk import content_hash
 from hub.contracts import MappingError, Page, StreamSpec
 from hub.database import Database
 from hub.quarantine import Rejected, describe_error, store_rejected
-from hub.targets import HANDLERS, Mapped, PageContext
+from hub.targets import HANDLERS, Mapped, PageContext, existing_hashes
 
 log = logging.getLogger(__name__)
 
@@ -86,13 +87,14 @@ def advance_cursor(conn: Connection, system: str, stream: str, value: str) -> No
     )
 
 
-def map_page(stream: StreamSpec, records: list[dict[str, Any]]) -> tuple[list[Mapped], list[Rejected]]:
-    """Run the stream's pure mapping over a page; split good records from rejected ones."""
+def map_page(stream: StreamSpec, items: list[tuple[dict[str, Any], str]]) -> tuple[list[Mapped], list[Rejected]]:
+    """Run the stream's pure mapping over (raw record, content hash) pairs; split good
+    records from rejected ones."""
     mapped: list[Mapped] = []
     rejected: list[Rejected] = []
-    for raw in records:
+    for raw, digest in items:
         try:
-            mapped.append((raw, stream.map_record(raw)))
+            mapped.append((raw, stream.map_record(raw), digest))
         except MAPPING_FAILURES as exc:
             ref = raw.get(stream.key_field) if isinstance(raw, dict) else None
             rejected.append(Rejected(None if ref is None else str(ref), describe_error(exc), raw))
@@ -100,14 +102,19 @@ def map_page(stream: StreamSpec, records: list[dict[str, Any]]) -> tuple[list[Ma
 
 
 def ingest_page(conn: Connection, system: str, stream: StreamSpec, page: Page, run_id: int | None) -> SyncCounts:
-    """Map, resolve, merge and quarantine one page on ``conn`` (one transaction)."""
-    mapped, rejected = map_page(stream, page.records)
+    """Skip unchanged records, then map, resolve, merge and quarantine the rest of one
+    page on ``conn`` (one transaction)."""
+    hashed = [(raw, content_hash(raw, stream.mapping_version)) for raw in page.records]
+    keys = [str(raw.get(stream.key_field)) for raw, _ in hashed]
+    stored = existing_hashes(conn, stream.target, system, keys)
+    changed = [(raw, digest) for (raw, digest), key in zip(hashed, keys, strict=True) if stored.get(key) != digest]
+    mapped, rejected = map_page(stream, changed)
     outcome = HANDLERS[stream.target](PageContext(conn, system, stream.name, run_id), mapped)
     rejected.extend(outcome.rejected)
     store_rejected(conn, system, stream.name, run_id, rejected)
     return SyncCounts(
         read=len(page.records), inserted=outcome.inserted, updated=outcome.updated,
-        unchanged=outcome.unchanged, quarantined=len(rejected), pages=1,
+        unchanged=outcome.unchanged + len(hashed) - len(changed), quarantined=len(rejected), pages=1,
     )
 
 
@@ -175,7 +182,7 @@ def retry_quarantined(db: Database, system: str, stream: StreamSpec, *, limit: i
             {"sys": system, "st": stream.name, "limit": limit},
         ).all()
         for row_id, payload in rows:
-            mapped, rejected = map_page(stream, [payload])
+            mapped, rejected = map_page(stream, [(payload, content_hash(payload, stream.mapping_version))])
             outcome = HANDLERS[stream.target](PageContext(conn, system, stream.name, None), mapped)
             rejected.extend(outcome.rejected)
             counts.read += 1

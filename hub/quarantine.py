@@ -16,6 +16,8 @@ import sqlalchemy as sa
 from pydantic import ValidationError
 from sqlalchemy.engine import Connection
 
+from hub.bulk import content_hash
+
 
 @dataclass(frozen=True)
 class Rejected:
@@ -43,15 +45,20 @@ def store_rejected(conn: Connection, system: str, stream: str, run_id: int | Non
     """Insert quarantine rows for ``rejected`` in the caller's transaction."""
     if not rejected:
         return
+    # A record that is still bad on the next sync is the same quarantine row, not a new
+    # one: (system, stream, payload hash) is unique among open rows.
     conn.execute(
         sa.text(
-            "INSERT INTO quarantine (system, stream, source_ref, reason, payload, run_id) "
-            "VALUES (:system, :stream, :source_ref, :reason, CAST(:payload AS jsonb), :run_id)"
+            "INSERT INTO quarantine (system, stream, source_ref, reason, payload, payload_hash, run_id) "
+            "VALUES (:system, :stream, :source_ref, :reason, CAST(:payload AS jsonb), :hash, :run_id) "
+            "ON CONFLICT (system, stream, payload_hash) WHERE status = 'open' DO UPDATE SET "
+            "reason = EXCLUDED.reason, run_id = EXCLUDED.run_id, attempts = quarantine.attempts + 1"
         ),
         [
             {
                 "system": system, "stream": stream, "source_ref": r.source_ref, "reason": r.reason,
                 "payload": json.dumps(r.payload, ensure_ascii=False, default=str), "run_id": run_id,
+                "hash": content_hash(r.payload, "quarantine"),
             }
             for r in rejected
         ],

@@ -26,7 +26,7 @@ from canonical_model.schemas import (
     ReceivableRecord,
     SalesOrderRecord,
 )
-from hub.bulk import content_hash, last_wins, merge_rows
+from hub.bulk import last_wins, merge_rows
 from hub.identity import (
     CustomerCandidate,
     KnownCustomer,
@@ -63,7 +63,7 @@ class TargetOutcome:
     rejected: list[Rejected] = field(default_factory=list)
 
 
-Mapped = tuple[dict[str, Any], CanonicalRecord]
+Mapped = tuple[dict[str, Any], CanonicalRecord, str]  # raw record, canonical record, content hash
 
 
 def customer_ids_for(conn: Connection, system: str, refs: set[str]) -> dict[str, int]:
@@ -78,11 +78,13 @@ def customer_ids_for(conn: Connection, system: str, refs: set[str]) -> dict[str,
     return {ext: cid for ext, cid in rows}
 
 
-def _split_by_customer(ctx: PageContext, mapped: Sequence[Mapped]) -> tuple[list[tuple[int, Any]], list[Rejected]]:
-    refs = {rec.customer_ref for _, rec in mapped}  # type: ignore[attr-defined]
+def _split_by_customer(
+    ctx: PageContext, mapped: Sequence[Mapped],
+) -> tuple[list[tuple[int, Any, str]], list[Rejected]]:
+    refs = {rec.customer_ref for _, rec, _ in mapped}  # type: ignore[attr-defined]
     ids = customer_ids_for(ctx.conn, ctx.system, refs)
     known, rejected = [], []
-    for raw, rec in mapped:
+    for raw, rec, digest in mapped:
         cid = ids.get(rec.customer_ref)  # type: ignore[attr-defined]
         if cid is None:
             rejected.append(Rejected(
@@ -91,7 +93,7 @@ def _split_by_customer(ctx: PageContext, mapped: Sequence[Mapped]) -> tuple[list
                 raw,
             ))
         else:
-            known.append((cid, rec))
+            known.append((cid, rec, digest))
     return known, rejected
 
 
@@ -101,9 +103,9 @@ def upsert_receivables(ctx: PageContext, mapped: Sequence[Mapped]) -> TargetOutc
     """Merge receivable bills; a bill of an unknown customer is rejected."""
     known, rejected = _split_by_customer(ctx, mapped)
     rows = [
-        (rec.source_system, rec.external_id, ctx.now, content_hash(rec), cid, rec.bill_number, rec.bill_date,
+        (rec.source_system, rec.external_id, ctx.now, digest, cid, rec.bill_number, rec.bill_date,
          rec.due_date, rec.currency, rec.amount, rec.open_amount, rec.status)
-        for cid, rec in last_wins(known, key=lambda item: item[1].external_id)
+        for cid, rec, digest in last_wins(known, key=lambda item: item[1].external_id)
         if isinstance(rec, ReceivableRecord)
     ]
     result = merge_rows(
@@ -119,9 +121,9 @@ def upsert_receipts(ctx: PageContext, mapped: Sequence[Mapped]) -> TargetOutcome
     """Merge receipts; a receipt of an unknown customer is rejected."""
     known, rejected = _split_by_customer(ctx, mapped)
     rows = [
-        (rec.source_system, rec.external_id, ctx.now, content_hash(rec), cid, rec.bill_number,
+        (rec.source_system, rec.external_id, ctx.now, digest, cid, rec.bill_number,
          rec.receipt_date, rec.currency, rec.amount)
-        for cid, rec in last_wins(known, key=lambda item: item[1].external_id)
+        for cid, rec, digest in last_wins(known, key=lambda item: item[1].external_id)
         if isinstance(rec, ReceiptRecord)
     ]
     result = merge_rows(
@@ -143,12 +145,12 @@ _ERP_OWNED = ("customer_id", "order_date", "currency", "total_amount", "order_nu
 def upsert_sales_orders(ctx: PageContext, mapped: Sequence[Mapped]) -> TargetOutcome:
     """Merge ERP orders on (erp_system, erp_bill_number) and replace lines of changed ones."""
     known, rejected = _split_by_customer(ctx, mapped)
-    records = [(cid, rec) for cid, rec in last_wins(known, key=lambda item: item[1].bill_number)
+    records = [(cid, rec, digest) for cid, rec, digest in last_wins(known, key=lambda item: item[1].bill_number)
                if isinstance(rec, SalesOrderRecord)]
     rows = [
-        (rec.source_system, rec.external_id, ctx.now, content_hash(rec), cid, rec.bill_number, rec.order_date,
+        (rec.source_system, rec.external_id, ctx.now, digest, cid, rec.bill_number, rec.order_date,
          rec.currency, rec.total_amount, "erp", ctx.system, rec.bill_number, rec.erp_status, ctx.now)
-        for cid, rec in records
+        for cid, rec, digest in records
     ]
     exprs = {c: f"CASE WHEN t.source_system = 'crm' THEN t.{c} ELSE EXCLUDED.{c} END" for c in _ERP_OWNED}
     exprs["source_system"] = "t.source_system"
@@ -163,7 +165,7 @@ def upsert_sales_orders(ctx: PageContext, mapped: Sequence[Mapped]) -> TargetOut
     )
     written = result.inserted_ids + result.updated_ids
     if written:
-        _replace_erp_lines(ctx, written, {rec.bill_number: rec for _, rec in records})
+        _replace_erp_lines(ctx, written, {rec.bill_number: rec for _, rec, _ in records})
     return TargetOutcome(len(result.inserted_ids), len(result.updated_ids), result.unchanged, rejected)
 
 
@@ -198,17 +200,12 @@ def upsert_customers(ctx: PageContext, mapped: Sequence[Mapped]) -> TargetOutcom
     """Resolve each customer record to a golden record (creating one when new) and
     apply its non-empty fields with per-field provenance. Conflicts are recorded."""
     outcome = TargetOutcome()
-    items = last_wins(mapped, key=lambda item: item[1].external_id)
-    records = [rec for _, rec in items if isinstance(rec, CustomerRecord)]
+    items = [(rec, digest) for _, rec, digest in last_wins(mapped, key=lambda item: item[1].external_id)
+             if isinstance(rec, CustomerRecord)]
+    records = [rec for rec, _ in items]
     lookups = _customer_lookups(ctx, records)
-    hashes = _identity_hashes(ctx, [r.external_id for r in records])
     owners = _owner_ids(ctx, {r.owner_ref for r in records if r.owner_ref})
-    for rec in records:
-        digest = content_hash(rec)
-        linked = lookups.by_link.get(rec.external_id)
-        if linked is not None and hashes.get(rec.external_id) == digest:
-            outcome.unchanged += 1
-            continue
+    for rec, digest in items:
         resolution = resolve_customer(
             CustomerCandidate(rec.external_id, rec.name, rec.credit_code,
                               mobiles=(rec.phone,) if rec.phone else ()),
@@ -271,15 +268,6 @@ def _customer_lookups(ctx: PageContext, records: list[CustomerRecord]) -> Lookup
         ):
             by_contact[mobile] = frozenset(ids)
     return Lookups(by_link=by_link, by_credit_code=by_code, by_name=by_name, by_contact=by_contact)
-
-
-def _identity_hashes(ctx: PageContext, external_ids: list[str]) -> dict[str, str | None]:
-    rows = ctx.conn.execute(
-        sa.text("SELECT external_id, content_hash FROM external_identity "
-                "WHERE system = :system AND object = 'customer' AND external_id = ANY(:ids)"),
-        {"system": ctx.system, "ids": external_ids},
-    )
-    return {ext: digest for ext, digest in rows}
 
 
 def _owner_ids(ctx: PageContext, refs: set[str | None]) -> dict[str, int]:
@@ -346,9 +334,8 @@ def upsert_internal_users(ctx: PageContext, mapped: Sequence[Mapped]) -> TargetO
     """Attach directory users to existing CRM users (mobile, then e-mail) or add them."""
     outcome = TargetOutcome()
     column = USER_ID_COLUMN.get(ctx.system)
-    for _raw, rec in last_wins(mapped, key=lambda item: item[1].external_id):
+    for _raw, rec, digest in last_wins(mapped, key=lambda item: item[1].external_id):
         assert isinstance(rec, InternalUserRecord)
-        digest = content_hash(rec)
         existing = _find_user(ctx, rec, column)
         values = {
             "name": rec.name, "mobile": normalize_mobile(rec.mobile), "email": normalize_email(rec.email),
@@ -412,30 +399,30 @@ def _find_user(ctx: PageContext, rec: InternalUserRecord, column: str | None) ->
 
 def upsert_contacts(ctx: PageContext, mapped: Sequence[Mapped]) -> TargetOutcome:
     """Merge contacts; one that matches no customer is rejected with the reason."""
-    items = [(raw, rec) for raw, rec in last_wins(mapped, key=lambda item: item[1].external_id)
+    items = [(raw, rec, digest) for raw, rec, digest in last_wins(mapped, key=lambda item: item[1].external_id)
              if isinstance(rec, ContactRecord)]
-    refs = customer_ids_for(ctx.conn, ctx.system, {r.customer_ref for _, r in items if r.customer_ref})
-    names = {normalize_company_name(r.corp_name) for _, r in items if r.corp_name}
+    refs = customer_ids_for(ctx.conn, ctx.system, {r.customer_ref for _, r, _ in items if r.customer_ref})
+    names = {normalize_company_name(r.corp_name) for _, r, _ in items if r.corp_name}
     by_name: dict[str, list[int]] = {}
     for cid, name in ctx.conn.execute(
         sa.text("SELECT id, normalized_name FROM customer WHERE normalized_name = ANY(:n)"), {"n": list(names)}
     ):
         by_name.setdefault(name, []).append(cid)
-    mobiles = [m for m in (normalize_mobile(r.mobile) for _, r in items) if m]
+    mobiles = [m for m in (normalize_mobile(r.mobile) for _, r, _ in items) if m]
     by_mobile: dict[str, set[int]] = {}
     for mobile, cid in ctx.conn.execute(
         sa.text("SELECT mobile, customer_id FROM contact WHERE mobile = ANY(:m) AND customer_id IS NOT NULL"),
         {"m": mobiles},
     ):
         by_mobile.setdefault(mobile, set()).add(cid)
-    owners = _owner_ids(ctx, {r.owner_ref for _, r in items if r.owner_ref})
+    owners = _owner_ids(ctx, {r.owner_ref for _, r, _ in items if r.owner_ref})
     rows, rejected = [], []
-    for raw, rec in items:
+    for raw, rec, digest in items:
         customer_id, why_not = _contact_customer(rec, refs, by_name, by_mobile)
         if customer_id is None:
             rejected.append(Rejected(rec.external_id, why_not, raw))
             continue
-        rows.append((rec.source_system, rec.external_id, ctx.now, content_hash(rec), customer_id, rec.name,
+        rows.append((rec.source_system, rec.external_id, ctx.now, digest, customer_id, rec.name,
                      rec.title, rec.decision_role, normalize_mobile(rec.mobile), normalize_email(rec.email),
                      owners.get(rec.owner_ref or ""), rec.wecom_external_userid))
     result = merge_rows(
@@ -463,6 +450,24 @@ def _contact_customer(
         return next(iter(by_mobile[mobile])), ""
     what = f"corp name {rec.corp_name!r}" if rec.corp_name else "no corp name"
     return None, f"no customer matches {what} or the contact's mobile"
+
+
+def existing_hashes(conn: Connection, target: str, system: str, keys: list[str]) -> dict[str, str | None]:
+    """Content hashes already stored for these source keys (see StreamSpec.key_field)."""
+    if not keys:
+        return {}
+    if target == "customer":
+        query = ("SELECT external_id, content_hash FROM external_identity WHERE system = :s AND object = 'customer' "
+                 "AND external_id = ANY(:k)")
+    elif target == "sales_order":
+        query = ("SELECT erp_bill_number, content_hash FROM sales_order WHERE erp_system = :s "
+                 "AND erp_bill_number = ANY(:k)")
+    elif target == "internal_user" and system in USER_ID_COLUMN:
+        column = USER_ID_COLUMN[system]
+        query = f"SELECT {column}, content_hash FROM internal_user WHERE {column} = ANY(:k)"
+    else:
+        query = f"SELECT external_id, content_hash FROM {target} WHERE source_system = :s AND external_id = ANY(:k)"
+    return {key: digest for key, digest in conn.execute(sa.text(query), {"s": system, "k": keys})}
 
 
 TargetHandler = Callable[[PageContext, Sequence[Mapped]], TargetOutcome]

@@ -146,6 +146,7 @@ def upgrade() -> None:
         sa.Column("source_ref", sa.String(length=300), nullable=True),
         sa.Column("reason", sa.Text(), nullable=False),
         sa.Column("payload", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
+        sa.Column("payload_hash", sa.String(length=64), nullable=False),
         sa.Column("status", sa.String(length=20), server_default="open", nullable=False),
         sa.Column("run_id", sa.BigInteger(), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
@@ -154,6 +155,13 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index("ix_quarantine_open", "quarantine", ["status", "system", "stream"], unique=False)
+    op.create_index(
+        "uq_quarantine_open_payload",
+        "quarantine",
+        ["system", "stream", "payload_hash"],
+        unique=True,
+        postgresql_where=sa.text("status = 'open'"),
+    )
     op.create_table(
         "sync_cursor",
         sa.Column("connector", sa.String(length=32), nullable=False),
@@ -492,6 +500,7 @@ def downgrade() -> None:
     op.drop_table("customer")
     op.drop_table("sync_run")
     op.drop_table("sync_cursor")
+    op.drop_index("uq_quarantine_open_payload", table_name="quarantine")
     op.drop_index("ix_quarantine_open", table_name="quarantine")
     op.drop_table("quarantine")
     op.drop_index("ix_outbox_ready", table_name="outbox")
