@@ -30,11 +30,11 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hub.bulk import driver_connection  # noqa: E402
-from hub.database import Database, create_db_engine, resolve_url  # noqa: E402
-from hub.engine import sync_stream  # noqa: E402
-from hub.settings import Settings  # noqa: E402
-from hub.testing import CUSTOMERS, RECEIVABLES, SyntheticSource  # noqa: E402
+from hub.bulk import driver_connection
+from hub.database import Database, create_db_engine, resolve_url
+from hub.engine import sync_stream
+from hub.settings import Settings
+from hub.testing import CUSTOMERS, RECEIVABLES, SyntheticSource
 
 PAGE = 5000
 

@@ -28,7 +28,7 @@ def driver_connection(conn: Connection) -> PgConnection[Any]:
     """The psycopg connection under a SQLAlchemy connection (same transaction)."""
     raw = conn.connection.driver_connection
     assert raw is not None
-    return raw  # type: ignore[return-value]
+    return raw
 
 
 def content_hash(raw: Any, mapping_version: str) -> str:
@@ -103,7 +103,8 @@ def merge_rows(
             "WHERE t.content_hash IS DISTINCT FROM EXCLUDED.content_hash "
             "RETURNING t.id, (t.xmax = 0) AS inserted"
         ).format(table=sql.Identifier(table), cols=cols, stage=stage, target=target, sets=set_clause))
-        inserted, updated = [], []
+        inserted: list[int] = []
+        updated: list[int] = []
         for row_id, was_inserted in cur.fetchall():
             (inserted if was_inserted else updated).append(row_id)
         cur.execute(sql.SQL("DROP TABLE {}").format(stage))

@@ -89,10 +89,8 @@ def run_demo(settings: Settings, *, fresh: bool = True, console: Console | None 
         summary.add("CRM data", "demo data set", loaded)
 
         approved = approve_all_pending(hub)
-        sandbox = hub.sandbox("kingdee")
-        faults = hub.spec("kingdee").make_sandbox  # the sandbox app exposes its FaultPlan in app.state
-        plan = sandbox.server.config.app.state.faults if faults else None
-        if plan is not None:
+        if hub.uses_sandbox("kingdee"):
+            plan = hub.sandbox("kingdee").app.state.faults
             plan.arm("drop_response", times=3, operations=["save"])
             plan.arm("http_500", times=2, operations=["save"])
             plan.arm("auth_expired", times=1, operations=["save"])
@@ -113,9 +111,10 @@ def run_demo(settings: Settings, *, fresh: bool = True, console: Console | None 
                                 profile_base_url=settings.reminders.profile_base_url)
         with hub.db.begin() as conn:
             queued = evaluate_reminders(conn, now, policy)
-        wecom_plan = hub.sandbox("wecom").server.config.app.state.faults
-        wecom_plan.arm("auth_expired", times=1)
-        wecom_plan.arm("drop_response", times=2, operations=["message/send"])
+        if hub.uses_sandbox("wecom"):
+            wecom_plan = hub.sandbox("wecom").app.state.faults
+            wecom_plan.arm("auth_expired", times=1)
+            wecom_plan.arm("drop_response", times=2, operations=["message/send"])
         sent = hub.dispatcher(kinds=["wecom.reminder"]).drain(wait_for_scheduled=True, timeout_s=120)
         summary.add("hub → WeCom", "reminders",
                     {"queued": queued.queued, "delivered": sent.done, "retried": sent.retried,

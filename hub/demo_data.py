@@ -93,7 +93,7 @@ def demo_customers(count: int = 24, seed: int = 11) -> list[DemoCustomer]:
     rng = random.Random(seed)
     reps = [p for p in demo_people() if p.title == "客户经理"]
     words = ("华创", "瑞丰", "中科", "恒信", "博远", "星辰", "鼎盛", "凯达", "天择", "海纳", "云启", "明德")
-    out = []
+    out: list[DemoCustomer] = []
     for i in range(count):
         region, city = REGIONS[i % len(REGIONS)]
         owner = [r for r in reps if r.department == region][i % 4]

@@ -79,7 +79,7 @@ class ConnectorError(HubError):
         )
 
 
-def _rebuild_connector_error(cls, message, system, operation, external_id, code):  # type: ignore[no-untyped-def]
+def _rebuild_connector_error(cls, message, system, operation, external_id, code):
     return cls(message, system=system, operation=operation, external_id=external_id, code=code)
 
 
@@ -96,7 +96,7 @@ class RateLimitedError(RetryableError):
         self.retry_after = retry_after
         super().__init__(message, **context)  # type: ignore[arg-type]
 
-    def __reduce__(self):  # type: ignore[no-untyped-def]
+    def __reduce__(self):
         return (
             _rebuild_rate_limited,
             (self.message, self.retry_after, self.system, self.operation, self.external_id, self.code),
@@ -104,7 +104,7 @@ class RateLimitedError(RetryableError):
         )
 
 
-def _rebuild_rate_limited(message, retry_after, system, operation, external_id, code):  # type: ignore[no-untyped-def]
+def _rebuild_rate_limited(message, retry_after, system, operation, external_id, code):
     return RateLimitedError(
         message, retry_after=retry_after, system=system, operation=operation,
         external_id=external_id, code=code,
@@ -129,7 +129,7 @@ class RecipientError(PermanentError):
         self.recipients = recipients
         super().__init__(message, **context)  # type: ignore[arg-type]
 
-    def __reduce__(self):  # type: ignore[no-untyped-def]
+    def __reduce__(self):
         return (
             _rebuild_recipient_error,
             (self.message, self.recipients, self.system, self.operation, self.external_id, self.code),
@@ -137,7 +137,7 @@ class RecipientError(PermanentError):
         )
 
 
-def _rebuild_recipient_error(message, recipients, system, operation, external_id, code):  # type: ignore[no-untyped-def]
+def _rebuild_recipient_error(message, recipients, system, operation, external_id, code):
     return RecipientError(
         message, recipients=recipients, system=system, operation=operation,
         external_id=external_id, code=code,

@@ -31,6 +31,7 @@ class RunningServer:
     port: int
     server: uvicorn.Server
     thread: threading.Thread
+    app: Any  # the ASGI app; sandboxes keep their FaultPlan at app.state.faults
 
     def stop(self) -> None:
         """Ask uvicorn to exit and wait for the thread."""
@@ -59,4 +60,4 @@ def serve_in_thread(app: Any, *, port: int | None = None, startup_timeout: float
         if not thread.is_alive() or time.monotonic() > deadline:
             raise RuntimeError(f"server on port {port} did not start")
         time.sleep(0.01)
-    return RunningServer(url=f"http://127.0.0.1:{port}", port=port, server=server, thread=thread)
+    return RunningServer(url=f"http://127.0.0.1:{port}", port=port, server=server, thread=thread, app=app)
