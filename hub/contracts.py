@@ -135,6 +135,12 @@ class ConnectorSpec:
     make_writer: Callable[[str, Any], Writer] | None = None
     make_sandbox: Callable[..., Any] | None = None
     check: Callable[[Any], None] | None = None
+    # Turns a channel-neutral outbox payload (hub.reminders) into the connector's own
+    # (e.g. a WeCom card), once, at enqueue time: retries then resend identical bytes.
+    prepare_payload: Callable[[str, dict[str, Any]], dict[str, Any]] | None = None
+    # The employees the sandbox's directory knows (demo support: the CRM demo data set
+    # creates the same people, so directory sync has someone to match).
+    demo_people: Callable[[], list[dict[str, Any]]] | None = None
 
     def stream(self, name: str) -> StreamSpec:
         """Look a stream up by name, with a clear error listing the known ones."""

@@ -85,7 +85,9 @@ def run_demo(settings: Settings, *, fresh: bool = True, console: Console | None 
             erp_customers = conn.execute(sa.text(
                 "SELECT DISTINCT r.customer_id FROM receivable r WHERE r.open_amount > 0 ORDER BY 1 LIMIT 12")
             ).scalars().all()
-            loaded = load_crm_demo(conn, now=now, erp_customer_ids=list(erp_customers))
+            people_source = hub.spec("wecom").demo_people
+            people = people_source() if people_source else []
+            loaded = load_crm_demo(conn, people, now=now, erp_customer_ids=list(erp_customers))
         summary.add("CRM data", "demo data set", loaded)
 
         approved = approve_all_pending(hub)

@@ -2,8 +2,8 @@
 
 Deterministic (same seed, same data) and realistic: Chinese names, mainland mobiles,
 regional sales teams with managers, companies with valid unified social credit codes.
-The WeCom sandbox seeds its directory from :func:`demo_people` too, so directory sync
-finds every CRM salesperson by mobile, as it would in a real company.
+The people come from the chat sandbox's directory (``ConnectorSpec.demo_people``), so
+directory sync finds every CRM user by mobile, as it would in a real company.
 """
 
 from __future__ import annotations
@@ -12,61 +12,18 @@ import datetime as dt
 import random
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from hub.identity import credit_code_check_char, normalize_company_name
+from hub.identity import credit_code_check_char, normalize_company_name, normalize_mobile
 
-SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘蒋蔡余杜叶程苏魏吕丁任沈姚卢"
-GIVEN = ("伟", "芳", "娜", "秀英", "敏", "静", "丽", "强", "磊", "军", "洋", "勇", "艳", "杰", "娟", "涛", "明", "超",
-         "秀兰", "霞", "平", "刚", "桂英", "晨", "欣怡", "子涵", "浩然", "思远", "雨桐", "嘉怡", "一鸣", "梓轩")
 REGIONS = (("华东销售部", "上海"), ("华南销售部", "深圳"), ("华北销售部", "北京"), ("西南销售部", "成都"))
 INDUSTRIES = ("智能制造", "医疗器械", "新能源", "电子元器件", "工业自动化", "食品饮料", "物流仓储", "软件服务")
 PRODUCTS = (("P-1001", "工业网关 G200"), ("P-1002", "边缘计算盒 E10"), ("P-2001", "MES 软件许可（年）"),
             ("P-2002", "实施服务（人天）"), ("P-3001", "传感器套件 S5"))
 DIVISION_CODES = {"上海": "310115", "深圳": "440305", "北京": "110108", "成都": "510107"}
-
-
-@dataclass(frozen=True)
-class DemoPerson:
-    """An employee of the demo company, as both the CRM and the chat directory know them."""
-
-    crm_id: str
-    userid: str  # WeCom userid
-    name: str
-    mobile: str
-    email: str
-    department: str
-    title: str
-    manager_crm_id: str | None
-
-
-def demo_people(seed: int = 7) -> list[DemoPerson]:
-    """The demo sales organisation: a director, one manager and four reps per region."""
-    rng = random.Random(seed)
-    used: set[str] = set()
-
-    def person_name() -> str:
-        while True:
-            name = rng.choice(SURNAMES) + rng.choice(GIVEN)
-            if name not in used:
-                used.add(name)
-                return name
-
-    people = [DemoPerson("crm-u001", "director01", person_name(), "13900000001", "director01@demo-corp.cn",
-                         "销售中心", "销售总监", None)]
-    n = 2
-    for region, _city in REGIONS:
-        manager_id = f"crm-u{n:03d}"
-        people.append(DemoPerson(manager_id, f"mgr{n:02d}", person_name(), f"139{n:08d}",
-                                 f"mgr{n:02d}@demo-corp.cn", region, "销售经理", "crm-u001"))
-        n += 1
-        for _ in range(4):
-            people.append(DemoPerson(f"crm-u{n:03d}", f"rep{n:02d}", person_name(), f"139{n:08d}",
-                                     f"rep{n:02d}@demo-corp.cn", region, "客户经理", manager_id))
-            n += 1
-    return people
 
 
 def demo_credit_code(city: str, serial: int) -> str:
@@ -88,42 +45,45 @@ class DemoCustomer:
     owner_crm_id: str
 
 
-def demo_customers(count: int = 24, seed: int = 11) -> list[DemoCustomer]:
-    """CRM-only customers (not in the ERP yet: pushing their first order creates them there)."""
+def demo_customers(people: list[dict[str, Any]], count: int = 24, seed: int = 11) -> list[DemoCustomer]:
+    """CRM-only customers (not in the ERP yet: pushing their first order creates them there),
+    each owned by one of the sales reps in ``people``."""
     rng = random.Random(seed)
-    reps = [p for p in demo_people() if p.title == "客户经理"]
+    reps = [p for p in people if p.get("is_sales_rep")]
     words = ("华创", "瑞丰", "中科", "恒信", "博远", "星辰", "鼎盛", "凯达", "天择", "海纳", "云启", "明德")
     out: list[DemoCustomer] = []
     for i in range(count):
-        region, city = REGIONS[i % len(REGIONS)]
-        owner = [r for r in reps if r.department == region][i % 4]
+        _region, city = REGIONS[i % len(REGIONS)]
+        owner = reps[i % len(reps)]
         name = f"{city}{rng.choice(words)}{rng.choice(INDUSTRIES)}有限公司"
         while any(normalize_company_name(c.name) == normalize_company_name(name) for c in out):
             name = f"{city}{rng.choice(words)}{rng.choice(words)}{rng.choice(INDUSTRIES)}有限公司"
         out.append(DemoCustomer(f"crm-c{i + 1:04d}", name, demo_credit_code(city, 1000 + i), city,
-                                rng.choice(INDUSTRIES), owner.crm_id))
+                                rng.choice(INDUSTRIES), owner["crm_id"]))
     return out
 
 
-def load_crm_demo(conn: Connection, *, now: dt.datetime, erp_customer_ids: list[int] | None = None,
-                  orders: int = 40, seed: int = 3) -> dict[str, int]:
-    """Insert the CRM demo data set; returns counts. ``erp_customer_ids`` (customers that
-    already came from the ERP) get CRM owners, orders and tasks too, so the demo shows
-    one customer seen from every side."""
+def load_crm_demo(conn: Connection, people: list[dict[str, Any]], *, now: dt.datetime,
+                  erp_customer_ids: list[int] | None = None, orders: int = 40, seed: int = 3) -> dict[str, int]:
+    """Insert the CRM demo data set; returns counts. ``people`` are the CRM users (dicts with
+    crm_id, name, mobile, email, department, title, manager_crm_id, is_sales_rep);
+    ``erp_customer_ids`` (customers that already came from the ERP) get CRM owners,
+    orders and tasks too, so the demo shows one customer seen from every side."""
     rng = random.Random(seed)
     user_ids: dict[str, int] = {}
-    for p in demo_people():
-        user_ids[p.crm_id] = conn.execute(sa.text(
+    for p in people:
+        user_ids[p["crm_id"]] = conn.execute(sa.text(
             "INSERT INTO internal_user (name, mobile, email, department, title, source_system, external_id) "
             "VALUES (:n, :m, :e, :d, :t, 'crm', :x) RETURNING id"),
-            {"n": p.name, "m": p.mobile, "e": p.email, "d": p.department, "t": p.title, "x": p.crm_id}).scalar_one()
-    for p in demo_people():
-        if p.manager_crm_id:
+            {"n": p["name"], "m": normalize_mobile(p["mobile"]), "e": p["email"], "d": p["department"],
+             "t": p["title"], "x": p["crm_id"]}).scalar_one()
+    for p in people:
+        if p.get("manager_crm_id") in user_ids:
             conn.execute(sa.text("UPDATE internal_user SET manager_id = :m WHERE id = :id"),
-                         {"m": user_ids[p.manager_crm_id], "id": user_ids[p.crm_id]})
-    reps = [user_ids[p.crm_id] for p in demo_people() if p.title == "客户经理"]
+                         {"m": user_ids[p["manager_crm_id"]], "id": user_ids[p["crm_id"]]})
+    reps = [user_ids[p["crm_id"]] for p in people if p.get("is_sales_rep")]
     customer_ids: list[int] = []
-    for c in demo_customers():
+    for c in demo_customers(people):
         cid = conn.execute(sa.text(
             "INSERT INTO customer (name, normalized_name, credit_code, region, industry, owner_id, credit_limit, "
             "field_sources, assigned_at, stage) VALUES (:n, :nn, :cc, :r, :i, :o, :cl, CAST(:fs AS jsonb), :a, :st) "

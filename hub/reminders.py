@@ -27,6 +27,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from hub.outbox import enqueue
+from hub.registry import connector
 
 # How each channel names a user on internal_user.
 CHANNEL_USER_COLUMN = {"wecom": "wecom_userid", "dingtalk": "dingtalk_userid"}
@@ -107,6 +108,9 @@ def _queue(conn: Connection, counts: ReminderCounts, task: Any, kind: str, who: 
         "duplicate_check_interval": policy.duplicate_check_interval_s,
         "queued_at": now.isoformat(),
     }
+    prepare = connector(channel).prepare_payload
+    if prepare is not None:
+        payload = prepare("reminder", payload)
     if enqueue(conn, f"{channel}.reminder", key, payload) is None:
         counts.already_queued += 1
     else:

@@ -1,0 +1,180 @@
+"""HTTP face of the WeCom sandbox: Starlette routes over :class:`WeComState`.
+
+Wire rules (reference/messaging-apis.md §1.1, §3):
+
+- everything under ``/cgi-bin/``; ``access_token`` always in the query string;
+- POST bodies parsed as JSON whatever the Content-Type (wechatpy sends none, §1.6);
+- business errors are HTTP 200 with an int ``errcode`` and an errmsg shaped like the real
+  one (``"<text>, hint: [<id>], from ip: <ip>, more info at <url>?e=<code>"``);
+- faults from :class:`~connectors.sandbox_kit.FaultPlan` become WeCom wire behaviour:
+  ``auth_expired`` expires every token (42001), ``busy`` → errcode -1, ``rate_limit`` →
+  45009, ``http_500`` → HTTP 500, ``timeout`` → sleep ``timeout_s`` then 504,
+  ``drop_response`` → apply the request then HTTP 504 with an empty body, ``latency`` →
+  sleep ``latency_ms`` first. Faults are keyed by operation = path under ``/cgi-bin/``
+  (``"message/send"``, ``"gettoken"``...).
+
+Sandbox-only admin endpoints (never on the real host):
+``GET /__sandbox__/messages?touser=`` (message log), ``GET|POST /__sandbox__/faults``
+(``FaultPlan.configure`` JSON), ``GET /__sandbox__/state`` (summary) and
+``POST /__sandbox__/expire-tokens``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from connectors.sandbox_kit import FaultPlan
+from connectors.wecom.sandbox.seed import DEFAULT_SEED, ROOT_DEPARTMENT_ID
+from connectors.wecom.sandbox.state import ERRMSG, OPERATIONS, WeComApiError, WeComState
+
+_MORE_INFO = "https://open.work.weixin.qq.com/devtool/query?e="
+
+
+class _WeComJSON(JSONResponse):
+    """UTF-8 JSON without ASCII escaping, as qyapi answers."""
+
+    media_type = "application/json; charset=UTF-8"
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+class _Errmsg:
+    """Builds realistic errmsg tails with a fresh hint id per error."""
+
+    def __init__(self) -> None:
+        self._n = 0
+
+    def __call__(self, errcode: int, detail: str | None, client_ip: str) -> str:
+        self._n += 1
+        hint = f"{int(time.time())}{self._n:013d}"
+        text = ERRMSG.get(errcode, "unknown error")
+        if detail:
+            text = f"{text}: {detail}"
+        return f"{text}, hint: [{hint}], from ip: {client_ip}, more info at {_MORE_INFO}{errcode}"
+
+
+def create_app(
+    *,
+    corp_id: str,
+    secret: str,
+    agent_id: int,
+    token_ttl: int = 7200,
+    faults: FaultPlan | None = None,
+    seed: int = DEFAULT_SEED,
+    clock: Callable[[], float] = time.time,
+    legacy_app: bool = True,
+    visible_department_ids: Iterable[int] = (ROOT_DEPARTMENT_ID,),
+    unlicensed_userids: Iterable[str] = (),
+    blocked_apis: Iterable[str] = (),
+    api_limit_per_minute: int = 10_000,
+    member_messages_per_minute: int = 30,
+    externalcontact_concurrency: int = 5,
+) -> Starlette:
+    """Build the WeCom sandbox ASGI app; its state is ``app.state.wecom`` (a WeComState).
+
+    ``legacy_app=False`` models a self-built app created after 2022-06-20 (no mobile/email
+    in user/get); ``blocked_apis`` lists operations answered with 48002 (e.g. the
+    contact-sync restrictions of 2022-08-15); ``clock`` lets tests move time (token expiry,
+    duplicate-check windows, per-member limits).
+    """
+    state = WeComState(
+        corp_id=corp_id, secret=secret, agent_id=agent_id, token_ttl=token_ttl, seed=seed, clock=clock,
+        legacy_app=legacy_app, visible_department_ids=visible_department_ids,
+        unlicensed_userids=unlicensed_userids, blocked_apis=blocked_apis,
+        api_limit_per_minute=api_limit_per_minute, member_messages_per_minute=member_messages_per_minute,
+        externalcontact_concurrency=externalcontact_concurrency,
+    )
+    plan = faults if faults is not None else FaultPlan()
+    errmsg = _Errmsg()
+
+    def error_body(exc: WeComApiError, client_ip: str) -> dict[str, Any]:
+        return {"errcode": exc.errcode, "errmsg": errmsg(exc.errcode, exc.detail, client_ip), **exc.extra}
+
+    async def api(request: Request) -> Response:
+        operation = request.path_params["operation"].strip("/")
+        if operation not in OPERATIONS:
+            return Response(status_code=404)  # guess: unknown paths answer a bare 404
+        client_ip = request.client.host if request.client else "0.0.0.0"
+        query = dict(request.query_params)
+        body: dict[str, Any] | None = None
+        if request.method == "POST":
+            raw = await request.body()
+            try:
+                parsed = json.loads(raw.decode("utf-8")) if raw.strip() else {}
+            except (UnicodeDecodeError, json.JSONDecodeError):
+                # The real server appends "Warning: wrong json format." (error-code doc 90455).
+                return _WeComJSON(error_body(WeComApiError(40058, "Warning: wrong json format."), client_ip))
+            if not isinstance(parsed, dict):
+                return _WeComJSON(error_body(WeComApiError(40058, "Warning: wrong json format."), client_ip))
+            body = parsed
+
+        fault = plan.next_fault(operation)
+        if fault == "latency":
+            await asyncio.sleep(plan.latency_ms / 1000)
+        elif fault == "timeout":
+            await asyncio.sleep(plan.timeout_s)
+            return Response(status_code=504)
+        elif fault == "http_500":
+            return Response("Internal Server Error", status_code=500, media_type="text/plain")
+        elif fault == "busy":
+            return _WeComJSON(error_body(WeComApiError(-1), client_ip))
+        elif fault == "rate_limit":
+            return _WeComJSON(error_body(WeComApiError(45009), client_ip))
+        elif fault == "auth_expired":
+            state.expire_all_tokens()
+
+        try:
+            state.enter(operation)
+        except WeComApiError as exc:
+            return _WeComJSON(error_body(exc, client_ip))
+        try:
+            result = state.handle(request.method, operation, query, body)
+        except WeComApiError as exc:
+            result = error_body(exc, client_ip)
+        finally:
+            state.leave(operation)
+        if fault == "drop_response":
+            return Response(status_code=504)  # the effect happened; the reply is lost
+        return _WeComJSON(result)
+
+    async def admin_messages(request: Request) -> Response:
+        return _WeComJSON({"messages": state.message_log(request.query_params.get("touser"))})
+
+    async def admin_faults(request: Request) -> Response:
+        if request.method == "POST":
+            try:
+                spec = json.loads((await request.body()).decode("utf-8") or "{}")
+                plan.configure(spec)
+            except (ValueError, KeyError, TypeError) as exc:
+                return _WeComJSON({"error": str(exc)}, status_code=400)
+        return _WeComJSON(plan.describe())
+
+    async def admin_state(_request: Request) -> Response:
+        return _WeComJSON(state.summary())
+
+    async def admin_expire_tokens(_request: Request) -> Response:
+        return _WeComJSON({"expired": state.expire_all_tokens()})
+
+    app = Starlette(routes=[
+        Route("/cgi-bin/{operation:path}", api, methods=["GET", "POST"]),
+        Route("/__sandbox__/messages", admin_messages, methods=["GET"]),
+        Route("/__sandbox__/faults", admin_faults, methods=["GET", "POST"]),
+        Route("/__sandbox__/state", admin_state, methods=["GET"]),
+        Route("/__sandbox__/expire-tokens", admin_expire_tokens, methods=["POST"]),
+    ])
+    app.state.wecom = state
+    app.state.faults = plan
+    return app
+
+
+__all__ = ["create_app"]
