@@ -12,8 +12,9 @@ reminder twice. The rules (from the product brief):
   a "首次跟进" task is created for the owner, and owner and manager are reminded
   (``uncontacted_24h``, ``uncontacted_24h_manager``).
 
-A recipient without an account on the channel is reported on the task (``problems``)
-instead of being queued, and a platform that rejects a recipient marks it likewise.
+A recipient without an active account on the channel (none, or disabled in the
+directory) is reported on the task (``problems``) instead of being queued, and a
+platform that rejects a recipient marks it likewise.
 """
 
 from __future__ import annotations
@@ -62,8 +63,9 @@ def evaluate_reminders(conn: Connection, now: dt.datetime, policy: ReminderPolic
     tasks = conn.execute(sa.text(
         f"""
         SELECT t.id, t.title, t.kind, t.due_at, t.customer_id, c.name AS customer_name,
-               a.id AS assignee_id, a.name AS assignee_name, a.{column} AS assignee_account,
-               m.id AS manager_id, m.name AS manager_name, m.{column} AS manager_account
+               a.id AS assignee_id, a.name AS assignee_name,
+               CASE WHEN a.active THEN a.{column} END AS assignee_account,
+               m.id AS manager_id, m.name AS manager_name, CASE WHEN m.active THEN m.{column} END AS manager_account
         FROM task t
         JOIN internal_user a ON a.id = t.assignee_id
         LEFT JOIN internal_user m ON m.id = a.manager_id
@@ -92,7 +94,7 @@ def _queue(conn: Connection, counts: ReminderCounts, task: Any, kind: str, who: 
         return  # nobody above the assignee: nothing to escalate to
     key = f"{channel}.reminder:task-{task.id}:user-{user_id}:{kind}"
     if account is None:
-        problem = f"{name} has no {channel} account: '{kind}' reminder not sent"
+        problem = f"{name} has no active {channel} account: '{kind}' reminder not sent"
         changed = conn.execute(sa.text(
             "UPDATE task SET problems = array_append(problems, :p) WHERE id = :id AND NOT (:p = ANY(problems)) "
             "RETURNING id"), {"p": problem, "id": task.id}).scalar()

@@ -29,7 +29,7 @@ from typing import Any
 
 from connectors.wecom.client import MAX_DUPLICATE_CHECK_INTERVAL, SYSTEM, WeComClient
 from hub.contracts import Attempt, WriteResult
-from hub.errors import PermanentError, RecipientError
+from hub.errors import PermanentError, RateLimitedError, RecipientError
 
 DEFAULT_INTERVAL = 1800
 DEFAULT_SAFETY_MARGIN_S = 120.0
@@ -43,6 +43,46 @@ def _utc_now() -> dt.datetime:
 def _aware(value: dt.datetime) -> dt.datetime:
     # The dispatcher stores timestamptz; a naive value can only be UTC from our own code.
     return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+
+
+class RecipientBudget:
+    """Sliding-window count of messages per member, so the hub never exceeds WeCom's
+    per-app-per-member limits (30/min, 1000/h — messaging-apis.md §1.4), past which WeCom
+    drops messages *silently*. Over budget, the writer raises ``RateLimitedError`` and the
+    outbox reschedules the reminder instead of losing it.
+
+    The budget is per process: run one dispatcher per WeCom app at a time (the Dagster
+    ``hub/system`` tag concurrency limit does that) or split the limits between them.
+    """
+
+    def __init__(self, per_minute: int = 30, per_hour: int = 1000, clock: Callable[[], float] | None = None) -> None:
+        import threading
+        import time
+
+        self.per_minute = per_minute
+        self.per_hour = per_hour
+        self._clock = clock or time.monotonic
+        self._sent: dict[str, list[float]] = {}
+        self._lock = threading.Lock()
+
+    def wait_needed(self, recipient: str) -> float:
+        """Seconds until one more message to ``recipient`` fits both windows (0: now)."""
+        now = self._clock()
+        with self._lock:
+            history = [t for t in self._sent.get(recipient, []) if now - t < 3600]
+            self._sent[recipient] = history
+            waits = [0.0]
+            minute = [t for t in history if now - t < 60]
+            if len(minute) >= self.per_minute:
+                waits.append(60 - (now - minute[-self.per_minute]))
+            if len(history) >= self.per_hour:
+                waits.append(3600 - (now - history[-self.per_hour]))
+            return max(waits)
+
+    def spend(self, recipient: str) -> None:
+        """Count one message sent (or possibly sent) to ``recipient``."""
+        with self._lock:
+            self._sent.setdefault(recipient, []).append(self._clock())
 
 
 class ReminderWriter:
@@ -64,10 +104,12 @@ class ReminderWriter:
         *,
         clock: Callable[[], dt.datetime] = _utc_now,
         safety_margin_s: float = DEFAULT_SAFETY_MARGIN_S,
+        budget: RecipientBudget | None = None,
     ) -> None:
         self._client = client
         self._clock = clock
         self._margin = safety_margin_s
+        self._budget = budget or RecipientBudget()
 
     def _error(self, message: str, *, external_id: str | None = None, code: str = "bad_payload") -> PermanentError:
         return PermanentError(message, system=self.system, operation=self.operation, external_id=external_id, code=code)
@@ -105,6 +147,14 @@ class ReminderWriter:
                     f"or discard this reminder",
                     external_id=recipient, code="duplicate_window_passed",
                 )
+        wait = self._budget.wait_needed(recipient.lower())
+        if wait > 0:
+            raise RateLimitedError(
+                f"per-member message budget for {recipient} used up; WeCom would drop the message silently",
+                retry_after=wait, system=self.system, operation=self.operation, external_id=recipient,
+                code="member_budget",
+            )
+        self._budget.spend(recipient.lower())  # counted before sending: a lost reply still used the budget
         try:
             outcome = self._client.send_message(
                 [recipient], card, enable_duplicate_check=True, duplicate_check_interval=interval, key=key,
