@@ -122,7 +122,7 @@ class ConnectorSpec:
 
     ``make_client(settings, observer, sandbox_url)`` builds the connector's client from
     the hub settings (``sandbox_url`` set: talk to the in-process sandbox with its
-    credentials); ``make_writer(kind, client)`` builds the writer for an outbox kind;
+    credentials); ``make_writer(kind, client, settings)`` builds the writer for an outbox kind;
     ``make_sandbox(**options)`` returns the sandbox ASGI app; ``check(client)`` is what
     ``hub doctor`` runs (reachability and credentials, raising ConnectorError).
     """
@@ -132,15 +132,16 @@ class ConnectorSpec:
     make_client: Callable[..., Any]
     streams: tuple[StreamSpec, ...] = ()
     writer_kinds: tuple[str, ...] = ()
-    make_writer: Callable[[str, Any], Writer] | None = None
+    make_writer: Callable[[str, Any, Any], Writer] | None = None
     make_sandbox: Callable[..., Any] | None = None
     check: Callable[[Any], None] | None = None
     # Turns a channel-neutral outbox payload (hub.reminders) into the connector's own
     # (e.g. a WeCom card), once, at enqueue time: retries then resend identical bytes.
     prepare_payload: Callable[[str, dict[str, Any]], dict[str, Any]] | None = None
-    # The employees the sandbox's directory knows (demo support: the CRM demo data set
-    # creates the same people, so directory sync has someone to match).
-    demo_people: Callable[[], list[dict[str, Any]]] | None = None
+    # Demo support: the people and customer companies the sandbox knows, as the CRM
+    # demo data set should hold them ({"people": [...], "companies": [...]}), so that
+    # directory and contact syncs have someone to match.
+    demo_seed: Callable[[], dict[str, list[dict[str, Any]]]] | None = None
 
     def stream(self, name: str) -> StreamSpec:
         """Look a stream up by name, with a clear error listing the known ones."""

@@ -75,7 +75,9 @@ def run_demo(settings: Settings, *, fresh: bool = True, console: Console | None 
             reset_schema(hub)
         else:
             hub.db.upgrade()
-        console.print(f"[bold]database[/] {hub.db.url.split('@')[-1]} schema {DEMO_SCHEMA}")
+        where = ("embedded Postgres in " + str(settings.home / "pg")) if settings.database_url is None \
+            else "configured Postgres"
+        console.print(f"[bold]database:[/] {where}, schema {DEMO_SCHEMA}")
 
         for report in hub.sync("kingdee"):
             c = report.counts
@@ -85,15 +87,16 @@ def run_demo(settings: Settings, *, fresh: bool = True, console: Console | None 
             erp_customers = conn.execute(sa.text(
                 "SELECT DISTINCT r.customer_id FROM receivable r WHERE r.open_amount > 0 ORDER BY 1 LIMIT 12")
             ).scalars().all()
-            people_source = hub.spec("wecom").demo_people
-            people = people_source() if people_source else []
-            loaded = load_crm_demo(conn, people, now=now, erp_customer_ids=list(erp_customers))
+            seed_source = hub.spec("wecom").demo_seed
+            seed = seed_source() if seed_source else {"people": [], "companies": []}
+            loaded = load_crm_demo(conn, seed["people"], seed["companies"], now=now,
+                                   erp_customer_ids=list(erp_customers))
         summary.add("CRM data", "demo data set", loaded)
 
         approved = approve_all_pending(hub)
         if hub.uses_sandbox("kingdee"):
             plan = hub.sandbox("kingdee").app.state.faults
-            plan.arm("drop_response", times=3, operations=["save"])
+            plan.arm("drop_response", rate=0.2, seed=3, times=8, operations=["save"])
             plan.arm("http_500", times=2, operations=["save"])
             plan.arm("auth_expired", times=1, operations=["save"])
         counts = hub.dispatcher(kinds=["kingdee.sales_order"]).drain(wait_for_scheduled=True, timeout_s=120)

@@ -19,17 +19,15 @@ from sqlalchemy.engine import Connection
 
 from hub.identity import credit_code_check_char, normalize_company_name, normalize_mobile
 
-REGIONS = (("华东销售部", "上海"), ("华南销售部", "深圳"), ("华北销售部", "北京"), ("西南销售部", "成都"))
 INDUSTRIES = ("智能制造", "医疗器械", "新能源", "电子元器件", "工业自动化", "食品饮料", "物流仓储", "软件服务")
 PRODUCTS = (("P-1001", "工业网关 G200"), ("P-1002", "边缘计算盒 E10"), ("P-2001", "MES 软件许可（年）"),
             ("P-2002", "实施服务（人天）"), ("P-3001", "传感器套件 S5"))
-DIVISION_CODES = {"上海": "310115", "深圳": "440305", "北京": "110108", "成都": "510107"}
 
 
-def demo_credit_code(city: str, serial: int) -> str:
-    """A valid credit code for a company registered in ``city``."""
-    body = f"91{DIVISION_CODES[city]}MA{serial:07d}"[:17]
-    body = "".join(ch if ch not in "IOZSV" else "0" for ch in body)
+def demo_credit_code(serial: int) -> str:
+    """A valid unified social credit code for demo company number ``serial``."""
+    division = ("310115", "440305", "110108", "510107", "320505", "330106")[serial % 6]
+    body = f"91{division}MA{serial:07d}"[:17]
     return body + credit_code_check_char(body)
 
 
@@ -45,28 +43,24 @@ class DemoCustomer:
     owner_crm_id: str
 
 
-def demo_customers(people: list[dict[str, Any]], count: int = 24, seed: int = 11) -> list[DemoCustomer]:
+def demo_customers(people: list[dict[str, Any]], companies: list[dict[str, Any]], seed: int = 11) -> list[DemoCustomer]:
     """CRM-only customers (not in the ERP yet: pushing their first order creates them there),
-    each owned by one of the sales reps in ``people``."""
+    one per company, each owned by one of the sales reps in ``people``."""
     rng = random.Random(seed)
     reps = [p for p in people if p.get("is_sales_rep")]
-    words = ("华创", "瑞丰", "中科", "恒信", "博远", "星辰", "鼎盛", "凯达", "天择", "海纳", "云启", "明德")
-    out: list[DemoCustomer] = []
-    for i in range(count):
-        _region, city = REGIONS[i % len(REGIONS)]
-        owner = reps[i % len(reps)]
-        name = f"{city}{rng.choice(words)}{rng.choice(INDUSTRIES)}有限公司"
-        while any(normalize_company_name(c.name) == normalize_company_name(name) for c in out):
-            name = f"{city}{rng.choice(words)}{rng.choice(words)}{rng.choice(INDUSTRIES)}有限公司"
-        out.append(DemoCustomer(f"crm-c{i + 1:04d}", name, demo_credit_code(city, 1000 + i), city,
-                                rng.choice(INDUSTRIES), owner["crm_id"]))
-    return out
+    return [
+        DemoCustomer(f"crm-c{i + 1:04d}", company["name"], demo_credit_code(1000 + i), company.get("city", ""),
+                     rng.choice(INDUSTRIES), reps[i % len(reps)]["crm_id"])
+        for i, company in enumerate(companies)
+    ]
 
 
-def load_crm_demo(conn: Connection, people: list[dict[str, Any]], *, now: dt.datetime,
-                  erp_customer_ids: list[int] | None = None, orders: int = 40, seed: int = 3) -> dict[str, int]:
+def load_crm_demo(conn: Connection, people: list[dict[str, Any]], companies: list[dict[str, Any]], *,
+                  now: dt.datetime, erp_customer_ids: list[int] | None = None, orders: int = 40,
+                  seed: int = 3) -> dict[str, int]:
     """Insert the CRM demo data set; returns counts. ``people`` are the CRM users (dicts with
     crm_id, name, mobile, email, department, title, manager_crm_id, is_sales_rep);
+    ``companies`` the CRM's own customers (name, city);
     ``erp_customer_ids`` (customers that already came from the ERP) get CRM owners,
     orders and tasks too, so the demo shows one customer seen from every side."""
     rng = random.Random(seed)
@@ -83,7 +77,7 @@ def load_crm_demo(conn: Connection, people: list[dict[str, Any]], *, now: dt.dat
                          {"m": user_ids[p["manager_crm_id"]], "id": user_ids[p["crm_id"]]})
     reps = [user_ids[p["crm_id"]] for p in people if p.get("is_sales_rep")]
     customer_ids: list[int] = []
-    for c in demo_customers(people):
+    for c in demo_customers(people, companies):
         cid = conn.execute(sa.text(
             "INSERT INTO customer (name, normalized_name, credit_code, region, industry, owner_id, credit_limit, "
             "field_sources, assigned_at, stage) VALUES (:n, :nn, :cc, :r, :i, :o, :cl, CAST(:fs AS jsonb), :a, :st) "

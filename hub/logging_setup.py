@@ -79,5 +79,5 @@ def configure_logging(settings: Settings, level: str | None = None) -> None:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         handler.addFilter(_FILTER)
         root.addHandler(handler)
-    for noisy in ("httpx", "httpcore", "urllib3", "alembic.runtime.migration"):
+    for noisy in ("httpx", "httpcore", "urllib3", "alembic", "pgserver"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -307,10 +307,11 @@ def replay(conn: Connection, ids: list[int] | None = None, *, actor: str = "cli"
     return len(rows)
 
 
-def outbox_summary(conn: Connection) -> dict[str, int]:
-    """Row counts per status (for `hub doctor`, Dagster checks)."""
+def outbox_summary(conn: Connection, kind: str | None = None) -> dict[str, int]:
+    """Row counts per status, optionally for one kind (for `hub doctor`, Dagster checks)."""
     return {status: count for status, count in conn.execute(
-        sa.text("SELECT status, count(*) FROM outbox GROUP BY status"))}
+        sa.text("SELECT status, count(*) FROM outbox WHERE CAST(:kind AS text) IS NULL OR kind = :kind "
+                "GROUP BY status"), {"kind": kind})}
 
 
 __all__ = ["ClaimedItem", "DispatchCounts", "Dispatcher", "dead_letters", "enqueue", "outbox_summary", "replay"]

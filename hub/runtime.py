@@ -73,7 +73,7 @@ class HubRuntime:
         """The writer for an outbox kind, bound to its connector's client."""
         spec = writer_owner(kind)
         assert spec.make_writer is not None
-        return spec.make_writer(kind, self.client(spec.system))
+        return spec.make_writer(kind, self.client(spec.system), self.settings)
 
     def dispatcher(self, *, kinds: list[str] | None = None, worker_id: str | None = None) -> Dispatcher:
         """An outbox dispatcher using this runtime's writers."""

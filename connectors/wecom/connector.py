@@ -16,6 +16,7 @@ from connectors.wecom.sandbox import (
     SANDBOX_AGENT_ID,
     SANDBOX_CORP_ID,
     SANDBOX_SECRET,
+    demo_customer_companies,
     demo_directory,
     make_sandbox,
 )
@@ -65,7 +66,7 @@ class HubReminderWriter(ReminderWriter):
             record_push_problem(conn, payload, f"'{payload.get('kind')}' reminder to {who} failed: {error}")
 
 
-def make_writer(kind: str, client: WeComClient) -> HubReminderWriter:
+def make_writer(kind: str, client: WeComClient, settings: Settings) -> HubReminderWriter:
     """The writer for an outbox kind of this connector."""
     if kind != "wecom.reminder":
         raise ConfigError(f"wecom has no writer for {kind!r}")
@@ -83,17 +84,19 @@ def prepare_payload(kind: str, payload: dict[str, Any]) -> dict[str, Any]:
     return {**payload, "card": card}
 
 
-def demo_people() -> list[dict[str, Any]]:
-    """The sandbox directory's people, as the CRM demo creates them (active sales staff)."""
+def demo_seed() -> dict[str, list[dict[str, Any]]]:
+    """The sandbox directory's people and its customers' companies, as the CRM demo holds them."""
     users = demo_directory()
     by_id = {u.userid: u for u in users}
-    return [
+    people = [
         {"crm_id": f"crm-{u.userid}", "name": u.name, "mobile": u.mobile, "email": u.email,
          "department": u.department, "title": u.position,
          "manager_crm_id": f"crm-{u.manager_userid}" if u.manager_userid in by_id else None,
          "is_sales_rep": u.is_sales_rep}
         for u in users
     ]
+    companies = [{"name": c.full_name, "city": c.city, "region": c.region} for c in demo_customer_companies()]
+    return {"people": people, "companies": companies}
 
 
 CONNECTOR = ConnectorSpec(
@@ -106,5 +109,5 @@ CONNECTOR = ConnectorSpec(
     make_sandbox=make_sandbox,
     check=lambda client: client.check(),
     prepare_payload=prepare_payload,
-    demo_people=demo_people,
+    demo_seed=demo_seed,
 )

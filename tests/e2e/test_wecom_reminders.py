@@ -34,9 +34,10 @@ def hub(settings, db, monkeypatch):
 
 
 def test_directory_sync_attaches_wecom_ids_to_crm_users_without_duplicates(hub, db):
-    people = connector("wecom").demo_people()
+    seed = connector("wecom").demo_seed()
+    people = seed["people"]
     with db.begin() as conn:
-        load_crm_demo(conn, people, now=dt.datetime.now(dt.UTC), orders=0)
+        load_crm_demo(conn, people, seed["companies"], now=dt.datetime.now(dt.UTC), orders=0)
     report = hub.sync("wecom", "directory")[0]
     assert report.counts.read == len(people)
     assert scalar(db, "SELECT count(*) FROM internal_user") == len(people)
@@ -49,9 +50,9 @@ def test_directory_sync_attaches_wecom_ids_to_crm_users_without_duplicates(hub, 
 
 def test_300_due_tasks_are_each_delivered_exactly_once_per_recipient_despite_faults(hub, db):
     now = dt.datetime.now(dt.UTC)
-    people = connector("wecom").demo_people()
+    seed = connector("wecom").demo_seed()
     with db.begin() as conn:
-        load_crm_demo(conn, people, now=now, orders=0)
+        load_crm_demo(conn, seed["people"], seed["companies"], now=now, orders=0)
     hub.sync("wecom", "directory")
     with db.begin() as conn:
         conn.execute(sa.text("DELETE FROM task"))  # only the tasks below

@@ -1,0 +1,461 @@
+"""Pure mapping between K/3 Cloud query rows and canonical records, and back (no I/O).
+
+Inbound: one raw row (a dict keyed by the field keys the stream asked for) → one canonical
+record, or :class:`hub.contracts.MappingError` naming the offending field. Outbound: the hub's
+CRM order payload → a ``SAL_SaleOrder`` Save model, a CRM customer → a ``BD_Customer`` model.
+
+Conventions the mapping relies on:
+
+- **Times.** Kingdee reports ``FModifyDate`` and dates as server local time without a zone
+  (``2024-05-01T10:20:30``, reference ``erp-apis.md`` §1.4 [UNC on fractions]). They are read
+  as Asia/Shanghai (UTC+8, no DST since 1991), the time zone of the Chinese deployments the
+  hub serves — a deployment whose server runs on another zone would need this changed.
+- **Currencies.** Kingdee references currencies by preset number; ``PRE001``…``PRE007`` map as in
+  :data:`CURRENCY_BY_NUMBER` (two independent public code bases agree, found with the search
+  tool; PRE008 and later differ between them and are left out). Unknown numbers are a
+  MappingError, never a silent CNY.
+- **Prices.** A line's ``unit_price`` is the tax-inclusive price (``FTaxPrice``) and ``amount`` the
+  line total including tax (``FAllAmount``, §1.5), so ``amount = quantity × unit_price``
+  rounded to cents. The outbound mapping checks that equation on CRM payloads.
+- **Receivable open amount.** Read from ``FNOTWRITTENOFFAMOUNTFOR`` (未核销金额), else derived as
+  ``FALLAMOUNTFOR − FWRITTENOFFAMOUNTFOR``. Both keys are a guess at the WebAPI field keys: a
+  public SqlSugar entity of table ``T_AR_RECEIVABLE`` has columns with these names, and the
+  reference lists only ``FALLAMOUNTFOR``/``FWRITTENOFFSTATUS``. Verify on a real tenant.
+- **Cancelled receivables** (``FCancelStatus`` B) map with status ``cancelled`` and no open amount.
+- **Red-letter bills** (negative receivables) have a negative open amount, which the canonical
+  model refuses; they are quarantined with that reason rather than netted silently.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Mapping
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any
+
+from pydantic import ValidationError
+
+from canonical_model.schemas import (
+    CanonicalRecord,
+    CustomerRecord,
+    ReceiptRecord,
+    ReceivableRecord,
+    SalesOrderLineRecord,
+    SalesOrderRecord,
+)
+from hub.contracts import MappingError, RawRecord
+
+SOURCE_SYSTEM = "kingdee"
+KINGDEE_TZ = dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")
+CENT = Decimal("0.01")
+
+CURRENCY_BY_NUMBER: dict[str, str] = {
+    "PRE001": "CNY", "PRE002": "HKD", "PRE003": "EUR", "PRE004": "JPY",
+    "PRE005": "TWD", "PRE006": "GBP", "PRE007": "USD",
+}
+NUMBER_BY_CURRENCY: dict[str, str] = {iso: number for number, iso in CURRENCY_BY_NUMBER.items()}
+
+# Field keys each stream asks for; the mapping reads exactly these (dotted keys as sent).
+CUSTOMER_FIELDS = (
+    "FCUSTID", "FNumber", "FName", "FSOCIALCRECODE", "FTEL", "FADDRESS", "FSELLER.FNumber", "FGroup.FName",
+    "FTRADINGCURRID.FNumber", "FForbidStatus", "FDocumentStatus", "FModifyDate",
+)
+SALES_ORDER_FIELDS = (
+    "FID", "FBillNo", "FDate", "FCustId.FNumber", "FSalerId.FNumber", "FDocumentStatus", "FCloseStatus",
+    "FSettleCurrId.FNumber", "FBillAllAmount", "FModifyDate",
+)
+SALES_ORDER_LINE_FIELDS = (
+    "FID", "FSaleOrderEntry_FEntryID", "FMaterialId.FNumber", "FMaterialId.FName", "FQty", "FTaxPrice",
+    "FEntryTaxRate", "FAllAmount",
+)
+SALES_ORDER_LINES = "lines"  # key under which a grouped order carries its line rows
+RECEIVABLE_FIELDS = (
+    "FID", "FBillNo", "FDATE", "FENDDATE_H", "FCUSTOMERID.FNumber", "FCURRENCYID.FNumber", "FALLAMOUNTFOR",
+    "FWRITTENOFFAMOUNTFOR", "FNOTWRITTENOFFAMOUNTFOR", "FDocumentStatus", "FCancelStatus", "FModifyDate",
+)
+RECEIPT_FIELDS = (
+    "FID", "FBillNo", "FDATE", "FCONTACTUNITTYPE", "FCONTACTUNIT.FNumber", "FCURRENCYID.FNumber",
+    "FREALRECAMOUNTFOR", "FDocumentStatus", "FModifyDate",
+)
+
+_NET_DATE = re.compile(r"^/Date\((-?\d+)([+-]\d{4})?\)/$")
+
+
+# ---------------------------------------------------------------------------------------------
+# Field readers (each raises MappingError naming the field)
+
+def _text(raw: Mapping[str, Any], key: str) -> str | None:
+    value = raw.get(key)
+    if value is None:
+        return None
+    if isinstance(value, Mapping | list):
+        raise MappingError(f"{key}: expected text, got {type(value).__name__}")
+    text = str(value).strip()
+    return text or None
+
+
+def _required_text(raw: Mapping[str, Any], key: str, what: str) -> str:
+    text = _text(raw, key)
+    if text is None:
+        raise MappingError(f"{key}: missing {what}")
+    return text
+
+
+def parse_kingdee_datetime(value: Any, key: str) -> dt.datetime:
+    """A Kingdee time (``2024-05-01T10:20:30[.fff]``, or .NET ``/Date(ms+0800)/``) → aware datetime."""
+    if isinstance(value, dt.datetime):
+        parsed = value
+    elif isinstance(value, str) and value.strip():
+        text = value.strip()
+        match = _NET_DATE.match(text)
+        if match:
+            return dt.datetime.fromtimestamp(int(match.group(1)) / 1000, dt.UTC).astimezone(KINGDEE_TZ)
+        try:
+            parsed = dt.datetime.fromisoformat(text)
+        except ValueError as exc:
+            raise MappingError(f"{key}: not a date/time: {text!r}") from exc
+    else:
+        raise MappingError(f"{key}: missing date/time")
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=KINGDEE_TZ)
+
+
+def _date(raw: Mapping[str, Any], key: str) -> dt.date:
+    return parse_kingdee_datetime(raw.get(key), key).date()
+
+
+def _modified_at(raw: Mapping[str, Any]) -> dt.datetime:
+    return parse_kingdee_datetime(raw.get("FModifyDate"), "FModifyDate")
+
+
+def _number(raw: Mapping[str, Any], key: str) -> Decimal:
+    value = raw.get(key)
+    if value is None or isinstance(value, bool) or value == "":
+        raise MappingError(f"{key}: missing number")
+    try:
+        number = value if isinstance(value, Decimal) else Decimal(str(value).strip())
+    except InvalidOperation as exc:
+        raise MappingError(f"{key}: not a number: {value!r}") from exc
+    if not number.is_finite():
+        raise MappingError(f"{key}: not a finite number: {value!r}")
+    return number
+
+
+def _money(raw: Mapping[str, Any], key: str) -> Decimal:
+    # Kingdee stores amounts with 10 decimals and rounds them to the currency's precision;
+    # digits beyond cents are storage noise.
+    return _number(raw, key).quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def _scaled(value: Decimal, places: int = 6) -> Decimal:
+    """Drop trailing zeros (``2.0000000000`` → ``2``), then round to at most ``places`` decimals."""
+    normalized = value.normalize()
+    exponent = normalized.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -places:
+        return normalized.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+    if isinstance(exponent, int) and exponent > 0:
+        return normalized.quantize(Decimal(1))  # 1E+2 → 100
+    return normalized
+
+
+def currency_from_number(number: str | None, key: str) -> str:
+    """Kingdee currency number (``PRE001``) → ISO code; MappingError when unknown or missing."""
+    if not number:
+        raise MappingError(f"{key}: missing currency number")
+    iso = CURRENCY_BY_NUMBER.get(number.strip().upper())
+    if iso is None:
+        raise MappingError(f"{key}: unknown Kingdee currency number {number!r}")
+    return iso
+
+
+def _build(model: type[Any], source_object: str, **values: Any) -> Any:
+    """Construct a canonical record; pydantic's complaints become one readable MappingError."""
+    try:
+        if issubclass(model, CanonicalRecord):
+            return model(source_system=SOURCE_SYSTEM, source_object=source_object, **values)
+        return model(**values)  # a part of a record (order line): no provenance of its own
+    except ValidationError as exc:
+        reasons = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'record'}: {err['msg']}" for err in exc.errors()
+        )
+        raise MappingError(f"{source_object}: {reasons}") from exc
+
+
+# ---------------------------------------------------------------------------------------------
+# Inbound
+
+def map_customer(raw: RawRecord) -> CustomerRecord:
+    """``BD_Customer`` row → CustomerRecord (external id = FNumber, owner = salesperson number)."""
+    number = _required_text(raw, "FNumber", "customer number")
+    name = _required_text(raw, "FName", "customer name")
+    credit_code = _text(raw, "FSOCIALCRECODE")
+    currency_number = _text(raw, "FTRADINGCURRID.FNumber")
+    record: CustomerRecord = _build(
+        CustomerRecord, "BD_Customer", external_id=number, modified_at=_modified_at(raw), name=name,
+        # Validated (checksum) by the identity resolver, not here: a bad code is still a customer.
+        credit_code=credit_code.upper() if credit_code else None,
+        phone=_text(raw, "FTEL"), address=_text(raw, "FADDRESS"), owner_ref=_text(raw, "FSELLER.FNumber"),
+        industry=_text(raw, "FGroup.FName"),
+        # A customer without a trading currency trades in the book currency, CNY.
+        currency=currency_from_number(currency_number, "FTRADINGCURRID.FNumber") if currency_number else "CNY",
+    )
+    return record
+
+
+def map_sales_order(raw: RawRecord) -> SalesOrderRecord:
+    """A grouped ``SAL_SaleOrder`` (header keys plus ``lines``: entry rows) → SalesOrderRecord."""
+    bill_number = _required_text(raw, "FBillNo", "bill number")
+    customer_ref = _required_text(raw, "FCustId.FNumber", "customer number")
+    currency = currency_from_number(_text(raw, "FSettleCurrId.FNumber"), "FSettleCurrId.FNumber")
+    total = _money(raw, "FBillAllAmount")
+    raw_lines = raw.get(SALES_ORDER_LINES)
+    if not isinstance(raw_lines, list) or not raw_lines:
+        raise MappingError(f"{SALES_ORDER_LINES}: order {bill_number} has no entry lines (FSaleOrderEntry)")
+    lines = []
+    for line_no, line in enumerate(raw_lines, start=1):
+        if not isinstance(line, Mapping):
+            raise MappingError(f"{SALES_ORDER_LINES}[{line_no}]: not an object")
+        try:
+            rate = line.get("FEntryTaxRate")
+            lines.append(_build(
+                SalesOrderLineRecord, "SAL_SaleOrder", line_no=line_no,
+                product_code=_required_text(line, "FMaterialId.FNumber", "material number"),
+                product_name=_text(line, "FMaterialId.FName"),
+                quantity=_scaled(_number(line, "FQty")),
+                unit_price=_scaled(_number(line, "FTaxPrice")),
+                tax_rate=_scaled(_number(line, "FEntryTaxRate")) if rate is not None else Decimal(0),
+                amount=_money(line, "FAllAmount"),
+            ))
+        except MappingError as exc:
+            raise MappingError(f"line {line_no}: {exc}") from exc
+    line_total = sum((line.amount for line in lines), Decimal(0))
+    if abs(line_total - total) > CENT * len(lines):
+        raise MappingError(f"FBillAllAmount: header total {total} differs from the sum of lines {line_total}")
+    record: SalesOrderRecord = _build(
+        SalesOrderRecord, "SAL_SaleOrder", external_id=bill_number, modified_at=_modified_at(raw),
+        bill_number=bill_number, customer_ref=customer_ref, order_date=_date(raw, "FDate"), currency=currency,
+        total_amount=total, erp_status=_text(raw, "FDocumentStatus"), lines=tuple(lines),
+    )
+    return record
+
+
+def map_receivable(raw: RawRecord) -> ReceivableRecord:
+    """``AR_receivable`` row → ReceivableRecord (open amount: see the module docstring)."""
+    bill_number = _required_text(raw, "FBillNo", "bill number")
+    amount = _money(raw, "FALLAMOUNTFOR")
+    if raw.get("FNOTWRITTENOFFAMOUNTFOR") is not None:
+        open_amount = _money(raw, "FNOTWRITTENOFFAMOUNTFOR")
+    elif raw.get("FWRITTENOFFAMOUNTFOR") is not None:
+        open_amount = amount - _money(raw, "FWRITTENOFFAMOUNTFOR")
+    else:
+        raise MappingError("FNOTWRITTENOFFAMOUNTFOR: missing open amount (and no FWRITTENOFFAMOUNTFOR)")
+    if open_amount > amount > 0:
+        raise MappingError(f"FNOTWRITTENOFFAMOUNTFOR: open amount {open_amount} exceeds the bill total {amount}")
+    status = _text(raw, "FDocumentStatus")
+    if _text(raw, "FCancelStatus") == "B":
+        # A cancelled (作废) bill is owed by nobody; keep it, so the hub drops it from aging.
+        status, open_amount = "cancelled", Decimal(0)
+    record: ReceivableRecord = _build(
+        ReceivableRecord, "AR_receivable", external_id=bill_number, modified_at=_modified_at(raw),
+        bill_number=bill_number,
+        customer_ref=_required_text(raw, "FCUSTOMERID.FNumber", "customer number"),
+        bill_date=_date(raw, "FDATE"), due_date=_date(raw, "FENDDATE_H"),
+        currency=currency_from_number(_text(raw, "FCURRENCYID.FNumber"), "FCURRENCYID.FNumber"),
+        amount=amount, open_amount=open_amount, status=status,
+    )
+    return record
+
+
+def map_receipt(raw: RawRecord) -> ReceiptRecord:
+    """``AR_RECEIVEBILL`` row → ReceiptRecord (amount = FREALRECAMOUNTFOR, money received)."""
+    bill_number = _required_text(raw, "FBillNo", "bill number")
+    unit_type = _text(raw, "FCONTACTUNITTYPE")
+    if unit_type is not None and unit_type.lower() != "bd_customer":
+        raise MappingError(f"FCONTACTUNITTYPE: receipt {bill_number} is from a {unit_type}, not a customer")
+    record: ReceiptRecord = _build(
+        ReceiptRecord, "AR_RECEIVEBILL", external_id=bill_number, modified_at=_modified_at(raw),
+        bill_number=bill_number,
+        customer_ref=_required_text(raw, "FCONTACTUNIT.FNumber", "customer number"),
+        receipt_date=_date(raw, "FDATE"),
+        currency=currency_from_number(_text(raw, "FCURRENCYID.FNumber"), "FCURRENCYID.FNumber"),
+        amount=_money(raw, "FREALRECAMOUNTFOR"),
+    )
+    return record
+
+
+def group_order_rows(headers: list[RawRecord], lines: list[RawRecord]) -> list[RawRecord]:
+    """Attach line rows to their header rows by FID (lines sorted by entry id), header order kept."""
+    by_fid: dict[Any, list[RawRecord]] = {}
+    for line in lines:
+        by_fid.setdefault(line.get("FID"), []).append(line)
+    grouped = []
+    for header in headers:
+        own = sorted(by_fid.get(header.get("FID"), []), key=lambda r: r.get("FSaleOrderEntry_FEntryID") or 0)
+        grouped.append({**header, SALES_ORDER_LINES: own})
+    return grouped
+
+
+# ---------------------------------------------------------------------------------------------
+# Outbound
+
+def crm_bill_number(order_number: str) -> str:
+    """Deterministic ERP bill number of a CRM order: ``CRM-<order_number>``.
+
+    Deterministic on purpose: a retry after a lost reply finds the earlier Save by this
+    number, because Kingdee has no idempotency key (§1.4).
+    """
+    cleaned = str(order_number).strip()
+    if not cleaned:
+        raise MappingError("order_number: missing CRM order number")
+    return f"CRM-{cleaned}"
+
+
+def crm_customer_number(customer: Mapping[str, Any]) -> str:
+    """ERP customer number for a CRM customer: its known ERP number, else ``CRM<id:06d>``."""
+    erp_number = customer.get("erp_number")
+    if isinstance(erp_number, str) and erp_number.strip():
+        return erp_number.strip()
+    customer_id = customer.get("id")
+    if isinstance(customer_id, bool) or not isinstance(customer_id, int):
+        raise MappingError("customer.id: missing CRM customer id (needed for a new ERP customer number)")
+    return f"CRM{customer_id:06d}"
+
+
+def _payload_decimal(value: Any, where: str) -> Decimal:
+    if value is None or isinstance(value, bool) or value == "":
+        raise MappingError(f"{where}: missing number")
+    try:
+        number = Decimal(str(value).strip())
+    except InvalidOperation as exc:
+        raise MappingError(f"{where}: not a number: {value!r}") from exc
+    if not number.is_finite():
+        raise MappingError(f"{where}: not a finite number: {value!r}")
+    return number
+
+
+def crm_customer_to_model(
+    customer: Mapping[str, Any], *, number: str, org_number: str, currency: str = "CNY",
+    salesperson: str | None = None,
+) -> dict[str, Any]:
+    """CRM customer (``{"id", "name", "credit_code", "erp_number"}``) → ``BD_Customer`` Save model."""
+    name = str(customer.get("name") or "").strip()
+    if not name:
+        raise MappingError("customer.name: missing customer name")
+    currency_number = NUMBER_BY_CURRENCY.get(currency.upper())
+    if currency_number is None:
+        raise MappingError(f"currency: no Kingdee currency number known for {currency!r}")
+    model: dict[str, Any] = {
+        "FNumber": number,
+        "FName": name,
+        "FCreateOrgId": {"FNumber": org_number},
+        "FUseOrgId": {"FNumber": org_number},
+        "FTRADINGCURRID": {"FNumber": currency_number},
+    }
+    credit_code = str(customer.get("credit_code") or "").strip().upper()
+    if credit_code:
+        model["FSOCIALCRECODE"] = credit_code
+        model["FTAXREGISTERCODE"] = credit_code  # one code since the 2015 registration reform
+    if salesperson:
+        model["FSELLER"] = {"FNumber": salesperson}
+    return model
+
+
+def crm_order_to_sales_order_model(
+    payload: Mapping[str, Any], *, bill_number: str, customer_number: str, org_number: str,
+    bill_type: str = "XSDD01_SYS", rate_type: str = "HLTX01_SYS",
+) -> dict[str, Any]:
+    """The hub's CRM order payload → ``SAL_SaleOrder`` Save model (tax-inclusive prices).
+
+    Payload: ``{"order_number", "order_date": "YYYY-MM-DD", "currency", "salesperson",
+    "lines": [{"line_no", "product_code", "product_name", "quantity", "unit_price",
+    "tax_rate", "amount"}]}`` with numbers as strings; ``salesperson`` is the ERP salesperson
+    number (``BD_Saler``). Raises MappingError for anything the ERP would refuse or misread.
+    """
+    order_number = str(payload.get("order_number") or "").strip()
+    if not order_number:
+        raise MappingError("order_number: missing CRM order number")
+    raw_date = payload.get("order_date")
+    try:
+        order_date = dt.date.fromisoformat(str(raw_date))
+    except ValueError as exc:
+        raise MappingError(f"order_date: not a YYYY-MM-DD date: {raw_date!r}") from exc
+    currency = str(payload.get("currency") or "").strip().upper()
+    currency_number = NUMBER_BY_CURRENCY.get(currency)
+    if currency_number is None:
+        raise MappingError(f"currency: no Kingdee currency number known for {currency or 'empty'!r}")
+    raw_lines = payload.get("lines")
+    if not isinstance(raw_lines, list) or not raw_lines:
+        raise MappingError("lines: an ERP sales order needs at least one line")
+    entries = []
+    for position, line in enumerate(raw_lines, start=1):
+        if not isinstance(line, Mapping):
+            raise MappingError(f"lines[{position}]: not an object")
+        where = f"lines[{line.get('line_no', position)}]"
+        code = str(line.get("product_code") or "").strip()
+        if not code:
+            raise MappingError(f"{where}.product_code: missing product code (ERP material number)")
+        quantity = _payload_decimal(line.get("quantity"), f"{where}.quantity")
+        unit_price = _payload_decimal(line.get("unit_price"), f"{where}.unit_price")
+        tax_rate = _payload_decimal(line.get("tax_rate", "0"), f"{where}.tax_rate")
+        amount = _payload_decimal(line.get("amount"), f"{where}.amount")
+        if quantity <= 0:
+            raise MappingError(f"{where}.quantity: must be positive, got {quantity}")
+        if unit_price < 0:
+            raise MappingError(f"{where}.unit_price: must not be negative, got {unit_price}")
+        if not Decimal(0) <= tax_rate <= Decimal(100):
+            raise MappingError(f"{where}.tax_rate: must be a percentage 0–100, got {tax_rate}")
+        expected = (quantity * unit_price).quantize(CENT, rounding=ROUND_HALF_UP)
+        if abs(expected - amount) > CENT:
+            raise MappingError(
+                f"{where}.amount: {amount} ≠ quantity × tax-inclusive unit_price = {expected}")
+        entry: dict[str, Any] = {
+            "FMaterialId": {"FNumber": code},
+            "FQty": quantity,
+            "FTaxPrice": unit_price,
+            "FEntryTaxRate": tax_rate,
+            "FEntryNote": f"CRM行号 {line.get('line_no', position)}",
+        }
+        entries.append(entry)
+    model: dict[str, Any] = {
+        "FBillNo": bill_number,
+        "FBillTypeID": {"FNUMBER": bill_type},
+        "FDate": order_date.isoformat(),
+        "FSaleOrgId": {"FNumber": org_number},
+        "FCustId": {"FNumber": customer_number},
+        "FNote": f"CRM订单 {order_number}",
+        "FSaleOrderFinance": {
+            "FSettleCurrId": {"FNumber": currency_number},
+            "FIsIncludedTax": True,
+            "FExchangeTypeId": {"FNumber": rate_type},
+        },
+        "FSaleOrderEntry": entries,
+    }
+    salesperson = str(payload.get("salesperson") or "").strip()
+    if salesperson:
+        model["FSalerId"] = {"FNumber": salesperson}
+    return model
+
+
+__all__ = [
+    "CURRENCY_BY_NUMBER",
+    "CUSTOMER_FIELDS",
+    "KINGDEE_TZ",
+    "NUMBER_BY_CURRENCY",
+    "RECEIPT_FIELDS",
+    "RECEIVABLE_FIELDS",
+    "SALES_ORDER_FIELDS",
+    "SALES_ORDER_LINES",
+    "SALES_ORDER_LINE_FIELDS",
+    "SOURCE_SYSTEM",
+    "crm_bill_number",
+    "crm_customer_number",
+    "crm_customer_to_model",
+    "crm_order_to_sales_order_model",
+    "currency_from_number",
+    "group_order_rows",
+    "map_customer",
+    "map_receipt",
+    "map_receivable",
+    "map_sales_order",
+    "parse_kingdee_datetime",
+]

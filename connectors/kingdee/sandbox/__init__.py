@@ -1,0 +1,28 @@
+"""A faithful local emulator of the Kingdee K/3 Cloud WebAPI (reference ``erp-apis.md`` §3).
+
+- :mod:`.forms`: form metadata (field keys, entities, references);
+- :mod:`.filter`: the FilterString / OrderString parser;
+- :mod:`.state`: the data centre's state and rules (queries, saves, status machine);
+- :mod:`.auth`: test credentials, sessions, signature verification;
+- :mod:`.seed`: deterministic realistic data;
+- :mod:`.app`: the Starlette app, ``create_app(...)``.
+
+The official SDK ``k3cloud_webapi_sdk`` works against it unchanged but for the base URL
+(``http://127.0.0.1:<port>/k3cloud/``) and the credentials in :data:`SANDBOX_CREDENTIALS`.
+"""
+
+from connectors.kingdee.sandbox.app import KingdeeSandbox, create_app
+from connectors.kingdee.sandbox.auth import SANDBOX_CREDENTIALS, SandboxCredentials
+from connectors.kingdee.sandbox.seed import ORG_NUMBER, SeedStats, seed_state
+from connectors.kingdee.sandbox.state import KingdeeState
+
+__all__ = [
+    "ORG_NUMBER",
+    "SANDBOX_CREDENTIALS",
+    "KingdeeSandbox",
+    "KingdeeState",
+    "SandboxCredentials",
+    "SeedStats",
+    "create_app",
+    "seed_state",
+]

@@ -1,0 +1,242 @@
+"""What the hub reads from Kingdee incrementally, described as data (one entry per stream).
+
+Every stream is an ``ExecuteBillQuery`` over one form, incremental on ``FModifyDate`` (§1.5:
+"``FModifyDate >=`` watermark minus overlap, ordered by ``FModifyDate, <pk>``"):
+
+- **Cursor**: the largest ``FModifyDate`` seen, stored as an ISO string with the +08:00
+  offset (Kingdee times are Asia/Shanghai local time, see ``mapping.py``). The next run reads
+  from ``cursor − overlap`` (default 5 minutes), so a record saved in the same second as the
+  watermark, or committed late by a long transaction, is read again rather than missed;
+  re-reading is harmless because the engine upserts by natural key.
+- **Paging**: keyset paging with ``StartRow`` 0 and ``Limit`` = page size, each page asking for
+  rows after the last (FModifyDate, pk) seen. Plain StartRow offsets over a result ordered by
+  modify date are unsafe while users work: a record edited during the read jumps to the end
+  and every later row shifts one place towards the start, so the row at the page boundary is
+  skipped for good (its date is below the new watermark). Keyset paging cannot skip.
+- **Sales orders**: a query that touches entry fields returns one row per line (§1.4), and a
+  page boundary could split an order. The reader therefore pages over *headers* (header-only
+  keys, one row per order) and fetches the lines of exactly those orders with
+  ``FID in (…)``; each page's records are whole orders with their ``lines``. The alternative
+  (carrying a partial order over to the next page) couples paging to line counts and breaks
+  keyset paging; two small queries per page are cheaper than that complexity.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Protocol
+
+from connectors.kingdee.client import MAX_PAGE_SIZE, quote_literal
+from connectors.kingdee.mapping import (
+    CUSTOMER_FIELDS,
+    KINGDEE_TZ,
+    RECEIPT_FIELDS,
+    RECEIVABLE_FIELDS,
+    SALES_ORDER_FIELDS,
+    SALES_ORDER_LINE_FIELDS,
+    group_order_rows,
+    map_customer,
+    map_receipt,
+    map_receivable,
+    map_sales_order,
+    parse_kingdee_datetime,
+)
+from hub.contracts import MappingError, Page, RawRecord, StreamSpec
+from hub.errors import PermanentError
+
+MODIFY_KEY = "FModifyDate"
+DEFAULT_OVERLAP = dt.timedelta(minutes=5)
+DEFAULT_ORDER_PAGE_SIZE = 500  # orders per page; their ≈2–3 lines each fit one line query
+
+
+class QueryClient(Protocol):
+    """The part of :class:`~connectors.kingdee.client.KingdeeClient` the readers use."""
+
+    def execute_bill_query(
+        self, form_id: str, field_keys: Sequence[str], filter_string: str = "", order_string: str = "",
+        start_row: int = 0, limit: int = MAX_PAGE_SIZE,
+    ) -> list[dict[str, Any]]:
+        """One page of rows keyed by field key."""
+        ...
+
+    def query_pages(
+        self, form_id: str, field_keys: Sequence[str], filter_string: str = "", order_string: str = "",
+        page_size: int = MAX_PAGE_SIZE,
+    ) -> Iterator[list[dict[str, Any]]]:
+        """StartRow/Limit pages until a short page."""
+        ...
+
+
+def _filter_time(value: dt.datetime) -> str:
+    """A FilterString date literal in Kingdee local time, milliseconds kept when present."""
+    local = value.astimezone(KINGDEE_TZ).replace(tzinfo=None) if value.tzinfo else value
+    text = local.strftime("%Y-%m-%d %H:%M:%S")
+    if local.microsecond:
+        text += f".{local.microsecond // 1000:03d}"
+    return quote_literal(text)
+
+
+def since_literal(cursor: str | None, overlap: dt.timedelta) -> str | None:
+    """``cursor − overlap`` as a date literal, or None for a first (full) read."""
+    if not cursor:
+        return None
+    try:
+        stamp = parse_kingdee_datetime(cursor, "cursor")
+    except MappingError as exc:
+        raise PermanentError(f"stored cursor is not a time: {cursor!r}", system="kingdee",
+                             operation="ExecuteBillQuery", code="bad_cursor") from exc
+    return _filter_time((stamp - overlap).replace(microsecond=0))
+
+
+def _cursor_value(raw: Any) -> str | None:
+    if raw in (None, ""):
+        return None
+    return parse_kingdee_datetime(raw, MODIFY_KEY).isoformat()
+
+
+def _after(keys: Sequence[str], values: Sequence[Any]) -> str:
+    """Keyset condition "(k1, k2, …) > (v1, v2, …)" in FilterString, NULL-aware on the first key."""
+    first, rest = keys[0], keys[1:]
+    value = values[0]
+    tail = _after(rest, values[1:]) if rest else None
+    if value is None:
+        # NULL sorts first: after (NULL, …) come the later NULL rows and every non-NULL row.
+        later_nulls = f"({first} is null and {tail})" if tail else None
+        return f"({later_nulls} or {first} is not null)" if later_nulls else f"{first} is not null"
+    literal = _filter_time(parse_kingdee_datetime(value, first)) if first == MODIFY_KEY else _literal(value)
+    if tail is None:
+        return f"{first} > {literal}"
+    return f"({first} > {literal} or ({first} = {literal} and {tail}))"
+
+
+def _literal(value: Any) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, int | float | Decimal):
+        return str(value)
+    return quote_literal(str(value))
+
+
+@dataclass(frozen=True)
+class IncrementalQuery:
+    """Reads one form incrementally with keyset paging on (FModifyDate, pk); see the module doc."""
+
+    form_id: str
+    field_keys: tuple[str, ...]
+    pk: str
+    base_filter: str = ""
+    page_size: int | None = None  # None: the client's read_page_size (hub setting), else 2000
+    overlap: dt.timedelta | None = None  # None: the client's read_overlap (hub setting), else 5 min
+
+    def pages(self, client: QueryClient, cursor: str | None) -> Iterator[tuple[list[RawRecord], str | None]]:
+        """Yield (rows, max FModifyDate of the rows as ISO) per page, in cursor order."""
+        keys = list(self.field_keys)
+        for required in (MODIFY_KEY, self.pk):
+            if required not in keys:
+                keys.append(required)
+        order = f"{MODIFY_KEY} ASC,{self.pk} ASC"
+        overlap: dt.timedelta = (self.overlap if self.overlap is not None
+                                 else getattr(client, "read_overlap", DEFAULT_OVERLAP))
+        since = since_literal(cursor, overlap)
+        client_size: int = getattr(client, "read_page_size", MAX_PAGE_SIZE)
+        page_size = self.page_size if self.page_size is not None else client_size
+        size = min(max(page_size, 1), MAX_PAGE_SIZE)
+        last: tuple[Any, Any] | None = None
+        while True:
+            conditions = [f"({self.base_filter})"] if self.base_filter else []
+            if since:
+                conditions.append(f"{MODIFY_KEY} >= {since}")
+            if last is not None:
+                conditions.append(_after([MODIFY_KEY, self.pk], last))
+            rows = client.execute_bill_query(self.form_id, keys, " and ".join(conditions), order, 0, size)
+            if rows:
+                stamps = [s for s in (_cursor_value(r.get(MODIFY_KEY)) for r in rows) if s]
+                yield rows, max(stamps, key=dt.datetime.fromisoformat) if stamps else None
+            if len(rows) < size:
+                return
+            newest = (rows[-1].get(MODIFY_KEY), rows[-1].get(self.pk))
+            if newest == last:
+                raise PermanentError(f"{self.form_id}: keyset paging made no progress at {newest!r}",
+                                     system="kingdee", operation="ExecuteBillQuery", code="paging")
+            last = newest
+
+    def __call__(self, client: QueryClient, cursor: str | None) -> Iterator[Page]:
+        """StreamSpec.read_pages: one Page per query page."""
+        for rows, cursor_after in self.pages(client, cursor):
+            yield Page(records=rows, cursor_after=cursor_after)
+
+
+@dataclass(frozen=True)
+class SalesOrderQuery:
+    """Pages over order headers, then fetches the lines of those orders (never splits an order)."""
+
+    headers: IncrementalQuery
+    line_keys: tuple[str, ...] = SALES_ORDER_LINE_FIELDS
+
+    def __call__(self, client: QueryClient, cursor: str | None) -> Iterator[Page]:
+        """StreamSpec.read_pages: records are whole orders with a ``lines`` list."""
+        for headers, cursor_after in self.headers.pages(client, cursor):
+            ids = [str(int(h["FID"])) for h in headers if h.get("FID") is not None]
+            lines: list[RawRecord] = []
+            if ids:
+                condition = f"FID in ({', '.join(ids)})"
+                order = "FID ASC,FSaleOrderEntry_FEntryID ASC"
+                for page in client.query_pages(self.headers.form_id, self.line_keys, condition, order):
+                    lines.extend(page)
+            yield Page(records=group_order_rows(headers, lines), cursor_after=cursor_after)
+
+
+def kingdee_streams(
+    *, page_size: int | None = None, order_page_size: int = DEFAULT_ORDER_PAGE_SIZE,
+    overlap: dt.timedelta | None = None,
+) -> tuple[StreamSpec, ...]:
+    """The Kingdee streams; page size and overlap default to the client's read settings."""
+    return (
+        StreamSpec(
+            name="customers", source_object="BD_Customer", target="customer", key_field="FNumber",
+            cursor_field=MODIFY_KEY,
+            read_pages=IncrementalQuery("BD_Customer", CUSTOMER_FIELDS, "FCUSTID", page_size=page_size,
+                                        overlap=overlap),
+            map_record=map_customer,
+        ),
+        StreamSpec(
+            name="sales_orders", source_object="SAL_SaleOrder", target="sales_order", key_field="FBillNo",
+            cursor_field=MODIFY_KEY,
+            read_pages=SalesOrderQuery(IncrementalQuery("SAL_SaleOrder", SALES_ORDER_FIELDS, "FID",
+                                                        page_size=order_page_size, overlap=overlap)),
+            map_record=map_sales_order, depends_on=("customers",),
+        ),
+        StreamSpec(
+            name="receivables", source_object="AR_receivable", target="receivable", key_field="FBillNo",
+            cursor_field=MODIFY_KEY,
+            read_pages=IncrementalQuery("AR_receivable", RECEIVABLE_FIELDS, "FID", page_size=page_size,
+                                        overlap=overlap),
+            map_record=map_receivable, depends_on=("customers",),
+        ),
+        StreamSpec(
+            name="receipts", source_object="AR_RECEIVEBILL", target="receipt", key_field="FBillNo",
+            cursor_field=MODIFY_KEY,
+            # Receipts from suppliers, employees… are not customer money (§1.5 FCONTACTUNITTYPE).
+            read_pages=IncrementalQuery("AR_RECEIVEBILL", RECEIPT_FIELDS, "FID",
+                                        base_filter="FCONTACTUNITTYPE = 'BD_Customer'", page_size=page_size,
+                                        overlap=overlap),
+            map_record=map_receipt, depends_on=("customers",),
+        ),
+    )
+
+
+STREAMS: tuple[StreamSpec, ...] = kingdee_streams()
+
+__all__ = [
+    "DEFAULT_ORDER_PAGE_SIZE",
+    "DEFAULT_OVERLAP",
+    "STREAMS",
+    "IncrementalQuery",
+    "QueryClient",
+    "SalesOrderQuery",
+    "kingdee_streams",
+    "since_literal",
+]

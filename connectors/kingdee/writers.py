@@ -1,0 +1,212 @@
+"""Outbound effects on Kingdee: an approved CRM order becomes a ``SAL_SaleOrder``, exactly once.
+
+K/3 Cloud has no idempotency key on Save (reference ``erp-apis.md`` §1.4), so exactly-once rests
+on a deterministic bill number: the order's ``FBillNo`` is derived from the CRM order number
+(``CRM-<order_number>``, :func:`~connectors.kingdee.mapping.crm_bill_number`). Before re-sending
+after an uncertain attempt the writer looks the number up and *adopts* what it finds; a Save
+that still races an earlier one is refused by the server as a duplicate number, which the
+writer also resolves by adopting.
+
+The customer is resolved in the ERP first (unified social credit code, then ERP number) and
+created when missing, with a deterministic number (``crm_customer_number``) so that a lost
+customer Save is found on the next attempt too.
+
+The payload's ``salesperson`` is whatever the CRM knows (the hub sends the owner's name); it is
+looked up in ``BD_Saler`` by number, then by name, and left off the order when the ERP does
+not know that person — an unknown salesperson must not keep an approved order out of the ERP.
+The result's ``detail`` says which salesperson was used (``salesperson_number``) or dropped.
+
+``record_result`` / ``record_failure`` (database side of the Writer protocol) are added by the
+hub core; this module only talks to Kingdee.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from connectors.kingdee.client import KingdeeBusinessError, KingdeeClient, quote_literal
+from connectors.kingdee.mapping import (
+    crm_bill_number,
+    crm_customer_number,
+    crm_customer_to_model,
+    crm_order_to_sales_order_model,
+)
+from hub.contracts import Attempt, MappingError, WriteResult
+from hub.errors import PermanentError
+
+SALES_ORDER_FORM = "SAL_SaleOrder"
+CUSTOMER_FORM = "BD_Customer"
+ORDER_LOOKUP_KEYS = ("FID", "FBillNo", "FDocumentStatus", "FCustId.FNumber")
+CUSTOMER_LOOKUP_KEYS = ("FCUSTID", "FNumber", "FDocumentStatus", "FForbidStatus")
+DEFAULT_ORG_NUMBER = "100"  # number of the first organisation in a new K/3 Cloud data centre
+
+
+class SalesOrderWriter:
+    """Creates (and optionally submits and audits) the ERP sales order of an approved CRM order.
+
+    ``org_number`` is the sales organisation's number (Kingdee's first organisation is
+    ``100``). With ``submit_and_audit`` the order is taken A → B → C after saving; an order
+    adopted from an earlier attempt is advanced from wherever that attempt stopped.
+    ``audit_new_customers`` saves newly created customers with ``IsAutoSubmitAndAudit`` so
+    that they are usable base data at once.
+    """
+
+    system = "kingdee"
+    operation = "create_sales_order"
+
+    def __init__(
+        self, client: KingdeeClient, *, submit_and_audit: bool = False, org_number: str = DEFAULT_ORG_NUMBER,
+        audit_new_customers: bool = True,
+    ) -> None:
+        self._client = client
+        self._submit_and_audit = submit_and_audit
+        self._org_number = org_number
+        self._audit_new_customers = audit_new_customers
+        self._salespeople: dict[str, str | None] = {}  # CRM name/number → ERP number (None: unknown)
+
+    # -- Writer protocol -------------------------------------------------------------------
+
+    def find_existing(self, key: str, payload: dict[str, Any]) -> WriteResult | None:
+        """The ERP order of this CRM order if an earlier attempt *completed* it, else None.
+
+        With ``submit_and_audit``, an order an earlier attempt saved but did not get through
+        Audit is not complete: None is returned, and :meth:`apply` (which looks the order up
+        itself when the outcome is unknown) adopts it and finishes Submit/Audit.
+        """
+        bill_number = self._bill_number(payload)
+        row = self._find_order(bill_number)
+        if row is None:
+            return None
+        if self._submit_and_audit and row.get("FDocumentStatus") != "C":
+            return None
+        return self._result(bill_number, row, adopted=True)
+
+    def apply(self, key: str, payload: dict[str, Any], attempt: Attempt) -> WriteResult:
+        """Save the order (after a lookup when an earlier attempt may have reached the ERP).
+
+        Raises ``PermanentError`` for payloads the ERP cannot take (mapping problems, refused
+        references) and lets the client's Retryable/AuthExpired errors through.
+        """
+        bill_number = self._bill_number(payload)
+        if attempt.outcome_unknown or attempt.number > 1:
+            existing = self._find_order(bill_number)
+            if existing is not None:
+                return self._advance(key, bill_number, existing, adopted=True)
+        customer_number = self.ensure_customer(key, payload)
+        salesperson = self.resolve_salesperson(payload.get("salesperson"))
+        try:
+            model = crm_order_to_sales_order_model({**payload, "salesperson": salesperson}, bill_number=bill_number,
+                                                   customer_number=customer_number, org_number=self._org_number)
+        except MappingError as exc:
+            raise self._mapping_failure(exc, bill_number) from exc
+        try:
+            saved = self._client.save(SALES_ORDER_FORM, model, audit_key=key)
+        except KingdeeBusinessError as exc:
+            # Another attempt won the race for this bill number: adopt its order.
+            if any((e.field or "").lower() == "fbillno" for e in exc.field_errors):
+                existing = self._find_order(bill_number)
+                if existing is not None:
+                    return self._advance(key, bill_number, existing, adopted=True)
+            raise
+        row = {"FID": saved.id, "FBillNo": saved.number, "FDocumentStatus": "A", "FCustId.FNumber": customer_number}
+        result = self._advance(key, bill_number, row, adopted=False)
+        crm_salesperson = str(payload.get("salesperson") or "").strip()
+        extra = {"salesperson_number": salesperson} if salesperson else (
+            {"salesperson_dropped": crm_salesperson} if crm_salesperson else {})
+        return WriteResult(external_id=result.external_id, status=result.status, adopted=False,
+                           detail={**result.detail, **extra})
+
+    # -- steps -----------------------------------------------------------------------------
+
+    def ensure_customer(self, key: str, payload: Mapping[str, Any]) -> str:
+        """The ERP number of the order's customer; creates the customer when the ERP lacks it.
+
+        Lookup order: unified social credit code (the identity both systems share), then the
+        ERP number the CRM knows or would assign. Several ERP customers with one code happen in
+        real data; the one whose number the CRM already knows wins, then an enabled one.
+        """
+        customer = payload.get("customer")
+        if not isinstance(customer, Mapping):
+            raise self._mapping_failure(MappingError("customer: missing customer object"), None)
+        try:
+            number = crm_customer_number(customer)
+        except MappingError as exc:
+            raise self._mapping_failure(exc, None) from exc
+        credit_code = str(customer.get("credit_code") or "").strip().upper()
+        if credit_code:
+            rows = self._client.execute_bill_query(
+                CUSTOMER_FORM, CUSTOMER_LOOKUP_KEYS, f"FSOCIALCRECODE = {quote_literal(credit_code)}",
+                "FCUSTID ASC", 0, 50)
+            if rows:
+                rows.sort(key=lambda r: (str(r.get("FNumber")) != number, r.get("FForbidStatus") == "B"))
+                return str(rows[0]["FNumber"])
+        if self._client.find_bill_numbers(CUSTOMER_FORM, [number], number_key="FNumber",
+                                          field_keys=CUSTOMER_LOOKUP_KEYS):
+            return number
+        try:
+            model = crm_customer_to_model(customer, number=number, org_number=self._org_number,
+                                          currency=str(payload.get("currency") or "CNY"),
+                                          salesperson=self.resolve_salesperson(payload.get("salesperson")))
+        except MappingError as exc:
+            raise self._mapping_failure(exc, number) from exc
+        try:
+            self._client.save(CUSTOMER_FORM, model, auto_submit_and_audit=self._audit_new_customers,
+                              audit_key=key)
+        except KingdeeBusinessError as exc:
+            # A concurrent attempt created the same number first: use it.
+            if any((e.field or "").lower() == "fnumber" for e in exc.field_errors) and self._client.find_bill_numbers(
+                    CUSTOMER_FORM, [number], number_key="FNumber", field_keys=CUSTOMER_LOOKUP_KEYS):
+                return number
+            raise
+        return number
+
+    def resolve_salesperson(self, value: Any) -> str | None:
+        """ERP salesperson number for the CRM's salesperson (a number or a name), or None."""
+        wanted = str(value or "").strip()
+        if not wanted:
+            return None
+        if wanted not in self._salespeople:
+            literal = quote_literal(wanted)
+            rows = self._client.execute_bill_query(
+                "BD_Saler", ("FNumber", "FName", "FForbidStatus"), f"FNumber = {literal} or FName = {literal}",
+                "FNumber ASC", 0, 20)
+            # An exact number beats a name; an enabled person beats a forbidden one.
+            rows.sort(key=lambda r: (str(r.get("FNumber")) != wanted, r.get("FForbidStatus") == "B"))
+            self._salespeople[wanted] = str(rows[0]["FNumber"]) if rows else None
+        return self._salespeople[wanted]
+
+    def _advance(self, key: str, bill_number: str, row: Mapping[str, Any], *, adopted: bool) -> WriteResult:
+        """Take the order through Submit and Audit when configured, from its current status."""
+        status = str(row.get("FDocumentStatus") or "")
+        if self._submit_and_audit:
+            if status in ("A", "D"):
+                self._client.submit(SALES_ORDER_FORM, [bill_number], audit_key=key)
+                status = "B"
+            if status == "B":
+                self._client.audit(SALES_ORDER_FORM, [bill_number], audit_key=key)
+                status = "C"
+        return self._result(bill_number, {**row, "FDocumentStatus": status}, adopted=adopted)
+
+    @staticmethod
+    def _result(bill_number: str, row: Mapping[str, Any], *, adopted: bool) -> WriteResult:
+        """The outcome as the outbox records it; ``customer_number`` lets the hub link its customer."""
+        return WriteResult(external_id=bill_number, status=row.get("FDocumentStatus"), adopted=adopted,
+                           detail={"fid": row.get("FID"), "customer_number": row.get("FCustId.FNumber")})
+
+    def _find_order(self, bill_number: str) -> dict[str, Any] | None:
+        return self._client.find_bill_numbers(SALES_ORDER_FORM, [bill_number], field_keys=ORDER_LOOKUP_KEYS).get(
+            bill_number)
+
+    def _bill_number(self, payload: Mapping[str, Any]) -> str:
+        try:
+            return crm_bill_number(str(payload.get("order_number") or ""))
+        except MappingError as exc:
+            raise self._mapping_failure(exc, None) from exc
+
+    def _mapping_failure(self, exc: MappingError, external_id: str | None) -> PermanentError:
+        return PermanentError(str(exc), system=self.system, operation=self.operation, external_id=external_id,
+                              code="mapping")
+
+
+__all__ = ["DEFAULT_ORG_NUMBER", "SalesOrderWriter"]

@@ -1,0 +1,90 @@
+"""A Dagster instance on the hub's Postgres: ``DAGSTER_HOME`` under ``HUB_HOME``.
+
+Run, event-log and schedule storage live in a database ``dagster`` on the same server
+as the hub (the embedded one by default), so run history and schedule state survive
+restarts and several processes (webserver, daemon, run workers) share them. The run
+queue limits concurrent runs per external system through the ``hub/system`` tag, so
+parallel runs stay inside each platform's rate limits.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+from hub.database import dagster_storage_url, resolve_url
+from hub.settings import Settings
+
+DAGSTER_DATABASE = "dagster"
+# At most this many concurrent runs per external system (one dispatcher per WeCom app
+# keeps the per-member message budget exact; Kingdee servers show overload as timeouts).
+SYSTEM_CONCURRENCY = {"kingdee": 1, "wecom": 1}
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def ensure_dagster_database(hub_url: str) -> str:
+    """Create the ``dagster`` database next to the hub's if missing; return its SQLAlchemy URL."""
+    url = make_url(hub_url)
+    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        exists = conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :d"), {"d": DAGSTER_DATABASE}).scalar()
+        if not exists:
+            conn.execute(sa.text(f'CREATE DATABASE "{DAGSTER_DATABASE}"'))
+    admin.dispose()
+    return url.set(database=DAGSTER_DATABASE).render_as_string(hide_password=False)
+
+
+def instance_yaml(storage_url: str) -> str:
+    """dagster.yaml text: Postgres storage, queued runs with per-system limits, no telemetry."""
+    limits = "\n".join(
+        f'    - key: "hub/system"\n      value: "{system}"\n      limit: {limit}'
+        for system, limit in SYSTEM_CONCURRENCY.items()
+    )
+    return (
+        "storage:\n  postgres:\n    postgres_url:\n      env: HUB_DAGSTER_STORAGE_URL\n"
+        "run_queue:\n  max_concurrent_runs: 4\n  tag_concurrency_limits:\n" + limits + "\n"
+        "run_monitoring:\n  enabled: true\n"
+        "telemetry:\n  enabled: false\n"
+    )
+
+
+def prepare_dagster_home(settings: Settings) -> tuple[Path, dict[str, str]]:
+    """Write ``HUB_HOME/dagster/dagster.yaml``; return the home and the environment to run in.
+
+    The storage URL (it may hold a password) goes through the environment, not the file.
+    """
+    hub_url = resolve_url(settings)
+    storage = dagster_storage_url(ensure_dagster_database(hub_url))
+    home = settings.home / "dagster"
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "dagster.yaml").write_text(instance_yaml(storage))
+    env = {**os.environ, "DAGSTER_HOME": str(home), "HUB_DAGSTER_STORAGE_URL": storage}
+    if settings.database_url is None:
+        # run workers connect to the embedded server started here, not start their own
+        env["HUB_DATABASE_URL"] = hub_url
+    return home, env
+
+
+def run_dagster_dev(settings: Settings, port: int = 3000, extra: list[str] | None = None) -> int:
+    """`dagster dev -w dagster_workspace.yaml` on the hub's instance; Ctrl-C stops it cleanly."""
+    _home, env = prepare_dagster_home(settings)
+    command = [str(Path(sys.executable).with_name("dagster")), "dev", "-w", str(REPO_ROOT / "dagster_workspace.yaml"),
+               "-p", str(port), *(extra or [])]
+    process = subprocess.Popen(command, env=env, cwd=REPO_ROOT)
+    try:
+        return process.wait()
+    except KeyboardInterrupt:
+        process.send_signal(signal.SIGINT)  # dagster dev shuts webserver and daemon down on SIGINT
+        return process.wait(timeout=60)
+
+
+def dagster_env(settings: Settings) -> dict[str, Any]:
+    """The environment a Dagster process for this hub needs (tests, scripts)."""
+    return prepare_dagster_home(settings)[1]

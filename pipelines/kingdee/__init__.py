@@ -1,0 +1,1 @@
+"""Dagster definitions for Kingdee K/3 Cloud: ERP inbound assets, reconciliation, schedule."""

@@ -1,0 +1,1 @@
+"""Dagster definitions for WeCom: directory and external contacts in, reminders out."""
