@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from canonical_model.schemas import CanonicalRecord
+from hub.errors import ConfigError
 
 RawRecord = dict[str, Any]
 
@@ -149,4 +150,4 @@ class ConnectorSpec:
             if spec.name == name:
                 return spec
         known = ", ".join(s.name for s in self.streams) or "none"
-        raise KeyError(f"{self.system} has no stream {name!r} (known: {known})")
+        raise ConfigError(f"{self.system} has no stream {name!r} (known: {known})")
