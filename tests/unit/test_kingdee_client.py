@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -257,17 +257,7 @@ def test_given_wrong_secret_in_session_mode_when_calling_then_auth_expired_witho
 
 # -- against the sandbox over real HTTP ----------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[RunningSandbox]:
-    with running_sandbox(scale=0.01) as running:
-        yield running
-
-
-@pytest.fixture
-def sandbox(server: RunningSandbox) -> RunningSandbox:
-    """The module's server with freshly seeded data, no sessions and no faults."""
-    server.reset()
-    return server
+# `server` / `sandbox` fixtures: tests/unit/conftest.py (shared by the Kingdee modules)
 
 
 def test_given_sandbox_when_paging_customers_then_every_customer_once_in_order(sandbox: RunningSandbox) -> None:

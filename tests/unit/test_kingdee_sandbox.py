@@ -6,7 +6,6 @@ import datetime as dt
 import json
 import re
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -22,17 +21,7 @@ from connectors.kingdee.sandbox.testing import TEST_TODAY, RunningSandbox, runni
 SERVICE = "Kingdee.BOS.WebApi.ServicesStub.DynamicFormService."
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[RunningSandbox]:
-    with running_sandbox(scale=0.01) as running:
-        yield running
-
-
-@pytest.fixture
-def sandbox(server: RunningSandbox) -> RunningSandbox:
-    """The module's server with freshly seeded data, no sessions and no faults."""
-    server.reset()
-    return server
+# `server` / `sandbox` fixtures: tests/unit/conftest.py (shared by the Kingdee modules)
 
 
 def signed_post(sandbox: RunningSandbox, path: str, body: Any, *, strict_time: str | None = None,

@@ -10,7 +10,7 @@ import pytest
 
 from connectors.kingdee.client import KingdeeClient
 from connectors.kingdee.sandbox.state import ENTRIES, format_datetime
-from connectors.kingdee.sandbox.testing import RunningSandbox, running_sandbox
+from connectors.kingdee.sandbox.testing import RunningSandbox
 from connectors.kingdee.streams import STREAMS, kingdee_streams, since_literal
 from hub.contracts import StreamSpec
 from hub.errors import PermanentError
@@ -18,17 +18,7 @@ from hub.errors import PermanentError
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[RunningSandbox]:
-    with running_sandbox(scale=0.01) as running:
-        yield running
-
-
-@pytest.fixture
-def sandbox(server: RunningSandbox) -> RunningSandbox:
-    """The module's server with freshly seeded data, no sessions and no faults."""
-    server.reset()
-    return server
+# `server` / `sandbox` fixtures: tests/unit/conftest.py (shared by the Kingdee modules)
 
 
 def stream(name: str, **options: Any) -> StreamSpec:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from connectors.kingdee.client import KingdeeBusinessError
 from connectors.kingdee.sandbox.seed import unified_social_credit_code
-from connectors.kingdee.sandbox.testing import RunningSandbox, running_sandbox
+from connectors.kingdee.sandbox.testing import RunningSandbox
 from connectors.kingdee.writers import SalesOrderWriter
 from hub.contracts import Attempt
 from hub.errors import PermanentError, RetryableError
@@ -21,17 +20,7 @@ FIRST = Attempt(number=1, first_attempt_at=STARTED)
 RETRY_UNKNOWN = Attempt(number=2, first_attempt_at=STARTED, outcome_unknown=True)
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[RunningSandbox]:
-    with running_sandbox(scale=0.01) as running:
-        yield running
-
-
-@pytest.fixture
-def sandbox(server: RunningSandbox) -> RunningSandbox:
-    """The module's server with freshly seeded data, no sessions and no faults."""
-    server.reset()
-    return server
+# `server` / `sandbox` fixtures: tests/unit/conftest.py (shared by the Kingdee modules)
 
 
 def order_payload(number: str = "SO-0001", **customer: Any) -> dict[str, Any]:
