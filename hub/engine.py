@@ -11,13 +11,17 @@ For each page the stream yields, one transaction does all of:
 A crash anywhere loses nothing (the uncommitted page is read again from the stored
 cursor) and duplicates nothing (rows are merged by natural key; unchanged rows cost
 no write). Memory is bounded by the page size: the engine never holds a whole stream.
+The next page is read while the current one is ingested (:func:`read_ahead`), so HTTP
+and Postgres work overlap.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable
+import queue
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -118,6 +122,53 @@ def ingest_page(conn: Connection, system: str, stream: StreamSpec, page: Page, r
     )
 
 
+_DONE = object()
+
+
+def read_ahead(pages: Iterator[Page]) -> Iterator[Page]:
+    """Yield ``pages`` while a background thread already fetches the next one.
+
+    Reading (HTTP, JSON) and ingesting (mapping, Postgres) then overlap. At most one page
+    waits in the hand-over queue, so at most three are in memory (being read, waiting,
+    being ingested). An exception in the reader is re-raised here, in order; when the
+    consumer stops early the reader is told to stop and is not waited on beyond the page
+    it is fetching.
+    """
+    handover: queue.Queue[Any] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def hand_over(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                handover.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def reader() -> None:
+        try:
+            for page in pages:
+                if not hand_over(page):
+                    return
+            hand_over(_DONE)
+        except BaseException as exc:  # handed to the consumer and re-raised there, in order
+            hand_over(exc)
+
+    thread = threading.Thread(target=reader, name="sync-read-ahead", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = handover.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+
+
 def sync_stream(
     db: Database, system: str, stream: StreamSpec, client: Any, *, full: bool = False,
     on_page: Callable[[SyncCounts], None] | None = None,
@@ -133,7 +184,7 @@ def sync_stream(
     counts = SyncCounts()
     actor = f"sync:{system}/{stream.name}"
     try:
-        for page in stream.read_pages(client, None if full else cursor_before):
+        for page in read_ahead(stream.read_pages(client, None if full else cursor_before)):
             with db.begin() as conn:
                 page_counts = ingest_page(conn, system, stream, page, run_id)
                 if page.cursor_after is not None:
