@@ -51,10 +51,19 @@ class Profile(BaseModel):
     as_of: dt.date
 
 
+def business_today(timezone: str = "Asia/Shanghai") -> dt.date:
+    """Today's date where the business is (aging must not flip at UTC midnight)."""
+    from zoneinfo import ZoneInfo
+
+    return dt.datetime.now(ZoneInfo(timezone)).date()
+
+
 def find_customer_id(conn: Connection, ref: str) -> int | None:
     """Find a customer by id, credit code, external id (any system) or name fragment."""
-    ref = ref.strip()
-    if ref.isdigit():
+    ref = ref.replace("\x00", "").strip()
+    if not ref:
+        return None
+    if ref.isascii() and ref.isdigit() and int(ref) < 2**63:
         found = conn.execute(sa.text("SELECT id FROM customer WHERE id = :id"), {"id": int(ref)}).scalar()
         if found:
             return int(found)
@@ -65,8 +74,8 @@ def find_customer_id(conn: Connection, ref: str) -> int | None:
             "ORDER BY id LIMIT 1"), {"r": ref}).scalar()
     if found is None:
         found = conn.execute(sa.text(
-            "SELECT id FROM customer WHERE name ILIKE :pat ORDER BY length(name), id LIMIT 1"),
-            {"pat": f"%{ref}%"}).scalar()
+            "SELECT id FROM customer WHERE name ILIKE :pat ESCAPE '\\' ORDER BY length(name), id LIMIT 1"),
+            {"pat": "%" + ref.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"}).scalar()
     return None if found is None else int(found)
 
 
@@ -103,8 +112,12 @@ def _dicts(conn: Connection, query: str, **params: Any) -> list[dict[str, Any]]:
 
 
 def customer_profile(conn: Connection, customer_id: int, *, as_of: dt.date | None = None) -> Profile | None:
-    """The full profile of one customer, or None when there is no such customer."""
-    as_of = as_of or dt.date.today()
+    """The full profile of one customer, or None when there is no such customer.
+
+    ``as_of`` (the aging date) defaults to today in Asia/Shanghai; pass the tenant's own
+    ``business_today(settings.timezone)`` where it differs.
+    """
+    as_of = as_of or business_today()
     customer = conn.execute(sa.text("SELECT * FROM customer WHERE id = :id"), {"id": customer_id}).first()
     if customer is None:
         return None
@@ -131,17 +144,18 @@ def customer_profile(conn: Connection, customer_id: int, *, as_of: dt.date | Non
                               "fetched_at FROM contact WHERE customer_id = :c ORDER BY name", c=customer_id),
         receivables=receivables, credit_limit=data.get("credit_limit"), credit_used=credit_used,
         recent_orders=_dicts(conn, "SELECT order_number, order_date, currency, total_amount, status, approval_state, "
-                                   "erp_system, erp_bill_number, erp_status, source_system FROM sales_order "
+                                   "erp_system, erp_bill_number, erp_status, source_system, external_id, fetched_at "
+                                   "FROM sales_order "
                                    "WHERE customer_id = :c ORDER BY order_date DESC, id DESC LIMIT 10", c=customer_id),
-        recent_receipts=_dicts(conn, "SELECT bill_number, receipt_date, currency, amount, source_system "
-                                     "FROM receipt WHERE customer_id = :c ORDER BY receipt_date DESC LIMIT 10",
+        recent_receipts=_dicts(conn, "SELECT bill_number, receipt_date, currency, amount, source_system, external_id, "
+                                     "fetched_at FROM receipt WHERE customer_id = :c ORDER BY receipt_date DESC LIMIT 10",
                                c=customer_id),
         open_tasks=_dicts(conn, "SELECT t.id, t.title, t.kind, t.due_at, t.push_state, t.problems, u.name AS assignee "
                                 "FROM task t JOIN internal_user u ON u.id = t.assignee_id "
                                 "WHERE t.customer_id = :c AND t.status = 'open' ORDER BY t.due_at", c=customer_id),
-        interactions=_dicts(conn, "SELECT kind, occurred_at, summary, source_system FROM interaction "
+        interactions=_dicts(conn, "SELECT kind, occurred_at, summary, source_system, external_id FROM interaction "
                                   "WHERE customer_id = :c ORDER BY occurred_at DESC LIMIT 20", c=customer_id),
-        approvals=_dicts(conn, "SELECT kind, subject_type, subject_id, state, system, submitted_at, decided_at "
+        approvals=_dicts(conn, "SELECT kind, subject_type, subject_id, state, system, external_id, submitted_at, decided_at "
                                "FROM approval WHERE customer_id = :c ORDER BY submitted_at DESC", c=customer_id),
         completeness=completeness, as_of=as_of,
     )

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 from hub.cli import app
 from hub.outbox import enqueue
 
-runner = CliRunner()
+runner = CliRunner(env={"COLUMNS": "200"})  # rich tables would truncate names at 80 columns
 
 
 @pytest.fixture

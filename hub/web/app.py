@@ -1,0 +1,254 @@
+"""The hub's web face: the 360° customer profile for sales and finance, and WeCom's callbacks.
+
+Pages (server-rendered Jinja2, autoescaped, no JavaScript; they must open quickly in
+WeCom's in-app browser on a phone, which is where a reminder card's link lands):
+
+- ``GET /customers/{id}`` the profile (基本信息, 联系人/决策链, 应收/回款/信用, 订单,
+  待办, 互动记录, 审批, 数据完整性), every value with its source system, external id
+  and fetch time;
+- ``GET /customers?q=`` search by name fragment, credit code, external id or id;
+- ``GET /tasks/{id}`` one to-do (reminder cards without a customer link here).
+
+JSON (described by ``/openapi.json``): ``GET /api/customers/{id}``, ``GET /api/customers?q=``
+and ``GET /healthz`` (database reachable and schema at the code's migration head).
+
+``GET|POST /callbacks/wecom`` is WeCom's signed, encrypted event callback (see
+:mod:`hub.web.wecom_callbacks`).
+
+Everything except the callback only reads. Each request reads in one REPEATABLE READ,
+READ ONLY transaction, so the sections of a profile agree with each other even while a
+sync is writing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import sqlalchemy as sa
+from fastapi import FastAPI, HTTPException, Path, Query, Request
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from jinja2 import Environment, PackageLoader, StrictUndefined
+from sqlalchemy.engine import Connection
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Route
+
+from canonical_model.profile import AGING_BUCKETS, KEY_FIELDS, Profile, customer_profile
+from hub.database import Database, head_revision
+from hub.runtime import HubRuntime
+from hub.settings import Settings
+from hub.web import formatting as fmt
+from hub.web.api_models import CustomerHit, Health, Problem, ProfileOut
+from hub.web.queries import (
+    MAX_ID,
+    open_receivable_bills,
+    parse_id,
+    row_provenance,
+    search_customers,
+    task_detail,
+)
+from hub.web.wecom_callbacks import create_wecom_callback
+
+WECOM_CALLBACK_PATH = "/callbacks/wecom"
+
+# The pages load nothing from anywhere: inline CSS only, no scripts, forms post back here.
+_HTML_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
+                               "form-action 'self'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    # customer ids are in the URLs; other sites need not learn them
+    "Referrer-Policy": "no-referrer",
+}
+
+
+def _templates() -> Environment:
+    env = Environment(loader=PackageLoader("hub.web", "templates"), autoescape=True,
+                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.globals.update(
+        label=fmt.label, money=fmt.money, percent=fmt.percent, AGING_BUCKETS=AGING_BUCKETS,
+        AGING_LABELS=fmt.AGING_LABELS, FIELD_LABELS=fmt.FIELD_LABELS, ORDER_STATUS=fmt.ORDER_STATUS,
+        APPROVAL_STATE=fmt.APPROVAL_STATE, ERP_STATUS=fmt.ERP_STATUS, APPROVAL_KIND=fmt.APPROVAL_KIND,
+        INTERACTION_KIND=fmt.INTERACTION_KIND, TASK_KIND=fmt.TASK_KIND, TASK_STATUS=fmt.TASK_STATUS,
+        REMINDER_KIND=fmt.REMINDER_KIND, PUSH_STATE=fmt.PUSH_STATE, SYSTEM_LABELS=fmt.SYSTEM_LABELS,
+    )
+    return env
+
+
+def push_rows(push_state: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """Flatten ``task.push_state`` ({channel: {"kind:recipient": {...}}}) into table rows."""
+    rows = []
+    for channel, slots in sorted((push_state or {}).items()):
+        if not isinstance(slots, dict):
+            continue
+        for slot, entry in sorted(slots.items()):
+            kind, _, recipient = slot.partition(":")
+            entry = entry if isinstance(entry, dict) else {"state": str(entry)}
+            rows.append({"channel": channel, "kind": kind, "recipient": recipient, "state": entry.get("state"),
+                         "at": entry.get("at"), "msgid": entry.get("msgid"), "error": entry.get("error")})
+    return rows
+
+
+def missing_key_fields(profile: Profile) -> list[str]:
+    """The key fields (数据完整性) this customer lacks, as the profile counts them."""
+    missing = [f for f in KEY_FIELDS if profile.customer.get(f) in (None, "")]
+    if not profile.contacts:
+        missing.append("contacts")
+    return missing
+
+
+def _database(runtime_or_db: HubRuntime | Database) -> Database:
+    return runtime_or_db if isinstance(runtime_or_db, Database) else runtime_or_db.db
+
+
+def create_web_app(runtime_or_db: HubRuntime | Database, settings: Settings) -> FastAPI:
+    """Build the web app over a database (or a runtime's database) with the hub's settings."""
+    db = _database(runtime_or_db)
+    clock = fmt.Clock(settings.timezone)
+    templates = _templates()
+    templates.globals.update(when=clock.when, timezone=settings.timezone)
+    head = head_revision()
+
+    app = FastAPI(
+        title="CRM–ERP hub", version="0.1.0",
+        description="360° customer profile (360°客户视图) and search, read-only.",
+        # No Swagger UI: it loads scripts from a CDN, which an on-premises install may not
+        # reach and the pages' no-script policy does not want; /openapi.json is enough.
+        docs_url=None, redoc_url=None, openapi_url="/openapi.json",
+    )
+    app.state.db = db
+
+    @contextmanager
+    def reading() -> Iterator[Connection]:
+        with db.engine.connect() as conn:
+            conn.execute(sa.text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"))
+            try:
+                yield conn
+            finally:
+                conn.rollback()
+
+    def page(name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+        html = templates.get_template(name).render(**context)
+        return HTMLResponse(html, status_code=status_code, headers=_HTML_HEADERS)
+
+    def not_found(what: str, ref: str) -> HTMLResponse:
+        return page("not_found.html", 404, title="未找到", what=what, ref=ref)
+
+    # ------------------------------------------------------------------ pages
+
+    @app.get("/", include_in_schema=False)
+    def home() -> RedirectResponse:
+        """The start page is the search."""
+        return RedirectResponse("/customers", status_code=303)
+
+    @app.get("/customers", include_in_schema=False, response_class=HTMLResponse)
+    def customers_page(q: str = "") -> HTMLResponse:
+        """Search form and results."""
+        hits: list[dict[str, Any]] = []
+        if q.strip():
+            with reading() as conn:
+                hits = search_customers(conn, q[:200])
+        return page("search.html", title=f"搜索：{q}" if q.strip() else "客户搜索", q=q, hits=hits)
+
+    @app.get("/customers/{customer_id}", include_in_schema=False, response_class=HTMLResponse)
+    def customer_page(customer_id: str) -> HTMLResponse:
+        """The 360° profile page (any non-id path segment is a 404 page, not a 422)."""
+        cid = parse_id(customer_id)
+        if cid is None:
+            return not_found("客户", customer_id)
+        as_of = clock.today()
+        with reading() as conn:
+            profile = customer_profile(conn, cid, as_of=as_of)
+            if profile is None:
+                return not_found("客户", customer_id)
+            sources = row_provenance(conn, cid)
+            bills = open_receivable_bills(conn, cid, as_of)
+        credit_limit = profile.credit_limit
+        over_limit = credit_limit is not None and profile.credit_used > credit_limit
+        usage = (profile.credit_used / credit_limit) if credit_limit else None
+        return page(
+            "customer.html", title=profile.customer["name"], p=profile, c=profile.customer,
+            src=profile.provenance, rows=sources, bills=bills, over_limit=over_limit,
+            over_by=(profile.credit_used - credit_limit) if over_limit and credit_limit is not None else None,
+            usage=usage, usage_bar=min(float(usage or 0), 1.0), missing=missing_key_fields(profile),
+            push_rows=push_rows, key_fields=KEY_FIELDS, now=dt.datetime.now(dt.UTC),
+        )
+
+    @app.get("/tasks/{task_id}", include_in_schema=False, response_class=HTMLResponse)
+    def task_page(task_id: str) -> HTMLResponse:
+        """One task: where a reminder card without a customer links to."""
+        tid = parse_id(task_id)
+        task = None
+        if tid is not None:
+            with reading() as conn:
+                task = task_detail(conn, tid)
+        if task is None:
+            return not_found("待办", task_id)
+        overdue = task["status"] == "open" and task["due_at"] < dt.datetime.now(dt.UTC)
+        return page("task.html", title=task["title"], t=task, overdue=overdue, pushes=push_rows(task["push_state"]))
+
+    # ------------------------------------------------------------------ JSON API
+
+    @app.get("/api/customers/{customer_id}", response_model=ProfileOut, tags=["customers"],
+             responses={404: {"model": Problem, "description": "No such customer"}})
+    def customer_json(
+        customer_id: int = Path(ge=1, le=MAX_ID, description="The hub's customer id"),
+        as_of: dt.date | None = Query(None, description="Age receivables as of this date (default: today "
+                                                        "in the hub's timezone)"),
+    ) -> ProfileOut:
+        """The 360° profile of one customer, with provenance."""
+        with reading() as conn:
+            profile = customer_profile(conn, customer_id, as_of=as_of or clock.today())
+        if profile is None:
+            raise HTTPException(404, f"no customer {customer_id}")
+        return ProfileOut.from_profile(profile)
+
+    @app.get("/api/customers", response_model=list[CustomerHit], tags=["customers"])
+    def search_json(
+        q: str = Query(min_length=1, max_length=200,
+                       description="Name fragment, unified social credit code, external id or id"),
+        limit: int = Query(50, ge=1, le=200),
+    ) -> list[CustomerHit]:
+        """Customers matching ``q``, exact matches (id, credit code, external id) first."""
+        with reading() as conn:
+            hits = search_customers(conn, q, limit=limit)
+        return [CustomerHit(**h, url=f"/customers/{h['id']}") for h in hits]
+
+    @app.get("/healthz", response_model=Health, tags=["operations"],
+             responses={503: {"model": Health, "description": "Database unreachable or schema not current"}})
+    def healthz(response: Response) -> Health:
+        """Database reachable and its schema at the code's migration head."""
+        try:
+            current = db.current_revision()
+        except (sa.exc.SQLAlchemyError, OSError) as exc:
+            # the class name only: a driver message can name hosts and users
+            response.status_code = 503
+            return Health(status="error", database=f"unreachable ({type(exc).__name__})",
+                          schema_revision=None, head_revision=head)
+        ok = current == head
+        if not ok:
+            response.status_code = 503
+        return Health(status="ok" if ok else "error", database="ok", schema_revision=current, head_revision=head)
+
+    # ------------------------------------------------------------------ WeCom callbacks
+
+    receiver = create_wecom_callback(db, settings, path=WECOM_CALLBACK_PATH)
+    if receiver is not None:
+        # A plain Starlette route with the receiver as its ASGI endpoint: the receiver sees
+        # the full path, so no Mount and no trailing-slash redirect (WeCom follows none).
+        app.router.routes.append(Route(WECOM_CALLBACK_PATH, receiver, methods=["GET", "POST"]))
+    app.state.wecom_callback = receiver
+
+    # ------------------------------------------------------------------ errors
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        """A person who mistypes a page URL gets a page; API clients keep JSON errors."""
+        path = request.url.path
+        if exc.status_code == 404 and not path.startswith(("/api/", "/healthz", "/callbacks/", "/openapi")):
+            return not_found("页面", path)
+        return await http_exception_handler(request, exc)
+
+    return app
