@@ -4,7 +4,10 @@ Run, event-log and schedule storage live in a database ``dagster`` on the same s
 as the hub (the embedded one by default), so run history and schedule state survive
 restarts and several processes (webserver, daemon, run workers) share them. The run
 queue limits concurrent runs per external system through the ``hub/system`` tag, so
-parallel runs stay inside each platform's rate limits.
+parallel runs stay inside each platform's rate limits. The Dagster processes get the
+hub's database, schema and home through the environment (``HUB_DATABASE_URL``,
+``HUB_DATABASE_SCHEMA``, ``HUB_HOME``), which is where ``pipelines.definitions`` reads
+them; a test gives its own storage database so its runs never meet anyone else's.
 """
 
 from __future__ import annotations
@@ -29,16 +32,24 @@ SYSTEM_CONCURRENCY = {"kingdee": 1, "wecom": 1}
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
-def ensure_dagster_database(hub_url: str) -> str:
-    """Create the ``dagster`` database next to the hub's if missing; return its SQLAlchemy URL."""
+def ensure_dagster_database(hub_url: str, database: str = DAGSTER_DATABASE) -> str:
+    """Create ``database`` next to the hub's if missing; return its SQLAlchemy URL."""
     url = make_url(hub_url)
     admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        exists = conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :d"), {"d": DAGSTER_DATABASE}).scalar()
-        if not exists:
-            conn.execute(sa.text(f'CREATE DATABASE "{DAGSTER_DATABASE}"'))
-    admin.dispose()
-    return url.set(database=DAGSTER_DATABASE).render_as_string(hide_password=False)
+    try:
+        with admin.connect() as conn:
+            exists = conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :d"), {"d": database}).scalar()
+            if not exists:
+                try:
+                    conn.execute(sa.text(f'CREATE DATABASE "{database}"'))
+                except sa.exc.ProgrammingError:
+                    # another process created it between our look and our CREATE
+                    if not conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :d"),
+                                        {"d": database}).scalar():
+                        raise
+    finally:
+        admin.dispose()
+    return url.set(database=database).render_as_string(hide_password=False)
 
 
 def instance_yaml(storage_url: str) -> str:
@@ -55,20 +66,26 @@ def instance_yaml(storage_url: str) -> str:
     )
 
 
-def prepare_dagster_home(settings: Settings) -> tuple[Path, dict[str, str]]:
+def prepare_dagster_home(settings: Settings, *, storage_database: str = DAGSTER_DATABASE
+                         ) -> tuple[Path, dict[str, str]]:
     """Write ``HUB_HOME/dagster/dagster.yaml``; return the home and the environment to run in.
 
-    The storage URL (it may hold a password) goes through the environment, not the file.
+    Dagster's storage goes into ``storage_database`` on the hub's server. The storage URL
+    and the hub's database URL (they may hold a password) go through the environment, not
+    the file.
     """
     hub_url = resolve_url(settings)
-    storage = dagster_storage_url(ensure_dagster_database(hub_url))
+    storage = dagster_storage_url(ensure_dagster_database(hub_url, storage_database))
     home = settings.home / "dagster"
     home.mkdir(parents=True, exist_ok=True)
     (home / "dagster.yaml").write_text(instance_yaml(storage))
-    env = {**os.environ, "DAGSTER_HOME": str(home), "HUB_DAGSTER_STORAGE_URL": storage}
-    if settings.database_url is None:
-        # run workers connect to the embedded server started here, not start their own
-        env["HUB_DATABASE_URL"] = hub_url
+    env = {
+        **os.environ, "DAGSTER_HOME": str(home), "HUB_DAGSTER_STORAGE_URL": storage,
+        # run workers and the code server use this hub's database (and, when it is the
+        # embedded one, join the server started here instead of starting their own)
+        "HUB_DATABASE_URL": hub_url, "HUB_DATABASE_SCHEMA": settings.database_schema,
+        "HUB_HOME": str(settings.home),
+    }
     return home, env
 
 

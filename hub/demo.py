@@ -1,41 +1,59 @@
-"""`hub demo` / `make demo`: the main flow end to end on the embedded Postgres and sandboxes.
+"""`hub demo` / `make demo`: the main flow end to end through the Dagster jobs, in process.
 
 1. a fresh ``hub_demo`` schema, migrated;
-2. ERP inbound: Kingdee customers, sales orders, receivables and receipts into the store;
+2. ERP inbound (job ``erp_inbound``): Kingdee customers, sales orders, receivables and
+   receipts into the store;
 3. the CRM demo data set (sales team, customers, orders, to-dos) on top;
-4. CRM orders approved → outbox → Kingdee sales orders, while the sandbox injects
-   faults (lost responses, HTTP 500, expired sessions): each order lands exactly once;
-5. read-back: the pushed orders come in again without echoing out;
-6. WeCom directory sync, then due reminders pushed to salespeople (and managers);
-7. a run summary and one customer's 360° profile.
+4. CRM orders approved → outbox → Kingdee sales orders (job ``orders_to_erp``), while the
+   sandbox injects faults (lost responses, HTTP 500, expired sessions): each order lands
+   exactly once;
+5. read-back (job ``erp_inbound`` again): the pushed orders come in again without echoing out;
+6. overdue receivables become collection tasks (job ``receivables_to_crm``);
+7. WeCom directory sync (job ``directory_sync``), then due reminders pushed to salespeople
+   and managers (job ``todo_pushes``) while WeCom misbehaves;
+8. one customer's 360° profile.
 
-Each step is a plain function so that Dagster's jobs (``pipelines/``) run the same code.
+Each job runs exactly as Dagster runs it (``pipelines.definitions``; assets, checks and
+resources), on a :class:`~pipelines.resources.HubResource` pointing at the demo schema.
+Every run opens its own runtime, so the demo starts each sandbox once and hands its URL
+to every run (``sandbox_urls``): the orders pushed in step 4 are in the ERP read in step 5,
+and the faults armed here strike the runs. After each job a table shows, per asset, the
+numbers of its materialization and how many of its checks passed.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
+from pydantic import SecretStr
 from rich.console import Console
 from rich.table import Table
 
 from hub.demo_data import load_crm_demo
 from hub.orders import approve_order
-from hub.reminders import ReminderPolicy, evaluate_reminders
 from hub.runtime import HubRuntime
 from hub.settings import Settings
 
+if TYPE_CHECKING:
+    from dagster import DagsterInstance, Definitions
+
+    from pipelines.in_process import JobOutcome
+
 DEMO_SCHEMA = "hub_demo"
+SYNC_COLUMNS = ("read", "inserted", "updated", "unchanged", "quarantined")
+WAIT_FOR_RETRIES_S = 120.0  # the demo waits for scheduled retries instead of leaving them to the sensor
 
 
 @dataclass
 class DemoSummary:
-    """Rows of the run-summary table."""
+    """What the demo did: the steps outside Dagster and each job's outcome."""
 
     rows: list[tuple[str, str, str]] = field(default_factory=list)
+    jobs: list[JobOutcome] = field(default_factory=list)
 
     def add(self, step: str, what: str, numbers: dict[str, Any] | str) -> None:
         text = numbers if isinstance(numbers, str) else ", ".join(f"{k} {v}" for k, v in numbers.items())
@@ -61,8 +79,44 @@ def approve_all_pending(runtime: HubRuntime, erp_system: str = "kingdee") -> int
     return len(ids)
 
 
+class DemoJobs:
+    """The hub's Dagster jobs over the demo schema and the demo's sandboxes, run in process."""
+
+    def __init__(self, hub: HubRuntime, console: Console, summary: DemoSummary) -> None:
+        from dagster import DagsterInstance
+
+        from pipelines.definitions import build_definitions
+        from pipelines.resources import HubResource
+
+        # the demo's own sandboxes, shared by every run (a run would otherwise start its own)
+        sandbox_urls = {s: hub.sandbox(s).url for s in ("kingdee", "wecom") if hub.uses_sandbox(s)}
+        # the database as this process resolved it (the embedded server is not joined again per run)
+        settings = hub.settings.model_copy(update={"database_url": SecretStr(hub.db.url)})
+        self.defs: Definitions = build_definitions(HubResource.from_settings(settings, sandbox_urls=sandbox_urls))
+        self.instance: DagsterInstance = DagsterInstance.ephemeral()
+        self.console = console
+        self.summary = summary
+
+    def run(self, step: str, job: str, run_config: dict[str, Any] | None = None) -> JobOutcome:
+        """Run ``job``, print its table, fail loudly when a step failed."""
+        from pipelines.in_process import run_job
+
+        started = time.perf_counter()
+        outcome = run_job(self.defs, job, run_config=run_config, instance=self.instance)
+        self.summary.jobs.append(outcome)
+        self.console.print(job_table(step, outcome, time.perf_counter() - started))
+        if not outcome.success:
+            raise RuntimeError(f"Dagster job {job} failed: " + "; ".join(outcome.errors))
+        return outcome
+
+    def close(self) -> None:
+        self.instance.dispose()
+
+
 def run_demo(settings: Settings, *, fresh: bool = True, console: Console | None = None) -> DemoSummary:
     """Run the demo flow (see the module docstring) and print what happened."""
+    from pipelines.in_process import op_config
+
     console = console or Console()
     settings = settings.model_copy(update={
         "database_schema": DEMO_SCHEMA,
@@ -78,59 +132,101 @@ def run_demo(settings: Settings, *, fresh: bool = True, console: Console | None 
         where = ("embedded Postgres in " + str(settings.home / "pg")) if settings.database_url is None \
             else "configured Postgres"
         console.print(f"[bold]database:[/] {where}, schema {DEMO_SCHEMA}")
+        jobs = DemoJobs(hub, console, summary)
+        try:
+            jobs.run("ERP → hub", "erp_inbound")
 
-        for report in hub.sync("kingdee"):
-            c = report.counts
-            summary.add("ERP → hub", f"kingdee/{report.stream}",
-                        {"read": c.read, "inserted": c.inserted, "quarantined": c.quarantined})
-        with hub.db.begin() as conn:
-            erp_customers = conn.execute(sa.text(
-                "SELECT DISTINCT r.customer_id FROM receivable r WHERE r.open_amount > 0 ORDER BY 1 LIMIT 12")
-            ).scalars().all()
-            seed_source = hub.spec("wecom").demo_seed
-            seed = seed_source() if seed_source else {"people": [], "companies": []}
-            loaded = load_crm_demo(conn, seed["people"], seed["companies"], now=now,
-                                   erp_customer_ids=list(erp_customers))
-        summary.add("CRM data", "demo data set", loaded)
+            with hub.db.begin() as conn:
+                present = conn.execute(sa.text("SELECT count(*) FROM internal_user WHERE source_system = 'crm'")
+                                       ).scalar_one()
+                if present:  # `hub demo --keep`: the CRM data of an earlier run is still there
+                    loaded: dict[str, Any] | str = f"kept from an earlier run ({present} users)"
+                else:
+                    erp_customers = conn.execute(sa.text(
+                        "SELECT DISTINCT r.customer_id FROM receivable r WHERE r.open_amount > 0 ORDER BY 1 LIMIT 12")
+                    ).scalars().all()
+                    seed_source = hub.spec("wecom").demo_seed
+                    seed = seed_source() if seed_source else {"people": [], "companies": []}
+                    loaded = load_crm_demo(conn, seed["people"], seed["companies"], now=now,
+                                           erp_customer_ids=list(erp_customers))
+            summary.add("CRM data", "demo data set", loaded)
+            console.print("[bold]CRM data:[/] " + summary.rows[-1][2])
 
-        approved = approve_all_pending(hub)
-        if hub.uses_sandbox("kingdee"):
-            plan = hub.sandbox("kingdee").app.state.faults
-            plan.arm("drop_response", rate=0.2, seed=3, times=8, operations=["save"])
-            plan.arm("http_500", times=2, operations=["save"])
-            plan.arm("auth_expired", times=1, operations=["save"])
-        counts = hub.dispatcher(kinds=["kingdee.sales_order"]).drain(wait_for_scheduled=True, timeout_s=120)
-        summary.add("CRM → ERP", f"{approved} approved orders",
-                    {"done": counts.done, "adopted after lost response": counts.adopted, "retried": counts.retried,
-                     "dead": counts.dead})
-        readback = hub.sync("kingdee", "sales_orders")[0].counts
-        summary.add("ERP → hub", "read-back of pushed orders",
-                    {"read": readback.read, "inserted": readback.inserted, "updated": readback.updated})
+            approved = approve_all_pending(hub)
+            summary.add("CRM → ERP", "approved orders", {"approved": approved})
+            console.print(f"[bold]CRM:[/] {approved} orders approved, each with its ERP push in the outbox")
+            if hub.uses_sandbox("kingdee"):
+                plan = hub.sandbox("kingdee").app.state.faults
+                plan.arm("drop_response", rate=0.2, seed=3, times=8, operations=["save"])
+                plan.arm("http_500", times=2, operations=["save"])
+                plan.arm("auth_expired", times=1, operations=["save"])
+                console.print("[bold]Kingdee sandbox:[/] will drop up to 8 save responses, answer 2 saves with "
+                              "HTTP 500 and expire the session once")
+            jobs.run("CRM → ERP", "orders_to_erp",
+                     op_config("crm/orders_to_erp", wait_for_retries_s=WAIT_FOR_RETRIES_S))
+            if hub.uses_sandbox("kingdee"):
+                hub.sandbox("kingdee").app.state.faults.clear()
 
-        for report in hub.sync("wecom"):
-            c = report.counts
-            summary.add("chat → hub", f"wecom/{report.stream}",
-                        {"read": c.read, "inserted": c.inserted, "updated": c.updated, "quarantined": c.quarantined})
-        policy = ReminderPolicy(uncontacted_hours=settings.reminders.uncontacted_hours,
-                                duplicate_check_interval_s=settings.wecom.duplicate_check_interval_s,
-                                profile_base_url=settings.reminders.profile_base_url)
-        with hub.db.begin() as conn:
-            queued = evaluate_reminders(conn, now, policy)
-        if hub.uses_sandbox("wecom"):
-            wecom_plan = hub.sandbox("wecom").app.state.faults
-            wecom_plan.arm("auth_expired", times=1)
-            wecom_plan.arm("drop_response", times=2, operations=["message/send"])
-        sent = hub.dispatcher(kinds=["wecom.reminder"]).drain(wait_for_scheduled=True, timeout_s=120)
-        summary.add("hub → WeCom", "reminders",
-                    {"queued": queued.queued, "delivered": sent.done, "retried": sent.retried,
-                     "no WeCom account": queued.no_account, "failed": sent.failed, "dead": sent.dead})
+            jobs.run("ERP → hub (read-back of the pushed orders)", "erp_inbound")
+            with hub.db.begin() as conn:
+                echoes = conn.execute(sa.text(
+                    "SELECT count(*) FROM outbox WHERE kind = 'kingdee.sales_order' AND payload->>'order_id' IN "
+                    "(SELECT id::text FROM sales_order WHERE source_system <> 'crm')")).scalar_one()
+            summary.add("ERP → hub", "read-back", {"orders echoed back to the ERP": echoes})
+            console.print(f"[bold]read-back:[/] ERP orders pushed back to the ERP (echoes): {echoes}")
 
-        table = Table("step", "what", "numbers", title="demo run")
-        for row in summary.rows:
-            table.add_row(*row)
-        console.print(table)
+            jobs.run("ERP → CRM", "receivables_to_crm")
+            jobs.run("chat → hub", "directory_sync")
+            if hub.uses_sandbox("wecom"):
+                wecom_plan = hub.sandbox("wecom").app.state.faults
+                wecom_plan.arm("auth_expired", times=1)
+                wecom_plan.arm("drop_response", times=2, operations=["message/send"])
+                console.print("[bold]WeCom sandbox:[/] will expire the token once and drop 2 send responses")
+            jobs.run("hub → WeCom", "todo_pushes", op_config("wecom/reminders", wait_for_retries_s=WAIT_FOR_RETRIES_S))
+        finally:
+            jobs.close()
         _print_featured_profile(hub, console)
     return summary
+
+
+def job_table(step: str, outcome: JobOutcome, seconds: float) -> Table:
+    """One job's run: per asset the numbers of its materialization and how many of its checks
+    passed. Sync assets fill the read … quarantined columns; the numbers of other assets
+    (dispatch, derived tasks) are listed in a column of their own, or under the table when
+    the job has sync assets too."""
+    state = "[green]success[/]" if outcome.success else "[red]failed[/]"
+    synced = {a for a, m in outcome.assets.items() if "read" in m}
+    table = Table(title=f"{step}: job [bold]{outcome.job}[/], run {outcome.run_id[:8]}, {seconds:.1f} s, {state}",
+                  title_justify="left", caption_justify="left")
+    table.add_column("asset", no_wrap=True)
+    for column in SYNC_COLUMNS if synced else ():
+        table.add_column(column, justify="right", no_wrap=True, min_width=len(column))
+    if not synced:
+        table.add_column("numbers", min_width=14)
+    table.add_column("checks passed", min_width=14)
+    captions = []
+    for asset, metadata in outcome.assets.items():
+        numbers = ", ".join(f"{k} {v}" for k, v in metadata.items()
+                            if isinstance(v, int) and not k.startswith("outbox_"))
+        if asset in synced:
+            cells = [str(metadata[k]) for k in SYNC_COLUMNS]
+        elif synced:
+            cells = [""] * len(SYNC_COLUMNS)
+            captions.append(f"{asset}: {numbers}")
+        else:
+            cells = [numbers]
+        table.add_row(asset, *cells, _checks_cell(outcome, asset))
+    table.caption = "\n".join(captions) or None
+    return table
+
+
+def _checks_cell(outcome: JobOutcome, asset: str) -> str:
+    checks = outcome.checks_of(asset)
+    if not checks:
+        return "—"
+    passed = sum(c.passed for c in checks)
+    failed = [f"{'warn' if c.severity == 'WARN' else 'error'}: {c.name}" for c in checks if not c.passed]
+    return f"{passed}/{len(checks)}" + (f" ({', '.join(failed)})" if failed else "")
 
 
 def _print_featured_profile(hub: HubRuntime, console: Console) -> None:

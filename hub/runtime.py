@@ -4,6 +4,11 @@ A :class:`HubRuntime` is what the CLI, the demo and Dagster resources build on. 
 creates each connector's client on first use; when a connector has no ``base_url``
 configured it starts that connector's sandbox in-process on a free port and points
 the client at it, so a first run needs no accounts. ``close()`` stops the sandboxes.
+
+``sandbox_urls`` names sandboxes that already run elsewhere (started by the demo or a
+test, in this process or another): a connector listed there talks to that sandbox,
+with the sandbox's own credentials, instead of starting one. Several runtimes (one per
+Dagster run) thereby share one sandbox and its state.
 """
 
 from __future__ import annotations
@@ -32,14 +37,16 @@ class HubRuntime:
     settings: Settings
     db: Database
     actor: str = "hub"
+    sandbox_urls: dict[str, str] = field(default_factory=dict)
     _clients: dict[str, Any] = field(default_factory=dict)
     _sandboxes: dict[str, RunningServer] = field(default_factory=dict)
 
     @classmethod
-    def open(cls, settings: Settings | None = None, *, check_schema: bool = True, actor: str = "hub") -> HubRuntime:
+    def open(cls, settings: Settings | None = None, *, check_schema: bool = True, actor: str = "hub",
+             sandbox_urls: dict[str, str] | None = None) -> HubRuntime:
         """Connect to the database (insisting on a current schema by default)."""
         settings = settings or Settings()
-        return cls(settings, open_database(settings, check_schema=check_schema), actor)
+        return cls(settings, open_database(settings, check_schema=check_schema), actor, dict(sandbox_urls or {}))
 
     def uses_sandbox(self, system: str) -> bool:
         """True when ``system`` has no real endpoint configured."""
@@ -60,7 +67,9 @@ class HubRuntime:
         """The connector client of ``system`` (its calls are audited)."""
         if system not in self._clients:
             spec = connector(system)
-            sandbox_url = self.sandbox(system).url if self.uses_sandbox(system) else None
+            sandbox_url = None
+            if self.uses_sandbox(system):
+                sandbox_url = self.sandbox_urls.get(system) or self.sandbox(system).url
             observer = AuditObserver(self.db.engine, actor=f"{self.actor}:{system}")
             self._clients[system] = spec.make_client(self.settings, observer, sandbox_url)
         return self._clients[system]

@@ -2,8 +2,9 @@
 
 Each job is tagged with the external systems it talks to (``hub/system``); the run
 queue's tag concurrency limits (``hub.dagster_home``) keep parallel runs within each
-platform's rate limits. Jobs execute in process: a step needs the same in-process
-sandbox (when no endpoint is configured) as the steps before it.
+platform's rate limits. Jobs execute in process: the run's steps and checks share one
+``HubRuntime`` (``HubResource`` opens it per run), so with no endpoint configured they all
+talk to the one sandbox the run started, and a check reconciles against what its asset read.
 """
 
 from __future__ import annotations

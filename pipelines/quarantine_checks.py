@@ -1,7 +1,5 @@
 """Quarantine growth per inbound stream (warn): new bad records need a person's look."""
 
-from __future__ import annotations
-
 from typing import Any
 
 import sqlalchemy as sa
@@ -25,8 +23,6 @@ def quarantine_growth_check(system: str, stream: str) -> Any:
                                 metadata={"new_last_24h": new, "open_total": total})
 
     return _check
-
-
 
 
 def quarantine_checks(system: str) -> list[Any]:

@@ -6,9 +6,10 @@ Dependencies follow the streams' ``depends_on`` (customers before orders before
 receivables). Inbound steps carry a Dagster ``RetryPolicy``: the clients only refresh
 credentials and do not retry transient errors themselves, and the engine resumes from
 the committed cursor, so retrying the whole step is the one retry layer for reads.
-"""
 
-from __future__ import annotations
+No ``from __future__ import annotations`` here: Dagster reads the ``config`` parameter's
+annotation as an object to build the run-config schema, and a string does not resolve.
+"""
 
 from typing import Any
 

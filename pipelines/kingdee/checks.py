@@ -4,8 +4,6 @@ Blocking because the collection tasks (crm/receivable_followups) are built on th
 numbers: a disagreement must stop them rather than chase customers for money they paid.
 """
 
-from __future__ import annotations
-
 from collections import defaultdict
 from decimal import Decimal
 from typing import Any

@@ -1,8 +1,6 @@
 """Outbound checks: approved orders reach the ERP in time, the outbox is not stuck, dead letters.
 """
 
-from __future__ import annotations
-
 import sqlalchemy as sa
 from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeverity, AssetKey, asset_check
 

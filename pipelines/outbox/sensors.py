@@ -5,8 +5,6 @@ ready set never starts a second run, while a retry that becomes due (its row cha
 does start one.
 """
 
-from __future__ import annotations
-
 import sqlalchemy as sa
 from dagster import RunRequest, SensorEvaluationContext, SensorResult, SkipReason, sensor
 

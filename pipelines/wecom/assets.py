@@ -1,13 +1,12 @@
 """WeCom assets: the directory and external contacts in; due reminders out."""
 
-from __future__ import annotations
-
 import datetime as dt
 
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, asset
 
 from hub.outbox import outbox_summary
 from hub.reminders import ReminderPolicy, evaluate_reminders
+from pipelines.outbox.assets import DispatchConfig
 from pipelines.resources import HubResource
 from pipelines.sync_assets import system_assets
 
@@ -20,7 +19,7 @@ WECOM_SYNC_ASSETS = system_assets("wecom")
     kinds={"wecom", "postgres"}, op_tags={"hub/system": "wecom"},
     description="Queue due/overdue/uncontacted reminders (once per task, recipient and kind) and send them.",
 )
-def reminders(context: AssetExecutionContext, hub: HubResource) -> MaterializeResult:
+def reminders(context: AssetExecutionContext, config: DispatchConfig, hub: HubResource) -> MaterializeResult:
     """Evaluate the reminder rules and dispatch the WeCom reminder outbox."""
     with hub.runtime("reminders") as runtime:
         s = runtime.settings
@@ -29,11 +28,13 @@ def reminders(context: AssetExecutionContext, hub: HubResource) -> MaterializeRe
                                 profile_base_url=s.reminders.profile_base_url)
         with runtime.db.begin() as conn:
             queued = evaluate_reminders(conn, dt.datetime.now(dt.UTC), policy)
-        sent = runtime.dispatcher(kinds=["wecom.reminder"]).drain()
+        sent = runtime.dispatcher(kinds=["wecom.reminder"]).drain(
+            wait_for_scheduled=config.wait_for_retries_s > 0, timeout_s=config.wait_for_retries_s)
         with runtime.db.begin() as conn:
             statuses = outbox_summary(conn, kind="wecom.reminder")
     return MaterializeResult(metadata={
         "queued": queued.queued, "already_queued": queued.already_queued, "no_account": queued.no_account,
-        "first_followup_tasks": queued.tasks_created, "sent": sent.done, "retried": sent.retried,
+        "first_followup_tasks": queued.tasks_created, "sent": sent.done, "adopted": sent.adopted,
+        "retried": sent.retried,
         "failed": sent.failed, "dead": sent.dead, **{f"outbox_{k}": v for k, v in statuses.items()},
     })
