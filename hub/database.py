@@ -41,6 +41,8 @@ def start_embedded(home: Path) -> str:
     pgdata = home / "pg"
     pgdata.mkdir(parents=True, exist_ok=True)
     _prune_dead_handles(pgdata / ".handle_pids.json")
+    for lock_file in [pgdata / "postmaster.pid", *pgdata.glob(".s.PGSQL.*.lock")]:
+        _remove_stale_lock(lock_file)
     server = pgserver.get_server(pgdata, cleanup_mode="stop")
     return str(server.get_uri())
 
@@ -57,6 +59,28 @@ def _prune_dead_handles(handle_file: Path) -> None:
     alive = [pid for pid in pids if isinstance(pid, int) and psutil.pid_exists(pid) and pid != os.getpid()]
     if alive != pids:
         handle_file.write_text(json.dumps(alive))
+
+
+def _remove_stale_lock(pid_file: Path) -> None:
+    """Delete a Postgres lock file (``postmaster.pid``, the socket's ``.lock``) when the
+    postmaster it names is gone or a zombie.
+
+    A SIGKILLed postmaster whose parent never reaps it (a container whose PID 1 is not
+    an init) stays a zombie: to pgserver and to Postgres itself the pid still "exists",
+    so neither would start a new server. A zombie holds no files or sockets, so its lock
+    files are safe to remove.
+    """
+    try:
+        pid = int(pid_file.read_text().splitlines()[0])
+    except (FileNotFoundError, IndexError, ValueError):
+        return
+    try:
+        alive = psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        alive = False
+    if not alive:
+        log.warning("removing stale %s (postmaster %s is gone)", pid_file, pid)
+        pid_file.unlink(missing_ok=True)
 
 
 def resolve_url(settings: Settings) -> str:

@@ -79,7 +79,9 @@ def test_a_killed_postmaster_is_restarted(tmp_path: Path):
     finally:
         holder.kill()
         holder.wait(timeout=10)
-    time.sleep(0.5)
+    deadline = time.monotonic() + 15  # the killed postmaster's children exit on their own
+    while _postgres_for(home / "pg") and time.monotonic() < deadline:
+        time.sleep(0.1)
     result = _hub(home, "db", "status")
     assert result.returncode == 0, result.stderr
     assert "at 0001" in result.stdout
