@@ -335,6 +335,19 @@ def sandbox(
 
 
 @app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+) -> None:
+    """Serve the 360° profile pages, the JSON API and the WeCom callback receiver."""
+    from hub.web import serve as serve_web
+
+    with failures_as_one_line():
+        console.print(f"profiles at http://{host}:{port}/customers, WeCom callbacks at /callbacks/wecom")
+        serve_web(Settings(), host=host, port=port)
+
+
+@app.command()
 def ui() -> None:
     """Start the Dagster UI and daemon on the hub's Postgres (Ctrl-C stops both)."""
     from hub.dagster_home import run_dagster_dev
