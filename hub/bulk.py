@@ -18,6 +18,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import psycopg
+import sqlalchemy as sa
 from psycopg import Connection as PgConnection
 from psycopg import sql
 from psycopg.types.json import Jsonb
@@ -44,15 +46,28 @@ def content_hash(raw: Any, mapping_version: str) -> str:
 
 @dataclass(frozen=True)
 class MergeResult:
-    """What one merge did: ids of written rows split into inserted and updated."""
+    """What one merge did: ids of written rows split into inserted and updated.
+
+    After the all-new fast path the ids are not known (COPY returns none): ``inserted``
+    is then the count and ``inserted_ids`` empty.
+    """
 
     inserted_ids: list[int]
     updated_ids: list[int]
     staged: int
+    copied: int = 0  # rows written by the all-new fast path
+
+    @property
+    def inserted(self) -> int:
+        return len(self.inserted_ids) + self.copied
+
+    @property
+    def updated(self) -> int:
+        return len(self.updated_ids)
 
     @property
     def unchanged(self) -> int:
-        return self.staged - len(self.inserted_ids) - len(self.updated_ids)
+        return self.staged - self.inserted - self.updated
 
 
 def merge_rows(
@@ -65,6 +80,7 @@ def merge_rows(
     update: Sequence[str] | None = None,
     update_exprs: dict[str, str] | None = None,
     conflict_where: str | None = None,
+    assume_new: bool = False,
 ) -> MergeResult:
     """Stage ``rows`` with COPY and merge them into ``table``.
 
@@ -73,7 +89,20 @@ def merge_rows(
     with a SQL expression (e.g. keep the CRM's value for an echoed order);
     ``conflict_where`` is a SQL fragment appended to the conflict target for partial
     unique indexes. Rows must carry a ``content_hash`` column.
+
+    ``assume_new``: the caller saw none of these keys in the table, so the rows are
+    COPYed straight in (no staging, no conflict handling: about half the server work of
+    a first load). Should another writer have inserted one of them meanwhile, the
+    unique violation rolls back to a savepoint and the normal merge runs instead.
     """
+    rows = list(rows)
+    if assume_new and rows:
+        try:
+            with conn.begin_nested():
+                _copy_into(driver_connection(conn), table, columns, rows)
+            return MergeResult([], [], len(rows), copied=len(rows))
+        except (sa.exc.IntegrityError, psycopg.errors.UniqueViolation):
+            pass  # a concurrent writer got there first: merge properly below
     pg = driver_connection(conn)
     stage = sql.Identifier(f"_stage_{table}")
     cols = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
@@ -109,6 +138,13 @@ def merge_rows(
             (inserted if was_inserted else updated).append(row_id)
         cur.execute(sql.SQL("DROP TABLE {}").format(stage))
     return MergeResult(inserted, updated, staged)
+
+
+def _copy_into(pg: PgConnection[Any], table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    cols = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
+    with pg.cursor() as cur, cur.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(sql.Identifier(table), cols)) as copy:
+        for row in rows:
+            copy.write_row([Jsonb(v) if isinstance(v, dict) else v for v in row])
 
 
 def last_wins(records: Iterable[Any], key: Any) -> list[Any]:

@@ -113,7 +113,8 @@ def ingest_page(conn: Connection, system: str, stream: StreamSpec, page: Page, r
     stored = existing_hashes(conn, stream.target, system, keys)
     changed = [(raw, digest) for (raw, digest), key in zip(hashed, keys, strict=True) if stored.get(key) != digest]
     mapped, rejected = map_page(stream, changed)
-    outcome = HANDLERS[stream.target](PageContext(conn, system, stream.name, run_id), mapped)
+    ctx = PageContext(conn, system, stream.name, run_id, all_new=not stored)
+    outcome = HANDLERS[stream.target](ctx, mapped)
     rejected.extend(outcome.rejected)
     store_rejected(conn, system, stream.name, run_id, rejected)
     return SyncCounts(

@@ -51,6 +51,9 @@ class PageContext:
     stream: str
     run_id: int | None
     now: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+    # None of the page's keys is in the target table yet (the engine's hash lookup
+    # found nothing): merges may take the COPY-only fast path.
+    all_new: bool = False
 
 
 @dataclass
@@ -112,9 +115,9 @@ def upsert_receivables(ctx: PageContext, mapped: Sequence[Mapped]) -> TargetOutc
         ctx.conn, "receivable",
         ["source_system", "external_id", "fetched_at", "content_hash", "customer_id", "bill_number",
          "bill_date", "due_date", "currency", "amount", "open_amount", "status"],
-        rows, key=["source_system", "external_id"],
+        rows, key=["source_system", "external_id"], assume_new=ctx.all_new,
     )
-    return TargetOutcome(len(result.inserted_ids), len(result.updated_ids), result.unchanged, rejected)
+    return TargetOutcome(result.inserted, result.updated, result.unchanged, rejected)
 
 
 def upsert_receipts(ctx: PageContext, mapped: Sequence[Mapped]) -> TargetOutcome:
@@ -130,9 +133,9 @@ def upsert_receipts(ctx: PageContext, mapped: Sequence[Mapped]) -> TargetOutcome
         ctx.conn, "receipt",
         ["source_system", "external_id", "fetched_at", "content_hash", "customer_id", "bill_number",
          "receipt_date", "currency", "amount"],
-        rows, key=["source_system", "external_id"],
+        rows, key=["source_system", "external_id"], assume_new=ctx.all_new,
     )
-    return TargetOutcome(len(result.inserted_ids), len(result.updated_ids), result.unchanged, rejected)
+    return TargetOutcome(result.inserted, result.updated, result.unchanged, rejected)
 
 
 # --- sales orders: merge keyed by the ERP bill number (no echo of the hub's own writes) ---
@@ -166,7 +169,7 @@ def upsert_sales_orders(ctx: PageContext, mapped: Sequence[Mapped]) -> TargetOut
     written = result.inserted_ids + result.updated_ids
     if written:
         _replace_erp_lines(ctx, written, {rec.bill_number: rec for _, rec, _ in records})
-    return TargetOutcome(len(result.inserted_ids), len(result.updated_ids), result.unchanged, rejected)
+    return TargetOutcome(result.inserted, result.updated, result.unchanged, rejected)
 
 
 def _replace_erp_lines(ctx: PageContext, order_ids: list[int], by_bill: dict[str, SalesOrderRecord]) -> None:
@@ -431,7 +434,7 @@ def upsert_contacts(ctx: PageContext, mapped: Sequence[Mapped]) -> TargetOutcome
          "decision_role", "mobile", "email", "owner_id", "wecom_external_userid"],
         rows, key=["source_system", "external_id"],
     )
-    return TargetOutcome(len(result.inserted_ids), len(result.updated_ids), result.unchanged, rejected)
+    return TargetOutcome(result.inserted, result.updated, result.unchanged, rejected)
 
 
 def _contact_customer(

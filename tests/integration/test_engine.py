@@ -85,3 +85,28 @@ def test_every_batch_is_audited(db):
     sync_stream(db, "synthetic", RECEIVABLES, source)
     batches = rows(db, "SELECT detail FROM audit_log WHERE operation = 'batch:receivables' ORDER BY id")
     assert [b.detail["read"] for b in batches] == [20, 20, 10]
+
+
+def test_the_all_new_fast_path_falls_back_to_a_merge_when_a_key_exists_after_all(db):
+    # given a receivable that another writer inserted after the engine looked the keys up
+    import datetime as dt
+
+    from hub.bulk import merge_rows
+
+    cols = ["source_system", "external_id", "content_hash", "customer_id", "bill_number", "bill_date", "due_date",
+            "currency", "amount", "open_amount"]
+    with db.begin() as conn:
+        customer = conn.execute(__import__("sqlalchemy").text(
+            "INSERT INTO customer (name, normalized_name) VALUES ('甲', '甲') RETURNING id")).scalar_one()
+    row = lambda n, h: ("s", f"AR{n}", h, customer, f"AR{n}", dt.date(2026, 1, 1), dt.date(2026, 2, 1), "CNY", 10, 5)  # noqa: E731
+    with db.begin() as conn:
+        merge_rows(conn, "receivable", cols, [row(1, "h1")], key=["source_system", "external_id"])
+
+    # when a page assumed all-new arrives with that key and a new one
+    with db.begin() as conn:
+        result = merge_rows(conn, "receivable", cols, [row(1, "h1"), row(2, "h2")],
+                            key=["source_system", "external_id"], assume_new=True)
+
+    # then nothing failed, nothing doubled: one unchanged, one inserted
+    assert (result.inserted, result.updated, result.unchanged) == (1, 0, 1)
+    assert scalar(db, "SELECT count(*) FROM receivable") == 2
