@@ -9,7 +9,7 @@ UV := $(BIN)/uv
 UV_VERSION := 0.13.9
 STAMP := $(VENV)/.synced
 
-.PHONY: demo test lint typecheck ui dispatch bench clean venv
+.PHONY: demo test lint typecheck ui dispatch bench clean venv browser
 
 $(UV):
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +24,17 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/hub demo
 
-test: $(STAMP)
+# The browser test drives Debian's Chromium (Playwright cannot download a browser here)
+# with CJK fonts, so Chinese renders. Installed when missing and we may (root + apt).
+browser:
+	@if ! command -v chromium >/dev/null 2>&1 || ! fc-list 2>/dev/null | grep -qi "noto sans cjk"; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	      chromium fonts-noto-cjk >/dev/null; \
+	  else echo "browser test needs: sudo apt-get install chromium fonts-noto-cjk" >&2; fi; \
+	fi
+
+test: $(STAMP) browser
 	$(BIN)/ruff check .
 	$(BIN)/mypy hub canonical_model connectors pipelines
 	$(BIN)/pytest -q -p no:cacheprovider

@@ -7,6 +7,7 @@ configuration errors, 3 when the database schema needs ``hub db upgrade``.
 
 from __future__ import annotations
 
+import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -67,8 +68,15 @@ def _runtime(check_schema: bool = True) -> Any:
 @app.callback()
 def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log at DEBUG level.")] = False) -> None:
     """Configure logging (secrets are redacted from every log line)."""
+    # SIGTERM (systemd, `timeout`, a container stop) exits like Ctrl-C: finally blocks and
+    # atexit run, so sandboxes, `dagster dev` and the embedded Postgres are stopped too.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     with failures_as_one_line():
         configure_logging(Settings(), "DEBUG" if verbose else None)
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 @db_app.command("upgrade")
