@@ -68,6 +68,8 @@ class InternalUser(Base):
     dingtalk_userid: Mapped[str | None] = mapped_column(sa.String(64))
     dingtalk_unionid: Mapped[str | None] = mapped_column(sa.String(64))
     active: Mapped[bool] = mapped_column(server_default=sa.true())
+    # last time a directory lookup by mobile found nothing (lookups are rationed)
+    directory_lookup_missed_at: Mapped[dt.datetime | None]
     source_system: Mapped[str] = mapped_column(sa.String(32))
     external_id: Mapped[str] = mapped_column(sa.String(200))
     fetched_at: Mapped[dt.datetime] = mapped_column(server_default=NOW)

@@ -327,7 +327,7 @@ def demo(
 def sandbox(
     system: str,
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8600,
-    scale: Annotated[float, typer.Option(help="Seed size factor (1.0 = the documented default).")] = 1.0,
+    scale: Annotated[float | None, typer.Option(help="Kingdee: seed size factor (1.0 = 2,000 customers).")] = None,
 ) -> None:
     """Run a connector's sandbox in the foreground (Ctrl-C stops it)."""
     import uvicorn
@@ -339,7 +339,8 @@ def sandbox(
         if spec.make_sandbox is None:
             raise ConfigError(f"{system} has no sandbox")
         console.print(f"{system} sandbox on http://127.0.0.1:{port} (admin: /__sandbox__/)")
-        uvicorn.run(spec.make_sandbox(scale=scale), host="127.0.0.1", port=port, log_level="warning")
+        options = {} if scale is None else {"scale": scale}
+        uvicorn.run(spec.make_sandbox(**options), host="127.0.0.1", port=port, log_level="warning")
 
 
 @app.command()

@@ -139,6 +139,9 @@ class ConnectorSpec:
     # Turns a channel-neutral outbox payload (hub.reminders) into the connector's own
     # (e.g. a WeCom card), once, at enqueue time: retries then resend identical bytes.
     prepare_payload: Callable[[str, dict[str, Any]], dict[str, Any]] | None = None
+    # A chat directory's account id for a mobile number (WeCom user/getuserid), used to
+    # link CRM users before a directory sync when the directory hides mobiles.
+    account_by_mobile: Callable[[Any, str], str | None] | None = None
     # Demo support: the people and customer companies the sandbox knows, as the CRM
     # demo data set should hold them ({"people": [...], "companies": [...]}), so that
     # directory and contact syncs have someone to match.

@@ -13,6 +13,7 @@ Dagster run) thereby share one sandbox and its state.
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +22,7 @@ from connectors.sandbox_kit import RunningServer, serve_in_thread
 from hub.audit import AuditObserver
 from hub.contracts import ConnectorSpec, Writer
 from hub.database import Database, open_database
+from hub.directory import link_users_by_mobile
 from hub.engine import SyncReport, sync_stream
 from hub.errors import ConfigError
 from hub.outbox import Dispatcher
@@ -94,7 +96,14 @@ class HubRuntime:
         spec = connector(system)
         streams = [spec.stream(stream)] if stream else ordered_streams(spec)
         client = self.client(system)
-        return [sync_stream(self.db, system, s, client, full=full, on_page=on_page) for s in streams]
+        reports = []
+        for s in streams:
+            if s.target == "internal_user" and spec.account_by_mobile is not None:
+                linked = link_users_by_mobile(self.db, system, functools.partial(spec.account_by_mobile, client))
+                log.info("%s: linked %d CRM user(s) by mobile before the directory sync (%d asked, %d missed)",
+                         system, linked.linked, linked.asked, linked.missed)
+            reports.append(sync_stream(self.db, system, s, client, full=full, on_page=on_page))
+        return reports
 
     def close(self) -> None:
         """Close clients and stop sandboxes."""

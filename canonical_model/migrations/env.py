@@ -34,6 +34,9 @@ def _run(connection) -> None:
         target_metadata=Base.metadata,
         version_table_schema=schema,
         compare_type=True,
+        # autogenerate must not propose dropping Alembic's own bookkeeping table
+        include_object=lambda obj, name, type_, reflected, compare_to: not (
+            type_ == "table" and name == "alembic_version"),
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -109,5 +109,6 @@ CONNECTOR = ConnectorSpec(
     make_sandbox=make_sandbox,
     check=lambda client: client.check(),
     prepare_payload=prepare_payload,
+    account_by_mobile=lambda client, mobile: client.get_userid_by_mobile(mobile),
     demo_seed=demo_seed,
 )

@@ -126,3 +126,32 @@ def test_300_due_tasks_are_each_delivered_exactly_once_per_recipient_despite_fau
     with db.begin() as conn:
         again = evaluate_reminders(conn, now, ReminderPolicy())
     assert (again.queued, again.already_queued) == (0, expected)
+
+
+def test_a_new_wecom_app_without_mobiles_still_links_every_crm_user_by_getuserid(settings, db):
+    # given a WeCom app created after 2022-06-20: user/get returns no mobile or e-mail
+    runtime = HubRuntime(settings, db, actor="test")
+    try:
+        runtime.sandbox("wecom", legacy_app=False)
+        seed = connector("wecom").demo_seed()
+        with db.begin() as conn:
+            load_crm_demo(conn, seed["people"], seed["companies"], now=dt.datetime.now(dt.UTC), orders=0)
+            conn.execute(sa.text("INSERT INTO internal_user (name, mobile, source_system, external_id) VALUES "
+                                 "('外包顾问', '13700000000', 'crm', 'crm-outsider')"))
+
+        # when the directory is synced
+        report = runtime.sync("wecom", "directory")[0]
+
+        # then every CRM user found their account through getuserid, nobody was duplicated
+        assert report.counts.inserted == 0
+        assert scalar(db, "SELECT count(*) FROM internal_user") == len(seed["people"]) + 1
+        assert scalar(db, "SELECT count(*) FROM internal_user WHERE wecom_userid IS NULL") == 1
+        # the one mobile WeCom does not know is remembered, so the rationed lookup is not repeated
+        assert scalar(db, "SELECT directory_lookup_missed_at IS NOT NULL FROM internal_user "
+                          "WHERE external_id = 'crm-outsider'") is True
+        asked = sum(1 for r in rows(db, "SELECT 1 FROM audit_log WHERE operation = 'user/getuserid'"))
+        assert asked == len(seed["people"]) + 1
+        runtime.sync("wecom", "directory")
+        assert sum(1 for r in rows(db, "SELECT 1 FROM audit_log WHERE operation = 'user/getuserid'")) == asked
+    finally:
+        runtime.close()
