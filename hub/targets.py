@@ -400,8 +400,13 @@ def _find_user(ctx: PageContext, rec: InternalUserRecord, column: str | None) ->
 
 # --- contacts: linked to a customer by reference, corp name or mobile ---------------------
 
+SHORT_NAME_MIN = 4
+
+
 def upsert_contacts(ctx: PageContext, mapped: Sequence[Mapped]) -> TargetOutcome:
-    """Merge contacts; one that matches no customer is rejected with the reason."""
+    """Merge contacts, linked to their customer by reference, exact normalized corp name,
+    unique short name, or a mobile known at one customer; one that matches no customer
+    is rejected with the reason."""
     items = [(raw, rec, digest) for raw, rec, digest in last_wins(mapped, key=lambda item: item[1].external_id)
              if isinstance(rec, ContactRecord)]
     refs = customer_ids_for(ctx.conn, ctx.system, {r.customer_ref for _, r, _ in items if r.customer_ref})
@@ -411,6 +416,15 @@ def upsert_contacts(ctx: PageContext, mapped: Sequence[Mapped]) -> TargetOutcome
         sa.text("SELECT id, normalized_name FROM customer WHERE normalized_name = ANY(:n)"), {"n": list(names)}
     ):
         by_name.setdefault(name, []).append(cid)
+    # Short names (WeCom often has only 恒瑞精密 for 苏州恒瑞精密机械有限公司): an unmatched
+    # name of at least SHORT_NAME_MIN characters that occurs inside exactly one customer's
+    # normalized name identifies that customer. A heuristic, hence unique-or-nothing.
+    for short in names - set(by_name):
+        if len(short) >= SHORT_NAME_MIN:
+            found = ctx.conn.execute(
+                sa.text("SELECT id FROM customer WHERE strpos(normalized_name, :s) > 0 LIMIT 2"), {"s": short}
+            ).scalars().all()
+            by_name[short] = list(found)
     mobiles = [m for m in (normalize_mobile(r.mobile) for _, r, _ in items) if m]
     by_mobile: dict[str, set[int]] = {}
     for mobile, cid in ctx.conn.execute(
@@ -447,7 +461,7 @@ def _contact_customer(
         if len(matches) == 1:
             return matches[0], ""
         if len(matches) > 1:
-            return None, f"corp name {rec.corp_name!r} matches {len(matches)} customers; link it by hand"
+            return None, f"corp name {rec.corp_name!r} matches {len(matches)}+ customers; link it by hand"
     mobile = normalize_mobile(rec.mobile)
     if mobile and len(by_mobile.get(mobile, set())) == 1:
         return next(iter(by_mobile[mobile])), ""

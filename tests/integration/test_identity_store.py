@@ -60,3 +60,38 @@ def test_unchanged_customers_cost_no_write_on_resync(db):
     first = sync_stream(db, "kingdee", customer_stream("kingdee"), records)
     second = sync_stream(db, "kingdee", customer_stream("kingdee"), records)
     assert (first.counts.inserted, second.counts.unchanged, second.counts.updated) == (50, 50, 0)
+
+
+def contact_stream() -> StreamSpec:
+    from canonical_model.schemas import ContactRecord
+
+    def read(records: list[dict], cursor: str | None) -> Iterator[Page]:
+        yield Page(records, None)
+
+    return StreamSpec(
+        name="external_contacts", source_object="contact", target="contact", key_field="id", cursor_field=None,
+        read_pages=read,
+        map_record=lambda raw: ContactRecord(source_system="wecom", source_object="contact", external_id=raw["id"],
+                                             name=raw["name"], corp_name=raw.get("corp")),
+    )
+
+
+def test_contacts_link_by_full_or_unique_short_corp_name_and_the_rest_is_quarantined(db):
+    sync_stream(db, "kingdee", customer_stream("kingdee"), [
+        {"id": "K1", "name": "苏州恒瑞精密机械有限公司", "code": synthetic_credit_code(1)},
+        {"id": "K2", "name": "无锡华锐电子科技有限公司", "code": synthetic_credit_code(2)},
+        {"id": "K3", "name": "无锡华锐电子材料有限公司", "code": synthetic_credit_code(3)},
+    ])
+    report = sync_stream(db, "wecom", contact_stream(), [
+        {"id": "c1", "name": "王采购", "corp": "苏州恒瑞精密机械有限公司"},  # full name
+        {"id": "c2", "name": "李工", "corp": "恒瑞精密"},  # unique short name
+        {"id": "c3", "name": "赵经理", "corp": "华锐电子"},  # short name inside two customers: ambiguous
+        {"id": "c4", "name": "钱总", "corp": "恒瑞"},  # too short to trust
+        {"id": "c5", "name": "孙女士"},  # nothing to go on
+    ])
+    assert (report.counts.inserted, report.counts.quarantined) == (2, 3)
+    linked = {r.external_id: r.customer_id for r in rows(db, "SELECT external_id, customer_id FROM contact")}
+    assert linked["c1"] == linked["c2"]
+    reasons = {r.source_ref: r.reason for r in rows(db, "SELECT source_ref, reason FROM quarantine")}
+    assert "link it by hand" in reasons["c3"]
+    assert set(reasons) == {"c3", "c4", "c5"}
