@@ -12,7 +12,10 @@ from pathlib import Path
 import psutil
 import pytest
 
+from hub.database import head_revision
+
 pytestmark = pytest.mark.e2e
+HEAD = head_revision()
 
 HOLDER = """
 import sys, time
@@ -47,7 +50,7 @@ def test_embedded_server_starts_recovers_after_sigkill_and_stops_at_exit(tmp_pat
     # a first command initializes, migrates and stops the server at exit
     result = _hub(home, "db", "upgrade")
     assert result.returncode == 0, result.stderr
-    assert "→ 0001" in result.stdout
+    assert f"→ {HEAD}" in result.stdout
     assert _postgres_for(pgdata) == []
 
     # a hub process holding the server is SIGKILLed
@@ -60,7 +63,7 @@ def test_embedded_server_starts_recovers_after_sigkill_and_stops_at_exit(tmp_pat
     # the next start needs no manual step, sees the data, and (being last) stops the server
     result = _hub(home, "db", "status")
     assert result.returncode == 0, result.stderr
-    assert "at 0001" in result.stdout
+    assert f"at {HEAD}," in result.stdout
     deadline = time.monotonic() + 10
     while _postgres_for(pgdata) and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -84,4 +87,4 @@ def test_a_killed_postmaster_is_restarted(tmp_path: Path):
         time.sleep(0.1)
     result = _hub(home, "db", "status")
     assert result.returncode == 0, result.stderr
-    assert "at 0001" in result.stdout
+    assert f"at {HEAD}," in result.stdout
