@@ -230,10 +230,11 @@ def profile(
             print_profile(found)
 
 
-def print_profile(p: Any) -> None:
+def print_profile(p: Any, out: Console | None = None) -> None:
     """Render a profile as rich tables (the demo uses this too)."""
+    out = out or console
     c = p.customer
-    console.rule(f"[bold]{c['name']}[/]  #{c['id']}")
+    out.rule(f"[bold]{c['name']}[/]  #{c['id']}")
     basics = Table(show_header=False, box=None)
     for label, key in (("统一社会信用代码", "credit_code"), ("region", "region"), ("industry", "industry"),
                        ("phone", "phone"), ("tags", "tags")):
@@ -245,27 +246,27 @@ def print_profile(p: Any) -> None:
                        f"[dim]manager {p.owner.get('manager') or '—'}[/]")
     basics.add_row("identities", ", ".join(f"{i['system']}:{i['external_id']}" for i in p.identities) or "—", "")
     basics.add_row("completeness", f"{p.completeness:.0%}", "")
-    console.print(basics)
+    out.print(basics)
     ar = Table("currency", "open", "overdue", "not due", "1–30", "31–60", "61–90", ">90", "bills", title="应收 receivables")
     for s in p.receivables:
         ar.add_row(s.currency, _money(s.open_amount), _money(s.overdue_amount),
                    *(_money(v) for v in s.aging.values()), str(s.open_bills))
-    console.print(ar)
+    out.print(ar)
     limit = _money(p.credit_limit) if p.credit_limit is not None else "—"
-    console.print(f"credit used {_money(p.credit_used)} of limit {limit}")
+    out.print(f"credit used {_money(p.credit_used)} of limit {limit}")
     orders = Table("order", "date", "amount", "status", "ERP bill", "ERP status", title="orders")
     for o in p.recent_orders:
         orders.add_row(o["order_number"], str(o["order_date"]), f"{_money(o['total_amount'])} {o['currency']}",
                        o["status"], o["erp_bill_number"] or "—", o["erp_status"] or "—")
-    console.print(orders)
+    out.print(orders)
     if p.open_tasks:
         tasks = Table("task", "due", "assignee", "pushed", title="open tasks")
         for t in p.open_tasks:
             pushed = ", ".join(f"{ch}:{len(v)}" for ch, v in (t["push_state"] or {}).items()) or "—"
             tasks.add_row(t["title"], t["due_at"].strftime("%Y-%m-%d %H:%M"), t["assignee"], pushed)
-        console.print(tasks)
+        out.print(tasks)
     if p.contacts:
-        console.print("contacts: " + "; ".join(f"{x['name']} {x['title'] or ''}".strip() for x in p.contacts[:8]))
+        out.print("contacts: " + "; ".join(f"{x['name']} {x['title'] or ''}".strip() for x in p.contacts[:8]))
 
 
 def _money(value: Decimal | None) -> str:

@@ -113,8 +113,13 @@ class DemoJobs:
         self.instance.dispose()
 
 
-def run_demo(settings: Settings, *, fresh: bool = True, console: Console | None = None) -> DemoSummary:
-    """Run the demo flow (see the module docstring) and print what happened."""
+def run_demo(settings: Settings, *, fresh: bool = True, console: Console | None = None,
+             kingdee_scale: float = 1.0) -> DemoSummary:
+    """Run the demo flow (see the module docstring) and print what happened.
+
+    ``kingdee_scale`` sizes the Kingdee sandbox's seed (1.0: 2,000 customers, 20,000
+    orders); the test suite runs the whole demo at a small scale.
+    """
     from pipelines.in_process import op_config
 
     console = console or Console()
@@ -132,6 +137,8 @@ def run_demo(settings: Settings, *, fresh: bool = True, console: Console | None 
         where = ("embedded Postgres in " + str(settings.home / "pg")) if settings.database_url is None \
             else "configured Postgres"
         console.print(f"[bold]database:[/] {where}, schema {DEMO_SCHEMA}")
+        if hub.uses_sandbox("kingdee"):
+            hub.sandbox("kingdee", scale=kingdee_scale)
         jobs = DemoJobs(hub, console, summary)
         try:
             jobs.run("ERP → hub", "erp_inbound")
@@ -240,4 +247,4 @@ def _print_featured_profile(hub: HubRuntime, console: Console) -> None:
             "WHERE r.open_amount > 0 GROUP BY c.id ORDER BY sum(r.open_amount) DESC LIMIT 1")).scalar()
         profile = customer_profile(conn, featured) if featured else None
     if profile is not None:
-        print_profile(profile)
+        print_profile(profile, console)
