@@ -11,8 +11,9 @@ For each page the stream yields, one transaction does all of:
 A crash anywhere loses nothing (the uncommitted page is read again from the stored
 cursor) and duplicates nothing (rows are merged by natural key; unchanged rows cost
 no write). Memory is bounded by the page size: the engine never holds a whole stream.
-The next page is read while the current one is ingested (:func:`read_ahead`), so HTTP
-and Postgres work overlap.
+Reading, preparing (hashing, the unchanged check, mapping) and writing overlap: the next
+page is read (:func:`read_ahead`) and prepared while the previous one is written, so
+HTTP, Python and Postgres work at the same time; writes stay in page order.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import logging
 import queue
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -105,22 +107,48 @@ def map_page(stream: StreamSpec, items: list[tuple[dict[str, Any], str]]) -> tup
     return mapped, rejected
 
 
-def ingest_page(conn: Connection, system: str, stream: StreamSpec, page: Page, run_id: int | None) -> SyncCounts:
-    """Skip unchanged records, then map, resolve, merge and quarantine the rest of one
-    page on ``conn`` (one transaction)."""
+@dataclass
+class PreparedPage:
+    """A page after the work that needs no write: hashing, the unchanged check, mapping."""
+
+    page: Page
+    mapped: list[Mapped]
+    rejected: list[Rejected]
+    unchanged: int
+    all_new: bool  # none of the page's keys was stored when looked up
+
+
+def prepare_page(conn: Connection, system: str, stream: StreamSpec, page: Page) -> PreparedPage:
+    """Hash the raw records, skip those whose stored hash is equal, map the rest.
+
+    Reads only. It may run while the previous page's transaction is still open (see
+    :func:`sync_stream`): a hash it reads can then be stale, which costs at most a
+    needless rewrite, because the merge compares hashes again when it writes.
+    """
     hashed = [(raw, content_hash(raw, stream.mapping_version)) for raw in page.records]
     keys = [str(raw.get(stream.key_field)) for raw, _ in hashed]
     stored = existing_hashes(conn, stream.target, system, keys)
     changed = [(raw, digest) for (raw, digest), key in zip(hashed, keys, strict=True) if stored.get(key) != digest]
     mapped, rejected = map_page(stream, changed)
-    ctx = PageContext(conn, system, stream.name, run_id, all_new=not stored)
-    outcome = HANDLERS[stream.target](ctx, mapped)
-    rejected.extend(outcome.rejected)
+    return PreparedPage(page, mapped, rejected, len(hashed) - len(changed), not stored)
+
+
+def write_page(conn: Connection, system: str, stream: StreamSpec, prepared: PreparedPage,
+               run_id: int | None) -> SyncCounts:
+    """Resolve, merge and quarantine a prepared page on ``conn`` (the page's transaction)."""
+    ctx = PageContext(conn, system, stream.name, run_id, all_new=prepared.all_new)
+    outcome = HANDLERS[stream.target](ctx, prepared.mapped)
+    rejected = [*prepared.rejected, *outcome.rejected]
     store_rejected(conn, system, stream.name, run_id, rejected)
     return SyncCounts(
-        read=len(page.records), inserted=outcome.inserted, updated=outcome.updated,
-        unchanged=outcome.unchanged + len(hashed) - len(changed), quarantined=len(rejected), pages=1,
+        read=len(prepared.page.records), inserted=outcome.inserted, updated=outcome.updated,
+        unchanged=outcome.unchanged + prepared.unchanged, quarantined=len(rejected), pages=1,
     )
+
+
+def ingest_page(conn: Connection, system: str, stream: StreamSpec, page: Page, run_id: int | None) -> SyncCounts:
+    """Prepare and write one page on ``conn`` (one transaction, no overlap)."""
+    return write_page(conn, system, stream, prepare_page(conn, system, stream, page), run_id)
 
 
 _DONE = object()
@@ -185,16 +213,24 @@ def sync_stream(
     counts = SyncCounts()
     actor = f"sync:{system}/{stream.name}"
     try:
-        for page in read_ahead(stream.read_pages(client, None if full else cursor_before)):
-            with db.begin() as conn:
-                page_counts = ingest_page(conn, system, stream, page, run_id)
-                if page.cursor_after is not None:
-                    advance_cursor(conn, system, stream.name, page.cursor_after)
-                write_audit(conn, actor=actor, system=system, operation=f"batch:{stream.name}", outcome="ok",
-                            detail={"run_id": run_id, **asdict(page_counts), "cursor_after": page.cursor_after})
-            counts.add(page_counts)
-            if on_page is not None:
-                on_page(counts)
+        # Three pages move at once: one is read (read_ahead), one is prepared here, the one
+        # before it is written by the writer thread. Writes stay in page order, one
+        # transaction each, so the crash-safety argument is the same as sequentially.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sync-write") as writer:
+            writing: Future[SyncCounts] | None = None
+            try:
+                for page in read_ahead(stream.read_pages(client, None if full else cursor_before)):
+                    with db.engine.connect() as conn:
+                        prepared = prepare_page(conn, system, stream, page)
+                    if writing is not None:
+                        done, writing = writing, None
+                        _collect(done.result(), counts, on_page)
+                    writing = writer.submit(_commit_page, db, system, stream, prepared, run_id, actor)
+            finally:
+                # a page already handed to the writer commits even when reading fails
+                # afterwards; count it, so the run's numbers match the database
+                if writing is not None:
+                    _collect(writing.result(), counts, on_page)
     except Exception as exc:
         with db.begin() as conn:
             _finish_run(conn, run_id, "failed", counts, error=str(exc)[:2000])
@@ -209,6 +245,24 @@ def sync_stream(
     duration = (dt.datetime.now(dt.UTC) - started).total_seconds()
     log.info("synced %s/%s: %s in %.1fs", system, stream.name, asdict(counts), duration)
     return SyncReport(system, stream.name, run_id, counts, cursor_before, cursor_after, duration)
+
+
+def _commit_page(db: Database, system: str, stream: StreamSpec, prepared: PreparedPage, run_id: int,
+                 actor: str) -> SyncCounts:
+    page = prepared.page
+    with db.begin() as conn:
+        page_counts = write_page(conn, system, stream, prepared, run_id)
+        if page.cursor_after is not None:
+            advance_cursor(conn, system, stream.name, page.cursor_after)
+        write_audit(conn, actor=actor, system=system, operation=f"batch:{stream.name}", outcome="ok",
+                    detail={"run_id": run_id, **asdict(page_counts), "cursor_after": page.cursor_after})
+    return page_counts
+
+
+def _collect(page_counts: SyncCounts, counts: SyncCounts, on_page: Callable[[SyncCounts], None] | None) -> None:
+    counts.add(page_counts)
+    if on_page is not None:
+        on_page(counts)
 
 
 def _finish_run(conn: Connection, run_id: int, status: str, counts: SyncCounts, *,

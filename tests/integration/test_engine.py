@@ -110,3 +110,31 @@ def test_the_all_new_fast_path_falls_back_to_a_merge_when_a_key_exists_after_all
     # then nothing failed, nothing doubled: one unchanged, one inserted
     assert (result.inserted, result.updated, result.unchanged) == (1, 0, 1)
     assert scalar(db, "SELECT count(*) FROM receivable") == 2
+
+
+def test_a_read_failure_mid_stream_keeps_the_pages_before_it_and_counts_them(db):
+    from hub.contracts import StreamSpec
+
+    source = SyntheticSource(customers=5, receivables=500, page_size=100)
+    sync_stream(db, "synthetic", CUSTOMERS, source)
+
+    def failing_pages(src, cursor):
+        for n, page in enumerate(RECEIVABLES.read_pages(src, cursor)):
+            if n == 3:
+                raise ConnectionError("ERP went away after three pages")
+            yield page
+
+    flaky = StreamSpec(name="receivables", source_object="receivable", target="receivable", key_field="bill",
+                       cursor_field="modified", read_pages=failing_pages, map_record=RECEIVABLES.map_record)
+    import pytest
+
+    with pytest.raises(ConnectionError):
+        sync_stream(db, "synthetic", flaky, source)
+
+    run = rows(db, "SELECT status, counts, error FROM sync_run WHERE stream = 'receivables'")[0]
+    assert run.status == "failed" and "ERP went away" in run.error
+    assert run.counts["inserted"] == 300 == scalar(db, "SELECT count(*) FROM receivable")
+    assert scalar(db, "SELECT value FROM sync_cursor WHERE stream = 'receivables'") == source.receivable_row(299)[
+        "modified"]
+    # the next run picks up exactly where the committed pages end
+    assert sync_stream(db, "synthetic", RECEIVABLES, source).counts.inserted == 200
