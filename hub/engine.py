@@ -218,19 +218,26 @@ def sync_stream(
         # transaction each, so the crash-safety argument is the same as sequentially.
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sync-write") as writer:
             writing: Future[SyncCounts] | None = None
+            analyzed_at = 0
             try:
                 for page in read_ahead(stream.read_pages(client, None if full else cursor_before)):
                     with db.engine.connect() as conn:
+                        prefer_index_lookups(conn)
                         prepared = prepare_page(conn, system, stream, page)
                     if writing is not None:
                         done, writing = writing, None
                         _collect(done.result(), counts, on_page)
+                        if counts.inserted >= max(ANALYZE_AFTER_ROWS, 2 * analyzed_at):
+                            refresh_statistics(db, stream.target)  # the table doubled since
+                            analyzed_at = counts.inserted
                     writing = writer.submit(_commit_page, db, system, stream, prepared, run_id, actor)
             finally:
                 # a page already handed to the writer commits even when reading fails
                 # afterwards; count it, so the run's numbers match the database
                 if writing is not None:
                     _collect(writing.result(), counts, on_page)
+        if counts.inserted >= ANALYZE_AFTER_ROWS:
+            refresh_statistics(db, stream.target)
     except Exception as exc:
         with db.begin() as conn:
             _finish_run(conn, run_id, "failed", counts, error=str(exc)[:2000])
@@ -251,6 +258,7 @@ def _commit_page(db: Database, system: str, stream: StreamSpec, prepared: Prepar
                  actor: str) -> SyncCounts:
     page = prepared.page
     with db.begin() as conn:
+        prefer_index_lookups(conn)
         page_counts = write_page(conn, system, stream, prepared, run_id)
         if page.cursor_after is not None:
             advance_cursor(conn, system, stream.name, page.cursor_after)
@@ -263,6 +271,38 @@ def _collect(page_counts: SyncCounts, counts: SyncCounts, on_page: Callable[[Syn
     counts.add(page_counts)
     if on_page is not None:
         on_page(counts)
+
+
+def prefer_index_lookups(conn: Connection) -> None:
+    """Plan this transaction's key lookups as index probes.
+
+    ``external_id = ANY(5,000 keys)`` on a unique index is 5,000 cheap probes, but with the
+    default ``random_page_cost`` (4, spinning disks) Postgres prefers a parallel scan of
+    the whole table from ~200k rows on: 57 ms instead of 21 ms per page measured here, and
+    growing with the table. 1.1 is the usual value for SSDs and cached data; ``SET LOCAL``
+    keeps it to the engine's own transaction.
+    """
+    conn.execute(sa.text("SET LOCAL random_page_cost = 1.1"))
+
+
+# Tables whose planner statistics the per-page lookups of a target depend on.
+_LOOKUP_TABLES = {"customer": ("customer", "external_identity")}
+ANALYZE_AFTER_ROWS = 10_000
+
+
+def refresh_statistics(db: Database, target: str) -> None:
+    """ANALYZE the tables a target's lookups read.
+
+    Right after a bulk load the planner still believes the table is small and answers the
+    per-page key lookup (``external_id = ANY(5,000 keys)``) by reading every row of the
+    source system: each page then costs a scan of the whole table and a re-sync grows
+    quadratically. Autovacuum catches up only later, so the engine refreshes the
+    statistics itself after a run that inserted many rows, and during a long first load
+    (see :func:`sync_stream`).
+    """
+    with db.begin() as conn:
+        for table in _LOOKUP_TABLES.get(target, (target,)):
+            conn.execute(sa.text(f'ANALYZE "{table}"'))
 
 
 def _finish_run(conn: Connection, run_id: int, status: str, counts: SyncCounts, *,
