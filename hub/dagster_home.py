@@ -17,7 +17,6 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
@@ -100,8 +99,3 @@ def run_dagster_dev(settings: Settings, port: int = 3000, extra: list[str] | Non
     except KeyboardInterrupt:
         process.send_signal(signal.SIGINT)  # dagster dev shuts webserver and daemon down on SIGINT
         return process.wait(timeout=60)
-
-
-def dagster_env(settings: Settings) -> dict[str, Any]:
-    """The environment a Dagster process for this hub needs (tests, scripts)."""
-    return prepare_dagster_home(settings)[1]

@@ -146,11 +146,6 @@ def write_page(conn: Connection, system: str, stream: StreamSpec, prepared: Prep
     )
 
 
-def ingest_page(conn: Connection, system: str, stream: StreamSpec, page: Page, run_id: int | None) -> SyncCounts:
-    """Prepare and write one page on ``conn`` (one transaction, no overlap)."""
-    return write_page(conn, system, stream, prepare_page(conn, system, stream, page), run_id)
-
-
 _DONE = object()
 
 
