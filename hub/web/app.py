@@ -23,15 +23,17 @@ sync is writing.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Annotated, Any
 
 import sqlalchemy as sa
 from fastapi import FastAPI, HTTPException, Path, Query, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, StrictUndefined
+from pydantic import BeforeValidator
 from sqlalchemy.engine import Connection
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Route
@@ -63,6 +65,18 @@ _HTML_HEADERS = {
     "Referrer-Policy": "no-referrer",
 }
 
+
+
+
+def _iso_date_only(value: object) -> object:
+    # pydantic's lax date parsing reads "0.0" or "1700000000" as a Unix timestamp; an API
+    # caller who sends a number meant something else, so only YYYY-MM-DD is a date here
+    if isinstance(value, str) and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        raise ValueError("expected a date as YYYY-MM-DD")
+    return value
+
+
+IsoDate = Annotated[dt.date, BeforeValidator(_iso_date_only)]
 
 def _templates() -> Environment:
     env = Environment(loader=PackageLoader("hub.web", "templates"), autoescape=True,
@@ -195,8 +209,8 @@ def create_web_app(runtime_or_db: HubRuntime | Database, settings: Settings) -> 
              responses={404: {"model": Problem, "description": "No such customer"}})
     def customer_json(
         customer_id: int = Path(ge=1, le=MAX_ID, description="The hub's customer id"),
-        as_of: dt.date | None = Query(None, description="Age receivables as of this date (default: today "
-                                                        "in the hub's timezone)"),
+        as_of: IsoDate | None = Query(None, description="Age receivables as of this date, YYYY-MM-DD "
+                                                       "(default: today in the hub's timezone)"),
     ) -> ProfileOut:
         """The 360° profile of one customer, with provenance."""
         with reading() as conn:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
 import sqlalchemy as sa
 
 from canonical_model.profile import Profile, customer_profile
@@ -30,6 +31,13 @@ def test_profile_json_defaults_to_today_in_the_hub_timezone(client, web_data):
     assert body["as_of"] == web_data.today.isoformat()
     cny = next(r for r in body["receivables"] if r["currency"] == "CNY")
     assert (cny["open_amount"], cny["overdue_amount"]) == ("2630.00", "1550.00")  # money as exact strings
+
+
+@pytest.mark.parametrize("as_of", ["0.0", "1700000000", "2026-6-30", "2026-02-30", "today"])
+def test_as_of_must_be_an_iso_date_not_a_timestamp(client, web_data, as_of):
+    # pydantic alone would read "0.0" as 1970-01-01 (found by the schemathesis run)
+    reply = client.get(f"/api/customers/{web_data.focus_id}", params={"as_of": as_of})
+    assert reply.status_code == 422
 
 
 def test_api_model_has_exactly_the_profile_fields():
