@@ -14,6 +14,7 @@ updated; staged minus returned is "unchanged".
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +32,31 @@ def driver_connection(conn: Connection) -> PgConnection[Any]:
     raw = conn.connection.driver_connection
     assert raw is not None
     return raw
+
+
+def each_key(table: str, match: str) -> str:
+    """A FROM clause joining every key of a page to the rows of ``table`` that ``match`` it.
+
+    ``match`` is a condition on ``t`` (the table) and ``k.key``; the keys come from one
+    JSON text parameter, ``:keys`` (see :func:`page_keys`)::
+
+        SELECT k.key, t.content_hash FROM {each_key("receivable", "t.external_id = k.key")}
+
+    Why not ``col = ANY(:list)`` or a plain join (measured, 2,000-5,000 keys a page):
+    psycopg adapts a Python list element by element (~10 ms a page); and during a first
+    load the planner has no statistics yet, believes the table tiny, and answers both forms
+    by reading every row of the source system, per page: 20 ms at 25k rows, 103 ms at 200k,
+    quadratic over the load (``= ANY`` as a filter compared 2,000 customers with 2,000 refs,
+    60 ms). ``LATERAL … OFFSET 0`` (the fence keeps the planner from flattening it) makes it
+    one index probe per key, whatever the statistics say.
+    """
+    return (f"jsonb_array_elements_text(CAST(:keys AS jsonb)) AS k(key) "
+            f"CROSS JOIN LATERAL (SELECT * FROM {table} t WHERE {match} OFFSET 0) AS t")
+
+
+def page_keys(keys: Iterable[str]) -> str:
+    """The ``:keys`` parameter of :func:`each_key`: distinct keys, first-seen order, as JSON."""
+    return json.dumps(list(dict.fromkeys(keys)), ensure_ascii=False)
 
 
 def content_hash(raw: Any, mapping_version: str) -> str:
