@@ -1,6 +1,6 @@
 """Ingest benchmark: the sync engine against raw COPY, same data, same run.
 
-    .venv/bin/python benchmarks/ingest.py [--rows 200000] [--repeat 3] [--rss 100000,1000000]
+    .venv/bin/python benchmarks/ingest.py [--rows 200000] [--repeat 3] [--rss 100000,1000000] [--breakdown]
 
 Each round, on a fresh schema:
 
@@ -17,6 +17,9 @@ Each round, on a fresh schema:
 3. re-sync with nothing changed (``--full``): every row read and hashed, none written;
 4. once, peak RSS of a fresh process syncing N rows, for each N in ``--rss`` (flat =
    memory bounded by page size, not by stream size).
+
+``--breakdown`` adds a run with the stages timed one after the other (hashing, lookup,
+mapping with validation, resolution and COPY), to show where the CPU goes.
 
 Prints every round, then the median, as rows/s and the ratios the foundation issue sets
 targets for; "cpu" is this process's CPU time (Python plus libpq), the rest of the wall
@@ -44,8 +47,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from hub.bulk import driver_connection
 from hub.contracts import Page, StreamSpec
 from hub.database import Database, create_db_engine, resolve_url
-from hub.engine import sync_stream
+from hub.engine import fingerprinted, prepare_page, stamp_range, sync_stream, write_page
 from hub.settings import Settings
+from hub.targets import existing_hashes
 from hub.testing import CUSTOMERS, RECEIVABLES, SyntheticSource
 
 PAGE = 5000
@@ -159,13 +163,60 @@ def report(label: str, rows: int, m: dict[str, float]) -> None:
           f"{resync / first:.1%} of first load (target <= 10%)  cpu {m['unchanged_resync_cpu_s']:.2f} s")
 
 
+class StageClock:
+    """CPU and wall seconds per named stage, summed over pages."""
+
+    def __init__(self) -> None:
+        self.cpu: dict[str, float] = {}
+        self.wall: dict[str, float] = {}
+        self._mark = (time.process_time(), time.perf_counter())
+
+    def lap(self, stage: str) -> None:
+        cpu, wall = time.process_time(), time.perf_counter()
+        self.cpu[stage] = self.cpu.get(stage, 0.0) + cpu - self._mark[0]
+        self.wall[stage] = self.wall.get(stage, 0.0) + wall - self._mark[1]
+        self._mark = (cpu, wall)
+
+
+def breakdown(url: str, source: SyntheticSource, prefetched: Prefetched, rows: int) -> None:
+    """Where a first load and a re-sync spend their time, stage by stage, run one stage
+    after the other (the engine overlaps them; their sum is what the overlap hides)."""
+    db = fresh_db(url)
+    try:
+        sync_stream(db, "synthetic", CUSTOMERS, source)
+        for label in ("first load", "unchanged re-sync"):
+            clock = StageClock()
+            for page in prefetched.pages:
+                hashed = next(fingerprinted(PREFETCHED, iter([page])))
+                clock.lap("hash records")
+                with db.engine.connect() as conn:
+                    keys = [str(r["bill"]) for r in page.records]
+                    existing_hashes(conn, "receivable", "synthetic", keys, stamp_range(page.records, "modified"))
+                clock.lap("look up stored hashes")
+                with db.engine.connect() as conn:
+                    # prepare_page repeats the lookup (measured above); its mapping is what counts here
+                    prepared = prepare_page(conn, "synthetic", PREFETCHED, hashed)
+                clock.lap("lookup again + map + validate")
+                with db.begin() as conn:
+                    write_page(conn, "synthetic", PREFETCHED, prepared, None)
+                clock.lap("resolve + COPY/merge + commit")
+            total_cpu = sum(clock.cpu.values())
+            print(f"-- breakdown, {label}, stages run one after another "
+                  f"(cpu {total_cpu:.2f} s, {total_cpu / rows * 1e6:.1f} us/record)")
+            for stage, cpu in clock.cpu.items():
+                print(f"   {stage:32s} cpu {cpu:6.2f} s  wall {clock.wall[stage]:6.2f} s  "
+                      f"{cpu / rows * 1e6:6.1f} us/record cpu")
+    finally:
+        drop(db)
+
+
 def rss_child(rows: int) -> int:
     """Peak RSS (KiB) of a fresh process syncing ``rows`` receivables."""
     code = f"""
 import resource, sys
 sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})
 from benchmarks.ingest import fresh_db, drop, database_url
-from hub.engine import sync_stream
+from hub.engine import fingerprinted, prepare_page, stamp_range, sync_stream, write_page
 from hub.testing import CUSTOMERS, RECEIVABLES, SyntheticSource
 db = fresh_db(database_url())
 src = SyntheticSource(customers=2000, receivables={rows}, page_size={PAGE})
@@ -183,6 +234,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--repeat", type=int, default=3, help="rounds; the median is reported (shared machines are noisy)")
     parser.add_argument("--rss", default="100000,1000000", help="comma-separated row counts; '' to skip")
+    parser.add_argument("--breakdown", action="store_true", help="also time each stage on its own")
     args = parser.parse_args()
     url = database_url()
     # Memory first, while this process is still small: a forked child's peak RSS starts
@@ -197,6 +249,8 @@ def main() -> None:
     for i in range(args.repeat):
         rounds.append(one_round(url, source, prefetched, args.rows))
         report(f"round {i + 1}", args.rows, rounds[-1])
+    if args.breakdown:
+        breakdown(url, source, prefetched, args.rows)
     median = {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
     report(f"median of {len(rounds)}", args.rows, median)
     results: dict[str, object] = {"rows": args.rows, "rounds": len(rounds),

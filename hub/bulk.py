@@ -34,11 +34,12 @@ def driver_connection(conn: Connection) -> PgConnection[Any]:
     return raw
 
 
-def each_key(table: str, match: str) -> str:
+def each_key(table: str, match: str, keys: str = ":keys") -> str:
     """A FROM clause joining every key of a page to the rows of ``table`` that ``match`` it.
 
     ``match`` is a condition on ``t`` (the table) and ``k.key``; the keys come from one
-    JSON text parameter, ``:keys`` (see :func:`page_keys`)::
+    JSON text parameter, ``:keys`` (see :func:`page_keys`; ``keys`` names the placeholder,
+    ``%(keys)s`` for :func:`fetch_pairs`)::
 
         SELECT k.key, t.content_hash FROM {each_key("receivable", "t.external_id = k.key")}
 
@@ -50,13 +51,23 @@ def each_key(table: str, match: str) -> str:
     60 ms). ``LATERAL … OFFSET 0`` (the fence keeps the planner from flattening it) makes it
     one index probe per key, whatever the statistics say.
     """
-    return (f"jsonb_array_elements_text(CAST(:keys AS jsonb)) AS k(key) "
+    return (f"jsonb_array_elements_text(CAST({keys} AS jsonb)) AS k(key) "
             f"CROSS JOIN LATERAL (SELECT * FROM {table} t WHERE {match} OFFSET 0) AS t")
 
 
 def page_keys(keys: Iterable[str]) -> str:
     """The ``:keys`` parameter of :func:`each_key`: distinct keys, first-seen order, as JSON."""
     return json.dumps(list(dict.fromkeys(keys)), ensure_ascii=False)
+
+
+def fetch_pairs(conn: Connection, query: str, params: dict[str, Any]) -> list[tuple[Any, Any]]:
+    """The rows of a two-column query, fetched by psycopg directly (``%(name)s``
+    placeholders). For the per-page key lookups, which return up to a page of rows:
+    SQLAlchemy's row objects cost as much again as psycopg's fetch (measured on 100k
+    lookups: 0.19 s on top of 0.21 s)."""
+    with driver_connection(conn).cursor() as cur:
+        cur.execute(query, params)
+        return cur.fetchall()
 
 
 def content_hash(raw: Any, mapping_version: str) -> str:
@@ -124,8 +135,10 @@ def merge_rows(
     unique violation rolls back to a savepoint and the normal merge runs instead.
     """
     rows = list(rows)
+    if not rows:  # a page of unchanged records: no staging table to create and drop
+        return MergeResult([], [], 0)
     json_positions = [columns.index(c) for c in json_columns]
-    if assume_new and rows:
+    if assume_new:
         try:
             with conn.begin_nested():
                 _copy_into(driver_connection(conn), table, columns, rows, json_positions)
@@ -140,9 +153,6 @@ def merge_rows(
             stage, cols, sql.Identifier(table)))
         with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(stage, cols)) as copy:
             staged = _write_rows(copy, rows, json_positions)
-        if staged == 0:
-            cur.execute(sql.SQL("DROP TABLE {}").format(stage))
-            return MergeResult([], [], 0)
         to_update = [c for c in (update if update is not None else columns) if c not in key]
         exprs = update_exprs or {}
         set_clause = sql.SQL(", ").join(

@@ -39,7 +39,7 @@ from hub.bulk import content_hash
 from hub.contracts import MappingError, Page, StreamSpec
 from hub.database import Database
 from hub.quarantine import Rejected, describe_error, store_rejected
-from hub.targets import HANDLERS, Mapped, PageContext, existing_hashes, source_stamp
+from hub.targets import HANDLERS, Mapped, PageContext, existing_hashes
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -154,15 +154,16 @@ def prepare_page(conn: Connection, system: str, stream: StreamSpec, hashed: Hash
 
 
 def stamp_range(records: list[dict[str, Any]], cursor_field: str | None) -> tuple[str, str] | None:
-    """Lowest and highest change stamp (cursor field value, as text) of a page's records;
-    None when a record has none (the lookup then probes every key)."""
-    stamps: list[str] = []
-    for raw in records:
-        stamp = source_stamp(raw, cursor_field)
-        if stamp is None:
-            return None
-        stamps.append(stamp)
-    return (min(stamps), max(stamps)) if stamps else None
+    """Lowest and highest change stamp (cursor field value, as text, as
+    :meth:`hub.targets.PageContext.stamp` stores it) of a page's records; None when a
+    record has none (the lookup then probes every key)."""
+    if not cursor_field or not records:
+        return None
+    values: list[Any] = [raw.get(cursor_field) for raw in records]
+    if None in values:
+        return None
+    stamps: list[str] = values if all(type(v) is str for v in values) else [str(v) for v in values]
+    return min(stamps), max(stamps)
 
 
 def write_page(conn: Connection, system: str, stream: StreamSpec, prepared: PreparedPage,

@@ -26,7 +26,7 @@ from canonical_model.schemas import (
     ReceivableRecord,
     SalesOrderRecord,
 )
-from hub.bulk import each_key, last_wins, merge_rows, page_keys
+from hub.bulk import each_key, fetch_pairs, last_wins, merge_rows, page_keys
 from hub.identity import (
     CustomerCandidate,
     KnownCustomer,
@@ -58,14 +58,9 @@ class PageContext:
 
     def stamp(self, raw: dict[str, Any]) -> str | None:
         """The record's change stamp as stored in ``source_cursor`` (see
-        :class:`canonical_model.models.SourceStampMixin`)."""
-        return source_stamp(raw, self.cursor_field)
-
-
-def source_stamp(raw: dict[str, Any], cursor_field: str | None) -> str | None:
-    """The value of ``cursor_field`` in ``raw`` as text, or None."""
-    value = raw.get(cursor_field) if cursor_field else None
-    return None if value is None else str(value)
+        :class:`canonical_model.models.SourceStampMixin`): its cursor field, as text."""
+        value = raw.get(self.cursor_field) if self.cursor_field else None
+        return value if value is None or type(value) is str else str(value)
 
 
 @dataclass
@@ -516,16 +511,15 @@ def existing_hashes(conn: Connection, target: str, system: str, keys: list[str],
             return found
         keys = missing
     if target == "customer":
-        table, match = "external_identity", "t.system = :s AND t.object = 'customer' AND t.external_id = k.key"
+        table, match = "external_identity", "t.system = %(s)s AND t.object = 'customer' AND t.external_id = k.key"
     elif target == "sales_order":
-        table, match = "sales_order", "t.erp_system = :s AND t.erp_bill_number = k.key"
+        table, match = "sales_order", "t.erp_system = %(s)s AND t.erp_bill_number = k.key"
     elif target == "internal_user" and system in USER_ID_COLUMN:
         table, match = "internal_user", f"t.{USER_ID_COLUMN[system]} = k.key"
     else:
-        table, match = target, "t.source_system = :s AND t.external_id = k.key"
-    query = "SELECT k.key, t.content_hash FROM " + each_key(table, match)
-    # .all() fetches in one go: iterating the result fetches row by row, twice the CPU
-    found.update(conn.execute(sa.text(query), {"s": system, "keys": page_keys(keys)}).all())
+        table, match = target, "t.source_system = %(s)s AND t.external_id = k.key"
+    query = "SELECT k.key, t.content_hash FROM " + each_key(table, match, keys="%(keys)s")
+    found.update(fetch_pairs(conn, query, {"s": system, "keys": page_keys(keys)}))
     return found
 
 
@@ -534,11 +528,12 @@ def _hashes_in_stamp_range(conn: Connection, target: str, system: str, keys: lis
     # A source that does not return pages in stamp order can make the range span far more
     # rows than the page holds; past twice the page the range is abandoned for probes.
     limit = 2 * len(keys)
-    rows = conn.execute(
-        sa.text(f"SELECT external_id, content_hash FROM {target} WHERE source_system = :s "
-                "AND source_cursor BETWEEN :low AND :high LIMIT :limit"),
+    rows = fetch_pairs(
+        conn,
+        f"SELECT external_id, content_hash FROM {target} WHERE source_system = %(s)s "
+        "AND source_cursor BETWEEN %(low)s AND %(high)s LIMIT %(limit)s",
         {"s": system, "low": stamp_range[0], "high": stamp_range[1], "limit": limit + 1},
-    ).all()
+    )
     if len(rows) > limit:
         return {}
     wanted = set(keys)
