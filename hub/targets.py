@@ -12,6 +12,7 @@ import datetime as dt
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any
 
 import sqlalchemy as sa
@@ -88,14 +89,16 @@ def customer_ids_for(conn: Connection, system: str, refs: set[str]) -> dict[str,
     return dict(rows)
 
 
-def _split_by_customer(
-    ctx: PageContext, mapped: Sequence[Mapped],
+def _latest_by_customer(
+    ctx: PageContext, mapped: Sequence[Mapped], key: Callable[[Any], str],
 ) -> tuple[list[tuple[int, Mapped]], list[Rejected]]:
-    """Pair each record with the canonical id of its customer; reject those whose
-    customer is not known (yet)."""
+    """Pair each record with the canonical id of its customer, keeping the last record per
+    ``key`` (a page may repeat a record, and ON CONFLICT cannot touch one row twice in a
+    statement); reject records whose customer is not known (yet). One pass: this runs in
+    the writer thread, the engine's critical path."""
     refs = {rec.customer_ref for _, rec, _ in mapped}  # type: ignore[attr-defined]
     ids = customer_ids_for(ctx.conn, ctx.system, refs)
-    known: list[tuple[int, Mapped]] = []
+    latest: dict[str, tuple[int, Mapped]] = {}
     rejected: list[Rejected] = []
     for item in mapped:
         raw, rec, _ = item
@@ -107,23 +110,22 @@ def _split_by_customer(
                 raw,
             ))
         else:
-            known.append((cid, item))
-    return known, rejected
+            latest[key(rec)] = (cid, item)
+    return list(latest.values()), rejected
 
 
-def _by_external_id(item: tuple[int, Mapped]) -> str:
-    return item[1][1].external_id
+_external_id = attrgetter("external_id")
 
 
 # --- receivables and receipts: plain merges keyed by (source_system, external_id) ---------
 
 def upsert_receivables(ctx: PageContext, mapped: Sequence[Mapped]) -> TargetOutcome:
     """Merge receivable bills; a bill of an unknown customer is rejected."""
-    known, rejected = _split_by_customer(ctx, mapped)
+    known, rejected = _latest_by_customer(ctx, mapped, _external_id)
     rows = [
         (rec.source_system, rec.external_id, ctx.now, digest, ctx.stamp(raw), cid, rec.bill_number, rec.bill_date,
          rec.due_date, rec.currency, rec.amount, rec.open_amount, rec.status)
-        for cid, (raw, rec, digest) in last_wins(known, key=_by_external_id)
+        for cid, (raw, rec, digest) in known
         if isinstance(rec, ReceivableRecord)
     ]
     result = merge_rows(
@@ -137,11 +139,11 @@ def upsert_receivables(ctx: PageContext, mapped: Sequence[Mapped]) -> TargetOutc
 
 def upsert_receipts(ctx: PageContext, mapped: Sequence[Mapped]) -> TargetOutcome:
     """Merge receipts; a receipt of an unknown customer is rejected."""
-    known, rejected = _split_by_customer(ctx, mapped)
+    known, rejected = _latest_by_customer(ctx, mapped, _external_id)
     rows = [
         (rec.source_system, rec.external_id, ctx.now, digest, ctx.stamp(raw), cid, rec.bill_number,
          rec.receipt_date, rec.currency, rec.amount)
-        for cid, (raw, rec, digest) in last_wins(known, key=_by_external_id)
+        for cid, (raw, rec, digest) in known
         if isinstance(rec, ReceiptRecord)
     ]
     result = merge_rows(
@@ -162,9 +164,8 @@ _ERP_OWNED = ("customer_id", "order_date", "currency", "total_amount", "order_nu
 
 def upsert_sales_orders(ctx: PageContext, mapped: Sequence[Mapped]) -> TargetOutcome:
     """Merge ERP orders on (erp_system, erp_bill_number) and replace lines of changed ones."""
-    known, rejected = _split_by_customer(ctx, mapped)
-    records = [(cid, rec, digest) for cid, (_, rec, digest) in last_wins(known, key=lambda item: item[1][1].bill_number)
-               if isinstance(rec, SalesOrderRecord)]
+    known, rejected = _latest_by_customer(ctx, mapped, attrgetter("bill_number"))
+    records = [(cid, rec, digest) for cid, (_, rec, digest) in known if isinstance(rec, SalesOrderRecord)]
     rows = [
         (rec.source_system, rec.external_id, ctx.now, digest, cid, rec.bill_number, rec.order_date,
          rec.currency, rec.total_amount, "erp", ctx.system, rec.bill_number, rec.erp_status, ctx.now)
