@@ -318,7 +318,7 @@ def _collect(page_counts: SyncCounts, counts: SyncCounts, on_page: Callable[[Syn
 
 
 # The tables a target writes to, where that is not the table of the target's name.
-_LOOKUP_TABLES = {"customer": ("customer", "external_identity")}
+_TARGET_TABLES = {"customer": ("customer", "external_identity")}
 ANALYZE_AFTER_ROWS = 10_000
 
 
@@ -331,7 +331,7 @@ def refresh_statistics(db: Database, target: str) -> None:
     catches up only later.
     """
     with db.begin() as conn:
-        for table in _LOOKUP_TABLES.get(target, (target,)):
+        for table in _TARGET_TABLES.get(target, (target,)):
             conn.execute(sa.text(f'ANALYZE "{table}"'))
 
 

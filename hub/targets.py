@@ -18,6 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from canonical_model.models import Base, SourceStampMixin
 from canonical_model.schemas import (
     CanonicalRecord,
     ContactRecord,
@@ -488,8 +489,11 @@ def _contact_customer(
     return None, f"no customer matches {what} or the contact's mobile"
 
 
-# Tables whose rows carry source_cursor (SourceStampMixin), keyed by (source_system, external_id).
-STAMPED_TARGETS = frozenset({"contact", "receivable", "receipt"})
+# Tables whose rows carry source_cursor, keyed by (source_system, external_id): read off the
+# models, so a table that takes SourceStampMixin gets stamp-range lookups without a second list.
+STAMPED_TARGETS = frozenset(
+    mapper.tables[0].name for mapper in Base.registry.mappers if issubclass(mapper.class_, SourceStampMixin)
+)
 
 
 def existing_hashes(conn: Connection, target: str, system: str, keys: list[str],
