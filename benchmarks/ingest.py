@@ -44,13 +44,13 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hub.bulk import driver_connection
 from hub.contracts import Page, StreamSpec
 from hub.database import Database, create_db_engine, resolve_url
-from hub.engine import fingerprinted, prepare_page, stamp_range, sync_stream, write_page
+from hub.engine.bulk import driver_connection
+from hub.engine.sync import fingerprinted, prepare_page, stamp_range, sync_stream, write_page
+from hub.engine.targets import existing_hashes
 from hub.settings import Settings
-from hub.targets import existing_hashes
-from hub.testing import CUSTOMERS, RECEIVABLES, SyntheticSource
+from tests.support.synthetic import CUSTOMERS, RECEIVABLES, SyntheticSource
 
 PAGE = 5000
 
@@ -216,8 +216,8 @@ def rss_child(rows: int) -> int:
 import resource, sys
 sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})
 from benchmarks.ingest import fresh_db, drop, database_url
-from hub.engine import fingerprinted, prepare_page, stamp_range, sync_stream, write_page
-from hub.testing import CUSTOMERS, RECEIVABLES, SyntheticSource
+from hub.engine.sync import fingerprinted, prepare_page, stamp_range, sync_stream, write_page
+from tests.support.synthetic import CUSTOMERS, RECEIVABLES, SyntheticSource
 db = fresh_db(database_url())
 src = SyntheticSource(customers=2000, receivables={rows}, page_size={PAGE})
 sync_stream(db, "synthetic", CUSTOMERS, src)

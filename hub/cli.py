@@ -19,6 +19,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+import hub.rules  # noqa: F401  (registers outbox effect handlers and sync hooks)
 from hub.errors import ConfigError, ConnectorError, HubError, NotFoundError, SchemaNotCurrentError
 from hub.logging_setup import configure_logging
 from hub.settings import Settings
@@ -177,7 +178,7 @@ def quarantine_list(
     limit: Annotated[int, typer.Option(help="At most this many rows.")] = 50,
 ) -> None:
     """Open quarantine rows with their reasons."""
-    from hub.quarantine import open_rows
+    from hub.engine.quarantine import open_rows
 
     with failures_as_one_line(), _runtime() as hub, hub.db.begin() as conn:
         table = Table("id", "source", "reference", "reason", "attempts")
@@ -277,7 +278,7 @@ def _money(value: Decimal | None) -> str:
 def doctor() -> None:
     """Check configuration, database and every connector (no secrets printed)."""
     from hub.database import head_revision, open_database
-    from hub.registry import connector, systems
+    from hub.registry import systems
     from hub.runtime import HubRuntime
 
     settings = Settings()
@@ -297,11 +298,13 @@ def doctor() -> None:
     runtime = HubRuntime(settings, db, actor="doctor")
     try:
         for system in systems():
-            spec = connector(system)
+            section = settings.connector(system)
+            if not runtime.uses_sandbox(system) and not section.is_configured():
+                table.add_row(system, "not configured", "unused (set its HUB_" + system.upper() + "__* variables)")
+                continue
             mode = "sandbox" if runtime.uses_sandbox(system) else "configured"
             try:
-                if spec.check is not None:
-                    spec.check(runtime.client(system))
+                runtime.client(system).check()
                 table.add_row(system, "ok", f"{mode}; credentials accepted")
             except (ConnectorError, HubError) as exc:
                 ok = False
@@ -334,14 +337,13 @@ def sandbox(
     import uvicorn
 
     from hub.registry import connector
+    from hub.runtime import load_sandbox
 
     with failures_as_one_line():
-        spec = connector(system)
-        if spec.make_sandbox is None:
-            raise ConfigError(f"{system} has no sandbox")
+        sandbox_spec = load_sandbox(connector(system))
         console.print(f"{system} sandbox on http://127.0.0.1:{port} (admin: /__sandbox__/)")
         options = {} if scale is None else {"scale": scale}
-        uvicorn.run(spec.make_sandbox(**options), host="127.0.0.1", port=port, log_level="warning")
+        uvicorn.run(sandbox_spec.create_app(**options), host="127.0.0.1", port=port, log_level="warning")
 
 
 @app.command()
@@ -360,7 +362,7 @@ def serve(
 @app.command()
 def ui() -> None:
     """Start the Dagster UI and daemon on the hub's Postgres (Ctrl-C stops both)."""
-    from hub.dagster_home import run_dagster_dev
+    from pipelines.instance import run_dagster_dev
 
     with failures_as_one_line():
         sys.exit(run_dagster_dev(Settings()))

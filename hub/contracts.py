@@ -1,39 +1,95 @@
 """The connector-neutral contract between connectors and the hub core.
 
 A connector describes *what* it can read and write; the engine and the outbox decide
-*how* (transactions, retries, audit, quarantine). Three shapes:
+*how* (transactions, retries, audit, quarantine). The shapes, in reading order:
 
+- :class:`ConnectorSettings`: the base of each connector's own settings model
+  (``connectors/<system>/settings.py``). The hub's ``Settings`` reads one section per
+  registered connector from ``HUB_<SYSTEM>__*`` and ``hub.toml``; Dagster's resource
+  config is generated from the same model.
 - :class:`StreamSpec`: one incrementally readable collection. ``read_pages(client,
   cursor)`` yields :class:`Page` objects in cursor order; ``map_record(raw)`` is a pure
-  function returning a canonical record (``canonical_model.schemas``) or raising
-  :class:`MappingError` (or a pydantic ``ValidationError``) with a readable reason.
+  function returning a canonical record (``canonical_model.records``) or raising
+  :class:`~canonical_model.records.MappingError` (or a pydantic ``ValidationError``)
+  with a readable reason.
 - :class:`Writer`: one kind of outbound effect. ``find_existing(key, payload)`` looks the
   effect up on the external system so that a retry after a lost response *adopts* the
-  earlier write instead of creating a twin; ``apply(key, payload)`` performs it;
-  ``record_result`` writes the outcome back onto canonical rows (same transaction as
-  the outbox row's completion).
-- :class:`ConnectorSpec`: the registry entry tying client, streams, writers and sandbox
-  together (see ``hub.registry``).
+  earlier write instead of creating a twin; ``apply(key, payload, attempt)`` performs
+  it. What the outcome changes in the canonical store is not the writer's business: the
+  domain rules register that per writer name (``hub.outbox.effects``).
+- :class:`SandboxSpec`: how to start the connector's emulator and point a client at it.
+  Named by module path and imported only in sandbox mode (``hub demo``, tests,
+  ``HUB_SANDBOX=1``), so production code never loads a sandbox or its credentials.
+- :class:`ChatChannel` / :class:`CallbackSpec`: what a chat platform adds (how it names
+  users, how a reminder becomes its message, its signed event callbacks).
+- :class:`ConnectorSpec`: the registry entry tying them together (see ``hub.registry``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
-from canonical_model.schemas import CanonicalRecord
+from pydantic import BaseModel, ConfigDict, SecretStr
+
+from canonical_model.records import CanonicalRecord, MappingError, RawRecord
+from hub.calls import CallObserver
 from hub.errors import ConfigError
 
-RawRecord = dict[str, Any]
-
-# Canonical targets the engine knows how to upsert (see hub.upsert.TARGETS).
+# Canonical targets the engine knows how to upsert (see hub.engine.targets.HANDLERS).
 TARGETS = ("customer", "contact", "internal_user", "sales_order", "receivable", "receipt")
 
 
-class MappingError(ValueError):
-    """A source record cannot become a canonical record; the message is the reason."""
+class ConnectorSettings(BaseModel):
+    """Base of every connector's settings section (``HUB_<SYSTEM>__<FIELD>``).
+
+    Unknown fields are refused (a typo must not silently change behaviour). A real
+    deployment must set ``base_url`` and every field named in ``REQUIRED``; in sandbox
+    mode an unset ``base_url`` means "start the sandbox" instead. ``sync_cron`` is when
+    the connector's inbound job runs (Dagster schedule, in the hub's timezone).
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    REQUIRED: ClassVar[tuple[str, ...]] = ()
+
+    base_url: str | None = None
+    sync_cron: str = "*/15 * * * *"
+
+    def missing(self) -> list[str]:
+        """The fields a real deployment still has to set (empty: complete)."""
+        names = ("base_url", *self.REQUIRED)
+        return [name for name in names if _blank(getattr(self, name))]
+
+    def is_configured(self) -> bool:
+        """True when any deployment field is set (an unused connector sets none)."""
+        return any(not _blank(getattr(self, name)) for name in ("base_url", *self.REQUIRED))
+
+
+def _blank(value: Any) -> bool:
+    if isinstance(value, SecretStr):
+        return not value.get_secret_value()
+    return value is None or value == ""
+
+
+SettingsT = TypeVar("SettingsT", bound=ConnectorSettings)
+
+
+class ConnectorClient(Protocol):
+    """What the hub core needs of every connector client."""
+
+    def check(self) -> None:
+        """Reachability and credentials (``hub doctor``); raises ConnectorError."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...
+
+
+ClientT = TypeVar("ClientT", bound=ConnectorClient)
 
 
 @dataclass(frozen=True)
@@ -49,7 +105,7 @@ class Page:
 
 
 @dataclass(frozen=True)
-class StreamSpec:
+class StreamSpec(Generic[ClientT]):
     """One readable stream of a connector, described as data (dlt style)."""
 
     name: str  # e.g. "receivables"; the CLI and Dagster use "<system>/<name>"
@@ -57,7 +113,7 @@ class StreamSpec:
     target: str  # one of TARGETS
     key_field: str  # field of the raw record that identifies it (quarantine reference)
     cursor_field: str | None
-    read_pages: Callable[[Any, str | None], Iterator[Page]]
+    read_pages: Callable[[ClientT, str | None], Iterator[Page]]
     map_record: Callable[[RawRecord], CanonicalRecord]
     depends_on: tuple[str, ...] = ()  # streams to sync first (customers before orders)
     # Part of every record's content hash: bump it when the mapping changes, so that
@@ -108,49 +164,156 @@ class Writer(Protocol):
         """Perform the effect. Raises a ``hub.errors.ConnectorError`` subclass on failure."""
         ...
 
-    def record_result(self, conn: Any, payload: dict[str, Any], result: WriteResult) -> None:
-        """Write the outcome onto canonical rows, inside the dispatcher's transaction."""
-        ...
 
-    def record_failure(self, conn: Any, payload: dict[str, Any], error: Exception) -> None:
-        """Note a permanent failure or dead letter on canonical rows (same transaction)."""
+class RunningSandbox(Protocol):
+    """A sandbox serving on a loopback port (``connectors.kit.sandbox.RunningServer``)."""
+
+    url: str
+    app: Any
+
+    def stop(self) -> None:
+        """Stop serving."""
         ...
 
 
 @dataclass(frozen=True)
-class ConnectorSpec:
-    """Registry entry for one external system.
+class SandboxSpec(Generic[SettingsT]):
+    """A connector's emulator, as the runtime starts and uses it (sandbox mode only).
 
-    ``make_client(settings, observer, sandbox_url)`` builds the connector's client from
-    the hub settings (``sandbox_url`` set: talk to the in-process sandbox with its
-    credentials); ``make_writer(kind, client, settings)`` builds the writer for an outbox kind;
-    ``make_sandbox(**options)`` returns the sandbox ASGI app; ``check(client)`` is what
-    ``hub doctor`` runs (reachability and credentials, raising ConnectorError).
+    ``create_app(**options)`` returns the ASGI app (options such as ``scale`` or
+    ``seed``); ``serve(app)`` runs it on a free loopback port; ``client_settings(url,
+    base)`` returns ``base`` pointed at a sandbox running at ``url``, with the sandbox's
+    own credentials; ``demo_seed()`` (optional) returns the people and companies the
+    sandbox knows, as the CRM demo data should hold them (``{"people": [...],
+    "companies": [...]}``).
+    """
+
+    create_app: Callable[..., Any]
+    serve: Callable[[Any], RunningSandbox]
+    client_settings: Callable[[str, SettingsT], SettingsT]
+    demo_seed: Callable[[], dict[str, list[dict[str, Any]]]] | None = None
+
+
+@dataclass(frozen=True)
+class ChatChannel(Generic[ClientT]):
+    """What a chat platform adds: how it names people and how a reminder reaches them.
+
+    ``label`` names the platform in messages to people; ``user_column`` is the ``internal_user`` column holding this platform's user id;
+    ``prepare_reminder(payload)`` turns the channel-neutral reminder payload into the
+    platform's message once, at enqueue time (retries resend identical bytes);
+    ``account_by_mobile(client, mobile)`` finds a directory account by mobile, for
+    directories that hide mobiles (linked before a directory sync).
+    """
+
+    label: str  # how people name the platform in a sentence ("WeCom")
+    user_column: str
+    prepare_reminder: Callable[[dict[str, Any]], dict[str, Any]]
+    account_by_mobile: Callable[[ClientT, str], str | None] | None = None
+
+
+EventHandler = Callable[[dict[str, Any]], None]
+RejectionHandler = Callable[[str, Mapping[str, str]], None]
+
+
+class ReplayGuard(Protocol):
+    """Remembers accepted callback requests, so that a replayed one is refused.
+
+    ``first_time(fingerprint, at)`` is True exactly once per fingerprint (across
+    processes and restarts when backed by Postgres); ``forget(fingerprint)`` lets the
+    platform's own retry through when handling the first delivery failed.
+    """
+
+    def first_time(self, fingerprint: str, at: float) -> bool:
+        """Record ``fingerprint``; False when it was seen before."""
+        ...
+
+    def forget(self, fingerprint: str) -> None:
+        """Drop ``fingerprint`` (its handling failed)."""
+        ...
+
+
+@dataclass(frozen=True)
+class CallbackHooks:
+    """What the hub gives a connector's callback receiver."""
+
+    on_event: EventHandler
+    on_rejected: RejectionHandler
+    replay_guard: ReplayGuard
+
+
+@dataclass(frozen=True)
+class CallbackSpec(Generic[SettingsT]):
+    """A platform's signed event callbacks, served by ``hub serve`` at ``/callbacks/<system>``.
+
+    ``make_receiver(settings, hooks, path)`` returns the ASGI receiver, or None when the
+    callback credentials are not configured.
+    """
+
+    make_receiver: Callable[[SettingsT, CallbackHooks, str], Any | None]
+
+
+WriterFactory = Callable[[ClientT, SettingsT], Writer]
+
+
+@dataclass(frozen=True)
+class ConnectorSpec(Generic[SettingsT, ClientT]):
+    """Registry entry for one external system (see ``hub.registry``).
+
+    ``make_client(settings, observer)`` builds the client from the connector's settings
+    section (the observer audits every call); ``writers`` maps a writer name to its
+    factory, the outbox kind being ``"<system>.<name>"``; ``sandbox`` is the module path
+    of a module exposing ``SANDBOX: SandboxSpec``.
     """
 
     system: str
     title: str
-    make_client: Callable[..., Any]
-    streams: tuple[StreamSpec, ...] = ()
-    writer_kinds: tuple[str, ...] = ()
-    make_writer: Callable[[str, Any, Any], Writer] | None = None
-    make_sandbox: Callable[..., Any] | None = None
-    check: Callable[[Any], None] | None = None
-    # Turns a channel-neutral outbox payload (hub.reminders) into the connector's own
-    # (e.g. a WeCom card), once, at enqueue time: retries then resend identical bytes.
-    prepare_payload: Callable[[str, dict[str, Any]], dict[str, Any]] | None = None
-    # A chat directory's account id for a mobile number (WeCom user/getuserid), used to
-    # link CRM users before a directory sync when the directory hides mobiles.
-    account_by_mobile: Callable[[Any, str], str | None] | None = None
-    # Demo support: the people and customer companies the sandbox knows, as the CRM
-    # demo data set should hold them ({"people": [...], "companies": [...]}), so that
-    # directory and contact syncs have someone to match.
-    demo_seed: Callable[[], dict[str, list[dict[str, Any]]]] | None = None
+    settings_model: type[SettingsT]
+    make_client: Callable[[SettingsT, CallObserver], ClientT]
+    streams: tuple[StreamSpec[ClientT], ...] = ()
+    writers: Mapping[str, WriterFactory[ClientT, SettingsT]] = field(default_factory=dict)
+    sandbox: str | None = None
+    chat: ChatChannel[ClientT] | None = None
+    callbacks: CallbackSpec[SettingsT] | None = None
 
-    def stream(self, name: str) -> StreamSpec:
+    @property
+    def writer_kinds(self) -> tuple[str, ...]:
+        """The outbox kinds this connector writes, ``"<system>.<writer>"``."""
+        return tuple(f"{self.system}.{name}" for name in self.writers)
+
+    def stream(self, name: str) -> StreamSpec[ClientT]:
         """Look a stream up by name, with a clear error listing the known ones."""
         for spec in self.streams:
             if spec.name == name:
                 return spec
         known = ", ".join(s.name for s in self.streams) or "none"
         raise ConfigError(f"{self.system} has no stream {name!r} (known: {known})")
+
+    def writer(self, kind: str) -> WriterFactory[ClientT, SettingsT]:
+        """The writer factory of an outbox kind of this connector."""
+        system, _, name = kind.partition(".")
+        if system != self.system or name not in self.writers:
+            known = ", ".join(self.writer_kinds) or "none"
+            raise ConfigError(f"{self.system} has no writer for outbox kind {kind!r} (known: {known})")
+        return self.writers[name]
+
+
+__all__ = [
+    "TARGETS",
+    "Attempt",
+    "CallbackHooks",
+    "CallbackSpec",
+    "ChatChannel",
+    "ConnectorClient",
+    "ConnectorSettings",
+    "ConnectorSpec",
+    "MappingError",
+    "Page",
+    "RawRecord",
+    "ReplayGuard",
+    "RunningSandbox",
+    "SandboxSpec",
+    "StreamSpec",
+    "WriteResult",
+    "Writer",
+    "WriterFactory",
+]

@@ -28,6 +28,10 @@ def secret_values(settings: BaseModel) -> set[str]:
                 found.add(secret)
         elif isinstance(value, BaseModel):
             found |= secret_values(value)
+        elif isinstance(value, dict):  # the connector sections
+            for item in value.values():
+                if isinstance(item, BaseModel):
+                    found |= secret_values(item)
     return found
 
 

@@ -1,35 +1,57 @@
 """Wiring for one hub process: settings, database, connector clients, sandboxes, writers.
 
 A :class:`HubRuntime` is what the CLI, the demo and Dagster resources build on. It
-creates each connector's client on first use; when a connector has no ``base_url``
-configured it starts that connector's sandbox in-process on a free port and points
-the client at it, so a first run needs no accounts. ``close()`` stops the sandboxes.
+creates each connector's client on first use from the connector's settings section.
 
-``sandbox_urls`` names sandboxes that already run elsewhere (started by the demo or a
-test, in this process or another): a connector listed there talks to that sandbox,
-with the sandbox's own credentials, instead of starting one. Several runtimes (one per
-Dagster run) thereby share one sandbox and its state.
+Sandbox mode is explicit (``Settings.sandbox``: ``HUB_SANDBOX=1``, ``hub demo``, the
+tests). In it, a connector without a ``base_url`` talks to its sandbox: one named in
+``sandbox_urls`` (started by the demo or a test, in this process or another, so that
+several runtimes share one sandbox and its state), else one started here in-process on
+a free port. Outside sandbox mode a connector that is not fully configured is a
+ConfigError naming the missing variables, and no sandbox module is ever imported.
+``close()`` stops the sandboxes this runtime started.
 """
 
 from __future__ import annotations
 
-import functools
+import importlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from connectors.sandbox_kit import RunningServer, serve_in_thread
 from hub.audit import AuditObserver
-from hub.contracts import ConnectorSpec, Writer
+from hub.contracts import ConnectorSettings, ConnectorSpec, RunningSandbox, SandboxSpec, StreamSpec, Writer
 from hub.database import Database, open_database
-from hub.directory import link_users_by_mobile
 from hub.engine import SyncReport, sync_stream
 from hub.errors import ConfigError
 from hub.outbox import Dispatcher
 from hub.registry import connector, writer_owner
-from hub.settings import Settings
+from hub.settings import ENV_PREFIX, Settings
 
 log = logging.getLogger(__name__)
+
+# Work that must happen before a stream of a target is read (registered by the domain
+# rules; e.g. linking CRM users to directory accounts before a directory sync).
+BeforeStream = Callable[["HubRuntime", ConnectorSpec[Any, Any], Any], None]
+_BEFORE_STREAM: dict[str, list[BeforeStream]] = {}
+
+
+def before_stream(target: str, hook: BeforeStream) -> None:
+    """Run ``hook(runtime, spec, client)`` before every sync of a stream into ``target``."""
+    hooks = _BEFORE_STREAM.setdefault(target, [])
+    if hook not in hooks:
+        hooks.append(hook)
+
+
+def load_sandbox(spec: ConnectorSpec[Any, Any]) -> SandboxSpec[Any]:
+    """The connector's sandbox description (imports its sandbox module)."""
+    if spec.sandbox is None:
+        raise ConfigError(f"{spec.system} has no sandbox; configure {ENV_PREFIX}{spec.system.upper()}__BASE_URL")
+    sandbox = getattr(importlib.import_module(spec.sandbox), "SANDBOX", None)
+    if not isinstance(sandbox, SandboxSpec):
+        raise ConfigError(f"{spec.sandbox}.SANDBOX is not a SandboxSpec")
+    return sandbox
 
 
 @dataclass
@@ -41,7 +63,7 @@ class HubRuntime:
     actor: str = "hub"
     sandbox_urls: dict[str, str] = field(default_factory=dict)
     _clients: dict[str, Any] = field(default_factory=dict)
-    _sandboxes: dict[str, RunningServer] = field(default_factory=dict)
+    _sandboxes: dict[str, RunningSandbox] = field(default_factory=dict)
 
     @classmethod
     def open(cls, settings: Settings | None = None, *, check_schema: bool = True, actor: str = "hub",
@@ -51,43 +73,55 @@ class HubRuntime:
         return cls(settings, open_database(settings, check_schema=check_schema), actor, dict(sandbox_urls or {}))
 
     def uses_sandbox(self, system: str) -> bool:
-        """True when ``system`` has no real endpoint configured."""
-        section = getattr(self.settings, system, None)
-        return section is None or getattr(section, "base_url", None) is None
+        """True when ``system`` talks to its sandbox (sandbox mode and no base_url)."""
+        return self.settings.sandbox and self.settings.connector(system).base_url is None
 
-    def sandbox(self, system: str, **options: Any) -> RunningServer:
+    def sandbox(self, system: str, **options: Any) -> RunningSandbox:
         """The in-process sandbox of ``system``, started on first use."""
+        if not self.settings.sandbox:
+            raise ConfigError(f"the {system} sandbox runs only in sandbox mode ({ENV_PREFIX}SANDBOX=1, hub demo)")
         if system not in self._sandboxes:
-            spec = connector(system)
-            if spec.make_sandbox is None:
-                raise ConfigError(f"{system} has no sandbox; configure HUB_{system.upper()}__BASE_URL")
-            self._sandboxes[system] = serve_in_thread(spec.make_sandbox(**options))
+            sandbox = load_sandbox(connector(system))
+            self._sandboxes[system] = sandbox.serve(sandbox.create_app(**options))
             log.info("started %s sandbox at %s", system, self._sandboxes[system].url)
         return self._sandboxes[system]
+
+    def connector_settings(self, system: str) -> ConnectorSettings:
+        """The settings ``system``'s client is built from: configured, or the sandbox's."""
+        spec = connector(system)
+        section = self.settings.connector(system)
+        if self.uses_sandbox(system):
+            url = self.sandbox_urls.get(system) or self.sandbox(system).url
+            return load_sandbox(spec).client_settings(url, section)
+        missing = section.missing()
+        if missing:
+            names = ", ".join(f"{ENV_PREFIX}{system.upper()}__{name.upper()}" for name in missing)
+            hint = "" if self.settings.sandbox else f" (or {ENV_PREFIX}SANDBOX=1 to use its sandbox)"
+            raise ConfigError(f"{system} is not configured: set {names}{hint}")
+        return section
 
     def client(self, system: str) -> Any:
         """The connector client of ``system`` (its calls are audited)."""
         if system not in self._clients:
             spec = connector(system)
-            sandbox_url = None
-            if self.uses_sandbox(system):
-                sandbox_url = self.sandbox_urls.get(system) or self.sandbox(system).url
             observer = AuditObserver(self.db.engine, actor=f"{self.actor}:{system}")
-            self._clients[system] = spec.make_client(self.settings, observer, sandbox_url)
+            self._clients[system] = spec.make_client(self.connector_settings(system), observer)
         return self._clients[system]
 
-    def spec(self, system: str) -> ConnectorSpec:
+    def spec(self, system: str) -> ConnectorSpec[Any, Any]:
         """The registry entry of ``system``."""
         return connector(system)
 
     def writer(self, kind: str) -> Writer:
-        """The writer for an outbox kind, bound to its connector's client."""
+        """The writer for an outbox kind, bound to its connector's client and settings."""
         spec = writer_owner(kind)
-        assert spec.make_writer is not None
-        return spec.make_writer(kind, self.client(spec.system), self.settings)
+        client = self.client(spec.system)
+        return spec.writer(kind)(client, self.connector_settings(spec.system))
 
     def dispatcher(self, *, kinds: list[str] | None = None, worker_id: str | None = None) -> Dispatcher:
         """An outbox dispatcher using this runtime's writers."""
+        for kind in kinds or []:
+            writer_owner(kind)  # an unknown kind is a ConfigError, not an empty run
         return Dispatcher(self.db, self.writer, self.settings.outbox, kinds=kinds, worker_id=worker_id)
 
     def sync(self, system: str, stream: str | None = None, *, full: bool = False,
@@ -98,10 +132,8 @@ class HubRuntime:
         client = self.client(system)
         reports = []
         for s in streams:
-            if s.target == "internal_user" and spec.account_by_mobile is not None:
-                linked = link_users_by_mobile(self.db, system, functools.partial(spec.account_by_mobile, client))
-                log.info("%s: linked %d CRM user(s) by mobile before the directory sync (%d asked, %d missed)",
-                         system, linked.linked, linked.asked, linked.missed)
+            for hook in _BEFORE_STREAM.get(s.target, []):
+                hook(self, spec, client)
             reports.append(sync_stream(self.db, system, s, client, full=full, on_page=on_page))
         return reports
 
@@ -124,10 +156,10 @@ class HubRuntime:
         self.close()
 
 
-def ordered_streams(spec: ConnectorSpec) -> list[Any]:
+def ordered_streams(spec: ConnectorSpec[Any, Any]) -> list[StreamSpec[Any]]:
     """The connector's streams with every stream after the ones it depends on."""
     by_name = {s.name: s for s in spec.streams}
-    done: list[Any] = []
+    done: list[StreamSpec[Any]] = []
     seen: set[str] = set()
 
     def visit(name: str, trail: tuple[str, ...]) -> None:

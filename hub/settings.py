@@ -2,30 +2,47 @@
 
 Precedence (highest first): explicit keyword arguments, environment variables, the
 TOML file named by ``HUB_CONFIG_FILE`` (default ``./hub.toml`` when present), defaults.
-Secrets (app secrets, passwords) are ``SecretStr`` and are read from the environment
-only: a secret found in the TOML file is refused, because files get committed.
 
-With nothing configured the hub runs on an embedded Postgres under ``HUB_HOME`` and on
-the in-process sandboxes, so a first run needs no accounts and no server.
+- **One section per connector**, owned by the connector (``connectors/<system>/settings.py``,
+  a :class:`hub.contracts.ConnectorSettings`): ``HUB_KINGDEE__BASE_URL`` or ``[kingdee]``
+  in the file. :meth:`Settings.connector` returns it, typed by the connector's model.
+- **Strict**: an unknown ``HUB_`` variable, file key or connector field is a
+  :class:`~hub.errors.ConfigError` naming the closest known one, and a value of the wrong
+  type is a one-line ConfigError naming the variable: a typo must not silently change
+  behaviour.
+- **Secrets** (every ``SecretStr`` field: app secrets, the database URL) are read from the
+  environment only: a secret found in the TOML file is refused, because files get committed.
+- **Sandbox mode is explicit**: only with ``sandbox`` on (``HUB_SANDBOX=1``, ``hub demo``,
+  the tests) does a connector without a ``base_url`` talk to its in-process sandbox;
+  otherwise it is a configuration error naming the missing variables.
+
+With no ``database_url`` the hub runs on an embedded Postgres under ``HUB_HOME``.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
+import types
+import typing
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import platformdirs
-from pydantic import BaseModel, Field, SecretStr, field_validator
-from pydantic_settings import (
-    BaseSettings,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-    TomlConfigSettingsSource,
-)
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from hub.contracts import ConnectorSettings
 from hub.errors import ConfigError
+
+ENV_PREFIX = "HUB_"
+# HUB_ variables that are not settings: read by tooling around the hub, never by Settings.
+PROCESS_VARIABLES = frozenset({
+    "HUB_CONFIG_FILE", "HUB_TEST_DATABASE_URL", "HUB_TEST_HOME", "HUB_DAGSTER_STORAGE_URL",
+})
+
+ConnectorSettingsT = TypeVar("ConnectorSettingsT", bound=ConnectorSettings)
 
 
 def default_home() -> Path:
@@ -33,38 +50,10 @@ def default_home() -> Path:
     return Path(platformdirs.user_data_dir("crm-erp-hub", appauthor=False))
 
 
-class KingdeeSettings(BaseModel):
-    """Kingdee K/3 Cloud WebAPI. ``base_url`` unset: the in-process sandbox."""
-
-    base_url: str | None = None
-    acct_id: str | None = None
-    username: str | None = None
-    app_id: str | None = None
-    app_secret: SecretStr | None = None
-    lcid: int = 2052
-    org_num: int = 0
-    auth_mode: str = "signed"  # "signed" (X-Kd headers, official SDK scheme) | "session"
-    timeout_s: float = 30.0
-    page_size: int = Field(default=2000, ge=1, le=10000)
-    overlap_s: int = Field(default=300, ge=0)
-    submit_and_audit: bool = True  # after Save: Submit + Audit (per-tenant policy)
-
-
-class WeComSettings(BaseModel):
-    """WeCom server API. ``base_url`` unset: the in-process sandbox."""
-
-    base_url: str | None = None
-    corp_id: str | None = None
-    secret: SecretStr | None = None
-    agent_id: int | None = None
-    timeout_s: float = 15.0
-    duplicate_check_interval_s: int = Field(default=1800, ge=60, le=14400)
-    callback_token: SecretStr | None = None
-    callback_aes_key: SecretStr | None = None
-
-
 class OutboxSettings(BaseModel):
     """How the dispatcher retries."""
+
+    model_config = {"extra": "forbid"}
 
     max_attempts: int = Field(default=6, ge=1, le=50)
     backoff_initial_s: float = Field(default=2.0, ge=0)
@@ -75,15 +64,27 @@ class OutboxSettings(BaseModel):
 class ReminderSettings(BaseModel):
     """When reminders fire (the thresholds are also stored as rule data)."""
 
-    uncontacted_hours: int = 24
+    model_config = {"extra": "forbid"}
+
+    uncontacted_hours: int = Field(default=24, ge=1)
     profile_base_url: str = "http://127.0.0.1:8000"
+
+
+class ScheduleSettings(BaseModel):
+    """Cadences (cron, in the hub's timezone) of the jobs that belong to no one connector;
+    each connector's inbound cadence is its own ``sync_cron``."""
+
+    model_config = {"extra": "forbid"}
+
+    receivables: str = "5 * * * *"
+    reminders: str = "*/5 * * * *"
 
 
 class Settings(BaseSettings):
     """All hub settings. Build with ``Settings()``; see the module docstring."""
 
     model_config = SettingsConfigDict(
-        env_prefix="HUB_", env_nested_delimiter="__", extra="ignore", validate_default=True,
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", validate_default=True,
     )
 
     home: Path = Field(default_factory=default_home)
@@ -91,15 +92,64 @@ class Settings(BaseSettings):
     database_schema: str = Field(default="public", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
     log_level: str = "INFO"
     timezone: str = "Asia/Shanghai"
-    kingdee: KingdeeSettings = Field(default_factory=KingdeeSettings)
-    wecom: WeComSettings = Field(default_factory=WeComSettings)
+    sandbox: bool = False  # connectors without base_url talk to their in-process sandbox
     outbox: OutboxSettings = Field(default_factory=OutboxSettings)
     reminders: ReminderSettings = Field(default_factory=ReminderSettings)
+    schedules: ScheduleSettings = Field(default_factory=ScheduleSettings)
+    # One section per registered connector, each validated by the connector's own model.
+    connectors: dict[str, Any] = Field(default_factory=dict)
+
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            raise ConfigError(describe_validation_error(exc)) from None
 
     @field_validator("home")
     @classmethod
     def _expand(cls, value: Path) -> Path:
         return value.expanduser()
+
+    @model_validator(mode="after")
+    def _validate_connector_sections(self) -> Settings:
+        from hub.registry import connector, systems
+
+        known = systems()
+        unknown = sorted(set(self.connectors) - set(known))
+        if unknown:
+            raise ConfigError(f"unknown connector section {unknown[0]!r}{_did_you_mean(unknown[0], known)}")
+        sections: dict[str, ConnectorSettings] = {}
+        for system in known:
+            model = connector(system).settings_model
+            value = self.connectors.get(system)
+            try:
+                sections[system] = value if isinstance(value, model) else model.model_validate(value or {})
+            except ValidationError as exc:
+                raise ConfigError(describe_validation_error(exc, prefix=f"{system}__")) from None
+        self.__dict__["connectors"] = sections
+        return self
+
+    @typing.overload
+    def connector(self, system: str) -> ConnectorSettings: ...
+
+    @typing.overload
+    def connector(self, system: str, model: type[ConnectorSettingsT]) -> ConnectorSettingsT: ...
+
+    def connector(self, system: str, model: type[ConnectorSettings] | None = None) -> ConnectorSettings:
+        """The settings section of ``system`` (checked to be a ``model`` when given)."""
+        try:
+            section = self.connectors[system]
+        except KeyError:
+            raise ConfigError(f"no connector {system!r} is registered") from None
+        if model is not None and not isinstance(section, model):
+            raise ConfigError(f"settings of {system} are not a {model.__name__}")
+        return cast(ConnectorSettings, section)
+
+    def with_connector(self, system: str, **changes: Any) -> Settings:
+        """A copy with fields of one connector section changed (validated)."""
+        section: ConnectorSettings = self.connector(system)
+        updated = type(section).model_validate({**section.model_dump(), **changes})
+        return self.model_copy(update={"connectors": {**self.connectors, system: updated}})
 
     @classmethod
     def settings_customise_sources(
@@ -110,18 +160,94 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        toml_file = _config_file()
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        check_environment(os.environ)
+        sources: list[PydanticBaseSettingsSource] = [
+            init_settings, env_settings, ConnectorEnvironment(settings_cls, os.environ)]
+        toml_file = config_file()
         if toml_file is not None:
-            _refuse_secrets_in_file(toml_file)
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+            sources.append(TomlFile(settings_cls, toml_file))
         return tuple(sources)
 
 
-_SECRET_KEYS = {"database_url", "app_secret", "secret", "callback_token", "callback_aes_key", "password"}
+# ---------------------------------------------------------------------------------------------
+# Sources: connector sections from the environment and from the TOML file
 
 
-def _config_file() -> Path | None:
+class ConnectorEnvironment(PydanticBaseSettingsSource):
+    """``HUB_<SYSTEM>__<FIELD>`` (nested with ``__``) into ``connectors[<system>]``."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: typing.Mapping[str, str]) -> None:
+        super().__init__(settings_cls)
+        self._environ = environ
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        from hub.registry import systems
+
+        sections: dict[str, dict[str, Any]] = {}
+        prefixes = {f"{ENV_PREFIX}{s.upper()}__": s for s in systems()}
+        for name, value in self._environ.items():
+            upper = name.upper()
+            for prefix, system in prefixes.items():
+                if upper.startswith(prefix):
+                    node = sections.setdefault(system, {})
+                    *parents, leaf = upper[len(prefix):].lower().split("__")
+                    for part in parents:
+                        node = node.setdefault(part, {})
+                    node[leaf] = value
+        return {"connectors": sections} if sections else {}
+
+
+class TomlFile(PydanticBaseSettingsSource):
+    """``hub.toml``: core keys as they are, ``[<system>]`` tables into ``connectors``.
+
+    Refuses secrets (every ``SecretStr`` field) and unknown tables with a ConfigError.
+    """
+
+    def __init__(self, settings_cls: type[BaseSettings], path: Path) -> None:
+        super().__init__(settings_cls)
+        self.path = path
+        with path.open("rb") as handle:
+            try:
+                self.data = tomllib.load(handle)
+            except tomllib.TOMLDecodeError as exc:
+                raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        from hub.registry import systems
+
+        known = setting_paths()
+        core: dict[str, Any] = {}
+        sections: dict[str, Any] = {}
+        for key, value in self.data.items():
+            if key in systems():
+                sections[key] = value
+            else:
+                core[key] = value
+        for trail in _leaf_paths(self.data):
+            env_name = ENV_PREFIX + "__".join(trail).upper()
+            if env_name not in known:
+                raise ConfigError(f"{self.path}: unknown setting {'.'.join(trail)!r}"
+                                  f"{_did_you_mean(env_name, known, as_file=True)}")
+            if known[env_name]:
+                raise ConfigError(f"{self.path}: '{'.'.join(trail)}' is a secret; set it in the environment "
+                                  f"({env_name}) instead of the file")
+        return {**core, "connectors": sections} if sections else core
+
+
+def _leaf_paths(node: Any, trail: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    if isinstance(node, dict) and node:
+        return [path for key, value in node.items() for path in _leaf_paths(value, (*trail, str(key)))]
+    return [trail] if trail else []
+
+
+def config_file() -> Path | None:
+    """The TOML file in effect: ``HUB_CONFIG_FILE`` (must exist), else ``./hub.toml`` if present."""
     named = os.environ.get("HUB_CONFIG_FILE")
     if named:
         path = Path(named)
@@ -132,16 +258,81 @@ def _config_file() -> Path | None:
     return local if local.is_file() else None
 
 
-def _refuse_secrets_in_file(path: Path) -> None:
-    def walk(node: Any, trail: str) -> None:
-        if isinstance(node, dict):
-            for key, value in node.items():
-                if key in _SECRET_KEYS:
-                    raise ConfigError(
-                        f"{path}: '{trail}{key}' is a secret; set it in the environment "
-                        f"(HUB_{(trail + key).replace('.', '__').upper()}) instead of the file"
-                    )
-                walk(value, f"{trail}{key}.")
+# ---------------------------------------------------------------------------------------------
+# Strictness: every known variable, and a clear word for the unknown ones
 
-    with path.open("rb") as handle:
-        walk(tomllib.load(handle), "")
+
+def setting_paths() -> dict[str, bool]:
+    """Every settable ``HUB_…`` variable name, mapped to whether it is a secret."""
+    from hub.registry import connector, systems
+
+    paths: dict[str, bool] = {}
+    _collect(Settings, ENV_PREFIX, paths, skip={"connectors"})
+    for system in systems():
+        _collect(connector(system).settings_model, f"{ENV_PREFIX}{system.upper()}__", paths)
+    return paths
+
+
+def _collect(model: type[BaseModel], prefix: str, into: dict[str, bool], skip: set[str] | None = None) -> None:
+    for name, info in model.model_fields.items():
+        if skip and name in skip:
+            continue
+        annotation = unwrap_optional(info.annotation)
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            _collect(annotation, f"{prefix}{name.upper()}__", into)
+        else:
+            into[f"{prefix}{name.upper()}"] = annotation is SecretStr
+
+
+def unwrap_optional(annotation: Any) -> Any:
+    """``X`` for ``X | None`` (and ``Optional[X]``); anything else unchanged."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return args[0] if len(args) == 1 else annotation
+    return annotation
+
+
+def check_environment(environ: typing.Mapping[str, str]) -> None:
+    """Refuse an unknown ``HUB_`` variable, naming the closest known one."""
+    names = [n for n in environ if n.upper().startswith(ENV_PREFIX) and n.upper() not in PROCESS_VARIABLES]
+    if not names:
+        return
+    known = setting_paths()
+    for name in sorted(names):
+        if name.upper() not in known:
+            raise ConfigError(f"unknown setting {name}{_did_you_mean(name.upper(), known)}")
+
+
+def _did_you_mean(name: str, known: typing.Iterable[str], *, as_file: bool = False) -> str:
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    if not close:
+        return ""
+    suggestion = close[0]
+    if as_file and suggestion.startswith(ENV_PREFIX):
+        suggestion = suggestion[len(ENV_PREFIX):].lower().replace("__", ".")
+    return f"; did you mean {suggestion}?"
+
+
+def describe_validation_error(exc: ValidationError, prefix: str = "") -> str:
+    """One line for a settings validation error, naming the variable and the problem."""
+    err = exc.errors(include_url=False)[0]
+    path = prefix + "__".join(str(p) for p in err["loc"] if p != "connectors")
+    shown = err.get("input")
+    secret = any(word in path.lower() for word in ("secret", "password", "token", "key", "url"))
+    value = "" if secret or isinstance(shown, dict | list) or shown is None else f" (got {str(shown)[:60]!r})"
+    more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+    return f"{ENV_PREFIX}{path.upper()}: {err['msg']}{value}{more}"
+
+
+__all__ = [
+    "ENV_PREFIX",
+    "OutboxSettings",
+    "ReminderSettings",
+    "ScheduleSettings",
+    "Settings",
+    "check_environment",
+    "config_file",
+    "default_home",
+    "setting_paths",
+    "unwrap_optional",
+]

@@ -1,45 +1,89 @@
-"""The jobs IT runs and schedules, one per sync direction.
+"""The jobs IT runs and schedules, generated from the registry.
 
-Each job is tagged with the external systems it talks to (``hub/system``); the run
-queue's tag concurrency limits (``hub.dagster_home``) keep parallel runs within each
-platform's rate limits. Jobs execute in process: the run's steps and checks share one
-``HubRuntime`` (``HubResource`` opens it per run), so with no endpoint configured they all
-talk to the one sandbox the run started, and a check reconciles against what its asset read.
+Per connector: ``<system>_inbound`` (all its streams) and ``<system>_<writer>_push`` (one
+outbox kind; the outbox sensor starts these). Across connectors, named in the users'
+words: ``orders_to_erp`` (every ERP's sales-order push), ``receivables_to_crm``
+(receivables and receipts, then collection tasks) and ``todo_pushes`` (reminders queued,
+then delivered on every chat platform).
+
+Each job is tagged ``hub/system`` with the external systems it talks to (comma-joined);
+the run queue's tag concurrency limits (``pipelines.instance``) keep one run per
+system at a time, within each platform's rate limits. Jobs execute in process: the run's
+steps and checks share one ``HubRuntime``, so a check reconciles against what its asset read.
 """
 
 from __future__ import annotations
 
-from dagster import AssetKey, AssetSelection, define_asset_job, in_process_executor
+from typing import TYPE_CHECKING
 
-KINGDEE_INBOUND = AssetSelection.assets(*(AssetKey(["kingdee", s]) for s in
-                                          ("customers", "sales_orders", "receivables", "receipts")))
-
-erp_inbound = define_asset_job(
-    "erp_inbound", selection=KINGDEE_INBOUND, executor_def=in_process_executor,
-    tags={"hub/system": "kingdee"}, description="ERP customers, orders, receivables and receipts into the hub.",
-)
-orders_to_erp = define_asset_job(
-    "orders_to_erp", selection=AssetSelection.assets(AssetKey(["crm", "orders_to_erp"])),
-    executor_def=in_process_executor, tags={"hub/system": "kingdee"},
-    description="Approved CRM orders → Kingdee sales orders (outbox dispatch).",
-)
-receivables_to_crm = define_asset_job(
-    "receivables_to_crm",
-    selection=AssetSelection.assets(AssetKey(["kingdee", "receivables"]), AssetKey(["kingdee", "receipts"]),
-                                    AssetKey(["crm", "receivable_followups"])),
-    executor_def=in_process_executor, tags={"hub/system": "kingdee"},
-    description="Receivables and receipts into the profile; overdue amounts become collection tasks.",
-)
-todo_pushes = define_asset_job(
-    "todo_pushes", selection=AssetSelection.assets(AssetKey(["wecom", "reminders"])),
-    executor_def=in_process_executor, tags={"hub/system": "wecom"},
-    description="Due, overdue and uncontacted reminders to salespeople and managers in WeCom.",
-)
-directory_sync = define_asset_job(
-    "directory_sync",
-    selection=AssetSelection.assets(AssetKey(["wecom", "directory"]), AssetKey(["wecom", "external_contacts"])),
-    executor_def=in_process_executor, tags={"hub/system": "wecom"},
-    description="WeCom departments, members (with managers) and external contacts into the hub.",
+from dagster import (
+    AssetKey,
+    AssetSelection,
+    define_asset_job,
+    in_process_executor,
 )
 
-ALL_JOBS = [erp_inbound, orders_to_erp, receivables_to_crm, todo_pushes, directory_sync]
+from hub.registry import chat_systems, specs
+from pipelines.assets import push_key, stream_key
+from pipelines.rule_assets import RECEIVABLE_FOLLOWUPS, REMINDERS_DUE
+
+if TYPE_CHECKING:  # Dagster does not export the type of define_asset_job's result
+    from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
+
+SYSTEM_TAG = "hub/system"
+
+
+def _job(name: str, keys: list[AssetKey], systems: set[str], description: str) -> UnresolvedAssetJobDefinition:
+    return define_asset_job(
+        name, selection=AssetSelection.assets(*keys), executor_def=in_process_executor,
+        tags={SYSTEM_TAG: ",".join(sorted(systems))} if systems else None, description=description,
+    )
+
+
+def inbound_job_name(system: str) -> str:
+    """The job reading all of ``system``'s streams."""
+    return f"{system}_inbound"
+
+
+def push_job_name(kind: str) -> str:
+    """The job dispatching outbox kind ``<system>.<writer>``."""
+    return kind.replace(".", "_") + "_push"
+
+
+def build_jobs() -> list[UnresolvedAssetJobDefinition]:
+    """Every job, generated from the registered connectors."""
+    jobs = []
+    order_pushes: list[AssetKey] = []
+    order_systems: set[str] = set()
+    reminder_pushes: list[AssetKey] = []
+    receivable_streams: list[AssetKey] = []
+    receivable_systems: set[str] = set()
+    for spec in specs():
+        if spec.streams:
+            jobs.append(_job(inbound_job_name(spec.system), [stream_key(spec.system, s.name) for s in spec.streams],
+                             {spec.system}, f"{spec.title}: every stream into the hub."))
+        for kind in spec.writer_kinds:
+            jobs.append(_job(push_job_name(kind), [push_key(kind)], {spec.system},
+                             f"{spec.title}: deliver the outbox rows of kind {kind}."))
+            if kind.endswith(".sales_order"):
+                order_pushes.append(push_key(kind))
+                order_systems.add(spec.system)
+            if kind.endswith(".reminder"):
+                reminder_pushes.append(push_key(kind))
+        for s in spec.streams:
+            if s.target in ("receivable", "receipt"):
+                receivable_streams.append(stream_key(spec.system, s.name))
+                receivable_systems.add(spec.system)
+    if order_pushes:
+        jobs.append(_job("orders_to_erp", order_pushes, order_systems,
+                         "Approved CRM orders → ERP sales orders (outbox dispatch)."))
+    jobs.append(_job("receivables_to_crm", [*receivable_streams, RECEIVABLE_FOLLOWUPS], receivable_systems,
+                     "Receivables and receipts into the profile; overdue amounts become collection tasks."))
+    jobs.append(_job("todo_pushes", [REMINDERS_DUE, *reminder_pushes], set(chat_systems()),
+                     "Due, overdue and uncontacted reminders to salespeople and managers in chat."))
+    return jobs
+
+
+def system_tag_values(jobs: list[UnresolvedAssetJobDefinition]) -> set[str]:
+    """The ``hub/system`` tag values of ``jobs`` (the run queue limits each to one run)."""
+    return {job.tags[SYSTEM_TAG] for job in jobs if job.tags and SYSTEM_TAG in job.tags}

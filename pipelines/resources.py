@@ -1,25 +1,31 @@
 """The hub as Dagster resources: database, connectors, and the runtime that joins them.
 
-Each connector is a ``ConfigurableResource`` (secrets via ``EnvVar``); which endpoint a
-connector talks to is configuration: no ``base_url`` means a sandbox, by default one
-started in process for the run, or the one already running at ``sandbox_urls[system]``
-(the demo and the tests share one sandbox across several runs that way). The
-:class:`HubResource` turns them into ``hub.settings.Settings`` and opens one
-``hub.runtime.HubRuntime`` per run, shared by the run's steps and checks, so that a
-check reconciles against the very sandbox its asset read, and assets run exactly the
-code the CLI runs. Settings these resources do not name (timeouts, language id, the
-reminder thresholds, ...) come from the environment, as for the CLI.
+Each connector's resource is generated from its settings model (the one in
+``connectors/<system>/settings.py``): the same fields, every one optional (unset means
+"as the environment and ``hub.toml`` say"), secrets as plain strings fed through
+``EnvVar`` so the UI never shows them. :class:`HubResource` turns the resources back
+into ``hub.settings.Settings`` (each connector section validated by its own model) and
+opens one ``hub.runtime.HubRuntime`` per run, shared by the run's steps and checks, so
+that a check reconciles against the very sandbox its asset read, and assets run
+exactly the code the CLI runs.
+
+Sandbox mode is configuration too (``sandbox``): with it, a connector without
+``base_url`` talks to the sandbox already running at ``sandbox_urls[system]`` (the demo
+and the tests share one sandbox across runs that way), else to one started for the run.
 """
 
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from dagster import Config, ConfigurableResource, InitResourceContext
-from pydantic import Field, PrivateAttr, SecretStr
+from pydantic import Field, PrivateAttr, SecretStr, create_model
 
+from hub.contracts import ConnectorSettings
+from hub.registry import connector, systems
 from hub.runtime import HubRuntime
-from hub.settings import KingdeeSettings, OutboxSettings, Settings, WeComSettings
+from hub.settings import ENV_PREFIX, OutboxSettings, Settings, unwrap_optional
 
 
 class DatabaseResource(ConfigurableResource):
@@ -30,40 +36,34 @@ class DatabaseResource(ConfigurableResource):
     home: str | None = None
 
 
-class KingdeeResource(ConfigurableResource):
-    """Kingdee K/3 Cloud WebAPI; ``base_url`` unset: the sandbox."""
+class ConnectorResource(ConfigurableResource):
+    """Base of the generated per-connector resources (see :func:`connector_resource_class`)."""
 
-    base_url: str | None = None
-    acct_id: str | None = None
-    username: str | None = None
-    app_id: str | None = None
-    app_secret: str | None = None
-    submit_and_audit: bool = True
-    page_size: int = 2000
-
-    def settings(self, base: KingdeeSettings | None = None) -> KingdeeSettings:
-        """As hub settings over ``base`` (the secret wrapped again; other fields kept)."""
-        return (base or KingdeeSettings()).model_copy(update={
-            "base_url": self.base_url, "acct_id": self.acct_id, "username": self.username, "app_id": self.app_id,
-            "app_secret": SecretStr(self.app_secret) if self.app_secret else None,
-            "submit_and_audit": self.submit_and_audit, "page_size": self.page_size,
-        })
+    def values(self) -> dict[str, Any]:
+        """The fields set on this resource (unset ones are left to the environment)."""
+        return {name: value for name, value in self.__dict__.items()
+                if name in type(self).model_fields and value is not None}
 
 
-class WeComResource(ConfigurableResource):
-    """WeCom server API; ``base_url`` unset: the sandbox."""
+_PLAIN = (str, int, float, bool)
+_resource_classes: dict[type[ConnectorSettings], type[ConnectorResource]] = {}
 
-    base_url: str | None = None
-    corp_id: str | None = None
-    secret: str | None = None
-    agent_id: int | None = None
 
-    def settings(self, base: WeComSettings | None = None) -> WeComSettings:
-        """As hub settings over ``base`` (the secret wrapped again; other fields kept)."""
-        return (base or WeComSettings()).model_copy(update={
-            "base_url": self.base_url, "corp_id": self.corp_id,
-            "secret": SecretStr(self.secret) if self.secret else None, "agent_id": self.agent_id,
-        })
+def connector_resource_class(model: type[ConnectorSettings]) -> type[ConnectorResource]:
+    """A ``ConfigurableResource`` with the fields of a connector's settings model.
+
+    Types Dagster's config cannot express become text (``SecretStr``, ``Literal``,
+    paths); the settings model validates them when the run builds its settings.
+    """
+    if model not in _resource_classes:
+        fields: dict[str, Any] = {}
+        for name, info in model.model_fields.items():
+            annotation = unwrap_optional(info.annotation)
+            plain = annotation if annotation in _PLAIN else str
+            fields[name] = (plain | None, Field(default=None, description=info.description))
+        name = model.__name__.removesuffix("Settings") + "Resource"
+        _resource_classes[model] = create_model(name, __base__=ConnectorResource, **fields)
+    return _resource_classes[model]
 
 
 class OutboxConfig(Config):
@@ -79,46 +79,54 @@ class OutboxConfig(Config):
 
 
 class HubResource(ConfigurableResource):
-    """Everything a hub step needs; ``runtime()`` hands out the run's runtime."""
+    """Everything a hub step needs; ``runtime()`` hands out the run's runtime.
+
+    Build it with :func:`hub_resource` (or :meth:`from_settings`): the class made there
+    has one field per registered connector, named by its system.
+    """
 
     database: DatabaseResource
-    kingdee: KingdeeResource
-    wecom: WeComResource
     outbox: OutboxConfig = Field(default_factory=OutboxConfig)
+    sandbox: bool = Field(default=False, description="Connectors without base_url use their sandbox.")
     sandbox_urls: dict[str, str] = Field(
         default_factory=dict,
-        description="Sandboxes already running, by system (demo, tests); a system without base_url and not "
-                    "listed here gets a sandbox started in process for the run.")
+        description="Sandboxes already running, by system (demo, tests); in sandbox mode a system without "
+                    "base_url and not listed here gets a sandbox started in process for the run.")
 
     _runtime: HubRuntime | None = PrivateAttr(default=None)
 
     @classmethod
     def from_settings(cls, settings: Settings, *, sandbox_urls: dict[str, str] | None = None) -> "HubResource":
-        """The resource equivalent of ``settings`` (for in-process runs: the demo, tests)."""
-        k, w, o = settings.kingdee, settings.wecom, settings.outbox
-        return cls(
+        """The resource equivalent of ``settings``, secrets included as values (for
+        in-process runs: the demo, tests)."""
+        sections: dict[str, Any] = {}
+        for system in systems():
+            section = settings.connector(system)
+            resource = connector_resource_class(type(section))
+            sections[system] = resource(**{k: _plain(v) for k, v in section.model_dump().items() if v is not None})
+        o = settings.outbox
+        return hub_resource_class()(
             database=DatabaseResource(
                 url=settings.database_url.get_secret_value() if settings.database_url else None,
                 schema_name=settings.database_schema, home=str(settings.home)),
-            kingdee=KingdeeResource(
-                base_url=k.base_url, acct_id=k.acct_id, username=k.username, app_id=k.app_id,
-                app_secret=k.app_secret.get_secret_value() if k.app_secret else None,
-                submit_and_audit=k.submit_and_audit, page_size=k.page_size),
-            wecom=WeComResource(base_url=w.base_url, corp_id=w.corp_id, agent_id=w.agent_id,
-                                secret=w.secret.get_secret_value() if w.secret else None),
             outbox=OutboxConfig(max_attempts=o.max_attempts, backoff_initial_s=o.backoff_initial_s,
                                 backoff_max_s=o.backoff_max_s),
-            sandbox_urls=dict(sandbox_urls or {}),
+            sandbox=settings.sandbox, sandbox_urls=dict(sandbox_urls or {}), **sections,
         )
 
     def hub_settings(self) -> Settings:
         """The equivalent ``hub.settings.Settings`` (environment fills what is not set here)."""
         base = Settings()
+        sections = {}
+        for system in systems():
+            resource = getattr(self, system, None)
+            current = base.connector(system)
+            if isinstance(resource, ConnectorResource):
+                current = type(current).model_validate({**current.model_dump(), **resource.values()})
+            sections[system] = current
         update: dict[str, object] = {
-            "database_schema": self.database.schema_name,
-            "kingdee": self.kingdee.settings(base.kingdee),
-            "wecom": self.wecom.settings(base.wecom),
-            "outbox": self.outbox.settings(base.outbox),
+            "database_schema": self.database.schema_name, "outbox": self.outbox.settings(base.outbox),
+            "sandbox": self.sandbox or base.sandbox, "connectors": sections,
         }
         if self.database.url:
             update["database_url"] = SecretStr(self.database.url)
@@ -150,3 +158,60 @@ class HubResource(ConfigurableResource):
         with self.open_runtime(f"dagster:{actor}") as runtime:
             yield runtime
 
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+_hub_classes: dict[tuple[str, ...], type[HubResource]] = {}
+
+
+def hub_resource_class() -> type[HubResource]:
+    """:class:`HubResource` with one field per registered connector (its generated resource)."""
+    key = tuple(systems())
+    if key not in _hub_classes:
+        fields: dict[str, Any] = {}
+        for system in key:
+            resource = connector_resource_class(connector(system).settings_model)
+            fields[system] = (resource, Field(default_factory=resource))
+        _hub_classes[key] = create_model("ConfiguredHubResource", __base__=HubResource, **fields)
+    return _hub_classes[key]
+
+
+def hub_resource(settings: Settings | None = None) -> HubResource:
+    """The resource for ``dagster dev``: non-secret values from the settings as they are,
+    secrets as ``EnvVar`` of their ``HUB_…`` variable (never shown in the UI)."""
+    from dagster import EnvVar
+
+    settings = settings or Settings()
+    sections: dict[str, Any] = {}
+    for system in systems():
+        section = settings.connector(system)
+        resource = connector_resource_class(type(section))
+        values: dict[str, Any] = {}
+        for name, value in section.model_dump().items():
+            if value is None:
+                continue
+            values[name] = EnvVar(f"{ENV_PREFIX}{system.upper()}__{name.upper()}") if isinstance(value, SecretStr) \
+                else _plain(value)
+        sections[system] = resource(**values)
+    database_url = EnvVar(f"{ENV_PREFIX}DATABASE_URL") if settings.database_url else None
+    return hub_resource_class()(
+        database=DatabaseResource(url=database_url, schema_name=settings.database_schema, home=str(settings.home)),
+        sandbox=settings.sandbox, **sections,
+    )
+
+
+__all__ = [
+    "ConnectorResource",
+    "DatabaseResource",
+    "HubResource",
+    "OutboxConfig",
+    "connector_resource_class",
+    "hub_resource",
+    "hub_resource_class",
+]

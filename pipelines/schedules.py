@@ -1,36 +1,33 @@
-"""When each job runs. Cron expressions come from the environment so IT can change a
-cadence without a release: ``HUB_SCHEDULE_ERP_INBOUND`` (default every 15 minutes),
-``HUB_SCHEDULE_DIRECTORY`` (nightly), ``HUB_SCHEDULE_REMINDERS`` (every 5 minutes),
-``HUB_SCHEDULE_RECEIVABLES`` (hourly). Times are in ``HUB_TIMEZONE`` (Asia/Shanghai).
-Schedules start stopped; IT turns them on in the UI (or `dagster schedule start`).
+"""When each job runs, in the hub's timezone; every schedule starts stopped (IT turns it on).
+
+Cadences are settings, not code: each connector's inbound job runs on its own
+``sync_cron`` (``HUB_KINGDEE__SYNC_CRON``, ``HUB_WECOM__SYNC_CRON``…), ``receivables_to_crm``
+on ``HUB_SCHEDULES__RECEIVABLES`` and ``todo_pushes`` on ``HUB_SCHEDULES__REMINDERS``.
 """
 
 from __future__ import annotations
 
-import os
+from typing import TYPE_CHECKING
 
 from dagster import DefaultScheduleStatus, ScheduleDefinition
 
-from pipelines.jobs import directory_sync, erp_inbound, receivables_to_crm, todo_pushes
+from hub.registry import specs
+from hub.settings import Settings
+from pipelines.jobs import inbound_job_name
 
-TIMEZONE = os.environ.get("HUB_TIMEZONE", "Asia/Shanghai")
+if TYPE_CHECKING:  # Dagster does not export the type of define_asset_job's result
+    from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 
-def _cron(name: str, default: str) -> str:
-    return os.environ.get(f"HUB_SCHEDULE_{name}", default)
-
-
-erp_inbound_schedule = ScheduleDefinition(
-    name="erp_inbound_every_15_min", job=erp_inbound, cron_schedule=_cron("ERP_INBOUND", "*/15 * * * *"),
-    execution_timezone=TIMEZONE, default_status=DefaultScheduleStatus.STOPPED)
-receivables_schedule = ScheduleDefinition(
-    name="receivables_to_crm_hourly", job=receivables_to_crm, cron_schedule=_cron("RECEIVABLES", "5 * * * *"),
-    execution_timezone=TIMEZONE, default_status=DefaultScheduleStatus.STOPPED)
-directory_schedule = ScheduleDefinition(
-    name="directory_sync_nightly", job=directory_sync, cron_schedule=_cron("DIRECTORY", "30 2 * * *"),
-    execution_timezone=TIMEZONE, default_status=DefaultScheduleStatus.STOPPED)
-reminders_schedule = ScheduleDefinition(
-    name="todo_pushes_every_5_min", job=todo_pushes, cron_schedule=_cron("REMINDERS", "*/5 * * * *"),
-    execution_timezone=TIMEZONE, default_status=DefaultScheduleStatus.STOPPED)
-
-ALL_SCHEDULES = [erp_inbound_schedule, receivables_schedule, directory_schedule, reminders_schedule]
+def build_schedules(settings: Settings, jobs: list[UnresolvedAssetJobDefinition]) -> list[ScheduleDefinition]:
+    """A schedule per inbound job and for the receivables and reminder jobs."""
+    by_name = {job.name: job for job in jobs}
+    cadences: dict[str, str] = {inbound_job_name(spec.system): settings.connector(spec.system).sync_cron
+                for spec in specs() if spec.streams}
+    cadences["receivables_to_crm"] = settings.schedules.receivables
+    cadences["todo_pushes"] = settings.schedules.reminders
+    return [
+        ScheduleDefinition(name=f"{job}_schedule", job=by_name[job], cron_schedule=cron,
+                           execution_timezone=settings.timezone, default_status=DefaultScheduleStatus.STOPPED)
+        for job, cron in cadences.items() if job in by_name
+    ]

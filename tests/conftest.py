@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+import hub.rules  # noqa: F401  (the outbox effect handlers and sync hooks every entry point registers)
 from hub.database import Database, create_db_engine, resolve_url
 from hub.settings import Settings
 
@@ -49,7 +50,8 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 def settings(database_url: str, tmp_path: Path) -> Settings:
     """Settings pointing at a fresh schema on the test server (schema made by ``db``)."""
     schema = f"t_{os.getpid()}_{secrets.token_hex(4)}"
-    return Settings(database_url=database_url, database_schema=schema, home=tmp_path)  # type: ignore[arg-type]
+    return Settings(database_url=database_url, database_schema=schema, home=tmp_path,  # type: ignore[arg-type]
+                    sandbox=True)
 
 
 @pytest.fixture

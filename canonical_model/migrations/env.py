@@ -7,10 +7,10 @@ schema too, so separate schemas (one per test run) migrate independently.
 
 from __future__ import annotations
 
+import sqlalchemy as sa
 from alembic import context
 
 from canonical_model.models import Base
-from hub.database import create_db_engine
 
 config = context.config
 schema = config.attributes.get("schema", "public")
@@ -22,7 +22,9 @@ def run_migrations() -> None:
     if connection is not None:
         _run(connection)
         return
-    engine = create_db_engine(config.get_main_option("sqlalchemy.url") or "", schema)
+    # run from the alembic command line: the schema first on the search path, times in UTC
+    engine = sa.create_engine(config.get_main_option("sqlalchemy.url") or "",
+                              connect_args={"options": f"-csearch_path={schema},public -ctimezone=UTC"})
     with engine.begin() as conn:
         _run(conn)
     engine.dispose()

@@ -36,15 +36,16 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from canonical_model.schemas import (
+from canonical_model.records import (
     CanonicalRecord,
     CustomerRecord,
+    MappingError,
+    RawRecord,
     ReceiptRecord,
     ReceivableRecord,
     SalesOrderLineRecord,
     SalesOrderRecord,
 )
-from hub.contracts import MappingError, RawRecord
 
 SOURCE_SYSTEM = "kingdee"
 KINGDEE_TZ = dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")

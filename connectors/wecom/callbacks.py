@@ -1,6 +1,6 @@
 """Receiver for WeCom's encrypted event callbacks (URL verification and events).
 
-Protocol (reference/messaging-apis.md §1.5; crypto in :mod:`connectors.chat_crypto`):
+Protocol (reference/messaging-apis.md §1.5; crypto in :mod:`connectors.kit.crypto`):
 
 - ``GET ?msg_signature&timestamp&nonce&echostr`` when the callback URL is saved: verify
   the signature over ``echostr``, decrypt it, answer the bare plaintext (no quotes, BOM
@@ -39,7 +39,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from connectors.chat_crypto import (
+from connectors.kit.crypto import (
     BadPaddingError,
     CallbackCryptoError,
     ReceiveIdMismatchError,

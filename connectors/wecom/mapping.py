@@ -35,8 +35,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from canonical_model.schemas import ContactRecord, InternalUserRecord
-from hub.contracts import MappingError
+from canonical_model.records import ContactRecord, InternalUserRecord, MappingError
 
 SYSTEM = "wecom"
 SHANGHAI = ZoneInfo("Asia/Shanghai")

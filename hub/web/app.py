@@ -12,8 +12,8 @@ WeCom's in-app browser on a phone, which is where a reminder card's link lands):
 JSON (described by ``/openapi.json``): ``GET /api/customers/{id}``, ``GET /api/customers?q=``
 and ``GET /healthz`` (database reachable and schema at the code's migration head).
 
-``GET|POST /callbacks/wecom`` is WeCom's signed, encrypted event callback (see
-:mod:`hub.web.wecom_callbacks`).
+``GET|POST /callbacks/<system>`` are the chat platforms' signed, encrypted event
+callbacks (see :mod:`hub.web.callbacks`).
 
 Everything except the callback only reads. Each request reads in one REPEATABLE READ,
 READ ONLY transaction, so the sections of a profile agree with each other even while a
@@ -44,6 +44,7 @@ from hub.runtime import HubRuntime
 from hub.settings import Settings
 from hub.web import formatting as fmt
 from hub.web.api_models import CustomerHit, Health, Problem, ProfileOut
+from hub.web.callbacks import create_receivers
 from hub.web.queries import (
     MAX_ID,
     open_receivable_bills,
@@ -52,9 +53,6 @@ from hub.web.queries import (
     search_customers,
     task_detail,
 )
-from hub.web.wecom_callbacks import create_wecom_callback
-
-WECOM_CALLBACK_PATH = "/callbacks/wecom"
 
 # The pages load nothing from anywhere: inline CSS only, no scripts, forms post back here.
 _HTML_HEADERS = {
@@ -246,14 +244,14 @@ def create_web_app(runtime_or_db: HubRuntime | Database, settings: Settings) -> 
             response.status_code = 503
         return Health(status="ok" if ok else "error", database="ok", schema_revision=current, head_revision=head)
 
-    # ------------------------------------------------------------------ WeCom callbacks
+    # ------------------------------------------------------------------ chat callbacks
 
-    receiver = create_wecom_callback(db, settings, path=WECOM_CALLBACK_PATH)
-    if receiver is not None:
+    receivers = create_receivers(db, settings)
+    for path, receiver in receivers.items():
         # A plain Starlette route with the receiver as its ASGI endpoint: the receiver sees
         # the full path, so no Mount and no trailing-slash redirect (WeCom follows none).
-        app.router.routes.append(Route(WECOM_CALLBACK_PATH, receiver, methods=["GET", "POST"]))
-    app.state.wecom_callback = receiver
+        app.router.routes.append(Route(path, receiver, methods=["GET", "POST"]))
+    app.state.callbacks = receivers
 
     # ------------------------------------------------------------------ errors
 

@@ -16,7 +16,7 @@ import pytest
 from wechatpy.enterprise import WeChatClient
 from wechatpy.exceptions import WeChatClientException
 
-from connectors.sandbox_kit import serve_in_thread
+from connectors.kit.sandbox import serve_in_thread
 from connectors.wecom.sandbox import (
     SANDBOX_AGENT_ID,
     SANDBOX_CORP_ID,

@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 from dagster import DagsterInstance, Definitions
 
-from connectors.sandbox_kit import RunningServer, serve_in_thread
+from connectors.kit.sandbox import RunningServer, serve_in_thread
 from hub.registry import connector
+from hub.runtime import load_sandbox
 from hub.settings import OutboxSettings, Settings
 from pipelines.definitions import build_definitions
 from pipelines.in_process import JobOutcome, run_job
@@ -26,14 +27,14 @@ KINGDEE_SCALE = 0.02  # 40 customers, 400 orders: the full shape of the ERP in a
 @pytest.fixture
 def kingdee_sandbox() -> Iterator[RunningServer]:
     """A small seeded Kingdee K/3 Cloud on a loopback port."""
-    with serve_in_thread(connector("kingdee").make_sandbox(scale=KINGDEE_SCALE)) as server:
+    with serve_in_thread(load_sandbox(connector("kingdee")).create_app(scale=KINGDEE_SCALE)) as server:
         yield server
 
 
 @pytest.fixture
 def wecom_sandbox() -> Iterator[RunningServer]:
     """The seeded WeCom tenant (40 people, 300 external contacts) on a loopback port."""
-    with serve_in_thread(connector("wecom").make_sandbox()) as server:
+    with serve_in_thread(load_sandbox(connector("wecom")).create_app()) as server:
         yield server
 
 

@@ -9,8 +9,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from hub.database import Database
-from hub.demo_data import load_crm_demo
+from hub.demo.data import load_crm_demo
 from hub.registry import connector
+from hub.runtime import load_sandbox
 from pipelines.in_process import JobOutcome
 from tests.conftest import rows, scalar
 
@@ -59,7 +60,7 @@ def assert_all_checks_passed(outcome: JobOutcome) -> None:
 def load_crm(db: Database, *, erp_customers: int = 0, orders: int = 0) -> dict[str, int]:
     """The CRM demo data (sales team from the WeCom directory), with ``erp_customers`` of the
     synced ERP customers given CRM owners, orders and tasks."""
-    seed = connector("wecom").demo_seed()
+    seed = load_sandbox(connector("wecom")).demo_seed()  # type: ignore[misc]
     with db.begin() as conn:
         erp_ids = conn.execute(sa.text(
             "SELECT DISTINCT customer_id FROM receivable WHERE open_amount > 0 ORDER BY 1 LIMIT :n"),

@@ -18,15 +18,15 @@ from pathlib import Path
 import sqlalchemy as sa
 from dagster import DefaultScheduleStatus, SensorResult, SkipReason, build_sensor_context
 
-from hub.dagster_home import REPO_ROOT
-from hub.orders import approve_order
+from hub.rules.orders import approve_order
 from pipelines.definitions import defs as workspace_defs
-from pipelines.outbox.sensors import outbox_sensor
+from pipelines.instance import REPO_ROOT
 from pipelines.resources import HubResource
 from tests.dagster.support import load_crm
 
-JOBS = {"erp_inbound": "kingdee", "orders_to_erp": "kingdee", "receivables_to_crm": "kingdee",
-        "todo_pushes": "wecom", "directory_sync": "wecom"}
+JOBS = {"kingdee_inbound": "kingdee", "kingdee_sales_order_push": "kingdee", "orders_to_erp": "kingdee",
+        "receivables_to_crm": "kingdee", "todo_pushes": "wecom", "wecom_inbound": "wecom",
+        "wecom_reminder_push": "wecom"}
 
 
 def test_the_workspace_passes_dagster_definitions_validate(tmp_path: Path):
@@ -53,12 +53,13 @@ def test_each_sync_direction_is_a_job_tagged_with_the_system_it_talks_to():
         assert jobs[name].tags.get("hub/system") == system, name
         assert jobs[name].executor_def.name == "in_process", name
     schedules = list(workspace_defs.schedules or [])
-    assert {s.job_name for s in schedules} == {"erp_inbound", "receivables_to_crm", "directory_sync", "todo_pushes"}
+    assert {s.job_name for s in schedules} == {"kingdee_inbound", "receivables_to_crm", "wecom_inbound", "todo_pushes"}
     assert {s.default_status for s in schedules} == {DefaultScheduleStatus.STOPPED}
 
 
 def test_the_outbox_sensor_requests_one_dispatch_run_per_ready_set(defs, db, run):
     hub: HubResource = defs.resources["hub"]  # type: ignore[assignment]
+    (outbox_sensor,) = defs.sensors or []
 
     def evaluate() -> SensorResult | SkipReason:
         with build_sensor_context(resources={"hub": hub}) as context:
@@ -76,13 +77,13 @@ def test_the_outbox_sensor_requests_one_dispatch_run_per_ready_set(defs, db, run
     # when the sensor evaluates (twice, nothing changing in between)
     first, again = evaluate(), evaluate()
 
-    # then it asks for one orders_to_erp run, under a run key that does not start the same work twice
+    # then it asks for one run of the kind's push job, under a run key that does not start the same work twice
     assert isinstance(first, SensorResult) and isinstance(again, SensorResult)
     (request,) = first.run_requests or []
-    assert request.job_name == "orders_to_erp"
+    assert request.job_name == "kingdee_sales_order_push"
     assert request.tags["hub/ready_rows"] == "3"
     assert [r.run_key for r in again.run_requests or []] == [request.run_key]
 
     # and once the run dispatched them, there is nothing left to ask for
-    assert run("orders_to_erp").success
+    assert run("kingdee_sales_order_push").success
     assert isinstance(evaluate(), SkipReason)

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from dagster import DagsterInstance
 
-from hub.orders import approve_order
+from hub.rules.orders import approve_order
 from pipelines.definitions import build_definitions
 from pipelines.in_process import op_config, run_job
 from pipelines.resources import HubResource
@@ -40,7 +40,7 @@ def test_erp_inbound_reports_what_it_wrote_and_a_second_run_finds_everything_unc
     assert scalar(db, "SELECT count(*) FROM customer") == 0
 
     # when ERP inbound runs
-    first = run("erp_inbound")
+    first = run("kingdee_inbound")
 
     # then each stream's asset reports what the ERP holds and what the hub now holds
     assert first.success, first.errors
@@ -56,17 +56,17 @@ def test_erp_inbound_reports_what_it_wrote_and_a_second_run_finds_everything_unc
         assert sync_run(db, metadata["sync_run_id"]) == {"status": "succeeded", **numbers(metadata)}
     # and the reconciliation and quarantine checks ran and passed
     assert {(c.asset, c.name) for c in first.checks} == {
-        ("kingdee/receivables", "kingdee_open_receivables_match"),
+        ("kingdee/receivables", "open_receivables_match"),
         *((f"kingdee/{s}", "quarantine_growth") for s in KINGDEE_STREAMS)}
     assert_all_checks_passed(first)
-    reconciliation = first.check("kingdee/receivables", "kingdee_open_receivables_match")
+    reconciliation = first.check("kingdee/receivables", "open_receivables_match")
     hub_open = scalar(db, "SELECT sum(open_amount) FROM receivable")
-    assert Decimal(reconciliation.metadata["hub_total"]) == Decimal(reconciliation.metadata["erp_total"]) == hub_open
+    assert Decimal(reconciliation.metadata["hub_total"]) == Decimal(reconciliation.metadata["source_total"]) == hub_open
     assert reconciliation.metadata["mismatched"] == 0
 
     # when it runs again with nothing changed in the ERP
     held = {stream: scalar(db, HUB_ROWS[stream]) for stream in KINGDEE_STREAMS}
-    second = run("erp_inbound")
+    second = run("kingdee_inbound")
 
     # then every record it reads again is reported unchanged, and nothing was written
     assert second.success, second.errors
@@ -83,7 +83,7 @@ def test_erp_inbound_reports_what_it_wrote_and_a_second_run_finds_everything_unc
 
 def test_orders_to_erp_pushes_each_approved_order_exactly_once_while_saves_fail(run, db, kingdee_sandbox):
     # given ERP customers in the hub, CRM orders for them and for CRM-only customers, all approved
-    assert run("erp_inbound").success
+    assert run("kingdee_inbound").success
     load_crm(db, erp_customers=5, orders=30)
     with db.begin() as conn:
         order_ids = conn.execute(sa.text("SELECT id FROM sales_order WHERE source_system = 'crm'")).scalars().all()
@@ -97,7 +97,7 @@ def test_orders_to_erp_pushes_each_approved_order_exactly_once_while_saves_fail(
     plan.arm("http_500", times=2, operations=["save"])
 
     # when the orders go out, the run waiting for retries that fall due
-    outcome = run("orders_to_erp", run_config=op_config("crm/orders_to_erp", wait_for_retries_s=30))
+    outcome = run("orders_to_erp", run_config=op_config("kingdee/sales_order_push", wait_for_retries_s=30))
 
     # then the ERP holds exactly one sales order per CRM order
     assert outcome.success, outcome.errors
@@ -108,7 +108,7 @@ def test_orders_to_erp_pushes_each_approved_order_exactly_once_while_saves_fail(
     assert len(crm_bills) == len(order_ids) == 30 and set(crm_bills.values()) == {1}
     assert len(erp.table("SAL_SaleOrder").docs) == orders_before + 30
     # and the asset reports it as the outbox and the CRM orders record it
-    metadata = outcome.assets["crm/orders_to_erp"]
+    metadata = outcome.assets["kingdee/sales_order_push"]
     assert metadata["done"] == metadata["outbox_done"] == 30
     assert metadata["failed"] == metadata["dead"] == 0
     assert metadata["retried"] >= fired["drop_response"] + fired["http_500"]
@@ -120,7 +120,7 @@ def test_orders_to_erp_pushes_each_approved_order_exactly_once_while_saves_fail(
     # and the outbound checks pass
     assert {c.name for c in outcome.checks} == {"approved_orders_reached_erp", "outbox_not_stuck", "no_dead_letters"}
     assert_all_checks_passed(outcome)
-    assert outcome.check("crm/orders_to_erp", "no_dead_letters").metadata["dead_letters"] == 0
+    assert outcome.check("kingdee/sales_order_push", "no_dead_letters").metadata["dead_letters"] == 0
 
 
 def test_an_order_approved_long_ago_that_never_reached_the_erp_fails_the_run(run, db, kingdee_sandbox):
@@ -135,11 +135,11 @@ def test_an_order_approved_long_ago_that_never_reached_the_erp_fails_the_run(run
     outcome = run("orders_to_erp")
 
     # then the blocking check names the late order and the run fails
-    check = outcome.check("crm/orders_to_erp", "approved_orders_reached_erp")
+    check = outcome.check("kingdee/sales_order_push", "approved_orders_reached_erp")
     assert not check.passed and check.severity == "ERROR"
     assert check.metadata["late_orders"] == 1
     assert check.metadata["sample"] == scalar(db, "SELECT order_number FROM sales_order WHERE id = :id", id=order_id)
-    assert outcome.assets["crm/orders_to_erp"]["retried"] == 1
+    assert outcome.assets["kingdee/sales_order_push"]["retried"] == 1
     assert scalar(db, "SELECT status FROM outbox") == "pending"
     assert not outcome.success
     assert any("blocking asset check failed" in e and "approved_orders_reached_erp" in e for e in outcome.errors)
@@ -147,7 +147,7 @@ def test_an_order_approved_long_ago_that_never_reached_the_erp_fails_the_run(run
 
 def test_receivables_to_crm_opens_one_collection_task_per_overdue_customer_and_is_idempotent(run, db):
     # given the ERP synced and CRM owners for ERP customers with open receivables
-    assert run("erp_inbound").success
+    assert run("kingdee_inbound").success
     load_crm(db, erp_customers=10)
     today = dt.datetime.now(ZoneInfo("Asia/Shanghai")).date()
     overdue_customers = scalar(db, "SELECT count(DISTINCT r.customer_id) FROM receivable r JOIN customer c "
@@ -169,7 +169,7 @@ def test_receivables_to_crm_opens_one_collection_task_per_overdue_customer_and_i
     assert scalar(db, "SELECT count(*) FROM task t JOIN customer c ON c.id = t.customer_id "
                       "WHERE t.kind = 'collection' AND t.assignee_id = c.owner_id") == overdue_customers
     assert_all_checks_passed(first)
-    assert first.check("kingdee/receivables", "kingdee_open_receivables_match").passed
+    assert first.check("kingdee/receivables", "open_receivables_match").passed
 
     # and a second run changes nothing
     second = run("receivables_to_crm")
@@ -186,7 +186,7 @@ def test_directory_sync_links_crm_users_and_reports_unmatched_contacts_in_a_warn
     assert scalar(db, "SELECT count(*) FROM internal_user WHERE wecom_userid IS NOT NULL") == 0
 
     # when the WeCom directory and external contacts are synced
-    outcome = run("directory_sync")
+    outcome = run("wecom_inbound")
 
     # then every CRM user is found in the directory and linked, none duplicated
     assert outcome.success, outcome.errors
@@ -213,7 +213,7 @@ def test_directory_sync_links_crm_users_and_reports_unmatched_contacts_in_a_warn
 def test_todo_pushes_delivers_each_due_reminder_once_and_a_second_run_sends_nothing(run, db, wecom_sandbox):
     # given CRM to-dos (some due, some overdue) and salespeople linked to WeCom
     load_crm(db)
-    assert run("directory_sync").success
+    assert run("wecom_inbound").success
     wecom = wecom_sandbox.app.state.wecom
     # and a WeCom that expires the token once and loses a send response
     plan = wecom_sandbox.app.state.faults
@@ -221,29 +221,29 @@ def test_todo_pushes_delivers_each_due_reminder_once_and_a_second_run_sends_noth
     plan.arm("drop_response", times=1, operations=["message/send"])
 
     # when reminders are evaluated and pushed
-    first = run("todo_pushes", run_config=op_config("wecom/reminders", wait_for_retries_s=30))
+    first = run("todo_pushes", run_config=op_config("wecom/reminder_push", wait_for_retries_s=30))
 
     # then each queued reminder reached its recipient exactly once (the sandbox's message log)
     assert first.success, first.errors
-    sent = first.assets["wecom/reminders"]
+    due, sent = first.assets["crm/reminders_due"], first.assets["wecom/reminder_push"]
     queued = scalar(db, "SELECT count(*) FROM outbox WHERE kind = 'wecom.reminder'")
-    assert sent["queued"] == queued > 0
+    assert due["wecom_queued"] == queued > 0
     delivered = Counter((user, m.content["task_id"], m.content.get("kind")) for m in wecom.messages
                         for user in m.delivered_to)
-    assert len(delivered) == sent["sent"] == sent["outbox_done"] == queued
+    assert len(delivered) == sent["done"] == sent["outbox_done"] == queued
     assert set(delivered.values()) == {1}
     assert sent["retried"] >= 1 and sent["failed"] == sent["dead"] == 0
     # and users without an active WeCom account are reported on their tasks instead
-    assert sent["no_account"] == scalar(db, "SELECT coalesce(sum(cardinality(problems)), 0) FROM task")
-    assert sent["first_followup_tasks"] == scalar(db, "SELECT count(*) FROM task WHERE kind = 'first_followup'")
+    assert due["wecom_no_account"] == scalar(db, "SELECT coalesce(sum(cardinality(problems)), 0) FROM task")
+    assert due["wecom_tasks_created"] == scalar(db, "SELECT count(*) FROM task WHERE kind = 'first_followup'")
 
     # when the job runs again
     messages_before = len(wecom.messages)
     second = run("todo_pushes")
 
     # then nothing is queued or sent twice
-    again = second.assets["wecom/reminders"]
-    assert (again["queued"], again["already_queued"], again["sent"]) == (0, queued, 0)
+    again_due, again_sent = second.assets["crm/reminders_due"], second.assets["wecom/reminder_push"]
+    assert (again_due["wecom_queued"], again_due["wecom_already_queued"], again_sent["done"]) == (0, queued, 0)
     assert len(wecom.messages) == messages_before
 
 
@@ -254,13 +254,13 @@ def test_a_run_without_a_sandbox_url_starts_one_sandbox_for_all_its_steps_and_st
 
     # when directory sync runs (two assets, two checks)
     with DagsterInstance.ephemeral() as instance:
-        outcome = run_job(defs, "directory_sync", instance=instance)
+        outcome = run_job(defs, "wecom_inbound", instance=instance)
 
     # then all its WeCom calls went through one client to one sandbox: one access token for the run
     assert outcome.success, outcome.errors
     actors = {r.actor for r in rows(db, "SELECT DISTINCT actor FROM audit_log WHERE system = 'wecom' "
                                         "AND operation NOT LIKE 'batch:%' AND operation NOT LIKE 'run:%'")}
-    assert actors == {f"dagster:directory_sync:{outcome.run_id[:8]}:wecom"}
+    assert actors == {f"dagster:wecom_inbound:{outcome.run_id[:8]}:wecom"}
     assert scalar(db, "SELECT count(*) FROM audit_log WHERE system = 'wecom' AND operation = 'gettoken'") == 1
     # and the sandbox is gone with the run
     assert {t.name for t in threading.enumerate() if t.name.startswith("sandbox-") and t.is_alive()} \
@@ -274,7 +274,7 @@ def test_a_run_on_a_schema_that_was_never_migrated_fails_with_the_fix(fast_setti
 
     # when a job runs
     with DagsterInstance.ephemeral() as instance:
-        outcome = run_job(defs, "directory_sync", instance=instance)
+        outcome = run_job(defs, "wecom_inbound", instance=instance)
 
     # then it fails before touching anything, saying what to do
     assert not outcome.success

@@ -1,7 +1,7 @@
 """End to end: IT launches ERP inbound in the Dagster UI and reads what it did there.
 
 The real `dagster dev` (webserver, daemon, code server) on a free port, with the hub's
-instance from ``hub.dagster_home.prepare_dagster_home`` (run and event storage on
+instance from ``pipelines.instance.prepare_dagster_home`` (run and event storage on
 Postgres, in a storage database of this test's own). The run is launched through the
 webserver's GraphQL API, queued, dequeued by the daemon and executed by a run worker
 process; the test then reads the run's materialization metadata and asset check results
@@ -32,10 +32,10 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from connectors.sandbox_kit import RunningServer
-from connectors.sandbox_kit.server import free_port
-from hub.dagster_home import REPO_ROOT, prepare_dagster_home
+from connectors.kit.sandbox import RunningServer
+from connectors.kit.sandbox.server import free_port
 from hub.settings import Settings
+from pipelines.instance import REPO_ROOT, prepare_dagster_home
 from tests.conftest import rows, scalar
 from tests.dagster.support import HUB_ROWS, KINGDEE_STREAMS, SYNC_NUMBERS, erp_records
 
@@ -210,12 +210,12 @@ def test_erp_inbound_launched_in_the_ui_reports_its_numbers_and_checks_through_g
     location = ui.wait_until_loaded(STARTUP_TIMEOUT_S)
     (repository,) = location["locationOrLoadError"]["repositories"]
     assert {j["name"] for j in repository["jobs"]} >= {
-        "erp_inbound", "orders_to_erp", "receivables_to_crm", "todo_pushes", "directory_sync"}
+        "kingdee_inbound", "orders_to_erp", "receivables_to_crm", "todo_pushes", "wecom_inbound"}
 
     # when IT launches erp_inbound (pointing the run at the test's ERP sandbox)
     launched = ui.query(LAUNCH_RUN, params={
         "selector": {"repositoryLocationName": location["name"], "repositoryName": repository["name"],
-                     "jobName": "erp_inbound"},
+                     "jobName": "kingdee_inbound"},
         "runConfigData": {"resources": {"hub": {"config": {"sandbox_urls": {"kingdee": kingdee_sandbox.url}}}}},
     })["launchRun"]
     assert launched["__typename"] == "LaunchRunSuccess", launched
@@ -250,14 +250,14 @@ def test_erp_inbound_launched_in_the_ui_reports_its_numbers_and_checks_through_g
     # and every asset check it ran passed, the reconciliation with the database's total
     checks = {("/".join(e["evaluation"]["assetKey"]["path"]), e["evaluation"]["checkName"]): e["evaluation"]
               for e in events if e["__typename"] == "AssetCheckEvaluationEvent"}
-    assert set(checks) == {("kingdee/receivables", "kingdee_open_receivables_match"),
+    assert set(checks) == {("kingdee/receivables", "open_receivables_match"),
                            *((f"kingdee/{s}", "quarantine_growth") for s in KINGDEE_STREAMS)}
     assert {key for key, evaluation in checks.items() if not evaluation["success"]} == set()
     reconciliation = {m["label"]: entry_value(m)
-                      for m in checks[("kingdee/receivables", "kingdee_open_receivables_match")]["metadataEntries"]}
+                      for m in checks[("kingdee/receivables", "open_receivables_match")]["metadataEntries"]}
     assert reconciliation["mismatched"] == 0
-    assert reconciliation["hub_total"] == reconciliation["erp_total"] \
+    assert reconciliation["hub_total"] == reconciliation["source_total"] \
         == str(scalar(db, "SELECT sum(open_amount) FROM receivable"))
     # and all of it was done by that run's workers
     assert scalar(db, "SELECT count(DISTINCT actor) FROM audit_log WHERE system = 'kingdee' "
-                      "AND actor LIKE 'dagster:erp_inbound:%'") == 1
+                      "AND actor LIKE 'dagster:kingdee_inbound:%'") == 1

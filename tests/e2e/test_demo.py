@@ -21,13 +21,14 @@ def test_the_demo_runs_every_job_through_dagster_and_ends_with_a_profile(databas
     summary = run_demo(settings, console=Console(file=out, width=160), kingdee_scale=0.02)
 
     jobs = [j.job for j in summary.jobs]
-    assert jobs == ["erp_inbound", "orders_to_erp", "erp_inbound", "receivables_to_crm", "directory_sync",
+    assert jobs == ["kingdee_inbound", "orders_to_erp", "kingdee_inbound", "receivables_to_crm", "wecom_inbound",
                     "todo_pushes"]
     assert all(j.success for j in summary.jobs)
     assert all(c.passed for j in summary.jobs for c in j.checks if c.severity == "ERROR")
-    pushed = summary.jobs[1].assets["crm/orders_to_erp"]
+    pushed = summary.jobs[1].assets["kingdee/sales_order_push"]
     assert pushed["done"] == 40 and pushed["dead"] == 0
-    assert summary.jobs[5].assets["wecom/reminders"]["sent"] > 0
+    assert summary.jobs[5].assets["crm/reminders_due"]["wecom_queued"] > 0
+    assert summary.jobs[5].assets["wecom/reminder_push"]["done"] > 0
     text = out.getvalue()
     assert "应收 receivables" in text and "credit used" in text
     engine = sa.create_engine(database_url)

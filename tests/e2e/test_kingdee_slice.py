@@ -14,10 +14,10 @@ import pytest
 import sqlalchemy as sa
 
 from canonical_model.profile import customer_profile
-from hub.demo_data import load_crm_demo
-from hub.orders import approve_order
+from hub.demo.data import load_crm_demo
 from hub.registry import connector
-from hub.runtime import HubRuntime
+from hub.rules.orders import approve_order
+from hub.runtime import HubRuntime, load_sandbox
 from hub.settings import OutboxSettings
 from tests.conftest import rows, scalar
 
@@ -28,10 +28,8 @@ FAULT_KINDS_IN_TURN = ("drop_response", "http_500", "timeout", "auth_expired", "
 
 @pytest.fixture
 def hub(settings, db):
-    fast = settings.model_copy(update={
-        "outbox": OutboxSettings(max_attempts=10, backoff_initial_s=0.01, backoff_max_s=0.05, lease_s=60),
-        "kingdee": settings.kingdee.model_copy(update={"timeout_s": 1.0}),
-    })
+    fast = settings.with_connector("kingdee", timeout_s=1.0).model_copy(update={
+        "outbox": OutboxSettings(max_attempts=10, backoff_initial_s=0.01, backoff_max_s=0.05, lease_s=60)})
     runtime = HubRuntime(fast, db, actor="test")
     # a small seeded ERP (100 customers, 1,000 orders) instead of the default 2,000 / 20,000
     runtime.sandbox("kingdee", scale=0.05)
@@ -78,7 +76,7 @@ def test_receivables_in_profile_equal_the_erp_and_a_resync_writes_nothing(hub, d
 def test_500_approved_orders_reach_kingdee_exactly_once_while_every_fault_kind_strikes(hub, db):
     now = dt.datetime.now(dt.UTC)
     hub.sync("kingdee", "customers")
-    seed = connector("wecom").demo_seed()
+    seed = load_sandbox(connector("wecom")).demo_seed()  # type: ignore[misc]
     with db.begin() as conn:
         erp_customers = conn.execute(sa.text("SELECT canonical_id FROM external_identity WHERE system = 'kingdee' "
                                              "ORDER BY id LIMIT 20")).scalars().all()

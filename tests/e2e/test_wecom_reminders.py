@@ -12,10 +12,10 @@ import pytest
 import sqlalchemy as sa
 
 import connectors.wecom.client as wecom_client
-from hub.demo_data import load_crm_demo
+from hub.demo.data import load_crm_demo
 from hub.registry import connector
-from hub.reminders import ReminderPolicy, evaluate_reminders
-from hub.runtime import HubRuntime
+from hub.rules.reminders import ReminderPolicy, evaluate_reminders
+from hub.runtime import HubRuntime, load_sandbox
 from hub.settings import OutboxSettings
 from tests.conftest import rows, scalar
 
@@ -34,7 +34,7 @@ def hub(settings, db, monkeypatch):
 
 
 def test_directory_sync_attaches_wecom_ids_to_crm_users_without_duplicates(hub, db):
-    seed = connector("wecom").demo_seed()
+    seed = load_sandbox(connector("wecom")).demo_seed()  # type: ignore[misc]
     people = seed["people"]
     with db.begin() as conn:
         load_crm_demo(conn, people, seed["companies"], now=dt.datetime.now(dt.UTC), orders=0)
@@ -50,7 +50,7 @@ def test_directory_sync_attaches_wecom_ids_to_crm_users_without_duplicates(hub, 
 
 def test_300_due_tasks_are_each_delivered_exactly_once_per_recipient_despite_faults(hub, db):
     now = dt.datetime.now(dt.UTC)
-    seed = connector("wecom").demo_seed()
+    seed = load_sandbox(connector("wecom")).demo_seed()  # type: ignore[misc]
     with db.begin() as conn:
         load_crm_demo(conn, seed["people"], seed["companies"], now=now, orders=0)
     hub.sync("wecom", "directory")
@@ -133,7 +133,7 @@ def test_a_new_wecom_app_without_mobiles_still_links_every_crm_user_by_getuserid
     runtime = HubRuntime(settings, db, actor="test")
     try:
         runtime.sandbox("wecom", legacy_app=False)
-        seed = connector("wecom").demo_seed()
+        seed = load_sandbox(connector("wecom")).demo_seed()  # type: ignore[misc]
         with db.begin() as conn:
             load_crm_demo(conn, seed["people"], seed["companies"], now=dt.datetime.now(dt.UTC), orders=0)
             conn.execute(sa.text("INSERT INTO internal_user (name, mobile, source_system, external_id) VALUES "

@@ -7,6 +7,7 @@ import logging
 import pytest
 import sqlalchemy as sa
 
+from connectors.kingdee.settings import KingdeeSettings
 from hub.audit import AuditObserver, write_audit
 from hub.calls import ExternalCall
 from hub.errors import ConfigError
@@ -71,5 +72,5 @@ def test_the_config_file_supplies_non_secret_settings(tmp_path, monkeypatch):
     monkeypatch.setenv("HUB_CONFIG_FILE", str(config))
     monkeypatch.setenv("HUB_KINGDEE__PAGE_SIZE", "700")  # the environment wins over the file
     settings = Settings()
-    assert settings.kingdee.base_url == "https://erp.example.cn/k3cloud/"
-    assert settings.kingdee.page_size == 700
+    assert settings.connector("kingdee").base_url == "https://erp.example.cn/k3cloud/"
+    assert settings.connector("kingdee", KingdeeSettings).page_size == 700

@@ -16,6 +16,7 @@ runner = CliRunner(env={"COLUMNS": "200"})  # rich tables would truncate names a
 def env(db, monkeypatch):
     monkeypatch.setenv("HUB_DATABASE_URL", db.url)
     monkeypatch.setenv("HUB_DATABASE_SCHEMA", db.schema)
+    monkeypatch.setenv("HUB_SANDBOX", "1")
     return db
 
 

@@ -10,15 +10,15 @@ import time
 from pathlib import Path
 
 from hub.engine import sync_stream
-from hub.testing import RECEIVABLES, SyntheticSource
 from tests.conftest import rows, scalar
+from tests.support.synthetic import RECEIVABLES, SyntheticSource
 
 CHILD = """
 import sys, time
 from pathlib import Path
 from hub.database import open_database
 from hub.engine import sync_stream
-from hub.testing import CUSTOMERS, RECEIVABLES, SyntheticSource
+from tests.support.synthetic import CUSTOMERS, RECEIVABLES, SyntheticSource
 
 marker = Path(sys.argv[1])
 db = open_database()

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from hub.engine import sync_stream
-from hub.testing import CUSTOMERS, RECEIVABLES, SyntheticSource
 from tests.conftest import rows, scalar
+from tests.support.synthetic import CUSTOMERS, RECEIVABLES, SyntheticSource
 
 
 def test_first_sync_inserts_everything_and_a_resync_writes_nothing(db):
@@ -91,7 +91,7 @@ def test_the_all_new_fast_path_falls_back_to_a_merge_when_a_key_exists_after_all
     # given a receivable that another writer inserted after the engine looked the keys up
     import datetime as dt
 
-    from hub.bulk import merge_rows
+    from hub.engine.bulk import merge_rows
 
     cols = ["source_system", "external_id", "content_hash", "customer_id", "bill_number", "bill_date", "due_date",
             "currency", "amount", "open_amount"]
@@ -203,7 +203,7 @@ def test_pages_out_of_stamp_order_still_find_every_stored_bill(db):
 
 
 def test_the_stamp_range_lookup_answers_exactly_as_the_key_lookup_does(db):
-    from hub.targets import existing_hashes
+    from hub.engine.targets import existing_hashes
 
     source = SyntheticSource(customers=5, receivables=40, page_size=40)
     sync_stream(db, "synthetic", CUSTOMERS, source)

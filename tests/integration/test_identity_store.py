@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from canonical_model.schemas import CustomerRecord
+from canonical_model.records import CustomerRecord
 from hub.contracts import Page, StreamSpec
 from hub.engine import sync_stream
-from hub.testing import synthetic_credit_code
 from tests.conftest import rows, scalar
+from tests.support.synthetic import synthetic_credit_code
 
 
 def customer_stream(system: str) -> StreamSpec:
@@ -63,7 +63,7 @@ def test_unchanged_customers_cost_no_write_on_resync(db):
 
 
 def contact_stream() -> StreamSpec:
-    from canonical_model.schemas import ContactRecord
+    from canonical_model.records import ContactRecord
 
     def read(records: list[dict], cursor: str | None) -> Iterator[Page]:
         yield Page(records, None)

@@ -14,7 +14,7 @@ import pytest
 
 from hub.contracts import Attempt, WriteResult
 from hub.errors import PermanentError, RateLimitedError, RetryableError
-from hub.outbox import Dispatcher, enqueue, replay
+from hub.outbox import Dispatcher, effects, enqueue, replay
 from hub.settings import OutboxSettings
 from tests.conftest import rows, scalar
 
@@ -43,6 +43,10 @@ class LedgerWriter:
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
         self.recorded: list[str] = []
+        # what the domain rules would do with the outcome: here, note it
+        for writer_name in ("thing", "other"):
+            effects.register(writer_name, effects.EffectHandler(on_done=self.record_result,
+                                                                on_failed=self.record_failure))
 
     def find_existing(self, key, payload):
         count = self.ledger.effects.get(key)
@@ -62,10 +66,10 @@ class LedgerWriter:
             raise RetryableError("read timeout", system="ledger", operation="apply")
         return WriteResult(external_id=key, status="created")
 
-    def record_result(self, conn, payload, result):
+    def record_result(self, conn, kind, payload, result):
         self.recorded.append(result.external_id)
 
-    def record_failure(self, conn, payload, error):
+    def record_failure(self, conn, kind, payload, error, status):
         self.recorded.append(f"failed:{error}")
 
 

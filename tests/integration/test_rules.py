@@ -8,8 +8,8 @@ from decimal import Decimal
 import sqlalchemy as sa
 
 from connectors.wecom.writers import RecipientBudget
-from hub.collections_followup import evaluate_collection_tasks
-from hub.reminders import ReminderPolicy, evaluate_reminders
+from hub.rules.collections import evaluate_collection_tasks
+from hub.rules.reminders import ReminderPolicy, evaluate_reminders
 from tests.conftest import rows, scalar
 
 NOW = dt.datetime(2026, 11, 25, 2, 0, tzinfo=dt.UTC)

@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from wechatpy.enterprise.crypto import WeChatCrypto
 
-from connectors.chat_crypto import (
+from connectors.kit.crypto import (
     BadPaddingError,
     CallbackCrypto,
     MalformedCiphertextError,

@@ -18,7 +18,7 @@ from hub.identity import (
     normalize_mobile,
     resolve_customer,
 )
-from hub.testing import synthetic_credit_code
+from tests.support.synthetic import synthetic_credit_code
 
 # Codes published on real business licences (public registration data).
 REAL_CODES = ["91350100M000100Y43", "91110000802100433B", "91440300708461136T", "9144030071526726XG"]

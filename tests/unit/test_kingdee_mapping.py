@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from canonical_model.records import MappingError
 from connectors.kingdee import mapping
-from hub.contracts import MappingError
 
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))
 

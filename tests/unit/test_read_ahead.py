@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from hub.contracts import Page
-from hub.engine import read_ahead
+from hub.engine.sync import read_ahead
 
 
 def pages(n: int, fail_at: int | None = None):

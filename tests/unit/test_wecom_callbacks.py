@@ -11,8 +11,8 @@ import httpx
 import pytest
 from wechatpy.enterprise.crypto import WeChatCrypto
 
-from connectors.chat_crypto import wecom_crypto
-from connectors.sandbox_kit import serve_in_thread
+from connectors.kit.crypto import wecom_crypto
+from connectors.kit.sandbox import serve_in_thread
 from connectors.wecom.callbacks import create_callback_app, parse_xml
 from connectors.wecom.sandbox import (
     SANDBOX_CALLBACK_TOKEN,

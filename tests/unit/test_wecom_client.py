@@ -12,7 +12,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from connectors.sandbox_kit import serve_in_thread
+from connectors.kit.sandbox import serve_in_thread
 from connectors.wecom.client import SendOutcome, WeComClient, clean_errmsg
 from connectors.wecom.sandbox import (
     SANDBOX_AGENT_ID,

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from canonical_model.records import MappingError
 from connectors.wecom.mapping import (
     DEPARTMENTS_KEY,
     ReminderTask,
@@ -20,7 +21,6 @@ from connectors.wecom.mapping import (
     normalize_mobile,
     truncate_utf8,
 )
-from hub.contracts import MappingError
 
 DEPARTMENTS = {
     "1": {"name": "星河精工仪器有限公司", "parentid": 0, "department_leader": ["liusiyuan"]},

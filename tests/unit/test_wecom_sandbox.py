@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from connectors.sandbox_kit import serve_in_thread
+from connectors.kit.sandbox import serve_in_thread
 from connectors.wecom.sandbox import (
     SANDBOX_AGENT_ID,
     SANDBOX_CORP_ID,

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from connectors.sandbox_kit import serve_in_thread
+from canonical_model.records import MappingError
+from connectors.kit.sandbox import serve_in_thread
 from connectors.wecom.client import WeComClient
 from connectors.wecom.sandbox import (
     SANDBOX_AGENT_ID,
@@ -19,7 +20,6 @@ from connectors.wecom.sandbox import (
     make_sandbox,
 )
 from connectors.wecom.streams import DIRECTORY, EXTERNAL_CONTACTS, PAGE_SIZE, STREAMS
-from hub.contracts import MappingError
 
 
 @pytest.fixture(scope="module", autouse=True)

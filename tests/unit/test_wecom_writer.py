@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from connectors.sandbox_kit import serve_in_thread
+from connectors.kit.sandbox import serve_in_thread
 from connectors.wecom.client import WeComClient
 from connectors.wecom.mapping import ReminderTask, build_reminder_card
 from connectors.wecom.sandbox import (

@@ -23,7 +23,6 @@ from zoneinfo import ZoneInfo
 import pytest
 import sqlalchemy as sa
 from fastapi import FastAPI
-from pydantic import SecretStr
 
 with warnings.catch_warnings():
     # Starlette nags about httpx on import; the project pins httpx, not httpx2.
@@ -31,11 +30,11 @@ with warnings.catch_warnings():
     from starlette.testclient import TestClient
 
 from hub.database import Database, create_db_engine
-from hub.demo_data import demo_credit_code, load_crm_demo
+from hub.demo.data import demo_credit_code, load_crm_demo
 from hub.identity import normalize_company_name
 from hub.registry import connector
-from hub.runtime import HubRuntime
-from hub.settings import Settings, WeComSettings
+from hub.runtime import HubRuntime, load_sandbox
+from hub.settings import Settings
 from hub.web import create_web_app
 
 # Rendering it anywhere would be a leak; the tests look for it in every answer.
@@ -151,8 +150,8 @@ def web_data(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
     """The session's read-only data set (see the module docstring)."""
     schema = f"t_web_{secrets.token_hex(4)}"
     settings = Settings(database_url=database_url, database_schema=schema,  # type: ignore[arg-type]
-                        home=tmp_path_factory.mktemp("web-home"),
-                        wecom=WeComSettings(callback_token=SecretStr(CALLBACK_TOKEN)))
+                        home=tmp_path_factory.mktemp("web-home"), sandbox=True,
+                        connectors={"wecom": {"callback_token": CALLBACK_TOKEN}})
     db = Database(create_db_engine(database_url, schema), schema, database_url)
     db.upgrade()
     runtime = HubRuntime(settings, db, actor="test")
@@ -160,7 +159,7 @@ def web_data(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
         runtime.sandbox("kingdee", scale=0.01)  # 20 customers, ~100 receivables: enough, and fast
         runtime.sync("kingdee")
         today = dt.datetime.now(SHANGHAI).date()
-        seed = connector("wecom").demo_seed()
+        seed = load_sandbox(connector("wecom")).demo_seed()  # type: ignore[misc]
         with db.begin() as conn:
             erp_ids = conn.execute(sa.text("SELECT id FROM customer ORDER BY id")).scalars().all()
             load_crm_demo(conn, seed["people"], seed["companies"], now=dt.datetime.now(dt.UTC),

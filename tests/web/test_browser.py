@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from connectors.sandbox_kit import serve_in_thread
+from connectors.kit.sandbox import serve_in_thread
 
 pytestmark = pytest.mark.e2e  # starts a server (and a browser)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from hub.demo_data import demo_credit_code
+from hub.demo.data import demo_credit_code
 from tests.web.pagescan import scan
 
 

@@ -1,7 +1,7 @@
 """WeCom's callbacks through the web app over real HTTP: accepted, forged, replayed, stale.
 
 WeCom's side is played by the sandbox's :class:`CallbackDriver` (and, for the replay,
-by :mod:`connectors.chat_crypto` directly, to resend the very same bytes).
+by :mod:`connectors.kit.crypto` directly, to resend the very same bytes).
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import pytest
 import sqlalchemy as sa
 from pydantic import SecretStr
 
-from connectors.chat_crypto import wecom_crypto
-from connectors.sandbox_kit import serve_in_thread
+from connectors.kit.crypto import wecom_crypto
+from connectors.kit.sandbox import serve_in_thread
 from connectors.wecom.sandbox import (
     SANDBOX_AGENT_ID,
     SANDBOX_CALLBACK_TOKEN,
@@ -27,7 +27,6 @@ from connectors.wecom.sandbox import (
     CallbackDriver,
 )
 from connectors.wecom.sandbox.callbacks import event_xml
-from hub.settings import WeComSettings
 from hub.web import create_web_app
 from tests.conftest import rows, scalar
 from tests.web.pagescan import scan
@@ -137,9 +136,9 @@ def test_stale_timestamp_is_refused(db, people, served):
 
 def test_real_tenant_uses_its_own_callback_settings_and_none_means_no_receiver(db, settings):
     aes_key = base64.b64encode(os.urandom(32)).decode("ascii").rstrip("=")
-    tenant = settings.model_copy(update={"wecom": WeComSettings(
-        base_url="https://qyapi.weixin.qq.com", corp_id="ww0123456789abcdef",
-        callback_token=SecretStr("tenant-token"), callback_aes_key=SecretStr(aes_key))})
+    tenant = settings.with_connector(
+        "wecom", base_url="https://qyapi.weixin.qq.com", corp_id="ww0123456789abcdef",
+        callback_token=SecretStr("tenant-token"), callback_aes_key=SecretStr(aes_key))
     with serve_in_thread(create_web_app(db, tenant)) as server:
         url = server.url + PATH
         with CallbackDriver(url, token="tenant-token", encoding_aes_key=aes_key, corp_id="ww0123456789abcdef",
@@ -148,7 +147,8 @@ def test_real_tenant_uses_its_own_callback_settings_and_none_means_no_receiver(d
             assert wecom.external_contact_event("add_external_contact", "zhangsan", "wmX").statuses == [200]
         with CallbackDriver(url, retries=0) as sandbox:  # the sandbox's credentials are not this tenant's
             assert sandbox.external_contact_event("add_external_contact", "zhangsan", "wmX").statuses == [403]
-    unconfigured = settings.model_copy(update={"wecom": WeComSettings(base_url="https://qyapi.weixin.qq.com")})
+    unconfigured = settings.with_connector("wecom", base_url="https://qyapi.weixin.qq.com", callback_token=None,
+                                           callback_aes_key=None)
     with serve_in_thread(create_web_app(db, unconfigured)) as server, httpx.Client(base_url=server.url) as http:
         assert http.post(PATH, content=b"<xml/>").status_code == 404
 

@@ -11,18 +11,38 @@ The official SDK ``k3cloud_webapi_sdk`` works against it unchanged but for the b
 (``http://127.0.0.1:<port>/k3cloud/``) and the credentials in :data:`SANDBOX_CREDENTIALS`.
 """
 
+from pydantic import SecretStr
+
 from connectors.kingdee.sandbox.app import KingdeeSandbox, create_app
 from connectors.kingdee.sandbox.auth import SANDBOX_CREDENTIALS, SandboxCredentials
 from connectors.kingdee.sandbox.seed import ORG_NUMBER, SeedStats, seed_state
 from connectors.kingdee.sandbox.state import KingdeeState
+from connectors.kingdee.settings import KingdeeSettings
+from connectors.kit.sandbox import serve_in_thread
+from hub.contracts import SandboxSpec
+
+
+def client_settings(url: str, base: KingdeeSettings) -> KingdeeSettings:
+    """``base`` pointed at a sandbox serving at ``url``, with the sandbox's credentials."""
+    creds = SANDBOX_CREDENTIALS
+    return base.model_copy(update={
+        "base_url": url.rstrip("/") + "/k3cloud/", "acct_id": creds.acct_id, "username": creds.username,
+        "app_id": creds.app_id, "app_secret": SecretStr(creds.app_secret), "auth_mode": "signed",
+    })
+
+
+SANDBOX: SandboxSpec[KingdeeSettings] = SandboxSpec(
+    create_app=create_app, serve=serve_in_thread, client_settings=client_settings)
 
 __all__ = [
     "ORG_NUMBER",
+    "SANDBOX",
     "SANDBOX_CREDENTIALS",
     "KingdeeSandbox",
     "KingdeeState",
     "SandboxCredentials",
     "SeedStats",
+    "client_settings",
     "create_app",
     "seed_state",
 ]

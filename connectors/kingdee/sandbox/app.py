@@ -9,7 +9,7 @@ Wire behaviour:
   ``{"parameters": [formid, "<json>"]}`` (§1.1).
 - HTTP 200 with JSON for every business outcome; HTTP 5xx and ``response_error:`` bodies only
   from injected faults (§3.2).
-- Faults (``connectors.sandbox_kit.FaultPlan``, operation = lower-case method name, e.g.
+- Faults (``connectors.kit.sandbox.FaultPlan``, operation = lower-case method name, e.g.
   ``save``): ``latency`` sleeps; ``http_500`` → HTTP 500; ``timeout`` sleeps ``timeout_s`` then
   HTTP 500; ``auth_expired`` drops every session first; ``rate_limit`` → HTTP 503 with a
   ``response_error:`` body (Kingdee has no rate-limit code: overload shows as timeouts and
@@ -57,7 +57,7 @@ from connectors.kingdee.sandbox.state import (
     session_lost_envelope,
     wrapped_query_error,
 )
-from connectors.sandbox_kit import FaultPlan
+from connectors.kit.sandbox import FaultPlan
 
 _STUB = re.compile(r"^(?:.*/)?(?P<stub>[A-Za-z0-9_.]+)\.common\.kdsvc$", re.IGNORECASE)
 QUERY_METHODS = frozenset({"executebillquery", "billquery"})

@@ -5,7 +5,7 @@
         client.execute_bill_query("BD_Customer", ["FNumber"], limit=5)
         sandbox.state.snapshot("SAL_SaleOrder", "XSDD000001")
 
-The sandbox runs in-process (``connectors.sandbox_kit.serve_in_thread``), so its state stays
+The sandbox runs in-process (``connectors.kit.sandbox.serve_in_thread``), so its state stays
 inspectable from the test while the client talks real HTTP to it.
 """
 
@@ -23,7 +23,7 @@ from connectors.kingdee.client import AuthMode, KingdeeClient
 from connectors.kingdee.sandbox.app import KingdeeSandbox, create_app
 from connectors.kingdee.sandbox.auth import SANDBOX_CREDENTIALS
 from connectors.kingdee.sandbox.state import KingdeeState
-from connectors.sandbox_kit import FaultPlan, RunningServer, serve_in_thread
+from connectors.kit.sandbox import FaultPlan, RunningServer, serve_in_thread
 from hub.calls import CallObserver, ignore_call
 
 TEST_TODAY = dt.date(2025, 6, 30)  # a fixed sandbox date keeps seeded data identical across runs

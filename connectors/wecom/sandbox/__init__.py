@@ -14,8 +14,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import SecretStr
 from starlette.applications import Starlette
 
+from connectors.kit.sandbox import serve_in_thread
 from connectors.wecom.sandbox.app import create_app
 from connectors.wecom.sandbox.callbacks import CallbackDriver, Delivery
 from connectors.wecom.sandbox.credentials import (
@@ -38,6 +40,8 @@ from connectors.wecom.sandbox.seed import (
     demo_external_contacts,
 )
 from connectors.wecom.sandbox.state import SentMessage, WeComApiError, WeComState
+from connectors.wecom.settings import WeComSettings
+from hub.contracts import SandboxSpec
 
 
 def make_sandbox(**options: Any) -> Starlette:
@@ -47,8 +51,38 @@ def make_sandbox(**options: Any) -> Starlette:
     return create_app(**settings)
 
 
+def client_settings(url: str, base: WeComSettings) -> WeComSettings:
+    """``base`` pointed at a sandbox serving at ``url``, with the sandbox's credentials (the
+    callback token and AES key too, unless set: a test may give the receiver its own)."""
+    return base.model_copy(update={
+        "base_url": url, "corp_id": SANDBOX_CORP_ID, "secret": SecretStr(SANDBOX_SECRET),
+        "agent_id": SANDBOX_AGENT_ID,
+        "callback_token": base.callback_token or SecretStr(SANDBOX_CALLBACK_TOKEN),
+        "callback_aes_key": base.callback_aes_key or SecretStr(SANDBOX_ENCODING_AES_KEY),
+    })
+
+
+def demo_seed() -> dict[str, list[dict[str, Any]]]:
+    """The sandbox directory's people and its customers' companies, as the CRM demo holds them."""
+    users = demo_directory()
+    by_id = {u.userid: u for u in users}
+    people = [
+        {"crm_id": f"crm-{u.userid}", "name": u.name, "mobile": u.mobile, "email": u.email,
+         "department": u.department, "title": u.position,
+         "manager_crm_id": f"crm-{u.manager_userid}" if u.manager_userid in by_id else None,
+         "is_sales_rep": u.is_sales_rep}
+        for u in users
+    ]
+    companies = [{"name": c.full_name, "city": c.city, "region": c.region} for c in demo_customer_companies()]
+    return {"people": people, "companies": companies}
+
+
+SANDBOX: SandboxSpec[WeComSettings] = SandboxSpec(
+    create_app=make_sandbox, serve=serve_in_thread, client_settings=client_settings, demo_seed=demo_seed)
+
 __all__ = [
     "DEFAULT_SEED",
+    "SANDBOX",
     "SANDBOX_AGENT_ID",
     "SANDBOX_CALLBACK_TOKEN",
     "SANDBOX_CORP_ID",
@@ -64,10 +98,12 @@ __all__ = [
     "SentMessage",
     "WeComApiError",
     "WeComState",
+    "client_settings",
     "create_app",
     "demo_customer_companies",
     "demo_departments",
     "demo_directory",
     "demo_external_contacts",
+    "demo_seed",
     "make_sandbox",
 ]

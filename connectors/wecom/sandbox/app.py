@@ -6,7 +6,7 @@ Wire rules (reference/messaging-apis.md §1.1, §3):
 - POST bodies parsed as JSON whatever the Content-Type (wechatpy sends none, §1.6);
 - business errors are HTTP 200 with an int ``errcode`` and an errmsg shaped like the real
   one (``"<text>, hint: [<id>], from ip: <ip>, more info at <url>?e=<code>"``);
-- faults from :class:`~connectors.sandbox_kit.FaultPlan` become WeCom wire behaviour:
+- faults from :class:`~connectors.kit.sandbox.FaultPlan` become WeCom wire behaviour:
   ``auth_expired`` expires every token (42001), ``busy`` → errcode -1, ``rate_limit`` →
   45009, ``http_500`` → HTTP 500, ``timeout`` → sleep ``timeout_s`` then 504,
   ``drop_response`` → apply the request then HTTP 504 with an empty body, ``latency`` →
@@ -32,7 +32,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from connectors.sandbox_kit import FaultPlan
+from connectors.kit.sandbox import FaultPlan
 from connectors.wecom.sandbox.seed import DEFAULT_SEED, ROOT_DEPARTMENT_ID
 from connectors.wecom.sandbox.state import ERRMSG, OPERATIONS, WeComApiError, WeComState
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from connectors.chat_crypto import CallbackCrypto, wecom_crypto
+from connectors.kit.crypto import CallbackCrypto, wecom_crypto
 from connectors.wecom.sandbox.credentials import (
     SANDBOX_AGENT_ID,
     SANDBOX_CALLBACK_TOKEN,

@@ -5,7 +5,7 @@ is the same for all of them (switchable faults, starting on a free port) lives h
 that it is written once.
 """
 
-from connectors.sandbox_kit.faults import FAULT_KINDS, FaultPlan
-from connectors.sandbox_kit.server import RunningServer, serve_in_thread
+from connectors.kit.sandbox.faults import FAULT_KINDS, FaultPlan
+from connectors.kit.sandbox.server import RunningServer, serve_in_thread
 
 __all__ = ["FAULT_KINDS", "FaultPlan", "RunningServer", "serve_in_thread"]

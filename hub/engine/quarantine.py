@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from pydantic import ValidationError
 from sqlalchemy.engine import Connection
 
-from hub.bulk import content_hash
+from hub.engine.bulk import content_hash
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,21 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+
+RawRecord = dict[str, Any]  # one source record as a connector read it (JSON-like)
+
+
+class MappingError(ValueError):
+    """A source record cannot become a canonical record; the message is the reason.
+
+    Raised by pure mappings (``connectors/<system>/mapping.py``); the engine quarantines
+    the raw record with this message as the reason, so it must name the field and say
+    what is wrong in words a person can act on.
+    """
+
 
 # Currencies the hub accepts; an ERP amount in anything else is quarantined rather
 # than summed into a CNY total by mistake.
@@ -161,6 +173,8 @@ __all__ = [
     "ContactRecord",
     "CustomerRecord",
     "InternalUserRecord",
+    "MappingError",
+    "RawRecord",
     "ReceiptRecord",
     "ReceivableRecord",
     "SalesOrderLineRecord",

@@ -1,7 +1,7 @@
 """Linking CRM users to their chat-directory accounts before a directory sync.
 
 Directory sync matches CRM users by the directory's own id, then mobile, then e-mail
-(``hub.targets.upsert_internal_users``). But WeCom apps created since 2022-06-20 get no
+(``hub.engine.targets.upsert_internal_users``). But WeCom apps created since 2022-06-20 get no
 mobile or e-mail from ``user/get`` (messaging-apis.md §1.2), so nothing would match and
 every salesperson would appear twice. Before syncing, the hub therefore asks the platform
 for the account of each CRM user who has a mobile and no account yet (WeCom
@@ -15,14 +15,21 @@ when misses exceed 20 % of the seat count, so a miss is remembered on the user
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 
 from hub.audit import write_audit
+from hub.contracts import ConnectorSpec
 from hub.database import Database
-from hub.targets import USER_ID_COLUMN
+from hub.engine.targets import user_id_column
+from hub.runtime import HubRuntime, before_stream
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -40,7 +47,9 @@ def link_users_by_mobile(
     retry_after: dt.timedelta = dt.timedelta(days=7), limit: int = 500,
 ) -> LinkCounts:
     """Give CRM users without an account on ``system`` the account their mobile has."""
-    column = USER_ID_COLUMN[system]
+    column = user_id_column(system)
+    if column is None:
+        raise ValueError(f"{system} is not a chat directory")
     counts = LinkCounts()
     with db.begin() as conn:
         candidates = conn.execute(sa.text(
@@ -68,3 +77,15 @@ def link_users_by_mobile(
                          {"a": account, "id": user_id})
             counts.linked += 1
     return counts
+
+
+def link_before_directory_sync(runtime: HubRuntime, spec: ConnectorSpec[Any, Any], client: Any) -> None:
+    """Before a chat directory's users are synced: link CRM users by mobile (see the module doc)."""
+    if spec.chat is None or spec.chat.account_by_mobile is None:
+        return
+    linked = link_users_by_mobile(runtime.db, spec.system, functools.partial(spec.chat.account_by_mobile, client))
+    log.info("%s: linked %d CRM user(s) by mobile before the directory sync (%d asked, %d missed)",
+             spec.system, linked.linked, linked.asked, linked.missed)
+
+
+before_stream("internal_user", link_before_directory_sync)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from canonical_model.schemas import CustomerRecord, ReceivableRecord
+from canonical_model.records import CustomerRecord, ReceivableRecord
 from hub.contracts import MappingError, Page, RawRecord, StreamSpec
 from hub.identity import credit_code_check_char
 

@@ -15,8 +15,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from hub.contracts import WriteResult
 from hub.errors import NotFoundError
-from hub.outbox import enqueue
+from hub.outbox import effects, enqueue
 
 
 def order_payload(conn: Connection, order_id: int, erp_system: str) -> dict[str, Any]:
@@ -82,3 +83,20 @@ def record_erp_failure(conn: Connection, order_id: int, error: Exception) -> Non
     """Show a permanent failure / dead letter on the CRM order so sales can see it."""
     conn.execute(sa.text("UPDATE sales_order SET erp_error = :err, status = 'erp_failed' WHERE id = :id"),
                  {"err": str(error)[:1000], "id": order_id})
+
+
+def _order_pushed(conn: Connection, kind: str, payload: dict[str, Any], result: WriteResult) -> None:
+    """Outbox effect handler: the ERP bill number and status onto the CRM order; the ERP
+    customer number the writer used (or created) linked to the golden customer."""
+    customer = payload.get("customer")
+    customer = customer if isinstance(customer, dict) else {}
+    record_erp_result(conn, int(payload["order_id"]), kind.partition(".")[0], result.external_id, result.status,
+                      customer_number=result.detail.get("customer_number"), customer_id=customer.get("id"))
+
+
+def _order_push_failed(conn: Connection, kind: str, payload: dict[str, Any], error: Exception, status: str) -> None:
+    """Outbox effect handler: a refused or dead-lettered push shows on the CRM order."""
+    record_erp_failure(conn, int(payload["order_id"]), error)
+
+
+effects.register("sales_order", effects.EffectHandler(on_done=_order_pushed, on_failed=_order_push_failed))

@@ -25,9 +25,14 @@ from hub.database import dagster_storage_url, resolve_url
 from hub.settings import Settings
 
 DAGSTER_DATABASE = "dagster"
-# At most this many concurrent runs per external system (one dispatcher per WeCom app
-# keeps the per-member message budget exact; Kingdee servers show overload as timeouts).
-SYSTEM_CONCURRENCY = {"kingdee": 1, "wecom": 1}
+
+
+def system_concurrency() -> dict[str, int]:
+    """At most one concurrent run per ``hub/system`` tag value of the hub's jobs: ERP
+    servers show overload as timeouts, and chat platforms count their limits per app."""
+    from pipelines.jobs import build_jobs, system_tag_values
+
+    return {value: 1 for value in sorted(system_tag_values(build_jobs()))}
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -55,7 +60,7 @@ def instance_yaml(storage_url: str) -> str:
     """dagster.yaml text: Postgres storage, queued runs with per-system limits, no telemetry."""
     limits = "\n".join(
         f'    - key: "hub/system"\n      value: "{system}"\n      limit: {limit}'
-        for system, limit in SYSTEM_CONCURRENCY.items()
+        for system, limit in system_concurrency().items()
     )
     return (
         "storage:\n  postgres:\n    postgres_url:\n      env: HUB_DAGSTER_STORAGE_URL\n"
@@ -85,6 +90,8 @@ def prepare_dagster_home(settings: Settings, *, storage_database: str = DAGSTER_
         "HUB_DATABASE_URL": hub_url, "HUB_DATABASE_SCHEMA": settings.database_schema,
         "HUB_HOME": str(settings.home),
     }
+    if settings.sandbox:
+        env["HUB_SANDBOX"] = "1"
     return home, env
 
 

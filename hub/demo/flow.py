@@ -1,15 +1,15 @@
 """`hub demo` / `make demo`: the main flow end to end through the Dagster jobs, in process.
 
 1. a fresh ``hub_demo`` schema, migrated;
-2. ERP inbound (job ``erp_inbound``): Kingdee customers, sales orders, receivables and
+2. ERP inbound (job ``kingdee_inbound``): Kingdee customers, sales orders, receivables and
    receipts into the store;
 3. the CRM demo data set (sales team, customers, orders, to-dos) on top;
 4. CRM orders approved → outbox → Kingdee sales orders (job ``orders_to_erp``), while the
    sandbox injects faults (lost responses, HTTP 500, expired sessions): each order lands
    exactly once;
-5. read-back (job ``erp_inbound`` again): the pushed orders come in again without echoing out;
+5. read-back (job ``kingdee_inbound`` again): the pushed orders come in again without echoing out;
 6. overdue receivables become collection tasks (job ``receivables_to_crm``);
-7. WeCom directory sync (job ``directory_sync``), then due reminders pushed to salespeople
+7. WeCom directory sync (job ``wecom_inbound``), then due reminders pushed to salespeople
    and managers (job ``todo_pushes``) while WeCom misbehaves;
 8. one customer's 360° profile.
 
@@ -33,9 +33,11 @@ from pydantic import SecretStr
 from rich.console import Console
 from rich.table import Table
 
-from hub.demo_data import load_crm_demo
-from hub.orders import approve_order
-from hub.runtime import HubRuntime
+import hub.rules  # noqa: F401  (outbox effect handlers and sync hooks)
+from hub.demo.data import load_crm_demo
+from hub.registry import systems
+from hub.rules.orders import approve_order
+from hub.runtime import HubRuntime, load_sandbox
 from hub.settings import Settings
 
 if TYPE_CHECKING:
@@ -89,7 +91,7 @@ class DemoJobs:
         from pipelines.resources import HubResource
 
         # the demo's own sandboxes, shared by every run (a run would otherwise start its own)
-        sandbox_urls = {s: hub.sandbox(s).url for s in ("kingdee", "wecom") if hub.uses_sandbox(s)}
+        sandbox_urls = {s: hub.sandbox(s).url for s in systems() if hub.uses_sandbox(s)}
         # the database as this process resolved it (the embedded server is not joined again per run)
         settings = hub.settings.model_copy(update={"database_url": SecretStr(hub.db.url)})
         self.defs: Definitions = build_definitions(HubResource.from_settings(settings, sandbox_urls=sandbox_urls))
@@ -124,7 +126,7 @@ def run_demo(settings: Settings, *, fresh: bool = True, console: Console | None 
 
     console = console or Console()
     settings = settings.model_copy(update={
-        "database_schema": DEMO_SCHEMA,
+        "database_schema": DEMO_SCHEMA, "sandbox": True,
         "outbox": settings.outbox.model_copy(update={"backoff_initial_s": 0.05, "backoff_max_s": 0.5}),
     })
     summary = DemoSummary()
@@ -141,7 +143,7 @@ def run_demo(settings: Settings, *, fresh: bool = True, console: Console | None 
             hub.sandbox("kingdee", scale=kingdee_scale)
         jobs = DemoJobs(hub, console, summary)
         try:
-            jobs.run("ERP → hub", "erp_inbound")
+            jobs.run("ERP → hub", "kingdee_inbound")
 
             with hub.db.begin() as conn:
                 present = conn.execute(sa.text("SELECT count(*) FROM internal_user WHERE source_system = 'crm'")
@@ -152,7 +154,7 @@ def run_demo(settings: Settings, *, fresh: bool = True, console: Console | None 
                     erp_customers = conn.execute(sa.text(
                         "SELECT DISTINCT r.customer_id FROM receivable r WHERE r.open_amount > 0 ORDER BY 1 LIMIT 12")
                     ).scalars().all()
-                    seed_source = hub.spec("wecom").demo_seed
+                    seed_source = load_sandbox(hub.spec("wecom")).demo_seed if hub.uses_sandbox("wecom") else None
                     seed = seed_source() if seed_source else {"people": [], "companies": []}
                     loaded = load_crm_demo(conn, seed["people"], seed["companies"], now=now,
                                            erp_customer_ids=list(erp_customers))
@@ -170,11 +172,11 @@ def run_demo(settings: Settings, *, fresh: bool = True, console: Console | None 
                 console.print("[bold]Kingdee sandbox:[/] will drop up to 8 save responses, answer 2 saves with "
                               "HTTP 500 and expire the session once")
             jobs.run("CRM → ERP", "orders_to_erp",
-                     op_config("crm/orders_to_erp", wait_for_retries_s=WAIT_FOR_RETRIES_S))
+                     op_config("kingdee/sales_order_push", wait_for_retries_s=WAIT_FOR_RETRIES_S))
             if hub.uses_sandbox("kingdee"):
                 hub.sandbox("kingdee").app.state.faults.clear()
 
-            jobs.run("ERP → hub (read-back of the pushed orders)", "erp_inbound")
+            jobs.run("ERP → hub (read-back of the pushed orders)", "kingdee_inbound")
             with hub.db.begin() as conn:
                 echoes = conn.execute(sa.text(
                     "SELECT count(*) FROM outbox WHERE kind = 'kingdee.sales_order' AND payload->>'order_id' IN "
@@ -183,13 +185,14 @@ def run_demo(settings: Settings, *, fresh: bool = True, console: Console | None 
             console.print(f"[bold]read-back:[/] ERP orders pushed back to the ERP (echoes): {echoes}")
 
             jobs.run("ERP → CRM", "receivables_to_crm")
-            jobs.run("chat → hub", "directory_sync")
+            jobs.run("chat → hub", "wecom_inbound")
             if hub.uses_sandbox("wecom"):
                 wecom_plan = hub.sandbox("wecom").app.state.faults
                 wecom_plan.arm("auth_expired", times=1)
                 wecom_plan.arm("drop_response", times=2, operations=["message/send"])
                 console.print("[bold]WeCom sandbox:[/] will expire the token once and drop 2 send responses")
-            jobs.run("hub → WeCom", "todo_pushes", op_config("wecom/reminders", wait_for_retries_s=WAIT_FOR_RETRIES_S))
+            jobs.run("hub → WeCom", "todo_pushes",
+                     op_config("wecom/reminder_push", wait_for_retries_s=WAIT_FOR_RETRIES_S))
         finally:
             jobs.close()
         _print_featured_profile(hub, console)

@@ -1,8 +1,4 @@
-"""The outbox: outbound effects committed with the domain change, dispatched exactly once.
-
-Enqueue (:func:`enqueue`) runs inside the caller's transaction, so "order approved"
-and "send it to the ERP" commit together or not at all; the idempotency key is
-unique, so enqueueing twice is harmless.
+"""The outbox dispatcher: claims ready rows and drives them through the connectors' writers.
 
 A :class:`Dispatcher` claims ready rows with ``FOR UPDATE SKIP LOCKED`` (any number of
 dispatchers, in threads, processes or machines, can share the table), calls the
@@ -19,8 +15,9 @@ attempts used up        status ``dead`` (a dead letter), replayable
 
 When the outcome of an earlier attempt is unknown (timeout, dropped response, a
 dispatcher that died holding the row), the writer's ``find_existing`` runs first and
-an earlier write is *adopted* instead of repeated. ``replay`` requeues dead letters
-with the outcome marked unknown for the same reason: a replay never creates a twin.
+an earlier write is *adopted* instead of repeated. What an outcome changes in the
+canonical store is decided by the handler registered for the kind's writer name
+(:mod:`hub.outbox.effects`), in the transaction that completes the row.
 """
 
 from __future__ import annotations
@@ -40,23 +37,11 @@ from tenacity import RetryCallState, wait_exponential_jitter
 from hub.audit import write_audit
 from hub.contracts import Attempt, Writer, WriteResult
 from hub.database import Database
-from hub.errors import ConnectorError, NotFoundError, PermanentError, RateLimitedError, RetryableError
+from hub.errors import ConnectorError, PermanentError, RateLimitedError, RetryableError
+from hub.outbox import effects
 from hub.settings import OutboxSettings
 
 log = logging.getLogger(__name__)
-
-
-def enqueue(conn: Connection, kind: str, key: str, payload: dict[str, Any], *, max_attempts: int = 6) -> int | None:
-    """Add an effect to the outbox in the caller's transaction; None if the key exists."""
-    return conn.execute(
-        sa.text(
-            "INSERT INTO outbox (kind, idempotency_key, payload, max_attempts) "
-            "VALUES (:kind, :key, CAST(:payload AS jsonb), :max) ON CONFLICT (idempotency_key) DO NOTHING "
-            "RETURNING id"
-        ),
-        {"kind": kind, "key": key, "payload": json.dumps(payload, ensure_ascii=False, default=str),
-         "max": max_attempts},
-    ).scalar()
 
 
 @dataclass(frozen=True)
@@ -108,8 +93,9 @@ class Dispatcher:
         )
 
     def writer(self, kind: str) -> Writer:
-        """The (cached) writer for ``kind``."""
+        """The (cached) writer for ``kind``; refused when no effect handler is registered."""
         if kind not in self._writers:
+            effects.handler_for(kind)
             self._writers[kind] = self._writer_for(kind)
         return self._writers[kind]
 
@@ -170,7 +156,7 @@ class Dispatcher:
         with self.db.begin() as conn:
             if not self._still_mine(conn, item):
                 return
-            writer.record_result(conn, item.payload, result)
+            effects.handler_for(item.kind).on_done(conn, item.kind, item.payload, result)
             conn.execute(
                 sa.text("UPDATE outbox SET status = 'done', result = CAST(:result AS jsonb), completed_at = now(), "
                         "locked_by = NULL, locked_until = NULL, last_error = NULL, updated_at = now() "
@@ -187,7 +173,7 @@ class Dispatcher:
         with self.db.begin() as conn:
             if not self._still_mine(conn, item):
                 return
-            writer.record_failure(conn, item.payload, exc)
+            effects.handler_for(item.kind).on_failed(conn, item.kind, item.payload, exc, status)
             conn.execute(
                 sa.text("UPDATE outbox SET status = :status, last_error = :err, completed_at = now(), "
                         "locked_by = NULL, locked_until = NULL, updated_at = now() WHERE id = :id"),
@@ -274,44 +260,4 @@ class Dispatcher:
         return None if value is None else float(value)
 
 
-def dead_letters(conn: Connection, *, include_failed: bool = True, limit: int = 200) -> list[Any]:
-    """Dead (and, by default, permanently failed) outbox rows, oldest first."""
-    statuses = ["dead", "failed"] if include_failed else ["dead"]
-    return list(conn.execute(
-        sa.text("SELECT id, kind, idempotency_key, status, attempts, last_error, updated_at FROM outbox "
-                "WHERE status = ANY(:st) ORDER BY id LIMIT :limit"),
-        {"st": statuses, "limit": limit},
-    ))
-
-
-def replay(conn: Connection, ids: list[int] | None = None, *, actor: str = "cli") -> int:
-    """Requeue dead/failed rows (all of them when ``ids`` is None); returns how many.
-
-    The outcome is marked unknown so the writer looks the effect up before applying it:
-    a replay adopts an earlier write instead of creating a twin.
-    """
-    rows = conn.execute(
-        sa.text("UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = now(), "
-                "first_attempt_at = NULL, outcome_unknown = true, completed_at = NULL, updated_at = now() "
-                "WHERE status IN ('dead', 'failed') AND (CAST(:ids AS bigint[]) IS NULL OR id = ANY(CAST(:ids AS bigint[]))) "
-                "RETURNING id, kind, idempotency_key"),
-        {"ids": ids},
-    ).all()
-    if ids is not None:
-        missing = set(ids) - {r.id for r in rows}
-        if missing:
-            raise NotFoundError(f"no dead or failed outbox row with id {', '.join(map(str, sorted(missing)))}")
-    for row in rows:
-        write_audit(conn, actor=actor, system="hub", operation="dlq:replay", key=row.idempotency_key,
-                    outcome="requeued", detail={"outbox_id": row.id, "kind": row.kind})
-    return len(rows)
-
-
-def outbox_summary(conn: Connection, kind: str | None = None) -> dict[str, int]:
-    """Row counts per status, optionally for one kind (for `hub doctor`, Dagster checks)."""
-    return {status: count for status, count in conn.execute(
-        sa.text("SELECT status, count(*) FROM outbox WHERE CAST(:kind AS text) IS NULL OR kind = :kind "
-                "GROUP BY status"), {"kind": kind})}
-
-
-__all__ = ["ClaimedItem", "DispatchCounts", "Dispatcher", "dead_letters", "enqueue", "outbox_summary", "replay"]
+__all__ = ["ClaimedItem", "DispatchCounts", "Dispatcher"]

@@ -4,7 +4,7 @@ For each page the stream yields, one transaction does all of:
 
 1. map every raw record (pure mapping); failures become quarantine rows with reason;
 2. resolve references and identities, and bulk-merge through staging + COPY
-   (``hub.targets``), rejecting unresolvable records into quarantine;
+   (``hub.engine.targets``), rejecting unresolvable records into quarantine;
 3. advance the stream's cursor to the page's ``cursor_after``;
 4. append an audit row for the batch.
 
@@ -35,11 +35,11 @@ from pydantic import ValidationError
 from sqlalchemy.engine import Connection
 
 from hub.audit import write_audit
-from hub.bulk import content_hash
 from hub.contracts import MappingError, Page, StreamSpec
 from hub.database import Database
-from hub.quarantine import Rejected, describe_error, store_rejected
-from hub.targets import HANDLERS, Mapped, PageContext, existing_hashes
+from hub.engine.bulk import content_hash
+from hub.engine.quarantine import Rejected, describe_error, store_rejected
+from hub.engine.targets import HANDLERS, Mapped, PageContext, existing_hashes
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -155,7 +155,7 @@ def prepare_page(conn: Connection, system: str, stream: StreamSpec, hashed: Hash
 
 def stamp_range(records: list[dict[str, Any]], cursor_field: str | None) -> tuple[str, str] | None:
     """Lowest and highest change stamp (cursor field value, as text, as
-    :meth:`hub.targets.PageContext.stamp` stores it) of a page's records; None when a
+    :meth:`hub.engine.targets.PageContext.stamp` stores it) of a page's records; None when a
     record has none (the lookup then probes every key)."""
     if not cursor_field or not records:
         return None
@@ -325,7 +325,7 @@ ANALYZE_AFTER_ROWS = 10_000
 def refresh_statistics(db: Database, target: str) -> None:
     """ANALYZE the tables a target's rows went to, after a run that inserted many.
 
-    The engine's own key lookups do not need statistics (see :func:`hub.bulk.each_key`),
+    The engine's own key lookups do not need statistics (see :func:`hub.engine.bulk.each_key`),
     but everything that reads the table next does (profile pages, reports, rules): right
     after a bulk load the planner still believes the table is empty, and autovacuum
     catches up only later.

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from canonical_model.models import Base, SourceStampMixin
-from canonical_model.schemas import (
+from canonical_model.records import (
     CanonicalRecord,
     ContactRecord,
     CustomerRecord,
@@ -28,7 +28,8 @@ from canonical_model.schemas import (
     ReceivableRecord,
     SalesOrderRecord,
 )
-from hub.bulk import each_key, fetch_pairs, last_wins, merge_rows, page_keys
+from hub.engine.bulk import each_key, fetch_pairs, last_wins, merge_rows, page_keys
+from hub.engine.quarantine import Rejected
 from hub.identity import (
     CustomerCandidate,
     KnownCustomer,
@@ -38,10 +39,24 @@ from hub.identity import (
     normalize_mobile,
     resolve_customer,
 )
-from hub.quarantine import Rejected
 
-# The column of internal_user that holds a directory's own user id.
-USER_ID_COLUMN = {"wecom": "wecom_userid", "dingtalk": "dingtalk_userid"}
+# Columns a chat directory's user id may live in (the connectors' ChatChannel.user_column).
+_USER_ID_COLUMNS = frozenset({"wecom_userid", "dingtalk_userid"})
+
+
+def user_id_column(system: str) -> str | None:
+    """The ``internal_user`` column holding ``system``'s own user ids (chat directories),
+    as the connector declares it; None for systems that are not chat platforms."""
+    from hub.registry import CONNECTOR_MODULES, connector
+
+    if system not in CONNECTOR_MODULES:
+        return None
+    chat = connector(system).chat
+    if chat is None:
+        return None
+    if chat.user_column not in _USER_ID_COLUMNS:
+        raise ValueError(f"{system}: internal_user has no column {chat.user_column!r}")
+    return chat.user_column
 
 
 @dataclass
@@ -296,7 +311,7 @@ def _owner_ids(ctx: PageContext, refs: set[str | None]) -> dict[str, int]:
     wanted = [r for r in refs if r]
     if not wanted:
         return {}
-    column = USER_ID_COLUMN.get(ctx.system)
+    column = user_id_column(ctx.system)
     match = f"t.{column} = k.key" if column else "t.source_system = :system AND t.external_id = k.key"
     rows = ctx.conn.execute(sa.text("SELECT k.key, t.id FROM " + each_key("internal_user", match)),
                             {"keys": page_keys(wanted), "system": ctx.system})
@@ -354,7 +369,7 @@ def _record_conflict(
 def upsert_internal_users(ctx: PageContext, mapped: Sequence[Mapped]) -> TargetOutcome:
     """Attach directory users to existing CRM users (mobile, then e-mail) or add them."""
     outcome = TargetOutcome()
-    column = USER_ID_COLUMN.get(ctx.system)
+    column = user_id_column(ctx.system)
     for _raw, rec, digest in last_wins(mapped, key=lambda item: item[1].external_id):
         assert isinstance(rec, InternalUserRecord)
         existing = _find_user(ctx, rec, column)
@@ -519,8 +534,8 @@ def existing_hashes(conn: Connection, target: str, system: str, keys: list[str],
         table, match = "external_identity", "t.system = %(s)s AND t.object = 'customer' AND t.external_id = k.key"
     elif target == "sales_order":
         table, match = "sales_order", "t.erp_system = %(s)s AND t.erp_bill_number = k.key"
-    elif target == "internal_user" and system in USER_ID_COLUMN:
-        table, match = "internal_user", f"t.{USER_ID_COLUMN[system]} = k.key"
+    elif target == "internal_user" and (column := user_id_column(system)):
+        table, match = "internal_user", f"t.{column} = k.key"
     else:
         table, match = target, "t.source_system = %(s)s AND t.external_id = k.key"
     query = "SELECT k.key, t.content_hash FROM " + each_key(table, match, keys="%(keys)s")

@@ -27,11 +27,18 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from hub.outbox import enqueue
+from hub.contracts import ChatChannel, WriteResult
+from hub.errors import ConfigError, RecipientError
+from hub.outbox import effects, enqueue
 from hub.registry import connector
 
-# How each channel names a user on internal_user.
-CHANNEL_USER_COLUMN = {"wecom": "wecom_userid", "dingtalk": "dingtalk_userid"}
+
+def chat_channel(channel: str) -> ChatChannel[Any]:
+    """The chat platform ``channel`` as its connector describes it."""
+    chat = connector(channel).chat
+    if chat is None:
+        raise ConfigError(f"{channel} is not a chat platform; reminders cannot go there")
+    return chat
 
 
 @dataclass(frozen=True)
@@ -59,7 +66,7 @@ def evaluate_reminders(conn: Connection, now: dt.datetime, policy: ReminderPolic
     """Queue every reminder that is due at ``now`` (see the module docstring)."""
     counts = ReminderCounts()
     counts.tasks_created = _create_first_followup_tasks(conn, now, policy)
-    column = CHANNEL_USER_COLUMN[channel]
+    column = chat_channel(channel).user_column
     tasks = conn.execute(sa.text(
         f"""
         SELECT t.id, t.title, t.kind, t.due_at, t.customer_id, c.name AS customer_name,
@@ -110,9 +117,7 @@ def _queue(conn: Connection, counts: ReminderCounts, task: Any, kind: str, who: 
         "duplicate_check_interval": policy.duplicate_check_interval_s,
         "queued_at": now.isoformat(),
     }
-    prepare = connector(channel).prepare_payload
-    if prepare is not None:
-        payload = prepare("reminder", payload)
+    payload = chat_channel(channel).prepare_reminder(payload)
     if enqueue(conn, f"{channel}.reminder", key, payload) is None:
         counts.already_queued += 1
     else:
@@ -158,3 +163,25 @@ def record_push_problem(conn: Connection, payload: dict[str, Any], problem: str)
     conn.execute(sa.text(
         "UPDATE task SET problems = array_append(problems, :p) WHERE id = :id AND NOT (:p = ANY(problems))"),
         {"p": problem[:500], "id": payload["task_id"]})
+
+
+def _reminder_sent(conn: Connection, kind: str, payload: dict[str, Any], result: WriteResult) -> None:
+    """Outbox effect handler: mark the reminder sent on ``task.push_state``."""
+    record_push_result(conn, kind.partition(".")[0], payload, "sent", {"msgid": result.external_id})
+
+
+def _reminder_failed(conn: Connection, kind: str, payload: dict[str, Any], error: Exception, status: str) -> None:
+    """Outbox effect handler: the failure on the task; an unknown recipient is named as such."""
+    channel = kind.partition(".")[0]
+    title = chat_channel(channel).label
+    state = "invalid_recipient" if isinstance(error, RecipientError) else "failed"
+    record_push_result(conn, channel, payload, state, {"error": str(error)[:300]})
+    who = payload.get("recipient_name") or payload.get("recipient")
+    if isinstance(error, RecipientError):
+        record_push_problem(conn, payload, f"{title} does not know {who}: '{payload.get('kind')}' reminder not "
+                                           f"delivered")
+    else:
+        record_push_problem(conn, payload, f"'{payload.get('kind')}' reminder to {who} failed: {error}")
+
+
+effects.register("reminder", effects.EffectHandler(on_done=_reminder_sent, on_failed=_reminder_failed))

@@ -1,0 +1,11 @@
+"""The inbound sync engine: pages from a stream into the canonical store, crash-safe.
+
+:mod:`.sync` drives a stream page by page (one transaction each, cursor included),
+:mod:`.targets` writes each canonical target (identity and reference resolution, bulk
+merge), :mod:`.bulk` is the staging + COPY merge, :mod:`.quarantine` keeps what could not
+be accepted, with the reason.
+"""
+
+from hub.engine.sync import SyncCounts, SyncReport, retry_quarantined, sync_stream
+
+__all__ = ["SyncCounts", "SyncReport", "retry_quarantined", "sync_stream"]

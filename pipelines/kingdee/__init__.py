@@ -1,1 +1,0 @@
-"""Dagster definitions for Kingdee K/3 Cloud: ERP inbound assets, reconciliation, schedule."""

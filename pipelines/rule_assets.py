@@ -1,0 +1,64 @@
+"""Assets of the domain rules (``hub.rules``): what the hub derives from the synced data.
+
+- ``crm/receivable_followups``: overdue receivables become 催收 tasks for the customer's
+  owner (updated, closed when paid), after every ERP's receivables and receipts;
+- ``crm/reminders_due``: due, overdue and uncontacted tasks become reminder rows in the
+  outbox, once per (task, recipient, kind, channel); the ``<chat>/reminder_push`` assets
+  deliver them.
+"""
+
+import datetime as dt
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, MaterializeResult, asset
+
+from hub.registry import chat_systems, specs
+from hub.rules.collections import evaluate_collection_tasks
+from hub.rules.reminders import ReminderPolicy, evaluate_reminders
+from pipelines.assets import stream_key
+from pipelines.resources import HubResource
+
+RECEIVABLE_FOLLOWUPS = AssetKey(["crm", "receivable_followups"])
+REMINDERS_DUE = AssetKey(["crm", "reminders_due"])
+
+
+def streams_into(*targets: str) -> list[AssetKey]:
+    """Stream assets of every connector that write one of ``targets``."""
+    return [stream_key(spec.system, s.name) for spec in specs() for s in spec.streams if s.target in targets]
+
+
+def rule_assets() -> list[AssetsDefinition]:
+    """The rule assets, wired to the streams they read."""
+
+    @asset(key=RECEIVABLE_FOLLOWUPS, group_name="crm", deps=streams_into("receivable", "receipt"),
+           kinds={"postgres"},
+           description="Overdue ERP receivables become 催收 tasks for the customer's owner (updated, closed "
+                       "when paid).")
+    def receivable_followups(context: AssetExecutionContext, hub: HubResource) -> MaterializeResult:
+        """Overdue as of today in the hub's time zone."""
+        with hub.runtime("receivable_followups") as runtime, runtime.db.begin() as conn:
+            today = dt.datetime.now(ZoneInfo(runtime.settings.timezone)).date()
+            counts = evaluate_collection_tasks(conn, today)
+        return MaterializeResult(metadata=dict(vars(counts)))
+
+    @asset(key=REMINDERS_DUE, group_name="crm", deps=[*streams_into("internal_user"), RECEIVABLE_FOLLOWUPS],
+           kinds={"postgres"},
+           description="Queue due, overdue and uncontacted reminders (once per task, recipient, kind and "
+                       "chat platform).")
+    def reminders_due(context: AssetExecutionContext, hub: HubResource) -> MaterializeResult:
+        """Evaluate the reminder rules for every chat platform."""
+        metadata: dict[str, Any] = {}
+        with hub.runtime("reminders_due") as runtime:
+            s = runtime.settings
+            for channel in chat_systems():
+                interval = getattr(s.connector(channel), "duplicate_check_interval_s", 1800)
+                policy = ReminderPolicy(uncontacted_hours=s.reminders.uncontacted_hours,
+                                        duplicate_check_interval_s=interval,
+                                        profile_base_url=s.reminders.profile_base_url)
+                with runtime.db.begin() as conn:
+                    counts = evaluate_reminders(conn, dt.datetime.now(dt.UTC), policy, channel=channel)
+                metadata.update({f"{channel}_{k}": v for k, v in vars(counts).items()})
+        return MaterializeResult(metadata=metadata)
+
+    return [receivable_followups, reminders_due]

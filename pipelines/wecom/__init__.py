@@ -1,1 +1,0 @@
-"""Dagster definitions for WeCom: directory and external contacts in, reminders out."""
