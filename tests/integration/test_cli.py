@@ -99,3 +99,42 @@ def test_quarantine_list_and_identity_conflicts_render(env):
     assert "unknown currency" in invoke("quarantine", "list").output
     conflicts = invoke("identity", "conflicts").output
     assert "ambiguous_name" in conflicts and "两个客户同名" in conflicts
+
+
+def one_error_line(output: str) -> str:
+    """The output must be exactly one line: the error."""
+    lines = [line for line in output.splitlines() if line.strip()]
+    assert len(lines) == 1, output
+    assert "Traceback" not in output
+    return lines[0]
+
+
+def test_a_misspelt_setting_is_refused_naming_the_closest_known_one(env, monkeypatch):
+    monkeypatch.setenv("HUB_KINGDE__BASE_URL", "https://erp.example.cn/k3cloud/")
+    result = invoke("db", "status")
+    assert result.exit_code == 2
+    line = one_error_line(result.output)
+    assert "HUB_KINGDE__BASE_URL" in line and "did you mean HUB_KINGDEE__BASE_URL" in line
+
+
+def test_a_wrongly_typed_setting_is_one_line_naming_the_variable(env, monkeypatch):
+    monkeypatch.setenv("HUB_OUTBOX__MAX_ATTEMPTS", "abc")
+    result = invoke("db", "status")
+    assert result.exit_code == 2
+    assert "HUB_OUTBOX__MAX_ATTEMPTS" in one_error_line(result.output)
+
+
+def test_outside_sandbox_mode_an_unset_base_url_is_a_config_error_not_a_sandbox(env, monkeypatch):
+    # given a production hub (no HUB_SANDBOX) whose Kingdee is half configured
+    monkeypatch.delenv("HUB_SANDBOX")
+    monkeypatch.setenv("HUB_KINGDEE__ACCT_ID", "66f0a1b2")
+    monkeypatch.setenv("HUB_KINGDEE__APP_SECRET", "must-not-be-printed")
+
+    # when it syncs, it refuses in one line naming what is missing, and starts no sandbox
+    result = invoke("sync", "kingdee")
+    assert result.exit_code == 2
+    line = one_error_line(result.output.replace("⠋ kingdee: starting", ""))
+    assert "HUB_KINGDEE__BASE_URL" in line and "HUB_KINGDEE__USERNAME" in line
+    assert "HUB_KINGDEE__ACCT_ID" not in line and "must-not-be-printed" not in result.output
+    with env.begin() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM customer")).scalar() == 0

@@ -82,6 +82,33 @@ def test_overdue_receivables_become_one_collection_task_updated_then_closed(db):
     assert scalar(db, "SELECT status FROM task WHERE kind = 'collection'") == "done"
 
 
+def test_a_customer_owing_in_two_currencies_has_one_stable_collection_task(db):
+    # given a customer overdue in CNY and in USD
+    with db.begin() as conn:
+        _manager, rep = given_team(conn)
+        customer = given_customer(conn, "深圳腾飞国际贸易有限公司", rep, assigned_hours_ago=1)
+        conn.execute(sa.text(
+            "INSERT INTO receivable (customer_id, bill_number, bill_date, due_date, currency, amount, open_amount, "
+            "source_system, external_id) VALUES (:c, 'AR1', '2026-09-01', '2026-10-01', 'CNY', 9000, 9000, "
+            "'kingdee', 'AR1'), (:c, 'AR2', '2026-08-01', '2026-09-01', 'USD', 500, 500, 'kingdee', 'AR2')"),
+            {"c": customer})
+        first = evaluate_collection_tasks(conn, dt.date(2026, 11, 25), now=NOW)
+
+    # then one task names both amounts, never summed, and the oldest due date
+    assert first.created == 1
+    (title, description), = [(r.title, r.description) for r in rows(db, "SELECT title, description FROM task "
+                                                                        "WHERE kind = 'collection'")]
+    assert title == "催收：深圳腾飞国际贸易有限公司 逾期 CNY 9,000.00，USD 500.00"
+    assert "2026-09-01" in description
+
+    # and evaluating again changes nothing (it used to flip between the currencies)
+    for _ in range(3):
+        with db.begin() as conn:
+            again = evaluate_collection_tasks(conn, dt.date(2026, 11, 25), now=NOW)
+        assert (again.created, again.updated, again.closed) == (0, 0, 0)
+    assert scalar(db, "SELECT title FROM task WHERE kind = 'collection'") == title
+
+
 def test_recipient_budget_keeps_within_wecoms_per_member_limits():
     clock = [0.0]
     budget = RecipientBudget(per_minute=30, per_hour=40, clock=lambda: clock[0])
