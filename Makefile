@@ -29,6 +29,7 @@ demo: $(STAMP)
 browser:
 	@if ! command -v chromium >/dev/null 2>&1 || ! fc-list 2>/dev/null | grep -qi "noto sans cjk"; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "make test: installing Debian's chromium and fonts-noto-cjk for the browser test (once)"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 	      chromium fonts-noto-cjk >/dev/null; \
 	  else echo "browser test needs: sudo apt-get install chromium fonts-noto-cjk" >&2; fi; \

@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
-from pydantic import BaseModel, ConfigDict, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from canonical_model.records import CanonicalRecord, MappingError, RawRecord
 from hub.calls import CallObserver
@@ -55,8 +55,8 @@ class ConnectorSettings(BaseModel):
 
     REQUIRED: ClassVar[tuple[str, ...]] = ()
 
-    base_url: str | None = None
-    sync_cron: str = "*/15 * * * *"
+    base_url: str | None = Field(default=None, description="the system's API address")
+    sync_cron: str = Field(default="*/15 * * * *", description="cron of the inbound job, in the hub's timezone")
 
     def missing(self) -> list[str]:
         """The fields a real deployment still has to set (empty: complete)."""

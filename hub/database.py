@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -36,7 +37,11 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "canonical_model" / "m
 
 def start_embedded(home: Path) -> str:
     """Start (or join) the embedded Postgres in ``home/pg``; return a libpq URL."""
-    import pgserver  # imported lazily: starting it costs ~0.5 s and is needed only here
+    with warnings.catch_warnings():
+        # pgserver asks platformdirs for a runtime dir at import, which warns when
+        # XDG_RUNTIME_DIR is unset (cron, containers, ssh); the dir is never used here
+        warnings.simplefilter("ignore")
+        import pgserver  # imported lazily: starting it costs ~0.5 s and is needed only here
 
     pgdata = home / "pg"
     pgdata.mkdir(parents=True, exist_ok=True)
@@ -86,7 +91,10 @@ def _remove_stale_lock(pid_file: Path) -> None:
 def resolve_url(settings: Settings) -> str:
     """The SQLAlchemy URL (psycopg 3 driver) for the configured or embedded database."""
     raw = settings.database_url.get_secret_value() if settings.database_url else start_embedded(settings.home)
-    url = make_url(raw)
+    try:
+        url = make_url(raw)
+    except sa.exc.ArgumentError:
+        raise ConfigError("HUB_DATABASE_URL is not a database URL (expected postgresql://user@host:5432/db)") from None
     if url.drivername in ("postgresql", "postgres", "postgresql+psycopg2"):
         url = url.set(drivername="postgresql+psycopg")
     if url.drivername != "postgresql+psycopg":

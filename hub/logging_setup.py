@@ -8,7 +8,9 @@ library that logs a URL with a token or secret cannot leak it through our handle
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Iterable
+from typing import Any
 
 from pydantic import BaseModel, SecretStr
 
@@ -67,6 +69,19 @@ class RedactSecrets(logging.Filter):
 _FILTER = RedactSecrets(())
 
 
+class CurrentStderr(logging.StreamHandler[Any]):
+    """Writes to whatever ``sys.stderr`` is at the time of each record, not the stream of
+    the moment the handler was made: a test runner or a daemon may swap and close it."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass  # always the current sys.stderr
+
+
 def redaction_filter() -> RedactSecrets:
     """The process-wide filter (tests attach it to their capturing handler)."""
     return _FILTER
@@ -78,7 +93,7 @@ def configure_logging(settings: Settings, level: str | None = None) -> None:
     root = logging.getLogger()
     root.setLevel(level or settings.log_level)
     if not any(getattr(h, "_hub_handler", False) for h in root.handlers):
-        handler = logging.StreamHandler()
+        handler = CurrentStderr()
         handler._hub_handler = True  # type: ignore[attr-defined]
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         handler.addFilter(_FILTER)

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hub.audit import AuditObserver
+from hub.calls import ignore_call
 from hub.contracts import ConnectorSettings, ConnectorSpec, RunningSandbox, SandboxSpec, StreamSpec, Writer
 from hub.database import Database, open_database
 from hub.engine import SyncReport, sync_stream
@@ -62,6 +63,7 @@ class HubRuntime:
     db: Database
     actor: str = "hub"
     sandbox_urls: dict[str, str] = field(default_factory=dict)
+    audit_calls: bool = True  # off only where the audit table may not exist yet (`hub doctor`)
     _clients: dict[str, Any] = field(default_factory=dict)
     _sandboxes: dict[str, RunningSandbox] = field(default_factory=dict)
 
@@ -104,7 +106,8 @@ class HubRuntime:
         """The connector client of ``system`` (its calls are audited)."""
         if system not in self._clients:
             spec = connector(system)
-            observer = AuditObserver(self.db.engine, actor=f"{self.actor}:{system}")
+            observer = AuditObserver(self.db.engine, actor=f"{self.actor}:{system}") if self.audit_calls \
+                else ignore_call
             self._clients[system] = spec.make_client(self.connector_settings(system), observer)
         return self._clients[system]
 

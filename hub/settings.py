@@ -28,6 +28,7 @@ import types
 import typing
 from pathlib import Path
 from typing import Any, TypeVar, cast
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import platformdirs
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
@@ -55,10 +56,10 @@ class OutboxSettings(BaseModel):
 
     model_config = {"extra": "forbid"}
 
-    max_attempts: int = Field(default=6, ge=1, le=50)
-    backoff_initial_s: float = Field(default=2.0, ge=0)
-    backoff_max_s: float = Field(default=300.0, ge=0)
-    lease_s: int = Field(default=300, ge=10)  # a claimed row is retaken after this
+    max_attempts: int = Field(default=6, ge=1, le=50, description="attempts before an effect is dead-lettered")
+    backoff_initial_s: float = Field(default=2.0, ge=0, description="first retry delay, seconds (doubles, with jitter)")
+    backoff_max_s: float = Field(default=300.0, ge=0, description="longest retry delay, seconds")
+    lease_s: int = Field(default=300, ge=10, description="seconds a claimed outbox row stays with its dispatcher")
 
 
 class ReminderSettings(BaseModel):
@@ -66,8 +67,8 @@ class ReminderSettings(BaseModel):
 
     model_config = {"extra": "forbid"}
 
-    uncontacted_hours: int = Field(default=24, ge=1)
-    profile_base_url: str = "http://127.0.0.1:8000"
+    uncontacted_hours: int = Field(default=24, ge=1,
+                                   description="hours after assignment without follow-up before 超时未跟进")
 
 
 class ScheduleSettings(BaseModel):
@@ -76,8 +77,18 @@ class ScheduleSettings(BaseModel):
 
     model_config = {"extra": "forbid"}
 
-    receivables: str = "5 * * * *"
-    reminders: str = "*/5 * * * *"
+    receivables: str = Field(default="5 * * * *", description="cron of receivables_to_crm (collection tasks)")
+    reminders: str = Field(default="*/5 * * * *", description="cron of todo_pushes (reminders to chat)")
+
+
+class DagsterSettings(BaseModel):
+    """Where `hub ui` keeps Dagster's run, event and schedule storage, and its manners."""
+
+    model_config = {"extra": "forbid"}
+
+    database: str = Field(default="dagster", pattern=r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$",
+                          description="database on the hub's Postgres server for Dagster's storage")
+    telemetry: bool = Field(default=False, description="send Dagster's anonymous usage telemetry")
 
 
 class Settings(BaseSettings):
@@ -87,15 +98,20 @@ class Settings(BaseSettings):
         env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", validate_default=True,
     )
 
-    home: Path = Field(default_factory=default_home)
-    database_url: SecretStr | None = None  # unset: embedded Postgres under home/pg
-    database_schema: str = Field(default="public", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
-    log_level: str = "INFO"
-    timezone: str = "Asia/Shanghai"
-    sandbox: bool = False  # connectors without base_url talk to their in-process sandbox
+    home: Path = Field(default_factory=default_home,
+                       description="embedded Postgres, Dagster home (default: the user data directory)")
+    database_url: SecretStr | None = Field(default=None, description="Postgres server URL; unset: embedded Postgres")
+    database_schema: str = Field(default="public", pattern=r"^[a-z_][a-z0-9_]{0,62}$",
+                                 description="schema the hub's tables live in")
+    log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR")
+    timezone: str = Field(default="Asia/Shanghai", description="business timezone: due dates, aging, schedules")
+    public_url: str = Field(default="http://127.0.0.1:8000",
+                            description="where people reach `hub serve`; reminder cards link here")
+    sandbox: bool = Field(default=False, description="connectors without a base URL use their built-in sandbox")
     outbox: OutboxSettings = Field(default_factory=OutboxSettings)
     reminders: ReminderSettings = Field(default_factory=ReminderSettings)
     schedules: ScheduleSettings = Field(default_factory=ScheduleSettings)
+    dagster: DagsterSettings = Field(default_factory=DagsterSettings)
     # One section per registered connector, each validated by the connector's own model.
     connectors: dict[str, Any] = Field(default_factory=dict)
 
@@ -109,6 +125,23 @@ class Settings(BaseSettings):
     @classmethod
     def _expand(cls, value: Path) -> Path:
         return value.expanduser()
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown timezone {value!r} (an IANA name such as Asia/Shanghai)") from None
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise ValueError(f"unknown log level {value!r} (DEBUG, INFO, WARNING or ERROR)")
+        return level
 
     @model_validator(mode="after")
     def _validate_connector_sections(self) -> Settings:
@@ -326,6 +359,7 @@ def describe_validation_error(exc: ValidationError, prefix: str = "") -> str:
 
 __all__ = [
     "ENV_PREFIX",
+    "DagsterSettings",
     "OutboxSettings",
     "ReminderSettings",
     "ScheduleSettings",

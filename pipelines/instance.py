@@ -1,7 +1,7 @@
 """A Dagster instance on the hub's Postgres: ``DAGSTER_HOME`` under ``HUB_HOME``.
 
-Run, event-log and schedule storage live in a database ``dagster`` on the same server
-as the hub (the embedded one by default), so run history and schedule state survive
+Run, event-log and schedule storage live in a database (``HUB_DAGSTER__DATABASE``,
+default ``dagster``) on the same server as the hub (the embedded one by default), so run history and schedule state survive
 restarts and several processes (webserver, daemon, run workers) share them. The run
 queue limits concurrent runs per external system through the ``hub/system`` tag, so
 parallel runs stay inside each platform's rate limits. The Dagster processes get the
@@ -16,6 +16,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -23,8 +24,6 @@ from sqlalchemy.engine import make_url
 
 from hub.database import dagster_storage_url, resolve_url
 from hub.settings import Settings
-
-DAGSTER_DATABASE = "dagster"
 
 
 def system_concurrency() -> dict[str, int]:
@@ -36,7 +35,7 @@ def system_concurrency() -> dict[str, int]:
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
-def ensure_dagster_database(hub_url: str, database: str = DAGSTER_DATABASE) -> str:
+def ensure_dagster_database(hub_url: str, database: str) -> str:
     """Create ``database`` next to the hub's if missing; return its SQLAlchemy URL."""
     url = make_url(hub_url)
     admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
@@ -56,33 +55,37 @@ def ensure_dagster_database(hub_url: str, database: str = DAGSTER_DATABASE) -> s
     return url.set(database=database).render_as_string(hide_password=False)
 
 
-def instance_yaml(storage_url: str) -> str:
-    """dagster.yaml text: Postgres storage, queued runs with per-system limits, no telemetry."""
+def instance_yaml(settings: Settings) -> str:
+    """dagster.yaml text: Postgres storage (URL from the environment), queued runs with
+    per-system limits, run monitoring; telemetry and the onboarding prompt as configured
+    (off by default: a private deployment sends nothing and asks nothing)."""
     limits = "\n".join(
         f'    - key: "hub/system"\n      value: "{system}"\n      limit: {limit}'
         for system, limit in system_concurrency().items()
     )
+    telemetry = "true" if settings.dagster.telemetry else "false"
     return (
         "storage:\n  postgres:\n    postgres_url:\n      env: HUB_DAGSTER_STORAGE_URL\n"
         "run_queue:\n  max_concurrent_runs: 4\n  tag_concurrency_limits:\n" + limits + "\n"
         "run_monitoring:\n  enabled: true\n"
-        "telemetry:\n  enabled: false\n"
+        f"telemetry:\n  enabled: {telemetry}\n"
+        "nux:\n  enabled: false\n"
     )
 
 
-def prepare_dagster_home(settings: Settings, *, storage_database: str = DAGSTER_DATABASE
+def prepare_dagster_home(settings: Settings, *, storage_database: str | None = None
                          ) -> tuple[Path, dict[str, str]]:
     """Write ``HUB_HOME/dagster/dagster.yaml``; return the home and the environment to run in.
 
-    Dagster's storage goes into ``storage_database`` on the hub's server. The storage URL
-    and the hub's database URL (they may hold a password) go through the environment, not
-    the file.
+    Dagster's storage goes into ``storage_database`` (default ``HUB_DAGSTER__DATABASE``) on
+    the hub's server. The storage URL and the hub's database URL (they may hold a
+    password) go through the environment, not the file.
     """
     hub_url = resolve_url(settings)
-    storage = dagster_storage_url(ensure_dagster_database(hub_url, storage_database))
+    storage = dagster_storage_url(ensure_dagster_database(hub_url, storage_database or settings.dagster.database))
     home = settings.home / "dagster"
     home.mkdir(parents=True, exist_ok=True)
-    (home / "dagster.yaml").write_text(instance_yaml(storage))
+    (home / "dagster.yaml").write_text(instance_yaml(settings))
     env = {
         **os.environ, "DAGSTER_HOME": str(home), "HUB_DAGSTER_STORAGE_URL": storage,
         # run workers and the code server use this hub's database (and, when it is the
@@ -95,14 +98,30 @@ def prepare_dagster_home(settings: Settings, *, storage_database: str = DAGSTER_
     return home, env
 
 
-def run_dagster_dev(settings: Settings, port: int = 3000, extra: list[str] | None = None) -> int:
-    """`dagster dev -w dagster_workspace.yaml` on the hub's instance; Ctrl-C stops it cleanly."""
+def run_ui(settings: Settings, *, host: str = "127.0.0.1", port: int = 3000) -> int:
+    """The Dagster webserver and daemon on the hub's instance, as two processes (what a
+    deployment runs; `dagster dev` is Dagster's development wrapper around the same two).
+    Ctrl-C or SIGTERM stops both; if either dies, the other is stopped too."""
     _home, env = prepare_dagster_home(settings)
-    command = [str(Path(sys.executable).with_name("dagster")), "dev", "-w", str(REPO_ROOT / "dagster_workspace.yaml"),
-               "-p", str(port), *(extra or [])]
-    process = subprocess.Popen(command, env=env, cwd=REPO_ROOT)
+    workspace = str(REPO_ROOT / "dagster_workspace.yaml")
+    bin_dir = Path(sys.executable).parent
+    processes = [
+        subprocess.Popen([str(bin_dir / "dagster-webserver"), "-w", workspace, "-h", host, "-p", str(port)],
+                         env=env, cwd=REPO_ROOT),
+        subprocess.Popen([str(bin_dir / "dagster-daemon"), "run", "-w", workspace], env=env, cwd=REPO_ROOT),
+    ]
     try:
-        return process.wait()
+        while all(p.poll() is None for p in processes):
+            time.sleep(0.5)
     except KeyboardInterrupt:
-        process.send_signal(signal.SIGINT)  # dagster dev shuts webserver and daemon down on SIGINT
-        return process.wait(timeout=60)
+        pass
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)
+        for process in processes:
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+    return max(p.returncode or 0 for p in processes)

@@ -55,7 +55,7 @@ def rule_assets() -> list[AssetsDefinition]:
                 interval = getattr(s.connector(channel), "duplicate_check_interval_s", 1800)
                 policy = ReminderPolicy(uncontacted_hours=s.reminders.uncontacted_hours,
                                         duplicate_check_interval_s=interval,
-                                        profile_base_url=s.reminders.profile_base_url)
+                                        profile_base_url=s.public_url)
                 with runtime.db.begin() as conn:
                     counts = evaluate_reminders(conn, dt.datetime.now(dt.UTC), policy, channel=channel)
                 metadata.update({f"{channel}_{k}": v for k, v in vars(counts).items()})

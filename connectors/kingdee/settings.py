@@ -19,15 +19,17 @@ class KingdeeSettings(ConnectorSettings):
 
     REQUIRED: ClassVar[tuple[str, ...]] = ("acct_id", "username", "app_id", "app_secret")
 
-    acct_id: str | None = None
-    username: str | None = None
-    app_id: str | None = None
-    app_secret: SecretStr | None = None
-    lcid: int = 2052  # language of returned texts (2052: simplified Chinese)
-    org_num: int = 0
-    auth_mode: Literal["signed", "session"] = "signed"  # signed X-Kd headers (official SDK) | session cookie
-    timeout_s: float = Field(default=30.0, gt=0)
-    page_size: int = Field(default=2000, ge=1, le=10000)
-    overlap_s: int = Field(default=300, ge=0)
-    submit_and_audit: bool = True  # after Save: Submit + Audit (per-tenant policy)
-    sync_cron: str = "*/15 * * * *"
+    base_url: str | None = Field(default=None, description="site root plus virtual directory, …/k3cloud/")
+    acct_id: str | None = Field(default=None, description="account set (data centre) id")
+    username: str | None = Field(default=None, description="integration user")
+    app_id: str | None = Field(default=None, description="third-party app id (clientId_…)")
+    app_secret: SecretStr | None = Field(default=None, description="third-party app secret")
+    lcid: int = Field(default=2052, description="language of returned texts (2052: simplified Chinese)")
+    org_num: int = Field(default=0, description="organisation number signed into requests")
+    auth_mode: Literal["signed", "session"] = Field(
+        default="signed", description="signed (X-Kd headers, as the official SDK) or session (login cookie)")
+    timeout_s: float = Field(default=30.0, gt=0, description="seconds to wait for a reply")
+    page_size: int = Field(default=2000, ge=1, le=10000, description="rows per query page (server caps at 2000)")
+    overlap_s: int = Field(default=300, ge=0, description="seconds re-read before the cursor (late commits)")
+    submit_and_audit: bool = Field(default=True, description="take pushed orders through Submit and Audit")
+    sync_cron: str = Field(default="*/15 * * * *", description="cron of kingdee_inbound")

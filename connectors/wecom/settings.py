@@ -20,11 +20,13 @@ class WeComSettings(ConnectorSettings):
 
     REQUIRED: ClassVar[tuple[str, ...]] = ("corp_id", "secret", "agent_id")
 
-    corp_id: str | None = None
-    secret: SecretStr | None = None
-    agent_id: int | None = None
-    timeout_s: float = Field(default=15.0, gt=0)
-    duplicate_check_interval_s: int = Field(default=1800, ge=60, le=14400)
-    callback_token: SecretStr | None = None
-    callback_aes_key: SecretStr | None = None
-    sync_cron: str = "30 2 * * *"  # the directory changes slowly: nightly
+    base_url: str | None = Field(default=None, description="https://qyapi.weixin.qq.com (or a private gateway)")
+    corp_id: str | None = Field(default=None, description="corp id (企业ID)")
+    secret: SecretStr | None = Field(default=None, description="the self-built app's secret")
+    agent_id: int | None = Field(default=None, description="the self-built app's AgentId")
+    timeout_s: float = Field(default=15.0, gt=0, description="seconds to wait for a reply")
+    duplicate_check_interval_s: int = Field(default=1800, ge=60, le=14400,
+                                            description="WeCom's duplicate-suppression window for reminders")
+    callback_token: SecretStr | None = Field(default=None, description="callback Token (接收消息 settings)")
+    callback_aes_key: SecretStr | None = Field(default=None, description="callback EncodingAESKey")
+    sync_cron: str = Field(default="30 2 * * *", description="cron of wecom_inbound (the directory: nightly)")

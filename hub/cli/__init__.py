@@ -1,0 +1,44 @@
+"""The ``hub`` command line: what IT runs by hand next to the Dagster UI.
+
+One module per group of commands: :mod:`.db`, :mod:`.sync` (sync, dispatch),
+:mod:`.outbox` (dead letters), :mod:`.records` (quarantine, identity conflicts),
+:mod:`.profile`, :mod:`.doctor`, :mod:`.config` (settings), :mod:`.services` (demo,
+sandbox, serve, ui). :mod:`.base` holds what they share, including the exit codes; every
+mistake is one line on stderr (``--verbose`` shows the traceback).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from typing import Annotated
+
+import typer
+
+import hub.rules  # noqa: F401  (registers outbox effect handlers and sync hooks)
+from hub.cli import config, db, doctor, outbox, profile, records, services, sync
+from hub.cli.base import VERBOSE, app, failures_as_one_line, settings
+from hub.cli.profile import print_profile
+from hub.logging_setup import configure_logging
+
+
+@app.callback()
+def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log at DEBUG level; show tracebacks.")] = False
+         ) -> None:
+    """Configure logging (secrets are redacted from every log line)."""
+    # SIGTERM (systemd, `timeout`, a container stop) exits like Ctrl-C: finally blocks and
+    # atexit run, so sandboxes, Dagster and the embedded Postgres are stopped too.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    VERBOSE["on"] = verbose
+    with failures_as_one_line():
+        config = settings()
+        # the commands report through their own output; log lines only when asked for
+        explicit = config.log_level if "HUB_LOG_LEVEL" in os.environ else "WARNING"
+        configure_logging(config, "DEBUG" if verbose else explicit)
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+__all__ = ["app", "config", "db", "doctor", "outbox", "print_profile", "profile", "records", "services", "sync"]

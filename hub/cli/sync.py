@@ -1,0 +1,90 @@
+"""`hub sync` and `hub dispatch`: move data in, and effects out, by hand."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn
+
+from hub.cli.base import (
+    app,
+    console,
+    err_console,
+    failures_as_one_line,
+    known_kind,
+    known_stream,
+    known_system,
+    print_json,
+    runtime,
+)
+from hub.cli.tables import Column, print_table
+
+SYNC_COLUMNS = (Column("stream"), Column("read", "amount"), Column("inserted", "amount"),
+                Column("updated", "amount"), Column("unchanged", "amount"), Column("quarantined", "amount"),
+                Column("seconds", "extra"), Column("cursor", "extra"))
+
+
+@app.command()
+def sync(
+    system: Annotated[str, typer.Argument(help="A registered system: kingdee, wecom, …")],
+    stream: Annotated[str | None, typer.Argument(help="One stream; default: all, in dependency order.")] = None,
+    full: Annotated[bool, typer.Option("--full", help="Ignore the cursor and read everything.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Read a system's streams into the canonical store."""
+    with failures_as_one_line():
+        known_system(system)
+        if stream is not None:
+            known_stream(system, stream)
+        with runtime() as hub, Progress(SpinnerColumn(), TextColumn("{task.description}"),
+                                        TextColumn("{task.fields[rows]}"), console=err_console,
+                                        transient=True) as progress:
+            task = progress.add_task(f"{system}: starting", rows="")
+
+            def on_page(counts: Any) -> None:
+                progress.update(task, rows=f"{counts.read:,} read, {counts.quarantined:,} quarantined")
+
+            reports = []
+            for name in [stream] if stream else [s.name for s in _ordered(hub, system)]:
+                progress.update(task, description=f"{system}/{name}", rows="")
+                reports.extend(hub.sync(system, name, full=full, on_page=on_page))
+        if as_json:
+            print_json([{"system": r.system, "stream": r.stream, **asdict(r.counts), "cursor_before": r.cursor_before,
+                         "cursor_after": r.cursor_after, "seconds": round(r.duration_s, 2)} for r in reports])
+            return
+        rows = [[f"{r.system}/{r.stream}", *(f"{getattr(r.counts, c.header):,}" for c in SYNC_COLUMNS[1:6]),
+                 f"{r.duration_s:.1f}", r.cursor_after or "-"] for r in reports]
+        print_table(console, SYNC_COLUMNS, rows)
+
+
+def _ordered(hub: Any, system: str) -> list[Any]:
+    from hub.runtime import ordered_streams
+
+    return ordered_streams(hub.spec(system))
+
+
+@app.command()
+def dispatch(
+    kind: Annotated[list[str] | None, typer.Option("--kind", help="Only these outbox kinds.")] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Also wait for scheduled retries.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Deliver pending outbox rows (ERP orders, chat reminders)."""
+    with failures_as_one_line():
+        for k in kind or []:
+            known_kind(k)
+        with runtime() as hub, Progress(SpinnerColumn(), TextColumn("dispatching"), BarColumn(bar_width=None),
+                                        TextColumn("{task.fields[done]}"), console=err_console,
+                                        transient=True) as progress:
+            task = progress.add_task("dispatch", done="", total=None)
+
+            def on_batch(counts: Any) -> None:
+                progress.update(task, done=f"{counts.done:,} done, {counts.retried:,} retried, {counts.dead:,} dead")
+
+            counts = hub.dispatcher(kinds=kind).drain(wait_for_scheduled=wait, on_batch=on_batch)
+        if as_json:
+            print_json(vars(counts))
+        else:
+            console.print(" ".join(f"{k}={v}" for k, v in vars(counts).items()))
