@@ -25,7 +25,7 @@ from rich.table import Table
 from rich.text import Text
 
 Kind = Literal["key", "amount", "text", "extra"]
-_TEXT_MIN = 16  # a wrapping column narrower than this reads badly
+_TEXT_MIN = 12  # a wrapping column narrower than this reads badly
 
 
 @dataclass(frozen=True)
@@ -46,20 +46,27 @@ def fit(columns: Sequence[Column], rows: Sequence[Sequence[str]], width: int, *,
     shown = list(range(len(columns)))
     natural = [_natural(c.header, [r[i] for r in rows]) for i, c in enumerate(columns)]
 
-    def needed(indices: list[int]) -> int:
+    def room_for_text(indices: list[int]) -> int:
         # SIMPLE_HEAD box: one space of padding each side, no vertical borders
-        return sum(min(natural[i], _TEXT_MIN) if columns[i].kind == "text" else natural[i]
-                   for i in indices) + 2 * len(indices)
+        fixed = sum(natural[i] for i in indices if columns[i].kind != "text")
+        return width - fixed - 2 * len(indices)
 
-    while needed(shown) > width and any(columns[i].kind == "extra" for i in shown):
+    def fits(indices: list[int]) -> bool:
+        texts = sum(1 for i in indices if columns[i].kind == "text")
+        return room_for_text(indices) >= _TEXT_MIN * texts
+
+    while not fits(shown) and any(columns[i].kind == "extra" for i in shown):
         shown.remove(max(i for i in shown if columns[i].kind == "extra"))
-    if needed([i for i in shown if columns[i].kind in ("key", "amount")]) > width:
+    if not fits(shown):
         return _blocks(columns, rows, title)
+    texts = [i for i in shown if columns[i].kind == "text"]
+    share = room_for_text(shown) // len(texts) if texts else 0
     table = Table(box=box.SIMPLE_HEAD, title=title, title_justify="left", pad_edge=False)
     for i in shown:
         column = columns[i]
         if column.kind == "text":
-            table.add_column(column.header, overflow="fold", min_width=min(natural[i], _TEXT_MIN))
+            table.add_column(column.header, overflow="fold", max_width=max(_TEXT_MIN, share),
+                             min_width=min(natural[i], _TEXT_MIN))
         else:
             table.add_column(column.header, no_wrap=True, min_width=natural[i],
                              justify="right" if column.kind == "amount" else "left")

@@ -30,8 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from pydantic import SecretStr
-from rich.console import Console
-from rich.table import Table
+from rich.console import Console, RenderableType
 
 import hub.rules  # noqa: F401  (outbox effect handlers and sync hooks)
 from hub.demo.data import load_crm_demo
@@ -106,7 +105,8 @@ class DemoJobs:
         started = time.perf_counter()
         outcome = run_job(self.defs, job, run_config=run_config, instance=self.instance)
         self.summary.jobs.append(outcome)
-        self.console.print(job_table(step, outcome, time.perf_counter() - started))
+        self.console.print(job_table(step, outcome, time.perf_counter() - started, self.console.size.width),
+                           crop=False)
         if not outcome.success:
             raise RuntimeError(f"Dagster job {job} failed: " + "; ".join(outcome.errors))
         return outcome
@@ -199,35 +199,31 @@ def run_demo(settings: Settings, *, fresh: bool = True, console: Console | None 
     return summary
 
 
-def job_table(step: str, outcome: JobOutcome, seconds: float) -> Table:
-    """One job's run: per asset the numbers of its materialization and how many of its checks
-    passed. Sync assets fill the read … quarantined columns; the numbers of other assets
-    (dispatch, derived tasks) are listed in a column of their own, or under the table when
-    the job has sync assets too."""
-    state = "[green]success[/]" if outcome.success else "[red]failed[/]"
-    synced = {a for a, m in outcome.assets.items() if "read" in m}
-    table = Table(title=f"{step}: job [bold]{outcome.job}[/], run {outcome.run_id[:8]}, {seconds:.1f} s, {state}",
-                  title_justify="left", caption_justify="left")
-    table.add_column("asset", no_wrap=True)
-    for column in SYNC_COLUMNS if synced else ():
-        table.add_column(column, justify="right", no_wrap=True, min_width=len(column))
-    if not synced:
-        table.add_column("numbers", min_width=14)
-    table.add_column("checks passed", min_width=14)
-    captions = []
+def job_table(step: str, outcome: JobOutcome, seconds: float, width: int) -> RenderableType:
+    """One job's run, fitted to ``width``: per asset the numbers of its materialization and
+    how many of its checks passed. Sync assets fill the read … quarantined columns; the
+    numbers of other assets (dispatch, derived tasks) go in a column of their own."""
+    from hub.cli.tables import Column, fit
+
+    state = "success" if outcome.success else "FAILED"
+    title = f"{step}: job {outcome.job}, run {outcome.run_id[:8]}, {seconds:.1f} s, {state}"
+    synced = [a for a, m in outcome.assets.items() if "read" in m]
+    columns = [Column("asset")]
+    if synced:
+        columns += [Column(c, "amount" if c in ("read", "quarantined") else "extra") for c in SYNC_COLUMNS]
+    columns += [Column("numbers", "text")] if len(synced) < len(outcome.assets) else []
+    columns.append(Column("checks passed", "text"))
+    rows = []
     for asset, metadata in outcome.assets.items():
-        numbers = ", ".join(f"{k} {v}" for k, v in metadata.items()
-                            if isinstance(v, int) and not k.startswith("outbox_"))
-        if asset in synced:
-            cells = [str(metadata[k]) for k in SYNC_COLUMNS]
-        elif synced:
-            cells = [""] * len(SYNC_COLUMNS)
-            captions.append(f"{asset}: {numbers}")
-        else:
-            cells = [numbers]
-        table.add_row(asset, *cells, _checks_cell(outcome, asset))
-    table.caption = "\n".join(captions) or None
-    return table
+        cells = [asset]
+        if synced:
+            cells += [str(metadata[k]) if asset in synced else "" for k in SYNC_COLUMNS]
+        if len(synced) < len(outcome.assets):
+            cells.append("" if asset in synced else ", ".join(
+                f"{k} {v}" for k, v in metadata.items() if isinstance(v, int) and not k.startswith("outbox_")))
+        cells.append(_checks_cell(outcome, asset))
+        rows.append(cells)
+    return fit(columns, rows, width, title=title)
 
 
 def _checks_cell(outcome: JobOutcome, asset: str) -> str:
