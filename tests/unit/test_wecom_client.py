@@ -92,12 +92,15 @@ def raise_(exc: Exception) -> Callable[[httpx.Request, str], httpx.Response]:
         (lambda r, t: error(60111, "userid not found"), PermanentError, "60111"),
         (lambda r, t: httpx.Response(500, text="oops"), RetryableError, "HTTP 500"),
         (lambda r, t: httpx.Response(504), RetryableError, "HTTP 504"),
-        (lambda r, t: httpx.Response(200, text="<html>502 Bad Gateway</html>"), RetryableError, None),
-        (raise_(httpx.ReadTimeout("timed out")), RetryableError, None),
-        (raise_(httpx.ConnectError("[Errno 111] Connection refused")), RetryableError, None),
+        (lambda r, t: httpx.Response(200, text="<html>502 Bad Gateway</html>"), RetryableError, "bad_json"),
+        (raise_(httpx.ReadTimeout("timed out")), RetryableError, "timeout"),
+        (raise_(httpx.ConnectError("[Errno 111] Connection refused")), RetryableError, "transport"),
         (lambda r, t: httpx.Response(403, text="forbidden"), PermanentError, "HTTP 403"),
+        (lambda r, t: httpx.Response(408), RetryableError, "HTTP 408"),  # the kit's one rule (RFC 9110)
+        (lambda r, t: httpx.Response(429, headers={"Retry-After": "7"}), RateLimitedError, "HTTP 429"),
     ],
-    ids=["busy", "45009", "45033", "60011", "60111", "http500", "http504", "html", "timeout", "connect", "http403"],
+    ids=["busy", "45009", "45033", "60011", "60111", "http500", "http504", "html", "timeout", "connect", "http403",
+         "http408", "http429"],
 )
 def test_errors_are_classified_into_the_hub_tree(reply, expected, code):
     # given a WeCom that answers the business call with a failure
