@@ -49,19 +49,8 @@ from typing import Any, Literal, TypeVar
 import httpx
 from pydantic import SecretStr
 
+from connectors import kit
 from connectors.kingdee import signing
-from connectors.kit.auth import Credential, TokenAuth
-from connectors.kit.codes import CodeRule, CodeTable
-from connectors.kit.http import (
-    CallContext,
-    OwnsHttpClient,
-    parse_json,
-    peek_json,
-    raise_for_status,
-    redact,
-    send,
-)
-from connectors.kit.paging import OffsetPaginator, walk
 from hub.calls import CallObserver, ignore_call
 from hub.errors import AuthExpiredError, PermanentError, RetryableError
 
@@ -139,9 +128,9 @@ class KingdeeBusinessError(PermanentError):
 
 # MsgCode → hub error (§1.3): only 1 ("context lost / session expired") has a stable meaning;
 # every other failure is a refusal of the data (0, 9, 11… seen, no table exists).
-MSGCODES = CodeTable(
-    {1: CodeRule(AuthExpiredError, "session lost")},
-    default=CodeRule(KingdeeBusinessError), code_prefix="MsgCode ",
+MSGCODES = kit.CodeTable(
+    {1: kit.CodeRule(AuthExpiredError, "session lost")},
+    default=kit.CodeRule(KingdeeBusinessError), code_prefix="MsgCode ",
 )
 
 
@@ -211,7 +200,8 @@ def _raise_for_status(operation: str, status: Mapping[str, Any] | None, *, exter
         return
     errors = _field_errors(status)
     text = "; ".join(str(e) for e in errors) or "IsSuccess false without error details"
-    error = MSGCODES.error(_msg_code(status), text[:1000], CallContext(SYSTEM, operation, external_id=external_id))
+    call = kit.CallContext(SYSTEM, operation, external_id=external_id)
+    error = MSGCODES.error(_msg_code(status), text[:1000], call)
     if isinstance(error, KingdeeBusinessError):
         error.field_errors = errors
     raise error
@@ -254,7 +244,7 @@ def _no_cookie_jar() -> CookieJar:
 LoginFunction = Callable[[], Cookies]
 
 
-class KingdeeAuth(TokenAuth[Cookies]):
+class KingdeeAuth(kit.TokenAuth[Cookies]):
     """Signed headers or the session cookie; on MsgCode 1 re-authenticates once and resends.
 
     The credential is the session cookies. Signed mode needs no login: it starts without a
@@ -289,14 +279,14 @@ class KingdeeAuth(TokenAuth[Cookies]):
         """True while a session id is held."""
         return "kdservice-sessionid" in (self.held() or {})
 
-    def fetch(self) -> Credential[Cookies]:
+    def fetch(self) -> kit.Credential[Cookies]:
         """Session mode: log in (runs under the kit's lock). Signed mode: start without a session."""
         if self._mode == "signed":
-            return Credential({})
+            return kit.Credential({})
         assert self._login is not None
         cookies = dict(self._login())
         self.logins += 1
-        return Credential(cookies)
+        return kit.Credential(cookies)
 
     def apply(self, request: httpx.Request, credential: Cookies) -> None:
         """Sign (signed mode, fresh timestamp on every send) and attach the session, if any."""
@@ -317,7 +307,7 @@ class KingdeeAuth(TokenAuth[Cookies]):
 
     def rejection(self, response: httpx.Response) -> str | None:
         """HTTP 200 whose ResponseStatus says MsgCode 1 (session lost)."""
-        if response.status_code == 200 and _session_lost(_status_of(peek_json(response))):
+        if response.status_code == 200 and _session_lost(_status_of(kit.peek_json(response))):
             return "session lost (MsgCode 1); re-authenticating once"
         return None
 
@@ -334,7 +324,7 @@ class KingdeeAuth(TokenAuth[Cookies]):
 # ---------------------------------------------------------------------------------------------
 # The client
 
-class KingdeeClient(OwnsHttpClient):
+class KingdeeClient(kit.OwnsHttpClient):
     """Typed access to the K/3 Cloud WebAPI for the hub (sync, thread-safe).
 
     ``base_url`` is the site root plus virtual directory, e.g. ``https://erp.example.com/k3cloud/``.
@@ -402,18 +392,18 @@ class KingdeeClient(OwnsHttpClient):
         overload and SQL timeouts look like this, so it is worth another attempt later.
         Envelope checks are ``interpret``'s, inside the same audit report.
         """
-        call = CallContext(SYSTEM, service_method.rsplit(".", 1)[-1], key=key, external_id=external_id)
+        call = kit.CallContext(SYSTEM, service_method.rsplit(".", 1)[-1], key=key, external_id=external_id)
         content = json.dumps(body, ensure_ascii=False, default=_json_default).encode("utf-8")
         request = self._http.build_request("POST", self._url(service_method), content=content)
 
         def read(response: httpx.Response, _timer: object) -> T:
-            raise_for_status(response, call)
+            kit.raise_for_status(response, call)
             if response.text.startswith("response_error:"):
-                raise RetryableError(f"server exception: {redact(response.text.removeprefix('response_error:'), 300)}",
-                                     **call.context("response_error"))
-            return interpret(parse_json(response, call, parse_float=Decimal), response)
+                detail = kit.redact(response.text.removeprefix("response_error:"), 300)
+                raise RetryableError(f"server exception: {detail}", **call.context("response_error"))
+            return interpret(kit.parse_json(response, call, parse_float=Decimal), response)
 
-        return send(self._http, request, call, self._observer, read, auth=auth)
+        return kit.send(self._http, request, call, self._observer, read, auth=auth)
 
     def _call(
         self, service_method: str, body: Mapping[str, Any], interpret: Callable[[Any], Any], *,
@@ -507,10 +497,12 @@ class KingdeeClient(OwnsHttpClient):
         Offset paging is only stable when nothing in the result moves while reading; the
         incremental streams use keyset paging instead (see ``streams.py``).
         """
-        paginator = OffsetPaginator(min(max(page_size, 1), MAX_PAGE_SIZE), offset_param="start_row",
+        paginator = kit.OffsetPaginator(min(max(page_size, 1), MAX_PAGE_SIZE), offset_param="start_row",
                                     limit_param="limit")
-        pages = walk(lambda paging: self.execute_bill_query(form_id, field_keys, filter_string, order_string, **paging),
-                     paginator, call=CallContext(SYSTEM, "ExecuteBillQuery", external_id=form_id))
+        pages = kit.walk(
+            lambda paging: self.execute_bill_query(form_id, field_keys, filter_string, order_string, **paging),
+            paginator, call=kit.CallContext(SYSTEM, "ExecuteBillQuery", external_id=form_id),
+        )
         for page in pages:
             if page:
                 yield page

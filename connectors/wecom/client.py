@@ -50,19 +50,7 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
-from connectors.kit.auth import Credential, TokenAuth
-from connectors.kit.codes import CodeRule, CodeTable
-from connectors.kit.http import (
-    CallContext,
-    OwnsHttpClient,
-    mask_secrets_in_httpx_logs,
-    parse_json,
-    peek_json,
-    raise_for_status,
-    redact,
-    send,
-)
-from connectors.kit.paging import CursorPaginator, walk
+from connectors import kit
 from hub.calls import CallObserver, CallTimer, ignore_call
 from hub.errors import (
     AuthExpiredError,
@@ -79,36 +67,36 @@ Json = dict[str, Any]
 # errcode → hub error (§1.3). 40001 is "treat like 40014 once" outside gettoken; 45009's
 # minute window blocks ~60 s (§1.3/§1.4); 45033 says "retry after a short delay" (§1.3):
 # 2 s is our choice (guess), long enough for in-flight calls to finish.
-ERRCODES = CodeTable({
-    -1: CodeRule(RetryableError, "WeCom busy"),
-    40001: CodeRule(AuthExpiredError, "access token rejected"),
-    40014: CodeRule(AuthExpiredError, "access token rejected"),
-    42001: CodeRule(AuthExpiredError, "access token rejected"),
-    45009: CodeRule(RateLimitedError, "rate limited", retry_after=60.0),
-    45033: CodeRule(RateLimitedError, "rate limited", retry_after=2.0),
-    81013: CodeRule(RecipientError, "no valid recipient"),
+ERRCODES = kit.CodeTable({
+    -1: kit.CodeRule(RetryableError, "WeCom busy"),
+    40001: kit.CodeRule(AuthExpiredError, "access token rejected"),
+    40014: kit.CodeRule(AuthExpiredError, "access token rejected"),
+    42001: kit.CodeRule(AuthExpiredError, "access token rejected"),
+    45009: kit.CodeRule(RateLimitedError, "rate limited", retry_after=60.0),
+    45033: kit.CodeRule(RateLimitedError, "rate limited", retry_after=2.0),
+    81013: kit.CodeRule(RecipientError, "no valid recipient"),
 })
 # On gettoken, 40001 means the app secret itself is wrong: configuration, not expiry.
-GETTOKEN_ERRCODES = ERRCODES.override({40001: CodeRule(PermanentError, "app secret refused by gettoken")})
+GETTOKEN_ERRCODES = ERRCODES.override({40001: kit.CodeRule(PermanentError, "app secret refused by gettoken")})
 # §1.2 / send doc 90236: default 1800 s, at most 4 h (quoted in binarywang/WxJava WxCpMessage.java).
 DEFAULT_DUPLICATE_CHECK_INTERVAL = 1800
 MAX_DUPLICATE_CHECK_INTERVAL = 4 * 3600
 MAX_RECIPIENTS = 1000  # touser ≤ 1000 (§1.2)
 # Cursor-paged calls: user/list_id and batch/get_by_user send "" first; externalcontact/get
 # sends no cursor on its first page (§1.2).
-BODY_CURSOR = CursorPaginator()
-QUERY_CURSOR = CursorPaginator(send_empty=False)
+BODY_CURSOR = kit.CursorPaginator()
+QUERY_CURSOR = kit.CursorPaginator(send_empty=False)
 
 _ERRMSG_TAIL = re.compile(r"[,;]?\s*(?:from ip:|more info at\b).*$", re.IGNORECASE | re.DOTALL)
 # httpx logs every request URL at INFO; WeCom URLs carry access_token (and gettoken's corpsecret).
-mask_secrets_in_httpx_logs()
+kit.mask_secrets_in_httpx_logs()
 
 
 def clean_errmsg(errmsg: Any) -> str:
     """Vendor errmsg without the ``from ip: …, more info at <url>`` tail (keeps the hint id,
     which WeCom support asks for). Defensive: masks anything shaped like a token parameter."""
     text = _ERRMSG_TAIL.sub("", str(errmsg or "").strip()).rstrip(" ,;")
-    return redact(text, 300) or "no errmsg"
+    return kit.redact(text, 300) or "no errmsg"
 
 
 @dataclass(frozen=True)
@@ -134,7 +122,7 @@ class CursorPage:
     next_cursor: str
 
 
-class WeComTokenAuth(TokenAuth[str]):
+class WeComTokenAuth(kit.TokenAuth[str]):
     """``access_token`` on the query string; errcode 40014/42001/40001 in a 200 reply rejects it.
 
     ``fetch`` is the client's gettoken call (reported to the audit as its own exchange).
@@ -149,10 +137,10 @@ class WeComTokenAuth(TokenAuth[str]):
         super().__init__(system=SYSTEM, observer=observer, clock=clock)
         self._fetch = fetch
 
-    def fetch(self) -> Credential[str]:
+    def fetch(self) -> kit.Credential[str]:
         """gettoken: the token and its ``expires_in`` (7200 s by default, §1.1)."""
         token, expires_in = self._fetch()
-        return Credential(token, float(expires_in))
+        return kit.Credential(token, float(expires_in))
 
     def apply(self, request: httpx.Request, credential: str) -> None:
         """Set (or replace, on the resend) the ``access_token`` query parameter."""
@@ -160,14 +148,14 @@ class WeComTokenAuth(TokenAuth[str]):
 
     def rejection(self, response: httpx.Response) -> str | None:
         """Token-rejected errcodes in the reply body (§1.3)."""
-        data = peek_json(response)
+        data = kit.peek_json(response)
         errcode = _errcode(data) if isinstance(data, dict) else None
         if ERRCODES.means_expired(errcode):
             return f"access token rejected (errcode {errcode}); refreshing once"
         return None
 
 
-class WeComClient(OwnsHttpClient):
+class WeComClient(kit.OwnsHttpClient):
     """Synchronous, thread-safe client for one WeCom self-built app (corp id + app secret).
 
     ``base_url`` is the host without ``/cgi-bin`` (the sandbox URL in tests and demos).
@@ -221,7 +209,7 @@ class WeComClient(OwnsHttpClient):
         params: Mapping[str, Any],
         body: Mapping[str, Any] | None,
         auth: httpx.Auth | None,
-        codes: CodeTable = ERRCODES,
+        codes: kit.CodeTable = ERRCODES,
         accept: frozenset[int] = frozenset(),
         key: str | None = None,
         external_id: str | None = None,
@@ -230,12 +218,12 @@ class WeComClient(OwnsHttpClient):
         """One audited call of ``path``; errcodes not in ``accept`` raise (module doc)."""
         content = json.dumps(body, ensure_ascii=False).encode("utf-8") if body is not None else None
         headers = {"Content-Type": "application/json; charset=utf-8"} if content is not None else None
-        call = CallContext(SYSTEM, path, key=key, external_id=external_id)
+        call = kit.CallContext(SYSTEM, path, key=key, external_id=external_id)
         request = self._http.build_request(method, path, params=dict(params), content=content, headers=headers)
 
         def read(response: httpx.Response, timer: CallTimer) -> Json:
-            raise_for_status(response, call)
-            data = parse_json(response, call)
+            kit.raise_for_status(response, call)
+            data = kit.parse_json(response, call)
             if not isinstance(data, dict):
                 raise RetryableError("reply is not a JSON object", **call.context("bad_json"))
             errcode = _errcode(data)
@@ -252,7 +240,7 @@ class WeComClient(OwnsHttpClient):
                 timer.extra_error = f"errcode {errcode}: {clean_errmsg(data.get('errmsg'))}"
             return data
 
-        return send(self._http, request, call, self._observer, read, auth=auth)
+        return kit.send(self._http, request, call, self._observer, read, auth=auth)
 
     def _call(
         self,
@@ -359,8 +347,8 @@ class WeComClient(OwnsHttpClient):
         """``user/list_id`` pages of ``{userid, department}`` (one row per membership)."""
         if not 1 <= limit <= 10_000:
             raise ValueError("limit must be within 1..10000")
-        pages = walk(lambda cursor: self._call("POST", "user/list_id", body={**cursor, "limit": limit}),
-                     BODY_CURSOR, call=CallContext(SYSTEM, "user/list_id"))
+        pages = kit.walk(lambda cursor: self._call("POST", "user/list_id", body={**cursor, "limit": limit}),
+                         BODY_CURSOR, call=kit.CallContext(SYSTEM, "user/list_id"))
         for data in pages:
             yield list(data.get("dept_user") or [])
 
@@ -406,11 +394,11 @@ class WeComClient(OwnsHttpClient):
 
     def get_external_contact(self, external_userid: str) -> Json:
         """``externalcontact/get`` with every ``follow_user`` page (paged at 500, §1.2) merged."""
-        pages = list(walk(
+        pages = list(kit.walk(
             lambda cursor: self._call("GET", "externalcontact/get",
                                       params={"external_userid": external_userid, **cursor},
                                       external_id=external_userid),
-            QUERY_CURSOR, call=CallContext(SYSTEM, "externalcontact/get", external_id=external_userid),
+            QUERY_CURSOR, call=kit.CallContext(SYSTEM, "externalcontact/get", external_id=external_userid),
         ))
         follow_users = [user for data in pages for user in data.get("follow_user") or []]
         return {"external_contact": pages[0].get("external_contact") or {}, "follow_user": follow_users}
@@ -423,8 +411,8 @@ class WeComClient(OwnsHttpClient):
 
     def iter_external_contact_pages(self, userids: Sequence[str], *, limit: int = 100) -> Iterator[list[Json]]:
         """Every page of ``externalcontact/batch/get_by_user`` for ≤100 members, cursor by cursor."""
-        pages = walk(lambda cursor: self._external_contacts_by_user(userids, {**cursor, "limit": limit}),
-                     BODY_CURSOR, call=CallContext(SYSTEM, "externalcontact/batch/get_by_user"))
+        pages = kit.walk(lambda cursor: self._external_contacts_by_user(userids, {**cursor, "limit": limit}),
+                         BODY_CURSOR, call=kit.CallContext(SYSTEM, "externalcontact/batch/get_by_user"))
         for data in pages:
             yield list(data.get("external_contact_list") or [])
 

@@ -20,6 +20,7 @@ from connectors.kit.codes import CodeRule, CodeTable
 from connectors.kit.http import CallContext, parse_json, peek_json, raise_for_status, send
 from hub.calls import CallTimer, ExternalCall
 from hub.errors import AuthExpiredError, PermanentError
+from tests.support.threads import run_together
 
 CODES = CodeTable({42001: CodeRule(AuthExpiredError, "token rejected")})
 
@@ -105,29 +106,10 @@ class DemoClient:
         return send(self.http, request, call, self.calls.append, read, auth=self.auth)
 
 
-def run_threads(n: int, target: Callable[[], object]) -> list[BaseException]:
-    start = threading.Barrier(n)
-    failures: list[BaseException] = []
-
-    def worker() -> None:
-        start.wait()
-        try:
-            target()
-        except BaseException as exc:  # collected for the assertion
-            failures.append(exc)
-
-    threads = [threading.Thread(target=worker) for _ in range(n)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=10)
-    return failures
-
-
 def test_given_a_cold_cache_when_twenty_threads_call_then_one_token_fetch() -> None:
     platform = Platform(token_delay=0.05)
     client = DemoClient(platform)
-    assert run_threads(20, client.get) == []
+    assert run_together(20, client.get) == []
     assert platform.fetches == 1 and platform.business_calls == 20
 
 
@@ -137,7 +119,7 @@ def test_given_a_token_expired_on_the_server_when_twenty_threads_are_rejected_th
     client.get()
     platform.expired.add("tok-1")
     platform.hold = threading.Barrier(20, timeout=5)  # every thread is rejected before anyone refreshes
-    assert run_threads(20, client.get) == []
+    assert run_together(20, client.get) == []
     assert platform.fetches == 2
     assert platform.business_calls == 1 + 20 + 20
 

@@ -29,6 +29,7 @@ from hub.errors import (
     RecipientError,
     RetryableError,
 )
+from tests.support.threads import run_together
 
 SECRET = "s3cr3t-app-secret-value"
 TOKEN_PREFIX = "tok-"
@@ -182,25 +183,6 @@ def test_httpx_request_logs_do_not_leak_the_secret_or_token(caplog):
 
 # ---------------------------------------------------------------- token: single flight, refresh once
 
-def _run_threads(n: int, target: Callable[[], object]) -> list[BaseException]:
-    barrier = threading.Barrier(n)
-    failures: list[BaseException] = []
-
-    def worker() -> None:
-        barrier.wait()
-        try:
-            target()
-        except BaseException as exc:  # collected and asserted by the test
-            failures.append(exc)
-
-    threads = [threading.Thread(target=worker) for _ in range(n)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=10)
-    return failures
-
-
 def test_twenty_threads_on_a_cold_cache_fetch_one_token():
     # given a client without a token and a slow gettoken
     fake = FakeWeCom(lambda r, t: ok(follow_user=[]))
@@ -212,7 +194,7 @@ def test_twenty_threads_on_a_cold_cache_fetch_one_token():
         return original(request)
     client = make_client(slow)
     # when 20 threads call at once, then exactly one gettoken is sent
-    assert _run_threads(20, client.get_follow_user_list) == []
+    assert run_together(20, client.get_follow_user_list) == []
     assert fake.gettoken_calls == 1
     assert fake.business_calls == 20
 
@@ -227,7 +209,7 @@ def test_twenty_threads_on_an_expired_token_refresh_once():
     client.get_follow_user_list()
     fake.expired.add(f"{TOKEN_PREFIX}1")
     # when 20 threads call at once and all get 42001
-    assert _run_threads(20, client.get_follow_user_list) == []
+    assert run_together(20, client.get_follow_user_list) == []
     # then one refresh served all of them
     assert fake.gettoken_calls == 2
 
