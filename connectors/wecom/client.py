@@ -209,13 +209,14 @@ class WeComClient(kit.OwnsHttpClient):
         params: Mapping[str, Any],
         body: Mapping[str, Any] | None,
         auth: httpx.Auth | None,
-        codes: kit.CodeTable = ERRCODES,
+        codes: kit.CodeTable | None = None,
         accept: frozenset[int] = frozenset(),
         key: str | None = None,
         external_id: str | None = None,
         result_id: str | None = None,
     ) -> Json:
-        """One audited call of ``path``; errcodes not in ``accept`` raise (module doc)."""
+        """One audited call of ``path``; errcodes not in ``accept`` raise per ``codes`` (default
+        :data:`ERRCODES`, looked up per call)."""
         content = json.dumps(body, ensure_ascii=False).encode("utf-8") if body is not None else None
         headers = {"Content-Type": "application/json; charset=utf-8"} if content is not None else None
         call = kit.CallContext(SYSTEM, path, key=key, external_id=external_id)
@@ -233,7 +234,8 @@ class WeComClient(kit.OwnsHttpClient):
                 # 81013 still lists the refused ids in the body (§1.2); they are what the caller must fix.
                 refused = list(dict.fromkeys([*_split_ids(data.get("invaliduser")),
                                               *_split_ids(data.get("unlicenseduser"))]))
-                raise codes.error(errcode, clean_errmsg(data.get("errmsg")), call, recipients=refused)
+                table = codes or ERRCODES
+                raise table.error(errcode, clean_errmsg(data.get("errmsg")), call, recipients=refused)
             if result_id and isinstance(data.get(result_id), str):
                 timer.external_id = data[result_id]
             if errcode != 0:
