@@ -307,7 +307,7 @@ class KingdeeAuth(kit.TokenAuth[Cookies]):
 
     def rejection(self, response: httpx.Response) -> str | None:
         """HTTP 200 whose ResponseStatus says MsgCode 1 (session lost)."""
-        if response.status_code == 200 and _session_lost(_status_of(kit.peek_json(response))):
+        if response.status_code == 200 and _session_lost(_status_of(kit.peek_json(response, marker=b"MsgCode"))):
             return "session lost (MsgCode 1); re-authenticating once"
         return None
 

@@ -233,14 +233,15 @@ def parse_json(response: httpx.Response, call: CallContext, *, parse_float: Call
                              **call.context("bad_json")) from None
 
 
-def peek_json(response: httpx.Response, *, max_bytes: int = 16384) -> Any:
+def peek_json(response: httpx.Response, *, marker: bytes | None = None, max_bytes: int = 16384) -> Any:
     """A small reply body as JSON, or None (too big to be an error envelope, or not JSON).
 
     For auth flows deciding "credential rejected?" on every reply: error envelopes are a few
-    hundred bytes, so large pages are never parsed twice.
+    hundred bytes, so large pages are never parsed twice; with ``marker`` (Kingdee:
+    ``b"MsgCode"``) only bodies containing it are parsed at all.
     """
     body = response.content
-    if not body or len(body) > max_bytes:
+    if not body or len(body) > max_bytes or (marker is not None and marker not in body):
         return None
     try:
         return json.loads(body)
