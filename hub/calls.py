@@ -41,13 +41,19 @@ def ignore_call(call: ExternalCall) -> None:
 
 @dataclass
 class CallTimer:
-    """Mutable holder filled in by :func:`timed_call` so the caller can add details."""
+    """Mutable holder filled in by :func:`timed_call` so the caller can add details.
+
+    ``started`` (a ``time.perf_counter`` value) may be moved forward by the block when only
+    the last of several exchanges belongs to this report: an auth flow that resent a
+    rejected request reports the rejected exchange itself, and the resend is timed alone.
+    """
 
     key: str | None = None
     external_id: str | None = None
     attempt: int = 1
     http_status: int | None = None
     extra_error: str | None = field(default=None)
+    started: float = field(default_factory=time.perf_counter)
 
 
 @contextmanager
@@ -61,20 +67,19 @@ def timed_call(
     re-raised unchanged.
     """
     timer = CallTimer(key=key, external_id=external_id, attempt=attempt)
-    started = time.perf_counter()
     try:
         yield timer
     except Exception as exc:
         observer(ExternalCall(
             system=system, operation=operation, outcome="error",
-            duration_ms=(time.perf_counter() - started) * 1000, key=timer.key,
+            duration_ms=(time.perf_counter() - timer.started) * 1000, key=timer.key,
             external_id=timer.external_id, attempt=timer.attempt, error=str(exc)[:500],
             http_status=timer.http_status,
         ))
         raise
     observer(ExternalCall(
         system=system, operation=operation, outcome="ok",
-        duration_ms=(time.perf_counter() - started) * 1000, key=timer.key,
+        duration_ms=(time.perf_counter() - timer.started) * 1000, key=timer.key,
         external_id=timer.external_id, attempt=timer.attempt, error=timer.extra_error,
         http_status=timer.http_status,
     ))

@@ -4,19 +4,25 @@ Shape of the conversation:
 
 - every operation is ``POST {base}/Kingdee.BOS.WebApi.ServicesStub.<Service>.<Method>.common.kdsvc``
   with a JSON body; business failures come back as HTTP 200 (§1.1, §1.3);
-- authentication lives in :class:`KingdeeAuth` (an ``httpx.Auth``): signed headers exactly as
+- authentication lives in :class:`KingdeeAuth`, the connector kit's
+  :class:`~connectors.kit.auth.TokenAuth` with Kingdee's hooks: signed headers exactly as
   the official SDK computes them (default), or a ``LoginByAppSecret`` session cookie (§1.2).
   When a reply says "session lost" (HTTP 200, ``MsgCode`` 1) the auth re-authenticates once
-  and resends; a lock plus a generation counter make N threads that hit the same expired
-  session cause one re-login;
-- replies are parsed into typed results; failures become the hub's error classes::
+  and resends; the kit's single flight makes N threads that hit the same expired session
+  cause one re-login;
+- replies are parsed into typed results; failures become the hub's error classes. Transport
+  errors, HTTP statuses and non-JSON bodies are the kit's one classification
+  (:mod:`connectors.kit.http`); Kingdee adds its body prefix and the MsgCode table
+  :data:`MSGCODES`::
 
-      HTTP 5xx / 504 / timeout / connection error / "response_error:" body → RetryableError
-      MsgCode 1 still after the one re-login (or a refused login)         → AuthExpiredError
+      timeout / connection error / HTTP 5xx / 408                        → RetryableError
+      HTTP 429 (a gateway; Kingdee itself never sends it, §1.3)          → RateLimitedError
+      "response_error:" body (a server exception, §1.3)                  → RetryableError
+      MsgCode 1 still after the one re-login (or a refused login)        → AuthExpiredError
       ResponseStatus.IsSuccess false with Errors[FieldName, Message, DIndex]
-                                                                          → KingdeeBusinessError
-                                                                            (a PermanentError)
-      other HTTP 4xx                                                      → PermanentError
+                                                                         → KingdeeBusinessError
+                                                                           (a PermanentError)
+      other HTTP 4xx                                                     → PermanentError
 
 Retries of transient errors are deliberately *not* done here beyond the one re-login: the
 outbox dispatcher and the sync engine own retry policy (backoff, dead letters, "look the
@@ -33,20 +39,19 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import logging
-import threading
 import time
-from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from http.cookiejar import CookieJar, DefaultCookiePolicy
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import httpx
 from pydantic import SecretStr
 
+from connectors import kit
 from connectors.kingdee import signing
-from hub.calls import CallObserver, CallTimer, ExternalCall, ignore_call, timed_call
+from hub.calls import CallObserver, ignore_call
 from hub.errors import AuthExpiredError, PermanentError, RetryableError
 
 SYSTEM = "kingdee"
@@ -55,13 +60,12 @@ AUTH_SERVICE = "Kingdee.BOS.WebApi.ServicesStub.AuthService."
 # Documented page maximum of ExecuteBillQuery [UNC]; a server that caps silently would make a
 # larger page look "short" and end paging early, so the client never asks for more.
 MAX_PAGE_SIZE = 2000
-MSGCODE_SESSION_LOST = 1
 SESSION_COOKIES = ("kdservice-sessionid", "ASP.NET_SessionId")
 USER_AGENT = "crm-erp-hub kingdee-connector/0.1"
 
 AuthMode = Literal["signed", "session"]
-
-log = logging.getLogger(__name__)
+Cookies = dict[str, str]
+T = TypeVar("T")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -120,6 +124,14 @@ class KingdeeBusinessError(PermanentError):
     """
 
     field_errors: tuple[FieldError, ...] = ()
+
+
+# MsgCode → hub error (§1.3): only 1 ("context lost / session expired") has a stable meaning;
+# every other failure is a refusal of the data (0, 9, 11… seen, no table exists).
+MSGCODES = kit.CodeTable(
+    {1: kit.CodeRule(AuthExpiredError, "session lost")},
+    default=kit.CodeRule(KingdeeBusinessError), code_prefix="MsgCode ",
+)
 
 
 def _status_of(payload: Any) -> Mapping[str, Any] | None:
@@ -187,29 +199,16 @@ def _raise_for_status(operation: str, status: Mapping[str, Any] | None, *, exter
     if status is None or status.get("IsSuccess") is not False:
         return
     errors = _field_errors(status)
-    code = _msg_code(status)
     text = "; ".join(str(e) for e in errors) or "IsSuccess false without error details"
-    if code == MSGCODE_SESSION_LOST:
-        raise AuthExpiredError(f"session refused after re-authentication: {text}", system=SYSTEM,
-                               operation=operation, external_id=external_id, code="MsgCode 1")
-    error = KingdeeBusinessError(text[:1000], system=SYSTEM, operation=operation, external_id=external_id,
-                                 code=f"MsgCode {code}" if code is not None else None)
-    error.field_errors = errors
+    call = kit.CallContext(SYSTEM, operation, external_id=external_id)
+    error = MSGCODES.error(_msg_code(status), text[:1000], call)
+    if isinstance(error, KingdeeBusinessError):
+        error.field_errors = errors
     raise error
 
 
-def _looks_session_lost(body: bytes) -> bool:
-    """Cheap check of a reply body for MsgCode 1 (small error replies only, never big pages)."""
-    if len(body) > 16384 or b"MsgCode" not in body:
-        return False
-    try:
-        payload = json.loads(body)
-    except ValueError:
-        return False
-    status = _status_of(payload)
-    if status is None:
-        return False
-    return status.get("IsSuccess") is False and _msg_code(status) == MSGCODE_SESSION_LOST
+def _session_lost(status: Mapping[str, Any] | None) -> bool:
+    return status is not None and status.get("IsSuccess") is False and MSGCODES.means_expired(_msg_code(status))
 
 
 def _session_from_response(response: httpx.Response) -> dict[str, str]:
@@ -242,17 +241,18 @@ def _no_cookie_jar() -> CookieJar:
 # ---------------------------------------------------------------------------------------------
 # Authentication
 
-LoginFunction = Callable[[], dict[str, str]]
+LoginFunction = Callable[[], Cookies]
 
 
-class KingdeeAuth(httpx.Auth):
-    """Adds signed headers or the session cookie; on MsgCode 1 re-authenticates once and resends.
+class KingdeeAuth(kit.TokenAuth[Cookies]):
+    """Signed headers or the session cookie; on MsgCode 1 re-authenticates once and resends.
 
-    Shared state (session cookies, ``generation``) is guarded by a lock. A request remembers
-    the generation it was sent with; when it comes back "session lost", only the first thread
-    whose generation is still current renews (signed mode: forget the session id so the next
-    request gets a new one; session mode: call ``login``); the others find the generation
-    already advanced and simply resend with the new session.
+    The credential is the session cookies. Signed mode needs no login: it starts without a
+    session, keeps the one the server issues in a reply, and on "session lost" forgets it
+    so that the resend re-authenticates by signature alone. Session mode logs in
+    (``login``) whenever no session is held. Single flight and generations are the kit's
+    (:class:`~connectors.kit.auth.TokenAuth`): N threads hitting the same lost session
+    cause one re-login, and a reply to a superseded session cannot bring it back.
     """
 
     requires_response_body = True
@@ -263,6 +263,7 @@ class KingdeeAuth(httpx.Auth):
     ) -> None:
         if mode == "session" and login is None:
             raise ValueError("session mode needs a login function")
+        super().__init__(system=SYSTEM, observer=observer)
         self._mode = mode
         self._acct_id = acct_id
         self._username = username
@@ -271,44 +272,24 @@ class KingdeeAuth(httpx.Auth):
         self._lcid = lcid
         self._org_num = org_num
         self._login = login
-        self._observer = observer
-        self._lock = threading.Lock()
-        self._cookies: dict[str, str] = {}
-        self.generation = 0
         self.logins = 0
 
     @property
     def has_session(self) -> bool:
         """True while a session id is held."""
-        with self._lock:
-            return "kdservice-sessionid" in self._cookies
+        return "kdservice-sessionid" in (self.held() or {})
 
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        """Sign/attach the session, send, and on "session lost" renew once and resend."""
-        generation = self._prepare(request)
-        started = time.perf_counter()
-        response = yield request
-        self._remember(response, generation)
-        if response.status_code != 200 or not _looks_session_lost(response.content):
-            return
-        operation = request.url.path.rsplit("/", 1)[-1].removesuffix(".common.kdsvc").rsplit(".", 1)[-1]
-        self._observer(ExternalCall(
-            system=SYSTEM, operation=operation, outcome="error",
-            duration_ms=(time.perf_counter() - started) * 1000, http_status=response.status_code,
-            error="session lost (MsgCode 1); re-authenticating once",
-        ))
-        log.info("kingdee %s: session lost, re-authenticating (generation %d)", operation, generation)
-        self._renew(generation)
-        generation = self._prepare(request)
-        response = yield request
-        self._remember(response, generation)
+    def fetch(self) -> kit.Credential[Cookies]:
+        """Session mode: log in (runs under the kit's lock). Signed mode: start without a session."""
+        if self._mode == "signed":
+            return kit.Credential({})
+        assert self._login is not None
+        cookies = dict(self._login())
+        self.logins += 1
+        return kit.Credential(cookies)
 
-    def _prepare(self, request: httpx.Request) -> int:
-        with self._lock:
-            if self._mode == "session" and "kdservice-sessionid" not in self._cookies:
-                self._do_login()
-            cookies = dict(self._cookies)
-            generation = self.generation
+    def apply(self, request: httpx.Request, credential: Cookies) -> None:
+        """Sign (signed mode, fresh timestamp on every send) and attach the session, if any."""
         if self._mode == "signed":
             path = request.url.raw_path.split(b"?", 1)[0].decode("ascii")
             request.headers.update(signing.signed_headers(
@@ -316,49 +297,34 @@ class KingdeeAuth(httpx.Auth):
                 app_secret=self._app_secret.get_secret_value(), lcid=self._lcid, org_num=self._org_num,
                 timestamp=str(int(time.time())),
             ))
-        sid = cookies.get("kdservice-sessionid")
+        sid = credential.get("kdservice-sessionid")
         if sid:
             request.headers["kdservice-sessionid"] = sid
-            request.headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in cookies.items())
+            request.headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in credential.items())
         else:
             request.headers.pop("kdservice-sessionid", None)
             request.headers.pop("Cookie", None)
-        return generation
 
-    def _remember(self, response: httpx.Response, generation: int) -> None:
+    def rejection(self, response: httpx.Response) -> str | None:
+        """HTTP 200 whose ResponseStatus says MsgCode 1 (session lost)."""
+        if response.status_code == 200 and _session_lost(_status_of(kit.peek_json(response, marker=b"MsgCode"))):
+            return "session lost (MsgCode 1); re-authenticating once"
+        return None
+
+    def refreshed(self, response: httpx.Response, credential: Cookies) -> Cookies | None:
+        """Session cookies the server issued in this reply, merged into the held ones."""
         issued = _session_from_response(response)
-        if not issued:
-            return
-        with self._lock:
-            if generation == self.generation:
-                self._cookies.update(issued)
-
-    def _renew(self, generation: int) -> None:
-        with self._lock:
-            if generation != self.generation:
-                return  # another thread already renewed the session we were using
-            self._cookies.clear()
-            self.generation += 1
-            if self._mode == "session":
-                self._do_login()
-
-    def _do_login(self) -> None:
-        """Log in (session mode); caller holds the lock, so concurrent callers wait for it."""
-        assert self._login is not None
-        self._cookies = dict(self._login())
-        self.logins += 1
+        return {**credential, **issued} if issued else None
 
     def forget_session(self) -> None:
         """Drop the held session (e.g. after Logout); the next request re-authenticates."""
-        with self._lock:
-            self._cookies.clear()
-            self.generation += 1
+        self.forget()
 
 
 # ---------------------------------------------------------------------------------------------
 # The client
 
-class KingdeeClient:
+class KingdeeClient(kit.OwnsHttpClient):
     """Typed access to the K/3 Cloud WebAPI for the hub (sync, thread-safe).
 
     ``base_url`` is the site root plus virtual directory, e.g. ``https://erp.example.com/k3cloud/``.
@@ -395,128 +361,76 @@ class KingdeeClient:
         self.read_overlap = dt.timedelta(seconds=max(read_overlap_s, 0.0))
         self._base = base_url.rstrip("/") + "/"
         self._observer = observer
-        self._timeout = timeout
         self._credentials = (acct_id, username, app_id, app_secret, lcid)
         headers = {"Content-Type": "application/json", "Accept-Charset": "utf-8", "User-Agent": USER_AGENT}
-        # Login requests go through a second client without auth (same transport): logging in
-        # must not recurse into the auth flow.
-        self._login_http = httpx.Client(timeout=timeout, transport=transport, headers=headers,
-                                        cookies=_no_cookie_jar())
+        # No client-wide auth: business calls pass ``self.auth``, the login goes without it (it
+        # must not recurse into the auth flow). The jar stores nothing: the auth alone decides
+        # which session cookie is sent.
+        self._http = httpx.Client(timeout=timeout, transport=transport, headers=headers, cookies=_no_cookie_jar())
         self.auth = KingdeeAuth(
             mode=auth_mode, acct_id=acct_id, username=username, app_id=app_id, app_secret=app_secret,
             lcid=lcid, org_num=org_num, login=self._login if auth_mode == "session" else None,
             observer=observer,
         )
-        self._http = httpx.Client(timeout=timeout, transport=transport, headers=headers, auth=self.auth,
-                                  cookies=_no_cookie_jar())
 
     def __repr__(self) -> str:
         return f"KingdeeClient(base_url={self._base!r}, acct_id={self._credentials[0]!r})"
-
-    # -- lifecycle -------------------------------------------------------------------------
-
-    def close(self) -> None:
-        """Close the connection pools."""
-        self._http.close()
-        self._login_http.close()
-
-    def __enter__(self) -> KingdeeClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # -- transport -------------------------------------------------------------------------
 
     def _url(self, service_method: str) -> str:
         return f"{self._base}{service_method}.common.kdsvc"
 
-    def _exchange(
-        self, client: httpx.Client, service_method: str, body: Mapping[str, Any], timer: CallTimer, *,
-        external_id: str | None = None,
-    ) -> Any:
-        """POST one request, report it, and return the parsed JSON reply.
+    def _send(
+        self, service_method: str, body: Mapping[str, Any], interpret: Callable[[Any, httpx.Response], T], *,
+        auth: httpx.Auth | None, key: str | None = None, external_id: str | None = None,
+    ) -> T:
+        """POST one audited request; ``interpret`` gets the parsed JSON reply and the response.
 
-        Raises RetryableError for transport trouble, 5xx and ``response_error:`` bodies and
-        PermanentError for other HTTP errors. Envelope checks are the caller's (inside the
-        same report, see :meth:`_call`).
+        The kit classifies transport trouble and HTTP statuses (module doc); a
+        ``response_error:`` body is a server exception (the SDK raises on it too, §1.3) —
+        overload and SQL timeouts look like this, so it is worth another attempt later.
+        Envelope checks are ``interpret``'s, inside the same audit report.
         """
-        operation = service_method.rsplit(".", 1)[-1]
+        call = kit.CallContext(SYSTEM, service_method.rsplit(".", 1)[-1], key=key, external_id=external_id)
         content = json.dumps(body, ensure_ascii=False, default=_json_default).encode("utf-8")
-        try:
-            response = client.post(self._url(service_method), content=content)
-        except httpx.TimeoutException as exc:
-            raise RetryableError(f"no reply within {self._timeout:g}s ({type(exc).__name__})", system=SYSTEM,
-                                 operation=operation, external_id=external_id, code="timeout") from exc
-        except httpx.TransportError as exc:
-            raise RetryableError(f"transport error: {type(exc).__name__}: {exc}", system=SYSTEM,
-                                 operation=operation, external_id=external_id, code="transport") from exc
-        timer.http_status = response.status_code
-        return self._parse_http(operation, response, external_id=external_id)
+        request = self._http.build_request("POST", self._url(service_method), content=content)
 
-    @staticmethod
-    def _parse_http(operation: str, response: httpx.Response, *, external_id: str | None) -> Any:
-        status = response.status_code
-        text = response.text
-        snippet = text.strip()[:200]
-        if status >= 500 or status in (408, 429):
-            raise RetryableError(f"HTTP {status}" + (f": {snippet}" if snippet else " (empty body)"),
-                                 system=SYSTEM, operation=operation, external_id=external_id, code=str(status))
-        if status not in (200, 206):
-            raise PermanentError(f"HTTP {status}" + (f": {snippet}" if snippet else ""), system=SYSTEM,
-                                 operation=operation, external_id=external_id, code=str(status))
-        if text.startswith("response_error:"):
-            # A server-side exception (the SDK raises on these too, §1.3); overload and SQL
-            # timeouts look like this, so it is worth another attempt later.
-            raise RetryableError(f"server exception: {text[len('response_error:'):].strip()[:300]}",
-                                 system=SYSTEM, operation=operation, external_id=external_id,
-                                 code="response_error")
-        if not text.strip():
-            raise RetryableError(f"HTTP {status} with an empty body", system=SYSTEM, operation=operation,
-                                 external_id=external_id, code=str(status))
-        try:
-            return json.loads(text, parse_float=Decimal)
-        except ValueError as exc:
-            raise RetryableError(f"reply is not JSON: {snippet}", system=SYSTEM, operation=operation,
-                                 external_id=external_id, code="bad_json") from exc
+        def read(response: httpx.Response, _timer: object) -> T:
+            kit.raise_for_status(response, call)
+            if response.text.startswith("response_error:"):
+                detail = kit.redact(response.text.removeprefix("response_error:"), 300)
+                raise RetryableError(f"server exception: {detail}", **call.context("response_error"))
+            return interpret(kit.parse_json(response, call, parse_float=Decimal), response)
+
+        return kit.send(self._http, request, call, self._observer, read, auth=auth)
 
     def _call(
         self, service_method: str, body: Mapping[str, Any], interpret: Callable[[Any], Any], *,
         key: str | None = None, external_id: str | None = None,
     ) -> Any:
-        operation = service_method.rsplit(".", 1)[-1]
-        with timed_call(self._observer, SYSTEM, operation, key=key, external_id=external_id) as timer:
-            payload = self._exchange(self._http, service_method, body, timer, external_id=external_id)
-            return interpret(payload)
+        return self._send(service_method, body, lambda payload, _response: interpret(payload), auth=self.auth,
+                          key=key, external_id=external_id)
 
-    def _login(self) -> dict[str, str]:
+    def _login(self) -> Cookies:
         """``LoginByAppSecret`` (session mode); returns the session cookies."""
         acct_id, username, app_id, app_secret, lcid = self._credentials
         body = {"acctid": acct_id, "username": username, "appid": app_id,
                 "appsecret": app_secret.get_secret_value(), "lcid": lcid}
-        with timed_call(self._observer, SYSTEM, "LoginByAppSecret") as timer:
-            response_payload: Any
-            try:
-                response = self._login_http.post(self._url(AUTH_SERVICE + "LoginByAppSecret"),
-                                                 content=json.dumps(body).encode("utf-8"))
-            except httpx.TimeoutException as exc:
-                raise RetryableError(f"login: no reply within {self._timeout:g}s", system=SYSTEM,
-                                     operation="LoginByAppSecret", code="timeout") from exc
-            except httpx.TransportError as exc:
-                raise RetryableError(f"login: transport error: {type(exc).__name__}", system=SYSTEM,
-                                     operation="LoginByAppSecret", code="transport") from exc
-            timer.http_status = response.status_code
-            response_payload = self._parse_http("LoginByAppSecret", response, external_id=None)
-            result_type = response_payload.get("LoginResultType") if isinstance(response_payload, Mapping) else None
+
+        def interpret(payload: Any, response: httpx.Response) -> Cookies:
+            reply = payload if isinstance(payload, Mapping) else {}
+            result_type = reply.get("LoginResultType")
             cookies = _session_from_response(response)
-            sid = response_payload.get("KDSVCSessionId") if isinstance(response_payload, Mapping) else None
+            sid = reply.get("KDSVCSessionId")
             if result_type != 1 or not (sid or cookies.get("kdservice-sessionid")):
-                message = response_payload.get("Message") if isinstance(response_payload, Mapping) else None
-                raise AuthExpiredError(f"login refused: {message or 'no session issued'}", system=SYSTEM,
+                raise AuthExpiredError(f"login refused: {reply.get('Message') or 'no session issued'}", system=SYSTEM,
                                        operation="LoginByAppSecret", code=f"LoginResultType {result_type}")
             if sid and "kdservice-sessionid" not in cookies:
                 cookies["kdservice-sessionid"] = str(sid)
             return cookies
+
+        return self._send(AUTH_SERVICE + "LoginByAppSecret", body, interpret, auth=None)
 
     # -- queries ---------------------------------------------------------------------------
 
@@ -583,15 +497,15 @@ class KingdeeClient:
         Offset paging is only stable when nothing in the result moves while reading; the
         incremental streams use keyset paging instead (see ``streams.py``).
         """
-        size = min(max(page_size, 1), MAX_PAGE_SIZE)
-        start = 0
-        while True:
-            page = self.execute_bill_query(form_id, field_keys, filter_string, order_string, start, size)
+        paginator = kit.OffsetPaginator(min(max(page_size, 1), MAX_PAGE_SIZE), offset_param="start_row",
+                                    limit_param="limit")
+        pages = kit.walk(
+            lambda paging: self.execute_bill_query(form_id, field_keys, filter_string, order_string, **paging),
+            paginator, call=kit.CallContext(SYSTEM, "ExecuteBillQuery", external_id=form_id),
+        )
+        for page in pages:
             if page:
                 yield page
-            if len(page) < size:
-                return
-            start += len(page)
 
     def find_bill_numbers(
         self, form_id: str, numbers: Sequence[str], *, number_key: str = "FBillNo",
@@ -707,7 +621,7 @@ class KingdeeClient:
             if status is None:
                 raise PermanentError("BatchSave reply carries no ResponseStatus", system=SYSTEM,
                                      operation="BatchSave", code="bad_shape")
-            if _msg_code(status) == MSGCODE_SESSION_LOST and status.get("IsSuccess") is False:
+            if _session_lost(status):
                 _raise_for_status("BatchSave", status)
             errors = _field_errors(status)
             successes = {s.index: s for s in _successes(status)}

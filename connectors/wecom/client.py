@@ -1,38 +1,37 @@
 """WeCom (企业微信) server-API client: the only module that speaks HTTP to qyapi.
 
-What it owns (reference/messaging-apis.md §1, "§" below):
+What it owns (reference/messaging-apis.md §1, "§" below); the plumbing is the connector
+kit's (:mod:`connectors.kit`), this module supplies WeCom's parts:
 
-- **Token**: ``GET /cgi-bin/gettoken?corpid&corpsecret``, cached per client. Refresh is
-  single-flight: N threads that find the token missing or rejected cause one gettoken,
-  because the fetch happens under a lock and a rejected token is only dropped if it is
-  still the current *generation*. Re-fetching while valid returns the same token (§1.1),
-  so the cache uses a token until close to its ``expires_in``.
-- **Refresh once**: errcode 40014/42001 (and 40001 outside gettoken, §1.3) drop the token,
-  fetch a new one and retry the call exactly once; a second rejection raises
-  :class:`AuthExpiredError`. wechatpy retries without a cap (§1.6: ~970 requests then
-  ``RecursionError`` against an always-42001 server) — the counter-example.
-- **Error envelope**: every reply is HTTP 200 + ``errcode`` (§1.1); this module turns it
-  into the hub's tree (``hub.errors``)::
+- **Token**: :class:`WeComTokenAuth`, a :class:`~connectors.kit.auth.TokenAuth` that
+  fetches with ``GET /cgi-bin/gettoken?corpid&corpsecret`` and puts ``access_token`` on
+  the query string. The kit makes refresh single-flight (N threads that find the token
+  missing or rejected cause one gettoken) and uses a token until shortly before its
+  ``expires_in``: re-fetching while valid returns the same token (§1.1).
+- **Refresh once**: errcode 40014/42001 (and 40001 outside gettoken, §1.3) inside an HTTP
+  200 reply make the auth drop the token, fetch a new one and resend exactly once; a
+  second rejection raises :class:`AuthExpiredError`. wechatpy retries without a cap (§1.6:
+  ~970 requests then ``RecursionError`` against an always-42001 server) — the counter-example.
+- **Error envelope**: every reply is HTTP 200 + ``errcode`` (§1.1). Transport errors,
+  HTTP statuses and non-JSON bodies are classified by the kit
+  (:mod:`connectors.kit.http`: timeouts, 5xx, 408 → retryable; 429 → rate limited; other
+  4xx → permanent); the errcode table :data:`ERRCODES` adds WeCom's codes::
 
-      errcode -1, HTTP 5xx/504, timeouts, connection errors,
-      non-JSON bodies (gateway pages)             -> RetryableError
+      errcode -1                                  -> RetryableError
       45009 (minute window, wait 60 s)
-      45033 (too many concurrent, wait briefly)    -> RateLimitedError(retry_after=...)
-      40014/42001/40001 after one refresh          -> AuthExpiredError
-      81013 on message/send                        -> RecipientError(recipients=...)
-      anything else (incl. gettoken 40001/40013)   -> PermanentError(code=errcode)
+      45033 (too many concurrent, wait briefly)   -> RateLimitedError(retry_after=...)
+      40014/42001/40001 after one refresh         -> AuthExpiredError
+      81013 on message/send                       -> RecipientError(recipients=...)
+      anything else (incl. gettoken 40001/40013)  -> PermanentError(code=errcode)
 
   Error texts are the vendor's errmsg without its ``from ip: …, more info at …`` tail.
   They never contain a URL: ``access_token`` travels in the query string (§1.1), so a URL
   is a secret; neither the app secret nor the token appears in any message or log.
-- **Audit**: every HTTP exchange (gettoken included) is reported to ``observer`` through
-  :func:`hub.calls.timed_call` with ``system="wecom"`` and ``operation=<path under
-  /cgi-bin/>``.
-
-Token handling is explicit here rather than an ``httpx.Auth`` flow (STYLE.md's default):
-the audit needs each exchange — the rejected one and its retry — reported separately with
-its own timing and attempt number, and an Auth flow hides the second exchange inside one
-``client.send``. Business methods still never mention tokens.
+- **Audit**: every HTTP exchange (gettoken included, and a token-rejected exchange and its
+  resend separately, each with its own timing and attempt number) is reported to
+  ``observer`` with ``system="wecom"`` and ``operation=<path under /cgi-bin/>``.
+- **Paging**: cursor-paged calls (``user/list_id``, ``externalcontact/batch/get_by_user``,
+  ``externalcontact/get``'s ``follow_user``) walk the kit's :class:`CursorPaginator`.
 
 No retries beyond the single token refresh: backoff belongs to the outbox dispatcher and
 Dagster (DESIGN.md: "one layer per concern").
@@ -42,21 +41,19 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import logging
 import re
-import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 from pydantic import SecretStr
 
-from hub.calls import CallObserver, ignore_call, timed_call
+from connectors import kit
+from hub.calls import CallObserver, CallTimer, ignore_call
 from hub.errors import (
     AuthExpiredError,
-    ConnectorError,
     PermanentError,
     RateLimitedError,
     RecipientError,
@@ -67,51 +64,39 @@ WECOM_BASE_URL = "https://qyapi.weixin.qq.com"
 SYSTEM = "wecom"
 Json = dict[str, Any]
 
-ERRCODE_BUSY = -1
-ERRCODE_NO_VALID_RECIPIENT = 81013
-# Token rejected: refresh once and retry once (§1.3; 40001 "treat like 40014 once" outside gettoken).
-TOKEN_REJECTED = frozenset({40001, 40014, 42001})
-# 45009: minute window → blocked ~60 s (§1.3/§1.4). 45033: concurrency → "retry after a short
-# delay" (§1.3); 2 s is our choice (guess), long enough for in-flight calls to finish.
-RATE_LIMIT_RETRY_AFTER = {45009: 60.0, 45033: 2.0}
+# errcode → hub error (§1.3). 40001 is "treat like 40014 once" outside gettoken; 45009's
+# minute window blocks ~60 s (§1.3/§1.4); 45033 says "retry after a short delay" (§1.3):
+# 2 s is our choice (guess), long enough for in-flight calls to finish.
+ERRCODES = kit.CodeTable({
+    -1: kit.CodeRule(RetryableError, "WeCom busy"),
+    40001: kit.CodeRule(AuthExpiredError, "access token rejected"),
+    40014: kit.CodeRule(AuthExpiredError, "access token rejected"),
+    42001: kit.CodeRule(AuthExpiredError, "access token rejected"),
+    45009: kit.CodeRule(RateLimitedError, "rate limited", retry_after=60.0),
+    45033: kit.CodeRule(RateLimitedError, "rate limited", retry_after=2.0),
+    81013: kit.CodeRule(RecipientError, "no valid recipient"),
+})
+# On gettoken, 40001 means the app secret itself is wrong: configuration, not expiry.
+GETTOKEN_ERRCODES = ERRCODES.override({40001: kit.CodeRule(PermanentError, "app secret refused by gettoken")})
 # §1.2 / send doc 90236: default 1800 s, at most 4 h (quoted in binarywang/WxJava WxCpMessage.java).
 DEFAULT_DUPLICATE_CHECK_INTERVAL = 1800
 MAX_DUPLICATE_CHECK_INTERVAL = 4 * 3600
 MAX_RECIPIENTS = 1000  # touser ≤ 1000 (§1.2)
+# Cursor-paged calls: user/list_id and batch/get_by_user send "" first; externalcontact/get
+# sends no cursor on its first page (§1.2).
+BODY_CURSOR = kit.CursorPaginator()
+QUERY_CURSOR = kit.CursorPaginator(send_empty=False)
 
 _ERRMSG_TAIL = re.compile(r"[,;]?\s*(?:from ip:|more info at\b).*$", re.IGNORECASE | re.DOTALL)
-_TOKEN_LIKE = re.compile(r"(access_token|corpsecret)=[^&\s]*", re.IGNORECASE)
-
-
-class _RedactQuerySecrets(logging.Filter):
-    """httpx logs every request URL at INFO ("HTTP Request: GET <url> ..."); WeCom URLs carry
-    ``access_token`` (and gettoken's ``corpsecret``) in the query, so mask those values."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple) and record.args:
-            record.args = tuple(
-                _TOKEN_LIKE.sub(r"\1=***", str(arg)) if isinstance(arg, httpx.URL | str) else arg
-                for arg in record.args
-            )
-        return True
-
-
-def _install_log_redaction() -> None:
-    # Global but harmless: it only masks secret query values, for every httpx user.
-    httpx_logger = logging.getLogger("httpx")
-    if not any(isinstance(f, _RedactQuerySecrets) for f in httpx_logger.filters):
-        httpx_logger.addFilter(_RedactQuerySecrets())
-
-
-_install_log_redaction()
+# httpx logs every request URL at INFO; WeCom URLs carry access_token (and gettoken's corpsecret).
+kit.mask_secrets_in_httpx_logs()
 
 
 def clean_errmsg(errmsg: Any) -> str:
     """Vendor errmsg without the ``from ip: …, more info at <url>`` tail (keeps the hint id,
     which WeCom support asks for). Defensive: masks anything shaped like a token parameter."""
-    text = str(errmsg or "").strip()
-    text = _ERRMSG_TAIL.sub("", text).rstrip(" ,;")
-    return _TOKEN_LIKE.sub(r"\1=***", text)[:300] or "no errmsg"
+    text = _ERRMSG_TAIL.sub("", str(errmsg or "").strip()).rstrip(" ,;")
+    return kit.redact(text, 300) or "no errmsg"
 
 
 @dataclass(frozen=True)
@@ -137,43 +122,40 @@ class CursorPage:
     next_cursor: str
 
 
-class _TokenCache:
-    """Single-flight access-token cache with generations.
+class WeComTokenAuth(kit.TokenAuth[str]):
+    """``access_token`` on the query string; errcode 40014/42001/40001 in a 200 reply rejects it.
 
-    ``get`` holds the lock while fetching, so concurrent callers wait for one gettoken
-    instead of each sending their own. ``invalidate(generation)`` drops the token only if
-    no one refreshed it since the caller obtained it, so 20 threads rejected with the
-    same stale token trigger one refresh, not 20.
+    ``fetch`` is the client's gettoken call (reported to the audit as its own exchange).
     """
 
-    def __init__(self, fetch: Callable[[], tuple[str, int]], clock: Callable[[], float]) -> None:
+    requires_response_body = True
+
+    def __init__(
+        self, fetch: Callable[[], tuple[str, int]], *, observer: CallObserver = ignore_call,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__(system=SYSTEM, observer=observer, clock=clock)
         self._fetch = fetch
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._token: str | None = None
-        self._valid_until = 0.0
-        self._generation = 0
 
-    def get(self) -> tuple[str, int]:
-        with self._lock:
-            if self._token is None or self._clock() >= self._valid_until:
-                token, expires_in = self._fetch()
-                # Use the token until shortly before expiry: a re-fetch while valid only returns
-                # the same token (§1.1), so refreshing early gains nothing; the margin covers
-                # in-flight calls and the refresh-once path covers an early invalidation.
-                lifetime = max(1.0, float(expires_in))
-                self._valid_until = self._clock() + max(lifetime - 60.0, lifetime / 2)
-                self._token = token
-                self._generation += 1
-            return self._token, self._generation
+    def fetch(self) -> kit.Credential[str]:
+        """gettoken: the token and its ``expires_in`` (7200 s by default, §1.1)."""
+        token, expires_in = self._fetch()
+        return kit.Credential(token, float(expires_in))
 
-    def invalidate(self, generation: int) -> None:
-        with self._lock:
-            if generation == self._generation:
-                self._token = None
+    def apply(self, request: httpx.Request, credential: str) -> None:
+        """Set (or replace, on the resend) the ``access_token`` query parameter."""
+        request.url = request.url.copy_set_param("access_token", credential)
+
+    def rejection(self, response: httpx.Response) -> str | None:
+        """Token-rejected errcodes in the reply body (§1.3)."""
+        data = kit.peek_json(response)
+        errcode = _errcode(data) if isinstance(data, dict) else None
+        if ERRCODES.means_expired(errcode):
+            return f"access token rejected (errcode {errcode}); refreshing once"
+        return None
 
 
-class WeComClient:
+class WeComClient(kit.OwnsHttpClient):
     """Synchronous, thread-safe client for one WeCom self-built app (corp id + app secret).
 
     ``base_url`` is the host without ``/cgi-bin`` (the sandbox URL in tests and demos).
@@ -199,23 +181,12 @@ class WeComClient:
         self.corp_id = corp_id
         self.agent_id = int(agent_id)
         self._secret = secret
-        self._timeout = timeout
         self._observer = observer
         self._http = httpx.Client(
             base_url=base_url.rstrip("/") + "/cgi-bin/", timeout=timeout, transport=transport,
             headers={"User-Agent": "crm-erp-hub/wecom"},
         )
-        self._tokens = _TokenCache(self._fetch_token, clock)
-
-    def close(self) -> None:
-        """Close the connection pool."""
-        self._http.close()
-
-    def __enter__(self) -> WeComClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        self.auth = WeComTokenAuth(self._fetch_token, observer=observer, clock=clock)
 
     def __repr__(self) -> str:  # never show the secret
         return f"WeComClient(corp_id={self.corp_id!r}, agent_id={self.agent_id})"
@@ -224,14 +195,7 @@ class WeComClient:
 
     def _fetch_token(self) -> tuple[str, int]:
         params = {"corpid": self.corp_id, "corpsecret": self._secret.get_secret_value()}
-        try:
-            data = self._exchange("GET", "gettoken", params=params, body=None, attempt=1)
-        except AuthExpiredError as exc:
-            # 40001 on gettoken means the secret itself is wrong: configuration, not expiry.
-            raise PermanentError(
-                f"app secret refused by gettoken: {exc.message}", system=SYSTEM, operation="gettoken",
-                code=exc.code,
-            ) from None
+        data = self._exchange("GET", "gettoken", params=params, body=None, auth=None, codes=GETTOKEN_ERRCODES)
         token = data.get("access_token")
         if not isinstance(token, str) or not token:
             raise RetryableError("gettoken returned no access_token", system=SYSTEM, operation="gettoken")
@@ -244,54 +208,41 @@ class WeComClient:
         *,
         params: Mapping[str, Any],
         body: Mapping[str, Any] | None,
-        attempt: int,
+        auth: httpx.Auth | None,
+        codes: kit.CodeTable | None = None,
         accept: frozenset[int] = frozenset(),
         key: str | None = None,
         external_id: str | None = None,
         result_id: str | None = None,
     ) -> Json:
-        """One HTTP exchange, reported to the observer; errcode → exception (module doc)."""
+        """One audited call of ``path``; errcodes not in ``accept`` raise per ``codes`` (default
+        :data:`ERRCODES`, looked up per call)."""
         content = json.dumps(body, ensure_ascii=False).encode("utf-8") if body is not None else None
         headers = {"Content-Type": "application/json; charset=utf-8"} if content is not None else None
-        with timed_call(self._observer, SYSTEM, path, key=key, external_id=external_id, attempt=attempt) as timer:
-            context: dict[str, Any] = {"system": SYSTEM, "operation": path, "external_id": external_id}
-            try:
-                response = self._http.request(method, path, params=dict(params), content=content, headers=headers)
-            except httpx.TimeoutException as exc:
-                # str(exc) may carry request details; the class name is enough and safe.
-                raise RetryableError(f"no response within {self._timeout:g} s ({type(exc).__name__})",
-                                     **context) from None
-            except httpx.RequestError as exc:
-                raise RetryableError(f"request failed ({type(exc).__name__})", **context) from None
-            timer.http_status = response.status_code
-            if response.status_code >= 500:
-                # 504 from a gateway may follow a completed write: the caller treats the
-                # outcome as unknown (the writer relies on WeCom's duplicate check).
-                raise RetryableError(f"HTTP {response.status_code} from WeCom", code=f"HTTP {response.status_code}",
-                                     **context)
-            if response.status_code == 429:  # not a WeCom reply; proxies in front of it may send it
-                raise RateLimitedError("HTTP 429 from WeCom", retry_after=60.0,
-                                       code="HTTP 429", **context)
-            if response.status_code >= 400:
-                raise PermanentError(f"HTTP {response.status_code} from WeCom", code=f"HTTP {response.status_code}",
-                                     **context)
-            try:
-                data = response.json()
-            except ValueError:
-                raise RetryableError("reply is not JSON (proxy or gateway page?)", **context) from None
+        call = kit.CallContext(SYSTEM, path, key=key, external_id=external_id)
+        request = self._http.build_request(method, path, params=dict(params), content=content, headers=headers)
+
+        def read(response: httpx.Response, timer: CallTimer) -> Json:
+            kit.raise_for_status(response, call)
+            data = kit.parse_json(response, call)
             if not isinstance(data, dict):
-                raise RetryableError("reply is not a JSON object", **context)
-            try:
-                errcode = int(data.get("errcode", 0))
-            except (TypeError, ValueError):
-                raise RetryableError("reply has a non-numeric errcode", **context) from None
+                raise RetryableError("reply is not a JSON object", **call.context("bad_json"))
+            errcode = _errcode(data)
+            if errcode is None:
+                raise RetryableError("reply has a non-numeric errcode", **call.context("bad_json"))
             if errcode != 0 and errcode not in accept:
-                raise _error_for(errcode, data, path, external_id)
+                # 81013 still lists the refused ids in the body (§1.2); they are what the caller must fix.
+                refused = list(dict.fromkeys([*_split_ids(data.get("invaliduser")),
+                                              *_split_ids(data.get("unlicenseduser"))]))
+                table = codes or ERRCODES
+                raise table.error(errcode, clean_errmsg(data.get("errmsg")), call, recipients=refused)
             if result_id and isinstance(data.get(result_id), str):
                 timer.external_id = data[result_id]
             if errcode != 0:
                 timer.extra_error = f"errcode {errcode}: {clean_errmsg(data.get('errmsg'))}"
             return data
+
+        return kit.send(self._http, request, call, self._observer, read, auth=auth)
 
     def _call(
         self,
@@ -305,24 +256,9 @@ class WeComClient:
         external_id: str | None = None,
         result_id: str | None = None,
     ) -> Json:
-        """Call ``path`` with the cached token; on a token rejection refresh once, retry once."""
-        base_params = dict(params or {})
-        token, generation = self._tokens.get()
-        for attempt in (1, 2):
-            try:
-                return self._exchange(
-                    method, path, params={**base_params, "access_token": token}, body=body, attempt=attempt,
-                    accept=accept, key=key, external_id=external_id, result_id=result_id,
-                )
-            except AuthExpiredError as exc:
-                if attempt == 2:
-                    raise AuthExpiredError(
-                        f"token rejected again after one refresh: {exc.message}", system=SYSTEM,
-                        operation=path, external_id=external_id, code=exc.code,
-                    ) from None
-                self._tokens.invalidate(generation)
-                token, generation = self._tokens.get()
-        raise AssertionError("unreachable")  # pragma: no cover
+        """Call ``path`` with the token (the auth refreshes it once if rejected)."""
+        return self._exchange(method, path, params=params or {}, body=body, auth=self.auth, accept=accept,
+                              key=key, external_id=external_id, result_id=result_id)
 
     @staticmethod
     def _payload(data: Json) -> Json:
@@ -330,7 +266,7 @@ class WeComClient:
 
     def check(self) -> None:
         """Verify reachability and credentials (``hub doctor``): fetch a token."""
-        self._tokens.get()
+        self.auth.current()
 
     # ------------------------------------------------------------------ messages
 
@@ -413,13 +349,10 @@ class WeComClient:
         """``user/list_id`` pages of ``{userid, department}`` (one row per membership)."""
         if not 1 <= limit <= 10_000:
             raise ValueError("limit must be within 1..10000")
-        cursor = ""
-        while True:
-            data = self._call("POST", "user/list_id", body={"cursor": cursor, "limit": limit})
+        pages = kit.walk(lambda cursor: self._call("POST", "user/list_id", body={**cursor, "limit": limit}),
+                         BODY_CURSOR, call=kit.CallContext(SYSTEM, "user/list_id"))
+        for data in pages:
             yield list(data.get("dept_user") or [])
-            cursor = str(data.get("next_cursor") or "")
-            if not cursor:
-                return
 
     def list_user_ids(self, *, limit: int = 10_000) -> list[str]:
         """Every visible userid via ``user/list_id``, deduplicated (a member of two
@@ -463,28 +396,34 @@ class WeComClient:
 
     def get_external_contact(self, external_userid: str) -> Json:
         """``externalcontact/get`` with every ``follow_user`` page (paged at 500, §1.2) merged."""
-        follow_users: list[Json] = []
-        cursor = ""
-        while True:
-            params = {"external_userid": external_userid, **({"cursor": cursor} if cursor else {})}
-            data = self._call("GET", "externalcontact/get", params=params, external_id=external_userid)
-            follow_users.extend(data.get("follow_user") or [])
-            cursor = str(data.get("next_cursor") or "")
-            if not cursor:
-                return {"external_contact": data.get("external_contact") or {}, "follow_user": follow_users}
+        pages = list(kit.walk(
+            lambda cursor: self._call("GET", "externalcontact/get",
+                                      params={"external_userid": external_userid, **cursor},
+                                      external_id=external_userid),
+            QUERY_CURSOR, call=kit.CallContext(SYSTEM, "externalcontact/get", external_id=external_userid),
+        ))
+        follow_users = [user for data in pages for user in data.get("follow_user") or []]
+        return {"external_contact": pages[0].get("external_contact") or {}, "follow_user": follow_users}
 
     def batch_get_external_contacts(self, userids: Sequence[str], *, cursor: str = "", limit: int = 100) -> CursorPage:
         """``externalcontact/batch/get_by_user``: one page of ``{external_contact,
         follow_info}`` rows (one per member–customer relation) for ≤100 members."""
+        data = self._external_contacts_by_user(userids, {"cursor": cursor, "limit": limit})
+        return CursorPage(items=list(data.get("external_contact_list") or []), next_cursor=str(data.get("next_cursor") or ""))
+
+    def iter_external_contact_pages(self, userids: Sequence[str], *, limit: int = 100) -> Iterator[list[Json]]:
+        """Every page of ``externalcontact/batch/get_by_user`` for ≤100 members, cursor by cursor."""
+        pages = kit.walk(lambda cursor: self._external_contacts_by_user(userids, {**cursor, "limit": limit}),
+                         BODY_CURSOR, call=kit.CallContext(SYSTEM, "externalcontact/batch/get_by_user"))
+        for data in pages:
+            yield list(data.get("external_contact_list") or [])
+
+    def _external_contacts_by_user(self, userids: Sequence[str], paging: Mapping[str, Any]) -> Json:
         if not 1 <= len(userids) <= 100:
             raise ValueError("userids must hold 1..100 members")
-        if not 1 <= limit <= 100:
+        if not 1 <= paging["limit"] <= 100:
             raise ValueError("limit must be within 1..100")
-        data = self._call(
-            "POST", "externalcontact/batch/get_by_user",
-            body={"userid_list": list(userids), "cursor": cursor, "limit": limit},
-        )
-        return CursorPage(items=list(data.get("external_contact_list") or []), next_cursor=str(data.get("next_cursor") or ""))
+        return self._call("POST", "externalcontact/batch/get_by_user", body={"userid_list": list(userids), **paging})
 
     # ------------------------------------------------------------------ schedules
 
@@ -544,22 +483,12 @@ def _split_ids(value: Any) -> list[str]:
     return [part for part in str(value or "").split("|") if part]
 
 
-def _error_for(errcode: int, data: Json, operation: str, external_id: str | None) -> ConnectorError:
-    """Map a non-zero errcode to the hub's error tree (module docstring)."""
-    text = clean_errmsg(data.get("errmsg"))
-    context: dict[str, Any] = {"system": SYSTEM, "operation": operation, "external_id": external_id,
-                               "code": str(errcode)}
-    if errcode == ERRCODE_NO_VALID_RECIPIENT:
-        # 81013 still lists the refused ids in the body (§1.2); they are what the caller must fix.
-        rejected = list(dict.fromkeys([*_split_ids(data.get("invaliduser")), *_split_ids(data.get("unlicenseduser"))]))
-        return RecipientError(f"no valid recipient: {text}", recipients=rejected, **context)
-    if errcode == ERRCODE_BUSY:
-        return RetryableError(f"WeCom busy: {text}", **context)
-    if errcode in RATE_LIMIT_RETRY_AFTER:
-        return RateLimitedError(f"rate limited: {text}", retry_after=RATE_LIMIT_RETRY_AFTER[errcode], **context)
-    if errcode in TOKEN_REJECTED:
-        return AuthExpiredError(f"access token rejected: {text}", **context)
-    return PermanentError(text, **context)
+def _errcode(data: Mapping[str, Any]) -> int | None:
+    """The reply's errcode (0 when absent, as on some success replies), None when not a number."""
+    try:
+        return int(data.get("errcode", 0))
+    except (TypeError, ValueError):
+        return None
 
 
 __all__ = [

@@ -13,7 +13,7 @@ unchanged rows. Pages hold at most :data:`PAGE_SIZE` records.
   ``mapping.DEPARTMENTS_KEY`` — only that chain, so a change elsewhere in the tree does
   not change the record's content hash.
 - ``external_contacts`` (→ ``contact``): follow users (``get_follow_user_list``), then
-  ``externalcontact/batch/get_by_user`` for ≤100 of them at a time with cursors. A
+  ``externalcontact/batch/get_by_user`` for ≤100 of them at a time, cursor-paged by the client. A
   customer followed by several reps comes back once per rep; the stream keeps the first
   relation it meets (follow users in sorted order), so the canonical contact has one
   owner. Each row gets a top-level ``external_userid`` copy for quarantine references.
@@ -122,10 +122,8 @@ def read_external_contacts(client: WeComClient, cursor: str | None) -> Iterator[
         seen: set[str] = set()
         for start in range(0, len(follow_users), BATCH_USERS):
             chunk = follow_users[start:start + BATCH_USERS]
-            page_cursor = ""
-            while True:
-                page = client.batch_get_external_contacts(chunk, cursor=page_cursor, limit=BATCH_LIMIT)
-                for row in page.items:
+            for page in client.iter_external_contact_pages(chunk, limit=BATCH_LIMIT):
+                for row in page:
                     contact = row.get("external_contact")
                     external_userid = contact.get("external_userid") if isinstance(contact, dict) else None
                     if isinstance(external_userid, str) and external_userid:
@@ -133,9 +131,6 @@ def read_external_contacts(client: WeComClient, cursor: str | None) -> Iterator[
                             continue
                         seen.add(external_userid)
                     yield {**row, "external_userid": external_userid}
-                page_cursor = page.next_cursor
-                if not page_cursor:
-                    break
 
     yield from _pages(rows())
 

@@ -12,7 +12,9 @@ import pytest
 import sqlalchemy as sa
 
 import connectors.wecom.client as wecom_client
+from connectors.kit import CodeRule
 from hub.demo.data import load_crm_demo
+from hub.errors import RateLimitedError
 from hub.registry import connector
 from hub.rules.reminders import ReminderPolicy, evaluate_reminders
 from hub.runtime import HubRuntime, load_sandbox
@@ -25,7 +27,8 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture
 def hub(settings, db, monkeypatch):
     # The platform's rate-limit windows (60 s) shortened so the test waits milliseconds.
-    monkeypatch.setattr(wecom_client, "RATE_LIMIT_RETRY_AFTER", {45009: 0.05, 45033: 0.05})
+    fast_limits = {code: CodeRule(RateLimitedError, "rate limited", retry_after=0.05) for code in (45009, 45033)}
+    monkeypatch.setattr(wecom_client, "ERRCODES", wecom_client.ERRCODES.override(fast_limits))
     fast = settings.model_copy(update={"outbox": OutboxSettings(max_attempts=8, backoff_initial_s=0.01,
                                                                 backoff_max_s=0.05, lease_s=30)})
     runtime = HubRuntime(fast, db, actor="test")

@@ -16,7 +16,7 @@ from connectors.kingdee.sandbox.auth import SANDBOX_CREDENTIALS as CREDS
 from connectors.kingdee.sandbox.auth import verify_signed_headers
 from connectors.kingdee.sandbox.testing import RunningSandbox, running_sandbox
 from hub.calls import ExternalCall
-from hub.errors import AuthExpiredError, PermanentError, RetryableError
+from hub.errors import AuthExpiredError, PermanentError, RateLimitedError, RetryableError
 
 BASE = "https://erp.example.com/k3cloud/"
 SESSION_LOST = {"Result": {"ResponseStatus": {
@@ -123,16 +123,17 @@ def test_given_status_operation_when_called_with_ids_then_ids_travel_as_comma_st
 
 
 @pytest.mark.parametrize(("status", "body", "error", "code"), [
-    (500, "服务器内部错误", RetryableError, "500"),
-    (502, "", RetryableError, "502"),
-    (503, "response_error:服务器繁忙", RetryableError, "503"),
-    (504, "", RetryableError, "504"),
-    (429, "", RetryableError, "429"),
+    (500, "服务器内部错误", RetryableError, "HTTP 500"),
+    (502, "", RetryableError, "HTTP 502"),
+    (503, "response_error:服务器繁忙", RetryableError, "HTTP 503"),
+    (504, "", RetryableError, "HTTP 504"),
+    (408, "", RetryableError, "HTTP 408"),
+    (429, "", RateLimitedError, "HTTP 429"),
     (200, "response_error:执行超时已过期。", RetryableError, "response_error"),
-    (200, "", RetryableError, "200"),
+    (200, "", RetryableError, "empty_body"),
     (200, "<html>gateway</html>", RetryableError, "bad_json"),
-    (404, "Not Found", PermanentError, "404"),
-    (403, "", PermanentError, "403"),
+    (404, "Not Found", PermanentError, "HTTP 404"),
+    (403, "", PermanentError, "HTTP 403"),
 ])
 def test_given_transport_level_failures_when_calling_then_classified(
     status: int, body: str, error: type[Exception], code: str,
@@ -170,7 +171,7 @@ def test_given_signed_mode_and_lost_session_twice_when_calling_then_one_retry_th
         return reply(SESSION_LOST, {"Set-Cookie": "kdservice-sessionid=stale-sid; path=/"})
 
     client = mock_client(handler, calls=calls)
-    client.auth._cookies["kdservice-sessionid"] = "stale-sid"  # as if an earlier reply had issued it
+    client.auth.adopt({"kdservice-sessionid": "stale-sid"})  # as if an earlier reply had issued it
     with pytest.raises(AuthExpiredError, match="会话信息已丢失") as info:
         client.submit("SAL_SaleOrder", ["XSDD000001"])
     assert len(requests) == 2
@@ -301,11 +302,11 @@ def test_given_wrong_app_secret_when_calling_sandbox_then_auth_expired(sandbox: 
 
 
 @pytest.mark.parametrize(("fault", "code"), [
-    ("http_500", "500"),
+    ("http_500", "HTTP 500"),
     ("timeout", "timeout"),
-    ("rate_limit", "503"),
+    ("rate_limit", "HTTP 503"),
     ("busy", "response_error"),
-    ("drop_response", "504"),
+    ("drop_response", "HTTP 504"),
 ])
 def test_given_injected_fault_when_calling_then_retryable_error(sandbox: RunningSandbox, fault: str, code: str) -> None:
     sandbox.faults.timeout_s = 0.6

@@ -61,7 +61,7 @@ def test_given_save_reply_dropped_when_retried_then_the_retry_adopts_and_one_ord
     sandbox.faults.arm("drop_response", times=1, operations=["save"])
     with pytest.raises(RetryableError) as info:
         writer.apply("outbox-2", payload, FIRST)
-    assert info.value.code == "504"
+    assert info.value.code == "HTTP 504"
     result = writer.apply("outbox-2", payload, RETRY_UNKNOWN)
     assert result.adopted and result.external_id == "CRM-SO-DROP"
     assert result.detail["customer_number"] == "CUST00005"

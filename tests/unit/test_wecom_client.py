@@ -29,6 +29,7 @@ from hub.errors import (
     RecipientError,
     RetryableError,
 )
+from tests.support.threads import run_together
 
 SECRET = "s3cr3t-app-secret-value"
 TOKEN_PREFIX = "tok-"
@@ -92,12 +93,15 @@ def raise_(exc: Exception) -> Callable[[httpx.Request, str], httpx.Response]:
         (lambda r, t: error(60111, "userid not found"), PermanentError, "60111"),
         (lambda r, t: httpx.Response(500, text="oops"), RetryableError, "HTTP 500"),
         (lambda r, t: httpx.Response(504), RetryableError, "HTTP 504"),
-        (lambda r, t: httpx.Response(200, text="<html>502 Bad Gateway</html>"), RetryableError, None),
-        (raise_(httpx.ReadTimeout("timed out")), RetryableError, None),
-        (raise_(httpx.ConnectError("[Errno 111] Connection refused")), RetryableError, None),
+        (lambda r, t: httpx.Response(200, text="<html>502 Bad Gateway</html>"), RetryableError, "bad_json"),
+        (raise_(httpx.ReadTimeout("timed out")), RetryableError, "timeout"),
+        (raise_(httpx.ConnectError("[Errno 111] Connection refused")), RetryableError, "transport"),
         (lambda r, t: httpx.Response(403, text="forbidden"), PermanentError, "HTTP 403"),
+        (lambda r, t: httpx.Response(408), RetryableError, "HTTP 408"),  # the kit's one rule (RFC 9110)
+        (lambda r, t: httpx.Response(429, headers={"Retry-After": "7"}), RateLimitedError, "HTTP 429"),
     ],
-    ids=["busy", "45009", "45033", "60011", "60111", "http500", "http504", "html", "timeout", "connect", "http403"],
+    ids=["busy", "45009", "45033", "60011", "60111", "http500", "http504", "html", "timeout", "connect", "http403",
+         "http408", "http429"],
 )
 def test_errors_are_classified_into_the_hub_tree(reply, expected, code):
     # given a WeCom that answers the business call with a failure
@@ -179,25 +183,6 @@ def test_httpx_request_logs_do_not_leak_the_secret_or_token(caplog):
 
 # ---------------------------------------------------------------- token: single flight, refresh once
 
-def _run_threads(n: int, target: Callable[[], object]) -> list[BaseException]:
-    barrier = threading.Barrier(n)
-    failures: list[BaseException] = []
-
-    def worker() -> None:
-        barrier.wait()
-        try:
-            target()
-        except BaseException as exc:  # collected and asserted by the test
-            failures.append(exc)
-
-    threads = [threading.Thread(target=worker) for _ in range(n)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=10)
-    return failures
-
-
 def test_twenty_threads_on_a_cold_cache_fetch_one_token():
     # given a client without a token and a slow gettoken
     fake = FakeWeCom(lambda r, t: ok(follow_user=[]))
@@ -209,7 +194,7 @@ def test_twenty_threads_on_a_cold_cache_fetch_one_token():
         return original(request)
     client = make_client(slow)
     # when 20 threads call at once, then exactly one gettoken is sent
-    assert _run_threads(20, client.get_follow_user_list) == []
+    assert run_together(20, client.get_follow_user_list) == []
     assert fake.gettoken_calls == 1
     assert fake.business_calls == 20
 
@@ -224,7 +209,7 @@ def test_twenty_threads_on_an_expired_token_refresh_once():
     client.get_follow_user_list()
     fake.expired.add(f"{TOKEN_PREFIX}1")
     # when 20 threads call at once and all get 42001
-    assert _run_threads(20, client.get_follow_user_list) == []
+    assert run_together(20, client.get_follow_user_list) == []
     # then one refresh served all of them
     assert fake.gettoken_calls == 2
 

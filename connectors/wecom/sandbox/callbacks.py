@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from connectors.kit.crypto import CallbackCrypto, wecom_crypto
+from connectors.kit.http import OwnsHttpClient
 from connectors.wecom.sandbox.credentials import (
     SANDBOX_AGENT_ID,
     SANDBOX_CALLBACK_TOKEN,
@@ -61,7 +62,7 @@ class Delivery:
         return len(self.statuses)
 
 
-class CallbackDriver:
+class CallbackDriver(OwnsHttpClient):
     """Pushes signed, encrypted WeCom callbacks to ``url`` (the receiver's full URL)."""
 
     def __init__(
@@ -83,16 +84,6 @@ class CallbackDriver:
         self._clock = clock
         self._crypto: CallbackCrypto = wecom_crypto(token, encoding_aes_key, corp_id)
         self._http = httpx.Client(transport=transport)
-
-    def close(self) -> None:
-        """Close the HTTP connection pool."""
-        self._http.close()
-
-    def __enter__(self) -> CallbackDriver:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def verify_url(self) -> bool:
         """Run WeCom's URL check; True when the receiver echoes the exact plaintext in time."""

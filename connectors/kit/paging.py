@@ -1,0 +1,208 @@
+"""Declared paginators: tiny classes with one job each, chosen per paged call (dlt-style).
+
+A paginator decides two things and nothing else: the paging parameters of the first
+request (:meth:`Paginator.first`) and, from the parameters just sent and the reply, those
+of the next request or None when the reply was the last page (:meth:`Paginator.next`).
+:func:`walk` drives any of them over a ``fetch(params) -> reply`` function, so a client
+method that pages is "this call, this paginator"::
+
+    for reply in walk(lambda p: self._call("POST", "user/list_id", body={**p, "limit": n}),
+                      CursorPaginator(), call=CallContext("wecom", "user/list_id")):
+        yield reply["dept_user"]
+
+Paginators are frozen and keep no state between pages (the state travels in the
+parameters), so one declared instance serves every call and every thread.
+
+=========================  ====================================================  ==========================
+paginator                  stops when                                            used by
+=========================  ====================================================  ==========================
+:class:`OffsetPaginator`   a page is shorter than the limit (no total reported)  Kingdee StartRow/Limit
+:class:`KeysetPaginator`   a page is shorter than the limit                      Kingdee (FModifyDate, pk)
+:class:`CursorPaginator`   the next cursor is empty, or "has more" is false      WeCom next_cursor;
+                                                                                 DingTalk next_cursor /
+                                                                                 nextToken
+:class:`PageNumberPaginator`  a short page, or the last page by the total        Yonyou pageIndex/pageSize
+=========================  ====================================================  ==========================
+
+A paginator that would request the same page again (a cursor or keyset that does not
+move) raises instead of looping forever: :func:`walk` turns that into a PermanentError
+with code "paging" naming the call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+from connectors.kit.http import CallContext
+from hub.errors import PermanentError
+
+Params = dict[str, Any]
+FieldPath = str | tuple[str, ...]
+R = TypeVar("R")
+R_contra = TypeVar("R_contra", contravariant=True)
+
+
+class PagingStalled(Exception):
+    """A paginator found that the next request would repeat the last one."""
+
+
+class Paginator(Protocol[R_contra]):
+    """Paging parameters for the first request, then for each next one (None: done)."""
+
+    def first(self) -> Params:
+        """Parameters of the first page's request."""
+        ...
+
+    def next(self, sent: Params, reply: R_contra) -> Params | None:
+        """Parameters of the page after ``reply`` (fetched with ``sent``), or None."""
+        ...
+
+
+def walk(fetch: Callable[[Params], R], paginator: Paginator[R], *, call: CallContext) -> Iterator[R]:
+    """Yield the reply of every page, first to last; ``call`` names the call in a paging error."""
+    params: Params | None = paginator.first()
+    while params is not None:
+        reply = fetch(params)
+        yield reply
+        try:
+            params = paginator.next(params, reply)
+        except PagingStalled as exc:
+            raise PermanentError(f"paging made no progress: {exc}", **call.context("paging")) from None
+
+
+def dig(reply: Any, path: FieldPath) -> Any:
+    """The value at ``path`` ("next_cursor" or ("result", "next_cursor")) of a JSON reply, or None."""
+    for name in (path,) if isinstance(path, str) else path:
+        if not isinstance(reply, Mapping):
+            return None
+        reply = reply.get(name)
+    return reply
+
+
+def _count_items(reply: Any) -> int:
+    return len(reply) if isinstance(reply, Sequence) else 0
+
+
+@dataclass(frozen=True)
+class OffsetPaginator:
+    """Row offset and page size (Kingdee ``StartRow``/``Limit``); stops on a short page."""
+
+    limit: int
+    offset_param: str = "offset"
+    limit_param: str = "limit"
+    count: Callable[[Any], int] = _count_items  # rows in a reply (default: the reply is the row list)
+
+    def first(self) -> Params:
+        """Offset 0."""
+        return {self.offset_param: 0, self.limit_param: self.limit}
+
+    def next(self, sent: Params, reply: Any) -> Params | None:
+        """The offset after the rows received, unless the page was short."""
+        rows = self.count(reply)
+        if rows < sent[self.limit_param]:
+            return None
+        return {**sent, self.offset_param: sent[self.offset_param] + rows}
+
+
+@dataclass(frozen=True)
+class KeysetPaginator:
+    """Rows after the last key seen (``(FModifyDate, pk) > last``); stops on a short page.
+
+    Stable while the data moves, unlike offsets: an edited row jumps to the end instead of
+    shifting every later row by one. The fetch function turns ``sent[after_param]`` (None
+    for the first page, else the tuple of ``keys`` of the last row) into its filter.
+    """
+
+    keys: tuple[str, ...]
+    limit: int
+    after_param: str = "after"
+    limit_param: str = "limit"
+
+    def first(self) -> Params:
+        """No lower bound."""
+        return {self.after_param: None, self.limit_param: self.limit}
+
+    def next(self, sent: Params, reply: Sequence[Mapping[str, Any]]) -> Params | None:
+        """The last row's key, unless the page was short; raises if the key did not move."""
+        if len(reply) < sent[self.limit_param]:
+            return None
+        last = tuple(reply[-1].get(key) for key in self.keys)
+        if last == sent[self.after_param]:
+            raise PagingStalled(f"keyset stuck at {last!r}")
+        return {**sent, self.after_param: last}
+
+
+@dataclass(frozen=True)
+class CursorPaginator:
+    """An opaque cursor from each reply (WeCom ``next_cursor``, DingTalk ``nextToken``).
+
+    ``send_empty``: the first request carries an empty cursor (WeCom ``user/list_id``),
+    or none at all (WeCom ``externalcontact/get``). ``more_field``, when the API has one
+    (DingTalk ``has_more``), must be true for another page; an empty cursor always ends.
+    """
+
+    cursor_param: str = "cursor"
+    next_field: FieldPath = "next_cursor"
+    more_field: FieldPath | None = None
+    send_empty: bool = True
+
+    def first(self) -> Params:
+        """The empty cursor, or nothing."""
+        return {self.cursor_param: ""} if self.send_empty else {}
+
+    def next(self, sent: Params, reply: Any) -> Params | None:
+        """The reply's next cursor, unless it is empty or the reply says there is no more."""
+        if self.more_field is not None and not dig(reply, self.more_field):
+            return None
+        cursor = dig(reply, self.next_field)
+        if cursor in (None, ""):
+            return None
+        if cursor == sent.get(self.cursor_param):
+            raise PagingStalled(f"the reply returned the cursor it was sent ({self.cursor_param})")
+        return {**sent, self.cursor_param: cursor}
+
+
+@dataclass(frozen=True)
+class PageNumberPaginator:
+    """A page index and page size (Yonyou ``pageIndex``/``pageSize``, 1-based by default).
+
+    Stops on a short page or, when ``total_pages_field`` names the reply's page count, after
+    that page. ``count`` gives the rows in a reply.
+    """
+
+    size: int
+    count: Callable[[Any], int]
+    page_param: str = "page"
+    size_param: str = "size"
+    first_page: int = 1
+    total_pages_field: FieldPath | None = None
+
+    def first(self) -> Params:
+        """The first page."""
+        return {self.page_param: self.first_page, self.size_param: self.size}
+
+    def next(self, sent: Params, reply: Any) -> Params | None:
+        """The following page, unless this one was short or the last by the total."""
+        page = sent[self.page_param]
+        if self.total_pages_field is not None:
+            total = dig(reply, self.total_pages_field)
+            if isinstance(total, int) and page - self.first_page + 1 >= total:
+                return None
+        if self.count(reply) < sent[self.size_param]:
+            return None
+        return {**sent, self.page_param: page + 1}
+
+
+__all__ = [
+    "CursorPaginator",
+    "KeysetPaginator",
+    "OffsetPaginator",
+    "PageNumberPaginator",
+    "Paginator",
+    "PagingStalled",
+    "Params",
+    "dig",
+    "walk",
+]

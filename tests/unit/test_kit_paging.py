@@ -1,0 +1,132 @@
+"""The connector kit's declared paginators, each walked over a small honest fake API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from connectors.kit.http import CallContext
+from connectors.kit.paging import (
+    CursorPaginator,
+    KeysetPaginator,
+    OffsetPaginator,
+    PageNumberPaginator,
+    Params,
+    dig,
+    walk,
+)
+from hub.errors import PermanentError
+
+CALL = CallContext("demo", "rows/list")
+ROWS = [{"id": i, "modified": f"2024-05-0{1 + i // 8}", "name": f"客户{i:02d}"} for i in range(20)]
+
+
+class OffsetApi:
+    """StartRow/Limit over ROWS (Kingdee ExecuteBillQuery shape: the reply is the row list)."""
+
+    def __init__(self) -> None:
+        self.sent: list[Params] = []
+
+    def __call__(self, params: Params) -> list[dict[str, Any]]:
+        self.sent.append(params)
+        return ROWS[params["start_row"]:params["start_row"] + params["limit"]]
+
+
+@pytest.mark.parametrize(("limit", "sizes"), [(7, [7, 7, 6]), (10, [10, 10, 0]), (50, [20])])
+def test_offset_pages_until_a_short_page(limit: int, sizes: list[int]) -> None:
+    api = OffsetApi()
+    paginator = OffsetPaginator(limit, offset_param="start_row", limit_param="limit")
+    pages = list(walk(api, paginator, call=CALL))
+    assert [len(p) for p in pages] == sizes  # no total is reported: an exact multiple costs one empty page
+    assert [row for page in pages for row in page] == ROWS
+    assert [p["start_row"] for p in api.sent] == [limit * i for i in range(len(sizes))]
+
+
+def keyset_api(rows: list[dict[str, Any]], keys: tuple[str, ...]) -> Any:
+    """Rows ordered by ``keys``, those after ``params["after"]``, at most ``params["limit"]``."""
+    ordered = sorted(rows, key=lambda r: tuple(r[k] for k in keys))
+
+    def fetch(params: Params) -> list[dict[str, Any]]:
+        after = params["after"]
+        later = [r for r in ordered if after is None or tuple(r[k] for k in keys) > after]
+        return later[:params["limit"]]
+
+    return fetch
+
+
+def test_keyset_pages_through_ties_on_the_first_key() -> None:
+    keys = ("modified", "id")  # eight rows share each date
+    pages = list(walk(keyset_api(ROWS, keys), KeysetPaginator(keys, 5), call=CALL))
+    assert [len(p) for p in pages] == [5, 5, 5, 5, 0]
+    assert sorted(r["id"] for p in pages for r in p) == list(range(20))
+
+
+def test_keyset_that_cannot_move_is_a_paging_error_not_a_loop() -> None:
+    # given an API that ignores the lower bound and returns the same full page forever
+    with pytest.raises(PermanentError) as caught:
+        for _ in walk(lambda params: ROWS[:5], KeysetPaginator(("id",), 5), call=CALL):
+            pass
+    assert caught.value.code == "paging" and caught.value.operation == "rows/list"
+
+
+class CursorApi:
+    """Opaque cursors over ROWS (WeCom next_cursor; DingTalk nested result.next_cursor + has_more)."""
+
+    def __init__(self, size: int, *, nested: bool = False) -> None:
+        self.size = size
+        self.nested = nested
+        self.sent: list[Params] = []
+
+    def __call__(self, params: Params) -> dict[str, Any]:
+        self.sent.append(params)
+        start = int(params.get("cursor") or 0)
+        end = start + self.size
+        next_cursor = str(end) if end < len(ROWS) else ""
+        if self.nested:
+            return {"result": {"list": ROWS[start:end], "next_cursor": next_cursor or None, "has_more": end < len(ROWS)}}
+        return {"errcode": 0, "rows": ROWS[start:end], "next_cursor": next_cursor}
+
+
+def test_cursor_pages_until_the_cursor_is_empty_sending_an_empty_first_cursor() -> None:
+    api = CursorApi(8)
+    pages = list(walk(api, CursorPaginator(), call=CALL))
+    assert [len(p["rows"]) for p in pages] == [8, 8, 4]
+    assert api.sent == [{"cursor": ""}, {"cursor": "8"}, {"cursor": "16"}]
+
+
+def test_cursor_without_a_first_cursor_parameter() -> None:
+    api = CursorApi(15)
+    list(walk(api, CursorPaginator(send_empty=False), call=CALL))
+    assert api.sent == [{}, {"cursor": "15"}]
+
+
+def test_cursor_in_a_nested_field_with_a_has_more_flag() -> None:
+    api = CursorApi(6, nested=True)
+    paginator = CursorPaginator(next_field=("result", "next_cursor"), more_field=("result", "has_more"))
+    pages = list(walk(api, paginator, call=CALL))
+    assert [r["id"] for p in pages for r in dig(p, ("result", "list"))] == list(range(20))
+
+
+def test_cursor_that_comes_back_unchanged_is_a_paging_error() -> None:
+    with pytest.raises(PermanentError, match="paging made no progress"):
+        list(walk(lambda params: {"next_cursor": "same"}, CursorPaginator(), call=CALL))
+
+
+def test_page_number_stops_on_a_short_page_or_the_total() -> None:
+    def api(params: Params) -> dict[str, Any]:
+        start = (params["pageIndex"] - 1) * params["pageSize"]
+        return {"data": {"recordList": ROWS[start:start + params["pageSize"]], "pageCount": 2}}
+
+    count = lambda reply: len(reply["data"]["recordList"])  # noqa: E731 - a table entry
+    short = PageNumberPaginator(8, count, page_param="pageIndex", size_param="pageSize")
+    assert [count(p) for p in walk(api, short, call=CALL)] == [8, 8, 4]
+    by_total = PageNumberPaginator(10, count, page_param="pageIndex", size_param="pageSize",
+                                   total_pages_field=("data", "pageCount"))
+    assert [count(p) for p in walk(api, by_total, call=CALL)] == [10, 10]  # no third, empty request
+
+
+def test_walk_stops_requesting_when_the_consumer_stops() -> None:
+    api = OffsetApi()
+    first = next(iter(walk(api, OffsetPaginator(5, offset_param="start_row", limit_param="limit"), call=CALL)))
+    assert len(first) == 5 and len(api.sent) == 1
