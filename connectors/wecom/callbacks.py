@@ -59,6 +59,7 @@ from urllib.parse import unquote_plus
 import anyio.to_thread
 from anyio import CapacityLimiter
 from starlette.applications import Starlette
+from starlette.datastructures import QueryParams
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
@@ -79,7 +80,7 @@ _SIGNATURE = re.compile(r"[0-9a-fA-F]{40}")
 _TIMESTAMP = re.compile(r"[0-9]{1,10}")
 _NONCE = re.compile(r"[!-~]{1,64}")
 _BASE64 = re.compile(r"[A-Za-z0-9+/]+={0,2}")
-_DECLARATION = re.compile(rb"<!(?:DOCTYPE|ENTITY)", re.IGNORECASE)
+_DECLARATION = re.compile(r"<!(?:DOCTYPE|ENTITY)", re.IGNORECASE)
 _SHOWN = 64  # characters of a refused parameter kept in the rejection details
 
 
@@ -125,14 +126,19 @@ def parse_xml(text: str | bytes, *, max_depth: int = 16, max_elements: int = 500
     parsed incrementally and refused as soon as it nests deeper than ``max_depth`` or
     holds more than ``max_elements`` elements, so a hostile one costs little.
     """
-    raw = text.encode("utf-8") if isinstance(text, str) else text
-    if _DECLARATION.search(raw):
+    try:
+        # WeCom sends UTF-8. Checked here, and the parser is given text (it then ignores
+        # any declared encoding), so a DTD cannot hide in UTF-16 from the check below.
+        document = text.decode("utf-8") if isinstance(text, bytes) else text
+    except UnicodeDecodeError as exc:
+        raise _XmlError("not UTF-8") from exc
+    if _DECLARATION.search(document):
         raise _XmlError("DTD or entity declarations are not accepted")
     root: ET.Element | None = None
     depth = elements = 0
     try:
         # iterparse reads the document 16 KB at a time and yields as it goes
-        for event, element in ET.iterparse(io.BytesIO(raw), events=("start", "end")):
+        for event, element in ET.iterparse(io.StringIO(document), events=("start", "end")):
             if event == "end":
                 depth -= 1
                 continue
@@ -181,7 +187,7 @@ class SignedQuery:
     echostr: str | None = None
 
 
-def _one(params: Any, name: str) -> str | None:
+def _one(params: QueryParams, name: str) -> str | None:
     values = params.getlist(name)
     if len(values) > 1:
         raise Refusal(400, "duplicate_parameter", f"{name} given {len(values)} times")
@@ -193,11 +199,8 @@ def _shaped(reason: str, name: str, value: str, pattern: re.Pattern[str], shape:
         raise Refusal(400, reason, f"{name} must be {shape} (got {len(value)} characters)")
 
 
-def read_query(params: Any, *, echo: bool, limits: CallbackLimits) -> SignedQuery:
-    """The signed query of a URL check (``echo``) or event, shape-checked; raises :class:`Refusal`.
-
-    ``params`` is Starlette's ``QueryParams`` (a multi-dict, so repeats are seen).
-    """
+def read_query(params: QueryParams, *, echo: bool, limits: CallbackLimits) -> SignedQuery:
+    """The signed query of a URL check (``echo``) or event, shape-checked; raises :class:`Refusal`."""
     signature, timestamp, nonce = _one(params, "msg_signature"), _one(params, "timestamp"), _one(params, "nonce")
     echostr = _one(params, "echostr") if echo else None
     if not (signature and timestamp and nonce and (echostr or not echo)):

@@ -355,6 +355,15 @@ def test_signed_xml_bombs_are_400(receiver, plaintext, reason):
     assert state.rejections[0][0] == reason and state.events == []
 
 
+def test_a_dtd_cannot_hide_in_another_encoding(receiver):
+    state, http = receiver
+    utf16 = '<?xml version="1.0" encoding="UTF-16"?><!DOCTYPE x [<!ENTITY a "b">]><xml><Encrypt>&a;</Encrypt></xml>'
+    assert http.post("/wecom/callback", params=GOOD_QUERY, content=utf16.encode("utf-16")).status_code == 400
+    assert state.rejections[0][0] == "malformed_body"
+    with pytest.raises(ValueError, match="DTD"):
+        parse_xml(utf16)
+
+
 def test_deeply_nested_envelope_is_400_not_500(receiver):
     state, http = receiver
     body = "<xml>" + "<Encrypt>" * 50_000 + "</Encrypt>" * 50_000 + "</xml>"
