@@ -453,3 +453,30 @@ class IdentityConflict(Base):
     detail: Mapped[dict[str, Any]] = mapped_column(server_default=sa.text("'{}'::jsonb"))
     status: Mapped[str] = mapped_column(sa.String(20), server_default="open")
     created_at: Mapped[dt.datetime] = mapped_column(server_default=NOW)
+
+
+class CallbackReplay(Base):
+    """A chat callback request accepted by ``hub serve``, remembered until its timestamp
+    goes stale so that a replay is refused by every web process, also after a restart."""
+
+    __tablename__ = "callback_replay"
+    __table_args__ = (sa.Index("ix_callback_replay_expires_at", "expires_at"),)
+
+    system: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(sa.String(64), primary_key=True)  # the request's msg_signature
+    accepted_at: Mapped[dt.datetime]
+    expires_at: Mapped[dt.datetime]
+
+
+class CallbackRejectionWindow(Base):
+    """Refused callback requests from one source in one time window, counted per reason;
+    past a threshold they reach the audit as one aggregate row when the window closes."""
+
+    __tablename__ = "callback_rejection_window"
+
+    system: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    source: Mapped[str] = mapped_column(sa.String(64), primary_key=True)  # client address (IPv6: its /64)
+    window_start: Mapped[dt.datetime] = mapped_column(primary_key=True)
+    rejections: Mapped[int]
+    reasons: Mapped[dict[str, Any]] = mapped_column(server_default=sa.text("'{}'::jsonb"))  # reason → count
+    last_at: Mapped[dt.datetime]

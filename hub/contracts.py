@@ -218,13 +218,16 @@ RejectionHandler = Callable[[str, Mapping[str, str]], None]
 class ReplayGuard(Protocol):
     """Remembers accepted callback requests, so that a replayed one is refused.
 
-    ``first_time(fingerprint, at)`` is True exactly once per fingerprint (across
-    processes and restarts when backed by Postgres); ``forget(fingerprint)`` lets the
-    platform's own retry through when handling the first delivery failed.
+    ``first_time(fingerprint, at, expires_at)`` is True exactly once per fingerprint
+    until ``expires_at`` (epoch seconds; the receiver passes the moment the request's
+    timestamp goes stale, after which the timestamp check refuses it anyway); ``at`` is
+    now on the receiver's clock. The hub's guard keeps them in Postgres, so every web
+    process and every restart sees them. ``forget(fingerprint)`` lets the platform's
+    own retry through when handling the first delivery failed. Both block (database).
     """
 
-    def first_time(self, fingerprint: str, at: float) -> bool:
-        """Record ``fingerprint``; False when it was seen before."""
+    def first_time(self, fingerprint: str, at: float, expires_at: float) -> bool:
+        """Record ``fingerprint`` until ``expires_at``; False when it is already recorded."""
         ...
 
     def forget(self, fingerprint: str) -> None:

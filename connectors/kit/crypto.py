@@ -45,6 +45,7 @@ TimestampUnit = Literal["s", "ms"]
 PAD_BLOCK = 32
 RANDOM_PREFIX_LEN = 16
 _LENGTH_PREFIX = struct.Struct(">I")
+MAX_TIMESTAMP_DIGITS = 13
 
 
 class CallbackCryptoError(ValueError):
@@ -203,8 +204,15 @@ class CallbackCrypto:
         return str(int(seconds * 1000)) if self.timestamp_unit == "ms" else str(int(seconds))
 
     def timestamp_to_seconds(self, timestamp: str) -> float:
-        """Parse a query-string timestamp in this platform's unit; ValueError if not numeric."""
-        value = int(timestamp.strip())
+        """Parse a query-string timestamp in this platform's unit.
+
+        ValueError unless it is 1..13 ASCII digits (13 digits of milliseconds reach the
+        year 2286): a 400-digit "timestamp" is malformed, not an overflow.
+        """
+        digits = timestamp.strip()
+        if not (0 < len(digits) <= MAX_TIMESTAMP_DIGITS and digits.isascii() and digits.isdigit()):
+            raise ValueError("timestamp must be 1..13 digits")
+        value = int(digits)
         return value / 1000.0 if self.timestamp_unit == "ms" else float(value)
 
     def seal(self, message: str | bytes, *, nonce: str, timestamp: str | None = None) -> SignedCiphertext:

@@ -53,7 +53,7 @@ def make_callback_receiver(settings: WeComSettings, hooks: CallbackHooks, path: 
     return create_callback_app(
         token=settings.callback_token.get_secret_value(),
         encoding_aes_key=settings.callback_aes_key.get_secret_value(), receive_id=settings.corp_id,
-        on_event=hooks.on_event, on_rejected=hooks.on_rejected, path=path,
+        hooks=hooks, path=path,
     )
 
 

@@ -15,6 +15,12 @@ and ``GET /healthz`` (database reachable and schema at the code's migration head
 ``GET|POST /callbacks/<system>`` are the chat platforms' signed, encrypted event
 callbacks (see :mod:`hub.web.callbacks`).
 
+No parameter can make a request fail with a 500 or hold the server: an over-long path or
+query string is refused before routing (414, :mod:`hub.web.limits`), a malformed
+parameter is a 4xx naming it (422 from the API's schema, a 400 or 404 page), and the
+callback receivers do their CPU work in worker threads. While the app runs (its
+lifespan), a background task closes rejection windows and prunes replay memory.
+
 Everything except the callback only reads. Each request reads in one REPEATABLE READ,
 READ ONLY transaction, so the sections of a profile agree with each other even while a
 sync is writing.
@@ -22,10 +28,12 @@ sync is writing.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import logging
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Annotated, Any
 
 import sqlalchemy as sa
@@ -44,7 +52,8 @@ from hub.runtime import HubRuntime
 from hub.settings import Settings
 from hub.web import formatting as fmt
 from hub.web.api_models import CustomerHit, Health, Problem, ProfileOut
-from hub.web.callbacks import create_receivers
+from hub.web.callbacks import Receiver, create_receivers, maintain
+from hub.web.limits import RequestLimits
 from hub.web.queries import (
     MAX_ID,
     open_receivable_bills,
@@ -53,6 +62,11 @@ from hub.web.queries import (
     search_customers,
     task_detail,
 )
+
+log = logging.getLogger(__name__)
+
+MAX_SEARCH_CHARS = 200
+MAINTAIN_EVERY_S = 15.0
 
 # The pages load nothing from anywhere: inline CSS only, no scripts, forms post back here.
 _HTML_HEADERS = {
@@ -122,14 +136,25 @@ def create_web_app(runtime_or_db: HubRuntime | Database, settings: Settings) -> 
     templates = _templates()
     templates.globals.update(when=clock.when, timezone=settings.timezone)
     head = head_revision()
+    receivers = create_receivers(db, settings)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        task = asyncio.create_task(_maintain_forever(receivers))
+        try:
+            yield
+        finally:
+            task.cancel()
 
     app = FastAPI(
         title="CRM–ERP hub", version="0.1.0",
         description="360° customer profile (360°客户视图) and search, read-only.",
         # No Swagger UI: it loads scripts from a CDN, which an on-premises install may not
         # reach and the pages' no-script policy does not want; /openapi.json is enough.
-        docs_url=None, redoc_url=None, openapi_url="/openapi.json",
+        docs_url=None, redoc_url=None, openapi_url="/openapi.json", lifespan=lifespan,
+        responses={414: {"model": Problem, "description": "Path or query string too long"}},
     )
+    app.add_middleware(RequestLimits, exempt_paths=frozenset(receivers))
     app.state.db = db
 
     @contextmanager
@@ -158,11 +183,14 @@ def create_web_app(runtime_or_db: HubRuntime | Database, settings: Settings) -> 
     @app.get("/customers", include_in_schema=False, response_class=HTMLResponse)
     def customers_page(q: str = "") -> HTMLResponse:
         """Search form and results."""
+        if len(q) > MAX_SEARCH_CHARS:
+            return page("search.html", 400, title="客户搜索", q="", hits=[],
+                        error=f"搜索内容过长（{len(q)} 个字符，最多 {MAX_SEARCH_CHARS} 个）。")
         hits: list[dict[str, Any]] = []
         if q.strip():
             with reading() as conn:
-                hits = search_customers(conn, q[:200])
-        return page("search.html", title=f"搜索：{q}" if q.strip() else "客户搜索", q=q, hits=hits)
+                hits = search_customers(conn, q)
+        return page("search.html", title=f"搜索：{q}" if q.strip() else "客户搜索", q=q, hits=hits, error=None)
 
     @app.get("/customers/{customer_id}", include_in_schema=False, response_class=HTMLResponse)
     def customer_page(customer_id: str) -> HTMLResponse:
@@ -219,7 +247,7 @@ def create_web_app(runtime_or_db: HubRuntime | Database, settings: Settings) -> 
 
     @app.get("/api/customers", response_model=list[CustomerHit], tags=["customers"])
     def search_json(
-        q: str = Query(min_length=1, max_length=200,
+        q: str = Query(min_length=1, max_length=MAX_SEARCH_CHARS,
                        description="Name fragment, unified social credit code, external id or id"),
         limit: int = Query(50, ge=1, le=200),
     ) -> list[CustomerHit]:
@@ -246,11 +274,10 @@ def create_web_app(runtime_or_db: HubRuntime | Database, settings: Settings) -> 
 
     # ------------------------------------------------------------------ chat callbacks
 
-    receivers = create_receivers(db, settings)
     for path, receiver in receivers.items():
         # A plain Starlette route with the receiver as its ASGI endpoint: the receiver sees
         # the full path, so no Mount and no trailing-slash redirect (WeCom follows none).
-        app.router.routes.append(Route(path, receiver, methods=["GET", "POST"]))
+        app.router.routes.append(Route(path, receiver.app, methods=["GET", "POST"]))
     app.state.callbacks = receivers
 
     # ------------------------------------------------------------------ errors
@@ -264,3 +291,13 @@ def create_web_app(runtime_or_db: HubRuntime | Database, settings: Settings) -> 
         return await http_exception_handler(request, exc)
 
     return app
+
+
+async def _maintain_forever(receivers: dict[str, Receiver]) -> None:
+    """Every few seconds, off the event loop: close rejection windows, prune replay memory."""
+    while receivers:
+        await asyncio.sleep(MAINTAIN_EVERY_S)
+        try:
+            await asyncio.to_thread(maintain, receivers)
+        except Exception:  # the database may be away for a while; the next round retries
+            log.exception("callback maintenance failed")

@@ -1,31 +1,42 @@
 """Chat platforms' event callbacks, wired to the hub: audit every event, apply the rules.
 
 Each registered connector with a :class:`~hub.contracts.CallbackSpec` gets a receiver at
-``/callbacks/<system>`` (signature, decryption and replay refusal are the connector's
-receiver's job). This module gives it its settings and hooks:
+``/callbacks/<system>`` (limits, signature, decryption and replay refusal are the
+connector's receiver's job). This module gives it its settings and hooks:
 
 - ``on_event``: one audit row per accepted event (operation
   ``callback:<Event>/<ChangeType>``), plus whatever the domain rules do with it
   (``hub.rules.EVENT_HANDLERS``: e.g. a lost WeChat contact on the customer's timeline), in
   one transaction. An exception makes the receiver answer 500, so the platform retries;
-  nothing is half-recorded.
-- ``on_rejected``: an audit row with outcome ``rejected`` and the reason, so forged or
-  replayed calls are on record.
+  nothing is half-recorded. The event's fields reach the audit cut to a few KB each
+  (``hub.audit``): an authentic event may still carry a huge field.
+- ``on_rejected``: :class:`~hub.web.rejections.RejectionAudit`, so forged, replayed and
+  malformed calls are on record, one row each up to a threshold per source and window,
+  then in aggregate.
+- ``replay_guard``: :class:`~hub.web.replay_guard.PostgresReplayGuard`, so a replay is
+  refused by every web process and after a restart.
+
+:func:`maintain` closes rejection windows and prunes expired replay fingerprints;
+``hub serve`` runs it every few seconds.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from hub.audit import write_audit
-from hub.contracts import CallbackHooks, ReplayGuard
+from hub.contracts import CallbackHooks
 from hub.database import Database
 from hub.registry import connector, specs
 from hub.rules import EVENT_HANDLERS
 from hub.runtime import load_sandbox
 from hub.settings import Settings
+from hub.web.rejections import RejectionAudit
+from hub.web.replay_guard import PostgresReplayGuard
 
 log = logging.getLogger(__name__)
 
@@ -59,49 +70,36 @@ def event_handler(db: Database, system: str) -> Callable[[dict[str, Any]], None]
             if noted:
                 detail["interaction_customer_ids"] = noted
             write_audit(conn, actor=actor, system=system, operation=operation_name(event), outcome="ok",
-                        external_id=(str(event.get("ExternalUserID") or "") or None), detail=detail)
+                        external_id=(str(event.get("ExternalUserID") or "")[:200] or None), detail=detail)
 
     return on_event
 
 
-def rejection_handler(db: Database, system: str) -> Callable[[str, Mapping[str, str]], None]:
-    """``on_rejected``: one audit row with outcome ``rejected`` and the reason."""
+@dataclass(frozen=True)
+class Receiver:
+    """One system's callback receiver (an ASGI app) and the hub's state behind it."""
 
-    def on_rejected(reason: str, details: Mapping[str, str]) -> None:
-        with db.begin() as conn:
-            write_audit(conn, actor=f"web:{system}-callback", system=system, operation="callback",
-                        outcome="rejected", error=reason, detail={"reason": reason, **dict(details)})
-
-    return on_rejected
-
-
-class MemoryReplayGuard:
-    """Accepted fingerprints in this process's memory (bounded)."""
-
-    def __init__(self, limit: int = 100_000) -> None:
-        self._seen: dict[str, float] = {}
-        self._limit = limit
-
-    def first_time(self, fingerprint: str, at: float) -> bool:
-        if fingerprint in self._seen:
-            return False
-        if len(self._seen) >= self._limit:
-            self._seen.pop(next(iter(self._seen)))
-        self._seen[fingerprint] = at
-        return True
-
-    def forget(self, fingerprint: str) -> None:
-        self._seen.pop(fingerprint, None)
+    system: str
+    app: Any
+    rejections: RejectionAudit
+    replay_guard: PostgresReplayGuard
 
 
-def create_receivers(db: Database, settings: Settings,
-                     replay_guard: Callable[[str], ReplayGuard] | None = None) -> dict[str, Any]:
-    """Path → receiver ASGI app for each connector whose callbacks are configured.
+def maintain(receivers: Mapping[str, Receiver], at: float | None = None) -> None:
+    """Report closed rejection windows and prune expired replay fingerprints."""
+    at = time.time() if at is None else at
+    for receiver in receivers.values():
+        receiver.rejections.close_windows(at)
+        receiver.replay_guard.prune(at)
+
+
+def create_receivers(db: Database, settings: Settings) -> dict[str, Receiver]:
+    """Path → receiver for each connector whose callbacks are configured.
 
     In sandbox mode a connector without its own endpoint takes the sandbox's callback
     credentials (the sandbox signs what it sends with them).
     """
-    receivers: dict[str, Any] = {}
+    receivers: dict[str, Receiver] = {}
     for spec in specs():
         if spec.callbacks is None:
             continue
@@ -109,12 +107,11 @@ def create_receivers(db: Database, settings: Settings,
         if settings.sandbox and section.base_url is None and spec.sandbox is not None:
             section = load_sandbox(connector(spec.system)).client_settings("http://sandbox.invalid", section)
         path = callback_path(spec.system)
-        guard = replay_guard(spec.system) if replay_guard is not None else MemoryReplayGuard()
-        hooks = CallbackHooks(on_event=event_handler(db, spec.system),
-                              on_rejected=rejection_handler(db, spec.system), replay_guard=guard)
-        receiver = spec.callbacks.make_receiver(section, hooks, path)
-        if receiver is None:
+        rejections, guard = RejectionAudit(db, spec.system), PostgresReplayGuard(db, spec.system)
+        hooks = CallbackHooks(on_event=event_handler(db, spec.system), on_rejected=rejections, replay_guard=guard)
+        app = spec.callbacks.make_receiver(section, hooks, path)
+        if app is None:
             log.warning("%s callbacks are off: their credentials are not configured", spec.system)
             continue
-        receivers[path] = receiver
+        receivers[path] = Receiver(spec.system, app, rejections, guard)
     return receivers

@@ -26,7 +26,8 @@ MAX_ID = 2**63 - 1
 def parse_id(raw: str) -> int | None:
     """A positive bigint from a path segment or search text, else None."""
     raw = raw.strip()
-    if not raw.isascii() or not raw.isdigit():
+    # a bigint has at most 19 digits; int() of a longer string is a waste, past 4300 digits an error
+    if not raw.isascii() or not raw.isdigit() or len(raw) > len(str(MAX_ID)):
         return None
     value = int(raw)
     return value if 0 < value <= MAX_ID else None

@@ -1,9 +1,10 @@
 """Running the web face: ``serve(settings, host, port)`` (the ``hub serve`` command calls it).
 
-One uvicorn process, one worker. WeCom's callback receiver keeps its replay memory in
-the process, so a deployment with several workers would accept a replay on a worker
-that has not seen the original; scale out behind a sticky route for ``/callbacks/``
-(or move the memory to Postgres) before adding workers.
+One uvicorn process. The callbacks' replay memory and rejection counts live in Postgres
+(:mod:`hub.web.replay_guard`, :mod:`hub.web.rejections`), so several processes (workers,
+machines) on one database refuse a replay between them and keep one audit, and a
+restart forgets nothing. Their clocks must agree (NTP): the replay window is judged on
+each process's clock.
 """
 
 from __future__ import annotations

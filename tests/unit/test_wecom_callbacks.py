@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlencode, urlsplit
 
 import httpx
 import pytest
@@ -20,6 +22,8 @@ from connectors.wecom.sandbox import (
     SANDBOX_ENCODING_AES_KEY,
     CallbackDriver,
 )
+from hub.contracts import CallbackHooks
+from tests.support.hostile import chunked_upload, declared_upload, raw_request
 
 NOW = 1_715_130_000.0
 EVENT_XML = (
@@ -31,6 +35,22 @@ EVENT_XML = (
 )
 
 
+class MemoryReplayGuard:
+    """The replay memory of these unit tests (the hub's is Postgres: tests/web)."""
+
+    def __init__(self) -> None:
+        self.expiry: dict[str, float] = {}
+
+    def first_time(self, fingerprint: str, at: float, expires_at: float) -> bool:
+        if self.expiry.get(fingerprint, at) > at:
+            return False
+        self.expiry[fingerprint] = expires_at
+        return True
+
+    def forget(self, fingerprint: str) -> None:
+        self.expiry.pop(fingerprint, None)
+
+
 class Receiver:
     def __init__(self) -> None:
         self.now = NOW
@@ -38,6 +58,7 @@ class Receiver:
         self.rejections: list[tuple[str, dict[str, str]]] = []
         self.fail_next = False
         self.lock = threading.Lock()
+        self.guard = MemoryReplayGuard()
 
     def on_event(self, event: dict[str, Any]) -> None:
         with self.lock:
@@ -56,8 +77,8 @@ def receiver() -> Iterator[tuple[Receiver, httpx.Client]]:
     state = Receiver()
     app = create_callback_app(
         token=SANDBOX_CALLBACK_TOKEN, encoding_aes_key=SANDBOX_ENCODING_AES_KEY, receive_id=SANDBOX_CORP_ID,
-        on_event=state.on_event, on_rejected=state.on_rejected, replay_window_s=300, now=lambda: state.now,
-        path="/wecom/callback",
+        hooks=CallbackHooks(on_event=state.on_event, on_rejected=state.on_rejected, replay_guard=state.guard),
+        replay_window_s=300, now=lambda: state.now, path="/wecom/callback",
     )
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("NO_PROXY", "127.0.0.1,localhost")
@@ -69,11 +90,13 @@ def receiver() -> Iterator[tuple[Receiver, httpx.Client]]:
 CRYPTO = wecom_crypto(SANDBOX_CALLBACK_TOKEN, SANDBOX_ENCODING_AES_KEY, SANDBOX_CORP_ID)
 
 
-def signed_event(*, ts: float = NOW, nonce: str = "n0nce", receive_id: str = SANDBOX_CORP_ID) -> tuple[dict[str, str], str]:
+def signed_event(*, ts: float = NOW, nonce: str = "n0nce", receive_id: str = SANDBOX_CORP_ID,
+                 plaintext: str | None = None) -> tuple[dict[str, str], str]:
     crypto = CRYPTO if receive_id == SANDBOX_CORP_ID else wecom_crypto(
         SANDBOX_CALLBACK_TOKEN, SANDBOX_ENCODING_AES_KEY, receive_id)
     timestamp = str(int(ts))
-    sealed = crypto.seal(EVENT_XML.format(corp=receive_id, ts=timestamp), nonce=nonce, timestamp=timestamp)
+    sealed = crypto.seal(plaintext or EVENT_XML.format(corp=receive_id, ts=timestamp), nonce=nonce,
+                         timestamp=timestamp)
     body = (f"<xml><ToUserName><![CDATA[{SANDBOX_CORP_ID}]]></ToUserName><AgentID><![CDATA[1000002]]></AgentID>"
             f"<Encrypt><![CDATA[{sealed.encrypt}]]></Encrypt></xml>")
     return {"msg_signature": sealed.signature, "timestamp": timestamp, "nonce": nonce}, body
@@ -201,7 +224,7 @@ def test_event_for_another_corp_is_refused(receiver):
 )
 def test_malformed_requests_are_400(receiver, body, params, reason):
     state, http = receiver
-    query = params or {"msg_signature": "x" * 40, "timestamp": str(int(NOW)), "nonce": "n"}
+    query = params or {"msg_signature": "0" * 40, "timestamp": str(int(NOW)), "nonce": "n"}
     assert http.post("/wecom/callback", params=query, content=body).status_code == 400
     assert state.rejections[0][0] == reason
 
@@ -233,3 +256,138 @@ def test_driver_retries_like_wecom_until_acknowledged(receiver):
     # then WeCom's retry of the identical request is accepted: one event, two attempts
     assert delivery.statuses == [500, 200]
     assert len(state.events) == 1
+
+
+# ---------------------------------------------------------------- hostile input
+
+
+GOOD_QUERY = {"msg_signature": "0" * 40, "timestamp": str(int(NOW)), "nonce": "n0nce"}
+
+
+@pytest.mark.parametrize(
+    ("query", "reason"),
+    [
+        ({"nonce": "n" * 60_000}, "query_too_long"),
+        ({"nonce": "n" * 65}, "bad_nonce"),
+        ({"nonce": "随机数"}, "bad_nonce"),
+        ({"nonce": "a b"}, "bad_nonce"),
+        ({"timestamp": "9" * 400}, "bad_timestamp"),
+        ({"timestamp": "-1715130000"}, "bad_timestamp"),
+        ({"timestamp": "１７１５"}, "bad_timestamp"),  # full-width digits
+        ({"msg_signature": "0" * 41}, "malformed_signature"),
+        ({"msg_signature": "g" * 40}, "malformed_signature"),
+        ({"msg_signature": "x" * 1000}, "malformed_signature"),
+    ],
+    ids=["60KB-nonce", "long-nonce", "cjk-nonce", "space-nonce", "400-digit-timestamp",
+         "negative-timestamp", "fullwidth-timestamp", "long-signature", "non-hex-signature", "1KB-signature"],
+)
+def test_oversized_or_malformed_parameters_are_400_before_any_work(receiver, query, reason):
+    # given a well-formed signed event, when one query parameter is oversized or malformed
+    state, http = receiver
+    _, body = signed_event()
+    started = time.monotonic()
+    reply = raw_request(str(http.base_url).rstrip("/"), "POST",
+                        f"/wecom/callback?{urlencode({**GOOD_QUERY, **query})}", body.encode())
+    # then it is a 400 naming the reason, reported with short parameter prefixes, and nothing is handled
+    assert reply.status == 400 and reply.body.decode().startswith(reason)
+    assert time.monotonic() - started < 5  # generous: the quadratic audit masking took 16 s for 60 KB
+    [(got, details)] = state.rejections
+    assert got == reason and len(details["nonce"]) <= 64 and len(details["timestamp"]) <= 64
+    assert state.events == []
+
+
+def test_a_1_mb_parameter_is_refused_by_the_http_server_itself(receiver):
+    # uvicorn's parser (llhttp) refuses a request head over ~80 KB before the app sees it
+    state, http = receiver
+    _, body = signed_event()
+    reply = raw_request(str(http.base_url).rstrip("/"), "POST",
+                        f"/wecom/callback?{urlencode({**GOOD_QUERY, 'nonce': 'n' * 1_000_000})}", body.encode())
+    assert reply.status == 400
+    assert state.rejections == [] and state.events == []
+
+
+def test_url_check_parameters_have_limits_too(receiver):
+    state, http = receiver
+    query = {**GOOD_QUERY, "echostr": "A" * 1500}
+    assert http.get("/wecom/callback", params=query).status_code == 400
+    assert http.get("/wecom/callback", params={**query, "echostr": "not*base64"}).status_code == 400
+    assert http.get("/wecom/callback", params={**query, "echostr": "A" * 50_000}).status_code == 400
+    assert [r for r, _ in state.rejections] == ["malformed_echostr", "malformed_echostr", "query_too_long"]
+
+
+def test_a_parameter_given_twice_is_refused(receiver):
+    state, http = receiver
+    params, body = signed_event()
+    query = urlencode([*params.items(), ("nonce", "other")])
+    assert http.post(f"/wecom/callback?{query}", content=body).status_code == 400
+    assert state.rejections[0][0] == "duplicate_parameter" and state.events == []
+
+
+def test_body_over_the_limit_is_cut_off_while_streaming(receiver):
+    # given a chunked upload of 64 MB (the limit is 1 MB)
+    state, http = receiver
+    url = urlsplit(str(http.base_url))
+    target = f"/wecom/callback?{urlencode(GOOD_QUERY)}"
+    upload = chunked_upload(url.hostname or "", url.port or 80, target, total=64 << 20)
+    # then the receiver answers 413 long before the upload could finish, and reports it
+    assert upload.status == 413
+    assert upload.sent < 32 << 20, upload
+    assert [r for r, _ in state.rejections] == ["body_too_large"]
+    # a declared length over the limit is refused before a byte of body is sent
+    assert declared_upload(url.hostname or "", url.port or 80, target, declared=200 << 20) == 413
+    assert http.get("/wecom/callback", params={**GOOD_QUERY, "echostr": "AAAA"}).status_code == 403  # still serving
+
+
+@pytest.mark.parametrize(
+    ("plaintext", "reason"),
+    [
+        ("<xml>" + "<a>" * 100 + "x" + "</a>" * 100 + "</xml>", "malformed_event"),
+        ("<xml>" + "<MsgType>x</MsgType>" * 20_000 + "</xml>", "malformed_event"),
+        ("<xml><Event>x</Event>", "malformed_event"),
+    ],
+    ids=["nested-100-deep", "20000-elements", "truncated"],
+)
+def test_signed_xml_bombs_are_400(receiver, plaintext, reason):
+    # an authentic signature does not make an absurd document acceptable
+    state, http = receiver
+    params, body = signed_event(plaintext=plaintext)
+    assert http.post("/wecom/callback", params=params, content=body).status_code == 400
+    assert state.rejections[0][0] == reason and state.events == []
+
+
+def test_a_dtd_cannot_hide_in_another_encoding(receiver):
+    state, http = receiver
+    utf16 = '<?xml version="1.0" encoding="UTF-16"?><!DOCTYPE x [<!ENTITY a "b">]><xml><Encrypt>&a;</Encrypt></xml>'
+    assert http.post("/wecom/callback", params=GOOD_QUERY, content=utf16.encode("utf-16")).status_code == 400
+    assert state.rejections[0][0] == "malformed_body"
+    with pytest.raises(ValueError, match="DTD"):
+        parse_xml(utf16)
+
+
+def test_deeply_nested_envelope_is_400_not_500(receiver):
+    state, http = receiver
+    body = "<xml>" + "<Encrypt>" * 50_000 + "</Encrypt>" * 50_000 + "</xml>"
+    assert http.post("/wecom/callback", params=GOOD_QUERY, content=body).status_code == 400
+    assert state.rejections[0][0] == "malformed_body"
+
+
+def test_signed_event_with_a_700_kb_field_is_taken_whole(receiver):
+    # given an authentic event with one huge field (the audit cuts it; the receiver must not choke)
+    state, http = receiver
+    huge = "客" * 240_000  # 720 KB of UTF-8
+    params, body = signed_event(plaintext=f"<xml><MsgType>event</MsgType><Event>x</Event><Note>{huge}</Note></xml>")
+    assert len(body) < 1 << 20
+    started = time.monotonic()
+    reply = http.post("/wecom/callback", params=params, content=body)
+    assert reply.status_code == 200 and time.monotonic() - started < 5
+    [event] = state.events
+    assert event["Note"] == huge
+
+
+def test_parse_xml_limits():
+    many = "<xml>" + "<C>x</C>" * 6000 + "</xml>"
+    with pytest.raises(ValueError, match="more than 5000 elements"):
+        parse_xml(many)
+    assert len(parse_xml(many, max_elements=10_000)["C"]) == 6000  # repeats are a list, built in linear time
+    with pytest.raises(ValueError, match="nested deeper"):
+        parse_xml("<xml><a><b>x</b></a></xml>", max_depth=2)

@@ -29,6 +29,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
+from connectors.kit.sandbox import serve_in_thread
 from hub.database import Database, create_db_engine
 from hub.demo.data import demo_credit_code, load_crm_demo
 from hub.identity import normalize_company_name
@@ -36,6 +37,7 @@ from hub.registry import connector
 from hub.runtime import HubRuntime, load_sandbox
 from hub.settings import Settings
 from hub.web import create_web_app
+from tests.conftest import rows
 
 # Rendering it anywhere would be a leak; the tests look for it in every answer.
 CALLBACK_TOKEN = "tok-" + secrets.token_hex(8)
@@ -194,3 +196,17 @@ def client(web_app: FastAPI) -> Iterator[TestClient]:
     """An in-process HTTP client of the web app."""
     with TestClient(web_app) as http:
         yield http
+
+
+@pytest.fixture
+def served(db: Database, settings: Settings) -> Iterator[str]:
+    """The web app over the test's own schema on a free port (sandbox WeCom: the sandbox's
+    callback credentials); yields its URL."""
+    with serve_in_thread(create_web_app(db, settings)) as server:
+        yield server.url
+
+
+def audit(db: Database, **where: str) -> list[sa.Row]:
+    """WeCom's audit rows matching ``where`` (column = value), oldest first."""
+    clause = " AND ".join(f"{k} = :{k}" for k in where)
+    return rows(db, f"SELECT * FROM audit_log WHERE system = 'wecom' AND {clause} ORDER BY id", **where)

@@ -10,7 +10,6 @@ import base64
 import os
 import secrets
 import time
-from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -29,6 +28,7 @@ from connectors.wecom.sandbox import (
 from connectors.wecom.sandbox.callbacks import event_xml
 from hub.web import create_web_app
 from tests.conftest import rows, scalar
+from tests.web.conftest import audit
 from tests.web.pagescan import scan
 
 pytestmark = pytest.mark.e2e  # starts a server (and a browser)
@@ -50,18 +50,6 @@ def people(db) -> dict[str, int]:
             "INSERT INTO contact (customer_id, name, title, source_system, external_id, wecom_external_userid) "
             "VALUES (:c, '赵采购', '采购总监', 'wecom', 'wmLOST01', 'wmLOST01')"), {"c": customer})
     return {"user": user, "customer": customer}
-
-
-@pytest.fixture
-def served(db, settings) -> Iterator[str]:
-    """The web app on a free port (sandbox WeCom: the sandbox's callback credentials); yields its URL."""
-    with serve_in_thread(create_web_app(db, settings)) as server:
-        yield server.url
-
-
-def audit(db, **where: str) -> list[sa.Row]:
-    clause = " AND ".join(f"{k} = :{k}" for k in where)
-    return rows(db, f"SELECT * FROM audit_log WHERE system = 'wecom' AND {clause} ORDER BY id", **where)
 
 
 def test_url_verification_answers_the_plaintext(served):

@@ -98,19 +98,24 @@ class CallbackDriver(OwnsHttpClient):
             return False
         return reply.status_code == 200 and reply.content == echo.encode("utf-8")
 
-    def push(self, fields: Mapping[str, str | int]) -> Delivery:
-        """POST one event (``fields`` without ToUserName/AgentID, added here), retrying
-        like WeCom on non-200 answers and timeouts."""
+    def seal(self, fields: Mapping[str, str | int]) -> tuple[dict[str, str], bytes]:
+        """The query and body WeCom would POST for one event (``fields`` without
+        ToUserName/AgentID, added here): fresh nonce, timestamp now on the driver's clock."""
         plaintext = event_xml({"ToUserName": self.corp_id, **fields, "AgentID": self.agent_id})
         sealed = self._crypto.seal(plaintext, nonce=secrets.token_hex(5),
                                    timestamp=self._crypto.now_timestamp(self._clock()))
         body = (f"<xml><ToUserName>{_cdata(self.corp_id)}</ToUserName><AgentID>{_cdata(str(self.agent_id))}</AgentID>"
                 f"<Encrypt>{_cdata(sealed.encrypt)}</Encrypt></xml>")
         params = {"msg_signature": sealed.signature, "timestamp": sealed.timestamp, "nonce": sealed.nonce}
+        return params, body.encode("utf-8")
+
+    def push(self, fields: Mapping[str, str | int]) -> Delivery:
+        """POST one event (see :meth:`seal`), retrying like WeCom on non-200 answers and timeouts."""
+        params, body = self.seal(fields)
         delivery = Delivery()
         for _ in range(1 + self.retries):
             try:
-                reply = self._http.post(self.url, params=params, content=body.encode("utf-8"),
+                reply = self._http.post(self.url, params=params, content=body,
                                         headers={"Content-Type": "text/xml"}, timeout=EVENT_DEADLINE_S)
                 delivery.statuses.append(reply.status_code)
                 if reply.status_code == 200:
