@@ -58,49 +58,6 @@ def business_today(timezone: str = "Asia/Shanghai") -> dt.date:
     return dt.datetime.now(ZoneInfo(timezone)).date()
 
 
-class CustomerMatch(BaseModel):
-    """A customer a reference matched, and how: ``exact`` (id, credit code, external id)
-    or ``name`` (a fragment of the name)."""
-
-    id: int
-    name: str
-    credit_code: str | None
-    matched_by: str
-    exact: bool
-
-
-def find_customers(conn: Connection, ref: str, *, limit: int = 20) -> list[CustomerMatch]:
-    """Customers ``ref`` names: an id, a unified social credit code, ``SYSTEM:EXTERNAL_ID``,
-    an external id of any system, or a fragment of the name. Exact matches come first;
-    name matches only when nothing matched exactly, shortest name first."""
-    ref = ref.replace("\x00", "").strip()
-    if not ref:
-        return []
-    system, sep, external = ref.partition(":")
-    rows = conn.execute(sa.text(
-        """
-        WITH exact AS (
-            SELECT id, 'id' AS matched_by FROM customer WHERE id = :id
-            UNION ALL
-            SELECT id, 'credit_code' FROM customer WHERE credit_code = upper(:ref)
-            UNION ALL
-            SELECT canonical_id, system || ':' || external_id FROM external_identity
-             WHERE object = 'customer' AND canonical_table = 'customer'
-               AND (external_id = :ref OR (:sep AND system = :system AND external_id = :external))
-        )
-        SELECT DISTINCT ON (c.id) c.id, c.name, c.credit_code, e.matched_by, true AS exact
-          FROM exact e JOIN customer c ON c.id = e.id ORDER BY c.id
-        """), {"id": int(ref) if ref.isascii() and ref.isdigit() and int(ref) < 2**63 else 0, "ref": ref,
-               "sep": bool(sep), "system": system, "external": external}).all()
-    if not rows:
-        pattern = "%" + ref.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        rows = conn.execute(sa.text(
-            "SELECT id, name, credit_code, 'name' AS matched_by, false AS exact FROM customer "
-            "WHERE name ILIKE :pat ESCAPE '\\' ORDER BY length(name), id LIMIT :limit"),
-            {"pat": pattern, "limit": limit}).all()
-    return [CustomerMatch(**row._mapping) for row in rows[:limit]]
-
-
 def receivable_summaries(conn: Connection, customer_id: int, as_of: dt.date) -> list[ReceivableSummary]:
     """Open and overdue amounts and aging buckets per currency."""
     rows = conn.execute(sa.text(

@@ -22,10 +22,13 @@ def profile(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
 ) -> None:
     """Show a customer's 360° profile; an ambiguous reference lists the candidates (exit 1)."""
-    from canonical_model.profile import customer_profile, find_customers
+    from canonical_model.profile import customer_profile
+    from canonical_model.search import search_customers
 
     with failures_as_one_line(), runtime() as hub, hub.db.begin() as conn:
-        matches = find_customers(conn, customer)
+        hits = search_customers(conn, customer, limit=20)
+        exact = [h for h in hits if h["matched_by"] != "name"]
+        matches = exact or hits
         chosen = pick(customer, matches)
         if chosen is None:
             if not matches:
@@ -41,22 +44,23 @@ def profile(
         print_profile(found)
 
 
-def pick(ref: str, matches: list[Any]) -> int | None:
+def pick(ref: str, matches: list[dict[str, Any]]) -> int | None:
     """The one customer ``ref`` means, or None when it is ambiguous (or matches nothing)."""
     if len(matches) == 1:
-        return int(matches[0].id)
-    same_name = [m for m in matches if not m.exact and m.name == ref.strip()]
-    return int(same_name[0].id) if len(same_name) == 1 else None
+        return int(matches[0]["id"])
+    same_name = [m for m in matches if m["name"] == ref.strip()]
+    return int(same_name[0]["id"]) if len(same_name) == 1 else None
 
 
-def print_candidates(ref: str, matches: list[Any], as_json: bool) -> None:
+def print_candidates(ref: str, matches: list[dict[str, Any]], as_json: bool) -> None:
     """The customers an ambiguous reference could mean."""
     if as_json:
-        print_json({"error": "ambiguous", "reference": ref, "candidates": [m.model_dump() for m in matches]})
+        print_json({"error": "ambiguous", "reference": ref, "candidates": matches})
         return
     console.print(f"{ref!r} matches {len(matches)} customers; give one of these ids (or a credit code):")
     print_table(console, CANDIDATE_COLUMNS,
-                [[str(m.id), m.name, m.credit_code or "—", m.matched_by] for m in matches])
+                [[str(m["id"]), m["name"], m["credit_code"] or "—", m["matched_value"] or m["matched_by"]]
+                 for m in matches])
 
 
 AGING_LABELS = {"not_due": "not due", "1_30": "1–30 days", "31_60": "31–60 days", "61_90": "61–90 days",

@@ -117,6 +117,38 @@ def push_rows(push_state: dict[str, Any] | None) -> list[dict[str, Any]]:
     return rows
 
 
+def describe_operations(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    """The OpenAPI document's operations as rows for the /docs page."""
+
+    def type_of(schema: dict[str, Any]) -> str:
+        if "$ref" in schema:
+            return str(schema["$ref"]).rsplit("/", 1)[-1]
+        if "anyOf" in schema:
+            return " | ".join(type_of(s) for s in schema["anyOf"])
+        if schema.get("type") == "array":
+            return f"list of {type_of(schema.get('items', {}))}"
+        bounds = ", ".join(f"{k} {schema[k]}" for k in ("minimum", "maximum", "minLength", "maxLength")
+                           if k in schema)
+        return str(schema.get("type", "any")) + (f" ({bounds})" if bounds else "")
+
+    operations = []
+    for path, methods in spec.get("paths", {}).items():
+        for method, op in methods.items():
+            responses = []
+            for status, response in op.get("responses", {}).items():
+                body = response.get("content", {}).get("application/json", {}).get("schema", {})
+                responses.append({"status": status, "description": response.get("description", ""),
+                                  "body": type_of(body) if body else ""})
+            operations.append({
+                "id": op.get("operationId", f"{method}-{path}"), "method": method.upper(), "path": path,
+                "summary": op.get("summary", ""), "description": op.get("description", ""),
+                "parameters": [{**p, "type": type_of(p.get("schema", {})), "description": p.get("description", "")}
+                               for p in op.get("parameters", [])],
+                "responses": responses,
+            })
+    return operations
+
+
 def missing_key_fields(profile: Profile) -> list[str]:
     """The key fields (数据完整性) this customer lacks, as the profile counts them."""
     missing = [f for f in KEY_FIELDS if profile.customer.get(f) in (None, "")]
@@ -150,7 +182,7 @@ def create_web_app(runtime_or_db: HubRuntime | Database, settings: Settings) -> 
         title="CRM–ERP hub", version="0.1.0",
         description="360° customer profile (360°客户视图) and search, read-only.",
         # No Swagger UI: it loads scripts from a CDN, which an on-premises install may not
-        # reach and the pages' no-script policy does not want; /openapi.json is enough.
+        # reach and the pages' no-script policy does not want; /docs is rendered here instead.
         docs_url=None, redoc_url=None, openapi_url="/openapi.json", lifespan=lifespan,
         responses={414: {"model": Problem, "description": "Path or query string too long"}},
     )
@@ -255,6 +287,12 @@ def create_web_app(runtime_or_db: HubRuntime | Database, settings: Settings) -> 
         with reading() as conn:
             hits = search_customers(conn, q, limit=limit)
         return [CustomerHit(**h, url=f"/customers/{h['id']}") for h in hits]
+
+    @app.get("/docs", include_in_schema=False, response_class=HTMLResponse)
+    def api_docs() -> HTMLResponse:
+        """The API's reference, rendered from its OpenAPI document (no scripts, no CDN)."""
+        spec = app.openapi()
+        return page("api_docs.html", title="API", spec=spec, operations=describe_operations(spec))
 
     @app.get("/healthz", response_model=Health, tags=["operations"],
              responses={503: {"model": Health, "description": "Database unreachable or schema not current"}})

@@ -1,7 +1,7 @@
 """Read queries of the web face that the 360° profile query does not cover.
 
-- :func:`search_customers`: every customer matching a search box entry (the profile's
-  ``find_customer_id`` answers with one id; a salesperson typing "金隆" wants a list);
+(The search box uses :func:`canonical_model.search.search_customers`, shared with the CLI.)
+
 - :func:`task_detail`: one task with its assignee and customer;
 - :func:`row_provenance`: external id and fetch time of the orders, receipts and
   receivables the profile lists by source system only, so the page can show where
@@ -19,66 +19,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-# Postgres bigint: a larger id cannot exist, and binding it would raise instead of "not found".
-MAX_ID = 2**63 - 1
+from canonical_model.search import MAX_ID, clean_query, parse_id, search_customers
 
-
-def parse_id(raw: str) -> int | None:
-    """A positive bigint from a path segment or search text, else None."""
-    raw = raw.strip()
-    # a bigint has at most 19 digits; int() of a longer string is a waste, past 4300 digits an error
-    if not raw.isascii() or not raw.isdigit() or len(raw) > len(str(MAX_ID)):
-        return None
-    value = int(raw)
-    return value if 0 < value <= MAX_ID else None
-
-
-def clean_query(raw: str | None) -> str:
-    """Search text as Postgres can take it: NUL removed (text values cannot hold it), trimmed."""
-    return (raw or "").replace("\x00", "").strip()
-
-
-def _like_pattern(text: str) -> str:
-    # The user's % and _ are literal characters, not wildcards (backslash is LIKE's default escape).
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
-def search_customers(conn: Connection, query: str, *, limit: int = 50) -> list[dict[str, Any]]:
-    """Customers matching ``query`` by id, unified social credit code, external id (any
-    system) or name fragment; exact matches first, then names, shortest first."""
-    query = clean_query(query)
-    if not query:
-        return []
-    as_id = parse_id(query)
-    rows = conn.execute(sa.text(
-        """
-        WITH hits AS (
-            SELECT id AS customer_id, 0 AS rank, 'id' AS matched_by, NULL AS matched_value
-              FROM customer WHERE id = :id
-            UNION ALL
-            SELECT id, 1, 'credit_code', credit_code FROM customer WHERE credit_code = upper(:q)
-            UNION ALL
-            SELECT canonical_id, 2, 'external_id', system || ' ' || external_id
-              FROM external_identity
-             WHERE canonical_table = 'customer' AND object = 'customer' AND external_id = :q
-            UNION ALL
-            SELECT id, 3, 'name', NULL FROM customer
-             WHERE name ILIKE :pat OR normalized_name ILIKE :pat
-        ), best AS (
-            SELECT DISTINCT ON (customer_id) customer_id, rank, matched_by, matched_value
-              FROM hits ORDER BY customer_id, rank
-        )
-        SELECT c.id, c.name, c.credit_code, c.region, c.industry, u.name AS owner,
-               b.matched_by, b.matched_value
-          FROM best b
-          JOIN customer c ON c.id = b.customer_id
-          LEFT JOIN internal_user u ON u.id = c.owner_id
-         ORDER BY b.rank, length(c.name), c.id
-         LIMIT :limit
-        """), {"id": as_id or 0, "q": query, "pat": _like_pattern(query), "limit": limit})
-    return [dict(r._mapping) for r in rows]
-
+__all__ = ["MAX_ID", "clean_query", "parse_id", "row_provenance", "search_customers", "task_detail"]
 
 def task_detail(conn: Connection, task_id: int) -> dict[str, Any] | None:
     """One task with assignee, manager and customer names, or None."""

@@ -89,3 +89,14 @@ def test_healthz_reports_an_unmigrated_schema_and_an_unreachable_database(web_da
     assert reply.status_code == 503
     assert reply.json()["database"].startswith("unreachable")
     assert "127.0.0.1" not in reply.text and "postgres" not in reply.text
+
+
+def test_docs_page_documents_every_api_operation_without_scripts(client):
+    spec = client.get("/openapi.json").json()
+    page = client.get("/docs")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "<script" not in page.text.lower()
+    for path, methods in spec["paths"].items():
+        for method in methods:
+            assert f"<code>{method.upper()}</code> <code>{path}</code>" in page.text
+    assert "q" in page.text and "as_of" in page.text  # parameters are listed
