@@ -169,4 +169,4 @@ def test_given_client_read_settings_when_streams_use_defaults_then_they_follow_t
     client = sandbox.client()
     client.read_page_size = 6
     pages = list(stream("customers").read_pages(client, None))
-    assert [len(p.records) for p in pages] == [6, 6, 6, 2]
+    assert [len(p.records) for p in pages] == [6, 6, 6, 6]

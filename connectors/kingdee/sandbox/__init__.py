@@ -19,6 +19,7 @@ from connectors.kingdee.sandbox.seed import ORG_NUMBER, SeedStats, seed_state
 from connectors.kingdee.sandbox.state import KingdeeState
 from connectors.kingdee.settings import KingdeeSettings
 from connectors.kit.sandbox import serve_in_thread
+from connectors.kit.sandbox.universe import crm_seed
 from hub.contracts import SandboxSpec
 
 
@@ -32,7 +33,7 @@ def client_settings(url: str, base: KingdeeSettings) -> KingdeeSettings:
 
 
 SANDBOX: SandboxSpec[KingdeeSettings] = SandboxSpec(
-    create_app=create_app, serve=serve_in_thread, client_settings=client_settings)
+    create_app=create_app, serve=serve_in_thread, client_settings=client_settings, demo_seed=crm_seed)
 
 __all__ = [
     "ORG_NUMBER",

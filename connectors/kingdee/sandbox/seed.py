@@ -1,7 +1,8 @@
 """Deterministic, realistic seed data for the K/3 Cloud sandbox.
 
 ``seed_state(state, scale=1.0)`` fills an empty :class:`~.state.KingdeeState` with, at scale
-1: 2,000 customers (Chinese company names across provinces and industries, legal-form
+1: 2,000 customers (first the demo universe's customer companies, the firms the WeCom
+sandbox's contacts work for, see :mod:`connectors.kit.sandbox.universe`; then Chinese company names across provinces and industries, legal-form
 suffixes, valid 18-character unified social credit codes), 20,000 sales orders with about
 45,000 lines, about 11,000 receivables (paid, partly paid, overdue, not yet due — relative to
 the state's ``today``) and the receipts that paid them. Everything derives from one
@@ -10,7 +11,8 @@ the state's ``today``) and the receipts that paid them. Everything derives from 
 
 Numbers follow Kingdee's default coding rules as far as the reference shows (sales order
 ``XSDD000001``); receivable ``AR…``, receipt ``SKD…`` and customer ``CUST…`` prefixes are
-guesses (coding rules are tenant settings anyway).
+guesses (coding rules are tenant settings anyway). The salespeople (``BD_Saler``) are the
+universe's sales team, under the names the WeCom directory and the CRM use.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from connectors.kingdee.sandbox.state import ENTRIES, KingdeeState
+from connectors.kit.sandbox.universe import demo_customer_companies, regional_reps, sales_team
 
 CENT = Decimal("0.01")
 SIX = Decimal("0.000001")
@@ -92,7 +95,6 @@ CATALOG = (
     ("P-2002", "实施服务（人天）", "SET"), ("P-3001", "传感器套件 S5", "SET"),
 )
 SPECS = ("A型", "B型", "C型", "标准型", "加强型", "经济型", "Pro", "Max", "mini", "II代", "III代", "定制")
-SALESPEOPLE = 24
 MATERIALS = 200
 
 
@@ -189,7 +191,10 @@ def seed_state(state: KingdeeState, *, scale: float = 1.0, seed: int = 20240501)
                      for number, _ in BILL_TYPES}
         rate_type = state.tables["bd_ratetype"].find_number("HLTX01_SYS")["FRATETYPEID"]  # type: ignore[index]
 
-        saler_ids = [_base(state, "BD_Saler", f"SP{i:03d}", _person(rng), epoch) for i in range(1, SALESPEOPLE + 1)]
+        # the demo universe's sales team, as the ERP knows them (number, name)
+        team = sales_team()
+        saler_ids = [_base(state, "BD_Saler", f"SP{i:03d}", person.name, epoch) for i, person in enumerate(team, 1)]
+        saler_by_userid = {person.userid: pk for person, pk in zip(team, saler_ids, strict=True)}
 
         materials: list[tuple[int, Decimal, Decimal, int]] = []  # (id, tax-incl price, rate, unit id)
         for i in range(1, MATERIALS + 1):
@@ -203,8 +208,9 @@ def seed_state(state: KingdeeState, *, scale: float = 1.0, seed: int = 20240501)
             # Catalogue items are not used by the seeded orders; they exist for CRM orders.
             _base(state, "BD_MATERIAL", number, name, epoch, FSpecification=None, FBaseUnitId=unit_ids[unit])
 
-        stats_customers = _seed_customers(state, rng, max(10, round(2000 * scale)), midnight, epoch,
-                                          org_id, saler_ids, group_ids, currency_ids)
+        stats_customers = _seed_customers(state, rng, max(len(demo_customer_companies()), round(2000 * scale)),
+                                          midnight, epoch, org_id, saler_ids, saler_by_userid, group_ids,
+                                          currency_ids)
         orders, lines = _seed_orders(state, rng, max(20, round(20000 * scale)), midnight, org_id,
                                      saler_ids, materials, bill_type["XSDD01_SYS"], rate_type)
         receivables, receipts = _seed_finance(state, rng, orders, midnight, org_id,
@@ -213,7 +219,7 @@ def seed_state(state: KingdeeState, *, scale: float = 1.0, seed: int = 20240501)
             table.number_seq = len(table.docs)
         state.version += 1
     return SeedStats(stats_customers, len(orders), lines, receivables, receipts, MATERIALS + len(CATALOG),
-                     SALESPEOPLE)
+                     len(saler_ids))
 
 
 def _company_name(rng: random.Random, city: str, used: set[str]) -> tuple[str, str, str]:
@@ -238,14 +244,30 @@ def _company_name(rng: random.Random, city: str, used: set[str]) -> tuple[str, s
 
 def _seed_customers(
     state: KingdeeState, rng: random.Random, count: int, midnight: dt.datetime, epoch: dt.datetime,
-    org_id: int, saler_ids: list[int], group_ids: dict[str, int], currency_ids: dict[str, int],
+    org_id: int, saler_ids: list[int], saler_by_userid: dict[str, int], group_ids: dict[str, int],
+    currency_ids: dict[str, int],
 ) -> int:
+    """``count`` customers: first the demo universe's customer companies (the firms the WeCom
+    contacts work for, each with a salesperson of its region), then generated ones."""
     table = state.tables["bd_customer"]
-    used: set[str] = set()
+    universe = demo_customer_companies()
+    reps = regional_reps()
+    used: set[str] = {c.full_name for c in universe}
+    cities = {row[1]: row for row in CITIES}
     for i in range(1, count + 1):
-        province, city, district, admin, area = rng.choice(CITIES)
-        name, short, group = _company_name(rng, city, used)
-        code = unified_social_credit_code(rng, admin) if rng.random() < 0.95 else None
+        if i <= len(universe):
+            company = universe[i - 1]
+            province, city, district, admin, area = cities.get(company.city) or rng.choice(CITIES)
+            name, short = company.full_name, company.short_name
+            code: str | None = company.credit_code
+            group = rng.choice(INDUSTRIES)[0]
+            region_reps = reps.get(company.region) or [u for rs in reps.values() for u in rs]
+            seller = saler_by_userid[rng.choice(region_reps).userid]
+        else:
+            province, city, district, admin, area = rng.choice(CITIES)
+            name, short, group = _company_name(rng, city, used)
+            code = unified_social_credit_code(rng, admin) if rng.random() < 0.95 else None
+            seller = rng.choice(saler_ids)
         currency = "PRE001"
         roll = rng.random()
         if roll < 0.03:
@@ -257,6 +279,9 @@ def _seed_customers(
         age = dt.timedelta(days=min(int(rng.expovariate(1 / 120)), 1500), seconds=rng.randrange(1, 86400))
         modified = max(created, _before(midnight, midnight - age, rng))
         status = "C" if rng.random() < 0.97 else rng.choice(("A", "B"))
+        forbidden = rng.random() < 0.02
+        if i <= len(universe):  # the universe's customers are live, audited ones
+            status, forbidden = "C", False
         address = f"{province}{city}市{district}{rng.choice(ROADS)}{rng.randrange(1, 999)}号"
         contacts = [
             {"FENTRYID": table.allocate_entry_id(), "FNUMBER1": f"{n:03d}", "FNAME1": _person(rng),
@@ -267,9 +292,9 @@ def _seed_customers(
             "FCUSTID": table.allocate_id(), "FNumber": f"CUST{i:05d}", "FName": name, "FShortName": short,
             "FCreateOrgId": org_id, "FUseOrgId": org_id, "FSOCIALCRECODE": code, "FTAXREGISTERCODE": code,
             "FTEL": f"{area}-{rng.randrange(10**7, 10**8)}", "FADDRESS": address,
-            "FSELLER": rng.choice(saler_ids), "FGroup": group_ids[group],
+            "FSELLER": seller, "FGroup": group_ids[group],
             "FTRADINGCURRID": currency_ids[currency], "FISCREDITCHECK": rng.random() < 0.3,
-            "FDocumentStatus": status, "FForbidStatus": "B" if rng.random() < 0.02 else "A",
+            "FDocumentStatus": status, "FForbidStatus": "B" if forbidden else "A",
             "FCreateDate": created, "FModifyDate": modified,
             ENTRIES: {"FT_BD_CUSTCONTACT": contacts},
         })

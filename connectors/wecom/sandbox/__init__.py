@@ -18,6 +18,7 @@ from pydantic import SecretStr
 from starlette.applications import Starlette
 
 from connectors.kit.sandbox import serve_in_thread
+from connectors.kit.sandbox.universe import crm_seed
 from connectors.wecom.sandbox.app import create_app
 from connectors.wecom.sandbox.callbacks import CallbackDriver, Delivery
 from connectors.wecom.sandbox.credentials import (
@@ -62,23 +63,8 @@ def client_settings(url: str, base: WeComSettings) -> WeComSettings:
     })
 
 
-def demo_seed() -> dict[str, list[dict[str, Any]]]:
-    """The sandbox directory's people and its customers' companies, as the CRM demo holds them."""
-    users = demo_directory()
-    by_id = {u.userid: u for u in users}
-    people = [
-        {"crm_id": f"crm-{u.userid}", "name": u.name, "mobile": u.mobile, "email": u.email,
-         "department": u.department, "title": u.position,
-         "manager_crm_id": f"crm-{u.manager_userid}" if u.manager_userid in by_id else None,
-         "is_sales_rep": u.is_sales_rep}
-        for u in users
-    ]
-    companies = [{"name": c.full_name, "city": c.city, "region": c.region} for c in demo_customer_companies()]
-    return {"people": people, "companies": companies}
-
-
 SANDBOX: SandboxSpec[WeComSettings] = SandboxSpec(
-    create_app=make_sandbox, serve=serve_in_thread, client_settings=client_settings, demo_seed=demo_seed)
+    create_app=make_sandbox, serve=serve_in_thread, client_settings=client_settings, demo_seed=crm_seed)
 
 __all__ = [
     "DEFAULT_SEED",
@@ -104,6 +90,5 @@ __all__ = [
     "demo_departments",
     "demo_directory",
     "demo_external_contacts",
-    "demo_seed",
     "make_sandbox",
 ]
