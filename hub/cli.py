@@ -123,11 +123,12 @@ def sync(
                 progress.update(task, description=f"{system}: {counts.read} read, {counts.quarantined} quarantined")
 
             reports = hub.sync(system, stream, full=full, on_page=on_page)
-        table = Table("stream", "read", "inserted", "updated", "unchanged", "quarantined", "cursor", "seconds")
+        table = Table("stream", "read", "inserted", "updated", "unchanged", "quarantined", "superseded", "cursor",
+                      "seconds")
         for r in reports:
             c = r.counts
             table.add_row(f"{r.system}/{r.stream}", *(str(v) for v in (c.read, c.inserted, c.updated, c.unchanged,
-                                                                          c.quarantined)),
+                                                                          c.quarantined, c.superseded)),
                           r.cursor_after or "-", f"{r.duration_s:.1f}")
         console.print(table)
 
