@@ -161,6 +161,8 @@ def shown(value: Any) -> str:
         if len(value) > SHOWN_MAX_CHARS:
             return f"a {len(value)}-character text"
         return repr(value)
+    if isinstance(value, int) and value.bit_length() > 128:  # str() refuses past 4300 digits
+        return f"a whole number of about {int(value.bit_length() * 0.30103) + 1} digits"
     if isinstance(value, int | float | Decimal):
         text = str(value)
         return text if len(text) <= SHOWN_MAX_CHARS else f"a {len(text)}-digit number"

@@ -362,12 +362,12 @@ def header_id(row: Mapping[str, Any]) -> int | None:
         return None
 
 
-def _entry_order(line: Mapping[str, Any]) -> tuple[int, int, str]:
-    """Lines by entry id; ids that are not whole numbers after those, by their text."""
+def _entry_order(line: Mapping[str, Any]) -> tuple[int, int]:
+    """Lines by entry id; lines whose id is not a whole number after those, as they came."""
     entry_id = line.get("FSaleOrderEntry_FEntryID")
     if isinstance(entry_id, int) and not isinstance(entry_id, bool):
-        return (0, entry_id, "")
-    return (1, 0, str(entry_id)[:100])
+        return (0, entry_id)
+    return (1, 0)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -75,7 +75,10 @@ def readable_json(payload: Any) -> str:
 
 def exact_json(payload: Any) -> str:
     """The record's exact JSON text (Python's JSON: NaN and Infinity included), storable as
-    ``text``: lone surrogates, which UTF-8 cannot carry, force ASCII escapes throughout."""
+    ``text``: lone surrogates, which UTF-8 cannot carry, force ASCII escapes throughout.
+
+    Exact for whatever JSON can carry; a Python string holding a high and a low surrogate
+    side by side (which no JSON text decodes to) comes back as the character they encode."""
     try:
         text = json.dumps(payload, ensure_ascii=False, default=str)
     except ValueError:  # an integer too long for Python to print: keep what can be kept
