@@ -199,7 +199,9 @@ def currency_from_number(number: str | None, key: str) -> str:
         raise MappingError(f"{key}: missing currency number")
     iso = CURRENCY_BY_NUMBER.get(number.strip().upper())
     if iso is None:
-        raise MappingError(f"{key}: unknown Kingdee currency number {number!r}")
+        raise MappingError(f"{key}: unknown Kingdee currency number {shown(number)}: the hub reads "
+                           f"{', '.join(f'{n} ({iso})' for n, iso in CURRENCY_BY_NUMBER.items())}; "
+                           "add the number to CURRENCY_BY_NUMBER or correct the bill")
     return iso
 
 

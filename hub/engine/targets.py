@@ -28,6 +28,7 @@ from canonical_model.records import (
     ReceivableRecord,
     SalesOrderRecord,
 )
+from canonical_model.storable import shown
 from hub.engine.bulk import each_key, fetch_pairs, latest_per_key, merge_rows, page_keys
 from hub.engine.quarantine import Rejected
 from hub.identity import (
@@ -515,12 +516,14 @@ def _contact_customer(
         if len(matches) == 1:
             return matches[0], ""
         if len(matches) > 1:
-            return None, f"corp name {rec.corp_name!r} matches {len(matches)}+ customers; link it by hand"
+            return None, (f"corp_name: {shown(rec.corp_name)} matches {len(matches)}+ customers; link the contact "
+                          "to one by hand")
     mobile = normalize_mobile(rec.mobile)
     if mobile and len(by_mobile.get(mobile, set())) == 1:
         return next(iter(by_mobile[mobile])), ""
-    what = f"corp name {rec.corp_name!r}" if rec.corp_name else "no corp name"
-    return None, f"no customer matches {what} or the contact's mobile"
+    what = f"its corp name {shown(rec.corp_name)}" if rec.corp_name else "it has no corp name"
+    return None, (f"corp_name: no customer matches: {what}, and its mobile is known at no single customer; "
+                  "sync the customer (or give the contact its company) and retry the quarantine")
 
 
 # Tables whose rows carry source_cursor, keyed by (source_system, external_id): read off the

@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from pydantic import ValidationError
@@ -110,28 +110,24 @@ def _text(raw: RawRecord, key: str) -> str:
     return value
 
 
-def _number(raw: RawRecord, key: str) -> Decimal:
+def _parsed(raw: RawRecord, key: str, parse: Callable[[str], Any], expected: str) -> Any:
     text = _text(raw, key)
     try:
-        return Decimal(text)
-    except InvalidOperation:
-        raise MappingError(f"{key}: {shown(text)} is not a number") from None
+        return parse(text)
+    except (ValueError, ArithmeticError):
+        raise MappingError(f"{key}: {shown(text)} is not {expected}") from None
+
+
+def _number(raw: RawRecord, key: str) -> Decimal:
+    return _parsed(raw, key, Decimal, "a number")
 
 
 def _date(raw: RawRecord, key: str) -> dt.date:
-    text = _text(raw, key)
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise MappingError(f"{key}: {shown(text)} is not a date (YYYY-MM-DD)") from None
+    return _parsed(raw, key, dt.date.fromisoformat, "a date (YYYY-MM-DD)")
 
 
 def _time(raw: RawRecord, key: str) -> dt.datetime:
-    text = _text(raw, key)
-    try:
-        return dt.datetime.fromisoformat(text)
-    except ValueError:
-        raise MappingError(f"{key}: {shown(text)} is not a date and time (ISO 8601)") from None
+    return _parsed(raw, key, dt.datetime.fromisoformat, "a date and time (ISO 8601)")
 
 
 def _mapped(fast: Callable[[RawRecord], Any], careful: Callable[[RawRecord], Any], raw: RawRecord) -> Any:
@@ -153,7 +149,7 @@ def map_synthetic_customer(raw: RawRecord) -> CustomerRecord:
     def build(number: Any, name: Any, code: Any, modified: dt.datetime) -> CustomerRecord:
         return CustomerRecord(source_system="synthetic", source_object="customer", external_id=number,
                               name=name, credit_code=code, modified_at=modified)
-    return _mapped(  # type: ignore[no-any-return]
+    return _mapped(
         lambda r: build(r["number"], r["name"], r["credit_code"], dt.datetime.fromisoformat(r["modified"])),
         lambda r: build(_text(r, "number"), _text(r, "name"), r.get("credit_code"), _time(r, "modified")),
         raw)
@@ -169,7 +165,7 @@ def map_synthetic_receivable(raw: RawRecord) -> ReceivableRecord:
             open_amount=open_amount, modified_at=modified)
     if isinstance(raw, dict) and not raw.get("due"):
         raise MappingError("due: missing due date")
-    return _mapped(  # type: ignore[no-any-return]
+    return _mapped(
         lambda r: build(r["bill"], r["customer"], dt.date.fromisoformat(r["date"]), dt.date.fromisoformat(r["due"]),
                         r["currency"], Decimal(r["amount"]), Decimal(r["open"]),
                         dt.datetime.fromisoformat(r["modified"])),
