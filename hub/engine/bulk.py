@@ -221,9 +221,11 @@ def latest_per_key(items: Sequence[T], key: Callable[[T], Hashable],
     statement; choosing by modification time, not position alone, keeps the stored value
     stable when a source repeats a record with different contents.
     """
+    keys = list(map(key, items))
+    if len(set(keys)) == len(keys):  # the common page: no key twice
+        return list(items), 0
     best: dict[Hashable, T] = {}
-    for item in items:
-        k = key(item)
+    for k, item in zip(keys, items, strict=True):
         held = best.get(k)
         if held is None or (modified(item) or _UNKNOWN_TIME) >= (modified(held) or _UNKNOWN_TIME):
             best[k] = item

@@ -33,7 +33,7 @@ import traceback
 from collections import Counter
 from collections.abc import Sequence
 from itertools import repeat
-from operator import methodcaller
+from operator import itemgetter, methodcaller
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +58,7 @@ _REF_SHOWN_CHARS = 60
 
 # (position in the page from 1, raw record, key as text, content hash)
 Entry = tuple[int, RawRecord, str, str]
+_KEY = itemgetter(2)
 
 
 def position(page_no: int | None, index: int) -> str:
@@ -176,7 +177,7 @@ def one_per_key(stream: StreamSpec[Any], entries: list[Entry],
     """Resolve twins (see the module docstring). Returns the entries kept, how many were
     superseded, and the mapping results of the twins that won (by position), so they are
     not mapped twice."""
-    keys = [key for _, _, key, _ in entries]
+    keys = list(map(_KEY, entries))
     if len(set(keys)) == len(keys):
         return entries, 0, {}
     counts = Counter(keys)
@@ -214,23 +215,22 @@ def map_entries(stream: StreamSpec[Any], entries: list[Entry], page_no: int | No
     mapped: list[tuple[RawRecord, CanonicalRecord, str]] = []
     rejected: list[Rejected] = []
     map_record = stream.map_record
-    for entry in entries:
-        index, raw, key, digest = entry
-        result = premapped.get(index) if premapped else None
-        if result is None:
-            # map_entry inlined: this loop runs once per changed record
-            try:
-                result = map_record(raw)
-            except MAPPING_FAILURES as exc:
-                result = Rejected(key, position(page_no, index) + describe_error(exc), raw)
-            except Exception as exc:
-                raise mapping_bug(stream, key, page_no, index, exc) from None
-        if isinstance(result, CanonicalRecord):
-            mapped.append((raw, result, digest))
-        elif isinstance(result, Rejected):
-            rejected.append(result)
-        else:
-            raise mapping_bug(stream, key, page_no, index, TypeError(f"returned {type(result).__name__}"))
+    for index, raw, key, digest in entries:
+        if premapped and index in premapped:
+            result = premapped[index]
+            if isinstance(result, Rejected):
+                rejected.append(result)
+            else:
+                mapped.append((raw, result, digest))
+            continue
+        # map_entry inlined: this loop runs once per changed record (a mapping that returns
+        # something else than a record fails in its target handler, as loudly)
+        try:
+            mapped.append((raw, map_record(raw), digest))
+        except MAPPING_FAILURES as exc:
+            rejected.append(Rejected(key, position(page_no, index) + describe_error(exc), raw))
+        except Exception as exc:
+            raise mapping_bug(stream, key, page_no, index, exc) from None
     return mapped, rejected
 
 

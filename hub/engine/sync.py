@@ -149,10 +149,12 @@ def prepare_page(conn: Connection, system: str, stream: StreamSpec, hashed: Hash
     :func:`sync_stream`): a hash it reads can then be stale, which costs at most a
     needless rewrite, because the merge compares hashes again when it writes.
     """
-    entries, rejected = readable(stream, hashed.page.records, hashed.hashes, page_no)
+    records = hashed.page.records
+    entries, rejected = readable(stream, records, hashed.hashes, page_no)
     entries, superseded, premapped = one_per_key(stream, entries, page_no)
+    kept = records if len(entries) == len(records) else [raw for _, raw, _, _ in entries]
     stored = existing_hashes(conn, stream.target, system, [key for _, _, key, _ in entries],
-                             stamp_range([raw for _, raw, _, _ in entries], stream.cursor_field))
+                             stamp_range(kept, stream.cursor_field))
     changed: list[Entry] = [entry for entry in entries if stored.get(entry[2]) != entry[3]]
     mapped, map_rejected = map_entries(stream, changed, page_no, premapped)
     return PreparedPage(hashed.page, mapped, [*rejected, *map_rejected], len(entries) - len(changed),

@@ -105,7 +105,11 @@ def latest(mapped: Sequence[Mapped], key: Callable[[Any], Any] = attrgetter("ext
     and how many were superseded. The engine already keeps one record per *source* key;
     this catches source keys that differ but map to one canonical key (``"AR1"`` and
     ``"AR1 "``), which ON CONFLICT could not take in one statement."""
-    return latest_per_key(mapped, key=lambda item: key(item[1]), modified=lambda item: item[1].modified_at)
+    return latest_per_key(mapped, key=lambda item: key(item[1]), modified=_modified_at)
+
+
+def _modified_at(item: Mapped) -> dt.datetime | None:
+    return item[1].modified_at
 
 
 def customer_ids_for(conn: Connection, system: str, refs: set[str]) -> dict[str, int]:

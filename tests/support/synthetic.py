@@ -130,48 +130,54 @@ def _time(raw: RawRecord, key: str) -> dt.datetime:
     return _parsed(raw, key, dt.datetime.fromisoformat, "a date and time (ISO 8601)")
 
 
-def _mapped(fast: Callable[[RawRecord], Any], careful: Callable[[RawRecord], Any], raw: RawRecord) -> Any:
-    """Map ``raw`` by ``fast`` (reads fields directly: the benchmark's speed); when a field
-    is not what it should be, ``careful`` maps it again with the readers above, which
-    raise a MappingError naming the field."""
-    if not isinstance(raw, dict):
-        raise MappingError(f"record: expected an object, got {shown(raw)}")
-    try:
-        return fast(raw)
-    except ValidationError:
-        raise
-    except (KeyError, TypeError, ValueError, ArithmeticError):
-        return careful(raw)
+# The mappings read fields directly (the benchmark's speed); when a field is not what it
+# should be, the record is read again with the careful readers above, which raise a
+# MappingError naming the field. Module-level functions: no closure is built per record.
+
+def _customer(number: Any, name: Any, code: Any, modified: dt.datetime) -> CustomerRecord:
+    return CustomerRecord(source_system="synthetic", source_object="customer", external_id=number, name=name,
+                          credit_code=code, modified_at=modified)
+
+
+def _receivable(bill: Any, customer: Any, date: dt.date, due: dt.date, currency: Any, amount: Decimal,
+                open_amount: Decimal, modified: dt.datetime) -> ReceivableRecord:
+    return ReceivableRecord(
+        source_system="synthetic", source_object="receivable", external_id=bill, bill_number=bill,
+        customer_ref=customer, bill_date=date, due_date=due, currency=currency, amount=amount,
+        open_amount=open_amount, modified_at=modified)
+
+
+_MALFORMED = (KeyError, TypeError, ValueError, ArithmeticError)
 
 
 def map_synthetic_customer(raw: RawRecord) -> CustomerRecord:
     """Pure mapping of a synthetic customer row."""
-    def build(number: Any, name: Any, code: Any, modified: dt.datetime) -> CustomerRecord:
-        return CustomerRecord(source_system="synthetic", source_object="customer", external_id=number,
-                              name=name, credit_code=code, modified_at=modified)
-    return _mapped(
-        lambda r: build(r["number"], r["name"], r["credit_code"], dt.datetime.fromisoformat(r["modified"])),
-        lambda r: build(_text(r, "number"), _text(r, "name"), r.get("credit_code"), _time(r, "modified")),
-        raw)
+    if not isinstance(raw, dict):
+        raise MappingError(f"record: expected an object, got {shown(raw)}")
+    try:
+        return _customer(raw["number"], raw["name"], raw["credit_code"], dt.datetime.fromisoformat(raw["modified"]))
+    except ValidationError:
+        raise
+    except _MALFORMED:
+        return _customer(_text(raw, "number"), _text(raw, "name"), raw.get("credit_code"), _time(raw, "modified"))
 
 
 def map_synthetic_receivable(raw: RawRecord) -> ReceivableRecord:
     """Pure mapping of a synthetic receivable row."""
-    def build(bill: Any, customer: Any, date: dt.date, due: dt.date, currency: Any, amount: Decimal,
-              open_amount: Decimal, modified: dt.datetime) -> ReceivableRecord:
-        return ReceivableRecord(
-            source_system="synthetic", source_object="receivable", external_id=bill, bill_number=bill,
-            customer_ref=customer, bill_date=date, due_date=due, currency=currency, amount=amount,
-            open_amount=open_amount, modified_at=modified)
-    if isinstance(raw, dict) and not raw.get("due"):
+    if not isinstance(raw, dict):
+        raise MappingError(f"record: expected an object, got {shown(raw)}")
+    if not raw.get("due"):
         raise MappingError("due: missing due date")
-    return _mapped(
-        lambda r: build(r["bill"], r["customer"], dt.date.fromisoformat(r["date"]), dt.date.fromisoformat(r["due"]),
-                        r["currency"], Decimal(r["amount"]), Decimal(r["open"]),
-                        dt.datetime.fromisoformat(r["modified"])),
-        lambda r: build(_text(r, "bill"), _text(r, "customer"), _date(r, "date"), _date(r, "due"),
-                        _text(r, "currency"), _number(r, "amount"), _number(r, "open"), _time(r, "modified")),
-        raw)
+    try:
+        return _receivable(raw["bill"], raw["customer"], dt.date.fromisoformat(raw["date"]),
+                           dt.date.fromisoformat(raw["due"]), raw["currency"], Decimal(raw["amount"]),
+                           Decimal(raw["open"]), dt.datetime.fromisoformat(raw["modified"]))
+    except ValidationError:  # a ValueError too: validation's own reasons are the readable ones
+        raise
+    except _MALFORMED:
+        return _receivable(_text(raw, "bill"), _text(raw, "customer"), _date(raw, "date"), _date(raw, "due"),
+                           _text(raw, "currency"), _number(raw, "amount"), _number(raw, "open"),
+                           _time(raw, "modified"))
 
 
 CUSTOMERS = StreamSpec(
