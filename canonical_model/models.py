@@ -412,7 +412,12 @@ class AuditLog(Base):
 
 
 class Quarantine(Base):
-    """A source record the hub could not accept, kept whole with the reason."""
+    """A source record the hub could not accept, kept whole with the reason.
+
+    Its columns take whatever arrives: ``payload_text`` is the record's exact JSON text
+    (what ``hub quarantine retry`` reads), ``payload`` a jsonb copy for people and queries
+    with what jsonb cannot hold made visible (NUL as ␀, NaN/Infinity as text).
+    """
 
     __tablename__ = "quarantine"
     __table_args__ = (
@@ -424,9 +429,10 @@ class Quarantine(Base):
     id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
     system: Mapped[str] = mapped_column(sa.String(32))
     stream: Mapped[str] = mapped_column(sa.String(64))
-    source_ref: Mapped[str | None] = mapped_column(sa.String(300))
+    source_ref: Mapped[str | None] = mapped_column(sa.Text)
     reason: Mapped[str] = mapped_column(sa.Text)
     payload: Mapped[dict[str, Any]]
+    payload_text: Mapped[str | None] = mapped_column(sa.Text)
     payload_hash: Mapped[str] = mapped_column(sa.String(64))
     status: Mapped[str] = mapped_column(sa.String(20), server_default="open")  # open/resolved
     run_id: Mapped[int | None] = mapped_column(sa.BigInteger)

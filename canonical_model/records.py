@@ -15,11 +15,29 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from canonical_model.models import (
+    MONEY,
+    Contact,
+    Customer,
+    ExternalIdentity,
+    InternalUser,
+    Receipt,
+    Receivable,
+    SalesOrder,
+    SalesOrderLine,
+)
+from canonical_model.storable import Fits, explain
 
 RawRecord = dict[str, Any]  # one source record as a connector read it (JSON-like)
+
+# Key of a raw record the connector could not read into fields (for example a query row with
+# fewer values than fields asked for); its value says why, in words. The engine quarantines
+# such a record with that reason instead of mapping it, so one bad row never costs a page.
+UNREADABLE = "_hub_unreadable"
 
 
 class MappingError(ValueError):
@@ -41,7 +59,8 @@ KNOWN_CURRENCIES = frozenset({
 def _currency(value: str) -> str:
     code = value.strip().upper()
     if code not in KNOWN_CURRENCIES:
-        raise ValueError(f"unknown currency {value!r}")
+        raise ValueError(f"unknown currency {value!r}: expected an ISO 4217 code the hub accepts "
+                         f"({', '.join(sorted(KNOWN_CURRENCIES))})")
     return code
 
 
@@ -51,9 +70,13 @@ def _aware(value: dt.datetime) -> dt.datetime:
     return value
 
 
-Currency = Annotated[str, AfterValidator(_currency)]
-Money = Annotated[Decimal, Field(max_digits=18, decimal_places=2)]
+Currency = Annotated[str, Fits(Customer.currency), AfterValidator(_currency)]
+Money = Annotated[Decimal, Field(max_digits=MONEY.precision, decimal_places=MONEY.scale)]  # numeric(18, 2)
 AwareDatetime = Annotated[dt.datetime, AfterValidator(_aware)]
+# A reference to a record of the same system, matched against the external ids the hub keeps.
+ExternalRef = Annotated[str, Fits(ExternalIdentity.external_id)]
+# An internal user reference (directory user id or ERP salesperson number); matched, never stored.
+UserRef = Annotated[str, Fits(InternalUser.external_id)]
 
 
 class CanonicalRecord(BaseModel):
@@ -61,37 +84,42 @@ class CanonicalRecord(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
 
-    source_system: str
-    source_object: str
-    external_id: str = Field(min_length=1, max_length=200)
+    source_system: Annotated[str, Fits(ExternalIdentity.system)]
+    source_object: Annotated[str, Fits(ExternalIdentity.object)]
+    external_id: Annotated[str, Fits(ExternalIdentity.external_id, Contact.external_id, InternalUser.external_id,
+                                     SalesOrder.external_id, Receivable.external_id,
+                                     Receipt.external_id)] = Field(min_length=1)
     modified_at: AwareDatetime | None = None
 
 
 class ContactRecord(CanonicalRecord):
     """A person at a customer (ERP contact, WeCom external contact, CRM contact)."""
 
-    name: str = Field(min_length=1, max_length=200)
-    title: str | None = None
-    decision_role: str | None = None
-    mobile: str | None = None
-    email: str | None = None
-    customer_ref: str | None = None  # customer external id in the same system
-    corp_name: str | None = None  # used to find the customer when there is no ref
-    owner_ref: str | None = None  # internal user external id (WeCom follow user)
-    wecom_external_userid: str | None = None
+    name: Annotated[str, Fits(Contact.name)] = Field(min_length=1)
+    title: Annotated[str, Fits(Contact.title)] | None = None
+    decision_role: Annotated[str, Fits(Contact.decision_role)] | None = None
+    mobile: Annotated[str, Fits(Contact.mobile)] | None = None
+    email: Annotated[str, Fits(Contact.email)] | None = None
+    customer_ref: ExternalRef | None = None  # customer external id in the same system
+    # used to find the customer when there is no ref (matched against customer names)
+    corp_name: Annotated[str, Fits(Customer.name)] | None = None
+    owner_ref: UserRef | None = None  # internal user external id (WeCom follow user)
+    wecom_external_userid: Annotated[str, Fits(Contact.wecom_external_userid)] | None = None
 
 
 class CustomerRecord(CanonicalRecord):
     """A company as one source system knows it; identity resolution finds its golden record."""
 
-    name: str = Field(min_length=1, max_length=300)
-    credit_code: str | None = None  # 统一社会信用代码, validated by the identity resolver
-    region: str | None = None
-    industry: str | None = None
-    size: str | None = None
-    phone: str | None = None
-    address: str | None = None
-    owner_ref: str | None = None
+    name: Annotated[str, Fits(Customer.name, Customer.normalized_name)] = Field(min_length=1)
+    # 统一社会信用代码, validated by the identity resolver: only a valid (18-character) code
+    # is stored, a bad one is still a customer, so no length limit here
+    credit_code: Annotated[str, Fits()] | None = None
+    region: Annotated[str, Fits(Customer.region)] | None = None
+    industry: Annotated[str, Fits(Customer.industry)] | None = None
+    size: Annotated[str, Fits(Customer.size)] | None = None
+    phone: Annotated[str, Fits(Customer.phone)] | None = None
+    address: Annotated[str, Fits(Customer.address)] | None = None
+    owner_ref: UserRef | None = None
     credit_limit: Money | None = None
     currency: Currency = "CNY"
 
@@ -99,15 +127,15 @@ class CustomerRecord(CanonicalRecord):
 class InternalUserRecord(CanonicalRecord):
     """An employee (salesperson, manager) from a chat directory or the CRM."""
 
-    name: str = Field(min_length=1, max_length=200)
-    mobile: str | None = None
-    email: str | None = None
-    department: str | None = None
-    title: str | None = None
-    manager_ref: str | None = None
-    wecom_userid: str | None = None
-    dingtalk_userid: str | None = None
-    dingtalk_unionid: str | None = None
+    name: Annotated[str, Fits(InternalUser.name)] = Field(min_length=1)
+    mobile: Annotated[str, Fits(InternalUser.mobile)] | None = None
+    email: Annotated[str, Fits(InternalUser.email)] | None = None
+    department: Annotated[str, Fits(InternalUser.department)] | None = None
+    title: Annotated[str, Fits(InternalUser.title)] | None = None
+    manager_ref: Annotated[str, Fits(InternalUser.manager_ref)] | None = None
+    wecom_userid: Annotated[str, Fits(InternalUser.wecom_userid)] | None = None
+    dingtalk_userid: Annotated[str, Fits(InternalUser.dingtalk_userid)] | None = None
+    dingtalk_unionid: Annotated[str, Fits(InternalUser.dingtalk_unionid)] | None = None
     active: bool = True
 
 
@@ -117,10 +145,10 @@ class SalesOrderLineRecord(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     line_no: int = Field(ge=1)
-    product_code: str
-    product_name: str | None = None
-    quantity: Decimal = Field(gt=0, max_digits=18, decimal_places=6)
-    unit_price: Decimal = Field(ge=0, max_digits=18, decimal_places=6)
+    product_code: Annotated[str, Fits(SalesOrderLine.product_code)]
+    product_name: Annotated[str, Fits(SalesOrderLine.product_name)] | None = None
+    quantity: Annotated[Decimal, Fits(SalesOrderLine.quantity)] = Field(gt=0)
+    unit_price: Annotated[Decimal, Fits(SalesOrderLine.unit_price)] = Field(ge=0)
     tax_rate: Decimal = Field(default=Decimal("0"), ge=0, le=100)
     amount: Money
 
@@ -128,47 +156,73 @@ class SalesOrderLineRecord(BaseModel):
 class SalesOrderRecord(CanonicalRecord):
     """A sales order as the ERP holds it; ``bill_number`` is the ERP's FBillNo."""
 
-    bill_number: str = Field(min_length=1)
-    customer_ref: str
+    bill_number: Annotated[str, Fits(SalesOrder.order_number, SalesOrder.erp_bill_number,
+                                     SalesOrder.external_id)] = Field(min_length=1)
+    customer_ref: ExternalRef
     order_date: dt.date
     currency: Currency
     total_amount: Money
-    erp_status: str | None = None
+    erp_status: Annotated[str, Fits(SalesOrder.erp_status)] | None = None
     lines: tuple[SalesOrderLineRecord, ...] = ()
 
 
 class ReceivableRecord(CanonicalRecord):
     """An accounts-receivable bill (应收单)."""
 
-    bill_number: str = Field(min_length=1)
-    customer_ref: str
+    bill_number: Annotated[str, Fits(Receivable.bill_number, Receivable.external_id)] = Field(min_length=1)
+    customer_ref: ExternalRef
     bill_date: dt.date
     due_date: dt.date
     currency: Currency
     amount: Money
     open_amount: Money
-    status: str | None = None
+    status: Annotated[str, Fits(Receivable.status)] | None = None
 
     @field_validator("open_amount")
     @classmethod
     def _open_not_negative(cls, value: Decimal) -> Decimal:
         if value < 0:
-            raise ValueError("open amount is negative")
+            raise ValueError(f"open amount {value} is negative: the hub keeps what a customer still owes, "
+                             "0 or more (a red-letter or credit bill is not netted here; settle it in the ERP)")
         return value
 
 
 class ReceiptRecord(CanonicalRecord):
     """A receipt (收款单): money received from a customer."""
 
-    bill_number: str = Field(min_length=1)
-    customer_ref: str
+    bill_number: Annotated[str, Fits(Receipt.bill_number, Receipt.external_id)] = Field(min_length=1)
+    customer_ref: ExternalRef
     receipt_date: dt.date
     currency: Currency
     amount: Money
 
 
+RECORD_TYPES: dict[str, type[BaseModel]] = {
+    model.__name__: model
+    for model in (ContactRecord, CustomerRecord, InternalUserRecord, SalesOrderLineRecord, SalesOrderRecord,
+                  ReceivableRecord, ReceiptRecord)
+}
+R = TypeVar("R", bound=BaseModel)
+
+
+def build(model: type[R], **values: Any) -> R:
+    """Construct a canonical record (or a part of one); a value the store could not hold
+    or that is invalid becomes one :class:`MappingError` with readable reasons."""
+    try:
+        return model(**values)
+    except ValidationError as exc:
+        raise MappingError(explain(exc, model)) from exc
+
+
+def describe_validation(exc: ValidationError) -> str:
+    """Readable reasons of a ValidationError raised by constructing a canonical record."""
+    return explain(exc, RECORD_TYPES.get(exc.title))
+
+
 __all__ = [
     "KNOWN_CURRENCIES",
+    "RECORD_TYPES",
+    "UNREADABLE",
     "CanonicalRecord",
     "ContactRecord",
     "CustomerRecord",
@@ -179,4 +233,6 @@ __all__ = [
     "ReceivableRecord",
     "SalesOrderLineRecord",
     "SalesOrderRecord",
+    "build",
+    "describe_validation",
 ]

@@ -34,7 +34,7 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from canonical_model.records import CanonicalRecord, MappingError, RawRecord
+from canonical_model.records import UNREADABLE, CanonicalRecord, MappingError, RawRecord
 from hub.calls import CallObserver
 from hub.errors import ConfigError
 
@@ -302,6 +302,7 @@ class ConnectorSpec(Generic[SettingsT, ClientT]):
 
 __all__ = [
     "TARGETS",
+    "UNREADABLE",
     "Attempt",
     "CallbackHooks",
     "CallbackSpec",

@@ -108,11 +108,17 @@ def dagster_storage_url(sqlalchemy_url: str) -> str:
 
 
 def create_db_engine(url: str, schema: str, **kwargs: Any) -> Engine:
-    """An engine whose connections use ``schema`` first on the search path."""
+    """An engine whose connections use ``schema`` first on the search path.
+
+    ``hide_parameters``: SQLAlchemy's exception text (and its echo log) would otherwise
+    quote the statement's parameters, i.e. record values such as phone numbers, into
+    tracebacks, logs and the sync run's failure text.
+    """
     return sa.create_engine(
         url,
         connect_args={"options": f"-csearch_path={schema},public -ctimezone=UTC"},
         pool_pre_ping=True,
+        hide_parameters=True,
         **kwargs,
     )
 

@@ -7,6 +7,9 @@ class alone, so connectors must translate every vendor error into one of these::
     ├── ConfigError                  settings missing or wrong (fix config, never retried)
     ├── SchemaNotCurrentError        database schema behind the code: run `hub db upgrade`
     ├── NotFoundError                a CLI/API lookup found nothing (customer, DLQ row...)
+    ├── MappingBugError              a mapping raised something other than MappingError or a
+    │                                validation error: a bug, not bad data (the run fails, the
+    │                                page stays uncommitted)
     └── ConnectorError               a call to an external system failed; carries context
         ├── RetryableError           network error, timeout, HTTP 5xx, "system busy"
         │   └── RateLimitedError     the platform said "slow down"; wait `retry_after` s
@@ -37,6 +40,16 @@ class SchemaNotCurrentError(HubError):
 
 class NotFoundError(HubError):
     """A requested object (customer, dead letter, quarantine row) does not exist."""
+
+
+class MappingBugError(HubError):
+    """A mapping failed in a way bad data must not cause (TypeError, KeyError, …).
+
+    Mappings turn every malformed input into a ``MappingError``; anything else is a bug,
+    and quarantining would make every record look bad. The message names the stream,
+    the record's position and source reference, the exception type and where it was
+    raised, never the record's values (an exception's own text may quote them).
+    """
 
 
 class ConnectorError(HubError):
@@ -149,6 +162,7 @@ __all__ = [
     "ConfigError",
     "ConnectorError",
     "HubError",
+    "MappingBugError",
     "NotFoundError",
     "PermanentError",
     "RateLimitedError",

@@ -49,9 +49,11 @@ from typing import Any, Literal, TypeVar
 import httpx
 from pydantic import SecretStr
 
+from canonical_model.storable import shown
 from connectors import kit
 from connectors.kingdee import signing
 from hub.calls import CallObserver, ignore_call
+from hub.contracts import UNREADABLE
 from hub.errors import AuthExpiredError, PermanentError, RetryableError
 
 SYSTEM = "kingdee"
@@ -192,6 +194,18 @@ def _msg_code(status: Mapping[str, Any]) -> int | None:
         return int(raw)
     except (TypeError, ValueError):
         return None
+
+
+def _unreadable_row(position: int, raw: Any, expected: int) -> dict[str, Any]:
+    """An ExecuteBillQuery row that does not line up with the field keys asked for: which
+    value belongs to which field is unknown, so the row becomes a record the engine
+    quarantines with this reason (the values kept under ``row``) instead of costing the page."""
+    if isinstance(raw, list):
+        why = f"has {len(raw)} values for the {expected} field keys asked for"
+    else:
+        why = f"is {shown(raw)}, not a list of {expected} values"
+    return {UNREADABLE: f"ExecuteBillQuery row {position} of its page {why}; its values cannot be matched to "
+                        "fields", "row": raw}
 
 
 def _raise_for_status(operation: str, status: Mapping[str, Any] | None, *, external_id: str | None = None) -> None:
@@ -455,13 +469,8 @@ class KingdeeClient(kit.OwnsHttpClient):
             if not isinstance(payload, list):
                 raise PermanentError("ExecuteBillQuery reply is not a list", system=SYSTEM,
                                      operation="ExecuteBillQuery", code="bad_shape")
-            rows = []
-            for raw in payload:
-                if not isinstance(raw, list) or len(raw) != len(keys):
-                    raise PermanentError(f"ExecuteBillQuery row does not match the {len(keys)} field keys",
-                                         system=SYSTEM, operation="ExecuteBillQuery", code="bad_shape")
-                rows.append(dict(zip(keys, raw, strict=True)))
-            return rows
+            return [dict(zip(keys, raw, strict=True)) if isinstance(raw, list) and len(raw) == len(keys)
+                    else _unreadable_row(position, raw, len(keys)) for position, raw in enumerate(payload, 1)]
 
         result: list[dict[str, Any]] = self._call(DYNAMIC_FORM_SERVICE + "ExecuteBillQuery", body, interpret)
         return result

@@ -24,6 +24,12 @@ Conventions the mapping relies on:
 - **Cancelled receivables** (``FCancelStatus`` B) map with status ``cancelled`` and no open amount.
 - **Red-letter bills** (negative receivables) have a negative open amount, which the canonical
   model refuses; they are quarantined with that reason rather than netted silently.
+- **Malformed input.** Every field reader turns whatever a row holds (numbers where text is
+  expected, objects, lists, booleans, NaN, 1E+400, dates that do not exist, odd Unicode) into
+  a :class:`MappingError` that names the field and the shape of the value; values the store
+  cannot hold (too long for their column, NUL) are refused by the canonical records
+  (``canonical_model.storable``). A mapping never raises anything else for bad data: the
+  engine treats any other exception as a bug and stops the run.
 """
 
 from __future__ import annotations
@@ -34,8 +40,7 @@ from collections.abc import Mapping
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
-from pydantic import ValidationError
-
+from canonical_model.models import MONEY, SalesOrderLine
 from canonical_model.records import (
     CanonicalRecord,
     CustomerRecord,
@@ -45,11 +50,19 @@ from canonical_model.records import (
     ReceivableRecord,
     SalesOrderLineRecord,
     SalesOrderRecord,
+    build,
 )
+from canonical_model.storable import shown
 
 SOURCE_SYSTEM = "kingdee"
 KINGDEE_TZ = dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")
 CENT = Decimal("0.01")
+# Digits before the decimal point the store keeps (numeric(p, s): p − s), checked before any
+# arithmetic: Decimal's context holds 28 digits, so 1E+400 cannot even be rounded to cents.
+MONEY_WHOLE_DIGITS = MONEY.precision - MONEY.scale  # type: ignore[operator]
+_LINE_NUMBER: Any = SalesOrderLine.quantity.property.columns[0].type
+QUANTITY_WHOLE_DIGITS = _LINE_NUMBER.precision - _LINE_NUMBER.scale
+_MAX_INT_BITS = 256  # a whole number longer than this is not an id, an amount or a phone number
 
 CURRENCY_BY_NUMBER: dict[str, str] = {
     "PRE001": "CNY", "PRE002": "HKD", "PRE003": "EUR", "PRE004": "JPY",
@@ -90,9 +103,12 @@ def _text(raw: Mapping[str, Any], key: str) -> str | None:
     value = raw.get(key)
     if value is None:
         return None
-    if isinstance(value, Mapping | list):
-        raise MappingError(f"{key}: expected text, got {type(value).__name__}")
-    text = str(value).strip()
+    if isinstance(value, str):
+        text = value.strip()
+    elif isinstance(value, int) and not isinstance(value, bool) and value.bit_length() <= _MAX_INT_BITS:
+        text = str(value)  # a number code or phone number sent as a JSON number
+    else:
+        raise MappingError(f"{key}: expected text, got {shown(value)}")
     return text or None
 
 
@@ -110,14 +126,17 @@ def parse_kingdee_datetime(value: Any, key: str) -> dt.datetime:
     elif isinstance(value, str) and value.strip():
         text = value.strip()
         match = _NET_DATE.match(text)
-        if match:
-            return dt.datetime.fromtimestamp(int(match.group(1)) / 1000, dt.UTC).astimezone(KINGDEE_TZ)
         try:
+            if match:
+                return dt.datetime.fromtimestamp(int(match.group(1)) / 1000, dt.UTC).astimezone(KINGDEE_TZ)
             parsed = dt.datetime.fromisoformat(text)
-        except ValueError as exc:
-            raise MappingError(f"{key}: not a date/time: {text!r}") from exc
-    else:
+        except (ValueError, OverflowError, OSError):
+            raise MappingError(f"{key}: {shown(text)} is not a date/time the hub can read "
+                               "(Kingdee sends 2024-05-01T10:20:30)") from None
+    elif value is None or value == "" or isinstance(value, str):
         raise MappingError(f"{key}: missing date/time")
+    else:
+        raise MappingError(f"{key}: expected a date/time, got {shown(value)}")
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=KINGDEE_TZ)
 
 
@@ -129,16 +148,27 @@ def _modified_at(raw: Mapping[str, Any]) -> dt.datetime:
     return parse_kingdee_datetime(raw.get("FModifyDate"), "FModifyDate")
 
 
-def _number(raw: Mapping[str, Any], key: str) -> Decimal:
+def _number(raw: Mapping[str, Any], key: str, whole_digits: int = MONEY_WHOLE_DIGITS) -> Decimal:
+    """A number of at most ``whole_digits`` digits before the decimal point."""
     value = raw.get(key)
-    if value is None or isinstance(value, bool) or value == "":
+    if value is None or value == "":
         raise MappingError(f"{key}: missing number")
+    if isinstance(value, bool) or not isinstance(value, str | int | float | Decimal):
+        raise MappingError(f"{key}: expected a number, got {shown(value)}")
     try:
-        number = value if isinstance(value, Decimal) else Decimal(str(value).strip())
-    except InvalidOperation as exc:
-        raise MappingError(f"{key}: not a number: {value!r}") from exc
+        if isinstance(value, Decimal):
+            number = value
+        elif isinstance(value, int):
+            number = Decimal(value)
+        else:
+            number = Decimal(str(value).strip())
+    except (InvalidOperation, ValueError):
+        raise MappingError(f"{key}: {shown(value)} is not a number") from None
     if not number.is_finite():
-        raise MappingError(f"{key}: not a finite number: {value!r}")
+        raise MappingError(f"{key}: {shown(value)} is not a finite number; expected an amount")
+    if number and number.adjusted() >= whole_digits:
+        raise MappingError(f"{key}: {shown(value)} is too large: the hub stores at most {whole_digits} digits "
+                           "before the decimal point")
     return number
 
 
@@ -146,6 +176,10 @@ def _money(raw: Mapping[str, Any], key: str) -> Decimal:
     # Kingdee stores amounts with 10 decimals and rounds them to the currency's precision;
     # digits beyond cents are storage noise.
     return _number(raw, key).quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def _quantity(raw: Mapping[str, Any], key: str) -> Decimal:
+    return _scaled(_number(raw, key, QUANTITY_WHOLE_DIGITS))
 
 
 def _scaled(value: Decimal, places: int = 6) -> Decimal:
@@ -165,21 +199,33 @@ def currency_from_number(number: str | None, key: str) -> str:
         raise MappingError(f"{key}: missing currency number")
     iso = CURRENCY_BY_NUMBER.get(number.strip().upper())
     if iso is None:
-        raise MappingError(f"{key}: unknown Kingdee currency number {number!r}")
+        raise MappingError(f"{key}: unknown Kingdee currency number {shown(number)}: the hub reads "
+                           f"{', '.join(f'{n} ({iso})' for n, iso in CURRENCY_BY_NUMBER.items())}; "
+                           "add the number to CURRENCY_BY_NUMBER or correct the bill")
     return iso
 
 
 def _build(model: type[Any], source_object: str, **values: Any) -> Any:
     """Construct a canonical record; pydantic's complaints become one readable MappingError."""
-    try:
-        if issubclass(model, CanonicalRecord):
-            return model(source_system=SOURCE_SYSTEM, source_object=source_object, **values)
-        return model(**values)  # a part of a record (order line): no provenance of its own
-    except ValidationError as exc:
-        reasons = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'record'}: {err['msg']}" for err in exc.errors()
-        )
-        raise MappingError(f"{source_object}: {reasons}") from exc
+    if issubclass(model, CanonicalRecord):
+        return build(model, source_system=SOURCE_SYSTEM, source_object=source_object, **values)
+    return build(model, **values)  # a part of a record (order line): no provenance of its own
+
+
+def _require_object(raw: Any) -> None:
+    if not isinstance(raw, Mapping):
+        raise MappingError(f"record: expected an object of field keys, got {shown(raw)}")
+
+
+def _bill_id(raw: Mapping[str, Any]) -> int:
+    """The header id (``FID``) an order's lines are fetched by: a whole number."""
+    value = raw.get("FID")
+    if isinstance(value, str) and value.strip().isdecimal() and len(value.strip()) <= 19:
+        return int(value.strip())
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**63:
+        return value
+    raise MappingError(f"FID: {shown(value)} is not a bill id (a whole number), so the order's lines cannot be "
+                       "read")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -187,6 +233,7 @@ def _build(model: type[Any], source_object: str, **values: Any) -> Any:
 
 def map_customer(raw: RawRecord) -> CustomerRecord:
     """``BD_Customer`` row → CustomerRecord (external id = FNumber, owner = salesperson number)."""
+    _require_object(raw)
     number = _required_text(raw, "FNumber", "customer number")
     name = _required_text(raw, "FName", "customer name")
     credit_code = _text(raw, "FSOCIALCRECODE")
@@ -205,7 +252,9 @@ def map_customer(raw: RawRecord) -> CustomerRecord:
 
 def map_sales_order(raw: RawRecord) -> SalesOrderRecord:
     """A grouped ``SAL_SaleOrder`` (header keys plus ``lines``: entry rows) → SalesOrderRecord."""
+    _require_object(raw)
     bill_number = _required_text(raw, "FBillNo", "bill number")
+    _bill_id(raw)
     customer_ref = _required_text(raw, "FCustId.FNumber", "customer number")
     currency = currency_from_number(_text(raw, "FSettleCurrId.FNumber"), "FSettleCurrId.FNumber")
     total = _money(raw, "FBillAllAmount")
@@ -222,9 +271,9 @@ def map_sales_order(raw: RawRecord) -> SalesOrderRecord:
                 SalesOrderLineRecord, "SAL_SaleOrder", line_no=line_no,
                 product_code=_required_text(line, "FMaterialId.FNumber", "material number"),
                 product_name=_text(line, "FMaterialId.FName"),
-                quantity=_scaled(_number(line, "FQty")),
-                unit_price=_scaled(_number(line, "FTaxPrice")),
-                tax_rate=_scaled(_number(line, "FEntryTaxRate")) if rate is not None else Decimal(0),
+                quantity=_quantity(line, "FQty"),
+                unit_price=_quantity(line, "FTaxPrice"),
+                tax_rate=_quantity(line, "FEntryTaxRate") if rate is not None else Decimal(0),
                 amount=_money(line, "FAllAmount"),
             ))
         except MappingError as exc:
@@ -242,6 +291,7 @@ def map_sales_order(raw: RawRecord) -> SalesOrderRecord:
 
 def map_receivable(raw: RawRecord) -> ReceivableRecord:
     """``AR_receivable`` row → ReceivableRecord (open amount: see the module docstring)."""
+    _require_object(raw)
     bill_number = _required_text(raw, "FBillNo", "bill number")
     amount = _money(raw, "FALLAMOUNTFOR")
     if raw.get("FNOTWRITTENOFFAMOUNTFOR") is not None:
@@ -269,6 +319,7 @@ def map_receivable(raw: RawRecord) -> ReceivableRecord:
 
 def map_receipt(raw: RawRecord) -> ReceiptRecord:
     """``AR_RECEIVEBILL`` row → ReceiptRecord (amount = FREALRECAMOUNTFOR, money received)."""
+    _require_object(raw)
     bill_number = _required_text(raw, "FBillNo", "bill number")
     unit_type = _text(raw, "FCONTACTUNITTYPE")
     if unit_type is not None and unit_type.lower() != "bd_customer":
@@ -285,15 +336,40 @@ def map_receipt(raw: RawRecord) -> ReceiptRecord:
 
 
 def group_order_rows(headers: list[RawRecord], lines: list[RawRecord]) -> list[RawRecord]:
-    """Attach line rows to their header rows by FID (lines sorted by entry id), header order kept."""
-    by_fid: dict[Any, list[RawRecord]] = {}
+    """Attach line rows to their header rows by FID (lines sorted by entry id), header order kept.
+
+    Rows whose FID is not a bill id (see :func:`_bill_id`) match nothing: their order maps to
+    a MappingError naming the FID, and a line without a usable FID belongs to no order.
+    """
+    by_fid: dict[int, list[RawRecord]] = {}
     for line in lines:
-        by_fid.setdefault(line.get("FID"), []).append(line)
+        if isinstance(line, Mapping) and (fid := header_id(line)) is not None:
+            by_fid.setdefault(fid, []).append(line)
     grouped = []
     for header in headers:
-        own = sorted(by_fid.get(header.get("FID"), []), key=lambda r: r.get("FSaleOrderEntry_FEntryID") or 0)
+        if not isinstance(header, Mapping):
+            grouped.append(header)  # not a row: the engine rejects it as it is
+            continue
+        fid = header_id(header)
+        own = sorted(by_fid.get(fid, []) if fid is not None else [], key=_entry_order)
         grouped.append({**header, SALES_ORDER_LINES: own})
     return grouped
+
+
+def header_id(row: Mapping[str, Any]) -> int | None:
+    """A row's ``FID`` when it is a bill id (a whole number), else None."""
+    try:
+        return _bill_id(row)
+    except MappingError:
+        return None
+
+
+def _entry_order(line: Mapping[str, Any]) -> tuple[int, int]:
+    """Lines by entry id; lines whose id is not a whole number after those, as they came."""
+    entry_id = line.get("FSaleOrderEntry_FEntryID")
+    if isinstance(entry_id, int) and not isinstance(entry_id, bool):
+        return (0, entry_id)
+    return (1, 0)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -454,6 +530,7 @@ __all__ = [
     "crm_order_to_sales_order_model",
     "currency_from_number",
     "group_order_rows",
+    "header_id",
     "map_customer",
     "map_receipt",
     "map_receivable",

@@ -13,6 +13,12 @@ Every stream is an ``ExecuteBillQuery`` over one form, incremental on ``FModifyD
   modify date are unsafe while users work: a record edited during the read jumps to the end
   and every later row shifts one place towards the start, so the row at the page boundary is
   skipped for good (its date is below the new watermark). Keyset paging cannot skip.
+- **Rows that cannot be read** never stop a read: a row whose ``FModifyDate`` does not parse
+  (or is not text) does not move the cursor, and keyset paging anchors on the last row of the
+  page whose stamp and key can be written into a filter; the rows after that anchor come back
+  at the start of the next page and are skipped there (they were yielded already). The
+  engine quarantines such rows with their reasons (the mapping names the field). Only a full
+  page without a single readable row stops paging (PermanentError): nothing to anchor on.
 - **Sales orders**: a query that touches entry fields returns one row per line (§1.4), and a
   page boundary could split an order. The reader therefore pages over *headers* (header-only
   keys, one row per order) and fetches the lines of exactly those orders with
@@ -38,13 +44,14 @@ from connectors.kingdee.mapping import (
     SALES_ORDER_FIELDS,
     SALES_ORDER_LINE_FIELDS,
     group_order_rows,
+    header_id,
     map_customer,
     map_receipt,
     map_receivable,
     map_sales_order,
     parse_kingdee_datetime,
 )
-from hub.contracts import MappingError, Page, RawRecord, StreamSpec
+from hub.contracts import UNREADABLE, MappingError, Page, RawRecord, StreamSpec
 from hub.errors import PermanentError
 
 MODIFY_KEY = "FModifyDate"
@@ -92,9 +99,38 @@ def since_literal(cursor: str | None, overlap: dt.timedelta) -> str | None:
 
 
 def _cursor_value(raw: Any) -> str | None:
-    if raw in (None, ""):
+    """A row's FModifyDate as the ISO cursor text; None when missing or unreadable (such a
+    row is quarantined by the engine and must not move the cursor)."""
+    if raw is None or raw == "":
         return None
-    return parse_kingdee_datetime(raw, MODIFY_KEY).isoformat()
+    try:
+        return parse_kingdee_datetime(raw, MODIFY_KEY).isoformat()
+    except MappingError:
+        return None
+
+
+def _filterable_pk(value: Any) -> bool:
+    """True when a primary key value can be written into a FilterString (a whole number)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return True
+    return isinstance(value, str) and value.strip().isdecimal() and len(value.strip()) <= 19
+
+
+def _anchor(rows: Sequence[RawRecord], pk: str) -> int | None:
+    """Index of the last row whose (FModifyDate, pk) a keyset condition can use: the stamp
+    missing (NULL sorts first) or readable, the key a whole number."""
+    for index in range(len(rows) - 1, -1, -1):
+        row = rows[index]
+        stamp = row.get(MODIFY_KEY)
+        if _filterable_pk(row.get(pk)) and (stamp is None or _cursor_value(stamp) is not None):
+            return index
+    return None
+
+
+def _identity(row: RawRecord, pk: str) -> Any:
+    """What recognises a row read again at the start of the next page."""
+    key = row.get(pk)
+    return ("pk", key) if _filterable_pk(key) else ("row", repr(row))
 
 
 def _after(keys: Sequence[str], values: Sequence[Any]) -> str:
@@ -145,6 +181,7 @@ class IncrementalQuery:
         page_size = self.page_size if self.page_size is not None else client_size
         size = min(max(page_size, 1), MAX_PAGE_SIZE)
         last: tuple[Any, Any] | None = None
+        carried: set[Any] = set()  # rows after the last anchor, yielded already
         while True:
             conditions = [f"({self.base_filter})"] if self.base_filter else []
             if since:
@@ -152,16 +189,23 @@ class IncrementalQuery:
             if last is not None:
                 conditions.append(_after([MODIFY_KEY, self.pk], last))
             rows = client.execute_bill_query(self.form_id, keys, " and ".join(conditions), order, 0, size)
-            if rows:
-                stamps = [s for s in (_cursor_value(r.get(MODIFY_KEY)) for r in rows) if s]
-                yield rows, max(stamps, key=dt.datetime.fromisoformat) if stamps else None
+            skip = 0
+            while skip < len(rows) and carried and _identity(rows[skip], self.pk) in carried:
+                skip += 1
+            fresh = rows[skip:]
+            if fresh:
+                stamps = [s for s in (_cursor_value(r.get(MODIFY_KEY)) for r in fresh) if s]
+                yield fresh, max(stamps, key=dt.datetime.fromisoformat) if stamps else None
             if len(rows) < size:
                 return
-            newest = (rows[-1].get(MODIFY_KEY), rows[-1].get(self.pk))
-            if newest == last:
-                raise PermanentError(f"{self.form_id}: keyset paging made no progress at {newest!r}",
-                                     system="kingdee", operation="ExecuteBillQuery", code="paging")
-            last = newest
+            at = _anchor(rows, self.pk)
+            if at is None or (rows[at].get(MODIFY_KEY), rows[at].get(self.pk)) == last:
+                raise PermanentError(
+                    f"{self.form_id}: keyset paging cannot go on: no row of a full page after "
+                    f"{last!r} has a readable {MODIFY_KEY} and {self.pk}",
+                    system="kingdee", operation="ExecuteBillQuery", code="paging")
+            last = (rows[at].get(MODIFY_KEY), rows[at].get(self.pk))
+            carried = {_identity(row, self.pk) for row in rows[at + 1:]}
 
     def __call__(self, client: QueryClient, cursor: str | None) -> Iterator[Page]:
         """StreamSpec.read_pages: one Page per query page."""
@@ -179,14 +223,19 @@ class SalesOrderQuery:
     def __call__(self, client: QueryClient, cursor: str | None) -> Iterator[Page]:
         """StreamSpec.read_pages: records are whole orders with a ``lines`` list."""
         for headers, cursor_after in self.headers.pages(client, cursor):
-            ids = [str(int(h["FID"])) for h in headers if h.get("FID") is not None]
+            # a header whose FID is not a bill id gets no lines; its mapping names the FID
+            ids = [str(fid) for fid in dict.fromkeys(header_id(h) for h in headers) if fid is not None]
             lines: list[RawRecord] = []
             if ids:
                 condition = f"FID in ({', '.join(ids)})"
                 order = "FID ASC,FSaleOrderEntry_FEntryID ASC"
                 for page in client.query_pages(self.headers.form_id, self.line_keys, condition, order):
                     lines.extend(page)
-            yield Page(records=group_order_rows(headers, lines), cursor_after=cursor_after)
+            # A line row the client could not read belongs to an unknown order: it travels as
+            # a record of its own (the engine quarantines it with its reason), and the order
+            # it is missing from fails its total check instead of being stored without it.
+            unreadable = [line for line in lines if UNREADABLE in line]
+            yield Page(records=[*group_order_rows(headers, lines), *unreadable], cursor_after=cursor_after)
 
 
 def kingdee_streams(

@@ -12,6 +12,10 @@ Inbound:
   follow_user: [...]}``) → ``ContactRecord`` (external id = external_userid; owner = the
   follow user).
 
+Malformed input (a number or an object where text is expected, a string where a list is, odd
+Unicode, text too long for its column) becomes a :class:`MappingError` naming the field;
+nothing else is raised for bad data, since the engine treats any other exception as a bug.
+
 Outbound: :func:`build_reminder_card` renders a CRM to-do reminder as a ``message/send``
 body (``template_card`` text_notice or ``textcard``) within the documented limits: textcard
 title ≤128 bytes and description ≤512 bytes (reference/messaging-apis.md §1.2; longer text
@@ -35,7 +39,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from canonical_model.records import ContactRecord, InternalUserRecord, MappingError
+from canonical_model.records import ContactRecord, InternalUserRecord, MappingError, build
+from canonical_model.storable import shown
 
 SYSTEM = "wecom"
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -80,6 +85,31 @@ def _text(value: Any) -> str:
     return value.strip() if isinstance(value, str) else ""
 
 
+def _field(raw: Mapping[str, Any], key: str) -> str:
+    """Text field ``key`` of a WeCom object, stripped ("" when absent); MappingError when it
+    holds anything but text."""
+    value = raw.get(key)
+    if value is None or isinstance(value, str):
+        return _text(value)
+    raise MappingError(f"{key}: expected text, got {shown(value)}")
+
+
+def _list(raw: Mapping[str, Any], key: str) -> list[Any]:
+    """List field ``key`` ([] when absent); MappingError when it holds anything else."""
+    value = raw.get(key)
+    if value is None:
+        return []
+    if isinstance(value, list):
+        return value
+    raise MappingError(f"{key}: expected a list, got {shown(value)}")
+
+
+def _object(value: Any, what: str) -> Mapping[str, Any]:
+    if isinstance(value, Mapping):
+        return value
+    raise MappingError(f"{what}: expected an object, got {shown(value)}")
+
+
 def normalize_mobile(value: Any) -> str | None:
     """Mainland mobiles as 11 digits (``+86 138-0000-0000`` → ``13800000000``); other
     numbers keep their digits and leading ``+``; empty → None."""
@@ -97,13 +127,11 @@ def normalize_mobile(value: Any) -> str | None:
 
 
 def _departments(raw: Mapping[str, Any]) -> dict[int, Mapping[str, Any]]:
-    index = raw.get(DEPARTMENTS_KEY) or {}
+    index = _object(raw.get(DEPARTMENTS_KEY) or {}, DEPARTMENTS_KEY)
     out: dict[int, Mapping[str, Any]] = {}
     for key, value in index.items():
-        try:
+        if isinstance(key, str) and key.isdecimal() and len(key) <= 18 and isinstance(value, Mapping):
             out[int(key)] = value
-        except (TypeError, ValueError):
-            continue
     return out
 
 
@@ -113,8 +141,9 @@ def _manager_from_departments(userid: str, main_department: int | None, departme
     seen: set[int] = set()
     while dept_id is not None and dept_id in departments and dept_id not in seen:
         seen.add(dept_id)
-        leaders = [u for u in departments[dept_id].get("department_leader") or [] if isinstance(u, str) and u]
-        others = [u for u in leaders if u.lower() != userid.lower()]
+        listed = departments[dept_id].get("department_leader")
+        leaders = [u for u in listed if isinstance(u, str) and u.strip()] if isinstance(listed, list) else []
+        others = [u.strip() for u in leaders if u.strip().lower() != userid.lower()]
         if others:
             return others[0]
         parent = departments[dept_id].get("parentid")
@@ -124,26 +153,33 @@ def _manager_from_departments(userid: str, main_department: int | None, departme
 
 def map_directory_user(raw: Mapping[str, Any]) -> InternalUserRecord:
     """WeCom member → ``InternalUserRecord``; raises :class:`MappingError` without userid or name."""
-    userid = _text(raw.get("userid"))
+    raw = _object(raw, "member")
+    userid = _field(raw, "userid")
     if not userid:
-        raise MappingError("member has no userid")
-    name = _text(raw.get("name"))
+        raise MappingError("userid: member has no userid")
+    name = _field(raw, "name")
     if not name:
-        raise MappingError(f"member {userid} has no name")
+        raise MappingError(f"name: member {userid} has no name")
     departments = _departments(raw)
-    member_of = [d for d in raw.get("department") or [] if isinstance(d, int)]
+    member_of = [d for d in _list(raw, "department") if isinstance(d, int) and not isinstance(d, bool)]
     main = raw.get("main_department")
-    main_department = main if isinstance(main, int) and main > 0 else (member_of[0] if member_of else None)
+    main_department = main if isinstance(main, int) and not isinstance(main, bool) and main > 0 else (
+        member_of[0] if member_of else None)
     department_name = None
     if main_department is not None and main_department in departments:
         department_name = _text(departments[main_department].get("name")) or None
 
-    direct = [u for u in raw.get("direct_leader") or [] if isinstance(u, str) and u.strip() and u.lower() != userid.lower()]
-    manager = direct[0].strip() if direct else _manager_from_departments(userid, main_department, departments)
+    direct = [u.strip() for u in _list(raw, "direct_leader")
+              if isinstance(u, str) and u.strip() and u.strip().lower() != userid.lower()]
+    manager = direct[0] if direct else _manager_from_departments(userid, main_department, departments)
 
-    email = _text(raw.get("email")) or _text(raw.get("biz_mail")) or None
+    email = _field(raw, "email") or _field(raw, "biz_mail") or None
     status = raw.get("status")
-    return InternalUserRecord(
+    mobile = raw.get("mobile")
+    if mobile is not None and not isinstance(mobile, str):
+        raise MappingError(f"mobile: expected text, got {shown(mobile)}")
+    return build(
+        InternalUserRecord,
         source_system=SYSTEM,
         source_object="user",
         external_id=userid,
@@ -151,7 +187,7 @@ def map_directory_user(raw: Mapping[str, Any]) -> InternalUserRecord:
         mobile=normalize_mobile(raw.get("mobile")),
         email=email,
         department=department_name,
-        title=_text(raw.get("position")) or None,
+        title=_field(raw, "position") or None,
         manager_ref=manager,
         wecom_userid=userid,
         active=not (isinstance(status, int) and status in _INACTIVE_STATUSES),
@@ -166,10 +202,22 @@ def _follow_of(raw: Mapping[str, Any]) -> Mapping[str, Any]:
     follow_info = raw.get("follow_info")
     if isinstance(follow_info, Mapping):
         return follow_info
-    follow_users = [f for f in raw.get("follow_user") or [] if isinstance(f, Mapping)]
+    if follow_info is not None:
+        raise MappingError(f"follow_info: expected an object, got {shown(follow_info)}")
+    follow_users = [f for f in _list(raw, "follow_user") if isinstance(f, Mapping)]
     if not follow_users:
         return {}
-    return min(follow_users, key=lambda f: (int(f.get("createtime") or 0), str(f.get("userid") or "")))
+    return min(follow_users, key=lambda f: (_createtime(f), str(f.get("userid") or "")[:100]))
+
+
+def _createtime(follow: Mapping[str, Any]) -> int:
+    """When the rep added the contact (Unix seconds); unknown ones sort last."""
+    value = follow.get("createtime")
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().isdecimal() and len(value.strip()) <= 12:
+        return int(value.strip())
+    return 2**63
 
 
 def map_external_contact(raw: Mapping[str, Any]) -> ContactRecord:
@@ -180,30 +228,32 @@ def map_external_contact(raw: Mapping[str, Any]) -> ContactRecord:
     rep's ``remark_corp_name`` (personal WeChat users carry no corp fields, §1.2).
     Mobile: first of the rep's ``remark_mobiles``. Owner: the following rep's userid.
     """
+    raw = _object(raw, "record")
     contact = raw.get("external_contact")
     if not isinstance(contact, Mapping):
-        raise MappingError("record has no external_contact object")
-    external_userid = _text(contact.get("external_userid"))
+        raise MappingError("external_contact: record has no external_contact object")
+    external_userid = _field(contact, "external_userid")
     if not external_userid:
-        raise MappingError("external contact has no external_userid")
+        raise MappingError("external_userid: external contact has no external_userid")
     follow = _follow_of(raw)
-    name = _text(contact.get("name")) or _text(follow.get("remark"))
+    name = _field(contact, "name") or _field(follow, "remark")
     if not name:
-        raise MappingError(f"external contact {external_userid} has no usable name (blank nickname, no remark)")
+        raise MappingError(f"name: external contact {external_userid} has no usable name (blank nickname, no remark)")
     corp_name = (
-        _text(contact.get("corp_full_name")) or _text(contact.get("corp_name"))
-        or _text(follow.get("remark_corp_name")) or None
+        _field(contact, "corp_full_name") or _field(contact, "corp_name")
+        or _field(follow, "remark_corp_name") or None
     )
-    mobiles = [m for m in (normalize_mobile(x) for x in follow.get("remark_mobiles") or []) if m]
-    return ContactRecord(
+    mobiles = [m for m in (normalize_mobile(x) for x in _list(follow, "remark_mobiles")) if m]
+    return build(
+        ContactRecord,
         source_system=SYSTEM,
         source_object="external_contact",
         external_id=external_userid,
         name=name,
-        title=_text(contact.get("position")) or None,
+        title=_field(contact, "position") or None,
         mobile=mobiles[0] if mobiles else None,
         corp_name=corp_name,
-        owner_ref=_text(follow.get("userid")) or None,
+        owner_ref=_field(follow, "userid") or None,
         wecom_external_userid=external_userid,
     )
 

@@ -21,9 +21,9 @@ from hub.cli.base import (
 )
 from hub.cli.tables import Column, print_table
 
-SYNC_COLUMNS = (Column("stream"), Column("read", "amount"), Column("inserted", "amount"),
-                Column("updated", "amount"), Column("unchanged", "amount"), Column("quarantined", "amount"),
-                Column("seconds", "extra"), Column("cursor", "extra"))
+COUNTS = ("read", "inserted", "updated", "unchanged", "quarantined", "superseded")
+SYNC_COLUMNS = (Column("stream"), *(Column(c, "amount") for c in COUNTS), Column("seconds", "extra"),
+                Column("cursor", "extra"))
 
 
 @app.command()
@@ -54,7 +54,7 @@ def sync(
             print_json([{"system": r.system, "stream": r.stream, **asdict(r.counts), "cursor_before": r.cursor_before,
                          "cursor_after": r.cursor_after, "seconds": round(r.duration_s, 2)} for r in reports])
             return
-        rows = [[f"{r.system}/{r.stream}", *(f"{getattr(r.counts, c.header):,}" for c in SYNC_COLUMNS[1:6]),
+        rows = [[f"{r.system}/{r.stream}", *(f"{getattr(r.counts, c):,}" for c in COUNTS),
                  f"{r.duration_s:.1f}", r.cursor_after or "-"] for r in reports]
         print_table(console, SYNC_COLUMNS, rows)
 

@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from pipelines.in_process import JobOutcome
 
 DEMO_SCHEMA = "hub_demo"
-SYNC_COLUMNS = ("read", "inserted", "updated", "unchanged", "quarantined")
+SYNC_COLUMNS = ("read", "inserted", "updated", "unchanged", "quarantined", "superseded")
 WAIT_FOR_RETRIES_S = 120.0  # the demo waits for scheduled retries instead of leaving them to the sensor
 
 

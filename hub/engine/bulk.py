@@ -13,11 +13,13 @@ updated; staged minus returned is "unchanged".
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+import pickle
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 import sqlalchemy as sa
@@ -25,6 +27,8 @@ from psycopg import Connection as PgConnection
 from psycopg import sql
 from psycopg.types.json import Jsonb
 from sqlalchemy.engine import Connection
+
+T = TypeVar("T")
 
 
 def driver_connection(conn: Connection) -> PgConnection[Any]:
@@ -78,7 +82,11 @@ def content_hash(raw: Any, mapping_version: str) -> str:
     ``repr`` is used instead of canonical JSON because it is ~4x cheaper; a vendor
     that reorders keys between calls costs a needless rewrite, never a wrong result.
     """
-    return hashlib.blake2b(f"{mapping_version}|{raw!r}".encode(), digest_size=16).hexdigest()
+    try:
+        text = f"{mapping_version}|{raw!r}".encode()
+    except ValueError:  # an integer too long to print (Python's int-to-text limit): hash its pickle
+        text = mapping_version.encode() + b"|" + pickle.dumps(raw, protocol=5)
+    return hashlib.blake2b(text, digest_size=16).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -200,10 +208,25 @@ def _write_rows(copy: Any, rows: list[Sequence[Any]], json_columns: Sequence[int
     return len(rows)
 
 
-def last_wins(records: Iterable[Any], key: Any) -> list[Any]:
-    """Keep the last record per key (a page may repeat a record; ON CONFLICT cannot
-    touch one row twice in a statement)."""
-    by_key: dict[Any, Any] = {}
-    for record in records:
-        by_key[key(record)] = record
-    return list(by_key.values())
+_UNKNOWN_TIME = dt.datetime.min.replace(tzinfo=dt.UTC)
+
+
+def latest_per_key(items: Sequence[T], key: Callable[[T], Hashable],
+                   modified: Callable[[T], dt.datetime | None]) -> tuple[list[T], int]:
+    """One item per key: the latest ``modified`` wins (a known time beats an unknown one),
+    ties go to the later item. Returns the kept items, in the order their keys first
+    appeared, and how many were superseded.
+
+    A page may hold one record twice, and ON CONFLICT cannot touch one row twice in a
+    statement; choosing by modification time, not position alone, keeps the stored value
+    stable when a source repeats a record with different contents.
+    """
+    keys = list(map(key, items))
+    if len(set(keys)) == len(keys):  # the common page: no key twice
+        return list(items), 0
+    best: dict[Hashable, T] = {}
+    for k, item in zip(keys, items, strict=True):
+        held = best.get(k)
+        if held is None or (modified(item) or _UNKNOWN_TIME) >= (modified(held) or _UNKNOWN_TIME):
+            best[k] = item
+    return list(best.values()), len(items) - len(best)

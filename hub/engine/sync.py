@@ -2,11 +2,20 @@
 
 For each page the stream yields, one transaction does all of:
 
-1. map every raw record (pure mapping); failures become quarantine rows with reason;
+1. check every raw record's key and change stamp, keep one record per key (latest
+   modification wins, the others count as *superseded*) and map the changed ones (pure
+   mapping); failures become quarantine rows with their position and reason
+   (``hub.engine.intake``);
 2. resolve references and identities, and bulk-merge through staging + COPY
-   (``hub.engine.targets``), rejecting unresolvable records into quarantine;
+   (``hub.engine.targets``), rejecting unresolvable records into quarantine; records the
+   database still refuses are isolated into quarantine (``hub.engine.isolation``);
 3. advance the stream's cursor to the page's ``cursor_after``;
 4. append an audit row for the batch.
+
+Every record read is accounted for: read = inserted + updated + unchanged + quarantined
++ superseded, per page and per run. One bad record never stops a stream; a mapping *bug*
+(anything but a MappingError or validation error) stops the run before its page is written,
+with an error that names the record by reference, never by its values.
 
 A crash anywhere loses nothing (the uncommitted page is read again from the stored
 cursor) and duplicates nothing (rows are merged by natural key; unchanged rows cost
@@ -24,40 +33,46 @@ import gc
 import logging
 import queue
 import threading
+import traceback
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from pydantic import ValidationError
 from sqlalchemy.engine import Connection
 
+from canonical_model.storable import UNSTORABLE_CHARACTER
 from hub.audit import write_audit
-from hub.contracts import MappingError, Page, StreamSpec
+from hub.contracts import Page, StreamSpec
 from hub.database import Database
 from hub.engine.bulk import content_hash
-from hub.engine.quarantine import Rejected, describe_error, store_rejected
+from hub.engine.intake import Entry, map_entries, one_per_key, position, readable
+from hub.engine.isolation import write_isolated
+from hub.engine.quarantine import Rejected, store_rejected, stored_record, visible
 from hub.engine.targets import HANDLERS, Mapped, PageContext, existing_hashes
+from hub.errors import HubError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-# What a mapping may raise for a bad record. Anything else is a bug in the hub and
-# must stop the run loudly instead of quarantining every record.
-MAPPING_FAILURES = (MappingError, ValidationError, ValueError, TypeError, KeyError, ArithmeticError)
-
 
 @dataclass
 class SyncCounts:
-    """Counts of one stream run; also the Dagster materialization metadata."""
+    """Counts of one stream run; also the Dagster materialization metadata.
+
+    ``read = inserted + updated + unchanged + quarantined + superseded``: ``superseded``
+    records were read but replaced by a later version of the same record in the same page.
+    """
 
     read: int = 0
     inserted: int = 0
     updated: int = 0
     unchanged: int = 0
     quarantined: int = 0
+    superseded: int = 0
     pages: int = 0
 
     def add(self, other: SyncCounts) -> None:
@@ -97,20 +112,6 @@ def advance_cursor(conn: Connection, system: str, stream: str, value: str) -> No
     )
 
 
-def map_page(stream: StreamSpec, items: list[tuple[dict[str, Any], str]]) -> tuple[list[Mapped], list[Rejected]]:
-    """Run the stream's pure mapping over (raw record, content hash) pairs; split good
-    records from rejected ones."""
-    mapped: list[Mapped] = []
-    rejected: list[Rejected] = []
-    for raw, digest in items:
-        try:
-            mapped.append((raw, stream.map_record(raw), digest))
-        except MAPPING_FAILURES as exc:
-            ref = raw.get(stream.key_field) if isinstance(raw, dict) else None
-            rejected.append(Rejected(None if ref is None else str(ref), describe_error(exc), raw))
-    return mapped, rejected
-
-
 @dataclass
 class HashedPage:
     """A page as read, with the content hash of each record (same order)."""
@@ -128,29 +129,36 @@ def fingerprinted(stream: StreamSpec, pages: Iterator[Page]) -> Iterator[HashedP
 
 @dataclass
 class PreparedPage:
-    """A page after the work that needs no write: hashing, the unchanged check, mapping."""
+    """A page after the work that needs no write: checks, twins, the unchanged check, mapping."""
 
     page: Page
     mapped: list[Mapped]
     rejected: list[Rejected]
     unchanged: int
     all_new: bool  # none of the page's keys was stored when looked up
+    superseded: int = 0
+    page_no: int | None = None
 
 
-def prepare_page(conn: Connection, system: str, stream: StreamSpec, hashed: HashedPage) -> PreparedPage:
-    """Skip the records whose stored hash is equal, map the rest.
+def prepare_page(conn: Connection, system: str, stream: StreamSpec, hashed: HashedPage,
+                 page_no: int | None = 1) -> PreparedPage:
+    """Check keys and stamps, keep one record per key, skip the records whose stored hash
+    is equal, map the rest (see :mod:`hub.engine.intake`).
 
     Reads only. It may run while the previous page's transaction is still open (see
     :func:`sync_stream`): a hash it reads can then be stale, which costs at most a
     needless rewrite, because the merge compares hashes again when it writes.
     """
-    records, key_field = hashed.page.records, stream.key_field
-    keys = [str(raw.get(key_field)) for raw in records]
-    stored = existing_hashes(conn, stream.target, system, keys, stamp_range(records, stream.cursor_field))
-    changed = [(raw, digest) for raw, digest, key in zip(records, hashed.hashes, keys, strict=True)
-               if stored.get(key) != digest]
-    mapped, rejected = map_page(stream, changed)
-    return PreparedPage(hashed.page, mapped, rejected, len(records) - len(changed), not stored)
+    records = hashed.page.records
+    entries, rejected = readable(stream, records, hashed.hashes, page_no)
+    entries, superseded, premapped = one_per_key(stream, entries, page_no)
+    kept = records if len(entries) == len(records) else [raw for _, raw, _, _ in entries]
+    stored = existing_hashes(conn, stream.target, system, [key for _, _, key, _ in entries],
+                             stamp_range(kept, stream.cursor_field))
+    changed: list[Entry] = [entry for entry in entries if stored.get(entry[2]) != entry[3]]
+    mapped, map_rejected = map_entries(stream, changed, page_no, premapped)
+    return PreparedPage(hashed.page, mapped, [*rejected, *map_rejected], len(entries) - len(changed),
+                        not stored, superseded, page_no)
 
 
 def stamp_range(records: list[dict[str, Any]], cursor_field: str | None) -> tuple[str, str] | None:
@@ -170,13 +178,24 @@ def write_page(conn: Connection, system: str, stream: StreamSpec, prepared: Prep
                run_id: int | None) -> SyncCounts:
     """Resolve, merge and quarantine a prepared page on ``conn`` (the page's transaction)."""
     ctx = PageContext(conn, system, stream.name, run_id, all_new=prepared.all_new, cursor_field=stream.cursor_field)
-    outcome = HANDLERS[stream.target](ctx, prepared.mapped)
-    rejected = [*prepared.rejected, *outcome.rejected]
+    outcome = write_isolated(ctx, HANDLERS[stream.target], prepared.mapped, stream.target)
+    rejected = [*prepared.rejected, *_positioned(prepared, outcome.rejected)]
     store_rejected(conn, system, stream.name, run_id, rejected)
     return SyncCounts(
         read=len(prepared.page.records), inserted=outcome.inserted, updated=outcome.updated,
-        unchanged=outcome.unchanged + prepared.unchanged, quarantined=len(rejected), pages=1,
+        unchanged=outcome.unchanged + prepared.unchanged, quarantined=len(rejected),
+        superseded=prepared.superseded + outcome.superseded, pages=1,
     )
+
+
+def _positioned(prepared: PreparedPage, rejected: list[Rejected]) -> list[Rejected]:
+    """Rejections made while writing (unknown references, refused by the database), with the
+    record's position in its page in front of the reason, like those made before."""
+    if not rejected or prepared.page_no is None:
+        return rejected
+    index_of = {id(raw): index for index, raw in enumerate(prepared.page.records, 1)}
+    return [Rejected(r.source_ref, position(prepared.page_no, index_of[id(r.payload)]) + r.reason, r.payload)
+            if id(r.payload) in index_of else r for r in rejected]
 
 
 _DONE = object()
@@ -248,9 +267,9 @@ def sync_stream(
             writing: Future[SyncCounts] | None = None
             pages = stream.read_pages(client, None if full else cursor_before)
             try:
-                for hashed in read_ahead(fingerprinted(stream, pages)):
+                for page_no, hashed in enumerate(read_ahead(fingerprinted(stream, pages)), 1):
                     with db.engine.connect() as conn:
-                        prepared = prepare_page(conn, system, stream, hashed)
+                        prepared = prepare_page(conn, system, stream, hashed, page_no)
                     if writing is not None:
                         done, writing = writing, None
                         _collect(done.result(), counts, on_page)
@@ -263,10 +282,12 @@ def sync_stream(
         if counts.inserted >= ANALYZE_AFTER_ROWS:
             refresh_statistics(db, stream.target)
     except Exception as exc:
+        error = failure_text(exc)
         with db.begin() as conn:
-            _finish_run(conn, run_id, "failed", counts, error=str(exc)[:2000])
+            _finish_run(conn, run_id, "failed", counts, error=error)
             write_audit(conn, actor=actor, system=system, operation=f"run:{stream.name}", outcome="error",
-                        error=str(exc)[:2000], detail={"run_id": run_id, **asdict(counts)})
+                        error=error, detail={"run_id": run_id, **asdict(counts)})
+        log.error("sync %s/%s failed: %s", system, stream.name, error)
         raise
     with db.begin() as conn:
         cursor_after = get_cursor(conn, system, stream.name)
@@ -302,6 +323,9 @@ def long_lived_heap_frozen() -> Iterator[None]:
 def _commit_page(db: Database, system: str, stream: StreamSpec, prepared: PreparedPage, run_id: int,
                  actor: str) -> SyncCounts:
     page = prepared.page
+    if page.cursor_after is not None and UNSTORABLE_CHARACTER.search(page.cursor_after):
+        raise HubError(f"{system}/{stream.name}: page {prepared.page_no} ends at a cursor value Postgres cannot "
+                       "store (NUL or a lone surrogate): the connector must compute cursors from readable stamps")
     with db.begin() as conn:
         page_counts = write_page(conn, system, stream, prepared, run_id)
         if page.cursor_after is not None:
@@ -345,23 +369,27 @@ def _finish_run(conn: Connection, run_id: int, status: str, counts: SyncCounts, 
 
 
 def retry_quarantined(db: Database, system: str, stream: StreamSpec, *, limit: int = 10_000) -> SyncCounts:
-    """Run open quarantine rows of one stream through mapping and merge again.
+    """Run open quarantine rows of one stream through the checks, mapping and merge again.
 
-    Rows that now pass are marked resolved; rows that still fail stay open with the new
-    reason and one more attempt counted. Runs in one transaction.
+    Each row's record is read from its exact JSON text (``payload_text``). Rows that now
+    pass are marked resolved; rows that still fail stay open with the new reason and one
+    more attempt counted. Runs in one transaction.
     """
     counts = SyncCounts()
+    handler = HANDLERS[stream.target]
     with db.begin() as conn:
         rows = conn.execute(
-            sa.text("SELECT id, payload FROM quarantine WHERE status = 'open' AND system = :sys AND stream = :st "
-                    "ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED"),
+            sa.text("SELECT id, payload, payload_text FROM quarantine WHERE status = 'open' AND system = :sys "
+                    "AND stream = :st ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED"),
             {"sys": system, "st": stream.name, "limit": limit},
         ).all()
-        for row_id, payload in rows:
-            mapped, rejected = map_page(stream, [(payload, content_hash(payload, stream.mapping_version))])
+        for row_id, payload, payload_text in rows:
+            raw = stored_record(payload, payload_text)
+            entries, rejected = readable(stream, [raw], [content_hash(raw, stream.mapping_version)], None)
+            mapped, map_rejected = map_entries(stream, entries, None, {})
             ctx = PageContext(conn, system, stream.name, None, cursor_field=stream.cursor_field)
-            outcome = HANDLERS[stream.target](ctx, mapped)
-            rejected.extend(outcome.rejected)
+            outcome = write_isolated(ctx, handler, mapped, stream.target)
+            rejected.extend([*map_rejected, *outcome.rejected])
             counts.read += 1
             counts.inserted += outcome.inserted
             counts.updated += outcome.updated
@@ -369,13 +397,33 @@ def retry_quarantined(db: Database, system: str, stream: StreamSpec, *, limit: i
             if rejected:
                 counts.quarantined += 1
                 conn.execute(sa.text("UPDATE quarantine SET reason = :r, attempts = attempts + 1 WHERE id = :id"),
-                             {"r": rejected[0].reason, "id": row_id})
+                             {"r": visible(rejected[0].reason), "id": row_id})
             else:
                 conn.execute(sa.text("UPDATE quarantine SET status = 'resolved', resolved_at = now() WHERE id = :id"),
                              {"id": row_id})
         write_audit(conn, actor="quarantine:retry", system=system, operation=f"retry:{stream.name}",
                     outcome="ok", detail=asdict(counts))
     return counts
+
+
+# Errors whose text is built by the hub or the network stack from codes and addresses, never
+# from records; any other exception's text may quote a value (psycopg's DETAIL and CONTEXT
+# lines do), so only its type and where it was raised are kept.
+_TRUSTED_TEXT = (HubError, OSError, TimeoutError)
+
+
+def failure_text(exc: BaseException) -> str:
+    """The run's failure as sync_run and the audit keep it: no record values."""
+    if isinstance(exc, _TRUSTED_TEXT):
+        return str(exc)[:2000]
+    error: Any = getattr(exc, "orig", None) or exc
+    diag = getattr(error, "diag", None)
+    primary = getattr(diag, "message_primary", None)
+    state = getattr(diag, "sqlstate", None)
+    frames = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
+    raised = "".join(f" at {Path(f.filename).name}:{f.lineno} in {f.name}" for f in frames)
+    what = f": {primary}" + (f" (SQLSTATE {state})" if state else "") if primary else ""
+    return f"{type(exc).__name__}{what}{raised} (the message is not kept: it may quote record values)"
 
 
 def _json(value: Any) -> str:

@@ -28,7 +28,8 @@ from canonical_model.records import (
     ReceivableRecord,
     SalesOrderRecord,
 )
-from hub.engine.bulk import each_key, fetch_pairs, last_wins, merge_rows, page_keys
+from canonical_model.storable import shown
+from hub.engine.bulk import each_key, fetch_pairs, latest_per_key, merge_rows, page_keys
 from hub.engine.quarantine import Rejected
 from hub.identity import (
     CustomerCandidate,
@@ -82,15 +83,33 @@ class PageContext:
 
 @dataclass
 class TargetOutcome:
-    """Counts of one page's merge plus the records rejected during resolution."""
+    """Counts of one page's merge plus the records rejected during resolution.
+
+    ``superseded``: records dropped because another record of the page has the same
+    canonical key and a later modification (see :func:`latest`).
+    """
 
     inserted: int = 0
     updated: int = 0
     unchanged: int = 0
     rejected: list[Rejected] = field(default_factory=list)
+    superseded: int = 0
 
 
 Mapped = tuple[dict[str, Any], CanonicalRecord, str]  # raw record, canonical record, content hash
+
+
+def latest(mapped: Sequence[Mapped], key: Callable[[Any], Any] = attrgetter("external_id")) -> tuple[
+        list[Mapped], int]:
+    """One mapped record per canonical key (latest ``modified_at``, ties to the later one),
+    and how many were superseded. The engine already keeps one record per *source* key;
+    this catches source keys that differ but map to one canonical key (``"AR1"`` and
+    ``"AR1 "``), which ON CONFLICT could not take in one statement."""
+    return latest_per_key(mapped, key=lambda item: key(item[1]), modified=_modified_at)
+
+
+def _modified_at(item: Mapped) -> dt.datetime | None:
+    return item[1].modified_at
 
 
 def customer_ids_for(conn: Connection, system: str, refs: set[str]) -> dict[str, int]:
@@ -107,27 +126,31 @@ def customer_ids_for(conn: Connection, system: str, refs: set[str]) -> dict[str,
 
 def _latest_by_customer(
     ctx: PageContext, mapped: Sequence[Mapped], key: Callable[[Any], str],
-) -> tuple[list[tuple[int, Mapped]], list[Rejected]]:
-    """Pair each record with the canonical id of its customer, keeping the last record per
-    ``key`` (a page may repeat a record, and ON CONFLICT cannot touch one row twice in a
-    statement); reject records whose customer is not known (yet). One pass: this runs in
-    the writer thread, the engine's critical path."""
-    refs = {rec.customer_ref for _, rec, _ in mapped}  # type: ignore[attr-defined]
+) -> tuple[list[tuple[int, Mapped]], list[Rejected], int]:
+    """Keep one record per ``key`` (:func:`latest`), pair each with the canonical id of its
+    customer, and reject records whose customer is not known (yet). Returns the pairs, the
+    rejections and how many records were superseded. This runs in the writer thread, the
+    engine's critical path: one pass after the dedupe."""
+    kept, superseded = latest(mapped, key)
+    refs = {rec.customer_ref for _, rec, _ in kept}  # type: ignore[attr-defined]
     ids = customer_ids_for(ctx.conn, ctx.system, refs)
-    latest: dict[str, tuple[int, Mapped]] = {}
+    known: list[tuple[int, Mapped]] = []
     rejected: list[Rejected] = []
-    for item in mapped:
+    for item in kept:
         raw, rec, _ = item
         cid = ids.get(rec.customer_ref)  # type: ignore[attr-defined]
         if cid is None:
-            rejected.append(Rejected(
-                rec.external_id,
-                f"unknown customer {rec.customer_ref!r} in {ctx.system}: not synced yet or not in the ERP",  # type: ignore[attr-defined]
-                raw,
-            ))
+            rejected.append(Rejected(rec.external_id, unknown_customer(ctx, rec.customer_ref), raw))  # type: ignore[attr-defined]
         else:
-            latest[key(rec)] = (cid, item)
-    return list(latest.values()), rejected
+            known.append((cid, item))
+    return known, rejected, superseded
+
+
+def unknown_customer(ctx: PageContext, ref: str) -> str:
+    """The quarantine reason of a record whose customer the hub does not know."""
+    return (f"customer_ref: no customer {ref!r} from {ctx.system} is known to the hub: it is not synced yet or "
+            f"does not exist in {ctx.system}; sync {ctx.system} customers, then run "
+            f"`hub quarantine retry {ctx.system} {ctx.stream}`")
 
 
 _external_id = attrgetter("external_id")
@@ -137,7 +160,7 @@ _external_id = attrgetter("external_id")
 
 def upsert_receivables(ctx: PageContext, mapped: Sequence[Mapped]) -> TargetOutcome:
     """Merge receivable bills; a bill of an unknown customer is rejected."""
-    known, rejected = _latest_by_customer(ctx, mapped, _external_id)
+    known, rejected, superseded = _latest_by_customer(ctx, mapped, _external_id)
     rows = [
         (rec.source_system, rec.external_id, ctx.now, digest, ctx.stamp(raw), cid, rec.bill_number, rec.bill_date,
          rec.due_date, rec.currency, rec.amount, rec.open_amount, rec.status)
@@ -150,12 +173,12 @@ def upsert_receivables(ctx: PageContext, mapped: Sequence[Mapped]) -> TargetOutc
          "bill_number", "bill_date", "due_date", "currency", "amount", "open_amount", "status"],
         rows, key=["source_system", "external_id"], assume_new=ctx.all_new,
     )
-    return TargetOutcome(result.inserted, result.updated, result.unchanged, rejected)
+    return TargetOutcome(result.inserted, result.updated, result.unchanged, rejected, superseded)
 
 
 def upsert_receipts(ctx: PageContext, mapped: Sequence[Mapped]) -> TargetOutcome:
     """Merge receipts; a receipt of an unknown customer is rejected."""
-    known, rejected = _latest_by_customer(ctx, mapped, _external_id)
+    known, rejected, superseded = _latest_by_customer(ctx, mapped, _external_id)
     rows = [
         (rec.source_system, rec.external_id, ctx.now, digest, ctx.stamp(raw), cid, rec.bill_number,
          rec.receipt_date, rec.currency, rec.amount)
@@ -168,7 +191,7 @@ def upsert_receipts(ctx: PageContext, mapped: Sequence[Mapped]) -> TargetOutcome
          "bill_number", "receipt_date", "currency", "amount"],
         rows, key=["source_system", "external_id"], assume_new=ctx.all_new,
     )
-    return TargetOutcome(result.inserted, result.updated, result.unchanged, rejected)
+    return TargetOutcome(result.inserted, result.updated, result.unchanged, rejected, superseded)
 
 
 # --- sales orders: merge keyed by the ERP bill number (no echo of the hub's own writes) ---
@@ -180,7 +203,7 @@ _ERP_OWNED = ("customer_id", "order_date", "currency", "total_amount", "order_nu
 
 def upsert_sales_orders(ctx: PageContext, mapped: Sequence[Mapped]) -> TargetOutcome:
     """Merge ERP orders on (erp_system, erp_bill_number) and replace lines of changed ones."""
-    known, rejected = _latest_by_customer(ctx, mapped, attrgetter("bill_number"))
+    known, rejected, superseded = _latest_by_customer(ctx, mapped, attrgetter("bill_number"))
     records = [(cid, rec, digest) for cid, (_, rec, digest) in known if isinstance(rec, SalesOrderRecord)]
     rows = [
         (rec.source_system, rec.external_id, ctx.now, digest, cid, rec.bill_number, rec.order_date,
@@ -201,7 +224,7 @@ def upsert_sales_orders(ctx: PageContext, mapped: Sequence[Mapped]) -> TargetOut
     written = result.inserted_ids + result.updated_ids
     if written:
         _replace_erp_lines(ctx, written, {rec.bill_number: rec for _, rec, _ in records})
-    return TargetOutcome(result.inserted, result.updated, result.unchanged, rejected)
+    return TargetOutcome(result.inserted, result.updated, result.unchanged, rejected, superseded)
 
 
 def _replace_erp_lines(ctx: PageContext, order_ids: list[int], by_bill: dict[str, SalesOrderRecord]) -> None:
@@ -234,9 +257,9 @@ _CUSTOMER_FIELDS = ("name", "region", "industry", "size", "phone", "address", "c
 def upsert_customers(ctx: PageContext, mapped: Sequence[Mapped]) -> TargetOutcome:
     """Resolve each customer record to a golden record (creating one when new) and
     apply its non-empty fields with per-field provenance. Conflicts are recorded."""
-    outcome = TargetOutcome()
-    items = [(rec, digest) for _, rec, digest in last_wins(mapped, key=lambda item: item[1].external_id)
-             if isinstance(rec, CustomerRecord)]
+    kept, superseded = latest(mapped)
+    outcome = TargetOutcome(superseded=superseded)
+    items = [(rec, digest) for _, rec, digest in kept if isinstance(rec, CustomerRecord)]
     records = [rec for rec, _ in items]
     lookups = _customer_lookups(ctx, records)
     owners = _owner_ids(ctx, {r.owner_ref for r in records if r.owner_ref})
@@ -368,9 +391,10 @@ def _record_conflict(
 
 def upsert_internal_users(ctx: PageContext, mapped: Sequence[Mapped]) -> TargetOutcome:
     """Attach directory users to existing CRM users (mobile, then e-mail) or add them."""
-    outcome = TargetOutcome()
+    kept, superseded = latest(mapped)
+    outcome = TargetOutcome(superseded=superseded)
     column = user_id_column(ctx.system)
-    for _raw, rec, digest in last_wins(mapped, key=lambda item: item[1].external_id):
+    for _raw, rec, digest in kept:
         assert isinstance(rec, InternalUserRecord)
         existing = _find_user(ctx, rec, column)
         values = {
@@ -440,8 +464,8 @@ def upsert_contacts(ctx: PageContext, mapped: Sequence[Mapped]) -> TargetOutcome
     """Merge contacts, linked to their customer by reference, exact normalized corp name,
     unique short name, or a mobile known at one customer; one that matches no customer
     is rejected with the reason."""
-    items = [(raw, rec, digest) for raw, rec, digest in last_wins(mapped, key=lambda item: item[1].external_id)
-             if isinstance(rec, ContactRecord)]
+    kept, superseded = latest(mapped)
+    items = [(raw, rec, digest) for raw, rec, digest in kept if isinstance(rec, ContactRecord)]
     refs = customer_ids_for(ctx.conn, ctx.system, {r.customer_ref for _, r, _ in items if r.customer_ref})
     names = {normalize_company_name(r.corp_name) for _, r, _ in items if r.corp_name}
     by_name: dict[str, list[int]] = {}
@@ -483,7 +507,7 @@ def upsert_contacts(ctx: PageContext, mapped: Sequence[Mapped]) -> TargetOutcome
          "title", "decision_role", "mobile", "email", "owner_id", "wecom_external_userid"],
         rows, key=["source_system", "external_id"],
     )
-    return TargetOutcome(result.inserted, result.updated, result.unchanged, rejected)
+    return TargetOutcome(result.inserted, result.updated, result.unchanged, rejected, superseded)
 
 
 def _contact_customer(
@@ -496,12 +520,14 @@ def _contact_customer(
         if len(matches) == 1:
             return matches[0], ""
         if len(matches) > 1:
-            return None, f"corp name {rec.corp_name!r} matches {len(matches)}+ customers; link it by hand"
+            return None, (f"corp_name: {shown(rec.corp_name)} matches {len(matches)}+ customers; link the contact "
+                          "to one by hand")
     mobile = normalize_mobile(rec.mobile)
     if mobile and len(by_mobile.get(mobile, set())) == 1:
         return next(iter(by_mobile[mobile])), ""
-    what = f"corp name {rec.corp_name!r}" if rec.corp_name else "no corp name"
-    return None, f"no customer matches {what} or the contact's mobile"
+    what = f"its corp name {shown(rec.corp_name)}" if rec.corp_name else "it has no corp name"
+    return None, (f"corp_name: no customer matches: {what}, and its mobile is known at no single customer; "
+                  "sync the customer (or give the contact its company) and retry the quarantine")
 
 
 # Tables whose rows carry source_cursor, keyed by (source_system, external_id): read off the

@@ -15,7 +15,7 @@ from hub.runtime import load_sandbox
 from pipelines.in_process import JobOutcome
 from tests.conftest import rows, scalar
 
-SYNC_NUMBERS = ("read", "inserted", "updated", "unchanged", "quarantined", "pages")
+SYNC_NUMBERS = ("read", "inserted", "updated", "unchanged", "quarantined", "superseded", "pages")
 KINGDEE_STREAMS = ("customers", "sales_orders", "receivables", "receipts")
 # Rows the hub holds per Kingdee stream.
 HUB_ROWS = {

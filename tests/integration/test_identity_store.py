@@ -93,5 +93,5 @@ def test_contacts_link_by_full_or_unique_short_corp_name_and_the_rest_is_quarant
     linked = {r.external_id: r.customer_id for r in rows(db, "SELECT external_id, customer_id FROM contact")}
     assert linked["c1"] == linked["c2"]
     reasons = {r.source_ref: r.reason for r in rows(db, "SELECT source_ref, reason FROM quarantine")}
-    assert "link it by hand" in reasons["c3"]
+    assert "link the contact to one by hand" in reasons["c3"]
     assert set(reasons) == {"c3", "c4", "c5"}

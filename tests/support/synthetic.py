@@ -4,17 +4,26 @@ It behaves like a connector stream (pages after a cursor, pure mapping) without 
 HTTP, so the engine's guarantees (crash safety, change detection, quarantine) can be
 tested and measured on their own, at any size, in any process: the same seed gives
 the same records in every process, which the SIGKILL test relies on.
+
+Hostile input for the engine's tests: ``overrides`` replaces fields of chosen receivables
+(any JSON-like value, NUL and lone surrogates included), ``extra`` adds records after a
+chosen one on the same page (twins of an earlier key, rows without a key, …). Like a
+connector's, the mappings turn every malformed record into a ``MappingError`` (or a
+validation error) naming the field, and a page's cursor is its latest *readable* stamp.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from pydantic import ValidationError
+
 from canonical_model.records import CustomerRecord, ReceivableRecord
+from canonical_model.storable import shown
 from hub.contracts import MappingError, Page, RawRecord, StreamSpec
 from hub.identity import credit_code_check_char
 
@@ -40,6 +49,8 @@ class SyntheticSource:
     bad_every: int = 0
     version: int = 0  # bump to change every receivable's amount
     changed_ids: set[int] = field(default_factory=set)  # receivables changed since version 0
+    overrides: dict[int, dict[str, Any]] = field(default_factory=dict)  # receivable i: fields replaced
+    extra: dict[int, list[Any]] = field(default_factory=dict)  # records served right after receivable i
 
     def customer_row(self, i: int) -> RawRecord:
         city, trade = _CITIES[i % len(_CITIES)], _TRADES[(i // 10) % len(_TRADES)]
@@ -60,34 +71,113 @@ class SyntheticSource:
                 row["currency"] = "XYZ"
             else:
                 row["open"] = "-5"
+        row.update(self.overrides.get(i, {}))
         return row
 
-    def pages(self, rows: Any, count: int, cursor: str | None) -> Iterator[Page]:
+    def receivable_rows(self, i: int) -> list[Any]:
+        """Receivable ``i`` and the extra records served after it."""
+        return [self.receivable_row(i), *self.extra.get(i, [])]
+
+    def pages(self, rows: Callable[[int], Any], count: int, cursor: str | None) -> Iterator[Page]:
         start = 0
         if cursor is not None:  # cursor = last committed modification time, ISO
             start = int((dt.datetime.fromisoformat(cursor) - _EPOCH).total_seconds()) + 1
         for first in range(start, count, self.page_size):
-            batch = [rows(i) for i in range(first, min(first + self.page_size, count))]
-            yield Page(batch, batch[-1]["modified"])
+            batch: list[Any] = []
+            for i in range(first, min(first + self.page_size, count)):
+                produced = rows(i)
+                batch.extend(produced if isinstance(produced, list) else [produced])
+            yield Page(batch, max(_stamps(batch), default=None))
+
+
+def _stamps(batch: list[Any]) -> Iterator[str]:
+    """The readable change stamps of a page (what its cursor may move to)."""
+    for raw in batch:
+        stamp = raw.get("modified") if isinstance(raw, dict) else None
+        try:
+            if isinstance(stamp, str) and dt.datetime.fromisoformat(stamp).tzinfo is not None:
+                yield stamp
+        except ValueError:
+            continue
+
+
+# Careful field readers: each names the field and what is wrong with it.
+
+def _text(raw: RawRecord, key: str) -> str:
+    value = raw.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise MappingError(f"{key}: expected text, got {shown(value)}")
+    return value
+
+
+def _parsed(raw: RawRecord, key: str, parse: Callable[[str], Any], expected: str) -> Any:
+    text = _text(raw, key)
+    try:
+        return parse(text)
+    except (ValueError, ArithmeticError):
+        raise MappingError(f"{key}: {shown(text)} is not {expected}") from None
+
+
+def _number(raw: RawRecord, key: str) -> Decimal:
+    return _parsed(raw, key, Decimal, "a number")
+
+
+def _date(raw: RawRecord, key: str) -> dt.date:
+    return _parsed(raw, key, dt.date.fromisoformat, "a date (YYYY-MM-DD)")
+
+
+def _time(raw: RawRecord, key: str) -> dt.datetime:
+    return _parsed(raw, key, dt.datetime.fromisoformat, "a date and time (ISO 8601)")
+
+
+# The mappings read fields directly (the benchmark's speed); when a field is not what it
+# should be, the record is read again with the careful readers above, which raise a
+# MappingError naming the field. Module-level functions: no closure is built per record.
+
+def _customer(number: Any, name: Any, code: Any, modified: dt.datetime) -> CustomerRecord:
+    return CustomerRecord(source_system="synthetic", source_object="customer", external_id=number, name=name,
+                          credit_code=code, modified_at=modified)
+
+
+def _receivable(bill: Any, customer: Any, date: dt.date, due: dt.date, currency: Any, amount: Decimal,
+                open_amount: Decimal, modified: dt.datetime) -> ReceivableRecord:
+    return ReceivableRecord(
+        source_system="synthetic", source_object="receivable", external_id=bill, bill_number=bill,
+        customer_ref=customer, bill_date=date, due_date=due, currency=currency, amount=amount,
+        open_amount=open_amount, modified_at=modified)
+
+
+_MALFORMED = (KeyError, TypeError, ValueError, ArithmeticError)
 
 
 def map_synthetic_customer(raw: RawRecord) -> CustomerRecord:
     """Pure mapping of a synthetic customer row."""
-    return CustomerRecord(source_system="synthetic", source_object="customer", external_id=raw["number"],
-                          name=raw["name"], credit_code=raw["credit_code"],
-                          modified_at=dt.datetime.fromisoformat(raw["modified"]))
+    if not isinstance(raw, dict):
+        raise MappingError(f"record: expected an object, got {shown(raw)}")
+    try:
+        return _customer(raw["number"], raw["name"], raw["credit_code"], dt.datetime.fromisoformat(raw["modified"]))
+    except ValidationError:
+        raise
+    except _MALFORMED:
+        return _customer(_text(raw, "number"), _text(raw, "name"), raw.get("credit_code"), _time(raw, "modified"))
 
 
 def map_synthetic_receivable(raw: RawRecord) -> ReceivableRecord:
     """Pure mapping of a synthetic receivable row."""
+    if not isinstance(raw, dict):
+        raise MappingError(f"record: expected an object, got {shown(raw)}")
     if not raw.get("due"):
-        raise MappingError("missing due date")
-    return ReceivableRecord(
-        source_system="synthetic", source_object="receivable", external_id=raw["bill"], bill_number=raw["bill"],
-        customer_ref=raw["customer"], bill_date=dt.date.fromisoformat(raw["date"]),
-        due_date=dt.date.fromisoformat(raw["due"]), currency=raw["currency"], amount=Decimal(raw["amount"]),
-        open_amount=Decimal(raw["open"]), modified_at=dt.datetime.fromisoformat(raw["modified"]),
-    )
+        raise MappingError("due: missing due date")
+    try:
+        return _receivable(raw["bill"], raw["customer"], dt.date.fromisoformat(raw["date"]),
+                           dt.date.fromisoformat(raw["due"]), raw["currency"], Decimal(raw["amount"]),
+                           Decimal(raw["open"]), dt.datetime.fromisoformat(raw["modified"]))
+    except ValidationError:  # a ValueError too: validation's own reasons are the readable ones
+        raise
+    except _MALFORMED:
+        return _receivable(_text(raw, "bill"), _text(raw, "customer"), _date(raw, "date"), _date(raw, "due"),
+                           _text(raw, "currency"), _number(raw, "amount"), _number(raw, "open"),
+                           _time(raw, "modified"))
 
 
 CUSTOMERS = StreamSpec(
@@ -97,6 +187,6 @@ CUSTOMERS = StreamSpec(
 )
 RECEIVABLES = StreamSpec(
     name="receivables", source_object="receivable", target="receivable", key_field="bill", cursor_field="modified",
-    read_pages=lambda src, cursor: src.pages(src.receivable_row, src.receivables, cursor),
+    read_pages=lambda src, cursor: src.pages(src.receivable_rows, src.receivables, cursor),
     map_record=map_synthetic_receivable, depends_on=("customers",),
 )
