@@ -32,8 +32,9 @@ def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log at D
     VERBOSE["on"] = verbose
     with failures_as_one_line():
         config = settings()
-        # the commands report through their own output; log lines only when asked for
-        explicit = config.log_level if "HUB_LOG_LEVEL" in os.environ else "WARNING"
+        # the commands report through their own output (a failure is one line), so log
+        # lines only when asked for: --verbose, or HUB_LOG_LEVEL set explicitly
+        explicit = config.log_level if "HUB_LOG_LEVEL" in os.environ else "CRITICAL"
         configure_logging(config, "DEBUG" if verbose else explicit)
 
 
