@@ -1,8 +1,8 @@
 """End to end: IT launches ERP inbound in the Dagster UI and reads what it did there.
 
-The real `dagster dev` (webserver, daemon, code server) on a free port, with the hub's
-instance from ``pipelines.instance.prepare_dagster_home`` (run and event storage on
-Postgres, in a storage database of this test's own). The run is launched through the
+`hub ui` (the Dagster webserver and daemon, and the code server they start) on a free
+port, with the hub's instance from ``pipelines.instance.prepare_dagster_home`` (run and
+event storage on Postgres, in a storage database of this test's own). The run is launched through the
 webserver's GraphQL API, queued, dequeued by the daemon and executed by a run worker
 process; the test then reads the run's materialization metadata and asset check results
 back through the same API and compares them with the test's database.
@@ -41,7 +41,7 @@ from tests.dagster.support import HUB_ROWS, KINGDEE_STREAMS, SYNC_NUMBERS, erp_r
 
 pytestmark = pytest.mark.e2e
 
-STARTUP_TIMEOUT_S = 90  # dagster dev: webserver, daemon and code server each load the definitions
+STARTUP_TIMEOUT_S = 90  # webserver, daemon and code server each load the definitions
 RUN_TIMEOUT_S = 90
 SHUTDOWN_TIMEOUT_S = 15
 
@@ -107,16 +107,16 @@ def entry_value(entry: dict[str, Any]) -> Any:
 
 
 class DagsterUI:
-    """`dagster dev` in a process group of its own, and its GraphQL API."""
+    """`hub ui` in a process group of its own, and its GraphQL API."""
 
     def __init__(self, env: dict[str, str], log_path: Path) -> None:
         self.port = free_port()
+        self.env = env
         self.url = f"http://127.0.0.1:{self.port}/graphql"
         self.log_path = log_path
         self._log = log_path.open("wb")
         self.process = subprocess.Popen(
-            [str(Path(sys.executable).with_name("dagster")), "dev", "-w", str(REPO_ROOT / "dagster_workspace.yaml"),
-             "-h", "127.0.0.1", "-p", str(self.port)],
+            [str(Path(sys.executable).with_name("hub")), "ui", "--host", "127.0.0.1", "--port", str(self.port)],
             env=env, cwd=REPO_ROOT, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
         self.http = httpx.Client(timeout=10, trust_env=False)
 
@@ -134,7 +134,7 @@ class DagsterUI:
         """The one code location, once the webserver answers and has loaded it."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            assert self.process.poll() is None, f"dagster dev exited:\n{self.log_tail()}"
+            assert self.process.poll() is None, f"hub ui exited:\n{self.log_tail()}"
             try:
                 entries = self.query(WORKSPACE)["workspaceOrError"]["locationEntries"]
             except httpx.HTTPError:
@@ -144,7 +144,7 @@ class DagsterUI:
                 assert entry["locationOrLoadError"]["__typename"] == "RepositoryLocation", entry
                 return dict(entry)
             time.sleep(0.5)
-        raise AssertionError(f"dagster dev did not load the workspace in {timeout_s} s:\n{self.log_tail()}")
+        raise AssertionError(f"hub ui did not load the workspace in {timeout_s} s:\n{self.log_tail()}")
 
     def wait_for_run(self, run_id: str, timeout_s: float) -> dict[str, Any]:
         deadline = time.monotonic() + timeout_s
@@ -185,6 +185,7 @@ def dagster_env(settings: Settings, db: Any, database_url: str) -> Iterator[dict
     """The hub's Dagster instance for this test: storage in a database of its own, dropped after."""
     storage_database = f"dagster_{settings.database_schema}"
     _home, env = prepare_dagster_home(settings, storage_database=storage_database)
+    env["HUB_DAGSTER__DATABASE"] = storage_database  # what `hub ui` reads
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy"):
         env.pop(name, None)
     yield env
@@ -261,3 +262,13 @@ def test_erp_inbound_launched_in_the_ui_reports_its_numbers_and_checks_through_g
     # and all of it was done by that run's workers
     assert scalar(db, "SELECT count(DISTINCT actor) FROM audit_log WHERE system = 'kingdee' "
                       "AND actor LIKE 'dagster:kingdee_inbound:%'") == 1
+
+
+def test_hub_ui_prints_no_deprecation_or_onboarding(ui: DagsterUI):
+    # given `hub ui` running (webserver + daemon, not Dagster's development wrapper)
+    ui.wait_until_loaded(STARTUP_TIMEOUT_S)
+    # then its output carries no supersession warning, and the instance asks nothing and sends nothing
+    log = ui.log_path.read_text(errors="replace")
+    assert "superseded" not in log.lower() and "dg dev" not in log
+    instance = (Path(ui.env["DAGSTER_HOME"]) / "dagster.yaml").read_text()
+    assert "telemetry:\n  enabled: false" in instance and "nux:\n  enabled: false" in instance
