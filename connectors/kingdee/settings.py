@@ -13,6 +13,11 @@ from pydantic import Field, SecretStr
 
 from hub.contracts import ConnectorSettings
 
+# Writes in flight at once against one data centre, across every dispatcher. A GUESS:
+# erp-apis.md gives no number (Kingdee documents no rate limit; overload shows as timeouts
+# and HTTP 500, §1.3), so this is conservative; the sandbox enforces the same default.
+DEFAULT_MAX_CONCURRENT_CALLS = 4
+
 
 class KingdeeSettings(ConnectorSettings):
     """Kingdee K/3 Cloud WebAPI connection and read/write policy."""
@@ -30,4 +35,5 @@ class KingdeeSettings(ConnectorSettings):
     page_size: int = Field(default=2000, ge=1, le=10000)
     overlap_s: int = Field(default=300, ge=0)
     submit_and_audit: bool = True  # after Save: Submit + Audit (per-tenant policy)
+    max_concurrent_calls: int = Field(default=DEFAULT_MAX_CONCURRENT_CALLS, ge=1, le=64)  # guess, see above
     sync_cron: str = "*/15 * * * *"
