@@ -257,9 +257,10 @@ class Dispatcher:
             if decision.outcome == "retry":
                 record_retry(conn, item, decision, text, actor=self.actor, detail=detail)
             else:
+                failure = Failure(decision.outcome, error, decision.outcome_unknown, decision.reason)
                 reason = f"{decision.reason}; last error: {text}" if decision.reason else text
-                record_failed(conn, item, Failure(decision.outcome, error, decision.outcome_unknown), reason,
-                              actor=self.actor, unexpected=decision.unexpected, detail=detail)
+                record_failed(conn, item, failure, reason, actor=self.actor, unexpected=decision.unexpected,
+                              detail=detail)
         self._bump(counts, {"retry": "retried", "failed": "failed", "dead": "dead"}[decision.outcome])
 
     @staticmethod

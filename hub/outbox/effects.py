@@ -55,17 +55,20 @@ class Failure:
     outcome is unknown, so a refusal means the system does not hold it) or ``dead``
     (retry budget or ``max_attempts`` used up). ``outcome_unknown``: the last attempt may
     have reached the system without the hub learning of it (a dead letter after a lost
-    reply); a replay looks the effect up first. ``error`` is the last exception.
+    reply); a replay looks the effect up first. ``error`` is the last exception,
+    ``reason`` why a row is dead beyond it (e.g. the retry budget is used up).
     """
 
     status: str
     error: BaseException
     outcome_unknown: bool = False
+    reason: str = ""
 
     @property
     def message(self) -> str:
         """One line for people (a CRM order, a task's problems)."""
-        return str(self.error) or type(self.error).__name__
+        error = str(self.error) or type(self.error).__name__
+        return f"{self.reason}; last error: {error}" if self.reason else error
 
 
 DoneHandler = Callable[[Connection, str, dict[str, Any], WriteResult], None]

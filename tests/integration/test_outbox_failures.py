@@ -126,6 +126,26 @@ def test_a_dispatcher_that_lost_its_lease_never_overwrites_the_outcome_of_the_on
     assert scalar(db, "SELECT count(*) FROM audit_log WHERE actor = 'dispatcher:stalled'") == 0
 
 
+def test_a_live_dispatcher_keeps_rows_whose_writes_outlast_the_lease(db):
+    # given writes that take twice the lease, and two dispatchers racing for them
+    ledger = Ledger(call_s=1.0)
+    writer = LedgerWriter(ledger)
+    queue(db, 4)
+    short_lease = FAST.model_copy(update={"lease_s": 0.5})
+    limits = CallLimits(concurrency=2)
+    dispatchers = [Dispatcher(db, lambda kind: writer, short_lease, worker_id=f"w{i}", limits_for=lambda s: limits)
+                   for i in range(2)]
+    threads = [threading.Thread(target=d.drain) for d in dispatchers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    # then the heartbeat kept every lease alive: no row was retaken or written twice
+    assert scalar(db, "SELECT count(*) FROM audit_log WHERE outcome = 'lease_lost'") == 0
+    assert [r.attempts for r in rows(db, "SELECT attempts FROM outbox")] == [1, 1, 1, 1]
+    assert ledger.applies == 4 and set(ledger.effects.values()) == {1}
+
+
 def test_writes_run_concurrently_but_never_beyond_the_systems_limit_across_dispatchers(db):
     # given 60 slow writes and two dispatchers, the system allowing 3 in flight
     ledger = Ledger(call_s=0.05)

@@ -181,6 +181,7 @@ async def _kdsvc(request: Request) -> Response:
     service = parts[-2].lower() if len(parts) > 1 else ""
     sandbox.requests[method] = sandbox.requests.get(method, 0) + 1
 
+    raw = await request.body()  # read first: a slow answer must not meet a client that left
     fault = sandbox.faults.next_fault(method)
     if fault == "http_500":
         return PlainTextResponse("服务器内部错误 (500)", status_code=500)
@@ -199,7 +200,7 @@ async def _kdsvc(request: Request) -> Response:
     try:
         if fault == "latency":
             await asyncio.sleep(max(sandbox.faults.latency_ms, 0) / 1000)
-        response = await _dispatch(request, sandbox, service, method)
+        response = _dispatch(request, sandbox, service, method, raw)
     finally:
         sandbox.done()
     if fault == "drop_response":
@@ -213,8 +214,7 @@ def _overloaded() -> Response:
     return PlainTextResponse("response_error:服务器繁忙，请稍后再试 (Service Unavailable)", status_code=503)
 
 
-async def _dispatch(request: Request, sandbox: KingdeeSandbox, service: str, method: str) -> Response:
-    raw = await request.body()
+def _dispatch(request: Request, sandbox: KingdeeSandbox, service: str, method: str, raw: bytes) -> Response:
     try:
         body = _parse_json_text(raw.decode("utf-8")) if raw else {}
     except (UnicodeDecodeError, json.JSONDecodeError):
