@@ -12,6 +12,12 @@ transaction-level advisory lock; inside it, the rows of that system that are
 and only the difference to the limit is claimed. A dispatcher that dies keeps its
 slots until its leases expire (seconds), then they are free again.
 
+**Handing over.** A worker that finishes a row may take the next ready row of the same
+system in the very transaction that records the outcome (:func:`take`, no lock, no
+count): one row leaves ``in_progress`` as another enters, so the system's writes in flight
+do not change and the limit holds without serialising on the lock; and the outcome and the
+next claim share one commit.
+
 **Reclaims count.** Retaking a row whose lease expired marks its outcome unknown (the lost
 attempt may have reached the system) and adds one to ``unexpected_failures``: a row that
 keeps killing or stalling its dispatcher is dead-lettered at ``max_attempts`` instead of
@@ -101,13 +107,21 @@ def claim(
     room = min(limit, concurrency - in_flight)
     if room <= 0:
         return Claim([], full=True)
-    rows = conn.execute(_CLAIM, {"kinds": list(kinds), "n": room, "me": worker_id, "lease": lease_s}).all()
-    return Claim([
+    return Claim(take(conn, kinds=kinds, limit=room, worker_id=worker_id, lease_s=lease_s))
+
+
+def take(conn: Connection, *, kinds: Sequence[str], limit: int, worker_id: str, lease_s: float) -> list[ClaimedItem]:
+    """Lease up to ``limit`` ready rows of ``kinds`` without looking at the system's limit:
+    for :func:`claim`, and for a worker handing its slot over to the next row."""
+    if limit <= 0 or not kinds:
+        return []
+    rows = conn.execute(_CLAIM, {"kinds": list(kinds), "n": limit, "me": worker_id, "lease": lease_s}).all()
+    return [
         ClaimedItem(r.id, r.kind, r.idempotency_key, r.payload,
                     Attempt(r.attempts, r.first_attempt_at, r.outcome_unknown), r.max_attempts,
                     r.unexpected_failures, r.was_holder if r.was_status == "in_progress" else None)
         for r in sorted(rows, key=lambda r: r.id)
-    ])
+    ]
 
 
 def ready_kinds(conn: Connection) -> list[str]:
@@ -115,4 +129,4 @@ def ready_kinds(conn: Connection) -> list[str]:
     return sorted(conn.execute(_READY_KINDS).scalars())
 
 
-__all__ = ["Claim", "ClaimedItem", "claim", "ready_kinds"]
+__all__ = ["Claim", "ClaimedItem", "claim", "ready_kinds", "take"]

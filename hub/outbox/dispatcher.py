@@ -46,6 +46,7 @@ from hub.outbox.effects import Failure
 from hub.outbox.leases import Heartbeat
 from hub.outbox.outcomes import (
     DispatcherLost,
+    EffectHandlerError,
     record_deferred,
     record_done,
     record_failed,
@@ -126,6 +127,8 @@ class Dispatcher:
         self._held: dict[int, tuple[int, float]] = {}  # rows being worked on: id → (attempt, started)
         self._lock = threading.Lock()
         self.saturated = False  # the last claim found a system at its concurrency limit
+        self._claims_left: int | None = None  # a run's cap on claims (run_once); None: no cap
+        self._handing_over = False  # workers take the next row themselves while a run wants more
 
     # -- what the dispatcher works with ----------------------------------------------------
 
@@ -162,6 +165,7 @@ class Dispatcher:
         counts = counts if counts is not None else DispatchCounts()
         taken: list[ClaimedItem] = []
         self.saturated = False
+        limit = self._allowed_claims(limit)
         for system, kinds in self._ready_systems().items():
             if len(taken) >= limit:
                 break
@@ -178,6 +182,32 @@ class Dispatcher:
                     if admitted is not None:
                         taken.append(admitted)
         return taken
+
+    def _allowed_claims(self, wanted: int) -> int:
+        """How many of ``wanted`` claims the run's cap leaves (and take them from it)."""
+        with self._lock:
+            if self._claims_left is None:
+                return wanted
+            allowed = max(min(wanted, self._claims_left), 0)
+            self._claims_left -= allowed
+            return allowed
+
+    def _hand_over(self, conn: Connection, finished: ClaimedItem, counts: DispatchCounts) -> ClaimedItem | None:
+        """The next ready row of ``finished``'s system, leased in the transaction that recorded
+        ``finished``'s outcome (``claims.take``: the system's writes in flight stay the same)."""
+        if not self._handing_over or not self._allowed_claims(1):
+            return None
+        system = finished.system
+        with self._lock:
+            kinds = [k for k in self._writers if k.partition(".")[0] == system]
+        limits = self.limits(system)
+        for item in claims.take(conn, kinds=kinds, limit=1, worker_id=self.worker_id,
+                                lease_s=self.settings.lease_s):
+            return self._admit(conn, item, limits, counts)
+        with self._lock:  # nothing to take: the claim was not used
+            if self._claims_left is not None:
+                self._claims_left += 1
+        return None
 
     def _ready_systems(self) -> dict[str, list[str]]:
         if self.kinds is not None:
@@ -198,7 +228,13 @@ class Dispatcher:
             if item.unexpected_failures >= item.max_attempts:
                 error = DispatcherLost(f"retaken {item.unexpected_failures} times from dispatchers that died or "
                                        f"stalled while holding it (max_attempts {item.max_attempts})")
-                record_failed(conn, item, Failure("dead", error, outcome_unknown=True), str(error), actor=self.actor)
+                failure = Failure("dead", error, outcome_unknown=True)
+                try:
+                    with conn.begin_nested():  # a failing handler must not undo the whole claim
+                        record_failed(conn, item, failure, str(error), actor=self.actor)
+                except EffectHandlerError as exc:
+                    log.error("outbox %s (%s): %s", item.id, item.kind, exc, exc_info=exc.__cause__)
+                    record_failed(conn, item, failure, f"{error}; {exc}", actor=self.actor, handler=False)
                 self._bump(counts, "dead")
                 return None
         send_budget = limits.budgets.get(item.kind.partition(".")[2])
@@ -219,26 +255,32 @@ class Dispatcher:
     def process(self, item: ClaimedItem, counts: DispatchCounts) -> None:
         """Run one claimed row through its writer and record the outcome, whatever the
         writer raises (a failure of the row is never raised from here)."""
+        self._attempt(item, counts)
+
+    def _attempt(self, item: ClaimedItem, counts: DispatchCounts) -> ClaimedItem | None:
+        """One attempt; returns the row handed over to this worker next, if any."""
         progress = _Progress()
         attempt = replace(item.attempt, progress=progress.report)
         try:
             result = self.writer(item.kind).apply(item.key, item.payload, attempt)
         except Exception as exc:  # every exception is a failed attempt; the policy sorts them
-            self._after_failure(item, exc, progress.last, counts)
-        else:
-            self._after_success(item, result, counts)
+            return self._after_failure(item, exc, progress.last, counts)
+        return self._after_success(item, result, counts)
 
-    def _after_success(self, item: ClaimedItem, result: WriteResult, counts: DispatchCounts) -> None:
-        with self.db.begin() as conn:
+    def _after_success(self, item: ClaimedItem, result: WriteResult, counts: DispatchCounts) -> ClaimedItem | None:
+        def record(conn: Connection) -> ClaimedItem | None:
             self._settle_spend(conn, item, reached=True)
             if not still_mine(conn, item, self.worker_id):
-                return
+                return None
             record_done(conn, item, result, actor=self.actor)
-        self._bump(counts, "done")
-        self._bump(counts, "adopted", int(result.adopted))
+            self._bump(counts, "done")
+            self._bump(counts, "adopted", int(result.adopted))
+            return self._hand_over(conn, item, counts)
+
+        return self._recorded(item, record, counts, reached=True)
 
     def _after_failure(self, item: ClaimedItem, error: Exception, progress: WriteResult | None,
-                       counts: DispatchCounts) -> None:
+                       counts: DispatchCounts) -> ClaimedItem | None:
         unexpected = not isinstance(error, ConnectorError)
         if unexpected:
             log.error("outbox %s (%s): unexpected %s from the writer", item.id, item.kind, type(error).__name__,
@@ -248,11 +290,13 @@ class Dispatcher:
         state = AttemptState(item.attempt.number, item.attempt.first_attempt_at, item.attempt.outcome_unknown,
                              item.unexpected_failures, item.max_attempts)
         decision = self.policy.decide(error, state, dt.datetime.now(dt.UTC))
-        with self.db.begin() as conn:
-            # a refusal (permanent, rate limited) reached nobody: the send budget is given back
-            self._settle_spend(conn, item, reached=not isinstance(error, PermanentError | RateLimitedError))
+        # a refusal (permanent, rate limited) reached nobody: the send budget is given back
+        reached = not isinstance(error, PermanentError | RateLimitedError)
+
+        def record(conn: Connection) -> ClaimedItem | None:
+            self._settle_spend(conn, item, reached=reached)
             if not still_mine(conn, item, self.worker_id):
-                return
+                return None
             record_progress(conn, item, progress)
             if decision.outcome == "retry":
                 record_retry(conn, item, decision, text, actor=self.actor, detail=detail)
@@ -261,7 +305,30 @@ class Dispatcher:
                 reason = f"{decision.reason}; last error: {text}" if decision.reason else text
                 record_failed(conn, item, failure, reason, actor=self.actor, unexpected=decision.unexpected,
                               detail=detail)
-        self._bump(counts, {"retry": "retried", "failed": "failed", "dead": "dead"}[decision.outcome])
+            self._bump(counts, {"retry": "retried", "failed": "failed", "dead": "dead"}[decision.outcome])
+            return self._hand_over(conn, item, counts)
+
+        return self._recorded(item, record, counts, reached=reached)
+
+    def _recorded(self, item: ClaimedItem, record: Callable[[Connection], ClaimedItem | None],
+                  counts: DispatchCounts, *, reached: bool) -> ClaimedItem | None:
+        """Run ``record`` in one transaction; when the rules' handler raises, dead-letter the
+        row without it instead (outcome unknown: a replay looks the effect up and retries the
+        handler)."""
+        try:
+            with self.db.begin() as conn:
+                return record(conn)
+        except EffectHandlerError as exc:
+            cause = exc.__cause__ or exc
+            log.error("outbox %s (%s): %s", item.id, item.kind, exc, exc_info=cause)
+            with self.db.begin() as conn:
+                self._settle_spend(conn, item, reached=reached)
+                if still_mine(conn, item, self.worker_id):
+                    record_failed(conn, item, Failure("dead", exc, outcome_unknown=True), tracebacks.summary(exc),
+                                  actor=self.actor, unexpected=True, handler=False,
+                                  detail={"traceback": tracebacks.formatted(cause)})
+                    self._bump(counts, "dead")
+            return None
 
     @staticmethod
     def _settle_spend(conn: Connection, item: ClaimedItem, *, reached: bool) -> None:
@@ -273,14 +340,21 @@ class Dispatcher:
             budget.release(conn, item.spend_id)
 
     def _work(self, item: ClaimedItem, counts: DispatchCounts) -> None:
-        """One attempt on a worker thread; the row's lease is renewed until it returns."""
-        try:
-            self.process(item, counts)
-        except Exception:  # recording the outcome failed (database gone): the lease will lapse
-            log.exception("outbox %s: outcome not recorded; the row is retaken when its lease expires", item.id)
-        finally:
+        """A worker thread's chain of attempts: ``item``, then each row handed over to it.
+        A row's lease is renewed from its claim until its outcome is recorded."""
+        current: ClaimedItem | None = item
+        while current is not None:
+            following = None
+            try:
+                following = self._attempt(current, counts)
+            except Exception:  # recording the outcome failed (database gone): the lease will lapse
+                log.exception("outbox %s: outcome not recorded; the row is retaken when its lease expires",
+                              current.id)
             with self._lock:
-                self._held.pop(item.id, None)
+                self._held.pop(current.id, None)
+                if following is not None:
+                    self._held[following.id] = (following.attempt.number, time.monotonic())
+            current = following
 
     def _held_rows(self) -> dict[int, tuple[int, float]]:
         with self._lock:
@@ -297,7 +371,8 @@ class Dispatcher:
         """Process until nothing is ready, keeping up to ``workers`` writes in flight (at most
         ``batch`` claimed at a time). With ``wait_for_scheduled`` also wait for rows whose retry
         is scheduled in the future (tests, the demo), up to ``timeout_s``; writes in flight
-        are always finished. ``on_batch(totals)`` is called as attempts finish."""
+        are always finished. ``on_batch(totals)`` is called at least every 0.2 s while writes
+        are in flight (progress displays)."""
         return self._run(batch=batch, wait_for_scheduled=wait_for_scheduled, timeout_s=timeout_s,
                          on_batch=on_batch)
 
@@ -305,31 +380,36 @@ class Dispatcher:
              timeout_s: float = 0.0, on_batch: Callable[[DispatchCounts], None] | None = None) -> DispatchCounts:
         counts = DispatchCounts()
         deadline = time.monotonic() + timeout_s
-        claimed = 0
-        with _Pool(self, counts) as pool:
-            while True:
-                room = min(pool.free, batch or pool.free,
-                           pool.free if max_claims is None else max_claims - claimed)
-                if room > 0:
-                    items = self.claim(room, counts)
-                    claimed += len(items)
-                    for item in items:
-                        pool.submit(item)
-                if pool.busy:
-                    if pool.wait(POLL_S) and on_batch is not None:
-                        on_batch(counts)
-                    continue
-                if max_claims is not None and claimed >= max_claims:
-                    return counts
-                if self.saturated and time.monotonic() <= deadline:
-                    time.sleep(POLL_S)  # other dispatchers hold every slot of a system: wait for one
-                    continue
-                if not wait_for_scheduled or time.monotonic() > deadline:
-                    return counts
-                wait = self._seconds_until_next()
-                if wait is None:
-                    return counts
-                time.sleep(min(max(wait, 0.01), 1.0))
+        self._claims_left = max_claims
+        self._handing_over = True
+        try:
+            with _Pool(self, counts) as pool:
+                while True:
+                    room = min(pool.free, batch or pool.free)
+                    if room > 0:
+                        for item in self.claim(room, counts):
+                            pool.submit(item)
+                    if pool.busy:
+                        pool.wait(POLL_S)
+                        if on_batch is not None:
+                            on_batch(counts)
+                        if time.monotonic() > deadline and wait_for_scheduled:
+                            self._handing_over = False  # finish what is in flight, take nothing new
+                        continue
+                    if self._claims_left is not None and self._claims_left <= 0:
+                        return counts
+                    if self.saturated and time.monotonic() <= deadline:
+                        time.sleep(POLL_S)  # other dispatchers hold every slot of a system: wait for one
+                        continue
+                    if not wait_for_scheduled or time.monotonic() > deadline:
+                        return counts
+                    wait = self._seconds_until_next()
+                    if wait is None:
+                        return counts
+                    time.sleep(min(max(wait, 0.01), 1.0))
+        finally:
+            self._claims_left = None
+            self._handing_over = False
 
     def _seconds_until_next(self) -> float | None:
         with self.db.begin() as conn:

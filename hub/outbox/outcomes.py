@@ -7,6 +7,11 @@ transaction the dispatcher opens, so the outbox, the audit and the canonical row
 Only the dispatcher that still holds the row may record: :func:`still_mine` locks the
 row and checks the holder *and* the attempt number, so a dispatcher that stalled past its
 lease never overwrites the outcome recorded by the one that retook the row.
+
+A handler that raises (a bug in the rules) aborts the transaction with
+:class:`EffectHandlerError`; the dispatcher then dead-letters the row without the handler
+(``handler=False``), outcome unknown, so that a replay looks the effect up and runs the
+handler again once the bug is fixed.
 """
 
 from __future__ import annotations
@@ -34,6 +39,19 @@ class DispatcherLost(Exception):
     """The dispatcher holding an outbox row stopped renewing its lease (it died or stalled)."""
 
 
+class EffectHandlerError(Exception):
+    """The handler the rules registered for a kind raised: what the effect changes in the hub
+    could not be recorded (``__cause__`` is the handler's exception)."""
+
+
+def _handle(item: ClaimedItem, event: str, *args: Any) -> None:
+    handler = getattr(effects.handler_for(item.kind), event)
+    try:
+        handler(*args)
+    except Exception as exc:
+        raise EffectHandlerError(f"the {event} handler of {item.kind} raised {type(exc).__name__}: {exc}") from exc
+
+
 def still_mine(conn: Connection, item: ClaimedItem, worker_id: str) -> bool:
     """Lock the row; True when ``worker_id`` still holds this attempt of it."""
     holder = conn.execute(
@@ -59,7 +77,7 @@ def result_document(result: WriteResult, *, complete: bool) -> dict[str, Any]:
 
 def record_done(conn: Connection, item: ClaimedItem, result: WriteResult, *, actor: str) -> None:
     """The effect is complete: row ``done``, result kept, the rules told."""
-    effects.handler_for(item.kind).on_done(conn, item.kind, item.payload, result)
+    _handle(item, "on_done", conn, item.kind, item.payload, result)
     conn.execute(
         sa.text("UPDATE outbox SET status = 'done', result = CAST(:result AS jsonb), completed_at = now(), "
                 "locked_by = NULL, locked_until = NULL, last_error = NULL, updated_at = now() WHERE id = :id"),
@@ -74,7 +92,7 @@ def record_progress(conn: Connection, item: ClaimedItem, progress: WriteResult |
     """A failed attempt of a multi-step write got this far: keep it on the row, tell the rules."""
     if progress is None:
         return
-    effects.handler_for(item.kind).on_progress(conn, item.kind, item.payload, progress)
+    _handle(item, "on_progress", conn, item.kind, item.payload, progress)
     conn.execute(sa.text("UPDATE outbox SET result = CAST(:result AS jsonb) WHERE id = :id"),
                  {"id": item.id, "result": _json(result_document(progress, complete=False))})
 
@@ -96,9 +114,11 @@ def record_retry(conn: Connection, item: ClaimedItem, decision: Decision, error:
 
 
 def record_failed(conn: Connection, item: ClaimedItem, failure: Failure, error: str, *, actor: str,
-                  unexpected: bool = False, detail: dict[str, Any] | None = None) -> None:
-    """The row ends ``failed`` or ``dead`` (``failure.status``); the rules show it."""
-    effects.handler_for(item.kind).on_failed(conn, item.kind, item.payload, failure)
+                  unexpected: bool = False, detail: dict[str, Any] | None = None, handler: bool = True) -> None:
+    """The row ends ``failed`` or ``dead`` (``failure.status``); the rules show it (unless
+    ``handler`` is False: the handler itself failed)."""
+    if handler:
+        _handle(item, "on_failed", conn, item.kind, item.payload, failure)
     conn.execute(
         sa.text("UPDATE outbox SET status = :status, last_error = :err, outcome_unknown = :unknown, "
                 "unexpected_failures = unexpected_failures + :bug, completed_at = now(), "
@@ -132,5 +152,5 @@ def record_deferred(conn: Connection, item: ClaimedItem, wait_s: float) -> None:
     )
 
 
-__all__ = ["DispatcherLost", "record_deferred", "record_done", "record_failed", "record_lease_lost",
+__all__ = ["DispatcherLost", "EffectHandlerError", "record_deferred", "record_done", "record_failed", "record_lease_lost",
            "record_progress", "record_retry", "result_document", "still_mine"]

@@ -12,6 +12,7 @@ import threading
 
 import pytest
 
+from hub.contracts import CallLimits
 from hub.outbox import Dispatcher, enqueue, replay
 from hub.settings import OutboxSettings
 from tests.conftest import rows, scalar
@@ -113,11 +114,14 @@ def test_replay_of_an_unknown_id_is_a_clear_error(db):
 
 
 def test_concurrent_dispatchers_never_process_a_row_twice(db):
-    # given 200 rows and four dispatchers racing on them
+    # given 200 rows and four dispatchers racing on them, the system allowing more writes
+    # in flight than one dispatcher's workers
     ledger = Ledger()
     writer = LedgerWriter(ledger)
     queue(db, 200)
-    dispatchers = [Dispatcher(db, lambda kind: writer, FAST, worker_id=f"w{i}") for i in range(4)]
+    limits = CallLimits(concurrency=4 * FAST.workers)
+    dispatchers = [Dispatcher(db, lambda kind: writer, FAST, worker_id=f"w{i}", limits_for=lambda s: limits)
+                   for i in range(4)]
     threads = [threading.Thread(target=d.drain) for d in dispatchers]
     for t in threads:
         t.start()

@@ -85,23 +85,25 @@ class KingdeeSandbox:
     in_flight: int = 0  # requests being served now (handlers share one event loop: no lock needed)
     peak_in_flight: int = 0
     overloaded: int = 0  # requests refused because max_concurrent_requests were being served
+    busy_seconds: float = 0.0  # summed serving time of every request (slot-seconds in use)
 
     def expire_sessions(self) -> int:
         """Drop every session (what the ``auth_expired`` fault does); returns how many."""
         return self.sessions.drop_all()
 
-    def admit(self) -> bool:
-        """Take a serving slot; False (and counted) when all are taken."""
+    def admit(self) -> float | None:
+        """Take a serving slot and return when (None, and counted, when all are taken)."""
         if self.max_concurrent_requests is not None and self.in_flight >= self.max_concurrent_requests:
             self.overloaded += 1
-            return False
+            return None
         self.in_flight += 1
         self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
-        return True
+        return time.perf_counter()
 
-    def done(self) -> None:
-        """Give the serving slot back."""
+    def done(self, admitted_at: float) -> None:
+        """Give the serving slot taken at ``admitted_at`` back."""
         self.in_flight -= 1
+        self.busy_seconds += time.perf_counter() - admitted_at
 
 
 def _json_default(value: Any) -> Any:
@@ -195,14 +197,15 @@ async def _kdsvc(request: Request) -> Response:
     elif fault == "auth_expired":
         sandbox.expire_sessions()
 
-    if not sandbox.admit():
+    admitted_at = sandbox.admit()
+    if admitted_at is None:
         return _overloaded()
     try:
         if fault == "latency":
             await asyncio.sleep(max(sandbox.faults.latency_ms, 0) / 1000)
         response = _dispatch(request, sandbox, service, method, raw)
     finally:
-        sandbox.done()
+        sandbox.done(admitted_at)
     if fault == "drop_response":
         # The backend finished (state changed) but the gateway lost the reply.
         return Response(b"", status_code=504)
@@ -369,7 +372,7 @@ async def _admin_state(request: Request) -> Response:
         "sessions": len(sandbox.sessions), "sessions_issued": sandbox.sessions.issued,
         "faults": sandbox.faults.describe(), "requests": dict(sandbox.requests),
         "max_concurrent_requests": sandbox.max_concurrent_requests, "peak_in_flight": sandbox.peak_in_flight,
-        "overloaded": sandbox.overloaded,
+        "overloaded": sandbox.overloaded, "busy_seconds": round(sandbox.busy_seconds, 6),
         "build_seconds": round(sandbox.build_seconds, 3),
         "credentials": {"acct_id": sandbox.credentials.acct_id, "username": sandbox.credentials.username,
                         "app_id": sandbox.credentials.app_id},
