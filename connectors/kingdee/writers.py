@@ -72,7 +72,7 @@ class SalesOrderWriter:
         self._salespeople: dict[str, str | None] = {}  # CRM name/number → ERP number (None: unknown)
         self._customers: dict[tuple[str, str], str] = {}  # (credit code, CRM number) → ERP number
 
-    # -- Writer protocol -------------------------------------------------------------------
+    # -- lookup and effect ------------------------------------------------------------------
 
     def find_existing(self, key: str, payload: dict[str, Any]) -> WriteResult | None:
         """The ERP order of this CRM order if an earlier attempt *completed* it, else None

@@ -4,7 +4,9 @@ A :class:`Dispatcher` runs writes concurrently on a bounded pool of worker threa
 (``OutboxSettings.workers``). It claims rows with ``FOR UPDATE SKIP LOCKED`` only as
 fast as workers and each system's :class:`~hub.contracts.CallLimits` allow
 (``hub.outbox.claims``: a system's writes in flight are capped across *every*
-dispatcher), spends per-recipient send budgets in Postgres before a send
+dispatcher); a worker that finishes a row takes the next ready row of the same system in
+the transaction that records the outcome, so a busy pool needs no separate claims. It
+spends per-recipient send budgets in Postgres before a send
 (``hub.outbox.budget``), keeps its short leases alive while the work runs
 (``hub.outbox.leases``), and records each attempt's outcome (``hub.outbox.outcomes``).
 

@@ -8,15 +8,12 @@ against the sandboxes. Failure accounting, leases and limits: ``test_outbox_fail
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 
-from hub.contracts import CallLimits
 from hub.outbox import Dispatcher, enqueue, replay
 from hub.settings import OutboxSettings
 from tests.conftest import rows, scalar
-from tests.support.ledger import Ledger, LedgerWriter
+from tests.support.ledger import Ledger, LedgerWriter, drain_together
 
 FAST = OutboxSettings(max_attempts=4, backoff_initial_s=0.01, backoff_max_s=0.05, lease_s=10)
 
@@ -119,14 +116,7 @@ def test_concurrent_dispatchers_never_process_a_row_twice(db):
     ledger = Ledger()
     writer = LedgerWriter(ledger)
     queue(db, 200)
-    limits = CallLimits(concurrency=4 * FAST.workers)
-    dispatchers = [Dispatcher(db, lambda kind: writer, FAST, worker_id=f"w{i}", limits_for=lambda s: limits)
-                   for i in range(4)]
-    threads = [threading.Thread(target=d.drain) for d in dispatchers]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    drain_together(db, writer, FAST, dispatchers=4, concurrency=4 * FAST.workers)
 
     assert len(ledger.effects) == 200 and set(ledger.effects.values()) == {1}
     assert ledger.applies == 200

@@ -9,7 +9,6 @@ scripted ledger of ``tests.support.ledger``.
 from __future__ import annotations
 
 import datetime as dt
-import threading
 
 import sqlalchemy as sa
 
@@ -19,7 +18,7 @@ from hub.outbox import Dispatcher, effects, enqueue
 from hub.outbox.tracebacks import redact
 from hub.settings import OutboxSettings
 from tests.conftest import rows, scalar
-from tests.support.ledger import Ledger, LedgerWriter
+from tests.support.ledger import Ledger, LedgerWriter, drain_together
 
 FAST = OutboxSettings(max_attempts=3, backoff_initial_s=0.01, backoff_max_s=0.05, lease_s=10)
 
@@ -131,15 +130,7 @@ def test_a_live_dispatcher_keeps_rows_whose_writes_outlast_the_lease(db):
     ledger = Ledger(call_s=1.0)
     writer = LedgerWriter(ledger)
     queue(db, 4)
-    short_lease = FAST.model_copy(update={"lease_s": 0.5})
-    limits = CallLimits(concurrency=2)
-    dispatchers = [Dispatcher(db, lambda kind: writer, short_lease, worker_id=f"w{i}", limits_for=lambda s: limits)
-                   for i in range(2)]
-    threads = [threading.Thread(target=d.drain) for d in dispatchers]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    drain_together(db, writer, FAST.model_copy(update={"lease_s": 0.5}), dispatchers=2, concurrency=2)
     # then the heartbeat kept every lease alive: no row was retaken or written twice
     assert scalar(db, "SELECT count(*) FROM audit_log WHERE outcome = 'lease_lost'") == 0
     assert [r.attempts for r in rows(db, "SELECT attempts FROM outbox")] == [1, 1, 1, 1]
@@ -151,14 +142,7 @@ def test_writes_run_concurrently_but_never_beyond_the_systems_limit_across_dispa
     ledger = Ledger(call_s=0.05)
     writer = LedgerWriter(ledger)
     queue(db, 60)
-    limits = CallLimits(concurrency=3)
-    dispatchers = [Dispatcher(db, lambda kind: writer, FAST, worker_id=f"w{i}", limits_for=lambda s: limits)
-                   for i in range(2)]
-    threads = [threading.Thread(target=d.drain) for d in dispatchers]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    drain_together(db, writer, FAST, dispatchers=2, concurrency=3)
     # then the writes overlapped up to the limit and no further
     assert ledger.peak_in_flight == 3
     assert scalar(db, "SELECT count(*) FROM outbox WHERE status = 'done'") == 60

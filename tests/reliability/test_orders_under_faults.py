@@ -33,9 +33,8 @@ from tests.conftest import rows, scalar
 from tests.support.dispatchers import dispatcher_env, sigkill, start_dispatcher, wait_until_working
 from tests.support.orders import approve_crm_orders, erp_bill_counts
 
-pytestmark = pytest.mark.e2e
-
 ORDERS = int(os.environ.get("SOAK_ORDERS", "100"))
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(max(300, ORDERS * 3))]
 KILLS = 10
 CLIENT_TIMEOUT_S = 0.5
 # Shares of all calls: 20 % HTTP 500, then 10 % of all (12.5 % of the rest) time out, then

@@ -15,9 +15,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from hub.contracts import Attempt, WriteResult
+from hub.contracts import Attempt, CallLimits, WriteResult
+from hub.database import Database
 from hub.errors import PermanentError, RateLimitedError, RetryableError
-from hub.outbox import effects
+from hub.outbox import Dispatcher, effects
+from hub.settings import OutboxSettings
 
 
 @dataclass
@@ -98,3 +100,17 @@ class LedgerWriter:
 
     def record_progress(self, conn: Any, kind: str, payload: dict[str, Any], progress: WriteResult) -> None:
         self.progress.append((progress.external_id, progress.status))
+
+
+def drain_together(db: Database, writer: LedgerWriter, settings: OutboxSettings, *, dispatchers: int,
+                   concurrency: int) -> None:
+    """Drain with ``dispatchers`` dispatchers at once, each on its own thread, the ledger
+    system allowing ``concurrency`` writes in flight."""
+    limits = CallLimits(concurrency=concurrency)
+    racing = [Dispatcher(db, lambda kind: writer, settings, worker_id=f"w{i}", limits_for=lambda s: limits)
+              for i in range(dispatchers)]
+    threads = [threading.Thread(target=d.drain) for d in racing]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
