@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from hub.contracts import Attempt, CallLimits, RateWindow, SendBudget, WriteResult
 from hub.errors import RetryableError
-from hub.outbox import Dispatcher, effects, enqueue
+from hub.outbox import Dispatcher, effects, enqueue, replay
 from hub.outbox.tracebacks import redact
 from hub.settings import OutboxSettings
 from tests.conftest import rows, scalar
@@ -206,3 +206,34 @@ def test_tracebacks_lose_credentials_before_the_audit_sees_them():
     for secret in ("abc123XYZ", "shh-its-secret", "eyJhbGciOi", "0123456789abcdef0123", "dGhpcyBpcyBh"):
         assert secret not in cleaned
     assert "test_long_function_name_kept_as_is" in cleaned and "KeyError" in cleaned
+
+
+def test_a_failing_effect_handler_dead_letters_the_row_and_a_replay_adopts_the_write(db):
+    # given a write that succeeds, and rules whose handler of the outcome has a bug
+    ledger = Ledger()
+    writer = LedgerWriter(ledger)
+    broken = True
+
+    def on_done(conn, kind, payload, result):
+        if broken:
+            raise ValueError("rules bug")
+        writer.record_result(conn, kind, payload, result)
+
+    effects.register("thing", effects.EffectHandler(on_done=on_done, on_failed=writer.record_failure))
+    queue(db, 1)
+    counts = Dispatcher(db, lambda kind: writer, FAST).drain()
+    # then the row is dead-lettered (not left in_progress), the outcome marked unknown, the bug audited
+    assert (counts.dead, ledger.effects) == (1, {"ledger.thing-0": 1})
+    row = rows(db, "SELECT status, outcome_unknown, last_error FROM outbox")[0]
+    assert (row.status, row.outcome_unknown) == ("dead", True)
+    assert "the on_done handler of ledger.thing raised ValueError: rules bug" in row.last_error
+    assert 'raise ValueError("rules bug")' in scalar(db, "SELECT detail->>'traceback' FROM audit_log "
+                                                         "WHERE outcome = 'dead'")
+
+    # when the bug is fixed and the row replayed, then the write is adopted, not repeated
+    broken = False
+    with db.begin() as conn:
+        replay(conn, None)
+    counts = Dispatcher(db, lambda kind: writer, FAST).drain()
+    assert (counts.done, counts.adopted, ledger.applies) == (1, 1, 1)
+    assert writer.recorded == ["ledger.thing-0"]
