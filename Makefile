@@ -9,7 +9,7 @@ UV := $(BIN)/uv
 UV_VERSION := 0.13.9
 STAMP := $(VENV)/.synced
 
-.PHONY: demo test lint typecheck ui dispatch bench clean venv browser
+.PHONY: demo test lint typecheck ui dispatch bench bench-dispatch soak clean venv browser
 
 $(UV):
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,13 @@ ui: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/ingest.py
+
+bench-dispatch: $(STAMP)
+	$(BIN)/python benchmarks/dispatch.py
+
+# The reliability test at full size: 1,000 orders under 20/10/5 % faults, 10 SIGKILLs (minutes).
+soak: $(STAMP)
+	SOAK_ORDERS=1000 $(BIN)/pytest -q -s -p no:cacheprovider tests/reliability/test_orders_under_faults.py
 
 clean:
 	rm -rf $(VENV)

@@ -362,7 +362,10 @@ class OutboxItem(Base):
     """One outbound effect waiting for, or done by, a dispatcher.
 
     ``idempotency_key`` is unique: enqueueing the same effect twice is a no-op.
-    States: pending → in_progress → done | failed (permanent) | dead (attempts used up).
+    States: pending → in_progress → done | failed (permanent) | dead (retry budget or
+    ``max_attempts`` used up). ``attempts`` counts every attempt; ``unexpected_failures``
+    only those that ended in an unexpected exception or lost their dispatcher's lease.
+    ``result`` holds the outcome, or the progress a failed multi-step write reached.
     """
 
     __tablename__ = "outbox"
@@ -378,6 +381,7 @@ class OutboxItem(Base):
     status: Mapped[str] = mapped_column(sa.String(20), server_default="pending")
     attempts: Mapped[int] = mapped_column(server_default="0")
     max_attempts: Mapped[int] = mapped_column(server_default="6")
+    unexpected_failures: Mapped[int] = mapped_column(server_default="0")
     next_attempt_at: Mapped[dt.datetime] = mapped_column(server_default=NOW)
     first_attempt_at: Mapped[dt.datetime | None]
     outcome_unknown: Mapped[bool] = mapped_column(server_default=sa.false())
@@ -388,6 +392,23 @@ class OutboxItem(Base):
     created_at: Mapped[dt.datetime] = mapped_column(server_default=NOW)
     updated_at: Mapped[dt.datetime] = mapped_column(server_default=NOW)
     completed_at: Mapped[dt.datetime | None]
+
+
+class SendBudgetSpend(Base):
+    """One send spent against a platform's per-recipient limit (``hub.outbox.budget``).
+
+    ``spent_at`` is when the send reached the platform at the latest: while the call is
+    in flight it lies ``unsettled_s`` ahead, and the reply settles it to the reply's time.
+    """
+
+    __tablename__ = "send_budget_spend"
+    __table_args__ = (sa.Index("ix_send_budget_spend_window", "scope", "recipient", "spent_at"),)
+
+    id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
+    scope: Mapped[str] = mapped_column(sa.String(200))  # whose budget: "wecom:<corp>:<agent>"
+    recipient: Mapped[str] = mapped_column(sa.String(200))
+    spent_at: Mapped[dt.datetime]
+    outbox_id: Mapped[int | None] = mapped_column(sa.BigInteger)
 
 
 class AuditLog(Base):

@@ -12,11 +12,16 @@ A connector describes *what* it can read and write; the engine and the outbox de
   function returning a canonical record (``canonical_model.records``) or raising
   :class:`~canonical_model.records.MappingError` (or a pydantic ``ValidationError``)
   with a readable reason.
-- :class:`Writer`: one kind of outbound effect. ``find_existing(key, payload)`` looks the
-  effect up on the external system so that a retry after a lost response *adopts* the
-  earlier write instead of creating a twin; ``apply(key, payload, attempt)`` performs
-  it. What the outcome changes in the canonical store is not the writer's business: the
-  domain rules register that per writer name (``hub.outbox.effects``).
+- :class:`Writer`: one kind of outbound effect. ``apply(key, payload, attempt)`` performs
+  it; when ``attempt.outcome_unknown`` it first looks the effect up (once) so that a retry
+  after a lost response *adopts* the earlier write instead of creating a twin, and a
+  multi-step write resumes from the step the external system has reached, reporting each
+  step it knows of through ``attempt.progress``. What the outcome changes in the canonical
+  store is not the writer's business: the domain rules register that per writer name
+  (``hub.outbox.effects``).
+- :class:`CallLimits`: how hard the outbox may drive a system (concurrent calls across
+  every dispatcher, per-recipient send budgets such as WeCom's per-member limits),
+  declared by the connector from its settings (``ConnectorSpec.limits``).
 - :class:`SandboxSpec`: how to start the connector's emulator and point a client at it.
   Named by module path and imported only in sandbox mode (``hub demo``, tests,
   ``HUB_SANDBOX=1``), so production code never loads a sandbox or its credentials.
@@ -126,28 +131,45 @@ class StreamSpec(Generic[ClientT]):
 
 
 @dataclass(frozen=True)
+class WriteResult:
+    """What an external write produced: the external id and anything worth keeping.
+
+    Also what a writer reports as *progress* of a multi-step write (``Attempt.progress``):
+    then ``status`` is the step the external system has reached (a Kingdee order saved
+    but not audited: ``"A"``).
+    """
+
+    external_id: str
+    status: str | None = None
+    adopted: bool = False  # True when the write was found on the system (an earlier attempt made it)
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+def ignore_progress(progress: WriteResult) -> None:
+    """Default progress sink (a writer called outside the dispatcher: unit tests, scripts)."""
+
+
+@dataclass(frozen=True)
 class Attempt:
     """Where an outbox row stands when the dispatcher calls a writer.
 
     ``number`` starts at 1. ``outcome_unknown`` is True when an earlier attempt may have
-    reached the external system (timeout, dropped response, 5xx after sending), so
-    the writer must not blindly re-apply: it looks the effect up first, or relies on
-    the platform's own duplicate suppression while ``first_attempt_at`` is recent.
+    reached the external system (timeout, dropped response, 5xx after sending, a
+    dispatcher that died holding the row), so the writer must not blindly re-apply: it
+    looks the effect up first (once per attempt), or relies on the platform's own
+    duplicate suppression while ``first_attempt_at`` is recent.
+
+    ``progress(result)``: a multi-step writer calls it each time it knows a step the
+    external system has reached (saved, submitted...), *before* trying the next step. If
+    the attempt then fails, the dispatcher hands the last report to the effect handler in
+    the transaction that reschedules or dead-letters the row, so the hub's rows say what
+    the external system holds (``hub.outbox.effects``).
     """
 
     number: int
     first_attempt_at: dt.datetime
     outcome_unknown: bool = False
-
-
-@dataclass(frozen=True)
-class WriteResult:
-    """What an external write produced: the external id and anything worth keeping."""
-
-    external_id: str
-    status: str | None = None
-    adopted: bool = False  # True when find_existing found an earlier write
-    detail: dict[str, Any] = field(default_factory=dict)
+    progress: Callable[[WriteResult], None] = ignore_progress
 
 
 class Writer(Protocol):
@@ -156,13 +178,48 @@ class Writer(Protocol):
     system: str
     operation: str
 
-    def find_existing(self, key: str, payload: dict[str, Any]) -> WriteResult | None:
-        """Return the effect if the external system already has it, else None."""
+    def apply(self, key: str, payload: dict[str, Any], attempt: Attempt) -> WriteResult:
+        """Perform the effect, adopting an earlier write when ``attempt.outcome_unknown``
+        (one lookup). Raises a ``hub.errors.ConnectorError`` subclass on failure."""
         ...
 
-    def apply(self, key: str, payload: dict[str, Any], attempt: Attempt) -> WriteResult:
-        """Perform the effect. Raises a ``hub.errors.ConnectorError`` subclass on failure."""
-        ...
+
+@dataclass(frozen=True)
+class RateWindow:
+    """At most ``limit`` sends in any sliding window of ``seconds``."""
+
+    seconds: float
+    limit: int
+
+
+@dataclass(frozen=True)
+class SendBudget:
+    """A per-recipient limit the platform enforces (WeCom: per app per member, excess
+    silently dropped), spent in Postgres so that every dispatcher shares it.
+
+    ``scope`` names whose budget it is (e.g. one WeCom app); ``recipient(payload)`` the
+    recipient an outbox row spends it on. A send in flight counts as sent
+    ``unsettled_s`` after it started until its reply settles it (a dispatcher that died
+    mid-send leaves it so).
+    """
+
+    scope: str
+    recipient: Callable[[Mapping[str, Any]], str]
+    windows: tuple[RateWindow, ...]
+    unsettled_s: float = 30.0
+
+
+@dataclass(frozen=True)
+class CallLimits:
+    """How hard the outbox may drive one system, whatever number of dispatchers run.
+
+    ``concurrency``: outbox writes in flight at once, across every dispatcher (a write may
+    make several calls, one after the other). ``budgets``: per writer name, the
+    per-recipient send budget of that writer.
+    """
+
+    concurrency: int = 4
+    budgets: Mapping[str, SendBudget] = field(default_factory=dict)
 
 
 class RunningSandbox(Protocol):
@@ -265,7 +322,9 @@ class ConnectorSpec(Generic[SettingsT, ClientT]):
     ``make_client(settings, observer)`` builds the client from the connector's settings
     section (the observer audits every call); ``writers`` maps a writer name to its
     factory, the outbox kind being ``"<system>.<name>"``; ``sandbox`` is the module path
-    of a module exposing ``SANDBOX: SandboxSpec``.
+    of a module exposing ``SANDBOX: SandboxSpec``; ``limits(settings)`` declares the
+    system's :class:`CallLimits` (from the vendor's documented limits, or guesses the
+    connector marks as such).
     """
 
     system: str
@@ -277,6 +336,7 @@ class ConnectorSpec(Generic[SettingsT, ClientT]):
     sandbox: str | None = None
     chat: ChatChannel[ClientT] | None = None
     callbacks: CallbackSpec[SettingsT] | None = None
+    limits: Callable[[SettingsT], CallLimits] | None = None  # None: CallLimits() defaults
 
     @property
     def writer_kinds(self) -> tuple[str, ...]:
@@ -304,6 +364,7 @@ __all__ = [
     "TARGETS",
     "UNREADABLE",
     "Attempt",
+    "CallLimits",
     "CallbackHooks",
     "CallbackSpec",
     "ChatChannel",
@@ -312,12 +373,15 @@ __all__ = [
     "ConnectorSpec",
     "MappingError",
     "Page",
+    "RateWindow",
     "RawRecord",
     "ReplayGuard",
     "RunningSandbox",
     "SandboxSpec",
+    "SendBudget",
     "StreamSpec",
     "WriteResult",
     "Writer",
     "WriterFactory",
+    "ignore_progress",
 ]

@@ -22,7 +22,15 @@ from typing import Any
 
 from hub.audit import AuditObserver
 from hub.calls import ignore_call
-from hub.contracts import ConnectorSettings, ConnectorSpec, RunningSandbox, SandboxSpec, StreamSpec, Writer
+from hub.contracts import (
+    CallLimits,
+    ConnectorSettings,
+    ConnectorSpec,
+    RunningSandbox,
+    SandboxSpec,
+    StreamSpec,
+    Writer,
+)
 from hub.database import Database, open_database
 from hub.engine import SyncReport, sync_stream
 from hub.errors import ConfigError
@@ -121,11 +129,17 @@ class HubRuntime:
         client = self.client(spec.system)
         return spec.writer(kind)(client, self.connector_settings(spec.system))
 
+    def call_limits(self, system: str) -> CallLimits:
+        """How hard the outbox may drive ``system``, as its connector declares from its settings."""
+        spec = connector(system)
+        return spec.limits(self.connector_settings(system)) if spec.limits is not None else CallLimits()
+
     def dispatcher(self, *, kinds: list[str] | None = None, worker_id: str | None = None) -> Dispatcher:
-        """An outbox dispatcher using this runtime's writers."""
+        """An outbox dispatcher using this runtime's writers and its connectors' call limits."""
         for kind in kinds or []:
             writer_owner(kind)  # an unknown kind is a ConfigError, not an empty run
-        return Dispatcher(self.db, self.writer, self.settings.outbox, kinds=kinds, worker_id=worker_id)
+        return Dispatcher(self.db, self.writer, self.settings.outbox, kinds=kinds, worker_id=worker_id,
+                          limits_for=self.call_limits)
 
     def sync(self, system: str, stream: str | None = None, *, full: bool = False,
              on_page: Any = None) -> list[SyncReport]:

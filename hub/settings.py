@@ -52,14 +52,30 @@ def default_home() -> Path:
 
 
 class OutboxSettings(BaseModel):
-    """How the dispatcher retries."""
+    """How the dispatcher retries, leases rows and spreads work (``HUB_OUTBOX__*``).
+
+    Transient failures (5xx, timeouts, busy, rate limits, lost replies, a refused fresh
+    token) are retried for ``retry_budget_s`` from a row's first attempt, with capped
+    exponential backoff and jitter (a platform's ``retry_after`` is honoured), then the
+    row is dead-lettered. ``max_attempts`` bounds only what no retry can be expected to
+    cure: unexpected exceptions (bugs) and attempts lost with their dispatcher (lease
+    expired). ``max_attempts`` is stamped on each row when it is enqueued.
+    """
 
     model_config = {"extra": "forbid"}
 
-    max_attempts: int = Field(default=6, ge=1, le=50, description="attempts before an effect is dead-lettered")
+    max_attempts: int = Field(default=6, ge=1, le=50,
+                              description="attempts before an effect failing by a bug (not the platform) is dead-lettered")
+    retry_budget_s: float = Field(default=24 * 3600.0, gt=0,
+                                  description="seconds transient failures are retried before a dead letter")
     backoff_initial_s: float = Field(default=2.0, ge=0, description="first retry delay, seconds (doubles, with jitter)")
     backoff_max_s: float = Field(default=300.0, ge=0, description="longest retry delay, seconds")
-    lease_s: int = Field(default=300, ge=10, description="seconds a claimed outbox row stays with its dispatcher")
+    # A claimed row is retaken this long after its dispatcher stopped renewing the lease;
+    # a live dispatcher renews every lease_s / 3 while the call runs (at most max_call_s).
+    lease_s: float = Field(default=10.0, ge=0.5,
+                           description="seconds a claimed row is retaken after its dispatcher stops renewing it")
+    max_call_s: float = Field(default=600.0, gt=0, description="longest a write may hold its row")
+    workers: int = Field(default=8, ge=1, le=64, description="writes in flight per dispatcher (all systems)")
 
 
 class ReminderSettings(BaseModel):

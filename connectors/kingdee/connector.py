@@ -13,7 +13,7 @@ from connectors.kingdee.settings import KingdeeSettings
 from connectors.kingdee.streams import STREAMS
 from connectors.kingdee.writers import SalesOrderWriter
 from hub.calls import CallObserver
-from hub.contracts import ConnectorSpec
+from hub.contracts import CallLimits, ConnectorSpec
 
 SYSTEM = "kingdee"
 
@@ -34,6 +34,11 @@ def make_sales_order_writer(client: KingdeeClient, settings: KingdeeSettings) ->
     return SalesOrderWriter(client, submit_and_audit=settings.submit_and_audit)
 
 
+def call_limits(settings: KingdeeSettings) -> CallLimits:
+    """Writes in flight against the data centre (a guess: ``KingdeeSettings.max_concurrent_calls``)."""
+    return CallLimits(concurrency=settings.max_concurrent_calls)
+
+
 CONNECTOR: ConnectorSpec[KingdeeSettings, KingdeeClient] = ConnectorSpec(
     system=SYSTEM,
     title="Kingdee K/3 Cloud 金蝶云·星空",
@@ -42,4 +47,5 @@ CONNECTOR: ConnectorSpec[KingdeeSettings, KingdeeClient] = ConnectorSpec(
     streams=STREAMS,
     writers={"sales_order": make_sales_order_writer},
     sandbox="connectors.kingdee.sandbox",
+    limits=call_limits,
 )

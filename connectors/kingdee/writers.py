@@ -2,22 +2,28 @@
 
 K/3 Cloud has no idempotency key on Save (reference ``erp-apis.md`` §1.4), so exactly-once rests
 on a deterministic bill number: the order's ``FBillNo`` is derived from the CRM order number
-(``CRM-<order_number>``, :func:`~connectors.kingdee.mapping.crm_bill_number`). Before re-sending
-after an uncertain attempt the writer looks the number up and *adopts* what it finds; a Save
-that still races an earlier one is refused by the server as a duplicate number, which the
-writer also resolves by adopting.
+(``CRM-<order_number>``, :func:`~connectors.kingdee.mapping.crm_bill_number`). When an earlier
+attempt's outcome is unknown the writer looks the number up once, first, and *adopts* what it
+finds; a Save that still races an earlier one is refused by the server as a duplicate number,
+which the writer also resolves by adopting.
+
+**A multi-step write that resumes.** With ``submit_and_audit`` the order goes Save (status A)
+→ Submit (B) → Audit (C), three calls that can each fail. An attempt that finds the order (its
+one lookup) continues from the status found; each status the writer knows the ERP holds is
+reported through ``attempt.progress`` before the next step, so when an attempt fails after the
+Save the hub records the bill number and "in the ERP, not yet audited" (``hub.outbox.effects``,
+``hub.rules.orders``) instead of a failure.
 
 The customer is resolved in the ERP first (unified social credit code, then ERP number) and
 created when missing, with a deterministic number (``crm_customer_number``) so that a lost
-customer Save is found on the next attempt too.
+customer Save is found on the next attempt too. Resolved customers and salespeople are cached
+by the writer (customers are not deleted under a running dispatcher; a stale entry would be
+refused by the Save as an unknown reference, a permanent error a person sees).
 
 The payload's ``salesperson`` is whatever the CRM knows (the hub sends the owner's name); it is
 looked up in ``BD_Saler`` by number, then by name, and left off the order when the ERP does
 not know that person — an unknown salesperson must not keep an approved order out of the ERP.
 The result's ``detail`` says which salesperson was used (``salesperson_number``) or dropped.
-
-``record_result`` / ``record_failure`` (database side of the Writer protocol) are added by the
-hub core; this module only talks to Kingdee.
 """
 
 from __future__ import annotations
@@ -64,15 +70,16 @@ class SalesOrderWriter:
         self._org_number = org_number
         self._audit_new_customers = audit_new_customers
         self._salespeople: dict[str, str | None] = {}  # CRM name/number → ERP number (None: unknown)
+        self._customers: dict[tuple[str, str], str] = {}  # (credit code, CRM number) → ERP number
 
-    # -- Writer protocol -------------------------------------------------------------------
+    # -- lookup and effect ------------------------------------------------------------------
 
     def find_existing(self, key: str, payload: dict[str, Any]) -> WriteResult | None:
-        """The ERP order of this CRM order if an earlier attempt *completed* it, else None.
+        """The ERP order of this CRM order if an earlier attempt *completed* it, else None
+        (for checks and tools; :meth:`apply` does its own lookup when it must).
 
         With ``submit_and_audit``, an order an earlier attempt saved but did not get through
-        Audit is not complete: None is returned, and :meth:`apply` (which looks the order up
-        itself when the outcome is unknown) adopts it and finishes Submit/Audit.
+        Audit is not complete: None is returned.
         """
         bill_number = self._bill_number(payload)
         row = self._find_order(bill_number)
@@ -83,16 +90,17 @@ class SalesOrderWriter:
         return self._result(bill_number, row, adopted=True)
 
     def apply(self, key: str, payload: dict[str, Any], attempt: Attempt) -> WriteResult:
-        """Save the order (after a lookup when an earlier attempt may have reached the ERP).
+        """Save the order and take it as far as the tenant's policy says, or, when an earlier
+        attempt's outcome is unknown, look it up first (once) and continue from its status.
 
         Raises ``PermanentError`` for payloads the ERP cannot take (mapping problems, refused
         references) and lets the client's Retryable/AuthExpired errors through.
         """
         bill_number = self._bill_number(payload)
-        if attempt.outcome_unknown or attempt.number > 1:
+        if attempt.outcome_unknown:
             existing = self._find_order(bill_number)
             if existing is not None:
-                return self._advance(key, bill_number, existing, adopted=True)
+                return self._advance(key, bill_number, existing, attempt, adopted=True)
         customer_number = self.ensure_customer(key, payload)
         salesperson = self.resolve_salesperson(payload.get("salesperson"))
         try:
@@ -107,15 +115,13 @@ class SalesOrderWriter:
             if any((e.field or "").lower() == "fbillno" for e in exc.field_errors):
                 existing = self._find_order(bill_number)
                 if existing is not None:
-                    return self._advance(key, bill_number, existing, adopted=True)
+                    return self._advance(key, bill_number, existing, attempt, adopted=True)
             raise
-        row = {"FID": saved.id, "FBillNo": saved.number, "FDocumentStatus": "A", "FCustId.FNumber": customer_number}
-        result = self._advance(key, bill_number, row, adopted=False)
         crm_salesperson = str(payload.get("salesperson") or "").strip()
         extra = {"salesperson_number": salesperson} if salesperson else (
             {"salesperson_dropped": crm_salesperson} if crm_salesperson else {})
-        return WriteResult(external_id=result.external_id, status=result.status, adopted=False,
-                           detail={**result.detail, **extra})
+        row = {"FID": saved.id, "FBillNo": saved.number, "FDocumentStatus": "A", "FCustId.FNumber": customer_number}
+        return self._advance(key, bill_number, row, attempt, adopted=False, extra=extra)
 
     # -- steps -----------------------------------------------------------------------------
 
@@ -134,6 +140,15 @@ class SalesOrderWriter:
         except MappingError as exc:
             raise self._mapping_failure(exc, None) from exc
         credit_code = str(customer.get("credit_code") or "").strip().upper()
+        cached = self._customers.get((credit_code, number))
+        if cached is not None:
+            return cached
+        resolved = self._resolve_or_create_customer(key, payload, customer, number, credit_code)
+        self._customers[(credit_code, number)] = resolved
+        return resolved
+
+    def _resolve_or_create_customer(self, key: str, payload: Mapping[str, Any], customer: Mapping[str, Any],
+                                    number: str, credit_code: str) -> str:
         if credit_code:
             rows = self._client.execute_bill_query(
                 CUSTOMER_FORM, CUSTOMER_LOOKUP_KEYS, f"FSOCIALCRECODE = {quote_literal(credit_code)}",
@@ -176,23 +191,31 @@ class SalesOrderWriter:
             self._salespeople[wanted] = str(rows[0]["FNumber"]) if rows else None
         return self._salespeople[wanted]
 
-    def _advance(self, key: str, bill_number: str, row: Mapping[str, Any], *, adopted: bool) -> WriteResult:
-        """Take the order through Submit and Audit when configured, from its current status."""
+    def _advance(self, key: str, bill_number: str, row: Mapping[str, Any], attempt: Attempt, *, adopted: bool,
+                 extra: Mapping[str, Any] | None = None) -> WriteResult:
+        """Take the order through Submit and Audit when configured, from its current status,
+        reporting each status the ERP is known to hold before the next step."""
         status = str(row.get("FDocumentStatus") or "")
+        attempt.progress(self._result(bill_number, row, adopted=adopted, extra=extra))
         if self._submit_and_audit:
             if status in ("A", "D"):
                 self._client.submit(SALES_ORDER_FORM, [bill_number], audit_key=key)
                 status = "B"
+                attempt.progress(self._result(bill_number, {**row, "FDocumentStatus": status}, adopted=adopted,
+                                              extra=extra))
             if status == "B":
                 self._client.audit(SALES_ORDER_FORM, [bill_number], audit_key=key)
                 status = "C"
-        return self._result(bill_number, {**row, "FDocumentStatus": status}, adopted=adopted)
+        return self._result(bill_number, {**row, "FDocumentStatus": status}, adopted=adopted, extra=extra)
 
     @staticmethod
-    def _result(bill_number: str, row: Mapping[str, Any], *, adopted: bool) -> WriteResult:
-        """The outcome as the outbox records it; ``customer_number`` lets the hub link its customer."""
+    def _result(bill_number: str, row: Mapping[str, Any], *, adopted: bool,
+                extra: Mapping[str, Any] | None = None) -> WriteResult:
+        """The outcome (or progress) as the outbox records it; ``customer_number`` lets the hub
+        link its customer."""
         return WriteResult(external_id=bill_number, status=row.get("FDocumentStatus"), adopted=adopted,
-                           detail={"fid": row.get("FID"), "customer_number": row.get("FCustId.FNumber")})
+                           detail={"fid": row.get("FID"), "customer_number": row.get("FCustId.FNumber"),
+                                   **(extra or {})})
 
     def _find_order(self, bill_number: str) -> dict[str, Any] | None:
         return self._client.find_bill_numbers(SALES_ORDER_FORM, [bill_number], field_keys=ORDER_LOOKUP_KEYS).get(

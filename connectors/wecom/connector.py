@@ -14,11 +14,11 @@ from typing import Any
 from connectors.wecom.callbacks import create_callback_app
 from connectors.wecom.client import WeComClient
 from connectors.wecom.mapping import ReminderTask, build_reminder_card
-from connectors.wecom.settings import WeComSettings
+from connectors.wecom.settings import WeComSettings, parse_rate_windows
 from connectors.wecom.streams import STREAMS
-from connectors.wecom.writers import ReminderWriter
+from connectors.wecom.writers import ReminderWriter, reminder_recipient
 from hub.calls import CallObserver
-from hub.contracts import CallbackHooks, CallbackSpec, ChatChannel, ConnectorSpec
+from hub.contracts import CallbackHooks, CallbackSpec, CallLimits, ChatChannel, ConnectorSpec, SendBudget
 
 SYSTEM = "wecom"
 
@@ -57,6 +57,17 @@ def make_callback_receiver(settings: WeComSettings, hooks: CallbackHooks, path: 
     )
 
 
+def call_limits(settings: WeComSettings) -> CallLimits:
+    """Sends in flight per app (a guess, ``max_concurrent_calls``) and the per-member message
+    budget of the app (30/min, 1,000/h, §1.4), shared by every dispatcher through Postgres."""
+    member_budget = SendBudget(
+        scope=f"wecom:{settings.corp_id}:{settings.agent_id}", recipient=reminder_recipient,
+        windows=parse_rate_windows(settings.member_message_limits),
+        # a send is on its way at most one client timeout after it started
+        unsettled_s=settings.timeout_s)
+    return CallLimits(concurrency=settings.max_concurrent_calls, budgets={"reminder": member_budget})
+
+
 CONNECTOR: ConnectorSpec[WeComSettings, WeComClient] = ConnectorSpec(
     system=SYSTEM,
     title="WeCom 企业微信",
@@ -70,4 +81,5 @@ CONNECTOR: ConnectorSpec[WeComSettings, WeComClient] = ConnectorSpec(
     chat=ChatChannel(label="WeCom", user_column="wecom_userid", prepare_reminder=prepare_reminder,
                      account_by_mobile=account_by_mobile),
     callbacks=CallbackSpec(make_receiver=make_callback_receiver),
+    limits=call_limits,
 )

@@ -1,11 +1,10 @@
 """What the hub writes to WeCom: CRM reminders (and, optionally, calendar schedules).
 
-Both writers implement the effect half of ``hub.contracts.Writer`` (``find_existing`` and
-``apply``); the hub core adds ``record_result``/``record_failure``, which touch the
-database.
+Both writers implement ``hub.contracts.Writer`` (``apply``); what a result changes in the
+hub's rows is the domain rules' business (``hub.outbox.effects``).
 
 **Why a reminder is never sent twice.** WeCom cannot list or look up messages an app has
-sent, so ``find_existing`` has nothing to ask and returns None. Instead every send sets
+sent, so there is nothing to look up after a lost reply. Instead every send sets
 ``enable_duplicate_check=1`` with the payload's ``duplicate_check_interval`` (default
 1800 s, at most 4 h — send doc 90236 as quoted in binarywang/WxJava ``WxCpMessage.java``):
 WeCom then suppresses a request with identical JSON inside that window. So when an
@@ -19,6 +18,12 @@ and the request's own travel time.
 
 This relies on the payload's ``card`` being byte-for-byte the same dict on every attempt:
 the hub stores it in the outbox row when the reminder is created and never rebuilds it.
+
+**Why a member never gets more than WeCom delivers.** Past 30 messages a minute or 1,000 an
+hour per app per member WeCom drops messages *silently* (§1.4). The connector declares
+that budget (``connector.call_limits``, :func:`reminder_recipient`), and the outbox spends it
+in Postgres before each send, so every dispatcher process shares one budget per member;
+a reminder over budget waits in the outbox until the member has room.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from typing import Any
 
 from connectors.wecom.client import MAX_DUPLICATE_CHECK_INTERVAL, SYSTEM, WeComClient
 from hub.contracts import Attempt, WriteResult
-from hub.errors import PermanentError, RateLimitedError, RecipientError
+from hub.errors import PermanentError, RecipientError
 
 DEFAULT_INTERVAL = 1800
 DEFAULT_SAFETY_MARGIN_S = 120.0
@@ -45,44 +50,11 @@ def _aware(value: dt.datetime) -> dt.datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
 
 
-class RecipientBudget:
-    """Sliding-window count of messages per member, so the hub never exceeds WeCom's
-    per-app-per-member limits (30/min, 1000/h — messaging-apis.md §1.4), past which WeCom
-    drops messages *silently*. Over budget, the writer raises ``RateLimitedError`` and the
-    outbox reschedules the reminder instead of losing it.
-
-    The budget is per process: run one dispatcher per WeCom app at a time (the Dagster
-    ``hub/system`` tag concurrency limit does that) or split the limits between them.
-    """
-
-    def __init__(self, per_minute: int = 30, per_hour: int = 1000, clock: Callable[[], float] | None = None) -> None:
-        import threading
-        import time
-
-        self.per_minute = per_minute
-        self.per_hour = per_hour
-        self._clock = clock or time.monotonic
-        self._sent: dict[str, list[float]] = {}
-        self._lock = threading.Lock()
-
-    def wait_needed(self, recipient: str) -> float:
-        """Seconds until one more message to ``recipient`` fits both windows (0: now)."""
-        now = self._clock()
-        with self._lock:
-            history = [t for t in self._sent.get(recipient, []) if now - t < 3600]
-            self._sent[recipient] = history
-            waits = [0.0]
-            minute = [t for t in history if now - t < 60]
-            if len(minute) >= self.per_minute:
-                waits.append(60 - (now - minute[-self.per_minute]))
-            if len(history) >= self.per_hour:
-                waits.append(3600 - (now - history[-self.per_hour]))
-            return max(waits)
-
-    def spend(self, recipient: str) -> None:
-        """Count one message sent (or possibly sent) to ``recipient``."""
-        with self._lock:
-            self._sent.setdefault(recipient, []).append(self._clock())
+def reminder_recipient(payload: Mapping[str, Any]) -> str:
+    """Whose per-member budget a reminder spends: its recipient's userid, lower-cased
+    (userids are case-insensitive); "" for a payload naming none (the writer refuses it)."""
+    recipient = payload.get("recipient")
+    return recipient.strip().lower() if isinstance(recipient, str) else ""
 
 
 class ReminderWriter:
@@ -104,12 +76,10 @@ class ReminderWriter:
         *,
         clock: Callable[[], dt.datetime] = _utc_now,
         safety_margin_s: float = DEFAULT_SAFETY_MARGIN_S,
-        budget: RecipientBudget | None = None,
     ) -> None:
         self._client = client
         self._clock = clock
         self._margin = safety_margin_s
-        self._budget = budget or RecipientBudget()
 
     def _error(self, message: str, *, external_id: str | None = None, code: str = "bad_payload") -> PermanentError:
         return PermanentError(message, system=self.system, operation=self.operation, external_id=external_id, code=code)
@@ -129,11 +99,6 @@ class ReminderWriter:
             raise self._error("payload.duplicate_check_interval must be 1..14400 seconds", external_id=recipient)
         return recipient.strip(), dict(card), interval
 
-    def find_existing(self, key: str, payload: dict[str, Any]) -> WriteResult | None:
-        """Always None: WeCom has no API to list or look up messages an app sent; duplicate
-        protection comes from WeCom's own duplicate check (module docstring)."""
-        return None
-
     def apply(self, key: str, payload: dict[str, Any], attempt: Attempt) -> WriteResult:
         """Send the card with WeCom's duplicate check on; refuse a blind resend outside it."""
         recipient, card, interval = self._parse(payload)
@@ -147,14 +112,6 @@ class ReminderWriter:
                     f"or discard this reminder",
                     external_id=recipient, code="duplicate_window_passed",
                 )
-        wait = self._budget.wait_needed(recipient.lower())
-        if wait > 0:
-            raise RateLimitedError(
-                f"per-member message budget for {recipient} used up; WeCom would drop the message silently",
-                retry_after=wait, system=self.system, operation=self.operation, external_id=recipient,
-                code="member_budget",
-            )
-        self._budget.spend(recipient.lower())  # counted before sending: a lost reply still used the budget
         try:
             outcome = self._client.send_message(
                 [recipient], card, enable_duplicate_check=True, duplicate_check_interval=interval, key=key,
@@ -197,10 +154,6 @@ class ScheduleWriter:
 
     def __init__(self, client: WeComClient) -> None:
         self._client = client
-
-    def find_existing(self, key: str, payload: dict[str, Any]) -> WriteResult | None:
-        """Always None: schedules cannot be looked up by a business key."""
-        return None
 
     def apply(self, key: str, payload: dict[str, Any], attempt: Attempt) -> WriteResult:
         """Create the schedule, unless an earlier attempt's outcome is unknown."""
@@ -252,4 +205,5 @@ __all__ = [
     "ReminderWriter",
     "ScheduleWriter",
     "make_writer",
+    "reminder_recipient",
 ]

@@ -1,64 +1,79 @@
 """The outbox dispatcher: claims ready rows and drives them through the connectors' writers.
 
-A :class:`Dispatcher` claims ready rows with ``FOR UPDATE SKIP LOCKED`` (any number of
-dispatchers, in threads, processes or machines, can share the table), calls the
-connector's writer, and records the outcome. The error class decides what happens:
+A :class:`Dispatcher` runs writes concurrently on a bounded pool of worker threads
+(``OutboxSettings.workers``). It claims rows with ``FOR UPDATE SKIP LOCKED`` only as
+fast as workers and each system's :class:`~hub.contracts.CallLimits` allow
+(``hub.outbox.claims``: a system's writes in flight are capped across *every*
+dispatcher); a worker that finishes a row takes the next ready row of the same system in
+the transaction that records the outcome, so a busy pool needs no separate claims. It
+spends per-recipient send budgets in Postgres before a send
+(``hub.outbox.budget``), keeps its short leases alive while the work runs
+(``hub.outbox.leases``), and records each attempt's outcome (``hub.outbox.outcomes``).
 
-======================  ======================================================
-``RateLimitedError``    wait the platform's interval, try again
-``RetryableError``      back off exponentially with jitter (tenacity), try again;
-                        the outcome of the failed call is *unknown* from now on
-``AuthExpiredError``    the client already refreshed once; treated as retryable
-``PermanentError``      no retry: status ``failed``, reason recorded
-attempts used up        status ``dead`` (a dead letter), replayable
-======================  ======================================================
-
-When the outcome of an earlier attempt is unknown (timeout, dropped response, a
-dispatcher that died holding the row), the writer's ``find_existing`` runs first and
-an earlier write is *adopted* instead of repeated. What an outcome changes in the
-canonical store is decided by the handler registered for the kind's writer name
-(:mod:`hub.outbox.effects`), in the transaction that completes the row.
+Per attempt, the writer's ``apply`` is called once; when an earlier attempt's outcome is
+unknown (timeout, dropped reply, 5xx after sending, a dispatcher that died holding the
+row) the writer looks the effect up first (once) and adopts an earlier write instead of
+repeating it, resuming a multi-step write from the step the system has reached and
+reporting progress on the way (``hub.outbox.effects``). What happens after a failure is
+decided by ``hub.outbox.retry``: permanent errors fail the row, transient ones are retried
+within a time budget, unexpected exceptions (bugs) are logged with their traceback (also
+kept, secret-free, in the audit) and retried up to ``max_attempts``. Whatever a writer
+raises, the row's outcome is recorded: it is never left ``in_progress`` by a live
+dispatcher, and a dead dispatcher's rows are retaken when their lease expires.
 """
 
 from __future__ import annotations
 
-import json
+import concurrent.futures
+import datetime as dt
 import logging
 import os
+import secrets
 import socket
+import threading
+import time
+from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
-from tenacity import RetryCallState, wait_exponential_jitter
 
-from hub.audit import write_audit
-from hub.contracts import Attempt, Writer, WriteResult
+from hub.contracts import CallLimits, Writer, WriteResult
 from hub.database import Database
-from hub.errors import ConnectorError, PermanentError, RateLimitedError, RetryableError
-from hub.outbox import effects
+from hub.errors import ConnectorError, PermanentError, RateLimitedError
+from hub.outbox import budget, claims, effects, tracebacks
+from hub.outbox.claims import ClaimedItem
+from hub.outbox.effects import Failure
+from hub.outbox.leases import Heartbeat
+from hub.outbox.outcomes import (
+    DispatcherLost,
+    EffectHandlerError,
+    record_deferred,
+    record_done,
+    record_failed,
+    record_lease_lost,
+    record_progress,
+    record_retry,
+    still_mine,
+)
+from hub.outbox.retry import AttemptState, RetryPolicy
 from hub.settings import OutboxSettings
 
 log = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True)
-class ClaimedItem:
-    """An outbox row this dispatcher holds a lease on."""
-
-    id: int
-    kind: str
-    key: str
-    payload: dict[str, Any]
-    attempt: Attempt
-    max_attempts: int
+POLL_S = 0.2  # while writes are in flight, look for newly ready rows at least this often
 
 
 @dataclass
 class DispatchCounts:
-    """What a dispatch run did; also Dagster metadata."""
+    """What a dispatch run did; also Dagster metadata.
+
+    ``claimed`` attempts started, ``done`` rows completed (``adopted`` of them found
+    already written), ``retried`` attempts rescheduled, ``failed``/``dead`` rows given
+    up, ``deferred`` rows put back untouched because their recipient's send budget was
+    spent, ``reclaimed`` rows retaken from a dispatcher whose lease expired.
+    """
 
     claimed: int = 0
     done: int = 0
@@ -66,198 +81,393 @@ class DispatchCounts:
     retried: int = 0
     failed: int = 0
     dead: int = 0
+    deferred: int = 0
+    reclaimed: int = 0
+
+
+class _Progress:
+    """The last progress a writer reported during one attempt (``Attempt.progress``)."""
+
+    def __init__(self) -> None:
+        self.last: WriteResult | None = None
+
+    def report(self, progress: WriteResult) -> None:
+        self.last = progress
 
 
 WriterFactory = Callable[[str], Writer]
+LimitsFactory = Callable[[str], CallLimits]
+
+
+def default_limits(system: str) -> CallLimits:
+    """Limits of a system whose connector declares none."""
+    return CallLimits()
 
 
 class Dispatcher:
-    """Claims outbox rows and drives them through their writers.
+    """Claims outbox rows and drives them through their writers, several at a time.
 
-    ``writer_for(kind)`` returns the writer for an outbox kind (built once per kind).
+    ``writer_for(kind)`` returns the writer for an outbox kind (built once per kind);
+    ``limits_for(system)`` the system's call limits (built once per system).
     """
 
     def __init__(
         self, db: Database, writer_for: WriterFactory, settings: OutboxSettings | None = None, *,
-        kinds: list[str] | None = None, worker_id: str | None = None,
+        kinds: list[str] | None = None, worker_id: str | None = None, limits_for: LimitsFactory | None = None,
     ) -> None:
         self.db = db
         self.settings = settings or OutboxSettings()
         self.kinds = kinds
-        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}"
+        # unique per instance: two dispatchers in one process must not pass for one another
+        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(2)}"
+        self.actor = f"dispatcher:{self.worker_id}"
+        self.policy = RetryPolicy(self.settings)
         self._writer_for = writer_for
+        self._limits_for = limits_for or default_limits
         self._writers: dict[str, Writer] = {}
-        self._wait = wait_exponential_jitter(
-            initial=self.settings.backoff_initial_s, max=self.settings.backoff_max_s,
-            jitter=self.settings.backoff_initial_s,
-        )
+        self._limits: dict[str, CallLimits] = {}
+        self._held: dict[int, tuple[int, float]] = {}  # rows being worked on: id → (attempt, started)
+        self._lock = threading.Lock()
+        self.saturated = False  # the last claim found a system at its concurrency limit
+        self._claims_left: int | None = None  # a run's cap on claims (run_once); None: no cap
+        self._handing_over = False  # workers take the next row themselves while a run wants more
+
+    # -- what the dispatcher works with ----------------------------------------------------
 
     def writer(self, kind: str) -> Writer:
         """The (cached) writer for ``kind``; refused when no effect handler is registered."""
-        if kind not in self._writers:
-            effects.handler_for(kind)
-            self._writers[kind] = self._writer_for(kind)
-        return self._writers[kind]
+        with self._lock:
+            if kind not in self._writers:
+                effects.handler_for(kind)
+                self._writers[kind] = self._writer_for(kind)
+            return self._writers[kind]
 
-    def claim(self, limit: int = 10) -> list[ClaimedItem]:
-        """Lease up to ``limit`` ready rows (pending and due, or with an expired lease)."""
-        with self.db.begin() as conn:
-            rows = conn.execute(
-                sa.text(
-                    "UPDATE outbox o SET status = 'in_progress', locked_by = :me, "
-                    "locked_until = now() + make_interval(secs => :lease), attempts = o.attempts + 1, "
-                    "first_attempt_at = COALESCE(o.first_attempt_at, now()), "
-                    # a row retaken after its lease expired: its holder may have sent it
-                    "outcome_unknown = o.outcome_unknown OR o.status = 'in_progress', updated_at = now() "
-                    "WHERE o.id IN (SELECT id FROM outbox WHERE "
-                    "((status = 'pending' AND next_attempt_at <= now()) "
-                    " OR (status = 'in_progress' AND locked_until < now())) "
-                    "AND (CAST(:kinds AS text[]) IS NULL OR kind = ANY(CAST(:kinds AS text[]))) "
-                    "ORDER BY next_attempt_at, id LIMIT :limit FOR UPDATE SKIP LOCKED) "
-                    "RETURNING o.id, o.kind, o.idempotency_key, o.payload, o.attempts, o.first_attempt_at, "
-                    "o.outcome_unknown, o.max_attempts"
-                ),
-                {"me": self.worker_id, "lease": self.settings.lease_s, "limit": limit, "kinds": self.kinds},
-            ).all()
-        return [
-            ClaimedItem(r.id, r.kind, r.idempotency_key, r.payload,
-                        Attempt(r.attempts, r.first_attempt_at, r.outcome_unknown), r.max_attempts)
-            for r in sorted(rows, key=lambda r: r.id)
-        ]
+    def limits(self, system: str) -> CallLimits:
+        """The (cached) call limits of ``system``."""
+        with self._lock:
+            if system not in self._limits:
+                self._limits[system] = self._limits_for(system)
+            return self._limits[system]
+
+    def _bump(self, counts: DispatchCounts, name: str, by: int = 1) -> None:
+        with self._lock:
+            setattr(counts, name, getattr(counts, name) + by)
+
+    # -- claiming --------------------------------------------------------------------------
+
+    def claim(self, limit: int = 10, counts: DispatchCounts | None = None) -> list[ClaimedItem]:
+        """Lease up to ``limit`` ready rows, system by system within each system's limits
+        (``saturated`` tells whether a system was at its limit).
+
+        In the same transaction, a retaken row is audited (``lease_lost``) and dead-lettered
+        when it has been lost ``max_attempts`` times, and a row whose recipient's send
+        budget is spent is put back untouched until the budget has room. Writers (and so
+        configuration errors) are resolved before anything is claimed.
+        """
+        counts = counts if counts is not None else DispatchCounts()
+        taken: list[ClaimedItem] = []
+        self.saturated = False
+        limit = self._allowed_claims(limit)
+        for system, kinds in self._ready_systems().items():
+            if len(taken) >= limit:
+                break
+            limits = self.limits(system)
+            for kind in kinds:
+                self.writer(kind)
+            with self.db.begin() as conn:
+                leased = claims.claim(conn, system=system, kinds=kinds, limit=limit - len(taken),
+                                      concurrency=limits.concurrency, worker_id=self.worker_id,
+                                      lease_s=self.settings.lease_s)
+                self.saturated |= leased.full
+                for item in leased.items:
+                    admitted = self._admit(conn, item, limits, counts)
+                    if admitted is not None:
+                        taken.append(admitted)
+        return taken
+
+    def _allowed_claims(self, wanted: int) -> int:
+        """How many of ``wanted`` claims the run's cap leaves (and take them from it)."""
+        with self._lock:
+            if self._claims_left is None:
+                return wanted
+            allowed = max(min(wanted, self._claims_left), 0)
+            self._claims_left -= allowed
+            return allowed
+
+    def _hand_over(self, conn: Connection, finished: ClaimedItem, counts: DispatchCounts) -> ClaimedItem | None:
+        """The next ready row of ``finished``'s system, leased in the transaction that recorded
+        ``finished``'s outcome (``claims.take``: the system's writes in flight stay the same)."""
+        if not self._handing_over or not self._allowed_claims(1):
+            return None
+        system = finished.system
+        with self._lock:
+            kinds = [k for k in self._writers if k.partition(".")[0] == system]
+        limits = self.limits(system)
+        for item in claims.take(conn, kinds=kinds, limit=1, worker_id=self.worker_id,
+                                lease_s=self.settings.lease_s):
+            return self._admit(conn, item, limits, counts)
+        with self._lock:  # nothing to take: the claim was not used
+            if self._claims_left is not None:
+                self._claims_left += 1
+        return None
+
+    def _ready_systems(self) -> dict[str, list[str]]:
+        if self.kinds is not None:
+            kinds = list(self.kinds)
+        else:
+            with self.db.begin() as conn:
+                kinds = claims.ready_kinds(conn)
+        by_system: dict[str, list[str]] = defaultdict(list)
+        for kind in kinds:
+            by_system[kind.partition(".")[0]].append(kind)
+        return dict(by_system)
+
+    def _admit(self, conn: Connection, item: ClaimedItem, limits: CallLimits,
+               counts: DispatchCounts) -> ClaimedItem | None:
+        if item.reclaimed_from is not None:
+            self._bump(counts, "reclaimed")
+            record_lease_lost(conn, item, actor=self.actor)
+            if item.unexpected_failures >= item.max_attempts:
+                error = DispatcherLost(f"retaken {item.unexpected_failures} times from dispatchers that died or "
+                                       f"stalled while holding it (max_attempts {item.max_attempts})")
+                failure = Failure("dead", error, outcome_unknown=True)
+                try:
+                    with conn.begin_nested():  # a failing handler must not undo the whole claim
+                        record_failed(conn, item, failure, str(error), actor=self.actor)
+                except EffectHandlerError as exc:
+                    log.error("outbox %s (%s): %s", item.id, item.kind, exc, exc_info=exc.__cause__)
+                    record_failed(conn, item, failure, f"{error}; {exc}", actor=self.actor, handler=False)
+                self._bump(counts, "dead")
+                return None
+        send_budget = limits.budgets.get(item.kind.partition(".")[2])
+        recipient = send_budget.recipient(item.payload) if send_budget is not None else ""
+        if send_budget is None or not recipient:
+            self._bump(counts, "claimed")
+            return item
+        reservation = budget.reserve(conn, send_budget, recipient, item.id)
+        if not reservation.granted:
+            record_deferred(conn, item, reservation.wait_s)
+            self._bump(counts, "deferred")
+            return None
+        self._bump(counts, "claimed")
+        return item.with_spend(reservation.spend_id)
+
+    # -- one attempt -----------------------------------------------------------------------
 
     def process(self, item: ClaimedItem, counts: DispatchCounts) -> None:
-        """Run one claimed row through its writer and record the outcome."""
-        writer = self.writer(item.kind)
+        """Run one claimed row through its writer and record the outcome, whatever the
+        writer raises (a failure of the row is never raised from here)."""
+        self._attempt(item, counts)
+
+    def _attempt(self, item: ClaimedItem, counts: DispatchCounts) -> ClaimedItem | None:
+        """One attempt; returns the row handed over to this worker next, if any."""
+        progress = _Progress()
+        attempt = replace(item.attempt, progress=progress.report)
         try:
-            result = self._call_writer(writer, item)
-        except PermanentError as exc:
-            self._finish_failed(item, writer, exc, "failed")
-            counts.failed += 1
-        except (RetryableError, ConnectorError) as exc:
-            if item.attempt.number >= item.max_attempts:
-                self._finish_failed(item, writer, exc, "dead")
-                counts.dead += 1
+            result = self.writer(item.kind).apply(item.key, item.payload, attempt)
+        except Exception as exc:  # every exception is a failed attempt; the policy sorts them
+            return self._after_failure(item, exc, progress.last, counts)
+        return self._after_success(item, result, counts)
+
+    def _after_success(self, item: ClaimedItem, result: WriteResult, counts: DispatchCounts) -> ClaimedItem | None:
+        def record(conn: Connection) -> ClaimedItem | None:
+            self._settle_spend(conn, item, reached=True)
+            if not still_mine(conn, item, self.worker_id):
+                return None
+            record_done(conn, item, result, actor=self.actor)
+            self._bump(counts, "done")
+            self._bump(counts, "adopted", int(result.adopted))
+            return self._hand_over(conn, item, counts)
+
+        return self._recorded(item, record, counts, reached=True)
+
+    def _after_failure(self, item: ClaimedItem, error: Exception, progress: WriteResult | None,
+                       counts: DispatchCounts) -> ClaimedItem | None:
+        unexpected = not isinstance(error, ConnectorError)
+        if unexpected:
+            log.error("outbox %s (%s): unexpected %s from the writer", item.id, item.kind, type(error).__name__,
+                      exc_info=error)
+        text = tracebacks.summary(error) if unexpected else str(error)
+        detail = {"traceback": tracebacks.formatted(error)} if unexpected else None
+        state = AttemptState(item.attempt.number, item.attempt.first_attempt_at, item.attempt.outcome_unknown,
+                             item.unexpected_failures, item.max_attempts)
+        decision = self.policy.decide(error, state, dt.datetime.now(dt.UTC))
+        # a refusal (permanent, rate limited) reached nobody: the send budget is given back
+        reached = not isinstance(error, PermanentError | RateLimitedError)
+
+        def record(conn: Connection) -> ClaimedItem | None:
+            self._settle_spend(conn, item, reached=reached)
+            if not still_mine(conn, item, self.worker_id):
+                return None
+            record_progress(conn, item, progress)
+            if decision.outcome == "retry":
+                record_retry(conn, item, decision, text, actor=self.actor, detail=detail)
             else:
-                self._reschedule(item, exc)
-                counts.retried += 1
+                failure = Failure(decision.outcome, error, decision.outcome_unknown, decision.reason)
+                reason = f"{decision.reason}; last error: {text}" if decision.reason else text
+                record_failed(conn, item, failure, reason, actor=self.actor, unexpected=decision.unexpected,
+                              detail=detail)
+            self._bump(counts, {"retry": "retried", "failed": "failed", "dead": "dead"}[decision.outcome])
+            return self._hand_over(conn, item, counts)
+
+        return self._recorded(item, record, counts, reached=reached)
+
+    def _recorded(self, item: ClaimedItem, record: Callable[[Connection], ClaimedItem | None],
+                  counts: DispatchCounts, *, reached: bool) -> ClaimedItem | None:
+        """Run ``record`` in one transaction; when the rules' handler raises, dead-letter the
+        row without it instead (outcome unknown: a replay looks the effect up and retries the
+        handler)."""
+        try:
+            with self.db.begin() as conn:
+                return record(conn)
+        except EffectHandlerError as exc:
+            cause = exc.__cause__ or exc
+            log.error("outbox %s (%s): %s", item.id, item.kind, exc, exc_info=cause)
+            with self.db.begin() as conn:
+                self._settle_spend(conn, item, reached=reached)
+                if still_mine(conn, item, self.worker_id):
+                    record_failed(conn, item, Failure("dead", exc, outcome_unknown=True), tracebacks.summary(exc),
+                                  actor=self.actor, unexpected=True, handler=False,
+                                  detail={"traceback": tracebacks.formatted(cause)})
+                    self._bump(counts, "dead")
+            return None
+
+    @staticmethod
+    def _settle_spend(conn: Connection, item: ClaimedItem, *, reached: bool) -> None:
+        if item.spend_id is None:
+            return
+        if reached:
+            budget.settle(conn, item.spend_id)
         else:
-            self._finish_done(item, writer, result)
-            counts.done += 1
-            counts.adopted += int(result.adopted)
+            budget.release(conn, item.spend_id)
 
-    def _call_writer(self, writer: Writer, item: ClaimedItem) -> WriteResult:
-        if item.attempt.outcome_unknown:
-            existing = writer.find_existing(item.key, item.payload)
-            if existing is not None:
-                return WriteResult(existing.external_id, existing.status, True, existing.detail)
-        return writer.apply(item.key, item.payload, item.attempt)
+    def _work(self, item: ClaimedItem, counts: DispatchCounts) -> None:
+        """A worker thread's chain of attempts: ``item``, then each row handed over to it.
+        A row's lease is renewed from its claim until its outcome is recorded."""
+        current: ClaimedItem | None = item
+        while current is not None:
+            following = None
+            try:
+                following = self._attempt(current, counts)
+            except Exception:  # recording the outcome failed (database gone): the lease will lapse
+                log.exception("outbox %s: outcome not recorded; the row is retaken when its lease expires",
+                              current.id)
+            with self._lock:
+                self._held.pop(current.id, None)
+                if following is not None:
+                    self._held[following.id] = (following.attempt.number, time.monotonic())
+            current = following
 
-    def _finish_done(self, item: ClaimedItem, writer: Writer, result: WriteResult) -> None:
-        with self.db.begin() as conn:
-            if not self._still_mine(conn, item):
-                return
-            effects.handler_for(item.kind).on_done(conn, item.kind, item.payload, result)
-            conn.execute(
-                sa.text("UPDATE outbox SET status = 'done', result = CAST(:result AS jsonb), completed_at = now(), "
-                        "locked_by = NULL, locked_until = NULL, last_error = NULL, updated_at = now() "
-                        "WHERE id = :id"),
-                {"id": item.id, "result": json.dumps({"external_id": result.external_id, "status": result.status,
-                                                      "adopted": result.adopted, **result.detail},
-                                                     ensure_ascii=False, default=str)},
-            )
-            write_audit(conn, actor=f"dispatcher:{self.worker_id}", system=writer.system,
-                        operation=item.kind, key=item.key, external_id=result.external_id,
-                        outcome="adopted" if result.adopted else "ok", attempt=item.attempt.number)
+    def _held_rows(self) -> dict[int, tuple[int, float]]:
+        with self._lock:
+            return dict(self._held)
 
-    def _finish_failed(self, item: ClaimedItem, writer: Writer, exc: Exception, status: str) -> None:
-        with self.db.begin() as conn:
-            if not self._still_mine(conn, item):
-                return
-            effects.handler_for(item.kind).on_failed(conn, item.kind, item.payload, exc, status)
-            conn.execute(
-                sa.text("UPDATE outbox SET status = :status, last_error = :err, completed_at = now(), "
-                        "locked_by = NULL, locked_until = NULL, updated_at = now() WHERE id = :id"),
-                {"id": item.id, "status": status, "err": str(exc)[:2000]},
-            )
-            write_audit(conn, actor=f"dispatcher:{self.worker_id}", system=writer.system, operation=item.kind,
-                        key=item.key, outcome=status, attempt=item.attempt.number, error=str(exc)[:2000])
-        log.warning("outbox %s %s: %s", item.id, status, exc)
-
-    def _reschedule(self, item: ClaimedItem, exc: Exception) -> None:
-        if isinstance(exc, RateLimitedError):
-            delay = exc.retry_after
-            unknown = item.attempt.outcome_unknown  # the platform refused it: nothing was applied
-        else:
-            state = RetryCallState(retry_object=None, fn=None, args=(), kwargs={})  # type: ignore[arg-type]
-            state.attempt_number = item.attempt.number
-            delay = self._wait(state)
-            unknown = True
-        with self.db.begin() as conn:
-            if not self._still_mine(conn, item):
-                return
-            conn.execute(
-                sa.text("UPDATE outbox SET status = 'pending', last_error = :err, outcome_unknown = :unknown, "
-                        "next_attempt_at = now() + make_interval(secs => :delay), locked_by = NULL, "
-                        "locked_until = NULL, updated_at = now() WHERE id = :id"),
-                {"id": item.id, "err": str(exc)[:2000], "unknown": unknown, "delay": delay},
-            )
-            write_audit(conn, actor=f"dispatcher:{self.worker_id}", system=getattr(exc, "system", "hub"),
-                        operation=item.kind, key=item.key, outcome="retry", attempt=item.attempt.number,
-                        error=str(exc)[:2000], detail={"retry_in_s": round(delay, 3)})
-
-    def _still_mine(self, conn: Connection, item: ClaimedItem) -> bool:
-        # Lock the row and check the lease: a dispatcher that stalled past its lease
-        # must not overwrite the outcome recorded by the one that retook the row.
-        holder = conn.execute(
-            sa.text("SELECT locked_by FROM outbox WHERE id = :id AND status = 'in_progress' AND attempts = :n "
-                    "FOR UPDATE"),
-            {"id": item.id, "n": item.attempt.number},
-        ).scalar()
-        if holder != self.worker_id:
-            log.warning("outbox %s: lease lost to %s; outcome not recorded here", item.id, holder)
-            return False
-        return True
+    # -- runs ------------------------------------------------------------------------------
 
     def run_once(self, batch: int = 10) -> DispatchCounts:
-        """Claim one batch and process it."""
-        counts = DispatchCounts()
-        items = self.claim(batch)
-        counts.claimed = len(items)
-        for item in items:
-            self.process(item, counts)
-        return counts
+        """Claim up to ``batch`` rows in all and process them (concurrently); wait for all."""
+        return self._run(max_claims=batch)
 
-    def drain(self, *, batch: int = 10, wait_for_scheduled: bool = False, timeout_s: float = 600.0,
+    def drain(self, *, batch: int | None = None, wait_for_scheduled: bool = False, timeout_s: float = 600.0,
               on_batch: Callable[[DispatchCounts], None] | None = None) -> DispatchCounts:
-        """Process until nothing is ready. With ``wait_for_scheduled`` also wait for rows
-        whose retry is scheduled in the future (tests, the demo), up to ``timeout_s``."""
-        import time
+        """Process until nothing is ready, keeping up to ``workers`` writes in flight (at most
+        ``batch`` claimed at a time). With ``wait_for_scheduled`` also wait for rows whose retry
+        is scheduled in the future (tests, the demo), up to ``timeout_s``; writes in flight
+        are always finished. ``on_batch(totals)`` is called at least every 0.2 s while writes
+        are in flight (progress displays)."""
+        return self._run(batch=batch, wait_for_scheduled=wait_for_scheduled, timeout_s=timeout_s,
+                         on_batch=on_batch)
 
-        total = DispatchCounts()
+    def _run(self, *, max_claims: int | None = None, batch: int | None = None, wait_for_scheduled: bool = False,
+             timeout_s: float = 0.0, on_batch: Callable[[DispatchCounts], None] | None = None) -> DispatchCounts:
+        counts = DispatchCounts()
         deadline = time.monotonic() + timeout_s
-        while True:
-            counts = self.run_once(batch)
-            for name in vars(total):
-                setattr(total, name, getattr(total, name) + getattr(counts, name))
-            if on_batch is not None and counts.claimed:
-                on_batch(total)
-            if counts.claimed:
-                continue
-            if not wait_for_scheduled or time.monotonic() > deadline:
-                return total
-            wait = self._seconds_until_next()
-            if wait is None:
-                return total
-            time.sleep(min(max(wait, 0.01), 1.0))
+        self._claims_left = max_claims
+        self._handing_over = True
+        try:
+            with _Pool(self, counts) as pool:
+                while True:
+                    room = min(pool.free, batch or pool.free)
+                    if room > 0:
+                        for item in self.claim(room, counts):
+                            pool.submit(item)
+                    if pool.busy:
+                        pool.wait(POLL_S)
+                        if on_batch is not None:
+                            on_batch(counts)
+                        if time.monotonic() > deadline and wait_for_scheduled:
+                            self._handing_over = False  # finish what is in flight, take nothing new
+                        continue
+                    if self._claims_left is not None and self._claims_left <= 0:
+                        return counts
+                    if self.saturated and time.monotonic() <= deadline:
+                        time.sleep(POLL_S)  # other dispatchers hold every slot of a system: wait for one
+                        continue
+                    if not wait_for_scheduled or time.monotonic() > deadline:
+                        return counts
+                    wait = self._seconds_until_next()
+                    if wait is None:
+                        return counts
+                    time.sleep(min(max(wait, 0.01), 1.0))
+        finally:
+            self._claims_left = None
+            self._handing_over = False
 
     def _seconds_until_next(self) -> float | None:
         with self.db.begin() as conn:
             value = conn.execute(sa.text(
                 "SELECT EXTRACT(EPOCH FROM MIN(CASE WHEN status = 'pending' THEN next_attempt_at "
-                "ELSE locked_until END) - now()) FROM outbox WHERE status IN ('pending', 'in_progress') "
+                "ELSE locked_until END) - clock_timestamp()) FROM outbox WHERE status IN ('pending', 'in_progress') "
                 "AND (CAST(:kinds AS text[]) IS NULL OR kind = ANY(CAST(:kinds AS text[])))"),
                 {"kinds": self.kinds}).scalar()
         return None if value is None else float(value)
 
 
-__all__ = ["ClaimedItem", "DispatchCounts", "Dispatcher"]
+class _Pool:
+    """The dispatcher's worker threads, the attempts in flight on them, and their heartbeat."""
+
+    def __init__(self, dispatcher: Dispatcher, counts: DispatchCounts) -> None:
+        self._dispatcher = dispatcher
+        self._counts = counts
+        self._size = dispatcher.settings.workers
+        self._executor = concurrent.futures.ThreadPoolExecutor(self._size, thread_name_prefix="outbox-worker")
+        self._futures: set[concurrent.futures.Future[None]] = set()
+        settings = dispatcher.settings
+        self._heartbeat = Heartbeat(dispatcher.db, dispatcher.worker_id, lease_s=settings.lease_s,
+                                    max_call_s=settings.max_call_s, held=dispatcher._held_rows)
+
+    @property
+    def free(self) -> int:
+        """Workers without an attempt."""
+        return self._size - len(self._futures)
+
+    @property
+    def busy(self) -> bool:
+        """True while any attempt is in flight."""
+        return bool(self._futures)
+
+    def submit(self, item: ClaimedItem) -> None:
+        """Start ``item``'s attempt on a free worker (its lease is renewed from now on)."""
+        with self._dispatcher._lock:
+            self._dispatcher._held[item.id] = (item.attempt.number, time.monotonic())
+        self._futures.add(self._executor.submit(self._dispatcher._work, item, self._counts))
+
+    def wait(self, timeout: float) -> int:
+        """Wait until an attempt finishes (or ``timeout``); returns how many finished."""
+        finished, _ = concurrent.futures.wait(self._futures, timeout, concurrent.futures.FIRST_COMPLETED)
+        self._futures -= finished
+        return len(finished)
+
+    def __enter__(self) -> _Pool:
+        self._heartbeat.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            concurrent.futures.wait(self._futures)
+            self._executor.shutdown(wait=True)
+        finally:
+            self._heartbeat.__exit__()
+
+
+__all__ = ["ClaimedItem", "DispatchCounts", "Dispatcher", "default_limits"]

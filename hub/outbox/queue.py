@@ -46,10 +46,11 @@ def replay(conn: Connection, ids: list[int] | None = None, *, actor: str = "cli"
     """Requeue dead/failed rows (all of them when ``ids`` is None); returns how many.
 
     The outcome is marked unknown so the writer looks the effect up before applying it:
-    a replay adopts an earlier write instead of creating a twin.
+    a replay adopts an earlier write instead of creating a twin (and resumes a multi-step
+    write from where it stopped). The retry budget and ``max_attempts`` start afresh.
     """
     rows = conn.execute(
-        sa.text("UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = now(), "
+        sa.text("UPDATE outbox SET status = 'pending', attempts = 0, unexpected_failures = 0, next_attempt_at = now(), "
                 "first_attempt_at = NULL, outcome_unknown = true, completed_at = NULL, updated_at = now() "
                 "WHERE status IN ('dead', 'failed') AND (CAST(:ids AS bigint[]) IS NULL OR id = ANY(CAST(:ids AS bigint[]))) "
                 "RETURNING id, kind, idempotency_key"),

@@ -5,6 +5,20 @@ the "create this order in the ERP" effect in the outbox, in the caller's transac
 so one never happens without the other. The payload is a self-contained snapshot
 (customer, lines), so the dispatcher needs no further reads and a later edit of the
 CRM order cannot change what an in-flight retry sends.
+
+The CRM order's ``status`` says what the ERP holds, as far as the hub knows:
+
+================== ===============================================================
+``approved``       queued for the ERP, nothing known to be there yet
+``in_erp``         the ERP has it, as far as the tenant's policy goes (audited)
+``in_erp_unaudited`` the ERP has it (bill number recorded), the push is still taking
+                   it through Submit/Audit
+``in_erp_stalled`` the ERP has it, but the push stopped before the end (a dead letter
+                   after the Save): ``erp_error`` says why; a replay resumes it
+``erp_unknown``    the push was given up while the last attempt's outcome was unknown:
+                   the ERP may have it; a replay looks it up before anything else
+``erp_failed``     the ERP refused it (or the push was given up with nothing sent)
+================== ===============================================================
 """
 
 from __future__ import annotations
@@ -18,6 +32,7 @@ from sqlalchemy.engine import Connection
 from hub.contracts import WriteResult
 from hub.errors import NotFoundError
 from hub.outbox import effects, enqueue
+from hub.outbox.effects import Failure
 
 
 def order_payload(conn: Connection, order_id: int, erp_system: str) -> dict[str, Any]:
@@ -65,13 +80,16 @@ def approve_order(conn: Connection, order_id: int, *, erp_system: str = "kingdee
 
 
 def record_erp_result(conn: Connection, order_id: int, erp_system: str, bill_number: str, erp_status: str | None,
-                      *, customer_number: str | None = None, customer_id: int | None = None) -> None:
-    """Write the ERP's bill number and status back onto the CRM order; link the customer
-    to the ERP customer number the writer used or created."""
+                      *, customer_number: str | None = None, customer_id: int | None = None,
+                      complete: bool = True) -> None:
+    """Write the ERP's bill number and status back onto the CRM order (``complete``: the push
+    is finished, else the ERP holds the order but the push goes on); link the customer to the
+    ERP customer number the writer used or created."""
     conn.execute(sa.text(
         "UPDATE sales_order SET erp_system = :erp, erp_bill_number = :bill, erp_status = :status, "
-        "erp_synced_at = now(), erp_error = NULL, status = 'in_erp' WHERE id = :id"),
-        {"erp": erp_system, "bill": bill_number, "status": erp_status, "id": order_id})
+        "erp_synced_at = now(), erp_error = NULL, status = :state WHERE id = :id"),
+        {"erp": erp_system, "bill": bill_number, "status": erp_status, "id": order_id,
+         "state": "in_erp" if complete else "in_erp_unaudited"})
     if customer_number and customer_id:
         conn.execute(sa.text(
             "INSERT INTO external_identity (system, object, external_id, canonical_table, canonical_id) "
@@ -79,24 +97,40 @@ def record_erp_result(conn: Connection, order_id: int, erp_system: str, bill_num
             {"erp": erp_system, "num": customer_number, "cid": customer_id})
 
 
-def record_erp_failure(conn: Connection, order_id: int, error: Exception) -> None:
-    """Show a permanent failure / dead letter on the CRM order so sales can see it."""
-    conn.execute(sa.text("UPDATE sales_order SET erp_error = :err, status = 'erp_failed' WHERE id = :id"),
-                 {"err": str(error)[:1000], "id": order_id})
+def record_erp_failure(conn: Connection, order_id: int, failure: Failure) -> None:
+    """Show a refused or given-up push on the CRM order so sales can see it, without ever
+    calling "failed" an order the ERP is known to hold."""
+    conn.execute(sa.text(
+        "UPDATE sales_order SET erp_error = :err, status = CASE "
+        "WHEN erp_bill_number IS NOT NULL THEN 'in_erp_stalled' "
+        "WHEN :unknown THEN 'erp_unknown' ELSE 'erp_failed' END WHERE id = :id"),
+        {"err": failure.message[:1000], "unknown": failure.outcome_unknown, "id": order_id})
+
+
+def _record(conn: Connection, kind: str, payload: dict[str, Any], result: WriteResult, *, complete: bool) -> None:
+    customer = payload.get("customer")
+    customer = customer if isinstance(customer, dict) else {}
+    record_erp_result(conn, int(payload["order_id"]), kind.partition(".")[0], result.external_id, result.status,
+                      customer_number=result.detail.get("customer_number"), customer_id=customer.get("id"),
+                      complete=complete)
 
 
 def _order_pushed(conn: Connection, kind: str, payload: dict[str, Any], result: WriteResult) -> None:
     """Outbox effect handler: the ERP bill number and status onto the CRM order; the ERP
     customer number the writer used (or created) linked to the golden customer."""
-    customer = payload.get("customer")
-    customer = customer if isinstance(customer, dict) else {}
-    record_erp_result(conn, int(payload["order_id"]), kind.partition(".")[0], result.external_id, result.status,
-                      customer_number=result.detail.get("customer_number"), customer_id=customer.get("id"))
+    _record(conn, kind, payload, result, complete=True)
 
 
-def _order_push_failed(conn: Connection, kind: str, payload: dict[str, Any], error: Exception, status: str) -> None:
+def _order_partly_pushed(conn: Connection, kind: str, payload: dict[str, Any], progress: WriteResult) -> None:
+    """Outbox effect handler: an attempt stopped after the ERP took the order (saved, not
+    audited): the bill number and the status reached are recorded at once."""
+    _record(conn, kind, payload, progress, complete=False)
+
+
+def _order_push_failed(conn: Connection, kind: str, payload: dict[str, Any], failure: Failure) -> None:
     """Outbox effect handler: a refused or dead-lettered push shows on the CRM order."""
-    record_erp_failure(conn, int(payload["order_id"]), error)
+    record_erp_failure(conn, int(payload["order_id"]), failure)
 
 
-effects.register("sales_order", effects.EffectHandler(on_done=_order_pushed, on_failed=_order_push_failed))
+effects.register("sales_order", effects.EffectHandler(
+    on_done=_order_pushed, on_failed=_order_push_failed, on_progress=_order_partly_pushed))

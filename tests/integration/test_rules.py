@@ -7,7 +7,6 @@ from decimal import Decimal
 
 import sqlalchemy as sa
 
-from connectors.wecom.writers import RecipientBudget
 from hub.rules.collections import evaluate_collection_tasks
 from hub.rules.reminders import ReminderPolicy, evaluate_reminders
 from tests.conftest import rows, scalar
@@ -107,17 +106,3 @@ def test_a_customer_owing_in_two_currencies_has_one_stable_collection_task(db):
             again = evaluate_collection_tasks(conn, dt.date(2026, 11, 25), now=NOW)
         assert (again.created, again.updated, again.closed) == (0, 0, 0)
     assert scalar(db, "SELECT title FROM task WHERE kind = 'collection'") == title
-
-
-def test_recipient_budget_keeps_within_wecoms_per_member_limits():
-    clock = [0.0]
-    budget = RecipientBudget(per_minute=30, per_hour=40, clock=lambda: clock[0])
-    for _ in range(30):
-        assert budget.wait_needed("rep01") == 0
-        budget.spend("rep01")
-    assert budget.wait_needed("rep01") == 60  # the 31st message in the same minute waits
-    assert budget.wait_needed("rep02") == 0  # other members are unaffected
-    clock[0] = 61.0
-    for _ in range(10):
-        budget.spend("rep01")
-    assert 3500 < budget.wait_needed("rep01") <= 3600  # the hourly limit now binds

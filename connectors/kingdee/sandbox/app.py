@@ -57,6 +57,7 @@ from connectors.kingdee.sandbox.state import (
     session_lost_envelope,
     wrapped_query_error,
 )
+from connectors.kingdee.settings import DEFAULT_MAX_CONCURRENT_CALLS
 from connectors.kit.sandbox import FaultPlan
 
 _STUB = re.compile(r"^(?:.*/)?(?P<stub>[A-Za-z0-9_.]+)\.common\.kdsvc$", re.IGNORECASE)
@@ -80,10 +81,29 @@ class KingdeeSandbox:
     seed_stats: SeedStats | None = None
     build_seconds: float = 0.0
     requests: dict[str, int] = field(default_factory=dict)  # method → count, for tests/admin
+    max_concurrent_requests: int | None = DEFAULT_MAX_CONCURRENT_CALLS  # None: unlimited
+    in_flight: int = 0  # requests being served now (handlers share one event loop: no lock needed)
+    peak_in_flight: int = 0
+    overloaded: int = 0  # requests refused because max_concurrent_requests were being served
+    busy_seconds: float = 0.0  # summed serving time of every request (slot-seconds in use)
 
     def expire_sessions(self) -> int:
         """Drop every session (what the ``auth_expired`` fault does); returns how many."""
         return self.sessions.drop_all()
+
+    def admit(self) -> float | None:
+        """Take a serving slot and return when (None, and counted, when all are taken)."""
+        if self.max_concurrent_requests is not None and self.in_flight >= self.max_concurrent_requests:
+            self.overloaded += 1
+            return None
+        self.in_flight += 1
+        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        return time.perf_counter()
+
+    def done(self, admitted_at: float) -> None:
+        """Give the serving slot taken at ``admitted_at`` back."""
+        self.in_flight -= 1
+        self.busy_seconds += time.perf_counter() - admitted_at
 
 
 def _json_default(value: Any) -> Any:
@@ -163,30 +183,41 @@ async def _kdsvc(request: Request) -> Response:
     service = parts[-2].lower() if len(parts) > 1 else ""
     sandbox.requests[method] = sandbox.requests.get(method, 0) + 1
 
+    raw = await request.body()  # read first: a slow answer must not meet a client that left
     fault = sandbox.faults.next_fault(method)
-    if fault == "latency":
-        await asyncio.sleep(max(sandbox.faults.latency_ms, 0) / 1000)
-    elif fault == "http_500":
+    if fault == "http_500":
         return PlainTextResponse("服务器内部错误 (500)", status_code=500)
     elif fault == "timeout":
         await asyncio.sleep(sandbox.faults.timeout_s)
         return PlainTextResponse("服务器内部错误 (500)", status_code=500)
     elif fault == "rate_limit":
-        return PlainTextResponse("response_error:服务器繁忙，请稍后再试 (Service Unavailable)", status_code=503)
+        return _overloaded()
     elif fault == "busy":
         return PlainTextResponse(f"response_error:{SQL_TIMEOUT_TEXT}", status_code=200)
     elif fault == "auth_expired":
         sandbox.expire_sessions()
 
-    response = await _dispatch(request, sandbox, service, method)
+    admitted_at = sandbox.admit()
+    if admitted_at is None:
+        return _overloaded()
+    try:
+        if fault == "latency":
+            await asyncio.sleep(max(sandbox.faults.latency_ms, 0) / 1000)
+        response = _dispatch(request, sandbox, service, method, raw)
+    finally:
+        sandbox.done(admitted_at)
     if fault == "drop_response":
         # The backend finished (state changed) but the gateway lost the reply.
         return Response(b"", status_code=504)
     return response
 
 
-async def _dispatch(request: Request, sandbox: KingdeeSandbox, service: str, method: str) -> Response:
-    raw = await request.body()
+def _overloaded() -> Response:
+    """What an overloaded K/3 Cloud server answers (no rate-limit code exists, §1.3)."""
+    return PlainTextResponse("response_error:服务器繁忙，请稍后再试 (Service Unavailable)", status_code=503)
+
+
+def _dispatch(request: Request, sandbox: KingdeeSandbox, service: str, method: str, raw: bytes) -> Response:
     try:
         body = _parse_json_text(raw.decode("utf-8")) if raw else {}
     except (UnicodeDecodeError, json.JSONDecodeError):
@@ -340,6 +371,8 @@ async def _admin_state(request: Request) -> Response:
     summary.update({
         "sessions": len(sandbox.sessions), "sessions_issued": sandbox.sessions.issued,
         "faults": sandbox.faults.describe(), "requests": dict(sandbox.requests),
+        "max_concurrent_requests": sandbox.max_concurrent_requests, "peak_in_flight": sandbox.peak_in_flight,
+        "overloaded": sandbox.overloaded, "busy_seconds": round(sandbox.busy_seconds, 6),
         "build_seconds": round(sandbox.build_seconds, 3),
         "credentials": {"acct_id": sandbox.credentials.acct_id, "username": sandbox.credentials.username,
                         "app_id": sandbox.credentials.app_id},
@@ -383,6 +416,7 @@ def create_app(
     strict_signatures: bool = False,
     stale_signed_session: StaleSignedPolicy = "renew",
     session_idle_timeout_s: float = 20 * 60,
+    max_concurrent_requests: int | None = DEFAULT_MAX_CONCURRENT_CALLS,
 ) -> Starlette:
     """Build a seeded K/3 Cloud sandbox app.
 
@@ -390,6 +424,7 @@ def create_app(
     fast tests. ``today`` fixes the sandbox date (default: today in Asia/Shanghai).
     ``strict_signatures`` also enforces ``X-Api-Signature``; ``stale_signed_session`` decides
     whether a signed request with a lost session id fails with MsgCode 1 or gets a new session.
+    ``max_concurrent_requests`` is how many requests the server serves at once (None: no limit).
     """
     started = time.perf_counter()
     data = KingdeeState(today=today)
@@ -398,7 +433,7 @@ def create_app(
         data=data, credentials=credentials, faults=faults or FaultPlan(),
         sessions=SessionStore(session_idle_timeout_s), strict_signatures=strict_signatures,
         stale_signed_session=stale_signed_session, seed_stats=stats,
-        build_seconds=time.perf_counter() - started,
+        build_seconds=time.perf_counter() - started, max_concurrent_requests=max_concurrent_requests,
     )
     app = Starlette(routes=[
         Route("/__sandbox__/state", _admin_state, methods=["GET"]),

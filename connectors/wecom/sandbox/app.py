@@ -34,7 +34,14 @@ from starlette.routing import Route
 
 from connectors.kit.sandbox import FaultPlan
 from connectors.wecom.sandbox.seed import DEFAULT_SEED, ROOT_DEPARTMENT_ID
-from connectors.wecom.sandbox.state import ERRMSG, OPERATIONS, WeComApiError, WeComState
+from connectors.wecom.sandbox.state import (
+    ERRMSG,
+    MEMBER_MESSAGE_LIMITS,
+    OPERATIONS,
+    WeComApiError,
+    WeComState,
+)
+from connectors.wecom.settings import DEFAULT_MAX_CONCURRENT_CALLS
 
 _MORE_INFO = "https://open.work.weixin.qq.com/devtool/query?e="
 
@@ -77,22 +84,25 @@ def create_app(
     unlicensed_userids: Iterable[str] = (),
     blocked_apis: Iterable[str] = (),
     api_limit_per_minute: int = 10_000,
-    member_messages_per_minute: int = 30,
+    member_message_limits: Iterable[tuple[float, int]] = MEMBER_MESSAGE_LIMITS,
     externalcontact_concurrency: int = 5,
+    message_concurrency: int = DEFAULT_MAX_CONCURRENT_CALLS,
 ) -> Starlette:
     """Build the WeCom sandbox ASGI app; its state is ``app.state.wecom`` (a WeComState).
 
     ``legacy_app=False`` models a self-built app created after 2022-06-20 (no mobile/email
     in user/get); ``blocked_apis`` lists operations answered with 48002 (e.g. the
     contact-sync restrictions of 2022-08-15); ``clock`` lets tests move time (token expiry,
-    duplicate-check windows, per-member limits).
+    duplicate-check windows, per-member limits). ``member_message_limits`` are (seconds,
+    limit) sliding windows per member (§1.4: 30 a minute, 1,000 an hour); a test may shorten
+    them. ``message_concurrency`` caps message/send requests served at once (45033, a guess).
     """
     state = WeComState(
         corp_id=corp_id, secret=secret, agent_id=agent_id, token_ttl=token_ttl, seed=seed, clock=clock,
         legacy_app=legacy_app, visible_department_ids=visible_department_ids,
         unlicensed_userids=unlicensed_userids, blocked_apis=blocked_apis,
-        api_limit_per_minute=api_limit_per_minute, member_messages_per_minute=member_messages_per_minute,
-        externalcontact_concurrency=externalcontact_concurrency,
+        api_limit_per_minute=api_limit_per_minute, member_message_limits=member_message_limits,
+        externalcontact_concurrency=externalcontact_concurrency, message_concurrency=message_concurrency,
     )
     plan = faults if faults is not None else FaultPlan()
     errmsg = _Errmsg()
@@ -119,9 +129,7 @@ def create_app(
             body = parsed
 
         fault = plan.next_fault(operation)
-        if fault == "latency":
-            await asyncio.sleep(plan.latency_ms / 1000)
-        elif fault == "timeout":
+        if fault == "timeout":
             await asyncio.sleep(plan.timeout_s)
             return Response(status_code=504)
         elif fault == "http_500":
@@ -138,6 +146,8 @@ def create_app(
         except WeComApiError as exc:
             return _WeComJSON(error_body(exc, client_ip))
         try:
+            if fault == "latency":
+                await asyncio.sleep(plan.latency_ms / 1000)
             result = state.handle(request.method, operation, query, body)
         except WeComApiError as exc:
             result = error_body(exc, client_ip)

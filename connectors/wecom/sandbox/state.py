@@ -33,6 +33,7 @@ from connectors.wecom.sandbox.seed import (
     demo_directory,
     demo_external_contacts,
 )
+from connectors.wecom.settings import DEFAULT_MAX_CONCURRENT_CALLS
 
 Json = dict[str, Any]
 
@@ -81,6 +82,8 @@ TASK_ID_MAX_BYTES = 128
 MAX_TOUSER = 1000
 REMIND_BEFORE_CHOICES = frozenset({0, 300, 900, 3600, 86400})  # §1.2 schedule reminders
 FOLLOW_USER_PAGE = 500  # externalcontact/get pages follow_user at 500 (§1.2)
+# Per app per member: 30 messages in any minute, 1,000 in any hour (§1.4); the excess is dropped.
+MEMBER_MESSAGE_LIMITS = ((60.0, 30), (3600.0, 1000))
 
 
 class WeComApiError(Exception):
@@ -194,9 +197,9 @@ class WeComState:
         unlicensed_userids: Iterable[str] = (),
         blocked_apis: Iterable[str] = (),
         api_limit_per_minute: int = 10_000,
-        member_messages_per_minute: int = 30,
-        member_messages_per_hour: int = 1000,
+        member_message_limits: Iterable[tuple[float, int]] = MEMBER_MESSAGE_LIMITS,
         externalcontact_concurrency: int = 5,
+        message_concurrency: int = DEFAULT_MAX_CONCURRENT_CALLS,
     ) -> None:
         self.corp_id = corp_id
         self._secret = secret
@@ -207,9 +210,10 @@ class WeComState:
         self.legacy_app = legacy_app
         self.blocked_apis = frozenset(blocked_apis)
         self.api_limit_per_minute = api_limit_per_minute
-        self.member_messages_per_minute = member_messages_per_minute
-        self.member_messages_per_hour = member_messages_per_hour
+        self.member_message_limits = tuple((float(seconds), int(limit)) for seconds, limit in member_message_limits)
         self.externalcontact_concurrency = externalcontact_concurrency
+        self.message_concurrency = message_concurrency
+        self.peak_in_flight: dict[str, int] = defaultdict(int)
         self.lock = threading.RLock()
         self._cursors = _CursorCodec(hashlib.sha256(f"wecom-sandbox-{seed}".encode()).digest())
         self._counter = 0
@@ -356,11 +360,19 @@ class WeComState:
 
     # ------------------------------------------------------------------ dispatch
 
+    def _concurrency_limit(self, operation: str) -> int | None:
+        if operation.startswith("externalcontact/"):
+            return self.externalcontact_concurrency
+        if operation == "message/send":
+            return self.message_concurrency
+        return None
+
     def enter(self, operation: str) -> None:
         """Count a request against the per-API quotas; raise 45009/45033 when over.
 
         Per corp per API ≤ 10 000/min (§1.4), modelled as a fixed minute window. Some
-        externalcontact calls allow ≈5 concurrent requests (§1.3 [3p]) → 45033.
+        externalcontact calls allow ≈5 concurrent requests (§1.3 [3p]) → 45033; so does
+        message/send past ``message_concurrency`` (guess: no number is documented).
         """
         with self.lock:
             self.api_calls[operation] += 1
@@ -370,15 +382,17 @@ class WeComState:
             self._api_minute[operation] = (minute, count)
             if count > self.api_limit_per_minute:
                 raise WeComApiError(45009)
-            if operation.startswith("externalcontact/"):
-                if self._in_flight[operation] >= self.externalcontact_concurrency:
+            limit = self._concurrency_limit(operation)
+            if limit is not None:
+                if self._in_flight[operation] >= limit:
                     raise WeComApiError(45033)
                 self._in_flight[operation] += 1
+                self.peak_in_flight[operation] = max(self.peak_in_flight[operation], self._in_flight[operation])
 
     def leave(self, operation: str) -> None:
         """Release the concurrency slot taken by :meth:`enter`."""
         with self.lock:
-            if operation.startswith("externalcontact/") and self._in_flight[operation] > 0:
+            if self._concurrency_limit(operation) is not None and self._in_flight[operation] > 0:
                 self._in_flight[operation] -= 1
 
     def handle(self, method: str, operation: str, query: dict[str, str], body: Json | None) -> Json:
@@ -672,13 +686,15 @@ class WeComState:
         return requested, valid, invalid, unlicensed
 
     def _within_member_limits(self, userid: str, now: float) -> bool:
-        """≤30/min and ≤1000/h per app per member (§1.4); only deliveries count (guess)."""
+        """≤30/min and ≤1000/h per app per member (§1.4: ``member_message_limits``, sliding
+        windows); only deliveries count (guess)."""
         history = self._member_deliveries[userid]
-        while history and history[0] <= now - 3600:
+        horizon = max((seconds for seconds, _ in self.member_message_limits), default=0.0)
+        while history and history[0] <= now - horizon:
             history.popleft()
-        last_minute = sum(1 for t in history if t > now - 60)
-        if last_minute >= self.member_messages_per_minute or len(history) >= self.member_messages_per_hour:
-            return False
+        for seconds, limit in self.member_message_limits:
+            if sum(1 for t in history if t > now - seconds) >= limit:
+                return False
         history.append(now)
         return True
 

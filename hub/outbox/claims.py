@@ -1,0 +1,132 @@
+"""Claiming outbox rows: ``FOR UPDATE SKIP LOCKED``, short leases, per-system concurrency.
+
+:func:`claim` leases ready rows of one system to one dispatcher, in the caller's
+transaction. Ready means pending and due, or ``in_progress`` with an expired lease (its
+dispatcher died or stalled: a *reclaim*). Rows are taken oldest-due first with
+``FOR UPDATE SKIP LOCKED``, so any number of dispatchers share the table.
+
+**Concurrency across dispatchers.** A system's :class:`~hub.contracts.CallLimits` caps
+its writes in flight, whoever runs them. Claims for one system are serialised by a
+transaction-level advisory lock; inside it, the rows of that system that are
+``in_progress`` under a live lease are counted (each is a write in flight somewhere),
+and only the difference to the limit is claimed. A dispatcher that dies keeps its
+slots until its leases expire (seconds), then they are free again.
+
+**Handing over.** A worker that finishes a row may take the next ready row of the same
+system in the very transaction that records the outcome (:func:`take`, no lock, no
+count): one row leaves ``in_progress`` as another enters, so the system's writes in flight
+do not change and the limit holds without serialising on the lock; and the outcome and the
+next claim share one commit.
+
+**Reclaims count.** Retaking a row whose lease expired marks its outcome unknown (the lost
+attempt may have reached the system) and adds one to ``unexpected_failures``: a row that
+keeps killing or stalling its dispatcher is dead-lettered at ``max_attempts`` instead of
+being retried forever (the dispatcher does that with the returned item).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from hub.contracts import Attempt
+
+_SERIALISE = sa.text("SELECT pg_advisory_xact_lock(hashtextextended(current_schema() || '|outbox-claim|' "
+                     "|| :system, 0))")
+_IN_FLIGHT = sa.text("SELECT count(*) FROM outbox WHERE status = 'in_progress' AND locked_until >= clock_timestamp() "
+                     "AND split_part(kind, '.', 1) = :system")
+_READY = ("((status = 'pending' AND next_attempt_at <= now()) "
+          "OR (status = 'in_progress' AND locked_until < clock_timestamp()))")
+_CLAIM = sa.text(
+    "WITH picked AS ("
+    f" SELECT id, status AS was_status, locked_by AS was_holder FROM outbox WHERE {_READY}"
+    " AND kind = ANY(CAST(:kinds AS text[])) ORDER BY next_attempt_at, id LIMIT :n FOR UPDATE SKIP LOCKED) "
+    "UPDATE outbox o SET status = 'in_progress', locked_by = :me, "
+    "locked_until = clock_timestamp() + make_interval(secs => :lease), attempts = o.attempts + 1, "
+    "first_attempt_at = COALESCE(o.first_attempt_at, now()), "
+    # a row retaken after its lease expired: its holder may have sent it, and lost it
+    "outcome_unknown = o.outcome_unknown OR picked.was_status = 'in_progress', "
+    "unexpected_failures = o.unexpected_failures + CASE WHEN picked.was_status = 'in_progress' THEN 1 ELSE 0 END, "
+    "updated_at = now() FROM picked WHERE o.id = picked.id "
+    "RETURNING o.id, o.kind, o.idempotency_key, o.payload, o.attempts, o.first_attempt_at, o.outcome_unknown, "
+    "o.max_attempts, o.unexpected_failures, picked.was_status, picked.was_holder")
+_READY_KINDS = sa.text(f"SELECT DISTINCT kind FROM outbox WHERE {_READY}")
+
+
+@dataclass(frozen=True)
+class ClaimedItem:
+    """An outbox row this dispatcher holds a lease on.
+
+    ``unexpected_failures`` includes a reclaim made by this claim; ``reclaimed_from`` is
+    the dispatcher whose lease expired, when this claim retook the row; ``spend_id`` the
+    send-budget row spent for this attempt (``hub.outbox.budget``), if any.
+    """
+
+    id: int
+    kind: str
+    key: str
+    payload: dict[str, Any]
+    attempt: Attempt
+    max_attempts: int
+    unexpected_failures: int = 0
+    reclaimed_from: str | None = None
+    spend_id: int | None = None
+
+    @property
+    def system(self) -> str:
+        """The external system the row's effect goes to (``kingdee`` of ``kingdee.sales_order``)."""
+        return self.kind.partition(".")[0]
+
+    def with_spend(self, spend_id: int | None) -> ClaimedItem:
+        """This item with the send-budget row spent for the attempt."""
+        return replace(self, spend_id=spend_id)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What one claim leased; ``full``: the system was at its concurrency limit."""
+
+    items: list[ClaimedItem]
+    full: bool = False
+
+
+def claim(
+    conn: Connection, *, system: str, kinds: Sequence[str], limit: int, concurrency: int, worker_id: str,
+    lease_s: float,
+) -> Claim:
+    """Lease up to ``limit`` ready rows of ``kinds`` (all of ``system``), keeping the system's
+    writes in flight, across every dispatcher, at most ``concurrency``."""
+    if limit <= 0 or not kinds:
+        return Claim([])
+    conn.execute(_SERIALISE, {"system": system})
+    in_flight = int(conn.execute(_IN_FLIGHT, {"system": system}).scalar_one())
+    room = min(limit, concurrency - in_flight)
+    if room <= 0:
+        return Claim([], full=True)
+    return Claim(take(conn, kinds=kinds, limit=room, worker_id=worker_id, lease_s=lease_s))
+
+
+def take(conn: Connection, *, kinds: Sequence[str], limit: int, worker_id: str, lease_s: float) -> list[ClaimedItem]:
+    """Lease up to ``limit`` ready rows of ``kinds`` without looking at the system's limit:
+    for :func:`claim`, and for a worker handing its slot over to the next row."""
+    if limit <= 0 or not kinds:
+        return []
+    rows = conn.execute(_CLAIM, {"kinds": list(kinds), "n": limit, "me": worker_id, "lease": lease_s}).all()
+    return [
+        ClaimedItem(r.id, r.kind, r.idempotency_key, r.payload,
+                    Attempt(r.attempts, r.first_attempt_at, r.outcome_unknown), r.max_attempts,
+                    r.unexpected_failures, r.was_holder if r.was_status == "in_progress" else None)
+        for r in sorted(rows, key=lambda r: r.id)
+    ]
+
+
+def ready_kinds(conn: Connection) -> list[str]:
+    """Outbox kinds with rows ready to be claimed now."""
+    return sorted(conn.execute(_READY_KINDS).scalars())
+
+
+__all__ = ["Claim", "ClaimedItem", "claim", "ready_kinds", "take"]

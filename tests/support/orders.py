@@ -1,0 +1,47 @@
+"""Approved CRM orders waiting in the outbox for Kingdee: the fixture of the outbound tests.
+
+The CRM side is the demo data set (``hub.demo.data``: people from the WeCom sandbox's
+directory, CRM companies, orders with lines); the ERP side is a seeded Kingdee sandbox
+whose customers were synced in first, so that orders go to ERP customers (found by credit
+code) as well as to CRM-only ones (created in the ERP on the way).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import sqlalchemy as sa
+
+from hub.database import Database
+from hub.demo.data import load_crm_demo
+from hub.registry import connector
+from hub.rules.orders import approve_order
+from hub.runtime import load_sandbox
+
+
+def approve_crm_orders(db: Database, orders: int, *, erp_customers: int = 20, max_attempts: int = 6) -> list[int]:
+    """Load ``orders`` CRM orders (the Kingdee customers must be synced already) and approve
+    them all, each approval enqueueing its ``kingdee.sales_order`` push; returns the order ids."""
+    seed: dict[str, Any] = load_sandbox(connector("wecom")).demo_seed()  # type: ignore[misc]
+    with db.begin() as conn:
+        erp_ids = conn.execute(sa.text(
+            "SELECT canonical_id FROM external_identity WHERE system = 'kingdee' AND object = 'customer' "
+            "ORDER BY id LIMIT :n"), {"n": erp_customers}).scalars().all()
+        load_crm_demo(conn, seed["people"], seed["companies"], now=dt.datetime.now(dt.UTC),
+                      erp_customer_ids=list(erp_ids), orders=orders)
+        order_ids = list(conn.execute(sa.text(
+            "SELECT id FROM sales_order WHERE source_system = 'crm' ORDER BY id")).scalars())
+        for order_id in order_ids:
+            approve_order(conn, order_id, max_attempts=max_attempts)
+    return order_ids
+
+
+def erp_bill_counts(state: Any) -> dict[str, int]:
+    """How many ``SAL_SaleOrder`` documents the sandbox holds per CRM bill number."""
+    counts: dict[str, int] = {}
+    for doc in state.table("SAL_SaleOrder").docs.values():
+        number = str(doc["FBillNo"])
+        if number.startswith("CRM-"):
+            counts[number] = counts.get(number, 0) + 1
+    return counts
