@@ -139,7 +139,7 @@ def test_an_order_approved_long_ago_that_never_reached_the_erp_fails_the_run(run
     assert not check.passed and check.severity == "ERROR"
     assert check.metadata["late_orders"] == 1
     assert check.metadata["sample"] == scalar(db, "SELECT order_number FROM sales_order WHERE id = :id", id=order_id)
-    assert outcome.assets["kingdee/sales_order_push"]["retried"] == 1
+    assert outcome.assets["kingdee/sales_order_push"]["retried"] >= 1  # once, or again if due while it ran
     assert scalar(db, "SELECT status FROM outbox") == "pending"
     assert not outcome.success
     assert any("blocking asset check failed" in e and "approved_orders_reached_erp" in e for e in outcome.errors)
