@@ -409,3 +409,13 @@ def test_given_same_inputs_when_seeding_twice_then_identical_data() -> None:
         numbers = sorted(first.tables[form_id.lower()].by_number)
         assert numbers == sorted(second.tables[form_id.lower()].by_number)
         assert [first.snapshot(form_id, n) for n in numbers[:50]] == [second.snapshot(form_id, n) for n in numbers[:50]]
+
+
+def test_the_admin_index_lists_every_admin_endpoint(sandbox: RunningSandbox) -> None:
+    import httpx
+
+    for path in ("/__sandbox__/", "/__sandbox__"):
+        index = httpx.get(sandbox.server.url + path, trust_env=False).json()
+        listed = {e["path"] for e in index["endpoints"]}
+        assert {"/__sandbox__/state", "/__sandbox__/faults", "/__sandbox__/sessions/expire"} <= listed
+        assert all(e["does"] for e in index["endpoints"])

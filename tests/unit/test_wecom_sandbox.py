@@ -344,3 +344,13 @@ def test_simplelist_is_slim_and_new_apps_get_no_contact_fields(env):
             user = new_http.get("/cgi-bin/user/get", params={"access_token": token(new_http),
                                                              "userid": REPS[0].userid}).json()
     assert user["errcode"] == 0 and "mobile" not in user and "email" not in user and user["name"] == REPS[0].name
+
+
+def test_the_admin_index_lists_every_admin_endpoint() -> None:
+    from starlette.testclient import TestClient
+
+    with TestClient(make_sandbox()) as client:
+        index = client.get("/__sandbox__/").json()
+    assert {e["path"] for e in index["endpoints"]} == {
+        "/__sandbox__/messages", "/__sandbox__/faults", "/__sandbox__/state", "/__sandbox__/expire-tokens"}
+    assert all(e["does"] for e in index["endpoints"])

@@ -59,6 +59,7 @@ from connectors.kingdee.sandbox.state import (
 )
 from connectors.kingdee.settings import DEFAULT_MAX_CONCURRENT_CALLS
 from connectors.kit.sandbox import FaultPlan
+from connectors.kit.sandbox.admin import with_admin_index
 
 _STUB = re.compile(r"^(?:.*/)?(?P<stub>[A-Za-z0-9_.]+)\.common\.kdsvc$", re.IGNORECASE)
 QUERY_METHODS = frozenset({"executebillquery", "billquery"})
@@ -366,6 +367,7 @@ def _login_values(method: str, body: Any) -> dict[str, str]:
 # Admin endpoints
 
 async def _admin_state(request: Request) -> Response:
+    """Seed sizes, table counts, sessions and requests served."""
     sandbox: KingdeeSandbox = request.app.state.kingdee
     summary = sandbox.data.summary()
     summary.update({
@@ -381,6 +383,7 @@ async def _admin_state(request: Request) -> Response:
 
 
 async def _admin_faults(request: Request) -> Response:
+    """GET: armed faults; POST: arm or clear them (FaultPlan.configure JSON)."""
     sandbox: KingdeeSandbox = request.app.state.kingdee
     if request.method == "POST":
         try:
@@ -394,11 +397,13 @@ async def _admin_faults(request: Request) -> Response:
 
 
 async def _admin_expire(request: Request) -> Response:
+    """Expire every session (the next call gets MsgCode 1)."""
     sandbox: KingdeeSandbox = request.app.state.kingdee
     return JSONResponse({"dropped": sandbox.expire_sessions()})
 
 
 async def _admin_bill(request: Request) -> Response:
+    """One document as stored, by form id and number."""
     sandbox: KingdeeSandbox = request.app.state.kingdee
     snapshot = sandbox.data.snapshot(request.path_params["form_id"], request.path_params["number"])
     if snapshot is None:
@@ -435,13 +440,13 @@ def create_app(
         stale_signed_session=stale_signed_session, seed_stats=stats,
         build_seconds=time.perf_counter() - started, max_concurrent_requests=max_concurrent_requests,
     )
-    app = Starlette(routes=[
+    app = Starlette(routes=with_admin_index("Kingdee K/3 Cloud WebAPI", [
         Route("/__sandbox__/state", _admin_state, methods=["GET"]),
         Route("/__sandbox__/faults", _admin_faults, methods=["GET", "POST"]),
         Route("/__sandbox__/sessions/expire", _admin_expire, methods=["POST"]),
         Route("/__sandbox__/bills/{form_id}/{number:path}", _admin_bill, methods=["GET"]),
         Route("/{path:path}", _kdsvc, methods=["POST"]),
-    ])
+    ]))
     app.state.kingdee = sandbox
     app.state.faults = sandbox.faults  # where the hub runtime and the demo look for every sandbox's plan
     return app
