@@ -14,6 +14,7 @@ are printed one block each (``header  value`` lines, never cropped) instead of a
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -45,34 +46,41 @@ def fit(columns: Sequence[Column], rows: Sequence[Sequence[str]], width: int, *,
     """``rows`` as a table that fits ``width`` columns of terminal (module docstring)."""
     shown = list(range(len(columns)))
     natural = [_natural(c.header, [r[i] for r in rows]) for i, c in enumerate(columns)]
+    while True:
+        table = _table(columns, rows, shown, natural, title, text_width=_TEXT_MIN)
+        if _rendered_width(table, width) <= width:
+            return _table(columns, rows, shown, natural, title,
+                          text_width=_TEXT_MIN + width - _rendered_width(table, width))
+        extras = [i for i in shown if columns[i].kind == "extra"]
+        if not extras:
+            return _blocks(columns, rows, title)
+        shown.remove(max(extras))
 
-    def room_for_text(indices: list[int]) -> int:
-        # SIMPLE_HEAD box: one space of padding each side, no vertical borders
-        fixed = sum(natural[i] for i in indices if columns[i].kind != "text")
-        return width - fixed - 2 * len(indices)
 
-    def fits(indices: list[int]) -> bool:
-        texts = sum(1 for i in indices if columns[i].kind == "text")
-        return room_for_text(indices) >= _TEXT_MIN * texts
-
-    while not fits(shown) and any(columns[i].kind == "extra" for i in shown):
-        shown.remove(max(i for i in shown if columns[i].kind == "extra"))
-    if not fits(shown):
-        return _blocks(columns, rows, title)
+def _table(columns: Sequence[Column], rows: Sequence[Sequence[str]], shown: list[int], natural: list[int],
+           title: str | None, *, text_width: int) -> Table:
     texts = [i for i in shown if columns[i].kind == "text"]
-    share = room_for_text(shown) // len(texts) if texts else 0
+    share = max(_TEXT_MIN, text_width // max(len(texts), 1)) if texts else 0
     table = Table(box=box.SIMPLE_HEAD, title=title, title_justify="left", pad_edge=False)
     for i in shown:
         column = columns[i]
         if column.kind == "text":
-            table.add_column(column.header, overflow="fold", max_width=max(_TEXT_MIN, share),
-                             min_width=min(natural[i], _TEXT_MIN))
+            table.add_column(column.header, overflow="fold", min_width=min(natural[i], _TEXT_MIN),
+                             max_width=min(natural[i], share))
         else:
             table.add_column(column.header, no_wrap=True, min_width=natural[i],
                              justify="right" if column.kind == "amount" else "left")
     for row in rows:
         table.add_row(*(Text(row[i]) for i in shown))
     return table
+
+
+def _rendered_width(table: Table, width: int) -> int:
+    # what rich actually draws (its padding and box edges included), on a console wider
+    # than needed so nothing is squeezed
+    console = Console(width=max(width * 4, 400), file=io.StringIO())
+    lines = console.render_lines(table, console.options, pad=False)
+    return max((sum(cell_len(segment.text) for segment in line) for line in lines), default=0)
 
 
 def _blocks(columns: Sequence[Column], rows: Sequence[Sequence[str]], title: str | None) -> RenderableType:
