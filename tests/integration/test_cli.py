@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
@@ -138,3 +140,18 @@ def test_outside_sandbox_mode_an_unset_base_url_is_a_config_error_not_a_sandbox(
     assert "HUB_KINGDEE__ACCT_ID" not in line and "must-not-be-printed" not in result.output
     with env.begin() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM customer")).scalar() == 0
+
+
+def test_doctor_before_db_upgrade_says_what_to_run_instead_of_crashing(database_url, monkeypatch):
+    # given a database nobody migrated yet (no audit table to write the connector checks to)
+    monkeypatch.setenv("HUB_DATABASE_URL", database_url)
+    monkeypatch.setenv("HUB_DATABASE_SCHEMA", "never_migrated_doctor")
+    monkeypatch.setenv("HUB_SANDBOX", "1")
+    result = invoke("doctor", "--json")
+    # then it reports the schema as behind with the command, still checks the connectors, exits 1
+    assert result.exit_code == 1, result.output
+    report = json.loads(result.stdout)
+    checks = {c["check"]: c for c in report["checks"]}
+    assert checks["schema"]["status"] == "behind" and "hub db upgrade" in checks["schema"]["detail"]
+    assert checks["kingdee"]["status"] == "ok" and checks["wecom"]["status"] == "ok"
+    assert "Traceback" not in result.output
