@@ -9,8 +9,8 @@ sandbox on loopback (its customers synced in), N CRM orders approved (so N outbo
 ``kingdee.sales_order``; each push is Save → Submit → Audit, plus a customer lookup or
 creation). Only the dispatcher's drain is timed. Runs:
 
-1. baseline: the dispatcher as it was before this change (``--baseline-rev``, default the
-   merge base with ``main``), unpacked with ``git archive`` and run in a child process
+1. baseline: the dispatcher as it was before the concurrent one (``--baseline-rev``, default
+   f7358a0, the last commit with the one-at-a-time dispatcher), unpacked with ``git archive`` and run in a child process
    against the same schema and sandbox: one write at a time, two order lookups per retry,
    a claim transaction per batch;
 2. this dispatcher with one worker (one write at a time);
@@ -62,6 +62,8 @@ from tests.support.orders import approve_crm_orders
 
 ROOT = Path(__file__).resolve().parents[1]
 SCALE = 0.05  # 100 ERP customers, 1,000 ERP orders seeded
+# The last commit whose dispatcher made one call at a time (the baseline of issue 11's measurement).
+OLD_DISPATCHER_REV = "f7358a0"
 FAULTS = (("http_500", 0.20), ("timeout", 0.10 / 0.80), ("drop_response", 0.05 / 0.70))
 CLIENT_TIMEOUT_S = 1.0
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -301,12 +303,11 @@ def main() -> None:
                         help="writes in flight the hub allows itself against Kingdee (default: the guessed limit)")
     parser.add_argument("--service-ms", type=int, default=0,
                         help="the sandbox takes this long to answer each call (a real ERP is not instant)")
-    parser.add_argument("--baseline-rev", default=None, help="git revision of the old dispatcher "
-                                                               "(default: merge base of HEAD and main)")
+    parser.add_argument("--baseline-rev", default=OLD_DISPATCHER_REV,
+                        help=f"git revision of the old dispatcher (default: {OLD_DISPATCHER_REV})")
     args = parser.parse_args()
     url = database_url()
-    rev = args.baseline_rev or subprocess.run(["git", "merge-base", "HEAD", "main"], cwd=ROOT, check=True,
-                                              capture_output=True, text=True).stdout.strip()
+    rev = args.baseline_rev
     tree = old_tree(rev)
     where = "in-process thread" if args.in_process else "own process"
     print(f"Kingdee sandbox ({where}, scale {SCALE}) on loopback, Postgres {url.rsplit('@', 1)[-1]}, "
