@@ -3,11 +3,16 @@
 The redacting filter knows the *values* of all ``SecretStr`` settings and replaces
 them wherever they appear (message, arguments, exception text), so even a vendor
 library that logs a URL with a token or secret cannot leak it through our handlers.
+Credentials the hub never configured (access tokens and session ids the platforms
+issue at run time) are recognised by their shape instead: ``access_token=…`` in a URL,
+a ``kdservice-sessionid`` cookie or header, an ``Authorization``/``Cookie``/signature
+header, as httpx and httpcore print them at DEBUG.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from collections.abc import Iterable
 from typing import Any
@@ -17,6 +22,21 @@ from pydantic import BaseModel, SecretStr
 from hub.settings import Settings
 
 REDACTED = "[REDACTED]"
+
+# (name)(separator)(value): linear-time patterns, no nested quantifiers
+_CREDENTIAL_SHAPES = (
+    re.compile(r"(?i)\b(access_token|corpsecret|appsecret|app_secret|password|passwd|secret)(=)(?!\*\*\*|\[REDACTED\])([^&\s'\"<>]+)"),
+    re.compile(r"(?i)\b(kdservice-sessionid|asp\.net_sessionid)(['\"]?,\s*b?['\"]|=|:\s*)(?!\[REDACTED\])([^;'\"\s)]+)"),
+    re.compile(r"(?i)\b(authorization|cookie|x-kd-signature|x-api-signature|x-acs-dingtalk-access-token)"
+               r"(['\"]?,\s*b?['\"]|:\s*)(?!\[REDACTED\])([^'\"\r\n)]+)"),
+)
+
+
+def redact_credential_shapes(text: str) -> str:
+    """Mask values that look like run-time credentials (see the module docstring)."""
+    for pattern in _CREDENTIAL_SHAPES:
+        text = pattern.sub(rf"\1\2{REDACTED}", text)
+    return text
 
 
 def secret_values(settings: BaseModel) -> set[str]:
@@ -51,11 +71,9 @@ class RedactSecrets(logging.Filter):
     def redact(self, text: str) -> str:
         for secret in self.secrets:
             text = text.replace(secret, REDACTED)
-        return text
+        return redact_credential_shapes(text)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not self.secrets:
-            return True
         message = record.getMessage()
         if record.exc_info and record.exc_info[1] is not None:
             message += "\n" + logging.Formatter().formatException(record.exc_info)
