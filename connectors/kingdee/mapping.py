@@ -40,7 +40,6 @@ from collections.abc import Mapping
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
-from canonical_model.models import MONEY, SalesOrderLine
 from canonical_model.records import (
     CanonicalRecord,
     CustomerRecord,
@@ -53,17 +52,15 @@ from canonical_model.records import (
     build,
 )
 from canonical_model.storable import shown
+from connectors.kit.fields import CENT
+from connectors.kit.fields import money as _money
+from connectors.kit.fields import quantity as _quantity
+from connectors.kit.fields import required_text as _required_text
+from connectors.kit.fields import text as _text
 
 SOURCE_SYSTEM = "kingdee"
-KINGDEE_TZ = dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")
-CENT = Decimal("0.01")
-# Digits before the decimal point the store keeps (numeric(p, s): p − s), checked before any
-# arithmetic: Decimal's context holds 28 digits, so 1E+400 cannot even be rounded to cents.
-MONEY_WHOLE_DIGITS = MONEY.precision - MONEY.scale  # type: ignore[operator]
-_LINE_NUMBER: Any = SalesOrderLine.quantity.property.columns[0].type
-QUANTITY_WHOLE_DIGITS = _LINE_NUMBER.precision - _LINE_NUMBER.scale
-_MAX_INT_BITS = 256  # a whole number longer than this is not an id, an amount or a phone number
 
+KINGDEE_TZ = dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")
 CURRENCY_BY_NUMBER: dict[str, str] = {
     "PRE001": "CNY", "PRE002": "HKD", "PRE003": "EUR", "PRE004": "JPY",
     "PRE005": "TWD", "PRE006": "GBP", "PRE007": "USD",
@@ -99,26 +96,6 @@ _NET_DATE = re.compile(r"^/Date\((-?\d+)([+-]\d{4})?\)/$")
 # ---------------------------------------------------------------------------------------------
 # Field readers (each raises MappingError naming the field)
 
-def _text(raw: Mapping[str, Any], key: str) -> str | None:
-    value = raw.get(key)
-    if value is None:
-        return None
-    if isinstance(value, str):
-        text = value.strip()
-    elif isinstance(value, int) and not isinstance(value, bool) and value.bit_length() <= _MAX_INT_BITS:
-        text = str(value)  # a number code or phone number sent as a JSON number
-    else:
-        raise MappingError(f"{key}: expected text, got {shown(value)}")
-    return text or None
-
-
-def _required_text(raw: Mapping[str, Any], key: str, what: str) -> str:
-    text = _text(raw, key)
-    if text is None:
-        raise MappingError(f"{key}: missing {what}")
-    return text
-
-
 def parse_kingdee_datetime(value: Any, key: str) -> dt.datetime:
     """A Kingdee time (``2024-05-01T10:20:30[.fff]``, or .NET ``/Date(ms+0800)/``) → aware datetime."""
     if isinstance(value, dt.datetime):
@@ -146,51 +123,6 @@ def _date(raw: Mapping[str, Any], key: str) -> dt.date:
 
 def _modified_at(raw: Mapping[str, Any]) -> dt.datetime:
     return parse_kingdee_datetime(raw.get("FModifyDate"), "FModifyDate")
-
-
-def _number(raw: Mapping[str, Any], key: str, whole_digits: int = MONEY_WHOLE_DIGITS) -> Decimal:
-    """A number of at most ``whole_digits`` digits before the decimal point."""
-    value = raw.get(key)
-    if value is None or value == "":
-        raise MappingError(f"{key}: missing number")
-    if isinstance(value, bool) or not isinstance(value, str | int | float | Decimal):
-        raise MappingError(f"{key}: expected a number, got {shown(value)}")
-    try:
-        if isinstance(value, Decimal):
-            number = value
-        elif isinstance(value, int):
-            number = Decimal(value)
-        else:
-            number = Decimal(str(value).strip())
-    except (InvalidOperation, ValueError):
-        raise MappingError(f"{key}: {shown(value)} is not a number") from None
-    if not number.is_finite():
-        raise MappingError(f"{key}: {shown(value)} is not a finite number; expected an amount")
-    if number and number.adjusted() >= whole_digits:
-        raise MappingError(f"{key}: {shown(value)} is too large: the hub stores at most {whole_digits} digits "
-                           "before the decimal point")
-    return number
-
-
-def _money(raw: Mapping[str, Any], key: str) -> Decimal:
-    # Kingdee stores amounts with 10 decimals and rounds them to the currency's precision;
-    # digits beyond cents are storage noise.
-    return _number(raw, key).quantize(CENT, rounding=ROUND_HALF_UP)
-
-
-def _quantity(raw: Mapping[str, Any], key: str) -> Decimal:
-    return _scaled(_number(raw, key, QUANTITY_WHOLE_DIGITS))
-
-
-def _scaled(value: Decimal, places: int = 6) -> Decimal:
-    """Drop trailing zeros (``2.0000000000`` → ``2``), then round to at most ``places`` decimals."""
-    normalized = value.normalize()
-    exponent = normalized.as_tuple().exponent
-    if isinstance(exponent, int) and exponent < -places:
-        return normalized.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
-    if isinstance(exponent, int) and exponent > 0:
-        return normalized.quantize(Decimal(1))  # 1E+2 → 100
-    return normalized
 
 
 def currency_from_number(number: str | None, key: str) -> str:
