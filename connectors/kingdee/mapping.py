@@ -37,7 +37,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Mapping
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from canonical_model.records import (
@@ -57,6 +57,7 @@ from connectors.kit.fields import money as _money
 from connectors.kit.fields import quantity as _quantity
 from connectors.kit.fields import required_text as _required_text
 from connectors.kit.fields import text as _text
+from connectors.kit.orders import crm_bill_number, parse_crm_order
 
 SOURCE_SYSTEM = "kingdee"
 
@@ -307,18 +308,6 @@ def _entry_order(line: Mapping[str, Any]) -> tuple[int, int]:
 # ---------------------------------------------------------------------------------------------
 # Outbound
 
-def crm_bill_number(order_number: str) -> str:
-    """Deterministic ERP bill number of a CRM order: ``CRM-<order_number>``.
-
-    Deterministic on purpose: a retry after a lost reply finds the earlier Save by this
-    number, because Kingdee has no idempotency key (§1.4).
-    """
-    cleaned = str(order_number).strip()
-    if not cleaned:
-        raise MappingError("order_number: missing CRM order number")
-    return f"CRM-{cleaned}"
-
-
 def crm_customer_number(customer: Mapping[str, Any]) -> str:
     """ERP customer number for a CRM customer: its known ERP number, else ``CRM<id:06d>``."""
     erp_number = customer.get("erp_number")
@@ -328,18 +317,6 @@ def crm_customer_number(customer: Mapping[str, Any]) -> str:
     if isinstance(customer_id, bool) or not isinstance(customer_id, int):
         raise MappingError("customer.id: missing CRM customer id (needed for a new ERP customer number)")
     return f"CRM{customer_id:06d}"
-
-
-def _payload_decimal(value: Any, where: str) -> Decimal:
-    if value is None or isinstance(value, bool) or value == "":
-        raise MappingError(f"{where}: missing number")
-    try:
-        number = Decimal(str(value).strip())
-    except InvalidOperation as exc:
-        raise MappingError(f"{where}: not a number: {value!r}") from exc
-    if not number.is_finite():
-        raise MappingError(f"{where}: not a finite number: {value!r}")
-    return number
 
 
 def crm_customer_to_model(
@@ -380,58 +357,22 @@ def crm_order_to_sales_order_model(
     "tax_rate", "amount"}]}`` with numbers as strings; ``salesperson`` is the ERP salesperson
     number (``BD_Saler``). Raises MappingError for anything the ERP would refuse or misread.
     """
-    order_number = str(payload.get("order_number") or "").strip()
-    if not order_number:
-        raise MappingError("order_number: missing CRM order number")
-    raw_date = payload.get("order_date")
-    try:
-        order_date = dt.date.fromisoformat(str(raw_date))
-    except ValueError as exc:
-        raise MappingError(f"order_date: not a YYYY-MM-DD date: {raw_date!r}") from exc
-    currency = str(payload.get("currency") or "").strip().upper()
-    currency_number = NUMBER_BY_CURRENCY.get(currency)
+    order = parse_crm_order(payload)
+    currency_number = NUMBER_BY_CURRENCY.get(order.currency)
     if currency_number is None:
-        raise MappingError(f"currency: no Kingdee currency number known for {currency or 'empty'!r}")
-    raw_lines = payload.get("lines")
-    if not isinstance(raw_lines, list) or not raw_lines:
-        raise MappingError("lines: an ERP sales order needs at least one line")
-    entries = []
-    for position, line in enumerate(raw_lines, start=1):
-        if not isinstance(line, Mapping):
-            raise MappingError(f"lines[{position}]: not an object")
-        where = f"lines[{line.get('line_no', position)}]"
-        code = str(line.get("product_code") or "").strip()
-        if not code:
-            raise MappingError(f"{where}.product_code: missing product code (ERP material number)")
-        quantity = _payload_decimal(line.get("quantity"), f"{where}.quantity")
-        unit_price = _payload_decimal(line.get("unit_price"), f"{where}.unit_price")
-        tax_rate = _payload_decimal(line.get("tax_rate", "0"), f"{where}.tax_rate")
-        amount = _payload_decimal(line.get("amount"), f"{where}.amount")
-        if quantity <= 0:
-            raise MappingError(f"{where}.quantity: must be positive, got {quantity}")
-        if unit_price < 0:
-            raise MappingError(f"{where}.unit_price: must not be negative, got {unit_price}")
-        if not Decimal(0) <= tax_rate <= Decimal(100):
-            raise MappingError(f"{where}.tax_rate: must be a percentage 0–100, got {tax_rate}")
-        expected = (quantity * unit_price).quantize(CENT, rounding=ROUND_HALF_UP)
-        if abs(expected - amount) > CENT:
-            raise MappingError(
-                f"{where}.amount: {amount} ≠ quantity × tax-inclusive unit_price = {expected}")
-        entry: dict[str, Any] = {
-            "FMaterialId": {"FNumber": code},
-            "FQty": quantity,
-            "FTaxPrice": unit_price,
-            "FEntryTaxRate": tax_rate,
-            "FEntryNote": f"CRM行号 {line.get('line_no', position)}",
-        }
-        entries.append(entry)
+        raise MappingError(f"currency: no Kingdee currency number known for {order.currency or 'empty'!r}")
+    entries = [
+        {"FMaterialId": {"FNumber": line.product_code}, "FQty": line.quantity, "FTaxPrice": line.unit_price,
+         "FEntryTaxRate": line.tax_rate, "FEntryNote": f"CRM行号 {line.line_no}"}
+        for line in order.lines
+    ]
     model: dict[str, Any] = {
         "FBillNo": bill_number,
         "FBillTypeID": {"FNUMBER": bill_type},
-        "FDate": order_date.isoformat(),
+        "FDate": order.order_date.isoformat(),
         "FSaleOrgId": {"FNumber": org_number},
         "FCustId": {"FNumber": customer_number},
-        "FNote": f"CRM订单 {order_number}",
+        "FNote": f"CRM订单 {order.order_number}",
         "FSaleOrderFinance": {
             "FSettleCurrId": {"FNumber": currency_number},
             "FIsIncludedTax": True,
