@@ -52,12 +52,11 @@ from canonical_model.records import (
     build,
 )
 from canonical_model.storable import shown
-from connectors.kit.fields import CENT
 from connectors.kit.fields import money as _money
 from connectors.kit.fields import quantity as _quantity
 from connectors.kit.fields import required_text as _required_text
 from connectors.kit.fields import text as _text
-from connectors.kit.orders import crm_bill_number, parse_crm_order
+from connectors.kit.orders import check_lines_total, crm_bill_number, parse_crm_customer, parse_crm_order
 
 SOURCE_SYSTEM = "kingdee"
 
@@ -211,9 +210,7 @@ def map_sales_order(raw: RawRecord) -> SalesOrderRecord:
             ))
         except MappingError as exc:
             raise MappingError(f"line {line_no}: {exc}") from exc
-    line_total = sum((line.amount for line in lines), Decimal(0))
-    if abs(line_total - total) > CENT * len(lines):
-        raise MappingError(f"FBillAllAmount: header total {total} differs from the sum of lines {line_total}")
+    check_lines_total([line.amount for line in lines], total, "FBillAllAmount")
     record: SalesOrderRecord = _build(
         SalesOrderRecord, "SAL_SaleOrder", external_id=bill_number, modified_at=_modified_at(raw),
         bill_number=bill_number, customer_ref=customer_ref, order_date=_date(raw, "FDate"), currency=currency,
@@ -310,13 +307,7 @@ def _entry_order(line: Mapping[str, Any]) -> tuple[int, int]:
 
 def crm_customer_number(customer: Mapping[str, Any]) -> str:
     """ERP customer number for a CRM customer: its known ERP number, else ``CRM<id:06d>``."""
-    erp_number = customer.get("erp_number")
-    if isinstance(erp_number, str) and erp_number.strip():
-        return erp_number.strip()
-    customer_id = customer.get("id")
-    if isinstance(customer_id, bool) or not isinstance(customer_id, int):
-        raise MappingError("customer.id: missing CRM customer id (needed for a new ERP customer number)")
-    return f"CRM{customer_id:06d}"
+    return parse_crm_customer({"customer": customer}).number
 
 
 def crm_customer_to_model(

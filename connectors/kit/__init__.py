@@ -37,6 +37,7 @@ from connectors.kit.paging import (
     PageNumberPaginator,
     Paginator,
     walk,
+    watermark,
 )
 
 __all__ = [
@@ -61,4 +62,5 @@ __all__ = [
     "status_error",
     "transport_error",
     "walk",
+    "watermark",
 ]

@@ -102,6 +102,49 @@ def parse_crm_order(payload: Mapping[str, Any]) -> CrmOrder:
     return CrmOrder(order_number, order_date, str(payload.get("currency") or "").strip().upper(), lines)
 
 
+@dataclass(frozen=True)
+class CrmCustomer:
+    """The order's customer as the payload names it; ``number`` is the ERP number the hub
+    knows for it (``erp_number``), else the one a new ERP customer gets: ``CRM<id:06d>``."""
+
+    id: int | None
+    name: str
+    credit_code: str
+    number: str
+
+
+def parse_crm_customer(payload: Mapping[str, Any]) -> CrmCustomer:
+    """The payload's ``customer`` (``{"id", "name", "credit_code", "erp_number"}``)."""
+    customer = payload.get("customer")
+    if not isinstance(customer, Mapping):
+        raise MappingError("customer: missing customer object")
+    customer_id = customer.get("id")
+    known = customer.get("erp_number")
+    if isinstance(known, str) and known.strip():
+        number = known.strip()
+    elif isinstance(customer_id, int) and not isinstance(customer_id, bool):
+        number = f"CRM{customer_id:06d}"
+    else:
+        raise MappingError("customer.id: missing CRM customer id (needed for a new ERP customer number)")
+    return CrmCustomer(customer_id if isinstance(customer_id, int) else None, str(customer.get("name") or "").strip(),
+                       str(customer.get("credit_code") or "").strip().upper(), number)
+
+
+def check_lines_total(line_amounts: list[Decimal], total: Decimal, key: str) -> None:
+    """An ERP order's header total must be the sum of its lines (a cent of rounding per line)."""
+    line_total = sum(line_amounts, Decimal(0))
+    if abs(line_total - total) > CENT * len(line_amounts):
+        raise MappingError(f"{key}: header total {total} differs from the sum of lines {line_total}")
+
+
+def salesperson_outcome(crm_salesperson: str, used: str | None, used_key: str) -> dict[str, str]:
+    """What a push says about the CRM's salesperson: the ERP person used (under ``used_key``),
+    or the name that was dropped because the ERP does not know it, or nothing."""
+    if used:
+        return {used_key: used}
+    return {"salesperson_dropped": crm_salesperson} if crm_salesperson else {}
+
+
 def crm_bill_number(order_number: str) -> str:
     """Deterministic ERP bill number of a CRM order: ``CRM-<order_number>``.
 
@@ -115,4 +158,5 @@ def crm_bill_number(order_number: str) -> str:
     return f"CRM-{cleaned}"
 
 
-__all__ = ["CrmOrder", "CrmOrderLine", "crm_bill_number", "parse_crm_order", "payload_decimal"]
+__all__ = ["CrmCustomer", "CrmOrder", "CrmOrderLine", "check_lines_total", "crm_bill_number", "parse_crm_customer",
+           "parse_crm_order", "payload_decimal", "salesperson_outcome"]

@@ -51,7 +51,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 from pydantic import SecretStr
@@ -69,6 +69,9 @@ TOKEN_PATH = "open-auth/selfAppAuth/base/v1/getAccessToken"
 DISCOVERY_PATH = "open-auth/dataCenter/getGatewayAddress"
 INVALID_TOKEN_TEXT = "非法token"
 USER_AGENT = "crm-erp-hub yonyou-connector/0.1"
+# An idempotent save repeated after the replay hour: success, ``data.id`` is the earlier
+# document (§2.3/§2.4; the docs disagree between 10004 and 100004, so both).
+DUPLICATE_CODES = frozenset({"10004", "100004"})
 # Customer list pages may hold 5,000 rows, AR lists 500 (§2.5); orders are read at the AR size.
 MAX_CUSTOMER_PAGE = 5000
 MAX_LIST_PAGE = 500
@@ -129,8 +132,7 @@ def _message(payload: Any) -> str:
     return kit.redact(str(text or "no message"), 300)
 
 
-@dataclass(frozen=True)
-class Addresses:
+class Addresses(NamedTuple):
     """Where a tenant's API lives: the business gateway and the token service."""
 
     gateway_url: str
@@ -138,11 +140,22 @@ class Addresses:
 
 
 @dataclass(frozen=True)
+class Reply:
+    """A reply the caller accepted: its code, ``data`` and message."""
+
+    code: str
+    data: Any
+    message: str = ""
+
+
+@dataclass(frozen=True)
 class Saved:
-    """A saved document: YonBIP's id and its code (bill number / customer code)."""
+    """A saved document: YonBIP's id and its code (bill number / customer code). ``duplicate``:
+    the save was a repeat of one made with the same ``resubmitCheckKey`` over an hour ago."""
 
     id: str
     code: str
+    duplicate: bool = False
 
 
 @dataclass(frozen=True)
@@ -242,7 +255,7 @@ class YonyouClient(kit.OwnsHttpClient):
         with self._discovery_lock:
             if self._addresses is None:
                 data = self._exchange("GET", f"{self._discovery}/{DISCOVERY_PATH}", DISCOVERY_PATH,
-                                      params={"tenantId": self._tenant_id}, ok=AUTH_OK)
+                                      params={"tenantId": self._tenant_id}, ok=AUTH_OK).data
                 gateway, token = (data.get("gatewayUrl"), data.get("tokenUrl")) if isinstance(data, Mapping) \
                     else (None, None)
                 if not isinstance(gateway, str) or not isinstance(token, str) or not gateway or not token:
@@ -255,7 +268,7 @@ class YonyouClient(kit.OwnsHttpClient):
         params = {"appKey": self._app_key, "timestamp": str(int(time.time() * 1000))}
         params["signature"] = sign(params, self._app_secret.get_secret_value())
         data = self._exchange("GET", f"{self.addresses().token_url}/{TOKEN_PATH}", "getAccessToken",
-                              params=params, ok=AUTH_OK)
+                              params=params, ok=AUTH_OK).data
         token = data.get("access_token") if isinstance(data, Mapping) else None
         if not isinstance(token, str) or not token:
             raise RetryableError("token service returned no access_token", system=SYSTEM,
@@ -267,14 +280,15 @@ class YonyouClient(kit.OwnsHttpClient):
     def _exchange(
         self, method: str, url: str, operation: str, *, params: Mapping[str, Any] | None = None,
         body: Any = None, ok: str = BUSINESS_OK, auth: httpx.Auth | None = None, key: str | None = None,
-        external_id: str | None = None,
-    ) -> Any:
-        """One audited exchange; returns the envelope's ``data`` when ``code`` is ``ok``."""
+        external_id: str | None = None, accept: frozenset[str] = frozenset(),
+    ) -> Reply:
+        """One audited exchange; the reply when its ``code`` is ``ok`` or in ``accept``, else the
+        hub error for the code (or for the HTTP status, without an envelope)."""
         call = kit.CallContext(SYSTEM, operation, key=key, external_id=external_id)
         content = None if body is None else json.dumps(body, ensure_ascii=False, default=_json_default).encode()
         request = self._http.build_request(method, url, params=dict(params or {}), content=content)
 
-        def read(response: httpx.Response, _timer: object) -> Any:
+        def read(response: httpx.Response, _timer: object) -> Reply:
             if response.content.strip().decode("utf-8", "replace") == INVALID_TOKEN_TEXT:
                 raise CODES.error(310036, INVALID_TOKEN_TEXT, call)
             payload = kit.peek_json(response) if response.status_code >= 300 else None
@@ -283,8 +297,8 @@ class YonyouClient(kit.OwnsHttpClient):
                 kit.raise_for_status(response, call)
                 payload = kit.parse_json(response, call, parse_float=Decimal)
                 code = reply_code(payload)
-            if code == ok:
-                return payload.get("data")
+            if isinstance(payload, Mapping) and (code == ok or code in accept):
+                return Reply(code or ok, payload.get("data"), _message(payload))
             if code is None:
                 raise RetryableError("reply has no code", **call.context("bad_json"))
             raise CODES.error(_numeric(code), _message(payload), call)
@@ -294,9 +308,15 @@ class YonyouClient(kit.OwnsHttpClient):
     def call(self, method: str, path: str, *, body: Any = None, params: Mapping[str, Any] | None = None,
              key: str | None = None, external_id: str | None = None) -> Any:
         """A business call of ``/yonbip/<path>`` with the token; returns ``data``."""
+        return self.reply(method, path, body=body, params=params, key=key, external_id=external_id).data
+
+    def reply(self, method: str, path: str, *, body: Any = None, params: Mapping[str, Any] | None = None,
+              key: str | None = None, external_id: str | None = None,
+              accept: frozenset[str] = frozenset()) -> Reply:
+        """A business call whose codes in ``accept`` are answers, not errors (idempotent saves)."""
         url = f"{self.addresses().gateway_url}/yonbip/{path}"
         return self._exchange(method, url, path, params=params, body=body, auth=self.auth, key=key,
-                              external_id=external_id)
+                              external_id=external_id, accept=accept)
 
     def check(self) -> None:
         """Reachability and credentials (``hub doctor``): discovery and a token."""
@@ -320,8 +340,8 @@ class YonyouClient(kit.OwnsHttpClient):
     def merchant_insert(self, data: Mapping[str, Any], *, key: str | None = None) -> Saved:
         """``merchant/idempotent/newinsert`` (``data.resubmitCheckKey`` makes a resend replay)."""
         reference = str(data.get("code") or "") or None
-        reply = self.call("POST", "digitalModel/merchant/idempotent/newinsert", body={"data": dict(data)}, key=key,
-                          external_id=reference)
+        reply = self.reply("POST", "digitalModel/merchant/idempotent/newinsert", body={"data": dict(data)},
+                           key=key, external_id=reference, accept=DUPLICATE_CODES)
         return _saved(reply, "digitalModel/merchant/idempotent/newinsert", reference)
 
     # -- paged lists (recordList) -----------------------------------------------------------
@@ -357,8 +377,8 @@ class YonyouClient(kit.OwnsHttpClient):
     def order_save(self, data: Mapping[str, Any], *, key: str | None = None) -> Saved:
         """``sd/voucherorder/singleSave``; ``data.resubmitCheckKey`` replays a repeat (§2.4)."""
         reference = str(data.get("code") or "") or None
-        reply = self.call("POST", "sd/voucherorder/singleSave", body={"data": dict(data)}, key=key,
-                          external_id=reference)
+        reply = self.reply("POST", "sd/voucherorder/singleSave", body={"data": dict(data)}, key=key,
+                           external_id=reference, accept=DUPLICATE_CODES)
         return _saved(reply, "sd/voucherorder/singleSave", reference)
 
     def order_batch(self, action: str, ids: Sequence[str], *, key: str | None = None) -> BatchOutcome:
@@ -404,12 +424,12 @@ def _list_page(data: Any, page_index: int, operation: str) -> ListPage:
                     int(pages) if isinstance(pages, int) else None, int(count) if isinstance(count, int) else None)
 
 
-def _saved(data: Any, operation: str, reference: str | None) -> Saved:
-    """``data`` of a save: an object or a one-element list with ``id`` and ``code``."""
-    if isinstance(data, list) and data:
-        data = data[0]
+def _saved(reply: Reply, operation: str, reference: str | None) -> Saved:
+    """A save's ``data``: an object or a one-element list with ``id`` and ``code``; a duplicate
+    code (§2.4: the key was used over an hour ago) carries the earlier document's ``id``."""
+    data = reply.data[0] if isinstance(reply.data, list) and reply.data else reply.data
     if isinstance(data, Mapping) and data.get("id") not in (None, ""):
-        return Saved(str(data["id"]), str(data.get("code") or reference or ""))
+        return Saved(str(data["id"]), str(data.get("code") or reference or ""), duplicate=reply.code in DUPLICATE_CODES)
     raise PermanentError("save reply carries no id", system=SYSTEM, operation=operation, external_id=reference,
                          code="bad_shape")
 
@@ -425,6 +445,7 @@ __all__ = [
     "Addresses",
     "BatchOutcome",
     "ListPage",
+    "Reply",
     "Saved",
     "YonyouAuth",
     "YonyouBusinessError",

@@ -34,12 +34,12 @@ class YonyouSettings(ConnectorSettings):
 
     REQUIRED: ClassVar[tuple[str, ...]] = ("tenant_id", "app_key", "app_secret")
 
-    base_url: str | None = Field(default=None, description=f"data-centre discovery host ({DISCOVERY_URL})")
-    tenant_id: str | None = Field(default=None, description="tenant id (租户ID), for gateway discovery")
-    app_key: str | None = Field(default=None, description="the self-built app's appKey")
-    app_secret: SecretStr | None = Field(default=None, description="the self-built app's appSecret")
-    gateway_url: str | None = Field(default=None, description="…/iuap-api-gateway; unset: discovered")
-    token_url: str | None = Field(default=None, description="…/iuap-api-auth; unset: discovered")
+    base_url: str | None = Field(None, description=f"data-centre discovery host ({DISCOVERY_URL})")
+    tenant_id: str | None = Field(None, description="tenant id (租户ID), for gateway discovery")
+    app_key: str | None = Field(None, description="the self-built app's appKey")
+    app_secret: SecretStr | None = Field(None, description="the self-built app's appSecret")
+    gateway_url: str | None = Field(None, description="…/iuap-api-gateway; unset: discovered")
+    token_url: str | None = Field(None, description="…/iuap-api-auth; unset: discovered")
     timeout_s: float = Field(default=30.0, gt=0, description="seconds to wait for a reply")
     page_size: int = Field(default=500, ge=1, le=500,
                            description="rows per list page (AR list caps at 500, customers at 5,000)")
