@@ -8,8 +8,9 @@ Two guards, one per way a resend could make a twin (erp-apis.md §2.4):
   earlier order's id, which the client turns into that order (``Saved.duplicate``).
 - The order's code is deterministic (``CRM-<order_number>``, the same rule as Kingdee's), and
   when an earlier attempt's outcome is unknown the writer looks the order up by that code
-  first (once) and *adopts* it, continuing from the state found. A save refused because the
-  code exists is adopted the same way.
+  first (once) and *adopts* it, continuing from the state found; so does every retry, because a
+  replayed save answers what the *first* save answered (state "open"), not the state the order
+  has reached since. A save refused because the code exists is adopted the same way.
 
 **Saved ≠ effective** (§2.5): with ``submit_and_audit`` the order goes save (verifystate 0,
 "open") → ``batchsubmit`` (1) → ``batchaudit`` (2, "audited"). Batch calls are not idempotent,
@@ -80,7 +81,10 @@ class SalesOrderWriter:
             code = crm_bill_number(order.order_number)
         except MappingError as exc:
             raise self._mapping_failure(exc, None) from exc
-        if attempt.outcome_unknown:
+        if attempt.outcome_unknown or attempt.number > 1:
+            # An earlier attempt may have saved (or submitted) the order. Unlike Kingdee, a save
+            # cannot tell: within the hour YonBIP replays the first reply verbatim (state
+            # "open"), so the state is read, not assumed.
             found = self._client.find_order(code)
             if found is not None:
                 return self._advance(key, code, found, attempt, adopted=True)
