@@ -8,12 +8,14 @@ mode. What a pushed order's outcome changes on the CRM order is the domain rules
 
 from __future__ import annotations
 
-from connectors.yonyou.client import YonyouClient
+from collections.abc import Iterator
+
+from connectors.yonyou.client import MAX_LIST_PAGE, STAFF_LIST, YonyouClient
 from connectors.yonyou.settings import YonyouSettings
 from connectors.yonyou.streams import STREAMS
 from connectors.yonyou.writers import SalesOrderWriter
 from hub.calls import CallObserver
-from hub.contracts import CallLimits, ConnectorSpec
+from hub.contracts import CallLimits, ConnectorSpec, Salesperson
 
 SYSTEM = "yonyou"
 
@@ -40,6 +42,15 @@ def call_limits(settings: YonyouSettings) -> CallLimits:
     return CallLimits(concurrency=settings.max_concurrent_calls)
 
 
+def salespeople(client: YonyouClient) -> Iterator[Salesperson]:
+    """The staff archive (code, name, mobile, e-mail; its path is a guess, see the client)."""
+    for page in client.list_pages(STAFF_LIST, MAX_LIST_PAGE):
+        for person in page.records:
+            if person.get("code") and person.get("name"):
+                yield Salesperson(str(person["code"]), str(person["name"]), person.get("mobile") or None,
+                                  person.get("email") or None, active=person.get("enable", 1) == 1)
+
+
 CONNECTOR: ConnectorSpec[YonyouSettings, YonyouClient] = ConnectorSpec(
     system=SYSTEM,
     title="Yonyou YonBIP 用友",
@@ -49,4 +60,5 @@ CONNECTOR: ConnectorSpec[YonyouSettings, YonyouClient] = ConnectorSpec(
     writers={"sales_order": make_sales_order_writer},
     sandbox="connectors.yonyou.sandbox",
     limits=call_limits,
+    salespeople=salespeople,
 )

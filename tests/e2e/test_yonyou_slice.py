@@ -121,3 +121,59 @@ def test_500_approved_orders_reach_yonyou_exactly_once_while_every_fault_kind_st
     assert (readback.inserted, readback.updated) == (orders_before, 500)
     assert scalar(db, "SELECT count(*) FROM sales_order WHERE erp_bill_number LIKE 'CRM-%' "
                       "AND source_system = 'crm'") == 500
+
+
+def test_a_customer_known_in_both_erps_has_one_profile_with_both_ledgers_and_owners_from_erp_salespeople(
+        hub, db):
+    # given the group's CRM users, then both ERPs synced (Kingdee for one legal entity, YonBIP for another)
+    seed = load_sandbox(connector("yonyou")).demo_seed()  # type: ignore[misc]
+    with db.begin() as conn:
+        load_crm_demo(conn, seed["people"], [], now=dt.datetime.now(dt.UTC), orders=0)
+    hub.sandbox("kingdee", scale=0.05)
+    kingdee = {r.stream: r.counts for r in hub.sync("kingdee")}
+    yonyou = {r.stream: r.counts for r in hub.sync("yonyou")}
+    assert kingdee["receivables"].quarantined == yonyou["receivables"].quarantined == 0
+
+    # then the firms both ERPs sell to are one golden customer each, with both identities
+    shared = rows(db, "SELECT k.canonical_id AS id FROM external_identity k JOIN external_identity y "
+                      "ON y.canonical_id = k.canonical_id AND y.system = 'yonyou' AND y.object = 'customer' "
+                      "WHERE k.system = 'kingdee' AND k.object = 'customer'")
+    assert len(shared) == 12  # every other one of the universe's 24 customer companies
+    assert scalar(db, "SELECT count(*) FROM identity_conflict") == 0
+    with db.begin() as conn:
+        owing = [r.id for r in shared if conn.execute(sa.text(
+            "SELECT count(DISTINCT source_system) FROM receivable WHERE customer_id = :c AND open_amount > 0"),
+            {"c": r.id}).scalar_one() == 2]
+        assert owing, "some shared customer owes in both ledgers"
+        profile = customer_profile(conn, owing[0])
+        assert profile is not None
+        assert {i["system"] for i in profile.identities} == {"kingdee", "yonyou"}
+        # aging per currency sums both ledgers, and each open bill names its ledger
+        ledgers = conn.execute(sa.text(
+            "SELECT currency, source_system, sum(open_amount) FROM receivable WHERE customer_id = :c "
+            "AND open_amount > 0 GROUP BY 1, 2"), {"c": owing[0]}).all()
+        by_currency: dict[str, Decimal] = defaultdict(Decimal)
+        for currency, _system, amount in ledgers:
+            by_currency[currency] += amount
+        assert {s.currency: s.open_amount for s in profile.receivables} == by_currency
+        assert all(sum(s.aging.values(), Decimal(0)) == s.open_amount for s in profile.receivables)
+        from hub.web.queries import open_receivable_bills
+        bills = open_receivable_bills(conn, owing[0], profile.as_of, limit=500)
+        assert {b["source_system"] for b in bills} == {"kingdee", "yonyou"}
+        assert sum((b["open_amount"] for b in bills), Decimal(0)) == sum(by_currency.values(), Decimal(0))
+
+    # and customers that exist only in an ERP have an owner: the internal user who is the ERP's salesperson
+    for system in ("kingdee", "yonyou"):
+        ownerless = scalar(db, "SELECT count(*) FROM external_identity e JOIN customer c ON c.id = e.canonical_id "
+                               "WHERE e.system = :s AND e.object = 'customer' AND c.owner_id IS NULL", s=system)
+        assert ownerless == 0, system
+    # YonBIP's staff were found by mobile, Kingdee's salespeople by their (unique) names
+    linked = dict(rows(db, "SELECT system, count(*) FROM external_identity WHERE object = 'salesperson' "
+                           "GROUP BY system"))
+    assert linked == {"yonyou": 30, "kingdee": 30}
+    state = tenant(hub).data
+    merchant = next(m for m in state.merchants.values() if m["code"] == "YYC00050")
+    staff = state.staff[merchant["professSalesman_code"]]
+    assert scalar(db, "SELECT u.mobile FROM customer c JOIN internal_user u ON u.id = c.owner_id "
+                      "JOIN external_identity e ON e.canonical_id = c.id AND e.system = 'yonyou' "
+                      "AND e.object = 'customer' WHERE e.external_id = 'YYC00050'") == staff["mobile"]
