@@ -48,7 +48,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from connectors.kit.sandbox import FaultPlan
-from connectors.kit.sandbox.admin import with_admin_index
+from connectors.kit.sandbox.admin import admin_faults, with_admin_index
 from connectors.kit.sandbox.gate import ServingGate
 from connectors.yonyou.sandbox.seed import SeedStats, seed_state
 from connectors.yonyou.sandbox.state import Refused, YonyouState
@@ -279,20 +279,6 @@ async def _admin_state(request: Request) -> Response:
                    "credentials": {"tenant_id": sandbox.credentials.tenant_id, "app_key": sandbox.credentials.app_key}})
 
 
-async def _admin_faults(request: Request) -> Response:
-    """GET: armed faults; POST: arm or clear them (FaultPlan.configure JSON)."""
-    sandbox: YonyouSandbox = request.app.state.yonyou
-    if request.method == "POST":
-        try:
-            spec = await request.json()
-            if not isinstance(spec, dict):
-                raise ValueError("expected a JSON object")
-            sandbox.faults.configure(spec)
-        except (ValueError, KeyError, TypeError) as exc:
-            return JSONResponse({"error": str(exc)}, status_code=400)
-    return JSONResponse(sandbox.faults.describe())
-
-
 async def _admin_expire(request: Request) -> Response:
     """Expire every token (the next business call gets 310036)."""
     sandbox: YonyouSandbox = request.app.state.yonyou
@@ -328,7 +314,7 @@ def create_app(
                    for version in ("", "base/v1/")]
     routes = [
         Route("/__sandbox__/state", _admin_state, methods=["GET"]),
-        Route("/__sandbox__/faults", _admin_faults, methods=["GET", "POST"]),
+        Route("/__sandbox__/faults", admin_faults, methods=["GET", "POST"]),
         Route("/__sandbox__/tokens/expire", _admin_expire, methods=["POST"]),
         Route("/__sandbox__/orders/{code:path}", _admin_order, methods=["GET"]),
         Route("/open-auth/dataCenter/getGatewayAddress", _gateway_address, methods=["GET"]),
