@@ -153,9 +153,9 @@ class ThreadSandbox:
         self.state.faults.configure(fault_plan(faults, service_ms))
 
     def stats(self) -> dict[str, Any]:
-        return {"requests": sum(self.state.requests.values()), "overloaded": self.state.overloaded,
-                "peak_in_flight": self.state.peak_in_flight, "busy_seconds": self.state.busy_seconds,
-                "limit": self.state.max_concurrent_requests}
+        gate = self.state.gate
+        return {"requests": sum(self.state.requests.values()), "overloaded": gate.overloaded,
+                "peak_in_flight": gate.peak_in_flight, "busy_seconds": gate.busy_seconds, "limit": gate.limit}
 
     def stop(self) -> None:
         self.server.stop()

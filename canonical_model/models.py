@@ -204,6 +204,9 @@ class SalesOrder(Base):
     total_amount: Mapped[Decimal] = mapped_column(MONEY)
     status: Mapped[str] = mapped_column(sa.String(30), server_default="draft")
     approval_state: Mapped[str] = mapped_column(sa.String(30), server_default="none")
+    # the legal entity (sales organisation) selling: which ERP the order goes to is configured
+    # per legal entity (hub.rules.orders.route_order)
+    legal_entity: Mapped[str | None] = mapped_column(sa.String(64))
     erp_system: Mapped[str | None] = mapped_column(sa.String(32))
     erp_bill_number: Mapped[str | None] = mapped_column(sa.String(100))
     erp_status: Mapped[str | None] = mapped_column(sa.String(10))

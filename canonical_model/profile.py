@@ -123,7 +123,8 @@ def customer_profile(conn: Connection, customer_id: int, *, as_of: dt.date | Non
                               "fetched_at FROM contact WHERE customer_id = :c ORDER BY name", c=customer_id),
         receivables=receivables, credit_limit=data.get("credit_limit"), credit_used=credit_used,
         recent_orders=_dicts(conn, "SELECT order_number, order_date, currency, total_amount, status, approval_state, "
-                                   "erp_system, erp_bill_number, erp_status, source_system, external_id, fetched_at "
+                                   "legal_entity, erp_system, erp_bill_number, erp_status, erp_error, source_system, "
+                                   "external_id, fetched_at "
                                    "FROM sales_order "
                                    "WHERE customer_id = :c ORDER BY order_date DESC, id DESC LIMIT 10", c=customer_id),
         recent_receipts=_dicts(conn, "SELECT bill_number, receipt_date, currency, amount, source_system, external_id, "

@@ -22,6 +22,8 @@ A connector describes *what* it can read and write; the engine and the outbox de
 - :class:`CallLimits`: how hard the outbox may drive a system (concurrent calls across
   every dispatcher, per-recipient send budgets such as WeCom's per-member limits),
   declared by the connector from its settings (``ConnectorSpec.limits``).
+- :class:`Salesperson`: an ERP's own salesperson record (``ConnectorSpec.salespeople``), so
+  the domain rules can give ERP-only customers an owner.
 - :class:`SandboxSpec`: how to start the connector's emulator and point a client at it.
   Named by module path and imported only in sandbox mode (``hub demo``, tests,
   ``HUB_SANDBOX=1``), so production code never loads a sandbox or its credentials.
@@ -33,7 +35,7 @@ A connector describes *what* it can read and write; the engine and the outbox de
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
@@ -268,6 +270,19 @@ class ChatChannel(Generic[ClientT]):
     account_by_mobile: Callable[[ClientT, str], str | None] | None = None
 
 
+@dataclass(frozen=True)
+class Salesperson:
+    """A salesperson as an ERP keeps them (Kingdee ``BD_Saler``, YonBIP staff): ``ref`` is the
+    ERP's own code, the value its customers' ``owner_ref`` holds; mobile and e-mail when the
+    ERP has them. ``hub.rules.salespeople`` links them to internal users."""
+
+    ref: str
+    name: str
+    mobile: str | None = None
+    email: str | None = None
+    active: bool = True
+
+
 EventHandler = Callable[[dict[str, Any]], None]
 RejectionHandler = Callable[[str, Mapping[str, str]], None]
 
@@ -337,6 +352,8 @@ class ConnectorSpec(Generic[SettingsT, ClientT]):
     chat: ChatChannel[ClientT] | None = None
     callbacks: CallbackSpec[SettingsT] | None = None
     limits: Callable[[SettingsT], CallLimits] | None = None  # None: CallLimits() defaults
+    # an ERP's own salespeople (whose codes its customers carry as owners), for linking to users
+    salespeople: Callable[[ClientT], Iterable[Salesperson]] | None = None
 
     @property
     def writer_kinds(self) -> tuple[str, ...]:
@@ -377,6 +394,7 @@ __all__ = [
     "RawRecord",
     "ReplayGuard",
     "RunningSandbox",
+    "Salesperson",
     "SandboxSpec",
     "SendBudget",
     "StreamSpec",

@@ -19,6 +19,7 @@ from hub.errors import ConfigError
 CONNECTOR_MODULES: dict[str, str] = {
     "kingdee": "connectors.kingdee.connector",
     "wecom": "connectors.wecom.connector",
+    "yonyou": "connectors.yonyou.connector",
 }
 
 _loaded: dict[tuple[str, str], ConnectorSpec[Any, Any]] = {}

@@ -78,6 +78,34 @@ class OutboxSettings(BaseModel):
     workers: int = Field(default=8, ge=1, le=64, description="writes in flight per dispatcher (all systems)")
 
 
+class OrderSettings(BaseModel):
+    """Which ERP an approved CRM order goes to (``HUB_ORDERS__*``): a tenant's ERP, or one ERP
+    per legal entity (sales organisation) for a group company running several.
+
+    An order whose legal entity is listed in ``erp_by_entity`` goes to that ERP. When the list
+    is empty (one ERP for the whole tenant) or the order names no legal entity, it goes to
+    ``erp``. A legal entity missing from a non-empty list, or no ``erp`` where one is needed,
+    is a failure shown on the order (``hub.rules.orders.route_order``), never a silent default.
+    """
+
+    model_config = {"extra": "forbid"}
+
+    erp: str | None = Field(default="kingdee", description="the tenant's ERP (orders without an entity of their own)")
+    erp_by_entity: dict[str, str] = Field(default_factory=dict,
+                                          description='legal entity → ERP, JSON: {"XH-SZ": "kingdee"}')
+
+    @model_validator(mode="after")
+    def _known_erps(self) -> OrderSettings:
+        from hub.registry import systems, writer_kinds
+
+        erps = sorted(kind.partition(".")[0] for kind in writer_kinds() if kind.endswith(".sales_order"))
+        for where, erp in [("erp", self.erp), *((f"erp_by_entity[{k}]", v) for k, v in self.erp_by_entity.items())]:
+            if erp is not None and erp not in erps:
+                what = "an ERP the hub can push orders to" if erp in systems() else "a registered system"
+                raise ValueError(f"{where}: {erp!r} is not {what} (known ERPs: {', '.join(erps)})")
+        return self
+
+
 class ReminderSettings(BaseModel):
     """When reminders fire (the thresholds are also stored as rule data)."""
 
@@ -125,6 +153,7 @@ class Settings(BaseSettings):
                             description="where people reach `hub serve`; reminder cards link here")
     sandbox: bool = Field(default=False, description="connectors without a base URL use their built-in sandbox")
     outbox: OutboxSettings = Field(default_factory=OutboxSettings)
+    orders: OrderSettings = Field(default_factory=OrderSettings)
     reminders: ReminderSettings = Field(default_factory=ReminderSettings)
     schedules: ScheduleSettings = Field(default_factory=ScheduleSettings)
     dagster: DagsterSettings = Field(default_factory=DagsterSettings)
@@ -278,7 +307,7 @@ class TomlFile(PydanticBaseSettingsSource):
                 sections[key] = value
             else:
                 core[key] = value
-        for trail in _leaf_paths(self.data):
+        for trail in _leaf_paths(self.data, known):
             env_name = ENV_PREFIX + "__".join(trail).upper()
             if env_name not in known:
                 raise ConfigError(f"{self.path}: unknown setting {'.'.join(trail)!r}"
@@ -289,9 +318,11 @@ class TomlFile(PydanticBaseSettingsSource):
         return {**core, "connectors": sections} if sections else core
 
 
-def _leaf_paths(node: Any, trail: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
-    if isinstance(node, dict) and node:
-        return [path for key, value in node.items() for path in _leaf_paths(value, (*trail, str(key)))]
+def _leaf_paths(node: Any, known: typing.Mapping[str, bool], trail: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """The settings a TOML table sets; a table that is the value of one setting (a mapping such
+    as ``orders.erp_by_entity``) is that one setting, not settings of its own."""
+    if isinstance(node, dict) and node and ENV_PREFIX + "__".join(trail).upper() not in known:
+        return [path for key, value in node.items() for path in _leaf_paths(value, known, (*trail, str(key)))]
     return [trail] if trail else []
 
 
@@ -376,6 +407,7 @@ def describe_validation_error(exc: ValidationError, prefix: str = "") -> str:
 __all__ = [
     "ENV_PREFIX",
     "DagsterSettings",
+    "OrderSettings",
     "OutboxSettings",
     "ReminderSettings",
     "ScheduleSettings",

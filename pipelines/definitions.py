@@ -30,7 +30,7 @@ from pipelines.sensors import build_outbox_sensor
 def build_definitions(hub: HubResource, settings: Settings | None = None) -> Definitions:
     """Every asset, check, job, schedule and sensor of the hub, on ``hub``."""
     settings = settings or hub.hub_settings()
-    jobs = build_jobs()
+    jobs = build_jobs(settings)
     return Definitions(
         assets=[*connector_assets(push_deps={"reminder": [REMINDERS_DUE]}), *rule_assets()],
         asset_checks=all_checks(),

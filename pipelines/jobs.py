@@ -24,6 +24,7 @@ from dagster import (
 )
 
 from hub.registry import chat_systems, specs
+from hub.settings import Settings
 from pipelines.assets import push_key, stream_key
 from pipelines.rule_assets import RECEIVABLE_FOLLOWUPS, REMINDERS_DUE
 
@@ -50,8 +51,22 @@ def push_job_name(kind: str) -> str:
     return kind.replace(".", "_") + "_push"
 
 
-def build_jobs() -> list[UnresolvedAssetJobDefinition]:
-    """Every job, generated from the registered connectors."""
+def ledgers_in_use(settings: Settings | None) -> set[str] | None:
+    """The ERPs whose ledgers ``receivables_to_crm`` reads: those orders are routed to
+    (``HUB_ORDERS__*``) and any ERP whose connection is configured. None (no settings): every
+    registered one. A registered ERP the tenant does not run must not fail that job with "not
+    configured", nor be read in sandbox mode as if it were the tenant's."""
+    if settings is None:
+        return None
+    routed = {settings.orders.erp, *settings.orders.erp_by_entity.values()} - {None}
+    configured = {spec.system for spec in specs() if settings.connector(spec.system).is_configured()}
+    return {erp for erp in routed if erp is not None} | configured
+
+
+def build_jobs(settings: Settings | None = None) -> list[UnresolvedAssetJobDefinition]:
+    """Every job, generated from the registered connectors (``settings`` decides which ERPs'
+    ledgers the receivables job reads, :func:`ledgers_in_use`)."""
+    ledgers = ledgers_in_use(settings)
     jobs = []
     order_pushes: list[AssetKey] = []
     order_systems: set[str] = set()
@@ -71,7 +86,7 @@ def build_jobs() -> list[UnresolvedAssetJobDefinition]:
             if kind.endswith(".reminder"):
                 reminder_pushes.append(push_key(kind))
         for s in spec.streams:
-            if s.target in ("receivable", "receipt"):
+            if s.target in ("receivable", "receipt") and (ledgers is None or spec.system in ledgers):
                 receivable_streams.append(stream_key(spec.system, s.name))
                 receivable_systems.add(spec.system)
     if order_pushes:

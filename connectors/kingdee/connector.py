@@ -8,12 +8,14 @@ rules' business (``hub.rules.orders`` registers it for every ``*.sales_order`` k
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from connectors.kingdee.client import KingdeeClient
 from connectors.kingdee.settings import KingdeeSettings
 from connectors.kingdee.streams import STREAMS
 from connectors.kingdee.writers import SalesOrderWriter
 from hub.calls import CallObserver
-from hub.contracts import CallLimits, ConnectorSpec
+from hub.contracts import CallLimits, ConnectorSpec, Salesperson
 
 SYSTEM = "kingdee"
 
@@ -39,6 +41,14 @@ def call_limits(settings: KingdeeSettings) -> CallLimits:
     return CallLimits(concurrency=settings.max_concurrent_calls)
 
 
+def salespeople(client: KingdeeClient) -> Iterator[Salesperson]:
+    """``BD_Saler``: number and name (the sandbox's, and a standard form's, carry no mobile)."""
+    for page in client.query_pages("BD_Saler", ["FNumber", "FName", "FForbidStatus"], order_string="FNumber"):
+        for row in page:
+            if row.get("FNumber") and row.get("FName"):
+                yield Salesperson(str(row["FNumber"]), str(row["FName"]), active=row.get("FForbidStatus") != "B")
+
+
 CONNECTOR: ConnectorSpec[KingdeeSettings, KingdeeClient] = ConnectorSpec(
     system=SYSTEM,
     title="Kingdee K/3 Cloud 金蝶云·星空",
@@ -48,4 +58,5 @@ CONNECTOR: ConnectorSpec[KingdeeSettings, KingdeeClient] = ConnectorSpec(
     writers={"sales_order": make_sales_order_writer},
     sandbox="connectors.kingdee.sandbox",
     limits=call_limits,
+    salespeople=salespeople,
 )

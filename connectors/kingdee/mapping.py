@@ -37,10 +37,9 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Mapping
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
-from canonical_model.models import MONEY, SalesOrderLine
 from canonical_model.records import (
     CanonicalRecord,
     CustomerRecord,
@@ -53,17 +52,15 @@ from canonical_model.records import (
     build,
 )
 from canonical_model.storable import shown
+from connectors.kit.fields import money as _money
+from connectors.kit.fields import quantity as _quantity
+from connectors.kit.fields import required_text as _required_text
+from connectors.kit.fields import text as _text
+from connectors.kit.orders import check_lines_total, crm_bill_number, parse_crm_customer, parse_crm_order
 
 SOURCE_SYSTEM = "kingdee"
-KINGDEE_TZ = dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")
-CENT = Decimal("0.01")
-# Digits before the decimal point the store keeps (numeric(p, s): p − s), checked before any
-# arithmetic: Decimal's context holds 28 digits, so 1E+400 cannot even be rounded to cents.
-MONEY_WHOLE_DIGITS = MONEY.precision - MONEY.scale  # type: ignore[operator]
-_LINE_NUMBER: Any = SalesOrderLine.quantity.property.columns[0].type
-QUANTITY_WHOLE_DIGITS = _LINE_NUMBER.precision - _LINE_NUMBER.scale
-_MAX_INT_BITS = 256  # a whole number longer than this is not an id, an amount or a phone number
 
+KINGDEE_TZ = dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")
 CURRENCY_BY_NUMBER: dict[str, str] = {
     "PRE001": "CNY", "PRE002": "HKD", "PRE003": "EUR", "PRE004": "JPY",
     "PRE005": "TWD", "PRE006": "GBP", "PRE007": "USD",
@@ -99,26 +96,6 @@ _NET_DATE = re.compile(r"^/Date\((-?\d+)([+-]\d{4})?\)/$")
 # ---------------------------------------------------------------------------------------------
 # Field readers (each raises MappingError naming the field)
 
-def _text(raw: Mapping[str, Any], key: str) -> str | None:
-    value = raw.get(key)
-    if value is None:
-        return None
-    if isinstance(value, str):
-        text = value.strip()
-    elif isinstance(value, int) and not isinstance(value, bool) and value.bit_length() <= _MAX_INT_BITS:
-        text = str(value)  # a number code or phone number sent as a JSON number
-    else:
-        raise MappingError(f"{key}: expected text, got {shown(value)}")
-    return text or None
-
-
-def _required_text(raw: Mapping[str, Any], key: str, what: str) -> str:
-    text = _text(raw, key)
-    if text is None:
-        raise MappingError(f"{key}: missing {what}")
-    return text
-
-
 def parse_kingdee_datetime(value: Any, key: str) -> dt.datetime:
     """A Kingdee time (``2024-05-01T10:20:30[.fff]``, or .NET ``/Date(ms+0800)/``) → aware datetime."""
     if isinstance(value, dt.datetime):
@@ -146,51 +123,6 @@ def _date(raw: Mapping[str, Any], key: str) -> dt.date:
 
 def _modified_at(raw: Mapping[str, Any]) -> dt.datetime:
     return parse_kingdee_datetime(raw.get("FModifyDate"), "FModifyDate")
-
-
-def _number(raw: Mapping[str, Any], key: str, whole_digits: int = MONEY_WHOLE_DIGITS) -> Decimal:
-    """A number of at most ``whole_digits`` digits before the decimal point."""
-    value = raw.get(key)
-    if value is None or value == "":
-        raise MappingError(f"{key}: missing number")
-    if isinstance(value, bool) or not isinstance(value, str | int | float | Decimal):
-        raise MappingError(f"{key}: expected a number, got {shown(value)}")
-    try:
-        if isinstance(value, Decimal):
-            number = value
-        elif isinstance(value, int):
-            number = Decimal(value)
-        else:
-            number = Decimal(str(value).strip())
-    except (InvalidOperation, ValueError):
-        raise MappingError(f"{key}: {shown(value)} is not a number") from None
-    if not number.is_finite():
-        raise MappingError(f"{key}: {shown(value)} is not a finite number; expected an amount")
-    if number and number.adjusted() >= whole_digits:
-        raise MappingError(f"{key}: {shown(value)} is too large: the hub stores at most {whole_digits} digits "
-                           "before the decimal point")
-    return number
-
-
-def _money(raw: Mapping[str, Any], key: str) -> Decimal:
-    # Kingdee stores amounts with 10 decimals and rounds them to the currency's precision;
-    # digits beyond cents are storage noise.
-    return _number(raw, key).quantize(CENT, rounding=ROUND_HALF_UP)
-
-
-def _quantity(raw: Mapping[str, Any], key: str) -> Decimal:
-    return _scaled(_number(raw, key, QUANTITY_WHOLE_DIGITS))
-
-
-def _scaled(value: Decimal, places: int = 6) -> Decimal:
-    """Drop trailing zeros (``2.0000000000`` → ``2``), then round to at most ``places`` decimals."""
-    normalized = value.normalize()
-    exponent = normalized.as_tuple().exponent
-    if isinstance(exponent, int) and exponent < -places:
-        return normalized.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
-    if isinstance(exponent, int) and exponent > 0:
-        return normalized.quantize(Decimal(1))  # 1E+2 → 100
-    return normalized
 
 
 def currency_from_number(number: str | None, key: str) -> str:
@@ -278,9 +210,7 @@ def map_sales_order(raw: RawRecord) -> SalesOrderRecord:
             ))
         except MappingError as exc:
             raise MappingError(f"line {line_no}: {exc}") from exc
-    line_total = sum((line.amount for line in lines), Decimal(0))
-    if abs(line_total - total) > CENT * len(lines):
-        raise MappingError(f"FBillAllAmount: header total {total} differs from the sum of lines {line_total}")
+    check_lines_total([line.amount for line in lines], total, "FBillAllAmount")
     record: SalesOrderRecord = _build(
         SalesOrderRecord, "SAL_SaleOrder", external_id=bill_number, modified_at=_modified_at(raw),
         bill_number=bill_number, customer_ref=customer_ref, order_date=_date(raw, "FDate"), currency=currency,
@@ -375,39 +305,9 @@ def _entry_order(line: Mapping[str, Any]) -> tuple[int, int]:
 # ---------------------------------------------------------------------------------------------
 # Outbound
 
-def crm_bill_number(order_number: str) -> str:
-    """Deterministic ERP bill number of a CRM order: ``CRM-<order_number>``.
-
-    Deterministic on purpose: a retry after a lost reply finds the earlier Save by this
-    number, because Kingdee has no idempotency key (§1.4).
-    """
-    cleaned = str(order_number).strip()
-    if not cleaned:
-        raise MappingError("order_number: missing CRM order number")
-    return f"CRM-{cleaned}"
-
-
 def crm_customer_number(customer: Mapping[str, Any]) -> str:
     """ERP customer number for a CRM customer: its known ERP number, else ``CRM<id:06d>``."""
-    erp_number = customer.get("erp_number")
-    if isinstance(erp_number, str) and erp_number.strip():
-        return erp_number.strip()
-    customer_id = customer.get("id")
-    if isinstance(customer_id, bool) or not isinstance(customer_id, int):
-        raise MappingError("customer.id: missing CRM customer id (needed for a new ERP customer number)")
-    return f"CRM{customer_id:06d}"
-
-
-def _payload_decimal(value: Any, where: str) -> Decimal:
-    if value is None or isinstance(value, bool) or value == "":
-        raise MappingError(f"{where}: missing number")
-    try:
-        number = Decimal(str(value).strip())
-    except InvalidOperation as exc:
-        raise MappingError(f"{where}: not a number: {value!r}") from exc
-    if not number.is_finite():
-        raise MappingError(f"{where}: not a finite number: {value!r}")
-    return number
+    return parse_crm_customer({"customer": customer}).number
 
 
 def crm_customer_to_model(
@@ -448,58 +348,22 @@ def crm_order_to_sales_order_model(
     "tax_rate", "amount"}]}`` with numbers as strings; ``salesperson`` is the ERP salesperson
     number (``BD_Saler``). Raises MappingError for anything the ERP would refuse or misread.
     """
-    order_number = str(payload.get("order_number") or "").strip()
-    if not order_number:
-        raise MappingError("order_number: missing CRM order number")
-    raw_date = payload.get("order_date")
-    try:
-        order_date = dt.date.fromisoformat(str(raw_date))
-    except ValueError as exc:
-        raise MappingError(f"order_date: not a YYYY-MM-DD date: {raw_date!r}") from exc
-    currency = str(payload.get("currency") or "").strip().upper()
-    currency_number = NUMBER_BY_CURRENCY.get(currency)
+    order = parse_crm_order(payload)
+    currency_number = NUMBER_BY_CURRENCY.get(order.currency)
     if currency_number is None:
-        raise MappingError(f"currency: no Kingdee currency number known for {currency or 'empty'!r}")
-    raw_lines = payload.get("lines")
-    if not isinstance(raw_lines, list) or not raw_lines:
-        raise MappingError("lines: an ERP sales order needs at least one line")
-    entries = []
-    for position, line in enumerate(raw_lines, start=1):
-        if not isinstance(line, Mapping):
-            raise MappingError(f"lines[{position}]: not an object")
-        where = f"lines[{line.get('line_no', position)}]"
-        code = str(line.get("product_code") or "").strip()
-        if not code:
-            raise MappingError(f"{where}.product_code: missing product code (ERP material number)")
-        quantity = _payload_decimal(line.get("quantity"), f"{where}.quantity")
-        unit_price = _payload_decimal(line.get("unit_price"), f"{where}.unit_price")
-        tax_rate = _payload_decimal(line.get("tax_rate", "0"), f"{where}.tax_rate")
-        amount = _payload_decimal(line.get("amount"), f"{where}.amount")
-        if quantity <= 0:
-            raise MappingError(f"{where}.quantity: must be positive, got {quantity}")
-        if unit_price < 0:
-            raise MappingError(f"{where}.unit_price: must not be negative, got {unit_price}")
-        if not Decimal(0) <= tax_rate <= Decimal(100):
-            raise MappingError(f"{where}.tax_rate: must be a percentage 0–100, got {tax_rate}")
-        expected = (quantity * unit_price).quantize(CENT, rounding=ROUND_HALF_UP)
-        if abs(expected - amount) > CENT:
-            raise MappingError(
-                f"{where}.amount: {amount} ≠ quantity × tax-inclusive unit_price = {expected}")
-        entry: dict[str, Any] = {
-            "FMaterialId": {"FNumber": code},
-            "FQty": quantity,
-            "FTaxPrice": unit_price,
-            "FEntryTaxRate": tax_rate,
-            "FEntryNote": f"CRM行号 {line.get('line_no', position)}",
-        }
-        entries.append(entry)
+        raise MappingError(f"currency: no Kingdee currency number known for {order.currency or 'empty'!r}")
+    entries = [
+        {"FMaterialId": {"FNumber": line.product_code}, "FQty": line.quantity, "FTaxPrice": line.unit_price,
+         "FEntryTaxRate": line.tax_rate, "FEntryNote": f"CRM行号 {line.line_no}"}
+        for line in order.lines
+    ]
     model: dict[str, Any] = {
         "FBillNo": bill_number,
         "FBillTypeID": {"FNUMBER": bill_type},
-        "FDate": order_date.isoformat(),
+        "FDate": order.order_date.isoformat(),
         "FSaleOrgId": {"FNumber": org_number},
         "FCustId": {"FNumber": customer_number},
-        "FNote": f"CRM订单 {order_number}",
+        "FNote": f"CRM订单 {order.order_number}",
         "FSaleOrderFinance": {
             "FSettleCurrId": {"FNumber": currency_number},
             "FIsIncludedTax": True,

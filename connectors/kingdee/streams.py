@@ -51,6 +51,8 @@ from connectors.kingdee.mapping import (
     map_sales_order,
     parse_kingdee_datetime,
 )
+from connectors.kit.http import CallContext
+from connectors.kit.paging import watermark
 from hub.contracts import UNREADABLE, MappingError, Page, RawRecord, StreamSpec
 from hub.errors import PermanentError
 
@@ -88,14 +90,9 @@ def _filter_time(value: dt.datetime) -> str:
 
 def since_literal(cursor: str | None, overlap: dt.timedelta) -> str | None:
     """``cursor − overlap`` as a date literal, or None for a first (full) read."""
-    if not cursor:
-        return None
-    try:
-        stamp = parse_kingdee_datetime(cursor, "cursor")
-    except MappingError as exc:
-        raise PermanentError(f"stored cursor is not a time: {cursor!r}", system="kingdee",
-                             operation="ExecuteBillQuery", code="bad_cursor") from exc
-    return _filter_time((stamp - overlap).replace(microsecond=0))
+    since = watermark(cursor, overlap, lambda text: parse_kingdee_datetime(text, "cursor"),
+                      call=CallContext("kingdee", "ExecuteBillQuery"))
+    return None if since is None else _filter_time(since.replace(microsecond=0))
 
 
 def _cursor_value(raw: Any) -> str | None:

@@ -38,6 +38,7 @@ from connectors.kingdee.mapping import (
     crm_customer_to_model,
     crm_order_to_sales_order_model,
 )
+from connectors.kit.orders import salesperson_outcome
 from hub.contracts import Attempt, MappingError, WriteResult
 from hub.errors import PermanentError
 
@@ -117,9 +118,7 @@ class SalesOrderWriter:
                 if existing is not None:
                     return self._advance(key, bill_number, existing, attempt, adopted=True)
             raise
-        crm_salesperson = str(payload.get("salesperson") or "").strip()
-        extra = {"salesperson_number": salesperson} if salesperson else (
-            {"salesperson_dropped": crm_salesperson} if crm_salesperson else {})
+        extra = salesperson_outcome(str(payload.get("salesperson") or "").strip(), salesperson, "salesperson_number")
         row = {"FID": saved.id, "FBillNo": saved.number, "FDocumentStatus": "A", "FCustId.FNumber": customer_number}
         return self._advance(key, bill_number, row, attempt, adopted=False, extra=extra)
 

@@ -6,6 +6,8 @@
 - :mod:`.auth` — token/session auth as an ``httpx.Auth`` (:class:`TokenAuth`):
   single-flight refresh, refresh once on an expiry code, each exchange audited;
 - :mod:`.paging` — declared paginators (offset, keyset, cursor, page number) and :func:`walk`;
+- :mod:`.orders` — the CRM order payload parsed and checked once for every ERP writer;
+- :mod:`.fields` — pure field readers for mappings (text, numbers, money) raising MappingError;
 - :mod:`.crypto` — the WXBizMsgCrypt callback scheme (WeCom, DingTalk);
 - :mod:`.sandbox` — fault injection and an in-process server for the vendor sandboxes.
 
@@ -35,6 +37,7 @@ from connectors.kit.paging import (
     PageNumberPaginator,
     Paginator,
     walk,
+    watermark,
 )
 
 __all__ = [
@@ -59,4 +62,5 @@ __all__ = [
     "status_error",
     "transport_error",
     "walk",
+    "watermark",
 ]

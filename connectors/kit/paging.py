@@ -31,6 +31,7 @@ with code "paging" naming the call.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
@@ -70,6 +71,19 @@ def walk(fetch: Callable[[Params], R], paginator: Paginator[R], *, call: CallCon
             params = paginator.next(params, reply)
         except PagingStalled as exc:
             raise PermanentError(f"paging made no progress: {exc}", **call.context("paging")) from None
+
+
+def watermark(cursor: str | None, overlap: dt.timedelta, parse: Callable[[str], dt.datetime], *,
+              call: CallContext) -> dt.datetime | None:
+    """Where an incremental read starts: the stored cursor (a time) minus the overlap, or None
+    for a first, full read. A cursor that is not a time is a PermanentError naming the call."""
+    if not cursor:
+        return None
+    try:
+        stamp = parse(cursor)
+    except ValueError as exc:  # MappingError is a ValueError
+        raise PermanentError(f"stored cursor is not a time: {cursor!r}", **call.context("bad_cursor")) from exc
+    return stamp - overlap
 
 
 def dig(reply: Any, path: FieldPath) -> Any:
@@ -205,4 +219,5 @@ __all__ = [
     "Params",
     "dig",
     "walk",
+    "watermark",
 ]

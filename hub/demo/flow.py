@@ -70,13 +70,15 @@ def reset_schema(runtime: HubRuntime) -> None:
     runtime.db.upgrade()
 
 
-def approve_all_pending(runtime: HubRuntime, erp_system: str = "kingdee") -> int:
-    """Approve every pending CRM order (each approval enqueues its ERP push)."""
+def approve_all_pending(runtime: HubRuntime) -> int:
+    """Approve every pending CRM order (each approval enqueues its push to the ERP its legal
+    entity is routed to, ``HUB_ORDERS__*``)."""
     with runtime.db.begin() as conn:
         ids = conn.execute(sa.text("SELECT id FROM sales_order WHERE source_system = 'crm' AND "
                                    "approval_state = 'pending' ORDER BY id")).scalars().all()
         for order_id in ids:
-            approve_order(conn, order_id, erp_system=erp_system, max_attempts=runtime.settings.outbox.max_attempts)
+            approve_order(conn, order_id, routing=runtime.settings.orders,
+                          max_attempts=runtime.settings.outbox.max_attempts)
     return len(ids)
 
 

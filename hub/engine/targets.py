@@ -338,7 +338,14 @@ def _owner_ids(ctx: PageContext, refs: set[str | None]) -> dict[str, int]:
     match = f"t.{column} = k.key" if column else "t.source_system = :system AND t.external_id = k.key"
     rows = ctx.conn.execute(sa.text("SELECT k.key, t.id FROM " + each_key("internal_user", match)),
                             {"keys": page_keys(wanted), "system": ctx.system})
-    return {ref: uid for ref, uid in rows}
+    found = {ref: uid for ref, uid in rows}
+    missing = [ref for ref in wanted if ref not in found]
+    if missing and column is None:
+        # an ERP's salespeople, linked to internal users by hub.rules.salespeople
+        found.update(ctx.conn.execute(sa.text("SELECT k.key, t.canonical_id FROM " + each_key(
+            "external_identity", "t.system = :system AND t.object = 'salesperson' AND t.external_id = k.key")),
+            {"keys": page_keys(missing), "system": ctx.system}).all())
+    return found
 
 
 def _insert_customer(ctx: PageContext, values: dict[str, Any], sources: dict[str, Any]) -> int:

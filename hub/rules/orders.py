@@ -18,7 +18,13 @@ The CRM order's ``status`` says what the ERP holds, as far as the hub knows:
 ``erp_unknown``    the push was given up while the last attempt's outcome was unknown:
                    the ERP may have it; a replay looks it up before anything else
 ``erp_failed``     the ERP refused it (or the push was given up with nothing sent)
+``erp_unrouted``   approved, but no ERP is configured for its legal entity: nothing was
+                   queued; ``erp_error`` names the entity and the setting to fix
 ================== ===============================================================
+
+**Which ERP** is configuration (``HUB_ORDERS__ERP``, ``HUB_ORDERS__ERP_BY_ENTITY``,
+:class:`~hub.settings.OrderSettings`): a tenant's one ERP, or one per legal entity for a group
+company that runs Kingdee for one entity and Yonyou for another (:func:`route_order`).
 """
 
 from __future__ import annotations
@@ -33,12 +39,14 @@ from hub.contracts import WriteResult
 from hub.errors import NotFoundError
 from hub.outbox import effects, enqueue
 from hub.outbox.effects import Failure
+from hub.settings import OrderSettings
 
 
 def order_payload(conn: Connection, order_id: int, erp_system: str) -> dict[str, Any]:
     """Snapshot of a CRM order as the ERP writer needs it (amounts as strings)."""
     order = conn.execute(sa.text(
-        "SELECT o.id, o.order_number, o.order_date, o.currency, o.total_amount, c.id AS customer_id, c.name, "
+        "SELECT o.id, o.order_number, o.order_date, o.currency, o.total_amount, o.legal_entity, "
+        "c.id AS customer_id, c.name, "
         "c.credit_code, u.name AS salesperson, "
         "(SELECT external_id FROM external_identity e WHERE e.system = :erp AND e.object = 'customer' "
         " AND e.canonical_id = c.id ORDER BY e.id LIMIT 1) AS erp_number "
@@ -51,7 +59,7 @@ def order_payload(conn: Connection, order_id: int, erp_system: str) -> dict[str,
         "WHERE order_id = :id ORDER BY line_no"), {"id": order_id}).all()
     return {
         "order_id": order.id, "order_number": order.order_number, "order_date": order.order_date.isoformat(),
-        "currency": order.currency, "total_amount": str(order.total_amount),
+        "currency": order.currency, "total_amount": str(order.total_amount), "legal_entity": order.legal_entity,
         "customer": {"id": order.customer_id, "name": order.name, "credit_code": order.credit_code,
                      "erp_number": order.erp_number},
         "salesperson": order.salesperson,
@@ -61,19 +69,54 @@ def order_payload(conn: Connection, order_id: int, erp_system: str) -> dict[str,
     }
 
 
-def approve_order(conn: Connection, order_id: int, *, erp_system: str = "kingdee",
-                  at: dt.datetime | None = None, max_attempts: int = 6) -> int | None:
-    """Approve a CRM order and enqueue its push to the ERP (same transaction).
+class UnroutedOrder(ValueError):
+    """No ERP is configured for an order's legal entity; the message says what to set."""
 
-    Returns the outbox id, or None when the push was already enqueued (approving twice
-    is harmless).
+
+def route_order(routing: OrderSettings, legal_entity: str | None) -> str:
+    """The ERP an order of ``legal_entity`` goes to (see :class:`~hub.settings.OrderSettings`),
+    or :class:`UnroutedOrder` naming the entity and the setting to fix."""
+    entity = (legal_entity or "").strip()
+    if entity and entity in routing.erp_by_entity:
+        return routing.erp_by_entity[entity]
+    if entity and routing.erp_by_entity:
+        listed = ", ".join(sorted(routing.erp_by_entity))
+        raise UnroutedOrder(f"no ERP is configured for legal entity {entity!r} (HUB_ORDERS__ERP_BY_ENTITY lists "
+                            f"{listed}); add it there and approve the order again")
+    if routing.erp is None:
+        what = f"legal entity {entity!r}" if entity else "an order without a legal entity"
+        raise UnroutedOrder(f"no ERP is configured for {what}: set HUB_ORDERS__ERP or HUB_ORDERS__ERP_BY_ENTITY "
+                            "and approve the order again")
+    return routing.erp
+
+
+def approve_order(conn: Connection, order_id: int, *, routing: OrderSettings | None = None,
+                  erp_system: str | None = None, at: dt.datetime | None = None, max_attempts: int = 6) -> int | None:
+    """Approve a CRM order and enqueue its push to the ERP its legal entity is routed to
+    (``routing``; default: every order to Kingdee), in the same transaction. ``erp_system``
+    names the ERP directly instead.
+
+    Returns the outbox id, or None when the push was already enqueued (approving twice is
+    harmless) or when no ERP is configured for the order's legal entity: then the order is
+    approved with status ``erp_unrouted`` and ``erp_error`` saying what to configure.
     """
-    updated = conn.execute(sa.text(
-        "UPDATE sales_order SET approval_state = 'approved', status = 'approved', approved_at = :at, "
-        "erp_system = :erp WHERE id = :id AND source_system = 'crm' RETURNING id"),
-        {"id": order_id, "at": at or dt.datetime.now(dt.UTC), "erp": erp_system}).scalar()
-    if updated is None:
+    legal_entity = conn.execute(sa.text(
+        "SELECT legal_entity FROM sales_order WHERE id = :id AND source_system = 'crm'"), {"id": order_id}).first()
+    if legal_entity is None:
         raise NotFoundError(f"no CRM sales order {order_id}")
+    try:
+        erp = erp_system or route_order(routing or OrderSettings(), legal_entity[0])
+    except UnroutedOrder as exc:
+        conn.execute(sa.text(
+            "UPDATE sales_order SET approval_state = 'approved', status = 'erp_unrouted', approved_at = :at, "
+            "erp_system = NULL, erp_error = :err WHERE id = :id"),
+            {"id": order_id, "at": at or dt.datetime.now(dt.UTC), "err": str(exc)})
+        return None
+    conn.execute(sa.text(
+        "UPDATE sales_order SET approval_state = 'approved', status = 'approved', approved_at = :at, "
+        "erp_system = :erp, erp_error = NULL WHERE id = :id"),
+        {"id": order_id, "at": at or dt.datetime.now(dt.UTC), "erp": erp})
+    erp_system = erp
     payload = order_payload(conn, order_id, erp_system)
     return enqueue(conn, f"{erp_system}.sales_order", f"{erp_system}.sales_order:crm-order-{order_id}", payload,
                    max_attempts=max_attempts)

@@ -25,11 +25,13 @@ SYSTEM_LABELS = {"kingdee": "金蝶", "yonyou": "用友", "wecom": "企业微信
 ORDER_STATUS = {"draft": "草稿", "submitted": "已提交", "approved": "已审批", "in_erp": "已下达 ERP",
                 "in_erp_unaudited": "已下达 ERP（待审核）", "in_erp_stalled": "已下达 ERP（审核未完成，需处理）",
                 "erp_unknown": "ERP 状态待核对", "erp_failed": "推送 ERP 失败", "erp": "ERP 订单",
+                "erp_unrouted": "未配置 ERP（法人主体）",
                 "cancelled": "已取消", "closed": "已关闭"}
 APPROVAL_STATE = {"none": "无需审批", "pending": "审批中", "approved": "已通过", "rejected": "已驳回",
                   "withdrawn": "已撤回"}
-# K/3 Cloud FDocumentStatus
-ERP_STATUS = {"Z": "暂存", "A": "创建", "B": "审核中", "C": "已审核", "D": "重新审核"}
+# K/3 Cloud FDocumentStatus; YonBIP verifystate as the Yonyou connector names it
+ERP_STATUS = {"Z": "暂存", "A": "创建", "B": "审核中", "C": "已审核", "D": "重新审核",
+              "open": "开立", "submitted": "审批中", "audited": "审批通过"}
 APPROVAL_KIND = {"quote": "报价", "contract": "合同", "discount": "特价折扣", "order": "订单"}
 INTERACTION_KIND = {"call": "电话", "visit": "拜访", "meeting": "会议", "chat": "聊天", "marketing": "营销触点",
                     "note": "备注", "email": "邮件"}

@@ -113,12 +113,12 @@ def test_orders_reach_the_erp_exactly_once_under_faults_and_repeated_sigkills(se
         missing = requests - (audited_calls(db) - audited_before)
         assert 0 <= missing <= KILLS * DEFAULT_MAX_CONCURRENT_CALLS
         # and the ERP was driven up to its concurrency limit, never past it, across restarts
-        assert erp.sandbox.overloaded == 0 and erp.sandbox.peak_in_flight == DEFAULT_MAX_CONCURRENT_CALLS
+        assert erp.sandbox.gate.overloaded == 0 and erp.sandbox.gate.peak_in_flight == DEFAULT_MAX_CONCURRENT_CALLS
 
         attempts = int(scalar(db, "SELECT sum(attempts) FROM outbox"))  # type: ignore[arg-type]
         print(f"\n{ORDERS} orders, {KILLS} SIGKILLs, {elapsed:.1f} s ({ORDERS / elapsed:.2f} orders/s): "
               f"{requests} calls ({fired['http_500']} HTTP 500, {fired['timeout']} timeouts, "
               f"{fired['drop_response']} dropped replies), {attempts} attempts, {lost} leases lost, "
               f"{int(scalar(db, 'SELECT count(*) FROM audit_log WHERE outcome = ' + repr('adopted')))} adopted, "
-              f"0 dead letters, peak {erp.sandbox.peak_in_flight} calls in flight, {missing} calls unaudited "
+              f"0 dead letters, peak {erp.sandbox.gate.peak_in_flight} calls in flight, {missing} calls unaudited "
               f"(in flight at a kill)")

@@ -59,7 +59,8 @@ from connectors.kingdee.sandbox.state import (
 )
 from connectors.kingdee.settings import DEFAULT_MAX_CONCURRENT_CALLS
 from connectors.kit.sandbox import FaultPlan
-from connectors.kit.sandbox.admin import with_admin_index
+from connectors.kit.sandbox.admin import admin_faults, with_admin_index
+from connectors.kit.sandbox.gate import ServingGate
 
 _STUB = re.compile(r"^(?:.*/)?(?P<stub>[A-Za-z0-9_.]+)\.common\.kdsvc$", re.IGNORECASE)
 QUERY_METHODS = frozenset({"executebillquery", "billquery"})
@@ -82,29 +83,11 @@ class KingdeeSandbox:
     seed_stats: SeedStats | None = None
     build_seconds: float = 0.0
     requests: dict[str, int] = field(default_factory=dict)  # method → count, for tests/admin
-    max_concurrent_requests: int | None = DEFAULT_MAX_CONCURRENT_CALLS  # None: unlimited
-    in_flight: int = 0  # requests being served now (handlers share one event loop: no lock needed)
-    peak_in_flight: int = 0
-    overloaded: int = 0  # requests refused because max_concurrent_requests were being served
-    busy_seconds: float = 0.0  # summed serving time of every request (slot-seconds in use)
+    gate: ServingGate = field(default_factory=lambda: ServingGate(DEFAULT_MAX_CONCURRENT_CALLS))
 
     def expire_sessions(self) -> int:
         """Drop every session (what the ``auth_expired`` fault does); returns how many."""
         return self.sessions.drop_all()
-
-    def admit(self) -> float | None:
-        """Take a serving slot and return when (None, and counted, when all are taken)."""
-        if self.max_concurrent_requests is not None and self.in_flight >= self.max_concurrent_requests:
-            self.overloaded += 1
-            return None
-        self.in_flight += 1
-        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
-        return time.perf_counter()
-
-    def done(self, admitted_at: float) -> None:
-        """Give the serving slot taken at ``admitted_at`` back."""
-        self.in_flight -= 1
-        self.busy_seconds += time.perf_counter() - admitted_at
 
 
 def _json_default(value: Any) -> Any:
@@ -198,7 +181,7 @@ async def _kdsvc(request: Request) -> Response:
     elif fault == "auth_expired":
         sandbox.expire_sessions()
 
-    admitted_at = sandbox.admit()
+    admitted_at = sandbox.gate.admit()
     if admitted_at is None:
         return _overloaded()
     try:
@@ -206,7 +189,7 @@ async def _kdsvc(request: Request) -> Response:
             await asyncio.sleep(max(sandbox.faults.latency_ms, 0) / 1000)
         response = _dispatch(request, sandbox, service, method, raw)
     finally:
-        sandbox.done(admitted_at)
+        sandbox.gate.done(admitted_at)
     if fault == "drop_response":
         # The backend finished (state changed) but the gateway lost the reply.
         return Response(b"", status_code=504)
@@ -373,27 +356,12 @@ async def _admin_state(request: Request) -> Response:
     summary.update({
         "sessions": len(sandbox.sessions), "sessions_issued": sandbox.sessions.issued,
         "faults": sandbox.faults.describe(), "requests": dict(sandbox.requests),
-        "max_concurrent_requests": sandbox.max_concurrent_requests, "peak_in_flight": sandbox.peak_in_flight,
-        "overloaded": sandbox.overloaded, "busy_seconds": round(sandbox.busy_seconds, 6),
+        **sandbox.gate.describe(),
         "build_seconds": round(sandbox.build_seconds, 3),
         "credentials": {"acct_id": sandbox.credentials.acct_id, "username": sandbox.credentials.username,
                         "app_id": sandbox.credentials.app_id},
     })
     return JSONResponse(summary)
-
-
-async def _admin_faults(request: Request) -> Response:
-    """GET: armed faults; POST: arm or clear them (FaultPlan.configure JSON)."""
-    sandbox: KingdeeSandbox = request.app.state.kingdee
-    if request.method == "POST":
-        try:
-            spec = await request.json()
-            if not isinstance(spec, dict):
-                raise ValueError("expected a JSON object")
-            sandbox.faults.configure(spec)
-        except (ValueError, KeyError, TypeError) as exc:
-            return JSONResponse({"error": str(exc)}, status_code=400)
-    return JSONResponse(sandbox.faults.describe())
 
 
 async def _admin_expire(request: Request) -> Response:
@@ -438,11 +406,11 @@ def create_app(
         data=data, credentials=credentials, faults=faults or FaultPlan(),
         sessions=SessionStore(session_idle_timeout_s), strict_signatures=strict_signatures,
         stale_signed_session=stale_signed_session, seed_stats=stats,
-        build_seconds=time.perf_counter() - started, max_concurrent_requests=max_concurrent_requests,
+        build_seconds=time.perf_counter() - started, gate=ServingGate(max_concurrent_requests),
     )
     app = Starlette(routes=with_admin_index("Kingdee K/3 Cloud WebAPI", [
         Route("/__sandbox__/state", _admin_state, methods=["GET"]),
-        Route("/__sandbox__/faults", _admin_faults, methods=["GET", "POST"]),
+        Route("/__sandbox__/faults", admin_faults, methods=["GET", "POST"]),
         Route("/__sandbox__/sessions/expire", _admin_expire, methods=["POST"]),
         Route("/__sandbox__/bills/{form_id}/{number:path}", _admin_bill, methods=["GET"]),
         Route("/{path:path}", _kdsvc, methods=["POST"]),

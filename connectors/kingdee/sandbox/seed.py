@@ -24,7 +24,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from connectors.kingdee.sandbox.state import ENTRIES, KingdeeState
-from connectors.kit.sandbox.universe import demo_customer_companies, regional_reps, sales_team
+from connectors.kit.sandbox.universe import CATALOG, demo_customer_companies, regional_reps, sales_team
 
 CENT = Decimal("0.01")
 SIX = Decimal("0.000001")
@@ -87,12 +87,6 @@ PRODUCTS = (
     ("电缆", "kg", (30, 90), 13), ("包装纸箱", "BOX", (8, 40), 13),
     ("实施服务", "SET", (5000, 50000), 6), ("运维服务", "SET", (2000, 20000), 6),
     ("农产品原料", "kg", (5, 60), 9), ("检测试剂盒", "BOX", (200, 2000), 13),
-)
-# The products the hub's CRM demo data sells (hub/demo_data.py PRODUCTS): an ERP has the
-# materials its CRM quotes, so pushed demo orders reference real material numbers.
-CATALOG = (
-    ("P-1001", "工业网关 G200", "TAI"), ("P-1002", "边缘计算盒 E10", "TAI"), ("P-2001", "MES 软件许可（年）", "SET"),
-    ("P-2002", "实施服务（人天）", "SET"), ("P-3001", "传感器套件 S5", "SET"),
 )
 SPECS = ("A型", "B型", "C型", "标准型", "加强型", "经济型", "Pro", "Max", "mini", "II代", "III代", "定制")
 MATERIALS = 200

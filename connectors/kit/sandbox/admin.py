@@ -16,6 +16,20 @@ from starlette.routing import BaseRoute, Route
 ADMIN_PREFIX = "/__sandbox__/"
 
 
+async def admin_faults(request: Request) -> Response:
+    """GET: armed faults; POST: arm or clear them (FaultPlan.configure JSON)."""
+    faults = request.app.state.faults
+    if request.method == "POST":
+        try:
+            spec = await request.json()
+            if not isinstance(spec, dict):
+                raise ValueError("expected a JSON object")
+            faults.configure(spec)
+        except (ValueError, KeyError, TypeError) as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+    return JSONResponse(faults.describe())
+
+
 def with_admin_index(title: str, routes: Sequence[BaseRoute]) -> list[BaseRoute]:
     """``routes`` plus ``GET /__sandbox__/`` (and without the slash) describing the admin ones."""
     admin = [r for r in routes if isinstance(r, Route) and r.path.startswith(ADMIN_PREFIX)]

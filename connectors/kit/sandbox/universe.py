@@ -271,6 +271,14 @@ def prospect_companies(seed: int = DEFAULT_SEED) -> tuple[DemoCompany, ...]:
     return tuple(_company(rng, brand, 300 + i) for i, brand in enumerate(_PROSPECT_BRANDS))
 
 
+# What the CRM demo sells (hub.demo.data.PRODUCTS): code, name, unit. Every ERP sandbox carries
+# these products, so a pushed demo order references products the ERP knows.
+CATALOG = (
+    ("P-1001", "工业网关 G200", "TAI"), ("P-1002", "边缘计算盒 E10", "TAI"), ("P-2001", "MES 软件许可（年）", "SET"),
+    ("P-2002", "实施服务（人天）", "SET"), ("P-3001", "传感器套件 S5", "SET"),
+)
+
+
 def sales_team(seed: int = DEFAULT_SEED) -> tuple[DemoUser, ...]:
     """The people who sell (regional managers and reps): the ERP's salespeople (销售员)."""
     return tuple(u for u in demo_directory(seed) if u.is_sales_rep or u.position == "区域销售经理")
@@ -303,6 +311,7 @@ def crm_seed(seed: int = DEFAULT_SEED) -> dict[str, list[dict[str, object]]]:
 
 
 __all__ = [
+    "CATALOG",
     "DEFAULT_SEED",
     "EMAIL_DOMAIN",
     "ROOT_DEPARTMENT_ID",
