@@ -6,7 +6,10 @@
 - :mod:`.auth` — token/session auth as an ``httpx.Auth`` (:class:`TokenAuth`):
   single-flight refresh, refresh once on an expiry code, each exchange audited;
 - :mod:`.paging` — declared paginators (offset, keyset, cursor, page number) and :func:`walk`;
+- :mod:`.pacing` — :class:`Pacer`: at most N calls a second, for platforms that limit QPS;
 - :mod:`.crypto` — the WXBizMsgCrypt callback scheme (WeCom, DingTalk);
+- :mod:`.callbacks` — what every signed callback receiver does alike (limits, refusals,
+  timestamps, the replay guard, worker threads);
 - :mod:`.sandbox` — fault injection and an in-process server for the vendor sandboxes.
 
 A connector's ``client.py`` keeps only what is its vendor's: URL shapes, the credential
@@ -19,6 +22,7 @@ from connectors.kit.http import (
     DEFAULT_RETRY_AFTER_S,
     CallContext,
     OwnsHttpClient,
+    json_object,
     mask_secrets_in_httpx_logs,
     parse_json,
     peek_json,
@@ -28,6 +32,7 @@ from connectors.kit.http import (
     status_error,
     transport_error,
 )
+from connectors.kit.pacing import Pacer, shared_pacer
 from connectors.kit.paging import (
     CursorPaginator,
     KeysetPaginator,
@@ -47,15 +52,18 @@ __all__ = [
     "KeysetPaginator",
     "OffsetPaginator",
     "OwnsHttpClient",
+    "Pacer",
     "PageNumberPaginator",
     "Paginator",
     "TokenAuth",
+    "json_object",
     "mask_secrets_in_httpx_logs",
     "parse_json",
     "peek_json",
     "raise_for_status",
     "redact",
     "send",
+    "shared_pacer",
     "status_error",
     "transport_error",
     "walk",

@@ -27,6 +27,7 @@ from canonical_model.records import (
     ReceiptRecord,
     ReceivableRecord,
     SalesOrderRecord,
+    TaskCompletionRecord,
 )
 from canonical_model.storable import shown
 from hub.engine.bulk import each_key, fetch_pairs, latest_per_key, merge_rows, page_keys
@@ -530,6 +531,61 @@ def _contact_customer(
                   "sync the customer (or give the contact its company) and retry the quarantine")
 
 
+# --- task completions: a chat platform's to-do ticked off closes the CRM task ---------------
+
+TODO_OBJECT = "todo"  # external_identity.object of a chat platform's to-do linked to a task
+
+
+def complete_task(conn: Connection, task_id: int, *, at: dt.datetime | None, by_user_id: int | None,
+                  via: str) -> bool:
+    """Mark an open CRM task done, with who and when and where (``via``: the system whose
+    to-do was completed, or "crm"); False when it was not open (done already, cancelled)."""
+    return conn.execute(sa.text(
+        "UPDATE task SET status = 'done', completed_at = COALESCE(CAST(:at AS timestamptz), now()), "
+        "completed_by_id = :by, completed_via = :via WHERE id = :id AND status = 'open' RETURNING id"),
+        {"at": at, "by": by_user_id, "via": via, "id": task_id}).first() is not None
+
+
+def task_of_todo(conn: Connection, system: str, todo_id: str) -> int | None:
+    """The CRM task the hub linked ``system``'s to-do ``todo_id`` to, if any."""
+    return conn.execute(sa.text(
+        "SELECT canonical_id FROM external_identity WHERE system = :s AND object = :o AND external_id = :x "
+        "AND canonical_table = 'task'"), {"s": system, "o": TODO_OBJECT, "x": todo_id}).scalar()
+
+
+def complete_tasks(ctx: PageContext, mapped: Sequence[Mapped]) -> TargetOutcome:
+    """Close the CRM tasks of completed to-dos (who: the platform user, matched by the
+    platform's directory column). A to-do the hub never linked to a task is rejected with
+    the reason; a completion already applied (or a task closed meanwhile) is unchanged."""
+    kept, superseded = latest(mapped)
+    outcome = TargetOutcome(superseded=superseded)
+    column = user_id_column(ctx.system)
+    for raw, rec, digest in kept:
+        assert isinstance(rec, TaskCompletionRecord)
+        task_id = task_of_todo(ctx.conn, ctx.system, rec.external_id)
+        if task_id is None:
+            source = f" (source id {rec.source_ref})" if rec.source_ref else ""
+            outcome.rejected.append(Rejected(rec.external_id, (
+                f"external_id: {ctx.system} to-do {rec.external_id}{source} is linked to no CRM task: the hub "
+                f"did not record creating it (its push may have been given up); link it or replay the push, then "
+                f"run `hub quarantine retry {ctx.system} {ctx.stream}`"), raw))
+            continue
+        by_user = None
+        if column and rec.completed_by_ref:
+            by_user = ctx.conn.execute(sa.text(f"SELECT id FROM internal_user WHERE {column} = :u"),
+                                       {"u": rec.completed_by_ref}).scalar()
+        changed = rec.done and complete_task(ctx.conn, task_id, at=rec.completed_at, by_user_id=by_user,
+                                             via=ctx.system)
+        ctx.conn.execute(sa.text(
+            "UPDATE external_identity SET content_hash = :h, last_seen = now() WHERE system = :s AND object = :o "
+            "AND external_id = :x"), {"h": digest, "s": ctx.system, "o": TODO_OBJECT, "x": rec.external_id})
+        if changed:
+            outcome.updated += 1
+        else:
+            outcome.unchanged += 1
+    return outcome
+
+
 # Tables whose rows carry source_cursor, keyed by (source_system, external_id): read off the
 # models, so a table that takes SourceStampMixin gets stamp-range lookups without a second list.
 STAMPED_TARGETS = frozenset(
@@ -562,6 +618,9 @@ def existing_hashes(conn: Connection, target: str, system: str, keys: list[str],
         table, match = "sales_order", "t.erp_system = %(s)s AND t.erp_bill_number = k.key"
     elif target == "internal_user" and (column := user_id_column(system)):
         table, match = "internal_user", f"t.{column} = k.key"
+    elif target == "task_completion":
+        table, match = "external_identity", (f"t.system = %(s)s AND t.object = '{TODO_OBJECT}' "
+                                             "AND t.external_id = k.key")
     else:
         table, match = target, "t.source_system = %(s)s AND t.external_id = k.key"
     query = "SELECT k.key, t.content_hash FROM " + each_key(table, match, keys="%(keys)s")
@@ -595,4 +654,5 @@ HANDLERS: dict[str, TargetHandler] = {
     "sales_order": upsert_sales_orders,
     "receivable": upsert_receivables,
     "receipt": upsert_receipts,
+    "task_completion": complete_tasks,
 }
