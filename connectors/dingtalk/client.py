@@ -91,7 +91,7 @@ ERRCODES = kit.CodeTable({
     33012: kit.CodeRule(RecipientError, "invalid userid"),
     60121: kit.CodeRule(RecipientError, "user not found"),
     22: kit.CodeRule(PermanentError, "unknown DingTalk API"),
-    40089: kit.CodeRule(PermanentError, "AppKey or AppSecret refused (check HUB_DINGTALK__APP_KEY/APP_SECRET)"),
+    40089: kit.CodeRule(PermanentError, "AppKey or AppSecret refused (check HUB_DINGTALK__APP_KEY and HUB_DINGTALK__APP_SECRET)"),
     60011: kit.CodeRule(PermanentError, "the app lacks permission for this API or user (grant it in the developer "
                                         "console: 权限管理 / 通讯录范围)"),
     60020: kit.CodeRule(PermanentError, "this server's IP address is not in the app's trusted IPs (developer "

@@ -90,7 +90,7 @@ def _manager(userid: str, raw: Mapping[str, Any]) -> str | None:
     direct = _text(raw, "manager_userid")
     if direct and direct != userid:
         return direct
-    chain = raw.get(DEPARTMENTS_KEY) or {}
+    chain = raw.get(DEPARTMENTS_KEY, {})
     if not isinstance(chain, Mapping):
         raise MappingError(f"{DEPARTMENTS_KEY}: expected an object, got {shown(chain)}")
     dept_ids = raw.get("dept_id_list") or []
@@ -155,7 +155,7 @@ def map_todo_completion(raw: Mapping[str, Any]) -> TaskCompletionRecord:
     todo_id = _text(raw, "taskId")
     if not todo_id:
         raise MappingError("taskId: to-do card has no taskId")
-    detail = raw.get(DETAIL_KEY) or {}
+    detail = raw.get(DETAIL_KEY, {})
     if not isinstance(detail, Mapping):
         raise MappingError(f"{DETAIL_KEY}: expected an object, got {shown(detail)}")
     done = detail.get("done", raw.get("isDone"))
