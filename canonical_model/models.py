@@ -77,6 +77,9 @@ class InternalUser(Base):
     dingtalk_userid: Mapped[str | None] = mapped_column(sa.String(64))
     dingtalk_unionid: Mapped[str | None] = mapped_column(sa.String(64))
     active: Mapped[bool] = mapped_column(server_default=sa.true())
+    # each chat directory's view of the person: {system: {"active", "hash", "manager_ref"}}
+    # (a person may be in WeCom and DingTalk; neither undoes the other)
+    directories: Mapped[dict[str, Any]] = mapped_column(server_default=sa.text("'{}'::jsonb"))
     # {system: when} of the last directory lookup by mobile that found nothing, per chat
     # platform (lookups are rationed)
     directory_lookup_misses: Mapped[dict[str, Any]] = mapped_column(server_default=sa.text("'{}'::jsonb"))

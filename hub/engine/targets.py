@@ -391,7 +391,15 @@ def _record_conflict(
 # --- internal users: matched to CRM users by directory id, then mobile, then e-mail -------
 
 def upsert_internal_users(ctx: PageContext, mapped: Sequence[Mapped]) -> TargetOutcome:
-    """Attach directory users to existing CRM users (mobile, then e-mail) or add them."""
+    """Attach directory users to existing CRM users (mobile, then e-mail) or add them.
+
+    A person may be in several chat directories (WeCom and DingTalk): each directory's view
+    is kept apart in ``internal_user.directories[<system>]`` (active there, content hash,
+    manager there), so two directories never undo each other on every sync and a member
+    disabled in one is still reachable in the other. ``active`` is true while any directory
+    (or, without one, the source) says so; the shared fields (name, department, title…)
+    are the last directory's.
+    """
     kept, superseded = latest(mapped)
     outcome = TargetOutcome(superseded=superseded)
     column = user_id_column(ctx.system)
@@ -407,12 +415,16 @@ def upsert_internal_users(ctx: PageContext, mapped: Sequence[Mapped]) -> TargetO
             values[column] = getattr(rec, column)
         if rec.dingtalk_unionid:
             values["dingtalk_unionid"] = rec.dingtalk_unionid
+        view = json.dumps({"active": rec.active, "hash": digest, "manager_ref": rec.manager_ref})
+        params = {"system": ctx.system, "directory": ctx.system, "view": view, "hash": digest}
         if existing is None:
             cols = list(values)
+            directories = "jsonb_build_object(CAST(:directory AS text), CAST(:view AS jsonb))" if column else "'{}'"
             ctx.conn.execute(
-                sa.text(f"INSERT INTO internal_user ({', '.join(cols)}, source_system, external_id, content_hash) "
-                        f"VALUES ({', '.join(':' + c for c in cols)}, :system, :ext, :hash)"),
-                {**values, "system": ctx.system, "ext": rec.external_id, "hash": digest},
+                sa.text(f"INSERT INTO internal_user ({', '.join(cols)}, source_system, external_id, content_hash, "
+                        f"directories) VALUES ({', '.join(':' + c for c in cols)}, :system, :ext, :hash, "
+                        f"{directories})"),
+                {**values, **params, "ext": rec.external_id},
             )
             outcome.inserted += 1
             continue
@@ -423,21 +435,30 @@ def upsert_internal_users(ctx: PageContext, mapped: Sequence[Mapped]) -> TargetO
         if source != ctx.system:
             # a CRM user found by mobile/e-mail: keep the CRM's identity, add the directory's ids
             values = {k: v for k, v in values.items() if v is not None}
-        sets = ", ".join(f"{c} = :{c}" for c in values)
+        sets = [f"{c} = :{c}" for c in values]
+        if column:
+            # active while any directory says so: this one, or another that listed the person
+            sets[list(values).index("active")] = (
+                "active = :active OR EXISTS (SELECT 1 FROM jsonb_each(directories) d WHERE d.key <> "
+                "CAST(:directory AS text) AND d.value ->> 'active' = 'true')")
+            sets.append("directories = directories || jsonb_build_object(CAST(:directory AS text), "
+                        "CAST(:view AS jsonb))")
         ctx.conn.execute(
-            sa.text(f"UPDATE internal_user SET {sets}, content_hash = :hash, fetched_at = now() WHERE id = :id"),
-            {**values, "hash": digest, "id": user_id},
+            sa.text(f"UPDATE internal_user SET {', '.join(sets)}, content_hash = :hash, fetched_at = now() "
+                    "WHERE id = :id"),
+            {**values, **params, "id": user_id},
         )
         outcome.updated += 1
     if column:
         ctx.conn.execute(sa.text(
             f"UPDATE internal_user u SET manager_id = m.id FROM internal_user m "
-            f"WHERE u.manager_ref = m.{column} AND u.manager_ref IS NOT NULL "
-            f"AND u.manager_id IS DISTINCT FROM m.id AND u.id <> m.id"))
+            f"WHERE u.directories -> :system ->> 'manager_ref' = m.{column} "
+            f"AND u.manager_id IS DISTINCT FROM m.id AND u.id <> m.id"), {"system": ctx.system})
     return outcome
 
 
 def _find_user(ctx: PageContext, rec: InternalUserRecord, column: str | None) -> tuple[int, str | None, str] | None:
+    """The user a directory record is (id, this source's last content hash, row source)."""
     probes: list[tuple[str, Any]] = []
     if column and getattr(rec, column):
         probes.append((f"{column} = :v", getattr(rec, column)))
@@ -446,9 +467,10 @@ def _find_user(ctx: PageContext, rec: InternalUserRecord, column: str | None) ->
         probes.append(("mobile = :v", normalize_mobile(rec.mobile)))
     if rec.email:
         probes.append(("email = :v", normalize_email(rec.email)))
+    digest = "directories -> :system ->> 'hash'" if column else "content_hash"
     for where, value in probes:
         row = ctx.conn.execute(
-            sa.text(f"SELECT id, content_hash, source_system FROM internal_user WHERE {where} ORDER BY id LIMIT 1"),
+            sa.text(f"SELECT id, {digest}, source_system FROM internal_user WHERE {where} ORDER BY id LIMIT 1"),
             {"v": value, "system": ctx.system},
         ).first()
         if row is not None:
@@ -617,7 +639,11 @@ def existing_hashes(conn: Connection, target: str, system: str, keys: list[str],
     elif target == "sales_order":
         table, match = "sales_order", "t.erp_system = %(s)s AND t.erp_bill_number = k.key"
     elif target == "internal_user" and (column := user_id_column(system)):
-        table, match = "internal_user", f"t.{column} = k.key"
+        # each directory's own hash (a person may be in two: hub.engine.targets.upsert_internal_users)
+        query = ("SELECT k.key, t.directories -> %(s)s ->> 'hash' FROM "
+                 + each_key("internal_user", f"t.{column} = k.key", keys="%(keys)s"))
+        found.update(fetch_pairs(conn, query, {"s": system, "keys": page_keys(keys)}))
+        return found
     elif target == "task_completion":
         table, match = "external_identity", (f"t.system = %(s)s AND t.object = '{TODO_OBJECT}' "
                                              "AND t.external_id = k.key")

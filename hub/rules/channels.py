@@ -6,7 +6,8 @@ they use: the hub knows it from the platform's id on ``internal_user`` (``wecom_
 ``dingtalk_userid``: set by the directory syncs, or linked by mobile). Every reminder and
 to-do for a person goes to **one** platform: the first in the configured preference
 (``HUB_REMINDERS__CHANNEL_PREFERENCE``, default: every chat platform by name) whose
-account for them is known, and the person active. Nobody is reminded twice.
+account for them is known and whose directory lists them as active (a member disabled in
+WeCom may still be active in DingTalk). Nobody is reminded twice.
 
 :func:`choice_sql` turns that rule into SQL, so a whole evaluation picks channels in one
 query instead of per person.
@@ -51,7 +52,11 @@ def channels(preference: Sequence[str] = ()) -> list[Channel]:
 
 
 def _case(user: str, options: list[tuple[Channel, str]]) -> str:
-    whens = " ".join(f"WHEN {user}.active AND {user}.{c.column} IS NOT NULL THEN {value}" for c, value in options)
+    # active, known to the platform, and not marked inactive by that platform's directory
+    whens = " ".join(
+        f"WHEN {user}.active AND {user}.{c.column} IS NOT NULL AND "
+        f"COALESCE(CAST({user}.directories -> '{c.system}' ->> 'active' AS boolean), true) THEN {value}"
+        for c, value in options)
     return f"CASE {whens} END" if options else "NULL"
 
 

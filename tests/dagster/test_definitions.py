@@ -25,8 +25,9 @@ from pipelines.resources import HubResource
 from tests.dagster.support import load_crm
 
 JOBS = {"kingdee_inbound": "kingdee", "kingdee_sales_order_push": "kingdee", "orders_to_erp": "kingdee",
-        "receivables_to_crm": "kingdee", "todo_pushes": "wecom", "wecom_inbound": "wecom",
-        "wecom_reminder_push": "wecom"}
+        "receivables_to_crm": "kingdee", "todo_pushes": "dingtalk,wecom", "wecom_inbound": "wecom",
+        "wecom_reminder_push": "wecom", "dingtalk_inbound": "dingtalk", "dingtalk_reminder_push": "dingtalk",
+        "dingtalk_todo_push": "dingtalk"}
 
 
 def test_the_workspace_passes_dagster_definitions_validate(tmp_path: Path):
@@ -53,7 +54,8 @@ def test_each_sync_direction_is_a_job_tagged_with_the_system_it_talks_to():
         assert jobs[name].tags.get("hub/system") == system, name
         assert jobs[name].executor_def.name == "in_process", name
     schedules = list(workspace_defs.schedules or [])
-    assert {s.job_name for s in schedules} == {"kingdee_inbound", "receivables_to_crm", "wecom_inbound", "todo_pushes"}
+    assert {s.job_name for s in schedules} == {"kingdee_inbound", "receivables_to_crm", "wecom_inbound", "todo_pushes",
+                                               "dingtalk_inbound"}
     assert {s.default_status for s in schedules} == {DefaultScheduleStatus.STOPPED}
 
 

@@ -5,7 +5,10 @@ lookups by mobile are rationed per platform.
   system ("crm" or the chat platform whose to-do was completed);
 - ``internal_user.directory_lookup_misses``: ``{system: when}`` of the last lookup by mobile
   that found nothing, per platform (was one ``directory_lookup_missed_at`` for all: a
-  DingTalk miss must not hold back the WeCom lookup). Existing misses were WeCom's.
+  DingTalk miss must not hold back the WeCom lookup). Existing misses were WeCom's;
+- ``internal_user.directories``: each chat directory's view of the person (active there,
+  its content hash, the manager it names), so two directories do not undo each other.
+  Existing WeCom-synced rows take their WeCom view from the row.
 
 Revision ID: 0007
 Revises: 0006
@@ -33,9 +36,15 @@ def upgrade() -> None:
     op.execute("UPDATE internal_user SET directory_lookup_misses = jsonb_build_object('wecom', "
                "directory_lookup_missed_at) WHERE directory_lookup_missed_at IS NOT NULL")
     op.drop_column("internal_user", "directory_lookup_missed_at")
+    op.add_column("internal_user", sa.Column("directories", JSONB(), nullable=False,
+                                             server_default=sa.text("'{}'::jsonb")))
+    op.execute("UPDATE internal_user SET directories = jsonb_build_object('wecom', jsonb_build_object("
+               "'active', active, 'hash', content_hash, 'manager_ref', manager_ref)) "
+               "WHERE wecom_userid IS NOT NULL AND content_hash IS NOT NULL")
 
 
 def downgrade() -> None:
+    op.drop_column("internal_user", "directories")
     op.add_column("internal_user", sa.Column("directory_lookup_missed_at", sa.DateTime(timezone=True), nullable=True))
     op.execute("UPDATE internal_user SET directory_lookup_missed_at = (SELECT max(CAST(value #>> '{}' AS "
                "timestamptz)) FROM jsonb_each(directory_lookup_misses))")
