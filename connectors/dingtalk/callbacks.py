@@ -33,16 +33,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from connectors.kit.callbacks import (
-    BASE64,
-    NONCE,
-    SIGNATURE,
-    CallbackLimits,
-    Refusal,
-    SignedReceiver,
-    check_shape,
-    one_parameter,
-)
+from connectors.kit import callbacks as receiving
+from connectors.kit.callbacks import CallbackLimits, Refusal
 from connectors.kit.crypto import dingtalk_crypto
 from hub.contracts import CallbackHooks
 
@@ -67,7 +59,7 @@ class DingTalkQuery:
 
 
 def _either(params: QueryParams, *names: str) -> str | None:
-    given = [(name, one_parameter(params, name)) for name in names]
+    given = [(name, receiving.one_parameter(params, name)) for name in names]
     present = [value for _, value in given if value is not None]
     if len(present) > 1:
         raise Refusal(400, "duplicate_parameter", f"{' and '.join(names)} both given")
@@ -78,12 +70,12 @@ def read_query(params: QueryParams) -> DingTalkQuery:
     """``signature|msg_signature``, ``timestamp|timeStamp`` (ms) and ``nonce``, shape-checked."""
     signature = _either(params, "signature", "msg_signature")
     timestamp = _either(params, "timestamp", "timeStamp")
-    nonce = one_parameter(params, "nonce")
+    nonce = receiving.one_parameter(params, "nonce")
     if not (signature and timestamp and nonce):
         raise Refusal(400, "missing_parameters")
-    check_shape("bad_timestamp", "timestamp", timestamp, _MILLIS, "1..13 digits (milliseconds)")
-    check_shape("bad_nonce", "nonce", nonce, NONCE, "1..64 printable ASCII characters")
-    check_shape("malformed_signature", "signature", signature, SIGNATURE, "40 hexadecimal digits")
+    receiving.check_shape("bad_timestamp", "timestamp", timestamp, _MILLIS, "1..13 digits (milliseconds)")
+    receiving.check_shape("bad_nonce", "nonce", nonce, receiving.NONCE, "1..64 printable ASCII characters")
+    receiving.check_shape("malformed_signature", "signature", signature, receiving.SIGNATURE, "40 hexadecimal digits")
     return DingTalkQuery(signature, timestamp, nonce)
 
 
@@ -113,7 +105,7 @@ def parse_json_object(text: str | bytes, what: str, *, max_depth: int = MAX_JSON
     return value
 
 
-class _Receiver(SignedReceiver):
+class _Receiver(receiving.SignedReceiver):
     """The checks, hand-over and encrypted ``success`` reply of one DingTalk app's pushes."""
 
     detail_parameters = ("timestamp", "timeStamp", "nonce")
@@ -131,7 +123,7 @@ class _Receiver(SignedReceiver):
         encrypt = envelope.get("encrypt")
         if not isinstance(encrypt, str) or not encrypt.strip():
             raise Refusal(400, "missing_encrypt")
-        if not BASE64.fullmatch(encrypt.strip()):
+        if not receiving.BASE64.fullmatch(encrypt.strip()):
             raise Refusal(400, "malformed_encrypt", "encrypt is not base64")
         plaintext = self.decrypt(query.signature, query.timestamp, query.nonce, encrypt.strip())
         event = parse_json_object(plaintext, "event")

@@ -179,9 +179,8 @@ def _gateway_throttle(data: Mapping[str, Any]) -> float | None:
     return None
 
 
-class OapiTokenAuth(kit.TokenAuth[str]):
-    """The oapi token on the query string; errcode 40014/42001 (bare or as errcode 88's
-    sub_code) in a 200 reply rejects it."""
+class _DingTalkToken(kit.TokenAuth[str]):
+    """A DingTalk token fetched by the client (its own audited call); error bodies decide."""
 
     requires_response_body = True
 
@@ -189,8 +188,13 @@ class OapiTokenAuth(kit.TokenAuth[str]):
         super().__init__(system=SYSTEM, **options)
         self._client = client
 
+
+class OapiTokenAuth(_DingTalkToken):
+    """The oapi token on the query string; errcode 40014/42001 (bare or as errcode 88's
+    sub_code) in a 200 reply rejects it."""
+
     def fetch(self) -> kit.Credential[str]:
-        """``gettoken`` (its own audited call)."""
+        """``gettoken``."""
         return self._client.fetch_oapi_token()
 
     def apply(self, request: httpx.Request, credential: str) -> None:
@@ -204,19 +208,14 @@ class OapiTokenAuth(kit.TokenAuth[str]):
         return f"oapi token rejected (errcode {code}); refreshing once" if ERRCODES.means_expired(code) else None
 
 
-class ApiTokenAuth(kit.TokenAuth[str]):
+class ApiTokenAuth(_DingTalkToken):
     """The v1.0 token in ``x-acs-dingtalk-access-token``; an error reply whose ``code`` is
     InvalidAuthentication rejects it."""
 
-    requires_response_body = True
     header = "x-acs-dingtalk-access-token"
 
-    def __init__(self, client: DingTalkClient, **options: Any) -> None:
-        super().__init__(system=SYSTEM, **options)
-        self._client = client
-
     def fetch(self) -> kit.Credential[str]:
-        """``oauth2/accessToken`` (its own audited call)."""
+        """``oauth2/accessToken``."""
         return self._client.fetch_api_token()
 
     def apply(self, request: httpx.Request, credential: str) -> None:

@@ -39,7 +39,7 @@ from connectors.dingtalk.sandbox.seed import DEFAULT_SEED, ROOT_DEPARTMENT_ID
 from connectors.dingtalk.sandbox.state import ERRMSG, ApiError, DingTalkState, OapiError, Throttled
 from connectors.dingtalk.settings import DEFAULT_MAX_CONCURRENT_CALLS, DEFAULT_NOTICES_PER_USER_PER_DAY
 from connectors.kit.sandbox import FaultPlan
-from connectors.kit.sandbox.admin import with_admin_index
+from connectors.kit.sandbox.admin import faults_route, with_admin_index
 
 Json = dict[str, Any]
 _TOKEN_HEADER = "x-acs-dingtalk-access-token"
@@ -250,15 +250,6 @@ def create_app(
             return _JSON({"error": "no such to-do"}, status_code=404)
         return _JSON({"event": event})
 
-    async def admin_faults(request: Request) -> Response:
-        """GET: armed faults; POST: arm or clear them (FaultPlan.configure JSON)."""
-        if request.method == "POST":
-            try:
-                plan.configure(json.loads((await request.body()).decode("utf-8") or "{}"))
-            except (ValueError, KeyError, TypeError) as exc:
-                return _JSON({"error": str(exc)}, status_code=400)
-        return _JSON(plan.describe())
-
     async def admin_state(_request: Request) -> Response:
         """Directory, tokens, notices and to-dos in numbers."""
         return _JSON(state.summary())
@@ -275,7 +266,7 @@ def create_app(
         Route("/__sandbox__/notices", admin_notices, methods=["GET"]),
         Route("/__sandbox__/todos", admin_todos, methods=["GET"]),
         Route("/__sandbox__/todos/{task}/complete", admin_complete, methods=["POST"]),
-        Route("/__sandbox__/faults", admin_faults, methods=["GET", "POST"]),
+        faults_route(_JSON),
         Route("/__sandbox__/state", admin_state, methods=["GET"]),
         Route("/__sandbox__/expire-tokens", admin_expire, methods=["POST"]),
     ]))

@@ -33,7 +33,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from connectors.kit.sandbox import FaultPlan
-from connectors.kit.sandbox.admin import with_admin_index
+from connectors.kit.sandbox.admin import faults_route, with_admin_index
 from connectors.wecom.sandbox.seed import DEFAULT_SEED, ROOT_DEPARTMENT_ID
 from connectors.wecom.sandbox.state import (
     ERRMSG,
@@ -162,16 +162,6 @@ def create_app(
         """Messages sent, with delivery status (?touser= for one member)."""
         return _WeComJSON({"messages": state.message_log(request.query_params.get("touser"))})
 
-    async def admin_faults(request: Request) -> Response:
-        """GET: armed faults; POST: arm or clear them (FaultPlan.configure JSON)."""
-        if request.method == "POST":
-            try:
-                spec = json.loads((await request.body()).decode("utf-8") or "{}")
-                plan.configure(spec)
-            except (ValueError, KeyError, TypeError) as exc:
-                return _WeComJSON({"error": str(exc)}, status_code=400)
-        return _WeComJSON(plan.describe())
-
     async def admin_state(_request: Request) -> Response:
         """Directory, contacts, tokens and messages in numbers."""
         return _WeComJSON(state.summary())
@@ -183,7 +173,7 @@ def create_app(
     app = Starlette(routes=with_admin_index("WeCom server API", [
         Route("/cgi-bin/{operation:path}", api, methods=["GET", "POST"]),
         Route("/__sandbox__/messages", admin_messages, methods=["GET"]),
-        Route("/__sandbox__/faults", admin_faults, methods=["GET", "POST"]),
+        faults_route(_WeComJSON),
         Route("/__sandbox__/state", admin_state, methods=["GET"]),
         Route("/__sandbox__/expire-tokens", admin_expire_tokens, methods=["POST"]),
     ]))
