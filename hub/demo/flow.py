@@ -33,6 +33,7 @@ import datetime as dt
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from pydantic import SecretStr
@@ -268,8 +269,10 @@ def _tick_off_in_dingtalk(hub: HubRuntime, jobs: DemoJobs, console: Console, sum
             {"ids": ids}).all()
     echoes = len(state.todo_updates) - updates_before
     summary.add("DingTalk → CRM", "to-dos ticked off", {"tasks closed": len(closed), "echo updates sent": echoes})
-    console.print("[bold]CRM:[/] " + "; ".join(f"task {r.id} done by {r.name} at {r.completed_at:%H:%M:%S}"
-                                               for r in closed) + f"; updates echoed back to DingTalk: {echoes}")
+    local = ZoneInfo(hub.settings.timezone)
+    console.print("[bold]CRM:[/] " + "; ".join(
+        f"task {r.id} done by {r.name} at {r.completed_at.astimezone(local):%H:%M:%S}" for r in closed)
+        + f"; updates echoed back to DingTalk: {echoes}")
 
 
 def job_table(step: str, outcome: JobOutcome, seconds: float, width: int) -> RenderableType:

@@ -59,7 +59,6 @@ class TodoCounts:
     queued: int = 0  # pushes put in the outbox
     in_step: int = 0  # to-dos already matching their task
     waiting: int = 0  # a push of the task's to-do is still in flight
-    completed_on_platform: int = 0  # closed via the platform: nothing to push back
 
 
 def source_id(task_id: int) -> str:
@@ -87,7 +86,12 @@ def evaluate_todos(conn: Connection, now: dt.datetime, policy: TodoPolicy) -> To
     if not holding:
         return counts
     chosen, account, alias = choice_sql("a", ordered)
-    has_todo = " OR ".join(f"t.push_state -> '{c.system}' ? 'todo'" for c in holding)
+    # closed tasks only while their to-do may still be open on the platform: pushed, not
+    # known done there, and not closed there (scans stay the size of the open work)
+    has_todo = " OR ".join(
+        f"(t.push_state -> '{c.system}' ? 'todo' AND t.completed_via IS DISTINCT FROM '{c.system}' AND "
+        f"COALESCE(t.push_state #>> '{{{c.system},todo,synced,status}}', '') NOT IN ('done', 'not_created'))"
+        for c in holding)
     rows = conn.execute(sa.text(
         f"""
         SELECT t.id, t.title, t.description, t.due_at, t.status, t.completed_via, t.customer_id, t.push_state,
@@ -115,7 +119,6 @@ def _evaluate(conn: Connection, row: Any, holding: Mapping[str, Channel], policy
         counts.waiting += 1
         return
     if done and (row.completed_via == platform or not state.get("synced")):
-        counts.completed_on_platform += int(row.completed_via == platform)
         return  # done there already (no echo), or never created: nothing to close
     if row.account is None and not done:
         return  # the person left the platform; the reminders rule reports it
