@@ -192,3 +192,21 @@ def test_no_poll_when_callbacks_carry_completions():
     assert DingTalkSettings(callback_token="t", callback_aes_key="k" * 43, app_key="a").polls_todo_completions() \
         is False
     assert DingTalkSettings().polls_todo_completions() is True
+
+
+def test_configuration_refusals_say_what_to_configure():
+    # given an app whose trusted IPs do not include this server, then one lacking the to-do permission
+    outside = make_sandbox(trusted_ips=("10.8.0.1",))
+    with serve_in_thread(outside) as server:
+        client = make_client(client_settings(server.url, DingTalkSettings()), ignore_call)
+        with pytest.raises(PermanentError, match="trusted IPs") as refused:
+            client.check()
+        assert refused.value.code == "60020"
+    no_todos = make_sandbox(blocked_apis=("todo/tasks/sources", "topapi/v2/user/get"))
+    with serve_in_thread(no_todos) as server:
+        client = make_client(client_settings(server.url, DingTalkSettings()), ignore_call)
+        with pytest.raises(PermanentError, match="developer console") as oapi:
+            client.get_user(REP.userid)
+        with pytest.raises(PermanentError, match="permission") as v1:
+            client.find_todo_by_source("crm-task-1")
+        assert (oapi.value.code, v1.value.code) == ("60011", "Forbidden.AccessDenied.AccessTokenPermissionDenied")

@@ -112,8 +112,14 @@ def create_app(
     max_in_flight: int = DEFAULT_MAX_CONCURRENT_CALLS, notices_per_user_per_day: int = DEFAULT_NOTICES_PER_USER_PER_DAY,
     notice_person_times_per_minute: int = 5000, wrap_token_errors: bool = True,
     reject_duplicate_source_ids: bool = False, todo_page_size: int = 50,
+    trusted_ips: Iterable[str] | None = None, blocked_apis: Iterable[str] = (),
 ) -> Starlette:
     """Build the DingTalk sandbox; its state is ``app.state.dingtalk`` (a DingTalkState).
+
+    ``trusted_ips`` (None: any) models the app's server egress IPs: a call from elsewhere
+    gets 60020 (oapi) / 403 ``Forbidden.AccessDenied.IpNotInWhiteList`` (v1.0, a guess);
+    ``blocked_apis`` lists operations the app has no permission for (60011 / 403
+    ``Forbidden.AccessDenied.AccessTokenPermissionDenied``, a guess).
 
     ``visible_department_ids`` is the app's directory scope; ``api_qps`` and
     ``max_in_flight`` the app's limits (a test may raise them to run hundreds of writes
@@ -127,6 +133,16 @@ def create_app(
         reject_duplicate_source_ids=reject_duplicate_source_ids, todo_page_size=todo_page_size,
     )
     plan = faults if faults is not None else FaultPlan()
+    trusted = frozenset(trusted_ips) if trusted_ips is not None else None
+    blocked = frozenset(blocked_apis)
+
+    def refused(request: Request, operation: str) -> tuple[int, str] | None:
+        """The app-configuration refusal of this call, if any: (oapi errcode, v1.0 code)."""
+        if trusted is not None and (request.client.host if request.client else "") not in trusted:
+            return 60020, "Forbidden.AccessDenied.IpNotInWhiteList"
+        if operation in blocked:
+            return 60011, "Forbidden.AccessDenied.AccessTokenPermissionDenied"
+        return None
 
     async def faulted(operation: str, v1: bool, work: Callable[[], Awaitable[Response]]) -> Response:
         """Apply the armed fault of ``operation`` around ``work``, DingTalk's way per host."""
@@ -152,6 +168,8 @@ def create_app(
 
     async def gettoken(request: Request) -> Response:
         async def work() -> Response:
+            if (refusal := refused(request, "gettoken")) is not None:
+                return _JSON(_oapi_error(OapiError(refusal[0])))
             issued = state.issue_token(request.query_params.get("appkey"), request.query_params.get("appsecret"))
             if issued is None:
                 return _JSON(_oapi_error(OapiError(40089)))
@@ -174,6 +192,8 @@ def create_app(
                 return _JSON(_oapi_error(OapiError(problem), wrapped=state.wrap_token_errors))
             if body is None:
                 return _JSON(_oapi_error(OapiError(40035, "body is not a JSON object")))
+            if (refusal := refused(request, operation)) is not None:
+                return _JSON(_oapi_error(OapiError(refusal[0])))
             try:
                 state.enter(operation)
             except Throttled:
@@ -216,6 +236,8 @@ def create_app(
                 return _api_error(ApiError(400, "InvalidAuthentication", "不合法的access_token"))
             if body is None:
                 return _api_error(ApiError(400, "InvalidParameter", "body is not a JSON object"))  # guess
+            if (refusal := refused(request, operation)) is not None:
+                return _api_error(ApiError(403, refusal[1], "not allowed for this app"))
             try:
                 state.enter(operation)
             except Throttled:

@@ -72,6 +72,7 @@ ERRMSG: dict[int, str] = {
     42001: "access_token超时",  # guess wording
     60003: "部门不存在",  # guess
     60011: "管理员权限不足，（user/department/agent）无权限",  # guess wording (§2.3: no permission)
+    60020: "访问ip不在白名单之中",  # guess wording (§2.3: IP not whitelisted)
     60121: "找不到该用户",  # guess wording (§2.2: getbymobile miss)
     90018: "当前应用api调用频率超过限制",  # guess wording (§2.3)
     143103: "发送消息人次超过每分钟的上限",  # guess wording (§2.2)
