@@ -192,13 +192,23 @@ def test_a_to_do_ticked_off_is_closed_through_the_signed_callback_too(hub, db, s
     state = hub.sandbox("dingtalk").app.state.dingtalk
     (todo,) = state.todo_list(f"crm-task-{task}")
     event = state.complete_todo(todo["id"])
-    # when DingTalk pushes the event to the hub's callback URL
+    # when a forger pushes the event first (wrong token), then DingTalk pushes it, and the
+    # very same request is replayed
     with serve_in_thread(create_web_app(db, settings.model_copy(update={"sandbox": True}))) as web, \
-            CallbackDriver(web.url + "/callbacks/dingtalk") as ding:
+            CallbackDriver(web.url + "/callbacks/dingtalk") as ding, \
+            CallbackDriver(web.url + "/callbacks/dingtalk", token="not-the-token") as forger:
+        forged = forger.push(event)
+        assert scalar(db, "SELECT status FROM task WHERE id = :t", t=task) == "open"
         assert ding.register().acknowledged
-        pushed = ding.push(event)
+        params, body = ding.seal(event)
+        pushed = ding.post(params, body)
+        replayed = ding.post(params, body)
         unknown = ding.push({**event, "taskId": "task-of-someone-else"})
-    # then the task is closed by its assignee, audited with the task it closed
+    # then the forgery and the replay are refused and audited, not processed
+    assert (forged.status, replayed.status) == (403, 403)
+    refusals = rows(db, "SELECT error FROM audit_log WHERE system = 'dingtalk' AND outcome = 'rejected' ORDER BY id")
+    assert [r.error for r in refusals] == ["bad_signature", "replayed"]
+    # and the task is closed by its assignee, audited with the task it closed
     assert pushed.acknowledged and unknown.acknowledged
     closed = rows(db, "SELECT status, completed_by_id, completed_via FROM task WHERE id = :t", t=task)[0]
     assert (closed.status, closed.completed_by_id, closed.completed_via) == ("done", reps[1], "dingtalk")
