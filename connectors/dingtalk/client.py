@@ -385,7 +385,7 @@ class DingTalkClient(kit.OwnsHttpClient):
         accepted and silently dropped.
         """
         users = [u for u in userids if u]
-        problem = ("1..100 recipients per notice" if not 0 < len(users) <= MAX_NOTICE_RECIPIENTS
+        problem = (f"1..{MAX_NOTICE_RECIPIENTS} recipients per notice" if not 0 < len(users) <= MAX_NOTICE_RECIPIENTS
                    else "userids must not contain ','" if any("," in u for u in users)
                    else "msg needs 'msgtype' and a body under that key"
                    if not isinstance(msg.get(str(msg.get("msgtype"))), Mapping) else None)

@@ -39,7 +39,7 @@ from connectors.dingtalk.sandbox.seed import DEFAULT_SEED, ROOT_DEPARTMENT_ID
 from connectors.dingtalk.sandbox.state import ERRMSG, ApiError, DingTalkState, OapiError, Throttled
 from connectors.dingtalk.settings import DEFAULT_MAX_CONCURRENT_CALLS, DEFAULT_NOTICES_PER_USER_PER_DAY
 from connectors.kit.sandbox import FaultPlan
-from connectors.kit.sandbox.admin import faults_route, with_admin_index
+from connectors.kit.sandbox.admin import admin_faults, with_admin_index
 
 Json = dict[str, Any]
 _TOKEN_HEADER = "x-acs-dingtalk-access-token"
@@ -288,7 +288,7 @@ def create_app(
         Route("/__sandbox__/notices", admin_notices, methods=["GET"]),
         Route("/__sandbox__/todos", admin_todos, methods=["GET"]),
         Route("/__sandbox__/todos/{task}/complete", admin_complete, methods=["POST"]),
-        faults_route(_JSON),
+        Route("/__sandbox__/faults", admin_faults, methods=["GET", "POST"]),
         Route("/__sandbox__/state", admin_state, methods=["GET"]),
         Route("/__sandbox__/expire-tokens", admin_expire, methods=["POST"]),
     ]))

@@ -59,7 +59,7 @@ from connectors.kingdee.sandbox.state import (
 )
 from connectors.kingdee.settings import DEFAULT_MAX_CONCURRENT_CALLS
 from connectors.kit.sandbox import FaultPlan
-from connectors.kit.sandbox.admin import faults_route, with_admin_index
+from connectors.kit.sandbox.admin import with_admin_index
 
 _STUB = re.compile(r"^(?:.*/)?(?P<stub>[A-Za-z0-9_.]+)\.common\.kdsvc$", re.IGNORECASE)
 QUERY_METHODS = frozenset({"executebillquery", "billquery"})
@@ -382,6 +382,20 @@ async def _admin_state(request: Request) -> Response:
     return JSONResponse(summary)
 
 
+async def _admin_faults(request: Request) -> Response:
+    """GET: armed faults; POST: arm or clear them (FaultPlan.configure JSON)."""
+    sandbox: KingdeeSandbox = request.app.state.kingdee
+    if request.method == "POST":
+        try:
+            spec = await request.json()
+            if not isinstance(spec, dict):
+                raise ValueError("expected a JSON object")
+            sandbox.faults.configure(spec)
+        except (ValueError, KeyError, TypeError) as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+    return JSONResponse(sandbox.faults.describe())
+
+
 async def _admin_expire(request: Request) -> Response:
     """Expire every session (the next call gets MsgCode 1)."""
     sandbox: KingdeeSandbox = request.app.state.kingdee
@@ -428,7 +442,7 @@ def create_app(
     )
     app = Starlette(routes=with_admin_index("Kingdee K/3 Cloud WebAPI", [
         Route("/__sandbox__/state", _admin_state, methods=["GET"]),
-        faults_route(),
+        Route("/__sandbox__/faults", _admin_faults, methods=["GET", "POST"]),
         Route("/__sandbox__/sessions/expire", _admin_expire, methods=["POST"]),
         Route("/__sandbox__/bills/{form_id}/{number:path}", _admin_bill, methods=["GET"]),
         Route("/{path:path}", _kdsvc, methods=["POST"]),

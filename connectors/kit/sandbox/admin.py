@@ -1,44 +1,33 @@
 """The sandboxes' admin index: ``GET /__sandbox__/`` lists every admin endpoint.
 
-The endpoints are each sandbox's own (state, message logs…) except the one every sandbox
-has alike, ``/__sandbox__/faults`` (:func:`faults_route`); the index is built from the
-app's route table, so it cannot fall out of date. Each entry shows the methods, the path
-and the first line of the handler's docstring.
+The endpoints themselves are each sandbox's own (state, faults, message logs…); the
+index is built from the app's route table, so it cannot fall out of date. Each entry
+shows the methods, the path and the first line of the handler's docstring.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from connectors.kit.sandbox.faults import FaultPlan
-
 ADMIN_PREFIX = "/__sandbox__/"
 
 
-def faults_route(render: type[JSONResponse] = JSONResponse) -> Route:
-    """``GET|POST /__sandbox__/faults`` over the app's fault plan (``app.state.faults``, where
-    every sandbox keeps it, looked up per request: a test may swap it), answered with
-    ``render`` (the sandbox's JSON response class)."""
-
-    async def faults(request: Request) -> Response:
-        """GET: armed faults; POST: arm or clear them (FaultPlan.configure JSON)."""
-        plan: FaultPlan = request.app.state.faults
-        if request.method == "POST":
-            try:
-                spec = json.loads((await request.body()).decode("utf-8") or "{}")
-                if not isinstance(spec, dict):
-                    raise ValueError("expected a JSON object")
-                plan.configure(spec)
-            except (ValueError, KeyError, TypeError) as exc:
-                return render({"error": str(exc)}, status_code=400)
-        return render(plan.describe())
-
-    return Route(ADMIN_PREFIX + "faults", faults, methods=["GET", "POST"])
+async def admin_faults(request: Request) -> Response:
+    """GET: armed faults; POST: arm or clear them (FaultPlan.configure JSON)."""
+    faults = request.app.state.faults
+    if request.method == "POST":
+        try:
+            spec = await request.json()
+            if not isinstance(spec, dict):
+                raise ValueError("expected a JSON object")
+            faults.configure(spec)
+        except (ValueError, KeyError, TypeError) as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+    return JSONResponse(faults.describe())
 
 
 def with_admin_index(title: str, routes: Sequence[BaseRoute]) -> list[BaseRoute]:

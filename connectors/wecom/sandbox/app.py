@@ -33,7 +33,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from connectors.kit.sandbox import FaultPlan
-from connectors.kit.sandbox.admin import faults_route, with_admin_index
+from connectors.kit.sandbox.admin import admin_faults, with_admin_index
 from connectors.wecom.sandbox.seed import DEFAULT_SEED, ROOT_DEPARTMENT_ID
 from connectors.wecom.sandbox.state import (
     ERRMSG,
@@ -173,7 +173,7 @@ def create_app(
     app = Starlette(routes=with_admin_index("WeCom server API", [
         Route("/cgi-bin/{operation:path}", api, methods=["GET", "POST"]),
         Route("/__sandbox__/messages", admin_messages, methods=["GET"]),
-        faults_route(_WeComJSON),
+        Route("/__sandbox__/faults", admin_faults, methods=["GET", "POST"]),
         Route("/__sandbox__/state", admin_state, methods=["GET"]),
         Route("/__sandbox__/expire-tokens", admin_expire_tokens, methods=["POST"]),
     ]))
