@@ -9,7 +9,10 @@ typed results). The baseline is the same exchange done bare: ``httpx.Client.post
 same body and ``json.loads`` of the same reply. Cases:
 
 - ``kingdee query 1 row`` / ``kingdee query <rows> rows``: ``execute_bill_query`` in signed mode;
-- ``wecom user/get``: ``WeComClient.get_user`` with a cached token.
+- ``wecom user/get``: ``WeComClient.get_user`` with a cached token;
+- ``dingtalk user/get``: ``DingTalkClient.get_user`` (topapi, errcode 88 unwrapping, the
+  pacer asked before each call — set far above the call rate here, so it only costs its
+  bookkeeping) with a cached token.
 
 Prints calls/s per case (median of ``--repeat`` rounds) and the ratio to its baseline.
 """
@@ -29,6 +32,7 @@ from pydantic import SecretStr
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from connectors.dingtalk.client import DingTalkClient
 from connectors.kingdee.client import KingdeeClient
 from connectors.wecom.client import WeComClient
 
@@ -83,13 +87,33 @@ def wecom_case() -> dict[str, tuple[Callable[[], object], Callable[[], object]]]
     )}
 
 
+def dingtalk_case() -> dict[str, tuple[Callable[[], object], Callable[[], object]]]:
+    reply = {"errcode": 0, "errmsg": "ok", "request_id": "r1", "result": {**USER, "unionid": "un1iE"}}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/gettoken":
+            return httpx.Response(200, json={"errcode": 0, "errmsg": "ok", "access_token": "tok", "expires_in": 7200})
+        return httpx.Response(200, json=reply)
+
+    transport = httpx.MockTransport(handler)
+    client = DingTalkClient(app_key="bench", app_secret=SecretStr("s"), agent_id=1, operator_union_id="opiE",
+                            transport=transport, max_qps=1_000_000)
+    bare = httpx.Client(transport=transport)
+    url = "https://oapi.dingtalk.com/topapi/v2/user/get"
+    body = json.dumps({"userid": "zhangsan", "language": "zh_CN"}).encode()
+    return {"dingtalk user/get": (
+        lambda: client.get_user("zhangsan"),
+        lambda: json.loads(bare.post(url, params={"access_token": "tok"}, content=body).text),
+    )}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--calls", type=int, default=2000, help="calls per case per round (the big page: /20)")
     parser.add_argument("--repeat", type=int, default=5, help="rounds; the median is reported")
     parser.add_argument("--rows", type=int, default=2000, help="rows of the big query page")
     args = parser.parse_args()
-    cases = {**kingdee_cases(args.rows), **wecom_case()}
+    cases = {**kingdee_cases(args.rows), **wecom_case(), **dingtalk_case()}
     print(f"{'case':<26}{'client calls/s':>16}{'bare httpx calls/s':>20}{'client/bare':>13}")
     for name, (client_call, bare_call) in cases.items():
         calls = max(args.calls // 20, 10) if name.endswith(f"{args.rows} rows") else args.calls

@@ -77,8 +77,12 @@ class InternalUser(Base):
     dingtalk_userid: Mapped[str | None] = mapped_column(sa.String(64))
     dingtalk_unionid: Mapped[str | None] = mapped_column(sa.String(64))
     active: Mapped[bool] = mapped_column(server_default=sa.true())
-    # last time a directory lookup by mobile found nothing (lookups are rationed)
-    directory_lookup_missed_at: Mapped[dt.datetime | None]
+    # each chat directory's view of the person: {system: {"active", "hash", "manager_ref"}}
+    # (a person may be in WeCom and DingTalk; neither undoes the other)
+    directories: Mapped[dict[str, Any]] = mapped_column(server_default=sa.text("'{}'::jsonb"))
+    # {system: when} of the last directory lookup by mobile that found nothing, per chat
+    # platform (lookups are rationed)
+    directory_lookup_misses: Mapped[dict[str, Any]] = mapped_column(server_default=sa.text("'{}'::jsonb"))
     source_system: Mapped[str] = mapped_column(sa.String(32))
     external_id: Mapped[str] = mapped_column(sa.String(200))
     fetched_at: Mapped[dt.datetime] = mapped_column(server_default=NOW)
@@ -292,11 +296,16 @@ class Task(Base):
     assignee_id: Mapped[int] = mapped_column(sa.ForeignKey("internal_user.id"))
     due_at: Mapped[dt.datetime]
     status: Mapped[str] = mapped_column(sa.String(20), server_default="open")  # open/done/cancelled
-    # {"wecom": {"due:zhangsan": {"state": "sent", "msgid": ...}}, ...}
+    # {"wecom": {"due:zhangsan": {"state": "sent", "msgid": ...}},
+    #  "dingtalk": {"todo": {"synced": {"id": ..., "version": ...}, "queued": {...}}}, ...}
     push_state: Mapped[dict[str, Any]] = mapped_column(server_default=sa.text("'{}'::jsonb"))
     problems: Mapped[list[str]] = mapped_column(ARRAY(sa.Text), server_default="{}")
     created_at: Mapped[dt.datetime] = mapped_column(server_default=NOW)
     completed_at: Mapped[dt.datetime | None]
+    # who ticked the task off, and where: "crm", or the chat platform whose to-do was
+    # completed (its to-do is then done already: nothing is pushed back to it)
+    completed_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("internal_user.id"))
+    completed_via: Mapped[str | None] = mapped_column(sa.String(32))
 
 
 class Interaction(Base):

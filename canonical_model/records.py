@@ -139,6 +139,21 @@ class InternalUserRecord(CanonicalRecord):
     active: bool = True
 
 
+class TaskCompletionRecord(CanonicalRecord):
+    """A CRM task's to-do completed on a chat platform (DingTalk 待办 ticked off).
+
+    ``external_id`` is the platform's to-do id, which the hub linked to its task when it
+    created the to-do (``external_identity``, object ``todo``); ``completed_by_ref`` the
+    platform's user id of who completed it (matched against the platform's directory
+    column of ``internal_user``); ``source_ref`` the business id the hub gave the to-do.
+    """
+
+    done: bool = True
+    completed_at: AwareDatetime | None = None
+    completed_by_ref: UserRef | None = None
+    source_ref: ExternalRef | None = None
+
+
 class SalesOrderLineRecord(BaseModel):
     """One line of a sales order."""
 
@@ -200,7 +215,7 @@ class ReceiptRecord(CanonicalRecord):
 RECORD_TYPES: dict[str, type[BaseModel]] = {
     model.__name__: model
     for model in (ContactRecord, CustomerRecord, InternalUserRecord, SalesOrderLineRecord, SalesOrderRecord,
-                  ReceivableRecord, ReceiptRecord)
+                  ReceivableRecord, ReceiptRecord, TaskCompletionRecord)
 }
 R = TypeVar("R", bound=BaseModel)
 
@@ -233,6 +248,7 @@ __all__ = [
     "ReceivableRecord",
     "SalesOrderLineRecord",
     "SalesOrderRecord",
+    "TaskCompletionRecord",
     "build",
     "describe_validation",
 ]

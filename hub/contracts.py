@@ -46,7 +46,7 @@ from hub.calls import CallObserver
 from hub.errors import ConfigError
 
 # Canonical targets the engine knows how to upsert (see hub.engine.targets.HANDLERS).
-TARGETS = ("customer", "contact", "internal_user", "sales_order", "receivable", "receipt")
+TARGETS = ("customer", "contact", "internal_user", "sales_order", "receivable", "receipt", "task_completion")
 
 
 class ConnectorSettings(BaseModel):
@@ -261,13 +261,18 @@ class ChatChannel(Generic[ClientT]):
     ``prepare_reminder(payload)`` turns the channel-neutral reminder payload into the
     platform's message once, at enqueue time (retries resend identical bytes);
     ``account_by_mobile(client, mobile)`` finds a directory account by mobile, for
-    directories that hide mobiles (linked before a directory sync).
+    directories that hide mobiles (linked before a directory sync); ``alias_column`` is the
+    ``internal_user`` column caching a second id the platform gives a person (DingTalk's
+    unionId, which its to-dos use): rules hand it to writers as ``recipient_alias`` and
+    store what a writer resolved (``WriteResult.detail["recipient_alias"]``). A platform
+    that holds to-dos has a ``todo`` writer (``hub.rules.todos``).
     """
 
     label: str  # how people name the platform in a sentence ("WeCom")
     user_column: str
     prepare_reminder: Callable[[dict[str, Any]], dict[str, Any]]
     account_by_mobile: Callable[[ClientT, str], str | None] | None = None
+    alias_column: str | None = None
 
 
 @dataclass(frozen=True)

@@ -107,12 +107,25 @@ class OrderSettings(BaseModel):
 
 
 class ReminderSettings(BaseModel):
-    """When reminders fire (the thresholds are also stored as rule data)."""
+    """When reminders fire (the thresholds are also stored as rule data), and where.
+
+    ``channel_preference``: the chat platforms in order of preference. Each person is
+    reminded on one platform only: the first in this order whose directory lists them as
+    an active member (a company moving from WeCom to DingTalk region by region lists
+    ``dingtalk,wecom``). Empty: every registered chat platform, by name.
+    """
 
     model_config = {"extra": "forbid"}
 
     uncontacted_hours: int = Field(default=24, ge=1,
                                    description="hours after assignment without follow-up before 超时未跟进")
+    channel_preference: str = Field(default="", pattern=r"^\s*([a-z][a-z0-9_]*\s*(,\s*[a-z][a-z0-9_]*\s*)*)?$",
+                                    description="chat platforms in order of preference, e.g. 'dingtalk,wecom' "
+                                                "(a person gets reminders on the first whose directory lists them)")
+
+    def channels(self) -> tuple[str, ...]:
+        """``channel_preference`` as a tuple of system names (empty: every chat platform)."""
+        return tuple(dict.fromkeys(part.strip() for part in self.channel_preference.split(",") if part.strip()))
 
 
 class ScheduleSettings(BaseModel):

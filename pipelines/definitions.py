@@ -32,7 +32,7 @@ def build_definitions(hub: HubResource, settings: Settings | None = None) -> Def
     settings = settings or hub.hub_settings()
     jobs = build_jobs(settings)
     return Definitions(
-        assets=[*connector_assets(push_deps={"reminder": [REMINDERS_DUE]}), *rule_assets()],
+        assets=[*connector_assets(push_deps={"reminder": [REMINDERS_DUE], "todo": [REMINDERS_DUE]}), *rule_assets()],
         asset_checks=all_checks(),
         jobs=jobs,
         schedules=build_schedules(settings, jobs),

@@ -3,8 +3,8 @@
 Per connector: ``<system>_inbound`` (all its streams) and ``<system>_<writer>_push`` (one
 outbox kind; the outbox sensor starts these). Across connectors, named in the users'
 words: ``orders_to_erp`` (every ERP's sales-order push), ``receivables_to_crm``
-(receivables and receipts, then collection tasks) and ``todo_pushes`` (reminders queued,
-then delivered on every chat platform).
+(receivables and receipts, then collection tasks) and ``todo_pushes`` (to-dos completed on
+chat platforms read back, reminders and to-dos queued, then delivered on every chat platform).
 
 Each job is tagged ``hub/system`` with the external systems it talks to (comma-joined);
 the run queue's tag concurrency limits (``pipelines.instance``) keep one run per
@@ -71,6 +71,7 @@ def build_jobs(settings: Settings | None = None) -> list[UnresolvedAssetJobDefin
     order_pushes: list[AssetKey] = []
     order_systems: set[str] = set()
     reminder_pushes: list[AssetKey] = []
+    completion_streams: list[AssetKey] = []
     receivable_streams: list[AssetKey] = []
     receivable_systems: set[str] = set()
     for spec in specs():
@@ -83,9 +84,11 @@ def build_jobs(settings: Settings | None = None) -> list[UnresolvedAssetJobDefin
             if kind.endswith(".sales_order"):
                 order_pushes.append(push_key(kind))
                 order_systems.add(spec.system)
-            if kind.endswith(".reminder"):
+            if kind.endswith((".reminder", ".todo")):
                 reminder_pushes.append(push_key(kind))
         for s in spec.streams:
+            if s.target == "task_completion":
+                completion_streams.append(stream_key(spec.system, s.name))
             if s.target in ("receivable", "receipt") and (ledgers is None or spec.system in ledgers):
                 receivable_streams.append(stream_key(spec.system, s.name))
                 receivable_systems.add(spec.system)
@@ -94,8 +97,9 @@ def build_jobs(settings: Settings | None = None) -> list[UnresolvedAssetJobDefin
                          "Approved CRM orders → ERP sales orders (outbox dispatch)."))
     jobs.append(_job("receivables_to_crm", [*receivable_streams, RECEIVABLE_FOLLOWUPS], receivable_systems,
                      "Receivables and receipts into the profile; overdue amounts become collection tasks."))
-    jobs.append(_job("todo_pushes", [REMINDERS_DUE, *reminder_pushes], set(chat_systems()),
-                     "Due, overdue and uncontacted reminders to salespeople and managers in chat."))
+    jobs.append(_job("todo_pushes", [*completion_streams, REMINDERS_DUE, *reminder_pushes], set(chat_systems()),
+                     "To-dos ticked off in chat closed in the CRM; due, overdue and uncontacted reminders and "
+                     "to-dos to salespeople and managers in chat."))
     return jobs
 
 

@@ -3,8 +3,10 @@
 - ``crm/receivable_followups``: overdue receivables become 催收 tasks for the customer's
   owner (updated, closed when paid), after every ERP's receivables and receipts;
 - ``crm/reminders_due``: due, overdue and uncontacted tasks become reminder rows in the
-  outbox, once per (task, recipient, kind, channel); the ``<chat>/reminder_push`` assets
-  deliver them.
+  outbox, once per (task, recipient, kind) on the recipient's one chat platform, and tasks
+  become to-dos on platforms that hold them; the ``<chat>/reminder_push`` and
+  ``<chat>/todo_push`` assets deliver them. It runs after the completion streams
+  (to-dos ticked off on a platform), so a task closed there is not pushed back.
 """
 
 import datetime as dt
@@ -16,6 +18,7 @@ from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, Materiali
 from hub.registry import chat_systems, specs
 from hub.rules.collections import evaluate_collection_tasks
 from hub.rules.reminders import ReminderPolicy, evaluate_reminders
+from hub.rules.todos import TodoPolicy, evaluate_todos
 from pipelines.assets import stream_key
 from pipelines.resources import HubResource
 
@@ -42,23 +45,28 @@ def rule_assets() -> list[AssetsDefinition]:
             counts = evaluate_collection_tasks(conn, today)
         return MaterializeResult(metadata=dict(vars(counts)))
 
-    @asset(key=REMINDERS_DUE, group_name="crm", deps=[*streams_into("internal_user"), RECEIVABLE_FOLLOWUPS],
-           kinds={"postgres"},
-           description="Queue due, overdue and uncontacted reminders (once per task, recipient, kind and "
-                       "chat platform).")
+    @asset(key=REMINDERS_DUE, group_name="crm",
+           deps=[*streams_into("internal_user", "task_completion"), RECEIVABLE_FOLLOWUPS], kinds={"postgres"},
+           description="Queue due, overdue and uncontacted reminders (once per task, recipient and kind, on the "
+                       "recipient's one chat platform) and keep tasks' to-dos in step.")
     def reminders_due(context: AssetExecutionContext, hub: HubResource) -> MaterializeResult:
-        """Evaluate the reminder rules for every chat platform."""
-        metadata: dict[str, Any] = {}
+        """Evaluate the reminder and to-do rules over every chat platform."""
         with hub.runtime("reminders_due") as runtime:
             s = runtime.settings
-            for channel in chat_systems():
-                interval = getattr(s.connector(channel), "duplicate_check_interval_s", 1800)
-                policy = ReminderPolicy(uncontacted_hours=s.reminders.uncontacted_hours,
-                                        duplicate_check_interval_s=interval,
-                                        profile_base_url=s.public_url)
-                with runtime.db.begin() as conn:
-                    counts = evaluate_reminders(conn, dt.datetime.now(dt.UTC), policy, channel=channel)
-                metadata.update({f"{channel}_{k}": v for k, v in vars(counts).items()})
+            intervals = [getattr(s.connector(c), "duplicate_check_interval_s", None) for c in chat_systems()]
+            policy = ReminderPolicy(uncontacted_hours=s.reminders.uncontacted_hours,
+                                    duplicate_check_interval_s=next((i for i in intervals if i), 1800),
+                                    profile_base_url=s.public_url, channels=s.reminders.channels())
+            now = dt.datetime.now(dt.UTC)
+            with runtime.db.begin() as conn:
+                reminders = evaluate_reminders(conn, now, policy)
+            with runtime.db.begin() as conn:
+                todos = evaluate_todos(conn, now, TodoPolicy(profile_base_url=s.public_url,
+                                                             channels=s.reminders.channels()))
+        by_channel = reminders.queued_by_channel
+        metadata: dict[str, Any] = {k: v for k, v in vars(reminders).items() if isinstance(v, int)}
+        metadata.update({f"{channel}_queued": by_channel.get(channel, 0) for channel in chat_systems()})
+        metadata.update({f"todos_{k}": v for k, v in vars(todos).items()})
         return MaterializeResult(metadata=metadata)
 
     return [receivable_followups, reminders_due]

@@ -8,7 +8,10 @@
 - :mod:`.paging` — declared paginators (offset, keyset, cursor, page number) and :func:`walk`;
 - :mod:`.orders` — the CRM order payload parsed and checked once for every ERP writer;
 - :mod:`.fields` — pure field readers for mappings (text, numbers, money) raising MappingError;
+- :mod:`.pacing` — :class:`Pacer`: at most N calls a second, for platforms that limit QPS;
 - :mod:`.crypto` — the WXBizMsgCrypt callback scheme (WeCom, DingTalk);
+- :mod:`.callbacks` — what every signed callback receiver does alike (limits, refusals,
+  timestamps, the replay guard, worker threads);
 - :mod:`.sandbox` — fault injection and an in-process server for the vendor sandboxes.
 
 A connector's ``client.py`` keeps only what is its vendor's: URL shapes, the credential
@@ -21,6 +24,7 @@ from connectors.kit.http import (
     DEFAULT_RETRY_AFTER_S,
     CallContext,
     OwnsHttpClient,
+    json_object,
     mask_secrets_in_httpx_logs,
     parse_json,
     peek_json,
@@ -30,6 +34,7 @@ from connectors.kit.http import (
     status_error,
     transport_error,
 )
+from connectors.kit.pacing import Pacer, shared_pacer
 from connectors.kit.paging import (
     CursorPaginator,
     KeysetPaginator,
@@ -50,15 +55,18 @@ __all__ = [
     "KeysetPaginator",
     "OffsetPaginator",
     "OwnsHttpClient",
+    "Pacer",
     "PageNumberPaginator",
     "Paginator",
     "TokenAuth",
+    "json_object",
     "mask_secrets_in_httpx_logs",
     "parse_json",
     "peek_json",
     "raise_for_status",
     "redact",
     "send",
+    "shared_pacer",
     "status_error",
     "transport_error",
     "walk",

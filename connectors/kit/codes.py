@@ -1,8 +1,10 @@
 """Vendor error-code tables: how a connector extends the kit's one HTTP classification.
 
-Past the HTTP layer (:mod:`connectors.kit.http`), platforms report failures inside a 200
-reply with their own codes: WeCom ``errcode``, Kingdee ``ResponseStatus.MsgCode``, DingTalk
-``errcode``/``code``, Yonyou ``code``. A connector declares its codes as data::
+Past the HTTP layer (:mod:`connectors.kit.http`), platforms report failures with their own
+codes: WeCom ``errcode``, Kingdee ``ResponseStatus.MsgCode`` and DingTalk oapi ``errcode``
+(numbers inside a 200 reply), DingTalk v1.0 ``code`` (names such as
+``"InvalidAuthentication"`` beside a 4xx status), Yonyou ``code``. A connector declares its
+codes as data, numbers or names::
 
     ERRCODES = CodeTable({
         -1: CodeRule(RetryableError, "WeCom busy"),
@@ -25,6 +27,8 @@ from dataclasses import dataclass, field
 from connectors.kit.http import DEFAULT_RETRY_AFTER_S, CallContext
 from hub.errors import AuthExpiredError, ConnectorError, PermanentError, RateLimitedError, RecipientError
 
+Code = int | str  # a numeric errcode or a named code
+
 
 @dataclass(frozen=True)
 class CodeRule:
@@ -43,24 +47,28 @@ class CodeTable:
     (``"MsgCode "`` gives ``"MsgCode 9"``; WeCom's bare errcodes use ``""``).
     """
 
-    rules: Mapping[int, CodeRule]
+    rules: Mapping[Code, CodeRule]
     default: CodeRule = field(default_factory=CodeRule)
     code_prefix: str = ""
 
-    def rule(self, code: int | None) -> CodeRule:
+    def rule(self, code: Code | None) -> CodeRule:
         """The rule for ``code`` (the default for unknown or missing codes)."""
         return self.rules.get(code, self.default) if code is not None else self.default
 
-    def means_expired(self, code: int | None) -> bool:
+    def knows(self, code: Code | None) -> bool:
+        """True when ``code`` has a rule of its own (not the default)."""
+        return code is not None and code in self.rules
+
+    def means_expired(self, code: Code | None) -> bool:
         """True when ``code`` says the token or session is no longer valid."""
         return code is not None and issubclass(self.rule(code).error, AuthExpiredError)
 
-    def code_text(self, code: int | None) -> str | None:
+    def code_text(self, code: Code | None) -> str | None:
         """``code`` as it appears in ``ConnectorError.code``."""
         return None if code is None else f"{self.code_prefix}{code}"
 
     def error(
-        self, code: int | None, text: str, call: CallContext, *, recipients: Sequence[str] = (),
+        self, code: Code | None, text: str, call: CallContext, *, recipients: Sequence[str] = (),
     ) -> ConnectorError:
         """The hub error for a failed reply with ``code`` and vendor message ``text``.
 
@@ -76,9 +84,9 @@ class CodeTable:
             return rule.error(message, recipients=list(recipients), **context)
         return rule.error(message, **context)
 
-    def override(self, rules: Mapping[int, CodeRule]) -> CodeTable:
+    def override(self, rules: Mapping[Code, CodeRule]) -> CodeTable:
         """This table with some codes meaning something else (one operation's exceptions)."""
         return CodeTable({**self.rules, **rules}, self.default, self.code_prefix)
 
 
-__all__ = ["CodeRule", "CodeTable"]
+__all__ = ["Code", "CodeRule", "CodeTable"]

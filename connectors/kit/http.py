@@ -233,6 +233,16 @@ def parse_json(response: httpx.Response, call: CallContext, *, parse_float: Call
                              **call.context("bad_json")) from None
 
 
+def json_object(response: httpx.Response, call: CallContext) -> dict[str, Any]:
+    """A 2xx reply's body as a JSON object: any other status raises per :func:`status_error`,
+    an empty, non-JSON or non-object body is retryable (a gateway page, a truncated reply)."""
+    raise_for_status(response, call)
+    data = parse_json(response, call)
+    if not isinstance(data, dict):
+        raise RetryableError("reply is not a JSON object", **call.context("bad_json"))
+    return data
+
+
 def peek_json(response: httpx.Response, *, marker: bytes | None = None, max_bytes: int = 16384) -> Any:
     """A small reply body as JSON, or None (too big to be an error envelope, or not JSON).
 
@@ -256,6 +266,7 @@ __all__ = [
     "SENT_AT_EXTENSION",
     "CallContext",
     "OwnsHttpClient",
+    "json_object",
     "mask_secrets_in_httpx_logs",
     "parse_json",
     "peek_json",

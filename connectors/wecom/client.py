@@ -223,10 +223,7 @@ class WeComClient(kit.OwnsHttpClient):
         request = self._http.build_request(method, path, params=dict(params), content=content, headers=headers)
 
         def read(response: httpx.Response, timer: CallTimer) -> Json:
-            kit.raise_for_status(response, call)
-            data = kit.parse_json(response, call)
-            if not isinstance(data, dict):
-                raise RetryableError("reply is not a JSON object", **call.context("bad_json"))
+            data = kit.json_object(response, call)
             errcode = _errcode(data)
             if errcode is None:
                 raise RetryableError("reply has a non-numeric errcode", **call.context("bad_json"))

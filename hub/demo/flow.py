@@ -9,9 +9,15 @@
    exactly once;
 5. read-back (job ``kingdee_inbound`` again): the pushed orders come in again without echoing out;
 6. overdue receivables become collection tasks (job ``receivables_to_crm``);
-7. WeCom directory sync (job ``wecom_inbound``), then due reminders pushed to salespeople
-   and managers (job ``todo_pushes``) while WeCom misbehaves;
-8. one customer's 360° profile.
+7. both chat directories (jobs ``wecom_inbound``, ``dingtalk_inbound``): the company runs
+   WeCom, and its East and South China sales teams have moved to DingTalk
+   (:data:`DINGTALK_SCOPE`); everyone is in WeCom, those two teams also in DingTalk;
+8. due reminders and to-dos (job ``todo_pushes``) while both platforms misbehave: each
+   person is reminded on one platform (DingTalk preferred where it knows them), never both;
+   DingTalk salespeople also get their tasks as DingTalk to-dos;
+9. a few of those to-dos ticked off in DingTalk (job ``todo_pushes`` again): the CRM tasks
+   close with who and when, and nothing echoes back to DingTalk;
+10. one customer's 360° profile.
 
 Each job runs exactly as Dagster runs it (``pipelines.definitions``; assets, checks and
 resources), on a :class:`~pipelines.resources.HubResource` pointing at the demo schema.
@@ -27,6 +33,7 @@ import datetime as dt
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from pydantic import SecretStr
@@ -45,6 +52,9 @@ if TYPE_CHECKING:
     from pipelines.in_process import JobOutcome
 
 DEMO_SCHEMA = "hub_demo"
+# The DingTalk app's directory scope in the demo: 华东销售部 and 华南销售部 (universe ids).
+DINGTALK_SCOPE = (3, 4)
+TICKED_OFF_IN_DINGTALK = 3
 SYNC_COLUMNS = ("read", "inserted", "updated", "unchanged", "quarantined", "superseded")
 WAIT_FOR_RETRIES_S = 120.0  # the demo waits for scheduled retries instead of leaving them to the sensor
 
@@ -143,6 +153,8 @@ def run_demo(settings: Settings, *, fresh: bool = True, console: Console | None 
         console.print(f"[bold]database:[/] {where}, schema {DEMO_SCHEMA}")
         if hub.uses_sandbox("kingdee"):
             hub.sandbox("kingdee", scale=kingdee_scale)
+        if hub.uses_sandbox("dingtalk"):
+            hub.sandbox("dingtalk", visible_department_ids=DINGTALK_SCOPE)
         jobs = DemoJobs(hub, console, summary)
         try:
             jobs.run("ERP → hub", "kingdee_inbound")
@@ -187,18 +199,82 @@ def run_demo(settings: Settings, *, fresh: bool = True, console: Console | None 
             console.print(f"[bold]read-back:[/] ERP orders pushed back to the ERP (echoes): {echoes}")
 
             jobs.run("ERP → CRM", "receivables_to_crm")
-            jobs.run("chat → hub", "wecom_inbound")
-            if hub.uses_sandbox("wecom"):
-                wecom_plan = hub.sandbox("wecom").app.state.faults
-                wecom_plan.arm("auth_expired", times=1)
-                wecom_plan.arm("drop_response", times=2, operations=["message/send"])
-                console.print("[bold]WeCom sandbox:[/] will expire the token once and drop 2 send responses")
-            jobs.run("hub → WeCom", "todo_pushes",
-                     op_config("wecom/reminder_push", wait_for_retries_s=WAIT_FOR_RETRIES_S))
+            jobs.run("WeCom → hub", "wecom_inbound")
+            jobs.run("DingTalk → hub", "dingtalk_inbound")
+            _arm_chat_faults(hub, console)
+            jobs.run("hub → WeCom and DingTalk", "todo_pushes", _push_config())
+            _print_channel_split(hub, console, summary)
+            if hub.uses_sandbox("dingtalk"):
+                _tick_off_in_dingtalk(hub, jobs, console, summary)
         finally:
             jobs.close()
         _print_featured_profile(hub, console)
     return summary
+
+
+def _push_config() -> dict[str, Any]:
+    """Every chat push of ``todo_pushes`` waits for its scheduled retries (the demo has no sensor)."""
+    from pipelines.in_process import op_config
+
+    ops: dict[str, Any] = {}
+    for key in ("wecom/reminder_push", "dingtalk/reminder_push", "dingtalk/todo_push"):
+        ops.update(op_config(key, wait_for_retries_s=WAIT_FOR_RETRIES_S)["ops"])
+    return {"ops": ops}
+
+
+def _arm_chat_faults(hub: HubRuntime, console: Console) -> None:
+    if hub.uses_sandbox("wecom"):
+        wecom_plan = hub.sandbox("wecom").app.state.faults
+        wecom_plan.arm("auth_expired", times=1)
+        wecom_plan.arm("drop_response", times=2, operations=["message/send"])
+        console.print("[bold]WeCom sandbox:[/] will expire the token once and drop 2 send responses")
+    if hub.uses_sandbox("dingtalk"):
+        ding_plan = hub.sandbox("dingtalk").app.state.faults
+        ding_plan.arm("auth_expired", times=1, operations=["todo/tasks/create"])
+        ding_plan.arm("drop_response", times=2, operations=["topapi/message/corpconversation/asyncsend_v2"])
+        ding_plan.arm("drop_response", times=2, operations=["todo/tasks/create"])
+        console.print("[bold]DingTalk sandbox:[/] will expire the token once and drop 2 notice and 2 to-do "
+                      "create responses")
+
+
+def _print_channel_split(hub: HubRuntime, console: Console, summary: DemoSummary) -> None:
+    """Who was reminded where: each person on one platform."""
+    with hub.db.begin() as conn:
+        rows = conn.execute(sa.text(
+            "SELECT split_part(kind, '.', 1) AS channel, count(DISTINCT payload->>'recipient_user_id') AS people, "
+            "count(*) AS reminders FROM outbox WHERE kind LIKE '%.reminder' GROUP BY 1 ORDER BY 1")).all()
+        both = conn.execute(sa.text(
+            "SELECT count(*) FROM (SELECT payload->>'recipient_user_id' FROM outbox WHERE kind LIKE '%.reminder' "
+            "GROUP BY 1 HAVING count(DISTINCT kind) > 1) AS twice")).scalar_one()
+        todos = conn.execute(sa.text("SELECT count(*) FROM outbox WHERE kind LIKE '%.todo'")).scalar_one()
+    numbers = {f"{r.channel} people": r.people for r in rows} | {"reminded on both": both, "to-dos pushed": todos}
+    summary.add("hub → chat", "one platform per person", numbers)
+    console.print("[bold]chat platforms:[/] " + ", ".join(
+        f"{r.channel}: {r.reminders} reminders to {r.people} people" for r in rows)
+        + f"; people reminded on both: {both}; DingTalk to-dos pushed: {todos}")
+
+
+def _tick_off_in_dingtalk(hub: HubRuntime, jobs: DemoJobs, console: Console, summary: DemoSummary) -> None:
+    """Salespeople tick a few to-dos off in DingTalk; the next run closes the CRM tasks."""
+    state = hub.sandbox("dingtalk").app.state.dingtalk
+    open_todos = [t for t in state.todo_list() if not t["done"]][:TICKED_OFF_IN_DINGTALK]
+    for todo in open_todos:
+        state.complete_todo(todo["id"])
+    updates_before = len(state.todo_updates)
+    console.print(f"[bold]DingTalk:[/] {len(open_todos)} to-dos ticked off by their salespeople in the app")
+    jobs.run("DingTalk → CRM (to-dos ticked off)", "todo_pushes", _push_config())
+    ids = [int(t["sourceId"].removeprefix("crm-task-")) for t in open_todos]
+    with hub.db.begin() as conn:
+        closed = conn.execute(sa.text(
+            "SELECT t.id, u.name, t.completed_at FROM task t LEFT JOIN internal_user u ON u.id = t.completed_by_id "
+            "WHERE t.id = ANY(:ids) AND t.status = 'done' AND t.completed_via = 'dingtalk' ORDER BY t.id"),
+            {"ids": ids}).all()
+    echoes = len(state.todo_updates) - updates_before
+    summary.add("DingTalk → CRM", "to-dos ticked off", {"tasks closed": len(closed), "echo updates sent": echoes})
+    local = ZoneInfo(hub.settings.timezone)
+    console.print("[bold]CRM:[/] " + "; ".join(
+        f"task {r.id} done by {r.name} at {r.completed_at.astimezone(local):%H:%M:%S}" for r in closed)
+        + f"; updates echoed back to DingTalk: {echoes}")
 
 
 def job_table(step: str, outcome: JobOutcome, seconds: float, width: int) -> RenderableType:

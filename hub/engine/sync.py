@@ -342,7 +342,7 @@ def _collect(page_counts: SyncCounts, counts: SyncCounts, on_page: Callable[[Syn
 
 
 # The tables a target writes to, where that is not the table of the target's name.
-_TARGET_TABLES = {"customer": ("customer", "external_identity")}
+_TARGET_TABLES = {"customer": ("customer", "external_identity"), "task_completion": ("task", "external_identity")}
 ANALYZE_AFTER_ROWS = 10_000
 
 

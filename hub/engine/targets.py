@@ -27,6 +27,7 @@ from canonical_model.records import (
     ReceiptRecord,
     ReceivableRecord,
     SalesOrderRecord,
+    TaskCompletionRecord,
 )
 from canonical_model.storable import shown
 from hub.engine.bulk import each_key, fetch_pairs, latest_per_key, merge_rows, page_keys
@@ -397,7 +398,15 @@ def _record_conflict(
 # --- internal users: matched to CRM users by directory id, then mobile, then e-mail -------
 
 def upsert_internal_users(ctx: PageContext, mapped: Sequence[Mapped]) -> TargetOutcome:
-    """Attach directory users to existing CRM users (mobile, then e-mail) or add them."""
+    """Attach directory users to existing CRM users (mobile, then e-mail) or add them.
+
+    A person may be in several chat directories (WeCom and DingTalk): each directory's view
+    is kept apart in ``internal_user.directories[<system>]`` (active there, content hash,
+    manager there), so two directories never undo each other on every sync and a member
+    disabled in one is still reachable in the other. ``active`` is true while any directory
+    (or, without one, the source) says so; the shared fields (name, department, title…)
+    are the last directory's.
+    """
     kept, superseded = latest(mapped)
     outcome = TargetOutcome(superseded=superseded)
     column = user_id_column(ctx.system)
@@ -413,12 +422,16 @@ def upsert_internal_users(ctx: PageContext, mapped: Sequence[Mapped]) -> TargetO
             values[column] = getattr(rec, column)
         if rec.dingtalk_unionid:
             values["dingtalk_unionid"] = rec.dingtalk_unionid
+        view = json.dumps({"active": rec.active, "hash": digest, "manager_ref": rec.manager_ref})
+        params = {"system": ctx.system, "directory": ctx.system, "view": view, "hash": digest}
         if existing is None:
             cols = list(values)
+            directories = "jsonb_build_object(CAST(:directory AS text), CAST(:view AS jsonb))" if column else "'{}'"
             ctx.conn.execute(
-                sa.text(f"INSERT INTO internal_user ({', '.join(cols)}, source_system, external_id, content_hash) "
-                        f"VALUES ({', '.join(':' + c for c in cols)}, :system, :ext, :hash)"),
-                {**values, "system": ctx.system, "ext": rec.external_id, "hash": digest},
+                sa.text(f"INSERT INTO internal_user ({', '.join(cols)}, source_system, external_id, content_hash, "
+                        f"directories) VALUES ({', '.join(':' + c for c in cols)}, :system, :ext, :hash, "
+                        f"{directories})"),
+                {**values, **params, "ext": rec.external_id},
             )
             outcome.inserted += 1
             continue
@@ -429,21 +442,30 @@ def upsert_internal_users(ctx: PageContext, mapped: Sequence[Mapped]) -> TargetO
         if source != ctx.system:
             # a CRM user found by mobile/e-mail: keep the CRM's identity, add the directory's ids
             values = {k: v for k, v in values.items() if v is not None}
-        sets = ", ".join(f"{c} = :{c}" for c in values)
+        sets = [f"{c} = :{c}" for c in values]
+        if column:
+            # active while any directory says so: this one, or another that listed the person
+            sets[list(values).index("active")] = (
+                "active = :active OR EXISTS (SELECT 1 FROM jsonb_each(directories) d WHERE d.key <> "
+                "CAST(:directory AS text) AND d.value ->> 'active' = 'true')")
+            sets.append("directories = directories || jsonb_build_object(CAST(:directory AS text), "
+                        "CAST(:view AS jsonb))")
         ctx.conn.execute(
-            sa.text(f"UPDATE internal_user SET {sets}, content_hash = :hash, fetched_at = now() WHERE id = :id"),
-            {**values, "hash": digest, "id": user_id},
+            sa.text(f"UPDATE internal_user SET {', '.join(sets)}, content_hash = :hash, fetched_at = now() "
+                    "WHERE id = :id"),
+            {**values, **params, "id": user_id},
         )
         outcome.updated += 1
     if column:
         ctx.conn.execute(sa.text(
             f"UPDATE internal_user u SET manager_id = m.id FROM internal_user m "
-            f"WHERE u.manager_ref = m.{column} AND u.manager_ref IS NOT NULL "
-            f"AND u.manager_id IS DISTINCT FROM m.id AND u.id <> m.id"))
+            f"WHERE u.directories -> :system ->> 'manager_ref' = m.{column} "
+            f"AND u.manager_id IS DISTINCT FROM m.id AND u.id <> m.id"), {"system": ctx.system})
     return outcome
 
 
 def _find_user(ctx: PageContext, rec: InternalUserRecord, column: str | None) -> tuple[int, str | None, str] | None:
+    """The user a directory record is (id, this source's last content hash, row source)."""
     probes: list[tuple[str, Any]] = []
     if column and getattr(rec, column):
         probes.append((f"{column} = :v", getattr(rec, column)))
@@ -452,9 +474,10 @@ def _find_user(ctx: PageContext, rec: InternalUserRecord, column: str | None) ->
         probes.append(("mobile = :v", normalize_mobile(rec.mobile)))
     if rec.email:
         probes.append(("email = :v", normalize_email(rec.email)))
+    digest = "directories -> :system ->> 'hash'" if column else "content_hash"
     for where, value in probes:
         row = ctx.conn.execute(
-            sa.text(f"SELECT id, content_hash, source_system FROM internal_user WHERE {where} ORDER BY id LIMIT 1"),
+            sa.text(f"SELECT id, {digest}, source_system FROM internal_user WHERE {where} ORDER BY id LIMIT 1"),
             {"v": value, "system": ctx.system},
         ).first()
         if row is not None:
@@ -537,6 +560,61 @@ def _contact_customer(
                   "sync the customer (or give the contact its company) and retry the quarantine")
 
 
+# --- task completions: a chat platform's to-do ticked off closes the CRM task ---------------
+
+TODO_OBJECT = "todo"  # external_identity.object of a chat platform's to-do linked to a task
+
+
+def complete_task(conn: Connection, task_id: int, *, at: dt.datetime | None, by_user_id: int | None,
+                  via: str) -> bool:
+    """Mark an open CRM task done, with who and when and where (``via``: the system whose
+    to-do was completed, or "crm"); False when it was not open (done already, cancelled)."""
+    return conn.execute(sa.text(
+        "UPDATE task SET status = 'done', completed_at = COALESCE(CAST(:at AS timestamptz), now()), "
+        "completed_by_id = :by, completed_via = :via WHERE id = :id AND status = 'open' RETURNING id"),
+        {"at": at, "by": by_user_id, "via": via, "id": task_id}).first() is not None
+
+
+def task_of_todo(conn: Connection, system: str, todo_id: str) -> int | None:
+    """The CRM task the hub linked ``system``'s to-do ``todo_id`` to, if any."""
+    return conn.execute(sa.text(
+        "SELECT canonical_id FROM external_identity WHERE system = :s AND object = :o AND external_id = :x "
+        "AND canonical_table = 'task'"), {"s": system, "o": TODO_OBJECT, "x": todo_id}).scalar()
+
+
+def complete_tasks(ctx: PageContext, mapped: Sequence[Mapped]) -> TargetOutcome:
+    """Close the CRM tasks of completed to-dos (who: the platform user, matched by the
+    platform's directory column). A to-do the hub never linked to a task is rejected with
+    the reason; a completion already applied (or a task closed meanwhile) is unchanged."""
+    kept, superseded = latest(mapped)
+    outcome = TargetOutcome(superseded=superseded)
+    column = user_id_column(ctx.system)
+    for raw, rec, digest in kept:
+        assert isinstance(rec, TaskCompletionRecord)
+        task_id = task_of_todo(ctx.conn, ctx.system, rec.external_id)
+        if task_id is None:
+            source = f" (source id {rec.source_ref})" if rec.source_ref else ""
+            outcome.rejected.append(Rejected(rec.external_id, (
+                f"external_id: {ctx.system} to-do {rec.external_id}{source} is linked to no CRM task: the hub "
+                f"did not record creating it (its push may have been given up); link it or replay the push, then "
+                f"run `hub quarantine retry {ctx.system} {ctx.stream}`"), raw))
+            continue
+        by_user = None
+        if column and rec.completed_by_ref:
+            by_user = ctx.conn.execute(sa.text(f"SELECT id FROM internal_user WHERE {column} = :u"),
+                                       {"u": rec.completed_by_ref}).scalar()
+        changed = rec.done and complete_task(ctx.conn, task_id, at=rec.completed_at, by_user_id=by_user,
+                                             via=ctx.system)
+        ctx.conn.execute(sa.text(
+            "UPDATE external_identity SET content_hash = :h, last_seen = now() WHERE system = :s AND object = :o "
+            "AND external_id = :x"), {"h": digest, "s": ctx.system, "o": TODO_OBJECT, "x": rec.external_id})
+        if changed:
+            outcome.updated += 1
+        else:
+            outcome.unchanged += 1
+    return outcome
+
+
 # Tables whose rows carry source_cursor, keyed by (source_system, external_id): read off the
 # models, so a table that takes SourceStampMixin gets stamp-range lookups without a second list.
 STAMPED_TARGETS = frozenset(
@@ -568,7 +646,14 @@ def existing_hashes(conn: Connection, target: str, system: str, keys: list[str],
     elif target == "sales_order":
         table, match = "sales_order", "t.erp_system = %(s)s AND t.erp_bill_number = k.key"
     elif target == "internal_user" and (column := user_id_column(system)):
-        table, match = "internal_user", f"t.{column} = k.key"
+        # each directory's own hash (a person may be in two: hub.engine.targets.upsert_internal_users)
+        query = ("SELECT k.key, t.directories -> %(s)s ->> 'hash' FROM "
+                 + each_key("internal_user", f"t.{column} = k.key", keys="%(keys)s"))
+        found.update(fetch_pairs(conn, query, {"s": system, "keys": page_keys(keys)}))
+        return found
+    elif target == "task_completion":
+        table, match = "external_identity", (f"t.system = %(s)s AND t.object = '{TODO_OBJECT}' "
+                                             "AND t.external_id = k.key")
     else:
         table, match = target, "t.source_system = %(s)s AND t.external_id = k.key"
     query = "SELECT k.key, t.content_hash FROM " + each_key(table, match, keys="%(keys)s")
@@ -602,4 +687,5 @@ HANDLERS: dict[str, TargetHandler] = {
     "sales_order": upsert_sales_orders,
     "receivable": upsert_receivables,
     "receipt": upsert_receipts,
+    "task_completion": complete_tasks,
 }

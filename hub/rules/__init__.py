@@ -2,7 +2,9 @@
 
 - :mod:`.orders`: an approved CRM order goes to the ERP through the outbox; the ERP's
   answer comes back onto the order;
+- :mod:`.channels`: which chat platform reaches a person (one, by directory and preference);
 - :mod:`.reminders`: due, overdue and uncontacted to-dos become reminders in chat;
+- :mod:`.todos`: CRM tasks as to-dos on the assignee's platform, and back when ticked off;
 - :mod:`.collections`: overdue receivables become 催收 tasks for the owner;
 - :mod:`.directory`: CRM users are linked to chat-directory accounts before a directory sync;
 - :mod:`.salespeople`: ERP salespeople are linked to internal users before an ERP's customers
@@ -11,11 +13,38 @@
 
 Importing this package registers what the core calls back: outbox effect handlers per
 writer name (``hub.outbox.effects``), work before a stream (``hub.runtime.before_stream``)
-and chat event handlers (:data:`EVENT_HANDLERS`). Entry points (CLI, web, demo, Dagster)
-import it; connectors and the core never do.
+and chat event handlers (:data:`EVENT_HANDLERS`: per chat system, the function the web app
+calls for each accepted callback event, inside the transaction that audits it). Entry
+points (CLI, web, demo, Dagster) import it; connectors and the core never do.
 """
 
-from hub.rules import collections, contacts, directory, orders, reminders, salespeople
-from hub.rules.contacts import EVENT_HANDLERS
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
 
-__all__ = ["EVENT_HANDLERS", "collections", "contacts", "directory", "orders", "reminders", "salespeople"]
+from sqlalchemy.engine import Connection
+
+from hub.rules import channels, collections, contacts, directory, orders, reminders, salespeople, todos
+
+
+@dataclass(frozen=True)
+class EventRule:
+    """What the hub does with one chat system's accepted callback events.
+
+    ``apply(conn, event)`` returns the ids of rows it changed, noted in the event's audit
+    row under ``noted_as``; ``subject`` is the event field naming what the event is about
+    (the audit row's external id).
+    """
+
+    apply: Callable[[Connection, Mapping[str, Any]], list[int]]
+    noted_as: str
+    subject: str
+
+
+EVENT_HANDLERS: dict[str, EventRule] = {
+    "wecom": EventRule(contacts.record_lost_contact, "interaction_customer_ids", "ExternalUserID"),
+    "dingtalk": EventRule(todos.record_todo_event, "closed_task_ids", "taskId"),
+}
+
+__all__ = ["EVENT_HANDLERS", "EventRule", "channels", "collections", "contacts", "directory", "orders", "reminders",
+           "salespeople", "todos"]

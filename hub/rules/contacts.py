@@ -3,14 +3,14 @@
 When a salesperson deletes a customer's contact in WeCom (``del_external_contact``) or
 the contact deletes the salesperson (``del_follow_user``), the customer's timeline gets
 an interaction: losing the WeChat line to a buyer is something the account owner's
-manager wants to see. :data:`EVENT_HANDLERS` maps a chat system to the function the
-web app calls for each accepted callback event, inside the transaction that audits it.
+manager wants to see (:func:`record_lost_contact`, WeCom's entry in
+``hub.rules.EVENT_HANDLERS``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import sqlalchemy as sa
@@ -66,9 +66,3 @@ def record_lost_contact(conn: Connection, event: Mapping[str, Any]) -> list[int]
         if inserted is not None:
             recorded.append(int(contact.customer_id))
     return recorded
-
-
-# system -> handler(conn, event) returning ids worth noting in the audit row
-EVENT_HANDLERS: dict[str, Callable[[Connection, Mapping[str, Any]], list[int]]] = {
-    "wecom": record_lost_contact,
-}

@@ -8,8 +8,9 @@ for the account of each CRM user who has a mobile and no account yet (WeCom
 ``user/getuserid``) and stores it; the sync then finds them by account id.
 
 Lookups are spent only on users that should exist: WeCom blocks ``getuserid`` for a day
-when misses exceed 20 % of the seat count, so a miss is remembered on the user
-(``directory_lookup_missed_at``) and not retried for ``retry_after``.
+when misses exceed 20 % of the seat count, so a miss is remembered on the user, per
+platform (``directory_lookup_misses``: a person missing from DingTalk may well be in
+WeCom), and not retried for ``retry_after``.
 """
 
 from __future__ import annotations
@@ -54,16 +55,17 @@ def link_users_by_mobile(
     with db.begin() as conn:
         candidates = conn.execute(sa.text(
             f"SELECT id, mobile FROM internal_user WHERE {column} IS NULL AND mobile IS NOT NULL AND active "
-            "AND (directory_lookup_missed_at IS NULL OR directory_lookup_missed_at < now() - :retry) "
-            "ORDER BY id LIMIT :limit"), {"retry": retry_after, "limit": limit}).all()
+            "AND COALESCE(CAST(directory_lookup_misses ->> :system AS timestamptz) < now() - :retry, true) "
+            "ORDER BY id LIMIT :limit"), {"system": system, "retry": retry_after, "limit": limit}).all()
     for user_id, mobile in candidates:
         counts.asked += 1
         account = lookup(mobile)
         with db.begin() as conn:
             if account is None:
                 counts.missed += 1
-                conn.execute(sa.text("UPDATE internal_user SET directory_lookup_missed_at = now() WHERE id = :id"),
-                             {"id": user_id})
+                conn.execute(sa.text(
+                    "UPDATE internal_user SET directory_lookup_misses = directory_lookup_misses || "
+                    "jsonb_build_object(CAST(:system AS text), now()) WHERE id = :id"), {"system": system, "id": user_id})
                 continue
             taken = conn.execute(sa.text(f"SELECT id FROM internal_user WHERE {column} = :a"),
                                  {"a": account}).scalar()

@@ -12,16 +12,19 @@ reminder twice. The rules (from the product brief):
   a "首次跟进" task is created for the owner, and owner and manager are reminded
   (``uncontacted_24h``, ``uncontacted_24h_manager``).
 
-A recipient without an active account on the channel (none, or disabled in the
-directory) is reported on the task (``problems``) instead of being queued, and a
-platform that rejects a recipient marks it likewise.
+Each recipient is reminded on one chat platform (:mod:`hub.rules.channels`: the first in
+the configured preference whose directory knows them as active), and the idempotency key
+names no platform, so a person whose platform changes between evaluations is never
+reminded on both. A recipient no platform knows as active is reported on the task
+(``problems``) instead of being queued, and a platform that rejects a recipient marks it
+likewise.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
@@ -32,6 +35,7 @@ from hub.errors import ConfigError, RecipientError
 from hub.outbox import effects, enqueue
 from hub.outbox.effects import Failure
 from hub.registry import connector
+from hub.rules.channels import channels, choice_sql, labels
 
 
 def chat_channel(channel: str) -> ChatChannel[Any]:
@@ -51,6 +55,7 @@ class ReminderPolicy:
     uncontacted_hours: int = 24
     duplicate_check_interval_s: int = 1800
     profile_base_url: str = "http://127.0.0.1:8000"
+    channels: tuple[str, ...] = ()  # chat platforms in order of preference (empty: all, by name)
 
 
 @dataclass
@@ -61,19 +66,23 @@ class ReminderCounts:
     already_queued: int = 0
     no_account: int = 0
     tasks_created: int = 0
+    queued_by_channel: dict[str, int] = field(default_factory=dict)
 
 
-def evaluate_reminders(conn: Connection, now: dt.datetime, policy: ReminderPolicy, channel: str = "wecom") -> ReminderCounts:
+def evaluate_reminders(conn: Connection, now: dt.datetime, policy: ReminderPolicy) -> ReminderCounts:
     """Queue every reminder that is due at ``now`` (see the module docstring)."""
     counts = ReminderCounts()
     counts.tasks_created = _create_first_followup_tasks(conn, now, policy)
-    column = chat_channel(channel).user_column
+    ordered = channels(policy.channels)
+    a_channel, a_account, _ = choice_sql("a", ordered)
+    m_channel, m_account, _ = choice_sql("m", ordered)
     tasks = conn.execute(sa.text(
         f"""
         SELECT t.id, t.title, t.kind, t.due_at, t.customer_id, c.name AS customer_name,
                a.id AS assignee_id, a.name AS assignee_name,
-               CASE WHEN a.active THEN a.{column} END AS assignee_account,
-               m.id AS manager_id, m.name AS manager_name, CASE WHEN m.active THEN m.{column} END AS manager_account
+               {a_channel} AS assignee_channel, {a_account} AS assignee_account,
+               m.id AS manager_id, m.name AS manager_name,
+               {m_channel} AS manager_channel, {m_account} AS manager_account
         FROM task t
         JOIN internal_user a ON a.id = t.assignee_id
         LEFT JOIN internal_user m ON m.id = a.manager_id
@@ -89,20 +98,25 @@ def evaluate_reminders(conn: Connection, now: dt.datetime, policy: ReminderPolic
         if task.kind == "first_followup":
             kinds = [("uncontacted_24h", "assignee"), ("uncontacted_24h_manager", "manager")]
         for kind, who in kinds:
-            _queue(conn, counts, task, kind, who, channel, policy, now)
+            _queue(conn, counts, task, kind, who, policy, now, labels(ordered))
     return counts
 
 
-def _queue(conn: Connection, counts: ReminderCounts, task: Any, kind: str, who: str, channel: str,
-           policy: ReminderPolicy, now: dt.datetime) -> None:
+def reminder_key(task_id: int, user_id: int, kind: str) -> str:
+    """The outbox key of one reminder: the same whichever platform carries it."""
+    return f"reminder:task-{task_id}:user-{user_id}:{kind}"
+
+
+def _queue(conn: Connection, counts: ReminderCounts, task: Any, kind: str, who: str, policy: ReminderPolicy,
+           now: dt.datetime, platforms: str) -> None:
     user_id = task.assignee_id if who == "assignee" else task.manager_id
+    channel = task.assignee_channel if who == "assignee" else task.manager_channel
     account = task.assignee_account if who == "assignee" else task.manager_account
     name = task.assignee_name if who == "assignee" else task.manager_name
     if user_id is None:
         return  # nobody above the assignee: nothing to escalate to
-    key = f"{channel}.reminder:task-{task.id}:user-{user_id}:{kind}"
-    if account is None:
-        problem = f"{name} has no active {channel} account: '{kind}' reminder not sent"
+    if channel is None or account is None:
+        problem = f"{name} has no active account on {platforms}: '{kind}' reminder not sent"
         changed = conn.execute(sa.text(
             "UPDATE task SET problems = array_append(problems, :p) WHERE id = :id AND NOT (:p = ANY(problems)) "
             "RETURNING id"), {"p": problem, "id": task.id}).scalar()
@@ -112,17 +126,18 @@ def _queue(conn: Connection, counts: ReminderCounts, task: Any, kind: str, who: 
         "task_id": task.id, "kind": kind, "recipient": account, "recipient_user_id": user_id,
         "recipient_name": name, "title": task.title, "customer_id": task.customer_id,
         "customer_name": task.customer_name, "due_at": task.due_at.isoformat(),
-        "assignee_name": task.assignee_name,
+        "assignee_name": task.assignee_name, "channel": channel,
         "profile_url": f"{policy.profile_base_url.rstrip('/')}/customers/{task.customer_id}" if task.customer_id
         else f"{policy.profile_base_url.rstrip('/')}/tasks/{task.id}",
         "duplicate_check_interval": policy.duplicate_check_interval_s,
         "queued_at": now.isoformat(),
     }
     payload = chat_channel(channel).prepare_reminder(payload)
-    if enqueue(conn, f"{channel}.reminder", key, payload) is None:
+    if enqueue(conn, f"{channel}.reminder", reminder_key(task.id, user_id, kind), payload) is None:
         counts.already_queued += 1
     else:
         counts.queued += 1
+        counts.queued_by_channel[channel] = counts.queued_by_channel.get(channel, 0) + 1
 
 
 def _create_first_followup_tasks(conn: Connection, now: dt.datetime, policy: ReminderPolicy) -> int:

@@ -112,9 +112,23 @@ def push_rows(push_state: dict[str, Any] | None) -> list[dict[str, Any]]:
         for slot, entry in sorted(slots.items()):
             kind, _, recipient = slot.partition(":")
             entry = entry if isinstance(entry, dict) else {"state": str(entry)}
+            if slot == "todo":  # the task's to-do on the platform (hub.rules.todos)
+                entry = todo_entry(entry)
+                recipient = entry.get("recipient") or ""
             rows.append({"channel": channel, "kind": kind, "recipient": recipient, "state": entry.get("state"),
                          "at": entry.get("at"), "msgid": entry.get("msgid"), "error": entry.get("error")})
     return rows
+
+
+def todo_entry(todo: dict[str, Any]) -> dict[str, Any]:
+    """A task's to-do state as one push row: in flight, failed, or as last synced (open/done)."""
+    found = todo.get("synced")
+    synced: dict[str, Any] = found if isinstance(found, dict) else {}
+    for state in ("queued", "failed"):
+        if isinstance(todo.get(state), dict):
+            return {**todo[state], "state": state, "recipient": synced.get("recipient")}
+    return {"state": synced.get("status"), "at": synced.get("at"), "msgid": synced.get("id"),
+            "recipient": synced.get("recipient")}
 
 
 def describe_operations(spec: dict[str, Any]) -> list[dict[str, Any]]:

@@ -6,7 +6,8 @@ connector's receiver's job). This module gives it its settings and hooks:
 
 - ``on_event``: one audit row per accepted event (operation
   ``callback:<Event>/<ChangeType>``), plus whatever the domain rules do with it
-  (``hub.rules.EVENT_HANDLERS``: e.g. a lost WeChat contact on the customer's timeline), in
+  (``hub.rules.EVENT_HANDLERS``: e.g. a lost WeChat contact on the customer's timeline, a
+  DingTalk to-do ticked off closing its CRM task), in
   one transaction. An exception makes the receiver answer 500, so the platform retries;
   nothing is half-recorded. The event's fields reach the audit cut to a few KB each
   (``hub.audit``): an authentic event may still carry a huge field.
@@ -51,8 +52,9 @@ def callback_path(system: str) -> str:
 
 
 def operation_name(event: Mapping[str, Any]) -> str:
-    """``callback:<Event>/<ChangeType>`` (``callback:<MsgType>`` for plain messages)."""
-    kind = str(event.get("Event") or event.get("MsgType") or "unknown")
+    """``callback:<Event>/<ChangeType>`` (WeCom; ``callback:<MsgType>`` for plain messages),
+    ``callback:<EventType>`` (DingTalk)."""
+    kind = str(event.get("Event") or event.get("EventType") or event.get("MsgType") or "unknown")
     change = event.get("ChangeType")
     name = f"callback:{kind}/{change}" if change else f"callback:{kind}"
     return name[:100]  # audit_log.operation is varchar(100)
@@ -65,12 +67,13 @@ def event_handler(db: Database, system: str) -> Callable[[dict[str, Any]], None]
 
     def on_event(event: dict[str, Any]) -> None:
         with db.begin() as conn:
-            noted = rule(conn, event) if rule is not None else []
+            noted = rule.apply(conn, event) if rule is not None else []
             detail: dict[str, Any] = {k: v for k, v in event.items() if k not in _NOT_AUDITED}
-            if noted:
-                detail["interaction_customer_ids"] = noted
+            if noted and rule is not None:
+                detail[rule.noted_as] = noted
+            subject = str(event.get(rule.subject) or "")[:200] if rule is not None else ""
             write_audit(conn, actor=actor, system=system, operation=operation_name(event), outcome="ok",
-                        external_id=(str(event.get("ExternalUserID") or "")[:200] or None), detail=detail)
+                        external_id=subject or None, detail=detail)
 
     return on_event
 

@@ -26,8 +26,9 @@ from tests.dagster.support import load_crm
 
 JOBS = {"kingdee_inbound": "kingdee", "kingdee_sales_order_push": "kingdee", "orders_to_erp": "kingdee,yonyou",
         # the tenant's ledgers only: Kingdee by default (HUB_ORDERS__ERP), Yonyou when routed to or configured
-        "receivables_to_crm": "kingdee", "todo_pushes": "wecom", "wecom_inbound": "wecom",
-        "wecom_reminder_push": "wecom", "yonyou_inbound": "yonyou", "yonyou_sales_order_push": "yonyou"}
+        "receivables_to_crm": "kingdee", "todo_pushes": "dingtalk,wecom", "wecom_inbound": "wecom",
+        "wecom_reminder_push": "wecom", "yonyou_inbound": "yonyou", "yonyou_sales_order_push": "yonyou",
+        "dingtalk_inbound": "dingtalk", "dingtalk_reminder_push": "dingtalk", "dingtalk_todo_push": "dingtalk"}
 
 
 def test_the_workspace_passes_dagster_definitions_validate(tmp_path: Path):
@@ -55,7 +56,7 @@ def test_each_sync_direction_is_a_job_tagged_with_the_system_it_talks_to():
         assert jobs[name].executor_def.name == "in_process", name
     schedules = list(workspace_defs.schedules or [])
     assert {s.job_name for s in schedules} == {"kingdee_inbound", "receivables_to_crm", "wecom_inbound", "todo_pushes",
-                                                  "yonyou_inbound"}
+                                                  "yonyou_inbound", "dingtalk_inbound"}
     assert {s.default_status for s in schedules} == {DefaultScheduleStatus.STOPPED}
 
 

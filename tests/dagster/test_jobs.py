@@ -234,8 +234,8 @@ def test_todo_pushes_delivers_each_due_reminder_once_and_a_second_run_sends_noth
     assert set(delivered.values()) == {1}
     assert sent["retried"] >= 1 and sent["failed"] == sent["dead"] == 0
     # and users without an active WeCom account are reported on their tasks instead
-    assert due["wecom_no_account"] == scalar(db, "SELECT coalesce(sum(cardinality(problems)), 0) FROM task")
-    assert due["wecom_tasks_created"] == scalar(db, "SELECT count(*) FROM task WHERE kind = 'first_followup'")
+    assert due["no_account"] == scalar(db, "SELECT coalesce(sum(cardinality(problems)), 0) FROM task")
+    assert due["tasks_created"] == scalar(db, "SELECT count(*) FROM task WHERE kind = 'first_followup'")
 
     # when the job runs again
     messages_before = len(wecom.messages)
@@ -243,7 +243,7 @@ def test_todo_pushes_delivers_each_due_reminder_once_and_a_second_run_sends_noth
 
     # then nothing is queued or sent twice
     again_due, again_sent = second.assets["crm/reminders_due"], second.assets["wecom/reminder_push"]
-    assert (again_due["wecom_queued"], again_due["wecom_already_queued"], again_sent["done"]) == (0, queued, 0)
+    assert (again_due["wecom_queued"], again_due["already_queued"], again_sent["done"]) == (0, queued, 0)
     assert len(wecom.messages) == messages_before
 
 

@@ -22,13 +22,21 @@ def test_the_demo_runs_every_job_through_dagster_and_ends_with_a_profile(databas
 
     jobs = [j.job for j in summary.jobs]
     assert jobs == ["kingdee_inbound", "orders_to_erp", "kingdee_inbound", "receivables_to_crm", "wecom_inbound",
-                    "todo_pushes"]
+                    "dingtalk_inbound", "todo_pushes", "todo_pushes"]
     assert all(j.success for j in summary.jobs)
     assert all(c.passed for j in summary.jobs for c in j.checks if c.severity == "ERROR")
     pushed = summary.jobs[1].assets["kingdee/sales_order_push"]
     assert pushed["done"] == 40 and pushed["dead"] == 0
-    assert summary.jobs[5].assets["crm/reminders_due"]["wecom_queued"] > 0
-    assert summary.jobs[5].assets["wecom/reminder_push"]["done"] > 0
+    # both chat platforms at once: each person reminded on one of them, never both
+    pushes = summary.jobs[6].assets
+    assert pushes["crm/reminders_due"]["wecom_queued"] > 0 and pushes["crm/reminders_due"]["dingtalk_queued"] > 0
+    assert pushes["wecom/reminder_push"]["done"] > 0 and pushes["dingtalk/reminder_push"]["done"] > 0
+    assert pushes["dingtalk/todo_push"]["done"] > 0 and pushes["dingtalk/todo_push"]["dead"] == 0
+    split = {what: numbers for step, what, numbers in summary.rows}
+    assert "reminded on both 0" in split["one platform per person"]
+    # to-dos ticked off in DingTalk close their CRM tasks, and nothing echoes back
+    assert summary.jobs[7].assets["dingtalk/todo_completions"]["updated"] == 3
+    assert split["to-dos ticked off"] == "tasks closed 3, echo updates sent 0"
     text = out.getvalue()
     assert "应收 receivables" in text and "credit used" in text
     engine = sa.create_engine(database_url)

@@ -1,5 +1,5 @@
-"""An IT person starts the Kingdee and WeCom sandboxes one by one, as the README says, pastes
-the variables each prints, and syncs: the two agree with each other as they do in the demo.
+"""An IT person starts the Kingdee, WeCom and DingTalk sandboxes one by one, as the README says,
+pastes the variables each prints, and syncs: they agree with each other as they do in the demo.
 
 Both sandboxes are seeded from one demo universe (connectors/kit/sandbox/universe.py): the
 firms the WeCom contacts work for are Kingdee customers, the ERP's salespeople are the
@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from connectors.dingtalk.sandbox import dingtalk_directory
 from connectors.kit.sandbox.server import free_port
 from connectors.wecom.sandbox.seed import demo_external_contacts
 from tests.conftest import rows
@@ -39,10 +40,10 @@ def clean_environment(**extra: str) -> dict[str, str]:
 
 @pytest.fixture
 def sandbox_exports(tmp_path: Path) -> Iterator[dict[str, str]]:
-    """Start `hub sandbox kingdee` and `hub sandbox wecom`; return the variables they printed."""
+    """Start `hub sandbox kingdee`, `wecom` and `dingtalk`; return the variables they printed."""
     processes, exports = [], {}
     try:
-        for system in ("kingdee", "wecom"):
+        for system in ("kingdee", "wecom", "dingtalk"):
             log = tmp_path / f"{system}.log"
             process = subprocess.Popen(
                 [HUB, "sandbox", system, "--port", str(free_port()), *(["--scale", "0.02"] if system == "kingdee" else [])],
@@ -88,14 +89,24 @@ def test_sandboxes_started_one_by_one_agree_with_each_other(sandbox_exports, db,
     env = clean_environment(HUB_DATABASE_URL=db.url, HUB_DATABASE_SCHEMA=db.schema, COLUMNS="200",
                             **sandbox_exports)
 
-    # when IT syncs the ERP, then the chat directory
+    # the DingTalk sandbox printed its app key and secret and the unionId of a demo user (the
+    # account to-dos are created as)
+    assert {"HUB_DINGTALK__BASE_URL", "HUB_DINGTALK__API_BASE_URL", "HUB_DINGTALK__APP_KEY",
+            "HUB_DINGTALK__APP_SECRET", "HUB_DINGTALK__OPERATOR_UNION_ID"} <= set(sandbox_exports)
+    assert sandbox_exports["HUB_DINGTALK__OPERATOR_UNION_ID"] in {m.unionid for m in dingtalk_directory()}
+
+    # when IT syncs the ERP, then the chat directories
     hub("sync", "kingdee", env=env)
     hub("sync", "wecom", env=env)
+    hub("sync", "dingtalk", env=env)
 
-    # then every salesperson the ERP names is a directory user (one person, not two)
+    # then every salesperson the ERP names is a directory user (one person, not two), known
+    # to both chat platforms
     with db.engine.connect() as conn:
         users = conn.execute(sa.text("SELECT count(*) FROM internal_user")).scalar()
-    assert users == 40
+        both = conn.execute(sa.text("SELECT count(*) FROM internal_user WHERE wecom_userid IS NOT NULL AND "
+                                    "dingtalk_userid IS NOT NULL AND dingtalk_unionid IS NOT NULL")).scalar()
+    assert users == 40 and both == 40
     # and a WeCom contact is unmatched only where the universe made it so on purpose
     quarantined = {r.source_ref for r in rows(db, "SELECT source_ref FROM quarantine WHERE stream = "
                                                   "'external_contacts' AND status = 'open'")}

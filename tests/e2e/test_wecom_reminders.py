@@ -151,7 +151,7 @@ def test_a_new_wecom_app_without_mobiles_still_links_every_crm_user_by_getuserid
         assert scalar(db, "SELECT count(*) FROM internal_user") == len(seed["people"]) + 1
         assert scalar(db, "SELECT count(*) FROM internal_user WHERE wecom_userid IS NULL") == 1
         # the one mobile WeCom does not know is remembered, so the rationed lookup is not repeated
-        assert scalar(db, "SELECT directory_lookup_missed_at IS NOT NULL FROM internal_user "
+        assert scalar(db, "SELECT directory_lookup_misses ? 'wecom' FROM internal_user "
                           "WHERE external_id = 'crm-outsider'") is True
         asked = sum(1 for r in rows(db, "SELECT 1 FROM audit_log WHERE operation = 'user/getuserid'"))
         assert asked == len(seed["people"]) + 1

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import re
-import threading
 import time
 from collections.abc import Iterator
-from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import httpx
@@ -22,7 +20,7 @@ from connectors.wecom.sandbox import (
     SANDBOX_ENCODING_AES_KEY,
     CallbackDriver,
 )
-from hub.contracts import CallbackHooks
+from tests.support.callbacks import Receiver
 from tests.support.hostile import chunked_upload, declared_upload, raw_request
 
 NOW = 1_715_130_000.0
@@ -35,49 +33,12 @@ EVENT_XML = (
 )
 
 
-class MemoryReplayGuard:
-    """The replay memory of these unit tests (the hub's is Postgres: tests/web)."""
-
-    def __init__(self) -> None:
-        self.expiry: dict[str, float] = {}
-
-    def first_time(self, fingerprint: str, at: float, expires_at: float) -> bool:
-        if self.expiry.get(fingerprint, at) > at:
-            return False
-        self.expiry[fingerprint] = expires_at
-        return True
-
-    def forget(self, fingerprint: str) -> None:
-        self.expiry.pop(fingerprint, None)
-
-
-class Receiver:
-    def __init__(self) -> None:
-        self.now = NOW
-        self.events: list[dict[str, Any]] = []
-        self.rejections: list[tuple[str, dict[str, str]]] = []
-        self.fail_next = False
-        self.lock = threading.Lock()
-        self.guard = MemoryReplayGuard()
-
-    def on_event(self, event: dict[str, Any]) -> None:
-        with self.lock:
-            if self.fail_next:
-                self.fail_next = False
-                raise RuntimeError("database unavailable")
-            self.events.append(event)
-
-    def on_rejected(self, reason: str, details: Any) -> None:
-        with self.lock:
-            self.rejections.append((reason, dict(details)))
-
-
 @pytest.fixture
 def receiver() -> Iterator[tuple[Receiver, httpx.Client]]:
-    state = Receiver()
+    state = Receiver(NOW)
     app = create_callback_app(
         token=SANDBOX_CALLBACK_TOKEN, encoding_aes_key=SANDBOX_ENCODING_AES_KEY, receive_id=SANDBOX_CORP_ID,
-        hooks=CallbackHooks(on_event=state.on_event, on_rejected=state.on_rejected, replay_guard=state.guard),
+        hooks=state.hooks(),
         replay_window_s=300, now=lambda: state.now, path="/wecom/callback",
     )
     with pytest.MonkeyPatch.context() as mp:

@@ -33,7 +33,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from connectors.kit.sandbox import FaultPlan
-from connectors.kit.sandbox.admin import with_admin_index
+from connectors.kit.sandbox.admin import admin_faults, with_admin_index
 from connectors.wecom.sandbox.seed import DEFAULT_SEED, ROOT_DEPARTMENT_ID
 from connectors.wecom.sandbox.state import (
     ERRMSG,
@@ -161,16 +161,6 @@ def create_app(
     async def admin_messages(request: Request) -> Response:
         """Messages sent, with delivery status (?touser= for one member)."""
         return _WeComJSON({"messages": state.message_log(request.query_params.get("touser"))})
-
-    async def admin_faults(request: Request) -> Response:
-        """GET: armed faults; POST: arm or clear them (FaultPlan.configure JSON)."""
-        if request.method == "POST":
-            try:
-                spec = json.loads((await request.body()).decode("utf-8") or "{}")
-                plan.configure(spec)
-            except (ValueError, KeyError, TypeError) as exc:
-                return _WeComJSON({"error": str(exc)}, status_code=400)
-        return _WeComJSON(plan.describe())
 
     async def admin_state(_request: Request) -> Response:
         """Directory, contacts, tokens and messages in numbers."""
