@@ -11,7 +11,9 @@ renamed or not, that belongs in the kit.
 
 Exempt: ``connector.py``, each connector's registry entry. Both build the same
 ``ConnectorSpec(system=…, title=…, settings_model=…, …)`` by design — a declaration, like
-a dlt source config, not plumbing.
+a dlt source config, not plumbing. Likewise the entries of a vendor code table
+(``40014: kit.CodeRule(AuthExpiredError, "…")``): each vendor's table is its own data in
+the kit's one shape, which is the point of the kit.
 """
 
 from __future__ import annotations
@@ -49,8 +51,18 @@ def code_lines(source: str) -> list[tuple[int, str]]:
             continue
         for token in tokens:
             lines[token.start[0]].append(token)
+    for number in [n for n, tokens in lines.items() if _code_table_entry(tokens)]:
+        del lines[number]
     return [(number, " ".join(_normalized(t) for t in tokens)) for number, tokens in sorted(lines.items())
             if any(t.type == tokenize.NAME for t in tokens)]  # not lone punctuation or a literal in a list
+
+
+def _code_table_entry(tokens: list[tokenize.TokenInfo]) -> bool:
+    """``<code>: kit.CodeRule(…),`` — one entry of a vendor's code table (a declaration)."""
+    texts = [t.string for t in tokens]
+    start = 1 if texts[:1] == ["-"] else 0
+    return (len(texts) > start + 1 and tokens[start].type == tokenize.NUMBER and texts[start + 1] == ":"
+            and "CodeRule" in texts)
 
 
 def _normalized(token: tokenize.TokenInfo) -> str:
