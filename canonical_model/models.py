@@ -61,6 +61,8 @@ class InternalUser(Base):
         sa.Index("ix_internal_user_email", "email"),
         sa.Index("uq_internal_user_wecom", "wecom_userid", unique=True),
         sa.Index("uq_internal_user_dingtalk", "dingtalk_userid", unique=True),
+        sa.Index("ix_internal_user_employee_number", "employee_number"),
+        sa.Index("ix_internal_user_manager", "manager_id"),
     )
 
     id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
@@ -76,6 +78,11 @@ class InternalUser(Base):
     wecom_userid: Mapped[str | None] = mapped_column(sa.String(64))
     dingtalk_userid: Mapped[str | None] = mapped_column(sa.String(64))
     dingtalk_unionid: Mapped[str | None] = mapped_column(sa.String(64))
+    # the employee number (工号) the ERPs' salesperson records carry; links them first
+    employee_number: Mapped[str | None] = mapped_column(sa.String(64))
+    # the role the hub's pages and API give this person (hub.access.Role); None: sales,
+    # or manager when the directory shows reports (hub.access.principal)
+    role: Mapped[str | None] = mapped_column(sa.String(20))
     active: Mapped[bool] = mapped_column(server_default=sa.true())
     # each chat directory's view of the person: {system: {"active", "hash", "manager_ref"}}
     # (a person may be in WeCom and DingTalk; neither undoes the other)
@@ -96,6 +103,7 @@ class Customer(Base):
     __table_args__ = (
         sa.Index("uq_customer_credit_code", "credit_code", unique=True),
         sa.Index("ix_customer_normalized_name", "normalized_name"),
+        sa.Index("ix_customer_owner", "owner_id"),
     )
 
     id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
@@ -118,6 +126,9 @@ class Customer(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(server_default=NOW)
     last_followup_at: Mapped[dt.datetime | None]
     assigned_at: Mapped[dt.datetime | None]
+    # since when the customer sits in the public pool (公海池): no owner after linking, or
+    # returned there by a rule; None while someone owns it
+    pool_since: Mapped[dt.datetime | None]
 
 
 class ExternalIdentity(Base):
@@ -167,10 +178,20 @@ class Lead(Base, ProvenanceMixin):
     """A sales lead (线索) before it becomes (or joins) a customer."""
 
     __tablename__ = "lead"
-    __table_args__ = (sa.UniqueConstraint("source_system", "external_id"),)
+    __table_args__ = (
+        sa.UniqueConstraint("source_system", "external_id"),
+        sa.Index("ix_lead_credit_code", "credit_code"),
+        sa.Index("ix_lead_normalized_name", "normalized_name"),
+        sa.Index("ix_lead_mobile", "mobile"),
+        sa.Index("ix_lead_owner", "owner_id", "status"),
+    )
 
     id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
     company_name: Mapped[str] = mapped_column(sa.String(300))
+    normalized_name: Mapped[str | None] = mapped_column(sa.String(300))
+    credit_code: Mapped[str | None] = mapped_column(sa.String(18))
+    region: Mapped[str | None] = mapped_column(sa.String(100))
+    industry: Mapped[str | None] = mapped_column(sa.String(100))
     contact_name: Mapped[str | None] = mapped_column(sa.String(200))
     mobile: Mapped[str | None] = mapped_column(sa.String(32))
     email: Mapped[str | None] = mapped_column(sa.String(200))
@@ -183,6 +204,10 @@ class Lead(Base, ProvenanceMixin):
     created_at: Mapped[dt.datetime] = mapped_column(server_default=NOW)
     assigned_at: Mapped[dt.datetime | None]
     last_contacted_at: Mapped[dt.datetime | None]
+    # which assignment rule matched (or "pool"), and why a lead was marked invalid
+    assigned_rule: Mapped[str | None] = mapped_column(sa.String(100))
+    invalid_reason: Mapped[str | None] = mapped_column(sa.Text)
+    pool_since: Mapped[dt.datetime | None]
 
 
 class SalesOrder(Base):
@@ -340,6 +365,147 @@ class Approval(Base):
     external_id: Mapped[str | None] = mapped_column(sa.String(200))
     submitted_at: Mapped[dt.datetime] = mapped_column(server_default=NOW)
     decided_at: Mapped[dt.datetime | None]
+
+
+class Contract(Base, ProvenanceMixin):
+    """A contract with a customer (合同); ``status`` signed starts the receivable plan."""
+
+    __tablename__ = "contract"
+    __table_args__ = (
+        sa.UniqueConstraint("source_system", "external_id"),
+        sa.Index("ix_contract_customer", "customer_id"),
+    )
+
+    id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
+    customer_id: Mapped[int] = mapped_column(sa.ForeignKey("customer.id"))
+    owner_id: Mapped[int | None] = mapped_column(sa.ForeignKey("internal_user.id"))
+    contract_number: Mapped[str] = mapped_column(sa.String(100))
+    title: Mapped[str] = mapped_column(sa.String(300))
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    amount: Mapped[Decimal] = mapped_column(MONEY)
+    status: Mapped[str] = mapped_column(sa.String(20), server_default="draft")  # draft/signed/cancelled/closed
+    signed_at: Mapped[dt.datetime | None]
+    starts_on: Mapped[dt.date | None]
+    ends_on: Mapped[dt.date | None]
+    created_at: Mapped[dt.datetime] = mapped_column(server_default=NOW)
+    updated_at: Mapped[dt.datetime] = mapped_column(server_default=NOW)
+
+
+class ServiceTicket(Base, ProvenanceMixin):
+    """A service ticket (服务工单) from the CRM: an inquiry, a complaint or a satisfaction survey."""
+
+    __tablename__ = "service_ticket"
+    __table_args__ = (
+        sa.UniqueConstraint("source_system", "external_id"),
+        sa.Index("ix_service_ticket_customer", "customer_id", "opened_at"),
+    )
+
+    id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
+    customer_id: Mapped[int] = mapped_column(sa.ForeignKey("customer.id"))
+    contact_id: Mapped[int | None] = mapped_column(sa.ForeignKey("contact.id"))
+    kind: Mapped[str] = mapped_column(sa.String(20))  # inquiry/complaint/satisfaction
+    subject: Mapped[str] = mapped_column(sa.String(300))
+    detail: Mapped[str | None] = mapped_column(sa.Text)
+    status: Mapped[str] = mapped_column(sa.String(20), server_default="open")  # open/resolved/closed
+    satisfaction: Mapped[int | None]  # 1..5, for satisfaction surveys
+    opened_at: Mapped[dt.datetime]
+    closed_at: Mapped[dt.datetime | None]
+
+
+class Touchpoint(Base, ProvenanceMixin):
+    """A marketing touchpoint (营销触点): a quote or campaign opened, a link clicked, a webinar."""
+
+    __tablename__ = "touchpoint"
+    __table_args__ = (
+        sa.UniqueConstraint("source_system", "external_id"),
+        sa.Index("ix_touchpoint_customer", "customer_id", "occurred_at"),
+    )
+
+    id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
+    customer_id: Mapped[int] = mapped_column(sa.ForeignKey("customer.id"))
+    contact_id: Mapped[int | None] = mapped_column(sa.ForeignKey("contact.id"))
+    kind: Mapped[str] = mapped_column(sa.String(30))  # quote_opened/campaign_opened/link_clicked/webinar_attended
+    occurred_at: Mapped[dt.datetime]
+    campaign: Mapped[str | None] = mapped_column(sa.String(200))
+    url: Mapped[str | None] = mapped_column(sa.String(2000))
+    detail: Mapped[str | None] = mapped_column(sa.Text)
+
+
+class AppLogin(Base):
+    """A username and password an admin set, for browsers outside the chat apps.
+
+    ``password_hash`` is a modern password hash (scrypt, :mod:`hub.access.passwords`);
+    the password itself is never stored.
+    """
+
+    __tablename__ = "app_login"
+    __table_args__ = (sa.UniqueConstraint("username"),)
+
+    id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
+    username: Mapped[str] = mapped_column(sa.String(100))
+    password_hash: Mapped[str] = mapped_column(sa.String(300))
+    user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("internal_user.id"))
+    role: Mapped[str] = mapped_column(sa.String(20))
+    active: Mapped[bool] = mapped_column(server_default=sa.true())
+    failed_attempts: Mapped[int] = mapped_column(server_default="0")
+    locked_until: Mapped[dt.datetime | None]
+    created_at: Mapped[dt.datetime] = mapped_column(server_default=NOW)
+    last_login_at: Mapped[dt.datetime | None]
+
+
+class ApiToken(Base):
+    """A machine's bearer token (the CRM, scripts): stored as its SHA-256, shown once."""
+
+    __tablename__ = "api_token"
+    __table_args__ = (sa.UniqueConstraint("token_hash"),)
+
+    id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
+    token_hash: Mapped[str] = mapped_column(sa.String(64))
+    prefix: Mapped[str] = mapped_column(sa.String(16))  # the first characters, to tell tokens apart
+    label: Mapped[str] = mapped_column(sa.String(200))
+    role: Mapped[str] = mapped_column(sa.String(20))
+    user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("internal_user.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(server_default=NOW)
+    expires_at: Mapped[dt.datetime]
+    revoked_at: Mapped[dt.datetime | None]
+    last_used_at: Mapped[dt.datetime | None]
+
+
+class WebSession(Base):
+    """A signed-in browser: the cookie holds a random token, the table its SHA-256."""
+
+    __tablename__ = "web_session"
+    __table_args__ = (sa.UniqueConstraint("token_hash"), sa.Index("ix_web_session_expires", "expires_at"))
+
+    id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
+    token_hash: Mapped[str] = mapped_column(sa.String(64))
+    role: Mapped[str] = mapped_column(sa.String(20))
+    user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("internal_user.id"))
+    login_id: Mapped[int | None] = mapped_column(sa.ForeignKey("app_login.id", ondelete="CASCADE"))
+    via: Mapped[str] = mapped_column(sa.String(20))  # password / wecom / dingtalk
+    created_at: Mapped[dt.datetime] = mapped_column(server_default=NOW)
+    expires_at: Mapped[dt.datetime]
+    revoked_at: Mapped[dt.datetime | None]
+
+
+class IdempotencyRecord(Base):
+    """The first answer to a write that carried an ``Idempotency-Key``, per principal.
+
+    Written in the same transaction as the write itself, so a key is either unused or
+    bound to a committed result; a repeat with a different body is refused.
+    """
+
+    __tablename__ = "idempotency_key"
+    __table_args__ = (sa.Index("ix_idempotency_created", "created_at"),)
+
+    principal: Mapped[str] = mapped_column(sa.String(100), primary_key=True)
+    key: Mapped[str] = mapped_column(sa.String(200), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(sa.String(64))
+    method: Mapped[str] = mapped_column(sa.String(10))
+    path: Mapped[str] = mapped_column(sa.String(500))
+    status_code: Mapped[int]
+    response: Mapped[dict[str, Any]] = mapped_column(server_default=sa.text("'{}'::jsonb"))
+    created_at: Mapped[dt.datetime] = mapped_column(server_default=NOW)
 
 
 class SyncCursor(Base):
