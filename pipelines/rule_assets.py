@@ -42,8 +42,14 @@ def rule_assets() -> list[AssetsDefinition]:
         """Overdue as of today in the hub's time zone."""
         with hub.runtime("receivable_followups") as runtime, runtime.db.begin() as conn:
             today = dt.datetime.now(ZoneInfo(runtime.settings.timezone)).date()
-            counts = evaluate_collection_tasks(conn, today)
-        return MaterializeResult(metadata=dict(vars(counts)))
+            counts = evaluate_collection_tasks(conn, today,
+                                               finance_recipients=runtime.settings.collections.recipients())
+        metadata: dict[str, Any] = {k: v for k, v in vars(counts).items() if isinstance(v, int)}
+        metadata["unrouted_sample"] = ", ".join(map(str, counts.unrouted_customer_ids[:20])) or "-"
+        if counts.unrouted:
+            context.log.warning(f"{counts.unrouted} overdue customer(s) have no owner and no finance recipient "
+                                "(HUB_COLLECTIONS__FINANCE_RECIPIENTS): no 催收 task; see the audit")
+        return MaterializeResult(metadata=metadata)
 
     @asset(key=REMINDERS_DUE, group_name="crm",
            deps=[*streams_into("internal_user", "task_completion"), RECEIVABLE_FOLLOWUPS], kinds={"postgres"},

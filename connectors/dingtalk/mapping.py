@@ -138,6 +138,7 @@ def map_directory_user(raw: Mapping[str, Any]) -> InternalUserRecord:
         department=_department_name(raw), title=_text(raw, "title") or None,
         manager_ref=_manager(userid, raw), dingtalk_userid=userid,
         dingtalk_unionid=_text(raw, "unionid") or None, active=active,
+        employee_number=_text(raw, "job_number") or None,
     )
 
 

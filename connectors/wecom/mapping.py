@@ -191,7 +191,28 @@ def map_directory_user(raw: Mapping[str, Any]) -> InternalUserRecord:
         manager_ref=manager,
         wecom_userid=userid,
         active=not (isinstance(status, int) and status in _INACTIVE_STATUSES),
+        employee_number=employee_number(raw),
     )
+
+
+# WeCom members have no standard employee-number (工号) field (``user/get``, developer.work.weixin.qq.com
+# /document/path/90196): tenants that keep one add a custom text attribute under ``extattr.attrs``
+# ({"type": 0, "name": ..., "text": {"value": ...}}). Which name they give it is a guess: these.
+EMPLOYEE_NUMBER_ATTRS = ("工号", "员工工号", "员工编号", "employee_number", "Employee ID")
+
+
+def employee_number(raw: Mapping[str, Any]) -> str | None:
+    """The member's 工号 from a custom text attribute named as in :data:`EMPLOYEE_NUMBER_ATTRS`, or None."""
+    extattr = raw.get("extattr")
+    attrs = extattr.get("attrs") if isinstance(extattr, Mapping) else None
+    for attr in attrs if isinstance(attrs, list) else []:
+        if not isinstance(attr, Mapping) or attr.get("name") not in EMPLOYEE_NUMBER_ATTRS:
+            continue
+        text = attr.get("text")
+        value = text.get("value") if isinstance(text, Mapping) else attr.get("value")
+        if isinstance(value, str) and value.strip():
+            return value.strip()[:64]
+    return None
 
 
 # ---------------------------------------------------------------------- external contacts
