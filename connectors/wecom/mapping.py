@@ -299,6 +299,7 @@ REMINDER_KINDS: dict[str, tuple[str, str]] = {
     "overdue": ("待办已逾期", "已超过截止时间，请尽快处理"),
     "overdue_manager": ("下属待办已逾期", "您团队成员的待办已逾期，请关注"),
     "uncontacted_24h": ("新客户24小时未跟进", "新分配的客户超过24小时未联系"),
+    "lead_assigned": ("新线索待首次跟进", "新分配给您的线索，请在截止时间前首次跟进"),
 }
 _DEFAULT_KIND = ("CRM待办提醒", "请查看客户档案")
 

@@ -32,7 +32,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
@@ -58,7 +58,7 @@ class SalespersonLinks:
     ambiguous: int = 0
     unmatched: int = 0
     disagreements: int = 0
-    linked_by: dict[str, int] | None = None
+    linked_by: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,8 @@ def match_salesperson(person: Salesperson, indexes: dict[str, dict[str, list[int
         chosen = found[0]
         others: dict[str, int] = {}
         for weaker in RULES[position + 1:]:
-            other = indexes[weaker].get(keys[weaker], []) if keys[weaker] and weaker != "name" else []
+            weaker_key = keys[weaker]
+            other = indexes[weaker].get(weaker_key, []) if weaker_key and weaker != "name" else []
             if len(other) == 1 and other[0] != chosen:
                 others[weaker] = other[0]
         return Match(chosen, rule, (chosen,), others or None)
@@ -121,7 +122,7 @@ def _conflict(conn: Connection, system: str, person: Salesperson, reason: str, c
 
 def link_erp_salespeople(conn: Connection, system: str, salespeople: Iterable[Salesperson]) -> SalespersonLinks:
     """Link ``system``'s salespeople to internal users (module doc); returns the counts."""
-    counts = SalespersonLinks(linked_by={})
+    counts = SalespersonLinks()
     users = conn.execute(sa.text(
         "SELECT id, name, mobile, email, employee_number, active FROM internal_user")).all()
     indexes = {
@@ -157,15 +158,16 @@ def link_erp_salespeople(conn: Connection, system: str, salespeople: Iterable[Sa
             "UPDATE identity_conflict SET status = 'resolved' WHERE system = :s AND object = 'salesperson' "
             "AND external_id = :ref AND status = 'open' AND reason LIKE 'ambiguous_salesperson_%'"),
             {"s": system, "ref": person.ref})
+        rule = match.rule or "?"
         for weaker, other in (match.disagreeing or {}).items():
             counts.disagreements += 1
-            _conflict(conn, system, person, f"salesperson_{match.rule}_and_{weaker}_disagree", match.user_id,
+            _conflict(conn, system, person, f"salesperson_{rule}_and_{weaker}_disagree", match.user_id,
                       (match.user_id, other),
                       f"{system} salesperson {person.ref} {person.name}: linked to user #{match.user_id} by "
-                      f"{match.rule.replace('_', ' ')}, but its {weaker} is user #{other}'s")
+                      f"{rule.replace('_', ' ')}, but its {weaker} is user #{other}'s")
         linked.add(person.ref)
         counts.linked += 1
-        counts.linked_by[match.rule or ""] = counts.linked_by.get(match.rule or "", 0) + 1
+        counts.linked_by[rule] = counts.linked_by.get(rule, 0) + 1
     return counts
 
 
