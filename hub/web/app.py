@@ -53,6 +53,8 @@ from hub.settings import Settings
 from hub.web import formatting as fmt
 from hub.web.api_models import CustomerHit, Health, Problem, ProfileOut
 from hub.web.callbacks import Receiver, create_receivers, maintain
+from hub.web.lead_forms import lead_form_router
+from hub.web.leads_api import leads_router
 from hub.web.limits import RequestLimits
 from hub.web.queries import (
     MAX_ID,
@@ -202,6 +204,8 @@ def create_web_app(runtime_or_db: HubRuntime | Database, settings: Settings) -> 
     )
     app.add_middleware(RequestLimits, exempt_paths=frozenset(receivers))
     app.state.db = db
+    app.include_router(leads_router(settings))  # /api/leads, /api/pool/customers
+    app.include_router(lead_form_router(settings))  # /forms/lead
 
     @contextmanager
     def reading() -> Iterator[Connection]:
