@@ -157,7 +157,7 @@ def test_round_robin_under_two_concurrent_assigners_never_doubles_and_rotates_fa
             for lead_id in mine:
                 with db.begin() as conn:
                     assign_lead(conn, lead_id, RULES, actor="t", now=NOW)
-        except BaseException as exc:  # noqa: BLE001 (reported below)
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=assigner, args=(ids[i::2],)) for i in range(2)]
@@ -230,7 +230,7 @@ def api(db, settings):
 
 def test_the_api_upserts_by_the_crms_id_reports_duplicates_and_is_idempotent(db, api):
     with db.begin() as conn:
-        _boss, reps, ka = team(conn)
+        _boss, _reps, _ka = team(conn)
     crm = bearer(issue_token(db, Role.CRM))
     body = {"external_id": "CRM-L-1", "company_name": "上海示例机械有限公司", "region": "上海", "industry": "制造"}
     created = api.post("/api/leads", json=body, headers={**crm, "Idempotency-Key": "k1"})
@@ -254,7 +254,7 @@ def test_the_api_upserts_by_the_crms_id_reports_duplicates_and_is_idempotent(db,
 
 def test_leads_are_listed_by_visibility_and_a_pool_lead_is_claimed_once(db, api):
     with db.begin() as conn:
-        boss, reps, ka = team(conn)
+        boss, reps, _ka = team(conn)
         capture_lead(conn, lead(company_name="上海甲公司", region="上海", industry="制造"), RULES, actor="t")  # rep
         pool = capture_lead(conn, lead(company_name="广州乙公司", region="广东"), RULES, actor="t")
     owner = scalar(db, "SELECT owner_id FROM lead WHERE company_name = '上海甲公司'")
