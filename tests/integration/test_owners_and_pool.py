@@ -196,3 +196,22 @@ def test_doctor_shows_the_customers_without_an_owner_and_who_chases_them(db, mon
     assert owners["status"] == "warning"
     assert owners["detail"].startswith("2 customer(s) without an owner (public pool), 1 of them overdue")
     assert "HUB_COLLECTIONS__FINANCE_RECIPIENTS is not set" in owners["detail"]
+
+
+def test_hub_leads_return_to_pool_and_hub_pool_status(db, monkeypatch):
+    monkeypatch.setenv("HUB_DATABASE_URL", db.url)
+    monkeypatch.setenv("HUB_DATABASE_SCHEMA", db.schema)
+    monkeypatch.setenv("HUB_LEADS__RETURN_TO_POOL_DAYS", "2")
+    with db.begin() as conn:
+        rep = user(conn, "王芳")
+        customer(conn, "无主客户有限公司")
+        conn.execute(sa.text(
+            "INSERT INTO lead (company_name, status, owner_id, assigned_at, source_system, external_id) VALUES "
+            "('三天没跟进', 'assigned', :o, now() - interval '3 days', 'crm', 'L1'), "
+            "('昨天才分配', 'assigned', :o, now() - interval '1 day', 'crm', 'L2')"), {"o": rep})
+    runner = CliRunner(env={"COLUMNS": "200"})
+    result = runner.invoke(app, ["leads", "return-to-pool"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "1 lead(s) returned to the public pool (2 days without follow-up)" in result.output
+    status = runner.invoke(app, ["pool", "status", "--json"], catch_exceptions=False)
+    assert json.loads(status.output)["customers"] == 1 and json.loads(status.output)["leads"] == 1
