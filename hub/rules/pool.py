@@ -2,7 +2,7 @@
 
 A customer without an owner after the ERP salespeople are linked (``hub.rules.salespeople``)
 sits in the pool: ``customer.pool_since`` says since when (:func:`refresh_pool` keeps it in
-step with ``owner_id``). Its overdue receivables go to finance meanwhile
+step with ``owner_id``, after every customer stream and before every collection pass). Its overdue receivables go to finance meanwhile
 (``hub.rules.collections``). It leaves the pool when someone owns it: a salesperson claims
 it, or a manager hands it out (:func:`take_from_pool`, row-locked so two claims of one
 customer cannot both win). The owner's provenance then names the hub and who did it
@@ -15,8 +15,12 @@ import datetime as dt
 import json
 from dataclasses import dataclass
 
+from typing import Any
+
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
+
+from hub.runtime import HubRuntime, after_stream
 
 
 @dataclass
@@ -84,5 +88,14 @@ def pool_customers(conn: Connection, *, limit: int = 100, offset: int = 0) -> li
         "ORDER BY pool_since NULLS LAST, id LIMIT :l OFFSET :o"), {"l": limit, "o": offset}).all()
     return [dict(r._mapping) for r in rows]
 
+
+def refresh_after_customer_sync(runtime: HubRuntime, spec: Any, stream: Any) -> None:
+    """After any customer stream: customers that arrived without an owner enter the pool, and
+    those that got one leave it."""
+    with runtime.db.begin() as conn:
+        refresh_pool(conn)
+
+
+after_stream("customer", refresh_after_customer_sync)
 
 __all__ = ["PoolCounts", "PoolRefusal", "ownerless_customers", "pool_customers", "refresh_pool", "take_from_pool"]

@@ -123,6 +123,8 @@ def lead_form_router(settings: Settings) -> APIRouter:
         form = next((name for name, key in keys.items() if same(given, key)), None) if given else None
         if form is None:
             return _problem(request, 403, "表单未授权（form_key 无效）。")
+        if any(ord(ch) < 32 or ord(ch) == 127 for value in fields.values() for ch in value):
+            return _problem(request, 422, "表单含有控制字符。")
         for name, most in _LIMITS.items():
             if len(fields.get(name, "")) > most:
                 return _problem(request, 422, f"{name}: 最多 {most} 个字符。")

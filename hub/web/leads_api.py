@@ -53,10 +53,24 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-class LeadIn(BaseModel):
-    """A lead as the CRM sends it; ``external_id`` is the CRM's id (the upsert key)."""
+def no_control_characters(value: object) -> object:
+    """Text without control characters (NUL and friends: no column may hold them)."""
+    if isinstance(value, str) and any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        raise ValueError("control characters are not allowed")
+    return value
 
+
+class _Input(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _printable(cls, value: object) -> object:
+        return no_control_characters(value)
+
+
+class LeadIn(_Input):
+    """A lead as the CRM sends it; ``external_id`` is the CRM's id (the upsert key)."""
 
     external_id: str = Field(min_length=1, max_length=200, description="the CRM's id of the lead")
     company_name: str = Field(min_length=1, max_length=300)
@@ -122,10 +136,8 @@ class LeadWritten(BaseModel):
     notes: list[str]
 
 
-class InvalidIn(BaseModel):
+class InvalidIn(_Input):
     """Why a lead is invalid."""
-
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     reason: str = Field(min_length=1, max_length=500)
 
@@ -160,7 +172,9 @@ def _acting_user(principal: Principal) -> int:
 
 def leads_router(settings: Settings) -> APIRouter:
     """The router (module doc), over the hub's ``settings`` (lead rules, follow-up days)."""
-    router = APIRouter(tags=["leads"])
+    router = APIRouter(tags=["leads"], responses={
+        400: {"model": Problem, "description": "The body is not JSON"},
+        401: {"model": Problem, "description": "No valid API token or session"}})
     leads = settings.leads
 
     def read(request: Request, work: Any) -> Any:

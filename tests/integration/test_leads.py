@@ -14,6 +14,7 @@ from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
+from pydantic import SecretStr
 
 from hub.access import Role
 from hub.demo.data import demo_credit_code
@@ -220,11 +221,15 @@ def test_chat_contacts_that_match_no_customer_become_leads_once_for_their_rep(db
     assert scalar(db, "SELECT count(*) FROM task") == 1
 
 
+def web_client(db, settings, rate: int) -> TestClient:
+    tuned = settings.model_copy(update={"leads": RULES.model_copy(update={
+        "form_keys": SecretStr(f"site={FORM_KEY}"), "form_rate_per_minute": rate})})
+    return TestClient(create_web_app(db, tuned))
+
+
 @pytest.fixture
 def api(db, settings):
-    tuned = settings.model_copy(update={"leads": RULES.model_copy(update={
-        "form_keys": __import__("pydantic").SecretStr(f"site={FORM_KEY}"), "form_rate_per_minute": 5})})
-    with TestClient(create_web_app(db, tuned)) as client:
+    with web_client(db, settings, 5) as client:
         yield client
 
 
@@ -325,10 +330,18 @@ def test_the_web_form_takes_a_lead_with_a_key_and_refuses_bots_big_bodies_and_fl
     assert flooded.status_code == 429 and int(flooded.headers["Retry-After"]) >= 1
 
 
-def test_the_web_form_refuses_oversized_and_non_form_bodies_before_storing(db, api):
+def test_the_web_form_refuses_oversized_and_non_form_bodies_before_storing(db, settings):
+    with web_client(db, settings, 100) as api:
+        refuses_bad_forms(db, api)
+
+
+def refuses_bad_forms(db, api) -> None:
     big = {"form_key": FORM_KEY, "company": "甲" * 200, "name": "乙" * 3000}
     assert api.post("/forms/lead", data=big).status_code == 413
     assert api.post("/forms/lead", json={"company": "甲"}).status_code == 415
     assert api.post("/forms/lead", data={"form_key": FORM_KEY, "company": ""}).status_code == 422
     assert api.post("/forms/lead", data={"form_key": FORM_KEY, "company": "甲", "amount": "NaN"}).status_code == 422
+    assert api.post("/forms/lead", data={"form_key": FORM_KEY, "company": "甲\x00乙"}).status_code == 422
+    assert api.post("/forms/lead", content=b"form_key=%ff%fe&company=x",
+                    headers={"Content-Type": "application/x-www-form-urlencoded"}).status_code == 400
     assert scalar(db, "SELECT count(*) FROM lead") == 0
