@@ -14,7 +14,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 from dataclasses import dataclass
-
 from typing import Any
 
 import sqlalchemy as sa

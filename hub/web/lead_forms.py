@@ -114,7 +114,7 @@ def lead_form_router(settings: Settings) -> APIRouter:
         if body is None:
             return _problem(request, 413, f"表单过大（最多 {leads.form_max_bytes} 字节）。")
         try:
-            parsed = parse_qs(body.decode("utf-8"), keep_blank_values=True, max_num_fields=MAX_FIELDS,
+            parsed = parse_qs(body.decode("utf-8"), keep_blank_values=True, max_num_fields=MAX_FIELDS, errors="strict",
                               strict_parsing=False)
         except (UnicodeDecodeError, ValueError):
             return _problem(request, 400, "表单无法解析（UTF-8，最多 20 个字段）。")
