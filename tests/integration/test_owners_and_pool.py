@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import json
+import logging
 
 import pytest
 import sqlalchemy as sa
@@ -169,7 +170,7 @@ def test_finance_recipients_get_the_collection_task_of_an_ownerless_overdue_cust
 
 
 def test_without_finance_recipients_ownerless_overdue_customers_are_counted_logged_and_audited(db, caplog):
-    with db.begin() as conn:
+    with db.begin() as conn, caplog.at_level(logging.WARNING):
         orphan = customer(conn, "深圳逾期无主有限公司")
         overdue(conn, orphan)
         counts = evaluate_collection_tasks(conn, TODAY, now=NOW)
