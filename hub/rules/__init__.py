@@ -9,7 +9,9 @@
 - :mod:`.directory`: CRM users are linked to chat-directory accounts before a directory sync;
 - :mod:`.salespeople`: ERP salespeople are linked to internal users before an ERP's customers
   are synced, so ERP-only customers get an owner;
-- :mod:`.contacts`: chat events about customer contacts go onto the customer's timeline.
+- :mod:`.contacts`: chat events about customer contacts go onto the customer's timeline;
+- :mod:`.webhooks`: signed webhooks back to the CRM (receivable changed, order in the ERP, task
+  done in chat, lead assigned), recorded with the change and delivered in order per customer.
 
 Importing this package registers what the core calls back: outbox effect handlers per
 writer name (``hub.outbox.effects``), work before a stream (``hub.runtime.before_stream``)
@@ -24,7 +26,17 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from hub.rules import channels, collections, contacts, directory, orders, reminders, salespeople, todos
+from hub.rules import (
+    channels,
+    collections,
+    contacts,
+    directory,
+    orders,
+    reminders,
+    salespeople,
+    todos,
+    webhooks,
+)
 
 
 @dataclass(frozen=True)
@@ -47,4 +59,4 @@ EVENT_HANDLERS: dict[str, EventRule] = {
 }
 
 __all__ = ["EVENT_HANDLERS", "EventRule", "channels", "collections", "contacts", "directory", "orders", "reminders",
-           "salespeople", "todos"]
+           "salespeople", "todos", "webhooks"]
