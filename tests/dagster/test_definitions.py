@@ -28,7 +28,8 @@ JOBS = {"kingdee_inbound": "kingdee", "kingdee_sales_order_push": "kingdee", "or
         # the tenant's ledgers only: Kingdee by default (HUB_ORDERS__ERP), Yonyou when routed to or configured
         "receivables_to_crm": "kingdee", "todo_pushes": "dingtalk,wecom", "wecom_inbound": "wecom",
         "wecom_reminder_push": "wecom", "yonyou_inbound": "yonyou", "yonyou_sales_order_push": "yonyou",
-        "dingtalk_inbound": "dingtalk", "dingtalk_reminder_push": "dingtalk", "dingtalk_todo_push": "dingtalk"}
+        "dingtalk_inbound": "dingtalk", "dingtalk_reminder_push": "dingtalk", "dingtalk_todo_push": "dingtalk",
+        "crm_webhook_push": "crm"}
 
 
 def test_the_workspace_passes_dagster_definitions_validate(tmp_path: Path):

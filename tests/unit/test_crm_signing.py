@@ -64,3 +64,27 @@ def test_the_settings_give_the_secrets_current_first_and_say_what_is_missing():
     assert CrmSettings(base_url="https://crm.example.com/hooks").missing() == ["signing_secret"]
     assert not CrmSettings().is_configured()
     assert "new" not in repr(rotating) and "old" not in repr(rotating)
+
+
+def readme_verifier():
+    """The verification snippet of README "Webhooks back to the CRM", as a receiver would paste it."""
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    block = readme.split("<!-- webhook-verify:begin -->", 1)[1].split("<!-- webhook-verify:end -->", 1)[0]
+    code = block.split("```python", 1)[1].split("```", 1)[0]
+    namespace: dict[str, object] = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    return namespace["verify_hub_webhook"]
+
+
+def test_the_readme_snippet_accepts_what_the_hub_signs_and_refuses_the_rest():
+    import time
+
+    verify_hub_webhook = readme_verifier()
+    now = int(time.time())
+    header = signature_header(["whsec_test", "whsec_old"], now, BODY)
+    assert verify_hub_webhook(BODY, header, ["whsec_old"])
+    assert not verify_hub_webhook(BODY + b"x", header, ["whsec_old"])
+    assert not verify_hub_webhook(BODY, header, ["another"])
+    assert not verify_hub_webhook(BODY, signature_header(["whsec_test"], now - 400, BODY), ["whsec_test"])
