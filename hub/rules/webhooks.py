@@ -64,7 +64,7 @@ from hub.runtime import HubRuntime, before_dispatch
 
 KIND = "crm.webhook"
 PUBLISH_BATCH = 500
-_SERIALISE_PUBLISH = sa.text("SELECT pg_advisory_xact_lock(hashtextextended(current_schema() || '|webhook-publish', 0))")
+_PUBLISHER = sa.text("SELECT pg_try_advisory_xact_lock(hashtextextended(current_schema() || '|webhook-publish', 0))")
 
 
 def emit(conn: Connection, event: str, *, customer_id: int | None, subject: str, data: Mapping[str, Any],
@@ -126,7 +126,8 @@ def publish(conn: Connection, settings: CrmSettings, *, max_attempts: int = 6) -
         raise ConfigError("crm webhooks are half configured: set "
                           + ", ".join(f"HUB_CRM__{name.upper()}" for name in missing))
     wanted = set(settings.event_types())
-    conn.execute(_SERIALISE_PUBLISH)  # one publisher at a time: outbox ids follow event order
+    if not conn.execute(_PUBLISHER).scalar():
+        return 0  # another dispatcher is publishing; one at a time keeps outbox ids in event order
     enqueued = 0
     while True:
         rows = conn.execute(sa.text(

@@ -328,3 +328,24 @@ def test_hub_sync_crm_says_the_crm_pushes_through_the_api_and_syncs_nothing(db, 
     assert "no inbound streams: nothing to sync" in result.output
     assert "API of `hub serve`" in result.output and "crm.webhook" in result.output
     assert "unknown system" not in result.output
+
+
+def test_doctor_pings_the_receiver_with_a_signed_request_and_names_a_refused_secret(db, receiver, monkeypatch):
+    from hub.cli import app
+
+    monkeypatch.setenv("HUB_DATABASE_URL", db.url)
+    monkeypatch.setenv("HUB_DATABASE_SCHEMA", db.schema)
+    monkeypatch.setenv("HUB_SANDBOX", "1")
+    monkeypatch.setenv("HUB_CRM__BASE_URL", receiver.url + "/webhooks")
+    monkeypatch.setenv("HUB_CRM__SIGNING_SECRET", SANDBOX_SECRET)
+    runner = CliRunner(env={"COLUMNS": "200"})
+    ok = runner.invoke(app, ["doctor"])
+    assert any(line.split()[:2] == ["crm", "ok"] for line in ok.output.splitlines()), ok.output
+    assert [d.event_type for d in receiver.app.state.receiver.accepted] == ["ping"]
+
+    monkeypatch.setenv("HUB_CRM__SIGNING_SECRET", "a-key-the-crm-does-not-know")
+    refused = runner.invoke(app, ["doctor"])
+    assert refused.exit_code == 1
+    crm_line = next(line for line in refused.output.splitlines() if line.split()[:1] == ["crm"])
+    assert "HTTP 401" in crm_line and "a-key-the-crm-does-not-know" not in refused.output
+    assert receiver.app.state.receiver.rejected == ["no signature matches a known secret"]
