@@ -53,10 +53,10 @@ class CrmSettings(ConnectorSettings):
             return self
         parts = urlsplit(self.base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("base_url: the receiver URL must be http(s)://host/…")
+            raise ValueError("HUB_CRM__BASE_URL must be an http(s)://host/… URL")
         if parts.scheme == "http" and not self.allow_http and not _loopback(parts.hostname):
-            raise ValueError("base_url: plain http:// to another host is refused (webhooks carry customer data); "
-                             "use https://, or set HUB_CRM__ALLOW_HTTP=1 for a trusted network")
+            raise ValueError("HUB_CRM__BASE_URL is plain http:// to another host: refused (webhooks carry customer "
+                             "data); use https://, or set HUB_CRM__ALLOW_HTTP=1 for a trusted network")
         return self
 
     def event_types(self) -> tuple[str, ...]:

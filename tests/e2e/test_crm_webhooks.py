@@ -338,14 +338,18 @@ def test_doctor_pings_the_receiver_with_a_signed_request_and_names_a_refused_sec
     monkeypatch.setenv("HUB_SANDBOX", "1")
     monkeypatch.setenv("HUB_CRM__BASE_URL", receiver.url + "/webhooks")
     monkeypatch.setenv("HUB_CRM__SIGNING_SECRET", SANDBOX_SECRET)
-    runner = CliRunner(env={"COLUMNS": "200"})
-    ok = runner.invoke(app, ["doctor"])
-    assert any(line.split()[:2] == ["crm", "ok"] for line in ok.output.splitlines()), ok.output
+    runner = CliRunner()
+
+    def crm_check() -> tuple[int, dict]:
+        result = runner.invoke(app, ["doctor", "--json"])
+        return result.exit_code, next(c for c in json.loads(result.output)["checks"] if c["check"] == "crm")
+
+    code, check = crm_check()
+    assert (code, check["status"]) == (0, "ok"), check
     assert [d.event_type for d in receiver.app.state.receiver.accepted] == ["ping"]
 
     monkeypatch.setenv("HUB_CRM__SIGNING_SECRET", "a-key-the-crm-does-not-know")
-    refused = runner.invoke(app, ["doctor"])
-    assert refused.exit_code == 1
-    crm_line = next(line for line in refused.output.splitlines() if line.split()[:1] == ["crm"])
-    assert "HTTP 401" in crm_line and "a-key-the-crm-does-not-know" not in refused.output
+    code, check = crm_check()
+    assert code == 1 and check["status"] != "ok"
+    assert "HTTP 401" in check["detail"] and "a-key-the-crm-does-not-know" not in json.dumps(check)
     assert receiver.app.state.receiver.rejected == ["no signature matches a known secret"]
