@@ -566,6 +566,8 @@ class OutboxItem(Base):
     __table_args__ = (
         sa.UniqueConstraint("idempotency_key"),
         sa.Index("ix_outbox_ready", "status", "next_attempt_at"),
+        sa.Index("ix_outbox_ordering", "ordering_key", "id",
+                 postgresql_where=sa.text("ordering_key IS NOT NULL AND status IN ('pending', 'in_progress')")),
     )
 
     id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
@@ -586,6 +588,30 @@ class OutboxItem(Base):
     created_at: Mapped[dt.datetime] = mapped_column(server_default=NOW)
     updated_at: Mapped[dt.datetime] = mapped_column(server_default=NOW)
     completed_at: Mapped[dt.datetime | None]
+    # rows of one ordering key are delivered one after another, oldest first (hub.outbox.claims)
+    ordering_key: Mapped[str | None] = mapped_column(sa.String(300))
+
+
+class WebhookEvent(Base):
+    """An event the hub tells the CRM about (``hub.rules.webhooks``), written in the
+    transaction of the change it reports. ``body`` is the exact JSON text that is signed and
+    delivered; ``published_at`` is set when it is handed to the outbox for delivery."""
+
+    __tablename__ = "webhook_event"
+    __table_args__ = (
+        sa.UniqueConstraint("event_id"),
+        sa.Index("ix_webhook_event_unpublished", "id", postgresql_where=sa.text("published_at IS NULL")),
+        sa.Index("ix_webhook_event_customer", "customer_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
+    event_id: Mapped[str] = mapped_column(sa.String(40))  # the X-Hub-Delivery value
+    type: Mapped[str] = mapped_column(sa.String(40))  # receivable.changed, order.in_erp, ...
+    customer_id: Mapped[int | None] = mapped_column(sa.BigInteger)
+    subject: Mapped[str] = mapped_column(sa.String(200))  # what it is about: "receivable:12"
+    occurred_at: Mapped[dt.datetime] = mapped_column(server_default=NOW)
+    body: Mapped[str] = mapped_column(sa.Text)
+    published_at: Mapped[dt.datetime | None]
 
 
 class SendBudgetSpend(Base):

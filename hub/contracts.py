@@ -360,6 +360,8 @@ class ConnectorSpec(Generic[SettingsT, ClientT]):
     limits: Callable[[SettingsT], CallLimits] | None = None  # None: CallLimits() defaults
     # an ERP's own salespeople (whose codes its customers carry as owners), for linking to users
     salespeople: Callable[[ClientT], Iterable[Salesperson]] | None = None
+    # for a system without streams: how its data reaches the hub instead (`hub sync` says so)
+    inbound_note: str | None = None
 
     @property
     def writer_kinds(self) -> tuple[str, ...]:

@@ -17,6 +17,7 @@ from hub.contracts import ConnectorSpec
 from hub.errors import ConfigError
 
 CONNECTOR_MODULES: dict[str, str] = {
+    "crm": "connectors.crm.connector",
     "dingtalk": "connectors.dingtalk.connector",
     "kingdee": "connectors.kingdee.connector",
     "wecom": "connectors.wecom.connector",

@@ -64,6 +64,19 @@ def after_stream(target: str, hook: AfterStream) -> None:
         hooks.append(hook)
 
 
+# Work that turns into outbox rows only where the configuration is known (registered by the
+# domain rules; e.g. webhook events handed to the outbox for the configured endpoint). Each
+# dispatcher this runtime builds runs them before it claims (``Dispatcher(feed=…)``).
+BeforeDispatch = Callable[["HubRuntime"], None]
+_BEFORE_DISPATCH: list[BeforeDispatch] = []
+
+
+def before_dispatch(hook: BeforeDispatch) -> None:
+    """Run ``hook(runtime)`` before each claim of the runtime's dispatchers (at most every 0.2 s)."""
+    if hook not in _BEFORE_DISPATCH:
+        _BEFORE_DISPATCH.append(hook)
+
+
 def load_sandbox(spec: ConnectorSpec[Any, Any]) -> SandboxSpec[Any]:
     """The connector's sandbox description (imports its sandbox module)."""
     if spec.sandbox is None:
@@ -150,7 +163,12 @@ class HubRuntime:
         for kind in kinds or []:
             writer_owner(kind)  # an unknown kind is a ConfigError, not an empty run
         return Dispatcher(self.db, self.writer, self.settings.outbox, kinds=kinds, worker_id=worker_id,
-                          limits_for=self.call_limits)
+                          limits_for=self.call_limits, feed=self.feed_outbox if _BEFORE_DISPATCH else None)
+
+    def feed_outbox(self) -> None:
+        """Run the registered before-dispatch work (see :func:`before_dispatch`)."""
+        for hook in list(_BEFORE_DISPATCH):
+            hook(self)
 
     def sync(self, system: str, stream: str | None = None, *, full: bool = False,
              on_page: Any = None) -> list[SyncReport]:

@@ -542,7 +542,8 @@ def _did_you_mean(name: str, known: typing.Iterable[str], *, as_file: bool = Fal
 def describe_validation_error(exc: ValidationError, prefix: str = "") -> str:
     """One line for a settings validation error, naming the variable and the problem."""
     err = exc.errors(include_url=False)[0]
-    path = prefix + "__".join(str(p) for p in err["loc"] if p != "connectors")
+    # an error of a whole section (a model validator, no field) names the section: HUB_CRM
+    path = (prefix + "__".join(str(p) for p in err["loc"] if p != "connectors")).removesuffix("__")
     shown = err.get("input")
     secret = any(word in path.lower() for word in ("secret", "password", "token", "key", "url"))
     value = "" if secret or isinstance(shown, dict | list) or shown is None else f" (got {str(shown)[:60]!r})"

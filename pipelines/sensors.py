@@ -18,6 +18,8 @@ from dagster import (
 )
 
 from hub.registry import writer_kinds
+from hub.rules import webhooks
+from hub.settings import Settings
 from pipelines.jobs import push_job_name
 from pipelines.resources import HubResource
 
@@ -33,6 +35,16 @@ def ready_work(conn: sa.Connection) -> list[tuple[Any, ...]]:
         "OR (status = 'in_progress' AND locked_until < now()) GROUP BY kind ORDER BY kind"))]
 
 
+def webhook_work(conn: sa.Connection, settings: Settings) -> list[tuple[Any, ...]]:
+    """Webhook events not yet handed to the outbox, as work of ``crm.webhook`` (its push run
+    publishes them first, ``hub.rules.webhooks``); none while webhooks are not configured."""
+    if not settings.connector("crm").is_configured():
+        return []
+    count, newest = conn.execute(sa.text(
+        "SELECT count(*), max(id) FROM webhook_event WHERE published_at IS NULL")).one()
+    return [(webhooks.KIND, count, f"event-{newest}", "unpublished")] if count else []
+
+
 def build_outbox_sensor(jobs: "list[UnresolvedAssetJobDefinition]") -> SensorDefinition:
     """The sensor over every push job in ``jobs``."""
     by_name = {job.name: job for job in jobs}
@@ -43,7 +55,7 @@ def build_outbox_sensor(jobs: "list[UnresolvedAssetJobDefinition]") -> SensorDef
     def outbox_sensor(context: SensorEvaluationContext, hub: HubResource) -> SensorResult | SkipReason:
         """Request one run per outbox kind with ready rows."""
         with hub.runtime("sensor:outbox") as runtime, runtime.db.begin() as conn:
-            work = ready_work(conn)
+            work = ready_work(conn) + webhook_work(conn, runtime.settings)
         requests = [
             RunRequest(run_key=f"{kind}:{newest}:{changed}", job_name=job_for_kind[kind].name,
                        tags={"hub/outbox_kind": kind, "hub/ready_rows": str(count)})

@@ -38,6 +38,8 @@ def sync(
         known_system(system)
         if stream is not None:
             known_stream(system, stream)
+        elif not _has_streams(system, as_json):
+            return
         with runtime() as hub, Progress(SpinnerColumn(), TextColumn("{task.description}"),
                                         TextColumn("{task.fields[rows]}"), console=err_console,
                                         transient=True) as progress:
@@ -57,6 +59,25 @@ def sync(
         rows = [[f"{r.system}/{r.stream}", *(f"{getattr(r.counts, c):,}" for c in COUNTS),
                  f"{r.duration_s:.1f}", r.cursor_after or "-"] for r in reports]
         print_table(console, SYNC_COLUMNS, rows)
+
+
+def _has_streams(system: str, as_json: bool) -> bool:
+    """True when ``system`` has inbound streams; else False, after saying that nothing is synced,
+    how its data comes in instead and how the hub's effects on it go out."""
+    from hub.registry import connector
+
+    spec = connector(system)
+    if spec.streams:
+        return True
+    if as_json:
+        print_json([])
+        return False
+    console.print(f"{system} has no inbound streams: nothing to sync.")
+    if spec.inbound_note:
+        console.print(f"Instead, {spec.inbound_note}.")
+    if spec.writer_kinds:
+        console.print(f"What the hub sends to it ({', '.join(spec.writer_kinds)}) goes out with `hub dispatch`.")
+    return False
 
 
 def _ordered(hub: Any, system: str) -> list[Any]:

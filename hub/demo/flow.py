@@ -17,7 +17,10 @@
    DingTalk salespeople also get their tasks as DingTalk to-dos;
 9. a few of those to-dos ticked off in DingTalk (job ``todo_pushes`` again): the CRM tasks
    close with who and when, and nothing echoes back to DingTalk;
-10. one customer's 360° profile.
+10. signed webhooks back to the CRM (job ``crm_webhook_push``): orders in the ERP and tasks
+    done in chat, delivered in order per customer to the CRM sandbox's receiver, which verifies
+    every signature; it loses two replies, and the redeliveries carry the same delivery id;
+11. one customer's 360° profile.
 
 Each job runs exactly as Dagster runs it (``pipelines.definitions``; assets, checks and
 resources), on a :class:`~pipelines.resources.HubResource` pointing at the demo schema.
@@ -155,6 +158,7 @@ def run_demo(settings: Settings, *, fresh: bool = True, console: Console | None 
             hub.sandbox("kingdee", scale=kingdee_scale)
         if hub.uses_sandbox("dingtalk"):
             hub.sandbox("dingtalk", visible_department_ids=DINGTALK_SCOPE)
+        receiver = _point_webhooks_at_the_receiver(hub)
         jobs = DemoJobs(hub, console, summary)
         try:
             jobs.run("ERP → hub", "kingdee_inbound")
@@ -206,10 +210,41 @@ def run_demo(settings: Settings, *, fresh: bool = True, console: Console | None 
             _print_channel_split(hub, console, summary)
             if hub.uses_sandbox("dingtalk"):
                 _tick_off_in_dingtalk(hub, jobs, console, summary)
+            if receiver is not None:
+                _deliver_webhooks(receiver, jobs, console, summary)
         finally:
             jobs.close()
         _print_featured_profile(hub, console)
     return summary
+
+
+def _point_webhooks_at_the_receiver(hub: HubRuntime) -> Any:
+    """In sandbox mode without a CRM receiver configured, start the CRM sandbox's receiver and
+    send the webhooks there (webhooks are never on by default, so this is the demo's choice);
+    returns the running receiver, or None when the CRM is configured."""
+    if not hub.uses_sandbox("crm"):
+        return None
+    receiver = hub.sandbox("crm")
+    pointed = load_sandbox(hub.spec("crm")).client_settings(receiver.url, hub.settings.connector("crm"))
+    hub.settings = hub.settings.model_copy(update={"connectors": {**hub.settings.connectors, "crm": pointed}})
+    receiver.app.state.faults.arm("drop_response", times=2)
+    return receiver
+
+
+def _deliver_webhooks(receiver: Any, jobs: DemoJobs, console: Console, summary: DemoSummary) -> None:
+    """Run the webhook push and say what the CRM's receiver verified and accepted."""
+    from pipelines.in_process import op_config
+
+    console.print("[bold]CRM receiver:[/] will lose 2 replies (the deliveries arrive, the answers do not)")
+    jobs.run("hub → CRM (signed webhooks)", "crm_webhook_push",
+             op_config("crm/webhook_push", wait_for_retries_s=WAIT_FOR_RETRIES_S))
+    got = receiver.app.state.receiver.snapshot()
+    types: dict[str, int] = {}
+    for delivery in got["accepted"]:
+        types[delivery["event_type"]] = types.get(delivery["event_type"], 0) + 1
+    numbers = {**types, "redeliveries (same delivery id)": got["duplicates"], "refused signatures": len(got["rejected"])}
+    summary.add("hub → CRM", "webhooks", numbers)
+    console.print("[bold]CRM receiver:[/] " + summary.rows[-1][2] + "; every signature verified")
 
 
 def _push_config() -> dict[str, Any]:

@@ -30,7 +30,8 @@ from canonical_model.records import (
     TaskCompletionRecord,
 )
 from canonical_model.storable import shown
-from hub.engine.bulk import each_key, fetch_pairs, latest_per_key, merge_rows, page_keys
+from hub.engine import changes
+from hub.engine.bulk import driver_connection, each_key, fetch_pairs, latest_per_key, merge_rows, page_keys
 from hub.engine.quarantine import Rejected
 from hub.identity import (
     CustomerCandidate,
@@ -168,13 +169,30 @@ def upsert_receivables(ctx: PageContext, mapped: Sequence[Mapped]) -> TargetOutc
         for cid, (raw, rec, digest) in known
         if isinstance(rec, ReceivableRecord)
     ]
+    before = _receivables_held(ctx, [row[1] for row in rows])
     result = merge_rows(
         ctx.conn, "receivable",
         ["source_system", "external_id", "fetched_at", "content_hash", "source_cursor", "customer_id",
          "bill_number", "bill_date", "due_date", "currency", "amount", "open_amount", "status"],
         rows, key=["source_system", "external_id"], assume_new=ctx.all_new,
     )
+    changes.notify(ctx.conn, "receivable", [
+        changes.ReceivableChange(held[0], row[5], ctx.system, row[1], row[6], row[9], row[8], held[1], row[11],
+                                 held[2], row[12])
+        for row in rows if (held := before.get(row[1])) is not None and (held[1], held[2]) != (row[11], row[12])])
     return TargetOutcome(result.inserted, result.updated, result.unchanged, rejected, superseded)
+
+
+def _receivables_held(ctx: PageContext, external_ids: list[str]) -> dict[str, tuple[int, Any, Any]]:
+    """(id, open amount, status) the hub holds for these bills, before the page's merge; only
+    when someone listens for receivable changes (a first load, all new, has none to compare)."""
+    if ctx.all_new or not external_ids or not changes.listened("receivable"):
+        return {}
+    query = ("SELECT k.key, t.id, t.open_amount, t.status FROM "
+             + each_key("receivable", "t.source_system = %(s)s AND t.external_id = k.key", keys="%(keys)s"))
+    with driver_connection(ctx.conn).cursor() as cur:
+        cur.execute(query, {"s": ctx.system, "keys": page_keys(external_ids)})
+        return {key: (row_id, open_amount, status) for key, row_id, open_amount, status in cur.fetchall()}
 
 
 def upsert_receipts(ctx: PageContext, mapped: Sequence[Mapped]) -> TargetOutcome:
@@ -571,10 +589,14 @@ def complete_task(conn: Connection, task_id: int, *, at: dt.datetime | None, by_
                   via: str) -> bool:
     """Mark an open CRM task done, with who and when and where (``via``: the system whose
     to-do was completed, or "crm"); False when it was not open (done already, cancelled)."""
-    return conn.execute(sa.text(
+    closed = conn.execute(sa.text(
         "UPDATE task SET status = 'done', completed_at = COALESCE(CAST(:at AS timestamptz), now()), "
-        "completed_by_id = :by, completed_via = :via WHERE id = :id AND status = 'open' RETURNING id"),
-        {"at": at, "by": by_user_id, "via": via, "id": task_id}).first() is not None
+        "completed_by_id = :by, completed_via = :via WHERE id = :id AND status = 'open' RETURNING completed_at"),
+        {"at": at, "by": by_user_id, "via": via, "id": task_id}).first()
+    if closed is None:
+        return False
+    changes.notify(conn, "task_completed", [changes.TaskCompleted(task_id, via, closed[0], by_user_id)])
+    return True
 
 
 def task_of_todo(conn: Connection, system: str, todo_id: str) -> int | None:

@@ -14,7 +14,11 @@ Per attempt, the writer's ``apply`` is called once; when an earlier attempt's ou
 unknown (timeout, dropped reply, 5xx after sending, a dispatcher that died holding the
 row) the writer looks the effect up first (once) and adopts an earlier write instead of
 repeating it, resuming a multi-step write from the step the system has reached and
-reporting progress on the way (``hub.outbox.effects``). What happens after a failure is
+reporting progress on the way (``hub.outbox.effects``).
+
+``feed`` (optional) is called before each claim, at most every ``POLL_S``: work that turns
+into outbox rows only where the configuration is known (webhook events become deliveries
+to the configured endpoints, ``hub.rules.webhooks``) is handed over there. What happens after a failure is
 decided by ``hub.outbox.retry``: permanent errors fail the row, transient ones are retried
 within a time budget, unexpected exceptions (bugs) are logged with their traceback (also
 kept, secret-free, in the audit) and retried up to ``max_attempts``. Whatever a writer
@@ -114,6 +118,7 @@ class Dispatcher:
     def __init__(
         self, db: Database, writer_for: WriterFactory, settings: OutboxSettings | None = None, *,
         kinds: list[str] | None = None, worker_id: str | None = None, limits_for: LimitsFactory | None = None,
+        feed: Callable[[], object] | None = None,
     ) -> None:
         self.db = db
         self.settings = settings or OutboxSettings()
@@ -124,6 +129,8 @@ class Dispatcher:
         self.policy = RetryPolicy(self.settings)
         self._writer_for = writer_for
         self._limits_for = limits_for or default_limits
+        self._feed = feed
+        self._fed_at = -POLL_S
         self._writers: dict[str, Writer] = {}
         self._limits: dict[str, CallLimits] = {}
         self._held: dict[int, tuple[int, float]] = {}  # rows being worked on: id → (attempt, started)
@@ -167,6 +174,7 @@ class Dispatcher:
         counts = counts if counts is not None else DispatchCounts()
         taken: list[ClaimedItem] = []
         self.saturated = False
+        self.feed()
         limit = self._allowed_claims(limit)
         for system, kinds in self._ready_systems().items():
             if len(taken) >= limit:
@@ -184,6 +192,13 @@ class Dispatcher:
                     if admitted is not None:
                         taken.append(admitted)
         return taken
+
+    def feed(self) -> None:
+        """Run ``feed`` (at most every ``POLL_S``), turning fed work into outbox rows."""
+        if self._feed is None or time.monotonic() - self._fed_at < POLL_S:
+            return
+        self._fed_at = time.monotonic()
+        self._feed()
 
     def _allowed_claims(self, wanted: int) -> int:
         """How many of ``wanted`` claims the run's cap leaves (and take them from it)."""
@@ -418,6 +433,7 @@ class Dispatcher:
             value = conn.execute(sa.text(
                 "SELECT EXTRACT(EPOCH FROM MIN(CASE WHEN status = 'pending' THEN next_attempt_at "
                 "ELSE locked_until END) - clock_timestamp()) FROM outbox WHERE status IN ('pending', 'in_progress') "
+                f"AND {claims.NOT_BLOCKED} "
                 "AND (CAST(:kinds AS text[]) IS NULL OR kind = ANY(CAST(:kinds AS text[])))"),
                 {"kinds": self.kinds}).scalar()
         return None if value is None else float(value)

@@ -2,7 +2,9 @@
 
 Enqueue (:func:`enqueue`) runs inside the caller's transaction, so "order approved"
 and "send it to the ERP" commit together or not at all; the idempotency key is
-unique, so enqueueing twice is harmless. ``replay`` requeues dead letters with the
+unique, so enqueueing twice is harmless. Rows given the same ``ordering_key`` are
+delivered one after another in the order they were enqueued (``hub.outbox.claims``).
+``replay`` requeues dead letters with the
 outcome marked unknown, so the writer looks the effect up before applying it: a replay
 never creates a twin.
 """
@@ -19,16 +21,21 @@ from hub.audit import write_audit
 from hub.errors import NotFoundError
 
 
-def enqueue(conn: Connection, kind: str, key: str, payload: dict[str, Any], *, max_attempts: int = 6) -> int | None:
-    """Add an effect to the outbox in the caller's transaction; None if the key exists."""
+def enqueue(conn: Connection, kind: str, key: str, payload: dict[str, Any], *, max_attempts: int = 6,
+            ordering_key: str | None = None) -> int | None:
+    """Add an effect to the outbox in the caller's transaction; None if the key exists.
+
+    With an ``ordering_key`` the row is not attempted while an earlier row of that key
+    (a lower id) is still pending or in progress: one key's effects land in order, each
+    after the previous one is done or given up (failed, dead)."""
     return conn.execute(
         sa.text(
-            "INSERT INTO outbox (kind, idempotency_key, payload, max_attempts) "
-            "VALUES (:kind, :key, CAST(:payload AS jsonb), :max) ON CONFLICT (idempotency_key) DO NOTHING "
+            "INSERT INTO outbox (kind, idempotency_key, payload, max_attempts, ordering_key) "
+            "VALUES (:kind, :key, CAST(:payload AS jsonb), :max, :ordering) ON CONFLICT (idempotency_key) DO NOTHING "
             "RETURNING id"
         ),
         {"kind": kind, "key": key, "payload": json.dumps(payload, ensure_ascii=False, default=str),
-         "max": max_attempts},
+         "max": max_attempts, "ordering": ordering_key},
     ).scalar()
 
 

@@ -13,6 +13,8 @@
 - :mod:`.pool`: the public pool (公海池) of customers nobody owns, and claims from it;
 - :mod:`.leads`, :mod:`.lead_assignment`, :mod:`.lead_sources`: leads captured from every
   source and de-duplicated, assigned by the rule table, returned to the pool when unworked.
+- :mod:`.webhooks`: signed webhooks back to the CRM (receivable changed, order in the ERP, task
+  done in chat, lead assigned), recorded with the change and delivered in order per customer.
 
 Importing this package registers what the core calls back: outbox effect handlers per
 writer name (``hub.outbox.effects``), work before a stream (``hub.runtime.before_stream``)
@@ -40,6 +42,7 @@ from hub.rules import (
     reminders,
     salespeople,
     todos,
+    webhooks,
 )
 
 
@@ -63,4 +66,4 @@ EVENT_HANDLERS: dict[str, EventRule] = {
 }
 
 __all__ = ["EVENT_HANDLERS", "EventRule", "channels", "collections", "contacts", "directory", "lead_assignment",
-           "lead_sources", "leads", "orders", "pool", "reminders", "salespeople", "todos"]
+           "lead_sources", "leads", "orders", "pool", "reminders", "salespeople", "todos", "webhooks"]

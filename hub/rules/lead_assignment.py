@@ -30,6 +30,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from hub.audit import write_audit
+from hub.rules import webhooks
 from hub.rules.people import describe_ref_problem, resolve_active_user_ref
 from hub.settings import LeadRule, LeadSettings
 
@@ -126,6 +127,7 @@ def assign_to(conn: Connection, lead_id: int, owner_id: int | None, rule: str, s
             ":now) WHERE id = :id"), {"r": rule[:100], "now": now, "id": lead_id})
         write_audit(conn, actor=actor, system="hub", operation="lead:to_pool", outcome="ok", key=f"lead:{lead_id}",
                     detail={"rule": rule, "problem": problem})
+        _lead_assigned(conn, lead_id, None, rule)
         return Assignment(None, rule, None, problem)
     conn.execute(sa.text(
         "UPDATE lead SET owner_id = :o, status = 'assigned', assigned_rule = :r, assigned_at = :now, pool_since = NULL "
@@ -139,16 +141,16 @@ def assign_to(conn: Connection, lead_id: int, owner_id: int | None, rule: str, s
          "l": lead_id, "a": owner_id, "due": now + dt.timedelta(days=settings.first_followup_days)}).scalar_one())
     write_audit(conn, actor=actor, system="hub", operation="lead:assigned", outcome="ok", key=f"lead:{lead_id}",
                 detail={"rule": rule, "owner_id": owner_id, "team": team, "task_id": task_id})
-    _lead_assigned(conn, lead_id)
+    _lead_assigned(conn, lead_id, owner_id, rule)
     return Assignment(owner_id, rule, task_id, problem)
 
 
-def _lead_assigned(conn: Connection, lead_id: int) -> None:
-    """The "lead assigned" event for the CRM's webhooks, in the assigning transaction.
-
-    TODO(merge): call helper E's ``hub.rules.webhooks`` emit here (the lead-assigned event,
-    ``lead_id``), so the event commits with the assignment; nothing is sent until then.
-    """
+def _lead_assigned(conn: Connection, lead_id: int, owner_id: int | None, rule: str) -> None:
+    """The ``lead.assigned`` webhook event (to an owner, or to the pool), committed with the assignment."""
+    customer_id = conn.execute(sa.text("SELECT customer_id FROM lead WHERE id = :id"), {"id": lead_id}).scalar()
+    webhooks.emit(conn, "lead.assigned", customer_id=customer_id, subject=f"lead:{lead_id}",
+                  data={"lead_id": lead_id, "owner_user_id": owner_id,
+                        "status": "assigned" if owner_id is not None else "pool", "rule": rule})
 
 
 def close_followups(conn: Connection, lead_id: int, status: str) -> int:

@@ -39,6 +39,7 @@ from hub.contracts import WriteResult
 from hub.errors import NotFoundError
 from hub.outbox import effects, enqueue
 from hub.outbox.effects import Failure
+from hub.rules import webhooks
 from hub.settings import OrderSettings
 
 
@@ -153,9 +154,12 @@ def record_erp_failure(conn: Connection, order_id: int, failure: Failure) -> Non
 def _record(conn: Connection, kind: str, payload: dict[str, Any], result: WriteResult, *, complete: bool) -> None:
     customer = payload.get("customer")
     customer = customer if isinstance(customer, dict) else {}
-    record_erp_result(conn, int(payload["order_id"]), kind.partition(".")[0], result.external_id, result.status,
+    order_id = int(payload["order_id"])
+    before = webhooks.order_state(conn, order_id)
+    record_erp_result(conn, order_id, kind.partition(".")[0], result.external_id, result.status,
                       customer_number=result.detail.get("customer_number"), customer_id=customer.get("id"),
                       complete=complete)
+    webhooks.order_reached_erp(conn, order_id, before=before)  # order.in_erp to the CRM, when it changed
 
 
 def _order_pushed(conn: Connection, kind: str, payload: dict[str, Any], result: WriteResult) -> None:

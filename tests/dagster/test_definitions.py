@@ -29,6 +29,7 @@ JOBS: dict[str, str | None] = {"kingdee_inbound": "kingdee", "kingdee_sales_orde
         "receivables_to_crm": "kingdee", "todo_pushes": "dingtalk,wecom", "wecom_inbound": "wecom",
         "wecom_reminder_push": "wecom", "yonyou_inbound": "yonyou", "yonyou_sales_order_push": "yonyou",
         "dingtalk_inbound": "dingtalk", "dingtalk_reminder_push": "dingtalk", "dingtalk_todo_push": "dingtalk",
+        "crm_webhook_push": "crm",
         # talks to no external system: no run-queue tag
         "leads_to_pool": None}
 

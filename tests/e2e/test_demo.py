@@ -22,7 +22,7 @@ def test_the_demo_runs_every_job_through_dagster_and_ends_with_a_profile(databas
 
     jobs = [j.job for j in summary.jobs]
     assert jobs == ["kingdee_inbound", "orders_to_erp", "kingdee_inbound", "receivables_to_crm", "wecom_inbound",
-                    "dingtalk_inbound", "todo_pushes", "todo_pushes"]
+                    "dingtalk_inbound", "todo_pushes", "todo_pushes", "crm_webhook_push"]
     assert all(j.success for j in summary.jobs)
     assert all(c.passed for j in summary.jobs for c in j.checks if c.severity == "ERROR")
     pushed = summary.jobs[1].assets["kingdee/sales_order_push"]
@@ -37,6 +37,12 @@ def test_the_demo_runs_every_job_through_dagster_and_ends_with_a_profile(databas
     # to-dos ticked off in DingTalk close their CRM tasks, and nothing echoes back
     assert summary.jobs[7].assets["dingtalk/todo_completions"]["updated"] == 3
     assert split["to-dos ticked off"] == "tasks closed 3, echo updates sent 0"
+    # signed webhooks back to the CRM: each order in the ERP and each task done in chat, once,
+    # every signature verified; the lost replies were redelivered with the same delivery id
+    webhooks = summary.jobs[8].assets["crm/webhook_push"]
+    assert webhooks["dead"] == 0 and webhooks["done"] >= 43
+    assert "task.done_in_chat 3" in split["webhooks"] and "order.in_erp" in split["webhooks"]
+    assert "redeliveries (same delivery id) 2, refused signatures 0" in split["webhooks"]
     text = out.getvalue()
     assert "应收 receivables" in text and "credit used" in text
     engine = sa.create_engine(database_url)

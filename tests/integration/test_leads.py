@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import json
 import threading
 import warnings
 from collections import Counter
@@ -87,6 +88,10 @@ def test_a_new_lead_is_assigned_by_rule_gets_a_first_followup_task_and_is_audite
     audit = rows(db, "SELECT operation, detail FROM audit_log WHERE key = :k ORDER BY id", k=f"lead:{capture.lead_id}")
     assert [a.operation for a in audit] == ["lead:created", "lead:assigned"]
     assert audit[1].detail["rule"] == "大单"
+    event = rows(db, "SELECT type, subject, body FROM webhook_event")
+    assert [(e.type, e.subject) for e in event] == [("lead.assigned", f"lead:{capture.lead_id}")]
+    assert json.loads(event[0].body)["data"] == {"lead_id": capture.lead_id, "owner_user_id": ka, "status": "assigned",
+                                     "rule": "大单"}
 
 
 def test_no_matching_rule_or_nobody_left_in_the_rule_sends_the_lead_to_the_pool(db):
@@ -100,6 +105,8 @@ def test_no_matching_rule_or_nobody_left_in_the_rule_sends_the_lead_to_the_pool(
     assert rows(db, "SELECT assigned_rule, status, pool_since FROM lead ORDER BY id") == [
         ("pool", "pool", NOW), ("离职", "pool", NOW)]
     assert scalar(db, "SELECT count(*) FROM task") == 0
+    assert [json.loads(e.body)["data"]["status"] for e in rows(db, "SELECT body FROM webhook_event ORDER BY occurred_at")] == [
+        "pool", "pool"]
 
 
 def test_duplicates_update_the_existing_lead_by_credit_code_name_or_mobile_and_say_so(db):
