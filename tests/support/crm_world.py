@@ -14,6 +14,7 @@ from decimal import Decimal
 
 import sqlalchemy as sa
 
+from canonical_model.profile import business_today
 from hub.access import Role
 from hub.database import Database
 from hub.demo.data import demo_credit_code
@@ -37,7 +38,7 @@ class World:
 
 def build_world(db: Database, today: dt.date | None = None) -> World:
     """Insert the organisation and issue the tokens."""
-    today = today or dt.date.today()
+    today = today or business_today()  # the hub's timezone (default settings): aging counts in it
     users: dict[str, int] = {}
     customers: dict[str, int] = {}
     codes: dict[str, str] = {}
