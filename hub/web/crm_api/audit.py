@@ -13,7 +13,7 @@ import datetime as dt
 from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import Path, Query, Request
 from pydantic import BaseModel
 
 from canonical_model.search import MAX_ID
@@ -24,13 +24,14 @@ from hub.web.crm_api.common import (
     READ_ERRORS,
     WRITE_ERRORS,
     Viewer,
+    api_router,
     not_found,
     principal_scope,
     reading,
 )
 from hub.web.writes import record_key
 
-router = APIRouter(tags=["audit"])
+router = api_router("audit")
 
 AuditedTable = Literal["customer", "contact", "sales_order", "contract", "task", "interaction", "service_ticket",
                        "touchpoint"]

@@ -19,7 +19,7 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from fastapi import Header, HTTPException, Request
+from fastapi import APIRouter, Depends, Header, HTTPException, Request
 from fastapi.security import HTTPBearer
 from pydantic import BaseModel, Field, model_validator
 from sqlalchemy.engine import Connection
@@ -39,6 +39,11 @@ MAX_PAGE = 500  # the most rows one list answer holds, whatever ``limit`` asks
 # Documents the bearer scheme in the OpenAPI description; hub.web.auth does the checking.
 bearer_scheme = HTTPBearer(auto_error=False, scheme_name="bearer",
                            description="An API token (`hub token create --role crm`) or a signed-in session")
+
+def api_router(tag: str) -> APIRouter:
+    """The router of one subject: its operations tagged ``tag`` and documented as bearer-secured."""
+    return APIRouter(tags=[tag], dependencies=[Depends(bearer_scheme)])
+
 
 Writer = Annotated[Principal, require(Capability.WRITE_CRM)]
 Viewer = Annotated[Principal, require(Capability.VIEW_CUSTOMERS)]

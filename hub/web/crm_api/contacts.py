@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.engine import Connection
@@ -26,6 +26,7 @@ from hub.web.crm_api.common import (
     CustomerRef,
     IdempotencyKey,
     Writer,
+    api_router,
     field_error,
     not_found,
     owner_of,
@@ -36,7 +37,7 @@ from hub.web.crm_api.fields import Fits, Text
 from hub.web.idempotency import Answer
 from hub.web.writes import audit_write, write_once
 
-router = APIRouter(tags=["contacts"])
+router = api_router("contacts")
 
 
 class ContactIn(CustomerRef):

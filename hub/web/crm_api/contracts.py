@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, model_validator
 from sqlalchemy.engine import Connection
@@ -17,6 +17,7 @@ from hub.web.crm_api.common import (
     CustomerRef,
     IdempotencyKey,
     Writer,
+    api_router,
     check_assignable,
     default_owner,
     principal_scope,
@@ -27,7 +28,7 @@ from hub.web.crm_api.fields import Currency, Fits, Id, IsoDate, IsoDatetime, Non
 from hub.web.idempotency import Answer
 from hub.web.writes import audit_write, write_once
 
-router = APIRouter(tags=["contracts"])
+router = api_router("contracts")
 
 
 class ContractIn(CustomerRef):

@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import sqlalchemy as sa
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, field_validator
 from sqlalchemy.engine import Connection
@@ -35,6 +35,7 @@ from hub.web.crm_api.common import (
     WRITE_ERRORS,
     IdempotencyKey,
     Writer,
+    api_router,
     check_assignable,
     crm_customer_id,
     default_owner,
@@ -45,7 +46,7 @@ from hub.web.crm_api.fields import Body, Currency, Fits, Id, NonNegativeMoney, T
 from hub.web.idempotency import Answer
 from hub.web.writes import audit_write, write_once
 
-router = APIRouter(tags=["customers"])
+router = api_router("customers")
 # API upserts of customers take turns: two new records with one credit code or name must
 # not both see "new" and make twins (the sync engine writes one page at a time likewise).
 _CUSTOMER_UPSERT_LOCK = 0x43524D0001

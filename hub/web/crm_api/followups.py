@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.engine import Connection
@@ -21,6 +21,7 @@ from hub.web.crm_api.common import (
     CustomerRef,
     IdempotencyKey,
     Writer,
+    api_router,
     principal_scope,
     visible_customer,
 )
@@ -28,7 +29,7 @@ from hub.web.crm_api.fields import Fits, IsoDatetime, Text
 from hub.web.idempotency import Answer
 from hub.web.writes import audit_write, write_once
 
-router = APIRouter(tags=["follow-ups"])
+router = api_router("follow-ups")
 MAX_SUMMARY_CHARS = 20_000
 
 

@@ -19,7 +19,7 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
-from fastapi import APIRouter, HTTPException, Path, Request
+from fastapi import HTTPException, Path, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, StrictInt, model_validator
 from sqlalchemy.engine import Connection
@@ -37,6 +37,7 @@ from hub.web.crm_api.common import (
     IdempotencyKey,
     Viewer,
     Writer,
+    api_router,
     check_assignable,
     default_owner,
     field_error,
@@ -50,7 +51,7 @@ from hub.web.crm_api.fields import Body, Currency, Fits, Id, IsoDate, Money, Non
 from hub.web.idempotency import Answer
 from hub.web.writes import audit_write, write_once
 
-router = APIRouter(tags=["orders"])
+router = api_router("orders")
 
 ApprovalState = Literal["none", "pending", "approved", "rejected"]
 # approval_state → the states a request may move it to ("approved" is final: the ERP has it)

@@ -12,15 +12,23 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Query, Request
+from fastapi import Query, Request
 from pydantic import BaseModel
 
 from canonical_model.search import MAX_ID
-from hub.web.crm_api.common import MAX_PAGE, READ_ERRORS, FinanceViewer, principal_scope, reading, today
+from hub.web.crm_api.common import (
+    MAX_PAGE,
+    READ_ERRORS,
+    FinanceViewer,
+    api_router,
+    principal_scope,
+    reading,
+    today,
+)
 from hub.web.crm_api.fields import IsoDate
 from hub.web.crm_api.sql import inline
 
-router = APIRouter(tags=["receivables"])
+router = api_router("receivables")
 CurrencyParam = Annotated[str | None, Query(pattern=r"^[A-Z]{3}$", description="ISO 4217 code")]
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description=f"rows per page (at most {MAX_PAGE})")]
 Offset = Annotated[int, Query(ge=0, le=10_000_000)]

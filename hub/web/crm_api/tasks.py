@@ -17,7 +17,7 @@ import datetime as dt
 from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
-from fastapi import APIRouter, HTTPException, Path, Query, Request
+from fastapi import HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, model_validator
 from sqlalchemy.engine import Connection
@@ -35,6 +35,7 @@ from hub.web.crm_api.common import (
     IdempotencyKey,
     Viewer,
     Writer,
+    api_router,
     check_assignable,
     field_error,
     not_found,
@@ -47,7 +48,7 @@ from hub.web.crm_api.sql import inline
 from hub.web.idempotency import Answer
 from hub.web.writes import audit_write, write_once
 
-router = APIRouter(tags=["tasks"])
+router = api_router("tasks")
 MAX_DESCRIPTION_CHARS = 20_000
 TaskKind = Annotated[Text, Fits(Task.kind), Field(pattern=r"^[a-z][a-z0-9_]*$")]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, StrictInt, model_validator
 from sqlalchemy.engine import Connection
@@ -17,6 +17,7 @@ from hub.web.crm_api.common import (
     CustomerRef,
     IdempotencyKey,
     Writer,
+    api_router,
     contact_of,
     principal_scope,
     upsert_row,
@@ -26,7 +27,7 @@ from hub.web.crm_api.fields import Fits, IsoDatetime, Text
 from hub.web.idempotency import Answer
 from hub.web.writes import audit_write, write_once
 
-router = APIRouter(tags=["service tickets"])
+router = api_router("service tickets")
 MAX_DETAIL_CHARS = 20_000
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.engine import Connection
@@ -18,6 +18,7 @@ from hub.web.crm_api.common import (
     CustomerRef,
     IdempotencyKey,
     Writer,
+    api_router,
     contact_of,
     principal_scope,
     upsert_row,
@@ -27,7 +28,7 @@ from hub.web.crm_api.fields import Fits, IsoDatetime, Text
 from hub.web.idempotency import Answer
 from hub.web.writes import audit_write, write_once
 
-router = APIRouter(tags=["touchpoints"])
+router = api_router("touchpoints")
 MAX_DETAIL_CHARS = 20_000
 
 
