@@ -6,7 +6,7 @@ import datetime as dt
 
 import sqlalchemy as sa
 
-from hub.demo.data import demo_credit_code
+from hub.demo.data import PRODUCTS, demo_credit_code
 from hub.rules.todos import TodoPolicy, evaluate_todos
 from tests.conftest import rows, scalar
 
@@ -92,8 +92,9 @@ def test_an_order_whose_lines_do_not_add_up_is_refused_with_the_field_path(api, 
 
 def order_body(external_id: str, *, total: str = "1500.00", amounts: tuple[str, ...] = ("1000.00", "500.00"),
                customer: str = "crm-mine", **extra: object) -> dict:
-    lines = [{"line_no": n, "product_code": f"P-{n}", "product_name": "工业网关 G200", "quantity": "1",
-              "unit_price": amount, "tax_rate": "13", "amount": amount} for n, amount in enumerate(amounts, 1)]
+    lines = [{"line_no": n, "product_code": code, "product_name": name, "quantity": "1", "unit_price": amount,
+              "tax_rate": "13", "amount": amount}
+             for n, (amount, (code, name)) in enumerate(zip(amounts, PRODUCTS, strict=False), 1)]
     return {"customer_external_id": customer, "external_id": external_id, "order_number": external_id,
             "order_date": "2026-11-20", "currency": "CNY", "total_amount": total, "lines": lines, **extra}
 

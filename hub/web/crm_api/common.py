@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Header, HTTPException, Request
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPBearer
 from pydantic import BaseModel, Field, model_validator
 from sqlalchemy.engine import Connection
@@ -40,9 +41,28 @@ MAX_PAGE = 500  # the most rows one list answer holds, whatever ``limit`` asks
 bearer_scheme = HTTPBearer(auto_error=False, scheme_name="bearer",
                            description="An API token (`hub token create --role crm`) or a signed-in session")
 
+def refuse_unknown_query(request: Request) -> None:
+    """A query parameter the operation does not take is a 422, like an unknown body field: a
+    misspelt filter (``?overdue=true`` for ``overdue_only``) must not silently list everything."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute):
+        return
+    known: set[str] = set()
+    pending = [route.dependant]
+    while pending:  # the operation's own query parameters and those of its dependencies
+        dependant = pending.pop()
+        known.update(param.alias for param in dependant.query_params)
+        pending.extend(dependant.dependencies)
+    unknown = sorted(set(request.query_params) - known)
+    if unknown:
+        raise HTTPException(422, [{"loc": ["query", name], "msg": "not a parameter of this operation",
+                                   "type": "extra_forbidden"} for name in unknown[:10]])
+
+
 def api_router(tag: str) -> APIRouter:
-    """The router of one subject: its operations tagged ``tag`` and documented as bearer-secured."""
-    return APIRouter(tags=[tag], dependencies=[Depends(bearer_scheme)])
+    """The router of one subject: its operations tagged ``tag``, documented as bearer-secured,
+    refusing unknown query parameters."""
+    return APIRouter(tags=[tag], dependencies=[Depends(bearer_scheme), Depends(refuse_unknown_query)])
 
 
 Writer = Annotated[Principal, require(Capability.WRITE_CRM)]
@@ -67,6 +87,7 @@ READ_ERRORS: dict[int | str, dict[str, Any]] = {
 }
 WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
     **READ_ERRORS,
+    400: {"model": Problem, "description": "The body cannot be read as JSON text (e.g. not UTF-8)"},
     404: {"model": Problem, "description": "A record the request names does not exist or is not visible"},
     409: {"model": Problem, "description": "The record is in a state that does not allow this change"},
     413: {"model": Problem, "description": "Request body over HUB_API__MAX_BODY_BYTES"},

@@ -82,7 +82,8 @@ Money = Annotated[Decimal, BeforeValidator(_money_text),
                   Field(max_digits=MONEY.precision, decimal_places=MONEY.scale, allow_inf_nan=False)]
 NonNegativeMoney = Annotated[Decimal, BeforeValidator(_money_text),
                              Field(ge=0, max_digits=MONEY.precision, decimal_places=MONEY.scale, allow_inf_nan=False)]
-Currency = Annotated[str, StringConstraints(strict=True, min_length=3, max_length=3), AfterValidator(_currency)]
+Currency = Annotated[str, StringConstraints(strict=True, min_length=3, max_length=3), AfterValidator(_currency),
+                     Field(json_schema_extra={"enum": sorted(KNOWN_CURRENCIES)})]
 # A JSON string; each field adds ``Fits(<column>)`` (length, no NUL) and, when required, min_length=1.
 Text = Annotated[str, StringConstraints(strict=True)]
 
