@@ -160,7 +160,7 @@ def test_a_salesperson_reaches_no_other_teams_customer_through_any_crm_api_route
 
 def table_snapshot(db) -> dict[str, Any]:
     """Everything the CRM API writes, as rows (to compare before and after)."""
-    return {table: [tuple(r) for r in rows(db, f"SELECT * FROM {table} ORDER BY 1")]  # noqa: S608 (fixed names)
+    return {table: [tuple(r) for r in rows(db, f"SELECT * FROM {table} ORDER BY 1")]
             for table in ("customer", "contact", "sales_order", "sales_order_line", "contract", "task",
                           "interaction", "service_ticket", "touchpoint", "outbox", "external_identity")} | {
         "audit": scalar(db, "SELECT count(*) FROM audit_log")}
