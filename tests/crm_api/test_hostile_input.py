@@ -86,6 +86,8 @@ def test_an_oversized_body_is_refused_before_parsing_declared_or_streamed(api, w
     ('{"external_id": "crm-h1", "name": ', ["body", 34]),  # malformed JSON: where it breaks
     ('[1, 2]', ["body"]),
     ('{"external_id": "crm-h1", "name": 123}', ["body", "name"]),
+    ('{"external_id": "crm-h1", "name": " \\t "}', ["body", "name"]),  # found by schemathesis: was a 500
+    ('{"external_id": "\\r", "name": "x"}', ["body", "external_id"]),
     ('{"external_id": "crm-h1", "name": "甲\\u0000乙有限公司"}', ["body", "name"]),
     ('{"external_id": "crm-h1", "name": "' + "长" * 301 + '"}', ["body", "name"]),
     ('{"external_id": "crm-h1", "name": "x", "nmae": "typo"}', ["body", "nmae"]),
@@ -135,6 +137,15 @@ def test_injection_shaped_text_is_stored_verbatim_and_harmless(api, world, db):
     assert scalar(db, "SELECT count(*) FROM customer") == 3 + len(INJECTIONS)
     listed = api.get("/api/receivables", params={"currency": "' OR 1=1"}, headers=world.auth("finance"))
     assert listed.status_code == 422
+
+
+def test_customer_ids_and_names_are_stored_trimmed_as_the_sync_engine_stores_them(api, world, db):
+    # found by schemathesis: "0\r" was trimmed by the engine's record but looked up untrimmed (a 500)
+    reply = api.post("/api/customers", json={"external_id": "0\r", "name": " 宁波修剪测试有限公司 "},
+                     headers=world.auth("crm"))
+    assert reply.status_code == 201, reply.text
+    assert (reply.json()["external_id"], reply.json()["name"]) == ("0", "宁波修剪测试有限公司")
+    assert scalar(db, "SELECT count(*) FROM external_identity WHERE system = 'crm' AND external_id = '0'") == 1
 
 
 def test_an_unknown_idempotency_key_shape_is_refused(api, world, db):

@@ -21,7 +21,7 @@ from typing import Annotated
 import sqlalchemy as sa
 from fastapi import HTTPException, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator
 from sqlalchemy.engine import Connection
 
 from canonical_model.models import Customer, ExternalIdentity
@@ -73,6 +73,14 @@ class CustomerIn(Body):
         None, description="Sales stage (销售阶段), e.g. 意向客户")
     owner_id: Id | None = Field(None, description="Internal user who owns the customer (default: the caller)")
 
+    @field_validator("external_id", "name")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        # stored trimmed, as the sync engine stores every customer record (CustomerRecord)
+        if not value.strip():
+            raise ValueError("must not be blank")
+        return value.strip()
+
     @field_validator("credit_code")
     @classmethod
     def _valid_credit_code(cls, value: str | None) -> str | None:
@@ -104,8 +112,12 @@ def upsert_customer(conn: Connection, principal: Principal, body: CustomerIn) ->
     if body.owner_id is not None:
         check_assignable(conn, principal, scope, body.owner_id, field="owner_id")
     raw = body.model_dump(mode="json")
-    record = CustomerRecord(source_system=CRM, source_object="customer", external_id=body.external_id,
-                            credit_code=body.credit_code, **{f: getattr(body, f) for f in _FIELDS})
+    try:
+        record = CustomerRecord(source_system=CRM, source_object="customer", external_id=body.external_id,
+                                credit_code=body.credit_code, **{f: getattr(body, f) for f in _FIELDS})
+    except ValidationError as exc:  # the body's own rules are stricter; kept as a 422, never a 500
+        raise HTTPException(422, [{**e, "loc": ["body", *e["loc"]]} for e in exc.errors(
+            include_url=False, include_context=False, include_input=False)]) from None
     ctx = PageContext(conn, CRM, "api", None)
     resolution = resolve_customer_record(ctx, record)
     before: int | None = None
@@ -115,8 +127,9 @@ def upsert_customer(conn: Connection, principal: Principal, body: CustomerIn) ->
             raise HTTPException(403, f"customer {body.external_id!r} resolves ({resolution.rule}) to a customer "
                                      "you may not see: it belongs to another owner")
     upsert_customers(ctx, [(raw, record, content_hash(raw, "crm-api"))])
-    customer_id = crm_customer_id(conn, body.external_id)
-    assert customer_id is not None  # upsert_customers linked it
+    customer_id = crm_customer_id(conn, record.external_id)
+    if customer_id is None:  # upsert_customers links every record it writes
+        raise RuntimeError(f"customer {record.external_id!r} was not linked")
     created = resolution.customer_id is None
     if created:
         owner = default_owner(principal, body.owner_id)

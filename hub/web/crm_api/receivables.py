@@ -16,12 +16,12 @@ from fastapi import Query, Request
 from pydantic import BaseModel
 
 from canonical_model.search import MAX_ID
+from hub.access.visibility import customer_condition
 from hub.web.crm_api.common import (
     MAX_PAGE,
     READ_ERRORS,
     FinanceViewer,
     api_router,
-    principal_scope,
     reading,
     today,
 )
@@ -107,7 +107,7 @@ def list_receivables(
     if overdue_only:
         where.append("r.due_date < :d")
     with reading(request) as conn:
-        where.append(inline(conn, principal_scope(conn, principal).condition(_owner())))
+        where.append(inline(conn, customer_condition(conn, principal, _owner())))
         rows = conn.execute(sa.text(
             "SELECT r.id, r.customer_id, c.name AS customer_name, r.bill_number, r.bill_date, r.due_date, r.currency, "
             "r.amount, r.open_amount, GREATEST(:d - r.due_date, 0) AS days_overdue, r.status, r.source_system, "
@@ -133,7 +133,7 @@ def list_overdue_customers(
         where.append("r.currency = :currency")
         params["currency"] = currency
     with reading(request) as conn:
-        where.append(inline(conn, principal_scope(conn, principal).condition(_owner())))
+        where.append(inline(conn, customer_condition(conn, principal, _owner())))
         rows = conn.execute(sa.text(
             "SELECT c.id AS customer_id, c.name AS customer_name, c.owner_id, r.currency, "
             "sum(r.open_amount) AS overdue_amount, count(*) AS overdue_bills, max(:d - r.due_date) AS max_days_overdue, "
