@@ -49,6 +49,11 @@ class Profile(BaseModel):
     approvals: list[dict[str, Any]]
     completeness: float
     as_of: dt.date
+    contracts: list[dict[str, Any]] = []
+    tickets: list[dict[str, Any]] = []
+    touchpoints: list[dict[str, Any]] = []
+    # interactions, service tickets and marketing touchpoints, newest first (互动记录 + 服务工单 + 营销触点)
+    timeline: list[dict[str, Any]] = []
 
 
 def business_today(timezone: str = "Asia/Shanghai") -> dt.date:
@@ -84,6 +89,20 @@ def receivable_summaries(conn: Connection, customer_id: int, as_of: dt.date) -> 
         )
         for r in rows
     ]
+
+
+# One customer's timeline: what happened with whom, from every source, newest first.
+TIMELINE = """
+    SELECT * FROM (
+        SELECT 'interaction' AS type, kind, occurred_at, summary, source_system, external_id FROM interaction
+         WHERE customer_id = :c
+        UNION ALL
+        SELECT 'ticket', kind, opened_at, subject, source_system, external_id FROM service_ticket WHERE customer_id = :c
+        UNION ALL
+        SELECT 'touchpoint', kind, occurred_at, COALESCE(campaign, url, detail, kind), source_system, external_id
+          FROM touchpoint WHERE customer_id = :c
+    ) t ORDER BY occurred_at DESC LIMIT 50
+"""
 
 
 def _dicts(conn: Connection, query: str, **params: Any) -> list[dict[str, Any]]:
@@ -138,4 +157,15 @@ def customer_profile(conn: Connection, customer_id: int, *, as_of: dt.date | Non
         approvals=_dicts(conn, "SELECT kind, subject_type, subject_id, state, system, external_id, submitted_at, decided_at "
                                "FROM approval WHERE customer_id = :c ORDER BY submitted_at DESC", c=customer_id),
         completeness=completeness, as_of=as_of,
+        contracts=_dicts(conn, "SELECT id, contract_number, title, currency, amount, status, signed_at, starts_on, "
+                               "ends_on, owner_id, source_system, external_id, fetched_at FROM contract "
+                               "WHERE customer_id = :c ORDER BY COALESCE(signed_at, created_at) DESC, id DESC LIMIT 20",
+                         c=customer_id),
+        tickets=_dicts(conn, "SELECT id, kind, subject, status, satisfaction, opened_at, closed_at, source_system, "
+                             "external_id, fetched_at FROM service_ticket WHERE customer_id = :c "
+                             "ORDER BY opened_at DESC, id DESC LIMIT 20", c=customer_id),
+        touchpoints=_dicts(conn, "SELECT id, kind, occurred_at, campaign, url, source_system, external_id, fetched_at "
+                                 "FROM touchpoint WHERE customer_id = :c ORDER BY occurred_at DESC, id DESC LIMIT 20",
+                           c=customer_id),
+        timeline=_dicts(conn, TIMELINE, c=customer_id),
     )

@@ -279,6 +279,16 @@ class DagsterSettings(BaseModel):
     telemetry: bool = Field(default=False, description="send Dagster's anonymous usage telemetry")
 
 
+class ApiSettings(BaseModel):
+    """Limits of the CRM's JSON API (``HUB_API__*``, :mod:`hub.web.crm_api`)."""
+
+    model_config = {"extra": "forbid"}
+
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024,
+                                description="largest request body accepted, bytes; a bigger one is refused "
+                                            "with 413 before it is parsed")
+
+
 class Settings(BaseSettings):
     """All hub settings. Build with ``Settings()``; see the module docstring."""
 
@@ -303,6 +313,7 @@ class Settings(BaseSettings):
     collections: CollectionSettings = Field(default_factory=CollectionSettings)
     leads: LeadSettings = Field(default_factory=LeadSettings)
     dagster: DagsterSettings = Field(default_factory=DagsterSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
     # One section per registered connector, each validated by the connector's own model.
     connectors: dict[str, Any] = Field(default_factory=dict)
 

@@ -37,6 +37,7 @@ from hub.identity import (
     CustomerCandidate,
     KnownCustomer,
     Lookups,
+    Resolution,
     normalize_company_name,
     normalize_email,
     normalize_mobile,
@@ -317,6 +318,15 @@ def upsert_customers(ctx: PageContext, mapped: Sequence[Mapped]) -> TargetOutcom
         if all(k.id != customer_id for k in by_name):
             lookups.by_name[resolution.normalized_name] = (*by_name, known)  # type: ignore[index]
     return outcome
+
+
+def resolve_customer_record(ctx: PageContext, rec: CustomerRecord) -> Resolution:
+    """Which golden customer :func:`upsert_customers` would write ``rec`` to (and why), without
+    writing: the same lookups and rules, for callers that must check the target first (the
+    CRM API refuses a write to a customer its caller may not see)."""
+    lookups = _customer_lookups(ctx, [rec])
+    return resolve_customer(CustomerCandidate(rec.external_id, rec.name, rec.credit_code,
+                                              mobiles=(rec.phone,) if rec.phone else ()), lookups)
 
 
 def _customer_lookups(ctx: PageContext, records: list[CustomerRecord]) -> Lookups:

@@ -148,6 +148,55 @@ class ApprovalOut(_Section):
     decided_at: dt.datetime | None = None
 
 
+class ContractOut(_Section):
+    """A contract (合同) with the customer."""
+
+    id: int
+    contract_number: str
+    title: str
+    currency: str
+    amount: Decimal
+    status: str
+    signed_at: dt.datetime | None = None
+    starts_on: dt.date | None = None
+    ends_on: dt.date | None = None
+    source_system: str
+
+
+class TicketOut(_Section):
+    """A service ticket (服务工单): inquiry, complaint or satisfaction survey."""
+
+    id: int
+    kind: str
+    subject: str
+    status: str
+    satisfaction: int | None = None
+    opened_at: dt.datetime
+    closed_at: dt.datetime | None = None
+    source_system: str
+
+
+class TouchpointOut(_Section):
+    """A marketing touchpoint (营销触点): a quote or campaign opened, a link clicked."""
+
+    id: int
+    kind: str
+    occurred_at: dt.datetime
+    campaign: str | None = None
+    url: str | None = None
+    source_system: str
+
+
+class TimelineEntry(_Section):
+    """One event on the customer's timeline; ``type`` says which table it came from."""
+
+    type: str  # interaction | ticket | touchpoint
+    kind: str
+    occurred_at: dt.datetime
+    summary: str
+    source_system: str
+
+
 class ProfileOut(BaseModel):
     """The 360° profile as the API returns it (same fields as ``Profile``)."""
 
@@ -166,6 +215,10 @@ class ProfileOut(BaseModel):
     approvals: list[ApprovalOut]
     completeness: float
     as_of: dt.date
+    contracts: list[ContractOut]
+    tickets: list[TicketOut]
+    touchpoints: list[TouchpointOut]
+    timeline: list[TimelineEntry]
 
     @classmethod
     def from_profile(cls, profile: Profile) -> ProfileOut:

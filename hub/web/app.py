@@ -53,6 +53,7 @@ from hub.settings import Settings
 from hub.web import formatting as fmt
 from hub.web.api_models import CustomerHit, Health, Problem, ProfileOut
 from hub.web.callbacks import Receiver, create_receivers, maintain
+from hub.web.crm_api import include_crm_api
 from hub.web.lead_forms import lead_form_router
 from hub.web.leads_api import leads_router
 from hub.web.limits import RequestLimits
@@ -161,6 +162,9 @@ def describe_operations(spec: dict[str, Any]) -> list[dict[str, Any]]:
                 "parameters": [{**p, "type": type_of(p.get("schema", {})), "description": p.get("description", "")}
                                for p in op.get("parameters", [])],
                 "responses": responses,
+                "body": type_of(op.get("requestBody", {}).get("content", {}).get("application/json", {})
+                                .get("schema", {})) if "requestBody" in op else "",
+                "security": [name for requirement in op.get("security", []) for name in requirement],
             })
     return operations
 
@@ -202,10 +206,11 @@ def create_web_app(runtime_or_db: HubRuntime | Database, settings: Settings) -> 
         docs_url=None, redoc_url=None, openapi_url="/openapi.json", lifespan=lifespan,
         responses={414: {"model": Problem, "description": "Path or query string too long"}},
     )
-    app.add_middleware(RequestLimits, exempt_paths=frozenset(receivers))
+    app.add_middleware(RequestLimits, exempt_paths=frozenset(receivers), max_body_bytes=settings.api.max_body_bytes)
     app.state.db = db
-    app.include_router(leads_router(settings))  # /api/leads, /api/pool/customers
-    app.include_router(lead_form_router(settings))  # /forms/lead
+    # the routes themselves, not include_router: see hub.web.crm_api.include_crm_api
+    app.router.routes.extend(leads_router(settings).routes)  # /api/leads, /api/pool/customers
+    app.router.routes.extend(lead_form_router(settings).routes)  # /forms/lead
 
     @contextmanager
     def reading() -> Iterator[Connection]:
@@ -327,6 +332,8 @@ def create_web_app(runtime_or_db: HubRuntime | Database, settings: Settings) -> 
         if not ok:
             response.status_code = 503
         return Health(status="ok" if ok else "error", database="ok", schema_revision=current, head_revision=head)
+
+    include_crm_api(app, settings)  # the CRM's writes and lists (hub.web.crm_api)
 
     # ------------------------------------------------------------------ chat callbacks
 
