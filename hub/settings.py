@@ -148,6 +148,24 @@ class DagsterSettings(BaseModel):
     telemetry: bool = Field(default=False, description="send Dagster's anonymous usage telemetry")
 
 
+class VaultSettings(BaseModel):
+    """Keys of the personal data encrypted at rest (``HUB_VAULT__*``, :mod:`hub.vault`).
+
+    ``keys``: ``<key id>:<base64 of 32 bytes>`` entries, comma-separated, the first current;
+    ``index_key``: the blind index key. Both from the environment only. Unset in sandbox
+    mode: generated into ``HUB_HOME/vault-keys.json`` (0600).
+    """
+
+    model_config = {"extra": "forbid"}
+
+    keys: SecretStr | None = Field(default=None, description="encryption keys 'kid:base64,…', the first current "
+                                                               "(`hub keys generate`)")
+    index_key: SecretStr | None = Field(default=None, description="blind index key (base64, 32 bytes): keyed hashes "
+                                                                  "of mobiles and e-mails for exact matching")
+    batch_rows: int = Field(default=500, ge=1, le=100_000,
+                            description="rows re-encrypted per transaction by `hub keys rotate`")
+
+
 class Settings(BaseSettings):
     """All hub settings. Build with ``Settings()``; see the module docstring."""
 
@@ -170,6 +188,7 @@ class Settings(BaseSettings):
     reminders: ReminderSettings = Field(default_factory=ReminderSettings)
     schedules: ScheduleSettings = Field(default_factory=ScheduleSettings)
     dagster: DagsterSettings = Field(default_factory=DagsterSettings)
+    vault: VaultSettings = Field(default_factory=VaultSettings)
     # One section per registered connector, each validated by the connector's own model.
     connectors: dict[str, Any] = Field(default_factory=dict)
 
@@ -425,6 +444,7 @@ __all__ = [
     "ReminderSettings",
     "ScheduleSettings",
     "Settings",
+    "VaultSettings",
     "check_environment",
     "config_file",
     "default_home",

@@ -52,13 +52,15 @@ def link_users_by_mobile(
     if column is None:
         raise ValueError(f"{system} is not a chat directory")
     counts = LinkCounts()
+    vault = db.vault
     with db.begin() as conn:
         candidates = conn.execute(sa.text(
             f"SELECT id, mobile FROM internal_user WHERE {column} IS NULL AND mobile IS NOT NULL AND active "
             "AND COALESCE(CAST(directory_lookup_misses ->> :system AS timestamptz) < now() - :retry, true) "
             "ORDER BY id LIMIT :limit"), {"system": system, "retry": retry_after, "limit": limit}).all()
-    for user_id, mobile in candidates:
+    for user_id, sealed in candidates:
         counts.asked += 1
+        mobile = vault.open("internal_user", "mobile", sealed)  # the platform is asked with the number itself
         account = lookup(mobile)
         with db.begin() as conn:
             if account is None:

@@ -8,7 +8,8 @@ user who is that person, as an ``external_identity`` row (system, ``salesperson`
 internal user), which the customer merge then resolves owners through
 (``hub.engine.targets``). Matching, strongest first:
 
-1. mobile (normalized), then e-mail — YonBIP staff carry them;
+1. mobile (normalized), then e-mail — YonBIP staff carry them; matched through their blind
+   indexes (``hub.vault``: the store holds them sealed);
 2. the name, when exactly one active internal user has it — Kingdee's ``BD_Saler`` carries
    only number and name. Two users with one name are an ambiguity a person resolves: the
    salesperson stays unlinked and is counted.
@@ -30,8 +31,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from hub.contracts import ConnectorSpec, Salesperson
-from hub.identity import normalize_email, normalize_mobile
 from hub.runtime import HubRuntime, before_stream
+from hub.vault import vault_for
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +51,10 @@ class SalespersonLinks:
 def link_erp_salespeople(conn: Connection, system: str, salespeople: Iterable[Salesperson]) -> SalespersonLinks:
     """Link ``system``'s salespeople to internal users (module doc); returns the counts."""
     counts = SalespersonLinks()
-    users = conn.execute(sa.text("SELECT id, name, mobile, email, active FROM internal_user")).all()
-    by_mobile = {u.mobile: u.id for u in users if u.mobile}
-    by_email = {u.email: u.id for u in users if u.email}
+    vault = vault_for(conn)
+    users = conn.execute(sa.text("SELECT id, name, mobile_hash, email_hash, active FROM internal_user")).all()
+    by_mobile = {u.mobile_hash: u.id for u in users if u.mobile_hash}
+    by_email = {u.email_hash: u.id for u in users if u.email_hash}
     by_name: dict[str, list[int]] = {}
     for user in users:
         if user.active:
@@ -66,7 +68,8 @@ def link_erp_salespeople(conn: Connection, system: str, salespeople: Iterable[Sa
             counts.already_linked += 1
             continue
         named = by_name.get(person.name.strip(), [])
-        user_id = (by_mobile.get(normalize_mobile(person.mobile) or "") or by_email.get(normalize_email(person.email) or "")
+        user_id = (by_mobile.get(vault.blind_index("mobile", person.mobile) or "")
+                   or by_email.get(vault.blind_index("email", person.email) or "")
                    or (named[0] if len(named) == 1 else None))
         if user_id is None:
             counts.ambiguous += len(named) > 1
