@@ -75,9 +75,6 @@ def _aware(value: dt.datetime) -> dt.datetime:
 Currency = Annotated[str, Fits(Customer.currency), AfterValidator(_currency)]
 Money = Annotated[Decimal, Field(max_digits=MONEY.precision, decimal_places=MONEY.scale)]  # numeric(18, 2)
 AwareDatetime = Annotated[dt.datetime, AfterValidator(_aware)]
-# Personal values: stored sealed (longer than themselves), so the limit is the plaintext's.
-Mobile = Annotated[str, Fits(), Field(max_length=MOBILE_CHARS)]
-Email = Annotated[str, Fits(), Field(max_length=EMAIL_CHARS)]
 # A reference to a record of the same system, matched against the external ids the hub keeps.
 ExternalRef = Annotated[str, Fits(ExternalIdentity.external_id)]
 # An internal user reference (directory user id or ERP salesperson number); matched, never stored.
@@ -103,8 +100,9 @@ class ContactRecord(CanonicalRecord):
     name: Annotated[str, Fits(Contact.name)] = Field(min_length=1)
     title: Annotated[str, Fits(Contact.title)] | None = None
     decision_role: Annotated[str, Fits(Contact.decision_role)] | None = None
-    mobile: Mobile | None = None
-    email: Email | None = None
+    # stored sealed (hub.vault: longer than the value), so the limit is the plaintext's
+    mobile: Annotated[str, Fits(Contact.mobile, max_chars=MOBILE_CHARS)] | None = None
+    email: Annotated[str, Fits(Contact.email, max_chars=EMAIL_CHARS)] | None = None
     customer_ref: ExternalRef | None = None  # customer external id in the same system
     # used to find the customer when there is no ref (matched against customer names)
     corp_name: Annotated[str, Fits(Customer.name)] | None = None
@@ -133,8 +131,8 @@ class InternalUserRecord(CanonicalRecord):
     """An employee (salesperson, manager) from a chat directory or the CRM."""
 
     name: Annotated[str, Fits(InternalUser.name)] = Field(min_length=1)
-    mobile: Mobile | None = None
-    email: Email | None = None
+    mobile: Annotated[str, Fits(InternalUser.mobile, max_chars=MOBILE_CHARS)] | None = None
+    email: Annotated[str, Fits(InternalUser.email, max_chars=EMAIL_CHARS)] | None = None
     department: Annotated[str, Fits(InternalUser.department)] | None = None
     title: Annotated[str, Fits(InternalUser.title)] | None = None
     manager_ref: Annotated[str, Fits(InternalUser.manager_ref)] | None = None
