@@ -21,6 +21,7 @@ import hmac
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -94,6 +95,9 @@ class Vault:
     current: str
     index_key: bytes = field(repr=False)
     origin: str = "environment"  # or the sandbox key file's path: what `hub doctor` says
+    # one cipher object per key, made once (making one per value costs more than sealing it)
+    _ciphers: dict[str, AESGCM] = field(init=False, repr=False, compare=False, default_factory=dict)
+    _index: list[Any] = field(init=False, repr=False, compare=False, default_factory=list)  # keyed HMAC, copied
 
     def __post_init__(self) -> None:
         if self.current not in self.keys:
@@ -101,6 +105,8 @@ class Vault:
         for kid, key in self.keys.items():
             if len(key) != KEY_BYTES:
                 raise VaultError(f"key {kid!r} has {len(key)} bytes, expected {KEY_BYTES} (AES-256)")
+            self._ciphers[kid] = AESGCM(key)
+        self._index.append(hmac.new(self.index_key, digestmod=hashlib.sha256))
         if len(self.index_key) < KEY_BYTES:
             raise VaultError(f"the blind index key has {len(self.index_key)} bytes, expected at least {KEY_BYTES}")
 
@@ -116,7 +122,7 @@ class Vault:
         if plaintext is None:
             return None
         nonce = os.urandom(NONCE_BYTES)
-        sealed = AESGCM(self.keys[self.current]).encrypt(nonce, plaintext.encode(), _aad(self.current, table, column))
+        sealed = self._ciphers[self.current].encrypt(nonce, plaintext.encode(), _aad(self.current, table, column))
         body = base64.urlsafe_b64encode(nonce + sealed).decode().rstrip("=")
         return f"{FORMAT_PREFIX}{self.current}:{body}"
 
@@ -138,7 +144,7 @@ class Vault:
         if len(raw) < NONCE_BYTES + 16:
             raise VaultError(f"{where}: a sealed value (key {kid!r}) is too short: damaged")
         try:
-            plain = AESGCM(self.keys[kid]).decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], _aad(kid, table, column))
+            plain = self._ciphers[kid].decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], _aad(kid, table, column))
         except InvalidTag:
             raise VaultError(f"{where}: a sealed value (key {kid!r}) fails authentication: tampered with, or "
                              "copied from another column") from None
@@ -160,10 +166,14 @@ class Vault:
     def blind_index(self, kind: str, raw: str | None) -> str | None:
         """The keyed hash of ``raw`` normalised as a ``kind`` ("mobile" or "email"); None when
         there is nothing to index. Compare it with the ``<kind>_hash`` columns."""
-        normalised = INDEX_KINDS[kind](raw)
+        return self._index_of(kind, INDEX_KINDS[kind](raw))
+
+    def _index_of(self, kind: str, normalised: str | None) -> str | None:
         if not normalised:
             return None
-        return hmac.new(self.index_key, f"{kind}|{normalised}".encode(), hashlib.sha256).hexdigest()
+        mac = self._index[0].copy()
+        mac.update(f"{kind}|{normalised}".encode())
+        return str(mac.hexdigest())
 
     def protect(self, table: str, **values: str | None) -> dict[str, str | None]:
         """The stored columns for personal values of a row of ``table``: each of ``mobile`` /
@@ -178,5 +188,5 @@ class Vault:
                 raise ValueError(f"{kind!r} is not a personal value the vault indexes ({', '.join(INDEX_KINDS)})")
             normalised = INDEX_KINDS[kind](raw)
             out[kind] = self.seal(table, kind, normalised)
-            out[f"{kind}_hash"] = self.blind_index(kind, normalised)
+            out[f"{kind}_hash"] = self._index_of(kind, normalised)
         return out
