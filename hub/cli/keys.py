@@ -28,16 +28,18 @@ STATUS_COLUMNS = (Column("column"), Column("rows per key", "text"), Column("plai
 def keys_generate(
     key_id: Annotated[str, typer.Option("--id", help="Key id (1-16 letters, digits, _ or -); default: random.")] = "",
 ) -> None:
-    """Print a new key entry for HUB_VAULT__KEYS (put it first to make it current) and an index key."""
+    """Print new keys as shell exports (shown once): a new installation takes both; to rotate,
+    put the new entry first in the existing HUB_VAULT__KEYS and keep the index key."""
     from hub.vault import generate_key
     from hub.vault.keys import KEY_ID
 
     kid = key_id or f"k{secrets.token_hex(3)}"
     if not KEY_ID.match(kid):
         raise fail(f"key id {kid!r}: 1-16 letters, digits, _ or -", FAILED)
-    console.print(f"HUB_VAULT__KEYS entry:  {kid}:{generate_key()}", highlight=False, soft_wrap=True)
-    console.print(f"HUB_VAULT__INDEX_KEY (only for a new installation): {generate_key()}", highlight=False,
-                  soft_wrap=True)
+    console.print("# a new installation takes both; to rotate, put the new entry first in the existing "
+                  "HUB_VAULT__KEYS and keep the index key", highlight=False, soft_wrap=True)
+    console.print(f"export HUB_VAULT__KEYS={kid}:{generate_key()}", highlight=False, soft_wrap=True)
+    console.print(f"export HUB_VAULT__INDEX_KEY={generate_key()}", highlight=False, soft_wrap=True)
 
 
 @keys_app.command("status")
