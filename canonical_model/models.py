@@ -25,6 +25,12 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 MONEY = sa.Numeric(18, 2)
 NOW = sa.text("now()")
+# Personal values are stored sealed (``hub.vault``: longer than the value, hence ``text``);
+# these are the plaintext limits the canonical records check.
+MOBILE_CHARS = 32
+EMAIL_CHARS = 200
+# A blind index (HMAC-SHA256, hex) of a personal value, beside its sealed column.
+BLIND_INDEX = sa.String(64)
 
 
 class Base(DeclarativeBase):
@@ -57,8 +63,8 @@ class InternalUser(Base):
     __tablename__ = "internal_user"
     __table_args__ = (
         sa.UniqueConstraint("source_system", "external_id"),
-        sa.Index("ix_internal_user_mobile", "mobile"),
-        sa.Index("ix_internal_user_email", "email"),
+        sa.Index("ix_internal_user_mobile_hash", "mobile_hash"),
+        sa.Index("ix_internal_user_email_hash", "email_hash"),
         sa.Index("uq_internal_user_wecom", "wecom_userid", unique=True),
         sa.Index("uq_internal_user_dingtalk", "dingtalk_userid", unique=True),
         sa.Index("ix_internal_user_employee_number", "employee_number"),
@@ -67,8 +73,11 @@ class InternalUser(Base):
 
     id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
     name: Mapped[str] = mapped_column(sa.String(200))
-    mobile: Mapped[str | None] = mapped_column(sa.String(32))
-    email: Mapped[str | None] = mapped_column(sa.String(200))
+    # sealed (hub.vault) with their blind indexes beside them
+    mobile: Mapped[str | None] = mapped_column(sa.Text)
+    mobile_hash: Mapped[str | None] = mapped_column(BLIND_INDEX)
+    email: Mapped[str | None] = mapped_column(sa.Text)
+    email_hash: Mapped[str | None] = mapped_column(BLIND_INDEX)
     department: Mapped[str | None] = mapped_column(sa.String(200))
     title: Mapped[str | None] = mapped_column(sa.String(200))
     manager_id: Mapped[int | None] = mapped_column(sa.ForeignKey("internal_user.id"))
@@ -160,8 +169,8 @@ class Contact(Base, ProvenanceMixin, SourceStampMixin):
         sa.UniqueConstraint("source_system", "external_id"),
         sa.Index("ix_contact_customer", "customer_id"),
         sa.Index("ix_contact_source_cursor", "source_system", "source_cursor"),
-        sa.Index("ix_contact_mobile", "mobile"),
-        sa.Index("ix_contact_email", "email"),
+        sa.Index("ix_contact_mobile_hash", "mobile_hash"),
+        sa.Index("ix_contact_email_hash", "email_hash"),
     )
 
     id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
@@ -169,8 +178,11 @@ class Contact(Base, ProvenanceMixin, SourceStampMixin):
     name: Mapped[str] = mapped_column(sa.String(200))
     title: Mapped[str | None] = mapped_column(sa.String(200))
     decision_role: Mapped[str | None] = mapped_column(sa.String(100))
-    mobile: Mapped[str | None] = mapped_column(sa.String(32))
-    email: Mapped[str | None] = mapped_column(sa.String(200))
+    # sealed (hub.vault) with their blind indexes beside them
+    mobile: Mapped[str | None] = mapped_column(sa.Text)
+    mobile_hash: Mapped[str | None] = mapped_column(BLIND_INDEX)
+    email: Mapped[str | None] = mapped_column(sa.Text)
+    email_hash: Mapped[str | None] = mapped_column(BLIND_INDEX)
     owner_id: Mapped[int | None] = mapped_column(sa.ForeignKey("internal_user.id"))
     wecom_external_userid: Mapped[str | None] = mapped_column(sa.String(100))
 
@@ -183,7 +195,8 @@ class Lead(Base, ProvenanceMixin):
         sa.UniqueConstraint("source_system", "external_id"),
         sa.Index("ix_lead_credit_code", "credit_code"),
         sa.Index("ix_lead_normalized_name", "normalized_name"),
-        sa.Index("ix_lead_mobile", "mobile"),
+        sa.Index("ix_lead_mobile_hash", "mobile_hash"),
+        sa.Index("ix_lead_email_hash", "email_hash"),
         sa.Index("ix_lead_owner", "owner_id", "status"),
     )
 
@@ -194,8 +207,11 @@ class Lead(Base, ProvenanceMixin):
     region: Mapped[str | None] = mapped_column(sa.String(100))
     industry: Mapped[str | None] = mapped_column(sa.String(100))
     contact_name: Mapped[str | None] = mapped_column(sa.String(200))
-    mobile: Mapped[str | None] = mapped_column(sa.String(32))
-    email: Mapped[str | None] = mapped_column(sa.String(200))
+    # sealed (hub.vault) with their blind indexes beside them
+    mobile: Mapped[str | None] = mapped_column(sa.Text)
+    mobile_hash: Mapped[str | None] = mapped_column(BLIND_INDEX)
+    email: Mapped[str | None] = mapped_column(sa.Text)
+    email_hash: Mapped[str | None] = mapped_column(BLIND_INDEX)
     channel: Mapped[str | None] = mapped_column(sa.String(50))  # web form, event, ad, partner
     status: Mapped[str] = mapped_column(sa.String(30), server_default="new")  # new/assigned/invalid/pool
     stage: Mapped[str] = mapped_column(sa.String(30), server_default="潜在客户")

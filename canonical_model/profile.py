@@ -10,6 +10,7 @@ days past due) and credit used against the credit limit.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -109,11 +110,22 @@ def _dicts(conn: Connection, query: str, **params: Any) -> list[dict[str, Any]]:
     return [dict(r._mapping) for r in conn.execute(sa.text(query), params)]
 
 
-def customer_profile(conn: Connection, customer_id: int, *, as_of: dt.date | None = None) -> Profile | None:
+# (table, column, stored value) -> the value to show: the hub's vault opens sealed personal data
+Reveal = Callable[[str, str, Any], Any]
+
+
+def _keep(table: str, column: str, value: Any) -> Any:
+    return value
+
+
+def customer_profile(conn: Connection, customer_id: int, *, as_of: dt.date | None = None,
+                     reveal: Reveal = _keep) -> Profile | None:
     """The full profile of one customer, or None when there is no such customer.
 
     ``as_of`` (the aging date) defaults to today in Asia/Shanghai; pass the tenant's own
-    ``business_today(settings.timezone)`` where it differs.
+    ``business_today(settings.timezone)`` where it differs. Mobiles and e-mails are stored
+    sealed: ``reveal`` (``hub.vault.Vault.reveal``) opens them; without it they stay as
+    stored. Masking per role is the caller's business.
     """
     as_of = as_of or business_today()
     customer = conn.execute(sa.text("SELECT * FROM customer WHERE id = :id"), {"id": customer_id}).first()
@@ -127,19 +139,25 @@ def customer_profile(conn: Connection, customer_id: int, *, as_of: dt.date | Non
                              "FROM internal_user u LEFT JOIN internal_user m ON m.id = u.manager_id "
                              "WHERE u.id = :id", id=data["owner_id"])
         owner = found[0] if found else None
+        if owner is not None:
+            owner["mobile"] = reveal("internal_user", "mobile", owner["mobile"])
     receivables = receivable_summaries(conn, customer_id, as_of)
     credit_used = sum((s.open_amount for s in receivables if s.currency == data["currency"]), Decimal("0.00"))
     filled = sum(1 for f in KEY_FIELDS if data.get(f) not in (None, ""))
     has_contact = conn.execute(sa.text("SELECT count(*) FROM contact WHERE customer_id = :c"),
                                {"c": customer_id}).scalar_one() > 0
     completeness = round((filled + int(has_contact)) / (len(KEY_FIELDS) + 1), 3)
+    contacts = _dicts(conn, "SELECT name, title, decision_role, mobile, email, source_system, external_id, "
+                            "fetched_at FROM contact WHERE customer_id = :c ORDER BY name", c=customer_id)
+    for contact in contacts:
+        contact["mobile"] = reveal("contact", "mobile", contact["mobile"])
+        contact["email"] = reveal("contact", "email", contact["email"])
     return Profile(
         customer=data, provenance=provenance,
         identities=_dicts(conn, "SELECT system, object, external_id, first_seen, last_seen FROM external_identity "
                                 "WHERE canonical_table = 'customer' AND canonical_id = :c ORDER BY system", c=customer_id),
         owner=owner,
-        contacts=_dicts(conn, "SELECT name, title, decision_role, mobile, email, source_system, external_id, "
-                              "fetched_at FROM contact WHERE customer_id = :c ORDER BY name", c=customer_id),
+        contacts=contacts,
         receivables=receivables, credit_limit=data.get("credit_limit"), credit_used=credit_used,
         recent_orders=_dicts(conn, "SELECT order_number, order_date, currency, total_amount, status, approval_state, "
                                    "legal_entity, erp_system, erp_bill_number, erp_status, erp_error, source_system, "

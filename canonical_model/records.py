@@ -20,6 +20,8 @@ from typing import Annotated, Any, TypeVar
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from canonical_model.models import (
+    EMAIL_CHARS,
+    MOBILE_CHARS,
     MONEY,
     Contact,
     Customer,
@@ -98,8 +100,9 @@ class ContactRecord(CanonicalRecord):
     name: Annotated[str, Fits(Contact.name)] = Field(min_length=1)
     title: Annotated[str, Fits(Contact.title)] | None = None
     decision_role: Annotated[str, Fits(Contact.decision_role)] | None = None
-    mobile: Annotated[str, Fits(Contact.mobile)] | None = None
-    email: Annotated[str, Fits(Contact.email)] | None = None
+    # stored sealed (hub.vault: longer than the value), so the limit is the plaintext's
+    mobile: Annotated[str, Fits(Contact.mobile, max_chars=MOBILE_CHARS)] | None = None
+    email: Annotated[str, Fits(Contact.email, max_chars=EMAIL_CHARS)] | None = None
     customer_ref: ExternalRef | None = None  # customer external id in the same system
     # used to find the customer when there is no ref (matched against customer names)
     corp_name: Annotated[str, Fits(Customer.name)] | None = None
@@ -128,8 +131,8 @@ class InternalUserRecord(CanonicalRecord):
     """An employee (salesperson, manager) from a chat directory or the CRM."""
 
     name: Annotated[str, Fits(InternalUser.name)] = Field(min_length=1)
-    mobile: Annotated[str, Fits(InternalUser.mobile)] | None = None
-    email: Annotated[str, Fits(InternalUser.email)] | None = None
+    mobile: Annotated[str, Fits(InternalUser.mobile, max_chars=MOBILE_CHARS)] | None = None
+    email: Annotated[str, Fits(InternalUser.email, max_chars=EMAIL_CHARS)] | None = None
     department: Annotated[str, Fits(InternalUser.department)] | None = None
     title: Annotated[str, Fits(InternalUser.title)] | None = None
     manager_ref: Annotated[str, Fits(InternalUser.manager_ref)] | None = None

@@ -1,12 +1,17 @@
-"""Finding customers by what people type: an id, a credit code, an external id, a name.
+"""Finding customers by what people type: an id, a credit code, an external id, a contact's
+full mobile or e-mail, a name.
 
 One search for every entry point (the web's search box and API, `hub profile`), so a
 reference means the same thing everywhere. All user text reaches Postgres as a bound
-value only.
+value only. Contacts' mobiles and e-mails are stored sealed, so they are matched exactly,
+through their blind index: the caller passes the function computing it (``blind_index``,
+the hub's vault; this package imports nothing of the hub). A fragment of a mobile finds
+nothing, by design.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -38,14 +43,25 @@ def like_pattern(text: str) -> str:
     return f"%{escaped}%"
 
 
-def search_customers(conn: Connection, query: str, *, limit: int = 50) -> list[dict[str, Any]]:
+BlindIndex = Callable[[str, str], str | None]  # (kind: "mobile" | "email", raw value) -> index or None
+
+
+def search_customers(conn: Connection, query: str, *, limit: int = 50,
+                     blind_index: BlindIndex | None = None) -> list[dict[str, Any]]:
     """Customers matching ``query`` by id, unified social credit code, ``SYSTEM:EXTERNAL_ID``,
-    an external id of any system, or a name fragment; exact matches first (``matched_by``
-    other than ``name``), then names, shortest first."""
+    an external id of any system, a contact's full mobile or e-mail (with ``blind_index``),
+    or a name fragment; exact matches first (``matched_by`` other than ``name``), then
+    names, shortest first. A contact match names the contact, never the number."""
     query = clean_query(query)
     if not query:
         return []
     as_id = parse_id(query)
+    mobile_key = email_key = None
+    if blind_index is not None:
+        if "@" in query:
+            email_key = blind_index("email", query)
+        elif sum(ch.isdigit() for ch in query) >= 7:  # a phone number, not a name
+            mobile_key = blind_index("mobile", query)
     system, qualified, external = query.partition(":")
     rows = conn.execute(sa.text(
         """
@@ -59,6 +75,11 @@ def search_customers(conn: Connection, query: str, *, limit: int = 50) -> list[d
               FROM external_identity
              WHERE canonical_table = 'customer' AND object = 'customer'
                AND (external_id = :q OR (:qualified AND system = :system AND external_id = :external))
+            UNION ALL
+            SELECT customer_id, 2, 'contact', name FROM contact
+             WHERE customer_id IS NOT NULL
+               AND ((CAST(:mobile_key AS text) IS NOT NULL AND mobile_hash = :mobile_key)
+                    OR (CAST(:email_key AS text) IS NOT NULL AND email_hash = :email_key))
             UNION ALL
             SELECT id, 3, 'name', NULL FROM customer
              WHERE name ILIKE :pat OR normalized_name ILIKE :pat
@@ -74,5 +95,6 @@ def search_customers(conn: Connection, query: str, *, limit: int = 50) -> list[d
          ORDER BY b.rank, length(c.name), c.id
          LIMIT :limit
         """), {"id": as_id or 0, "q": query, "pat": like_pattern(query), "limit": limit,
-               "qualified": bool(qualified), "system": system, "external": external})
+               "qualified": bool(qualified), "system": system, "external": external,
+               "mobile_key": mobile_key, "email_key": email_key})
     return [dict(r._mapping) for r in rows]

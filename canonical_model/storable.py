@@ -66,14 +66,20 @@ class Fits:
     """
 
     columns: tuple[sa.Column[Any], ...]
+    max_chars: int | None
 
-    def __init__(self, *columns: Any) -> None:
+    def __init__(self, *columns: Any, max_chars: int | None = None) -> None:
         object.__setattr__(self, "columns", tuple(_column(c) for c in columns))
+        # the limit of a value stored transformed (sealed personal data: the column is text,
+        # the value it holds is longer than the plaintext, which is what is limited)
+        object.__setattr__(self, "max_chars", max_chars)
 
     @property
     def limit(self) -> int | None:
         """The most characters every column takes; None when none of them is limited."""
         lengths = [n for c in self.columns if (n := getattr(c.type, "length", None))]
+        if self.max_chars is not None:
+            lengths.append(self.max_chars)
         return min(lengths) if lengths else None
 
     @property

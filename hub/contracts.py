@@ -64,6 +64,22 @@ class ConnectorSettings(BaseModel):
 
     base_url: str | None = Field(default=None, description="the system's API address")
     sync_cron: str = Field(default="*/15 * * * *", description="cron of the inbound job, in the hub's timezone")
+    allow_http: bool = Field(default=False, description="accept a plain-http base_url outside sandbox mode "
+                                                        "(only behind a trusted TLS-terminating proxy)")
+
+    def transport_problem(self, system: str) -> str | None:
+        """Why ``base_url`` may not be used outside sandbox mode (plain http, not explicitly
+        allowed: credentials and personal data would cross the network in clear), or None.
+        The rule for every connector; the runtime enforces it outside sandbox mode."""
+        if self.allow_http:
+            return None
+        prefix = f"HUB_{system.upper()}__"
+        for name in type(self).model_fields:  # base_url, and any other address (DingTalk's api_base_url)
+            value = getattr(self, name)
+            if name.endswith("base_url") and isinstance(value, str) and value.strip().lower().startswith("http://"):
+                return (f"{prefix}{name.upper()} is plain http: use https, or set {prefix}ALLOW_HTTP=true if a "
+                        "trusted proxy on this network adds TLS")
+        return None
 
     def missing(self) -> list[str]:
         """The fields a real deployment still has to set (empty: complete)."""

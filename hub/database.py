@@ -134,8 +134,20 @@ class Database:
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
         """Connect to the configured (or embedded) database; no schema check."""
+        from hub.vault import bind, load_vault
+
         url = resolve_url(settings)
-        return cls(create_db_engine(url, settings.database_schema), settings.database_schema, url)
+        database = cls(create_db_engine(url, settings.database_schema), settings.database_schema, url)
+        # the keys load on first use: commands that touch no personal data run without them
+        bind(database.engine, lambda: load_vault(settings))
+        return database
+
+    @property
+    def vault(self) -> Any:
+        """The :class:`hub.vault.Vault` of this database (ConfigError when no keys are set)."""
+        from hub.vault import vault_of_engine
+
+        return vault_of_engine(self.engine)
 
     @contextmanager
     def begin(self) -> Iterator[Connection]:

@@ -7,6 +7,8 @@ class alone, so connectors must translate every vendor error into one of these::
     ├── ConfigError                  settings missing or wrong (fix config, never retried)
     ├── SchemaNotCurrentError        database schema behind the code: run `hub db upgrade`
     ├── NotFoundError                a CLI/API lookup found nothing (customer, DLQ row...)
+    ├── VaultError                   a sealed personal value does not open: tampered, moved to
+    │                                another column, or sealed with a key the hub lacks
     ├── MappingBugError              a mapping raised something other than MappingError or a
     │                                validation error: a bug, not bad data (the run fails, the
     │                                page stays uncommitted)
@@ -40,6 +42,11 @@ class SchemaNotCurrentError(HubError):
 
 class NotFoundError(HubError):
     """A requested object (customer, dead letter, quarantine row) does not exist."""
+
+
+class VaultError(HubError):
+    """A sealed value cannot be opened (``hub.vault``). The message names the table,
+    column and key id, never the value or a key."""
 
 
 class MappingBugError(HubError):

@@ -117,6 +117,10 @@ class CustomerCandidate:
     credit_code: str | None = None
     mobiles: tuple[str, ...] = ()
     emails: tuple[str, ...] = ()
+    # keys of ``Lookups.by_contact`` computed by the caller: the blind indexes of the record's
+    # mobiles/e-mails (``hub.vault``), since the store holds those, not the values. When
+    # given they are used instead of ``mobiles``/``emails``.
+    contact_keys: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -134,7 +138,8 @@ class Lookups:
     by_link: Mapping[str, int] = field(default_factory=dict)  # external id -> customer id
     by_credit_code: Mapping[str, KnownCustomer] = field(default_factory=dict)
     by_name: Mapping[str, tuple[KnownCustomer, ...]] = field(default_factory=dict)
-    by_contact: Mapping[str, frozenset[int]] = field(default_factory=dict)  # mobile/email -> ids
+    # normalised mobile/e-mail, or their blind index (``contact_keys``) -> customer ids
+    by_contact: Mapping[str, frozenset[int]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -221,7 +226,7 @@ def resolve_customer(candidate: CustomerCandidate, known: Lookups) -> Resolution
 
 
 def _contact_matches(candidate: CustomerCandidate, by_contact: Mapping[str, frozenset[int]]) -> set[int]:
-    keys: Iterable[str | None] = [
+    keys: Iterable[str | None] = candidate.contact_keys or [
         *(normalize_mobile(m) for m in candidate.mobiles),
         *(normalize_email(e) for e in candidate.emails),
     ]

@@ -99,6 +99,12 @@ class HubRuntime:
     _clients: dict[str, Any] = field(default_factory=dict)
     _sandboxes: dict[str, RunningSandbox] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        from hub.vault import bind_unless_bound, load_vault
+
+        settings = self.settings
+        bind_unless_bound(self.db.engine, lambda: load_vault(settings))
+
     @classmethod
     def open(cls, settings: Settings | None = None, *, check_schema: bool = True, actor: str = "hub",
              sandbox_urls: dict[str, str] | None = None) -> HubRuntime:
@@ -127,6 +133,8 @@ class HubRuntime:
         if self.uses_sandbox(system):
             url = self.sandbox_urls.get(system) or self.sandbox(system).url
             return load_sandbox(spec).client_settings(url, section)
+        if not self.settings.sandbox and (problem := section.transport_problem(system)):
+            raise ConfigError(problem)
         missing = section.missing()
         if missing:
             names = ", ".join(f"{ENV_PREFIX}{system.upper()}__{name.upper()}" for name in missing)

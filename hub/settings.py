@@ -289,6 +289,24 @@ class ApiSettings(BaseModel):
                                             "with 413 before it is parsed")
 
 
+class VaultSettings(BaseModel):
+    """Keys of the personal data encrypted at rest (``HUB_VAULT__*``, :mod:`hub.vault`).
+
+    ``keys``: ``<key id>:<base64 of 32 bytes>`` entries, comma-separated, the first current;
+    ``index_key``: the blind index key. Both from the environment only. Unset in sandbox
+    mode: generated into ``HUB_HOME/vault-keys.json`` (0600).
+    """
+
+    model_config = {"extra": "forbid"}
+
+    keys: SecretStr | None = Field(default=None, description="encryption keys 'kid:base64,…', the first current "
+                                                               "(`hub keys generate`)")
+    index_key: SecretStr | None = Field(default=None, description="blind index key (base64, 32 bytes): keyed hashes "
+                                                                  "of mobiles and e-mails for exact matching")
+    batch_rows: int = Field(default=500, ge=1, le=100_000,
+                            description="rows re-encrypted per transaction by `hub keys rotate`")
+
+
 class Settings(BaseSettings):
     """All hub settings. Build with ``Settings()``; see the module docstring."""
 
@@ -314,6 +332,7 @@ class Settings(BaseSettings):
     leads: LeadSettings = Field(default_factory=LeadSettings)
     dagster: DagsterSettings = Field(default_factory=DagsterSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
+    vault: VaultSettings = Field(default_factory=VaultSettings)
     # One section per registered connector, each validated by the connector's own model.
     connectors: dict[str, Any] = Field(default_factory=dict)
 
@@ -573,6 +592,7 @@ __all__ = [
     "ReminderSettings",
     "ScheduleSettings",
     "Settings",
+    "VaultSettings",
     "check_environment",
     "config_file",
     "default_home",

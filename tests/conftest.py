@@ -20,6 +20,7 @@ import sqlalchemy as sa
 import hub.rules  # noqa: F401  (the outbox effect handlers and sync hooks every entry point registers)
 from hub.database import Database, create_db_engine, resolve_url
 from hub.settings import Settings
+from hub.vault import bind, load_vault
 
 # Vendor SDKs honour proxy variables; our sandboxes are on loopback.
 for _var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy"):
@@ -59,6 +60,7 @@ def db(settings: Settings, database_url: str) -> Iterator[Database]:
     """A migrated, empty schema of its own for this test."""
     database = Database(create_db_engine(database_url, settings.database_schema), settings.database_schema,
                         database_url)
+    bind(database.engine, lambda: load_vault(settings))  # sandbox mode: keys generated under the test's home
     database.upgrade()
     yield database
     database.dispose()

@@ -48,12 +48,14 @@ def doctor(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
                 reachable = True
                 where = "embedded" if config.database_url is None else "configured"
                 add("database", "ok", f"{where}, schema {db.schema}")
+                check_transport(db, add)
                 head = head_revision()
                 if current == head:
                     add("schema", "ok", f"at {current}")
                     check_owners(db, config, add)
                 else:
                     add("schema", "behind", f"at {current or 'nothing'}, code expects {head}: run `hub db upgrade`")
+            check_vault(config, db, add, schema_current=reachable and current == head_revision())
             runtime = HubRuntime(config, db, actor="doctor", audit_calls=reachable and current == head_revision())
             try:
                 for system in systems():
@@ -93,6 +95,59 @@ def check_owners(db: Any, config: Any, add: Any) -> None:
         add("owners", "warning", f"{detail}; their 催收 tasks go to {len(finance)} finance recipient(s)")
     else:
         add("owners", "ok", "every customer has an owner")
+def sslmode_of(url: str) -> tuple[str, str, bool]:
+    """(sslmode as libpq applies it, where it came from, whether the server is local) for a
+    SQLAlchemy URL: psycopg hands the URL's query (``?sslmode=…``) to libpq unchanged, and
+    libpq's default is ``prefer`` (TLS when the server offers it, else plain)."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    host = parsed.host or str(parsed.query.get("host") or "")
+    local = not host or host.startswith("/") or host in LOCAL_HOSTS
+    mode = parsed.query.get("sslmode")
+    if isinstance(mode, tuple):
+        mode = mode[-1]
+    return (str(mode), "from the URL", local) if mode else ("prefer", "libpq default", local)
+
+
+def check_transport(db: Any, add: Any) -> None:
+    """The database connection's sslmode and whether this very connection is encrypted; a
+    warning when the server is not on this machine and TLS is not required."""
+    mode, origin, local = sslmode_of(db.url)
+    try:
+        with db.engine.connect() as conn:
+            encrypted = conn.execute(sa.text("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")).scalar()
+    except sa.exc.DBAPIError:
+        encrypted = None
+    state = {True: "encrypted (TLS)", False: "not encrypted", None: "encryption unknown"}[encrypted]
+    detail = f"sslmode={mode} ({origin}); this connection {state}"
+    if not local and mode in ("disable", "allow", "prefer"):
+        add("database tls", "warning", f"{detail}; the server is not on this machine: add ?sslmode=verify-full "
+                                       "(or require) to HUB_DATABASE_URL")
+    else:
+        add("database tls", "ok", detail + ("; local server" if local else ""))
+
+
+def check_vault(config: Any, db: Any, add: Any, *, schema_current: bool) -> None:
+    """The vault's keys (never shown) and the plaintext personal values still stored."""
+    from hub.vault.rotation import plaintext_left
+
+    try:
+        vault = db.vault
+    except HubError as exc:
+        add("vault", "failed", str(exc))
+    else:
+        where = "the environment" if vault.origin == "environment" else f"{vault.origin} (sandbox mode, 0600)"
+        add("vault", "ok", f"keys from {where}; current key {vault.current}, {len(vault.keys)} key(s) held")
+    if not schema_current:
+        return
+    with db.engine.connect() as conn:
+        left = plaintext_left(conn)
+    if left:
+        add("personal data", "warning", f"{sum(left.values())} plaintext value(s) stored ("
+            + ", ".join(f"{k}: {n}" for k, n in left.items()) + "): run `hub keys encrypt-existing`")
+    else:
+        add("personal data", "ok", "every stored mobile, e-mail and quarantined record is encrypted")
 
 
 def check_connector(runtime: Any, system: str, add: Any) -> None:

@@ -18,15 +18,14 @@ CANDIDATE_COLUMNS = (Column("id"), Column("name"), Column("credit code"), Column
 def profile(
     customer: Annotated[str, typer.Argument(
         help="Id, unified social credit code, SYSTEM:EXTERNAL_ID (e.g. kingdee:CUST01338), an external id, "
-             "or part of the name.")],
+             "a contact's full mobile or e-mail, or part of the name.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
 ) -> None:
     """Show a customer's 360° profile; an ambiguous reference lists the candidates (exit 1)."""
-    from canonical_model.profile import customer_profile
-    from canonical_model.search import search_customers
+    from hub.vault.display import find_customers, profile_for_display
 
     with failures_as_one_line(), runtime() as hub, hub.db.begin() as conn:
-        hits = search_customers(conn, customer, limit=20)
+        hits = find_customers(conn, customer, limit=20)
         exact = [h for h in hits if h["matched_by"] != "name"]
         matches = exact or hits
         chosen = pick(customer, matches)
@@ -35,7 +34,7 @@ def profile(
                 raise NotFoundError(f"no customer matches {customer!r}")
             print_candidates(customer, matches, as_json)
             raise typer.Exit(FAILED)
-        found = customer_profile(conn, chosen)
+        found = profile_for_display(conn, chosen)
         if found is None:
             raise NotFoundError(f"no customer matches {customer!r}")
     if as_json:

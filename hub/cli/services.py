@@ -54,7 +54,8 @@ def sandbox(
         port_free(host, port)
         url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
         base = spec.settings_model()
-        pointed = sandbox_spec.client_settings(url, base)
+        # the sandbox speaks plain http on this machine: allowed explicitly (ConnectorSettings.allow_http)
+        pointed = sandbox_spec.client_settings(url, base).model_copy(update={"allow_http": True})
         console.print(f"{spec.title} sandbox at {url} (admin: {url}/__sandbox__/); Ctrl-C stops it.")
         console.print("Point the hub at it (these are the sandbox's own test credentials):")
         for line in env_lines(system, base, pointed):

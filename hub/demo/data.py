@@ -17,7 +17,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from hub.identity import credit_code_check_char, normalize_company_name, normalize_mobile
+from hub.identity import credit_code_check_char, normalize_company_name
+from hub.vault import vault_for
 
 INDUSTRIES = ("智能制造", "医疗器械", "新能源", "电子元器件", "工业自动化", "食品饮料", "物流仓储", "软件服务")
 PRODUCTS = (("P-1001", "工业网关 G200"), ("P-1002", "边缘计算盒 E10"), ("P-2001", "MES 软件许可（年）"),
@@ -64,13 +65,15 @@ def load_crm_demo(conn: Connection, people: list[dict[str, Any]], companies: lis
     ``erp_customer_ids`` (customers that already came from the ERP) get CRM owners,
     orders and tasks too, so the demo shows one customer seen from every side."""
     rng = random.Random(seed)
+    vault = vault_for(conn)
     user_ids: dict[str, int] = {}
     for p in people:
         user_ids[p["crm_id"]] = conn.execute(sa.text(
-            "INSERT INTO internal_user (name, mobile, email, department, title, source_system, external_id) "
-            "VALUES (:n, :m, :e, :d, :t, 'crm', :x) RETURNING id"),
-            {"n": p["name"], "m": normalize_mobile(p["mobile"]), "e": p["email"], "d": p["department"],
-             "t": p["title"], "x": p["crm_id"]}).scalar_one()
+            "INSERT INTO internal_user (name, mobile, mobile_hash, email, email_hash, department, title, "
+            "source_system, external_id) VALUES (:n, :mobile, :mobile_hash, :email, :email_hash, :d, :t, 'crm', :x) "
+            "RETURNING id"),
+            {"n": p["name"], **vault.protect("internal_user", mobile=p["mobile"], email=p["email"]),
+             "d": p["department"], "t": p["title"], "x": p["crm_id"]}).scalar_one()
     for p in people:
         if p.get("manager_crm_id") in user_ids:
             conn.execute(sa.text("UPDATE internal_user SET manager_id = :m WHERE id = :id"),

@@ -154,6 +154,11 @@ def run_demo(settings: Settings, *, fresh: bool = True, console: Console | None 
         where = ("embedded Postgres in " + str(settings.home / "pg")) if settings.database_url is None \
             else "configured Postgres"
         console.print(f"[bold]database:[/] {where}, schema {DEMO_SCHEMA}")
+        vault = hub.db.vault
+        if vault.origin != "environment":
+            console.print(f"[bold]vault:[/] mobiles and e-mails are encrypted at rest with demo keys generated in "
+                          f"{vault.origin} (mode 0600); a real deployment sets HUB_VAULT__KEYS and "
+                          "HUB_VAULT__INDEX_KEY (`hub keys generate`)")
         if hub.uses_sandbox("kingdee"):
             hub.sandbox("kingdee", scale=kingdee_scale)
         if hub.uses_sandbox("dingtalk"):
@@ -349,14 +354,14 @@ def _checks_cell(outcome: JobOutcome, asset: str) -> str:
 
 
 def _print_featured_profile(hub: HubRuntime, console: Console) -> None:
-    from canonical_model.profile import customer_profile
     from hub.cli import print_profile
+    from hub.vault.display import profile_for_display
 
     with hub.db.begin() as conn:
         featured = conn.execute(sa.text(
             "SELECT c.id FROM customer c JOIN receivable r ON r.customer_id = c.id "
             "JOIN sales_order o ON o.customer_id = c.id AND o.source_system = 'crm' "
             "WHERE r.open_amount > 0 GROUP BY c.id ORDER BY sum(r.open_amount) DESC LIMIT 1")).scalar()
-        profile = customer_profile(conn, featured) if featured else None
+        profile = profile_for_display(conn, featured) if featured else None
     if profile is not None:
         print_profile(profile, console)

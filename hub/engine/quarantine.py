@@ -10,6 +10,10 @@ exact JSON text (``payload_text``, what a retry reads) and as ``jsonb`` for peop
 queries (``payload``), in which what jsonb cannot hold is made visible: U+0000 as ␀, a lone
 surrogate as its ``\\uXXXX`` escape, NaN and infinities as text. Reasons and references
 pass through the same cleaning, so storing a rejection never fails on its contents.
+
+A rejected record may carry personal data (a contact's mobile): its exact text is stored
+sealed by the vault (``hub.vault``, what a retry opens), and the jsonb copy and the reason
+have mainland mobiles and e-mail addresses masked as in the audit (138****5678).
 """
 
 from __future__ import annotations
@@ -25,7 +29,9 @@ from sqlalchemy.engine import Connection
 
 from canonical_model.records import describe_validation
 from canonical_model.storable import UNSTORABLE_CHARACTER
+from hub.audit import mask_personal_data
 from hub.engine.bulk import content_hash
+from hub.vault import Vault, vault_for
 
 
 @dataclass(frozen=True)
@@ -52,9 +58,9 @@ def visible(text: str) -> str:
 
 
 def _readable(value: Any) -> Any:
-    """A JSON value jsonb can hold, as close to ``value`` as that allows."""
+    """A JSON value jsonb can hold, as close to ``value`` as that allows, personal data masked."""
     if isinstance(value, str):
-        return visible(value)
+        return mask_personal_data(visible(value))
     if isinstance(value, bool) or value is None:
         return value
     if isinstance(value, float):
@@ -62,7 +68,7 @@ def _readable(value: Any) -> Any:
     if isinstance(value, int):
         return value if abs(value) < 10**4000 else f"a {len(format(value, 'x'))}-hex-digit integer"
     if isinstance(value, dict):
-        return {visible(str(k)): _readable(v) for k, v in value.items()}
+        return {mask_personal_data(visible(str(k))): _readable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_readable(v) for v in value]
     return visible(str(value))
@@ -92,6 +98,7 @@ def store_rejected(conn: Connection, system: str, stream: str, run_id: int | Non
     """Insert quarantine rows for ``rejected`` in the caller's transaction."""
     if not rejected:
         return
+    vault = vault_for(conn)
     # A record that is still bad on the next sync is the same quarantine row, not a new
     # one: (system, stream, payload hash) is unique among open rows.
     conn.execute(
@@ -105,8 +112,8 @@ def store_rejected(conn: Connection, system: str, stream: str, run_id: int | Non
             {
                 "system": system, "stream": stream,
                 "source_ref": None if r.source_ref is None else visible(r.source_ref),
-                "reason": visible(r.reason), "payload": readable_json(r.payload),
-                "payload_text": exact_json(r.payload), "run_id": run_id,
+                "reason": mask_personal_data(visible(r.reason)), "payload": readable_json(r.payload),
+                "payload_text": vault.seal("quarantine", "payload_text", exact_json(r.payload)), "run_id": run_id,
                 "hash": content_hash(r.payload, "quarantine"),
             }
             for r in rejected
@@ -126,7 +133,8 @@ def open_rows(conn: Connection, system: str | None = None, stream: str | None = 
     ))
 
 
-def stored_record(payload: Any, payload_text: str | None) -> Any:
-    """The record a quarantine row holds: its exact JSON text when kept (rows from before
-    that column have only the jsonb copy)."""
-    return payload if payload_text is None else json.loads(payload_text)
+def stored_record(payload: Any, payload_text: str | None, vault: Vault) -> Any:
+    """The record a quarantine row holds: its exact JSON text (opened by the vault) when
+    kept (rows from before that column have only the jsonb copy)."""
+    text = vault.open("quarantine", "payload_text", payload_text)
+    return payload if text is None else json.loads(text)

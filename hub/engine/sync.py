@@ -45,7 +45,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from canonical_model.storable import UNSTORABLE_CHARACTER
-from hub.audit import write_audit
+from hub.audit import mask_personal_data, write_audit
 from hub.contracts import Page, StreamSpec
 from hub.database import Database
 from hub.engine.bulk import content_hash
@@ -54,6 +54,7 @@ from hub.engine.isolation import write_isolated
 from hub.engine.quarantine import Rejected, store_rejected, stored_record, visible
 from hub.engine.targets import HANDLERS, Mapped, PageContext, existing_hashes
 from hub.errors import HubError
+from hub.vault import vault_for
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -384,7 +385,7 @@ def retry_quarantined(db: Database, system: str, stream: StreamSpec, *, limit: i
             {"sys": system, "st": stream.name, "limit": limit},
         ).all()
         for row_id, payload, payload_text in rows:
-            raw = stored_record(payload, payload_text)
+            raw = stored_record(payload, payload_text, vault_for(conn))
             entries, rejected = readable(stream, [raw], [content_hash(raw, stream.mapping_version)], None)
             mapped, map_rejected = map_entries(stream, entries, None, {})
             ctx = PageContext(conn, system, stream.name, None, cursor_field=stream.cursor_field)
@@ -397,7 +398,7 @@ def retry_quarantined(db: Database, system: str, stream: StreamSpec, *, limit: i
             if rejected:
                 counts.quarantined += 1
                 conn.execute(sa.text("UPDATE quarantine SET reason = :r, attempts = attempts + 1 WHERE id = :id"),
-                             {"r": visible(rejected[0].reason), "id": row_id})
+                             {"r": mask_personal_data(visible(rejected[0].reason)), "id": row_id})
             else:
                 conn.execute(sa.text("UPDATE quarantine SET status = 'resolved', resolved_at = now() WHERE id = :id"),
                              {"id": row_id})

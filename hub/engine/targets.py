@@ -39,10 +39,9 @@ from hub.identity import (
     Lookups,
     Resolution,
     normalize_company_name,
-    normalize_email,
-    normalize_mobile,
     resolve_customer,
 )
+from hub.vault import Vault, vault_for
 
 # Columns a chat directory's user id may live in (the connectors' ChatChannel.user_column).
 _USER_ID_COLUMNS = frozenset({"wecom_userid", "dingtalk_userid"})
@@ -76,6 +75,11 @@ class PageContext:
     # found nothing): merges may take the COPY-only fast path.
     all_new: bool = False
     cursor_field: str | None = None  # the stream's, for the source_cursor stamp
+
+    @property
+    def vault(self) -> Vault:
+        """Seals personal values and computes their blind indexes (``hub.vault``)."""
+        return vault_for(self.conn)
 
     def stamp(self, raw: dict[str, Any]) -> str | None:
         """The record's change stamp as stored in ``source_cursor`` (see
@@ -283,10 +287,12 @@ def upsert_customers(ctx: PageContext, mapped: Sequence[Mapped]) -> TargetOutcom
     records = [rec for rec, _ in items]
     lookups = _customer_lookups(ctx, records)
     owners = _owner_ids(ctx, {r.owner_ref for r in records if r.owner_ref})
+    vault = ctx.vault if any(r.phone for r in records) else None
     for rec, digest in items:
+        phone_key = vault.blind_index("mobile", rec.phone) if vault is not None and rec.phone else None
         resolution = resolve_customer(
             CustomerCandidate(rec.external_id, rec.name, rec.credit_code,
-                              mobiles=(rec.phone,) if rec.phone else ()),
+                              contact_keys=(phone_key,) if phone_key else ()),
             lookups,
         )
         for conflict in resolution.conflicts:
@@ -347,15 +353,17 @@ def _customer_lookups(ctx: PageContext, records: list[CustomerRecord]) -> Lookup
         {"keys": page_keys(names)},
     ):
         by_name[name] = (*by_name.get(name, ()), KnownCustomer(cid, code))
-    phones = [p for p in (normalize_mobile(r.phone) for r in records) if p]
+    # the customer's phone matched against contacts' mobiles through their blind index
+    phones = [r.phone for r in records if r.phone]
+    keys = [k for k in (ctx.vault.blind_index("mobile", p) for p in phones) if k] if phones else []
     by_contact: dict[str, frozenset[int]] = {}
-    if phones:
-        for mobile, ids in conn.execute(
+    if keys:
+        for mobile_key, ids in conn.execute(
             sa.text("SELECT k.key, array_agg(DISTINCT t.customer_id) FROM "
-                    + each_key("contact", "t.mobile = k.key AND t.customer_id IS NOT NULL") + " GROUP BY k.key"),
-            {"keys": page_keys(phones)},
+                    + each_key("contact", "t.mobile_hash = k.key AND t.customer_id IS NOT NULL") + " GROUP BY k.key"),
+            {"keys": page_keys(keys)},
         ):
-            by_contact[mobile] = frozenset(ids)
+            by_contact[mobile_key] = frozenset(ids)
     return Lookups(by_link=by_link, by_credit_code=by_code, by_name=by_name, by_contact=by_contact)
 
 
@@ -438,11 +446,12 @@ def upsert_internal_users(ctx: PageContext, mapped: Sequence[Mapped]) -> TargetO
     kept, superseded = latest(mapped)
     outcome = TargetOutcome(superseded=superseded)
     column = user_id_column(ctx.system)
+    vault = ctx.vault
     for _raw, rec, digest in kept:
         assert isinstance(rec, InternalUserRecord)
-        existing = _find_user(ctx, rec, column)
+        existing = _find_user(ctx, rec, column, vault)
         values = {
-            "name": rec.name, "mobile": normalize_mobile(rec.mobile), "email": normalize_email(rec.email),
+            "name": rec.name, **vault.protect("internal_user", mobile=rec.mobile, email=rec.email),
             "department": rec.department, "title": rec.title, "manager_ref": rec.manager_ref,
             "active": rec.active,
         }
@@ -494,16 +503,18 @@ def upsert_internal_users(ctx: PageContext, mapped: Sequence[Mapped]) -> TargetO
     return outcome
 
 
-def _find_user(ctx: PageContext, rec: InternalUserRecord, column: str | None) -> tuple[int, str | None, str] | None:
-    """The user a directory record is (id, this source's last content hash, row source)."""
+def _find_user(ctx: PageContext, rec: InternalUserRecord, column: str | None,
+               vault: Vault) -> tuple[int, str | None, str] | None:
+    """The user a directory record is (id, this source's last content hash, row source);
+    mobile and e-mail match through their blind indexes."""
     probes: list[tuple[str, Any]] = []
     if column and getattr(rec, column):
         probes.append((f"{column} = :v", getattr(rec, column)))
     probes.append(("source_system = :system AND external_id = :v", rec.external_id))
-    if rec.mobile:
-        probes.append(("mobile = :v", normalize_mobile(rec.mobile)))
-    if rec.email:
-        probes.append(("email = :v", normalize_email(rec.email)))
+    if mobile_key := vault.blind_index("mobile", rec.mobile):
+        probes.append(("mobile_hash = :v", mobile_key))
+    if email_key := vault.blind_index("email", rec.email):
+        probes.append(("email_hash = :v", email_key))
     digest = "directories -> :system ->> 'hash'" if column else "content_hash"
     for where, value in probes:
         row = ctx.conn.execute(
@@ -543,28 +554,33 @@ def upsert_contacts(ctx: PageContext, mapped: Sequence[Mapped]) -> TargetOutcome
                 sa.text("SELECT id FROM customer WHERE strpos(normalized_name, :s) > 0 LIMIT 2"), {"s": short}
             ).scalars().all()
             by_name[short] = list(found)
-    mobiles = [m for m in (normalize_mobile(r.mobile) for _, r, _ in items) if m]
+    # personal values are sealed here, at the write boundary (hub.vault); the records stay
+    # plaintext, and unchanged records never get this far (the engine skips them by hash)
+    vault = ctx.vault
+    personal = [vault.protect("contact", mobile=r.mobile, email=r.email) for _, r, _ in items]
+    mobile_keys = [p["mobile_hash"] for p in personal if p["mobile_hash"]]
     by_mobile: dict[str, set[int]] = {}
-    for mobile, cid in ctx.conn.execute(
+    for mobile_key, cid in ctx.conn.execute(
         sa.text("SELECT k.key, t.customer_id FROM "
-                + each_key("contact", "t.mobile = k.key AND t.customer_id IS NOT NULL")),
-        {"keys": page_keys(mobiles)},
+                + each_key("contact", "t.mobile_hash = k.key AND t.customer_id IS NOT NULL")),
+        {"keys": page_keys(mobile_keys)},
     ):
-        by_mobile.setdefault(mobile, set()).add(cid)
+        by_mobile.setdefault(mobile_key, set()).add(cid)
     owners = _owner_ids(ctx, {r.owner_ref for _, r, _ in items if r.owner_ref})
     rows, rejected = [], []
-    for raw, rec, digest in items:
-        customer_id, why_not = _contact_customer(rec, refs, by_name, by_mobile)
+    for (raw, rec, digest), sealed in zip(items, personal, strict=True):
+        customer_id, why_not = _contact_customer(rec, refs, by_name, by_mobile, sealed["mobile_hash"])
         if customer_id is None:
             rejected.append(Rejected(rec.external_id, why_not, raw))
             continue
         rows.append((rec.source_system, rec.external_id, ctx.now, digest, ctx.stamp(raw), customer_id, rec.name,
-                     rec.title, rec.decision_role, normalize_mobile(rec.mobile), normalize_email(rec.email),
-                     owners.get(rec.owner_ref or ""), rec.wecom_external_userid))
+                     rec.title, rec.decision_role, sealed["mobile"], sealed["mobile_hash"], sealed["email"],
+                     sealed["email_hash"], owners.get(rec.owner_ref or ""), rec.wecom_external_userid))
     result = merge_rows(
         ctx.conn, "contact",
         ["source_system", "external_id", "fetched_at", "content_hash", "source_cursor", "customer_id", "name",
-         "title", "decision_role", "mobile", "email", "owner_id", "wecom_external_userid"],
+         "title", "decision_role", "mobile", "mobile_hash", "email", "email_hash", "owner_id",
+         "wecom_external_userid"],
         rows, key=["source_system", "external_id"],
     )
     return TargetOutcome(result.inserted, result.updated, result.unchanged, rejected, superseded)
@@ -572,6 +588,7 @@ def upsert_contacts(ctx: PageContext, mapped: Sequence[Mapped]) -> TargetOutcome
 
 def _contact_customer(
     rec: ContactRecord, refs: dict[str, int], by_name: dict[str, list[int]], by_mobile: dict[str, set[int]],
+    mobile_key: str | None,
 ) -> tuple[int | None, str]:
     if rec.customer_ref and rec.customer_ref in refs:
         return refs[rec.customer_ref], ""
@@ -582,9 +599,8 @@ def _contact_customer(
         if len(matches) > 1:
             return None, (f"corp_name: {shown(rec.corp_name)} matches {len(matches)}+ customers; link the contact "
                           "to one by hand")
-    mobile = normalize_mobile(rec.mobile)
-    if mobile and len(by_mobile.get(mobile, set())) == 1:
-        return next(iter(by_mobile[mobile])), ""
+    if mobile_key and len(by_mobile.get(mobile_key, set())) == 1:
+        return next(iter(by_mobile[mobile_key])), ""
     what = f"its corp name {shown(rec.corp_name)}" if rec.corp_name else "it has no corp name"
     return None, (f"corp_name: no customer matches: {what}, and its mobile is known at no single customer; "
                   "sync the customer (or give the contact its company) and retry the quarantine")

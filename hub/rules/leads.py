@@ -24,7 +24,6 @@ to encrypt them).
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -35,16 +34,16 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from hub.audit import write_audit
+from hub.engine.quarantine import stored_record
 from hub.identity import (
     credit_code_problem,
     normalize_company_name,
     normalize_credit_code,
-    normalize_email,
-    normalize_mobile,
 )
 from hub.rules.lead_assignment import Assignment, assign_lead, assign_to, close_followups
 from hub.rules.people import resolve_active_user_ref
 from hub.settings import LeadSettings
+from hub.vault import vault_for
 
 log = logging.getLogger(__name__)
 
@@ -94,27 +93,28 @@ class Capture:
 
 # --- personal data: every read and write of lead.mobile / lead.email is here ----------------
 
-def contact_columns(mobile: str | None, email: str | None) -> dict[str, str | None]:
-    """The lead's stored mobile and e-mail columns for the given values (normalized)."""
-    return {"mobile": normalize_mobile(mobile), "email": normalize_email(email)}
+def contact_columns(conn: Connection, mobile: str | None, email: str | None) -> dict[str, str | None]:
+    """The lead's stored mobile and e-mail columns for the given values: normalized, sealed,
+    and their blind indexes beside them (``hub.vault``)."""
+    return vault_for(conn).protect("lead", mobile=mobile, email=email)
 
 
 def leads_with_mobile(conn: Connection, mobile: str | None) -> list[int]:
-    """Valid leads with this mobile, oldest first."""
-    key = normalize_mobile(mobile)
-    if not key:
-        return []
-    return list(conn.execute(sa.text("SELECT id FROM lead WHERE mobile = :m AND status <> 'invalid' ORDER BY id"),
-                             {"m": key}).scalars())
-
-
-def customers_with_mobile(conn: Connection, mobile: str | None) -> list[int]:
-    """Customers one of whose contacts has this mobile."""
-    key = normalize_mobile(mobile)
+    """Valid leads with this mobile (matched by its blind index), oldest first."""
+    key = vault_for(conn).blind_index("mobile", mobile)
     if not key:
         return []
     return list(conn.execute(sa.text(
-        "SELECT DISTINCT customer_id FROM contact WHERE mobile = :m AND customer_id IS NOT NULL ORDER BY 1"),
+        "SELECT id FROM lead WHERE mobile_hash = :m AND status <> 'invalid' ORDER BY id"), {"m": key}).scalars())
+
+
+def customers_with_mobile(conn: Connection, mobile: str | None) -> list[int]:
+    """Customers one of whose contacts has this mobile (matched by its blind index)."""
+    key = vault_for(conn).blind_index("mobile", mobile)
+    if not key:
+        return []
+    return list(conn.execute(sa.text(
+        "SELECT DISTINCT customer_id FROM contact WHERE mobile_hash = :m AND customer_id IS NOT NULL ORDER BY 1"),
         {"m": key}).scalars())
 
 
@@ -172,8 +172,8 @@ def valid_credit_code(raw: str | None) -> tuple[str | None, str | None]:
 
 # --- capture --------------------------------------------------------------------------------
 
-_UPDATABLE = ("company_name", "credit_code", "region", "industry", "contact_name", "mobile", "email",
-              "estimated_amount", "stage")
+_UPDATABLE = ("company_name", "credit_code", "region", "industry", "contact_name", "mobile", "mobile_hash", "email",
+              "email_hash", "estimated_amount", "stage")
 
 
 def capture_lead(conn: Connection, data: LeadInput, settings: LeadSettings, *, actor: str,
@@ -188,12 +188,12 @@ def capture_lead(conn: Connection, data: LeadInput, settings: LeadSettings, *, a
     values: dict[str, Any] = {
         "company_name": data.company_name.strip()[:300], "normalized_name": name_key[:300], "credit_code": code,
         "region": data.region, "industry": data.industry, "contact_name": data.contact_name,
-        **contact_columns(data.mobile, data.email), "estimated_amount": data.estimated_amount,
+        **contact_columns(conn, data.mobile, data.email), "estimated_amount": data.estimated_amount,
         "stage": data.stage, "channel": data.channel,
     }
     lead_id = _same_record(conn, data)
     matched_by = "same_record" if lead_id is not None else None
-    if lead_id is None and (found := _existing_lead(conn, code, name_key, values["mobile"])) is not None:
+    if lead_id is None and (found := _existing_lead(conn, code, name_key, data.mobile)) is not None:
         lead_id, matched_by = found
     if lead_id is not None:
         _update_lead(conn, lead_id, values, data)
@@ -266,11 +266,11 @@ def leads_from_unmatched_contacts(conn: Connection, system: str, stream: Any, se
     contact still has no customer, and `hub quarantine retry` links it once it has one."""
     counts = {"seen": 0, "created": 0, "updated": 0, "duplicate": 0, "linked_to_customer": 0}
     found = conn.execute(sa.text(
-        "SELECT id, payload_text FROM quarantine WHERE system = :s AND stream = :st AND status = 'open' "
+        "SELECT id, payload, payload_text FROM quarantine WHERE system = :s AND stream = :st AND status = 'open' "
         "AND reason LIKE :r ORDER BY id"), {"s": system, "st": stream.name, "r": UNMATCHED_CONTACT + "%"}).all()
     for row in found:
         try:
-            record = stream.map_record(json.loads(row.payload_text or "null"))
+            record = stream.map_record(stored_record(row.payload, row.payload_text, vault_for(conn)))
         except (ValueError, TypeError, KeyError):
             continue  # it maps no longer: the quarantine says why
         counts["seen"] += 1

@@ -12,7 +12,8 @@ decides:
 
 1. the employee number (工号: ``internal_user.employee_number``, which the DingTalk directory
    fills from ``job_number`` and the WeCom directory from a custom attribute);
-2. the mobile (normalized), then the e-mail — YonBIP staff carry them;
+2. the mobile (normalized), then the e-mail — YonBIP staff carry them; matched through their
+   blind indexes (``hub.vault``: the store holds them sealed);
 3. the name, when it is an active internal user's — Kingdee's ``BD_Saler`` carries only
    number and name.
 
@@ -31,7 +32,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,8 +40,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from hub.contracts import ConnectorSpec, Salesperson
-from hub.identity import normalize_email, normalize_mobile
 from hub.runtime import HubRuntime, before_stream
+from hub.vault import vault_for
 
 log = logging.getLogger(__name__)
 
@@ -80,12 +81,14 @@ def _index(users: Iterable[Any], key: str, *, active_only: bool = False) -> dict
     return found
 
 
-def match_salesperson(person: Salesperson, indexes: dict[str, dict[str, list[int]]]) -> Match:
-    """Apply :data:`RULES` to one salesperson (pure; ``indexes`` per rule: key → user ids)."""
+def match_salesperson(person: Salesperson, indexes: dict[str, dict[str, list[int]]],
+                      blind_index: Callable[[str, str | None], str | None]) -> Match:
+    """Apply :data:`RULES` to one salesperson (pure; ``indexes`` per rule: key → user ids, the
+    mobile and e-mail keyed by their blind index, ``blind_index(kind, raw)``)."""
     keys = {
         "employee_number": (person.employee_number or "").strip() or None,
-        "mobile": normalize_mobile(person.mobile),
-        "email": normalize_email(person.email),
+        "mobile": blind_index("mobile", person.mobile),
+        "email": blind_index("email", person.email),
         "name": person.name.strip() or None,
     }
     for position, rule in enumerate(RULES):
@@ -123,12 +126,13 @@ def _conflict(conn: Connection, system: str, person: Salesperson, reason: str, c
 def link_erp_salespeople(conn: Connection, system: str, salespeople: Iterable[Salesperson]) -> SalespersonLinks:
     """Link ``system``'s salespeople to internal users (module doc); returns the counts."""
     counts = SalespersonLinks()
+    vault = vault_for(conn)
     users = conn.execute(sa.text(
-        "SELECT id, name, mobile, email, employee_number, active FROM internal_user")).all()
+        "SELECT id, name, mobile_hash, email_hash, employee_number, active FROM internal_user")).all()
     indexes = {
         "employee_number": _index(users, "employee_number"),
-        "mobile": _index(users, "mobile"),
-        "email": _index(users, "email"),
+        "mobile": _index(users, "mobile_hash"),
+        "email": _index(users, "email_hash"),
         "name": _index(users, "name", active_only=True),
     }
     linked = set(conn.execute(sa.text(
@@ -139,7 +143,7 @@ def link_erp_salespeople(conn: Connection, system: str, salespeople: Iterable[Sa
         if person.ref in linked:
             counts.already_linked += 1
             continue
-        match = match_salesperson(person, indexes)
+        match = match_salesperson(person, indexes, vault.blind_index)
         if match.user_id is None:
             if match.rule is None:
                 counts.unmatched += 1

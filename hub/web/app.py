@@ -46,10 +46,11 @@ from sqlalchemy.engine import Connection
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Route
 
-from canonical_model.profile import AGING_BUCKETS, KEY_FIELDS, Profile, customer_profile
+from canonical_model.profile import AGING_BUCKETS, KEY_FIELDS, Profile
 from hub.database import Database, head_revision
 from hub.runtime import HubRuntime
 from hub.settings import Settings
+from hub.vault.display import profile_for_display as customer_profile  # personal values opened for display
 from hub.web import formatting as fmt
 from hub.web.api_models import CustomerHit, Health, Problem, ProfileOut
 from hub.web.callbacks import Receiver, create_receivers, maintain

@@ -1,6 +1,7 @@
 """Read queries of the web face that the 360° profile query does not cover.
 
-(The search box uses :func:`canonical_model.search.search_customers`, shared with the CLI.)
+(The search box uses :func:`canonical_model.search.search_customers`, shared with the CLI,
+through :func:`hub.vault.display.find_customers`, which finds a contact's full mobile too.)
 
 - :func:`task_detail`: one task with its assignee and customer;
 - :func:`row_provenance`: external id and fetch time of the orders, receipts and
@@ -19,7 +20,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from canonical_model.search import MAX_ID, clean_query, parse_id, search_customers
+from canonical_model.search import MAX_ID, clean_query, parse_id
+from hub.vault.display import find_customers as search_customers
 
 __all__ = ["MAX_ID", "clean_query", "parse_id", "row_provenance", "search_customers", "task_detail"]
 

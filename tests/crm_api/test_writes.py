@@ -78,8 +78,11 @@ def test_contacts_are_upserted_with_title_decision_role_and_normalized_personal_
     assert first.status_code == 201, first.text
     again = api.post("/api/contacts", json={**body, "title": "董事长"}, headers=world.auth("sales"))
     assert (again.status_code, again.json()["id"]) == (200, first.json()["id"])
-    row = rows(db, "SELECT customer_id, name, title, decision_role, mobile, email, source_system FROM contact")[0]
-    assert tuple(row) == (world.customers["mine"], "王建国", "董事长", "决策者", "13800138000", "wang.jg@example.cn", "crm")
+    stored = rows(db, "SELECT customer_id, name, title, decision_role, mobile, email, source_system FROM contact")[0]
+    assert "13800138000" not in stored.mobile and "example.cn" not in stored.email  # sealed at rest
+    row = (*stored[:4], db.vault.open("contact", "mobile", stored.mobile), db.vault.open("contact", "email", stored.email),
+           stored.source_system)
+    assert row == (world.customers["mine"], "王建国", "董事长", "决策者", "13800138000", "wang.jg@example.cn", "crm")
 
 
 def test_an_order_whose_lines_do_not_add_up_is_refused_with_the_field_path(api, world, db):

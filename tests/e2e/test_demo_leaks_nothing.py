@@ -1,15 +1,22 @@
 """A whole demo run, every log line at DEBUG and everything printed, holds no secret and no
 full mobile number: not the apps' secrets, not an access token or session id the sandboxes
 issued, not the database password, not the phone numbers of the people and contacts whose
-data went through."""
+data went through. Nor does the database it leaves behind: every table dumped as text holds
+no mobile number in plain text (personal data is encrypted at rest, ``hub.vault``), and
+search by a full mobile still finds the contact's customer."""
 
 from __future__ import annotations
 
 import io
 import logging
 import re
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from rich.console import Console
 from sqlalchemy.engine import make_url
 
@@ -21,18 +28,39 @@ from connectors.wecom.sandbox.credentials import (
     SANDBOX_SECRET,
 )
 from connectors.wecom.sandbox.seed import demo_external_contacts
-from hub.demo import run_demo
+from hub.database import Database
+from hub.demo import DEMO_SCHEMA, run_demo
 from hub.logging_setup import configure_logging
 from hub.settings import Settings
+from hub.vault.display import find_customers, profile_for_display
 
 pytestmark = pytest.mark.e2e
 MOBILE = re.compile(r"(?<!\d)1[3-9]\d{9}(?!\d)")
 DB_PASSWORD = "demo-db-password-7731"
 
 
-def test_a_demo_run_logs_and_prints_no_secret_and_no_full_mobile(database_url, tmp_path, monkeypatch):
+# A mobile standing on its own in a dump: not a run of digits inside a hex hash, a base64
+# ciphertext or an id (which a bare 1[3-9]\d{9} would also match).
+STANDALONE_MOBILE = re.compile(r"(?<![0-9A-Za-z_-])(?:\+?86[- ]?)?(1[3-9]\d{9})(?![0-9A-Za-z_-])")
+
+
+def seeded_mobiles() -> set[str]:
+    """Every mobile of a person or contact the demo's sandboxes hold."""
+    mobiles = {u.mobile for u in demo_directory()}
+    return mobiles | {m for c in demo_external_contacts() for f in c.follows for m in f.remark_mobiles}
+
+
+@pytest.fixture(scope="module")
+def demo_run(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Settings]]:
+    """One demo run for this module: (every log line and everything printed, its settings)."""
+    tmp_path = tmp_path_factory.mktemp("demo-home")
+    # the demo's schema has a fixed name: a database of its own keeps other runs' demos out of it
+    own = make_url(database_url).set(database=f"demo_{secrets.token_hex(4)}")
+    admin = sa.create_engine(database_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{own.database}"'))
     # given the demo on a database URL with a password (trust auth ignores it) and every log at DEBUG
-    url = make_url(database_url).set(password=DB_PASSWORD).render_as_string(hide_password=False)
+    url = own.set(password=DB_PASSWORD).render_as_string(hide_password=False)
     settings = Settings(database_url=url, home=tmp_path, log_level="DEBUG")  # type: ignore[arg-type]
     captured = io.StringIO()
     handler = logging.StreamHandler(captured)
@@ -50,7 +78,14 @@ def test_a_demo_run_logs_and_prints_no_secret_and_no_full_mobile(database_url, t
         logging.getLogger().setLevel(logging.WARNING)
         for noisy in ("httpx", "httpcore"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
-    text = captured.getvalue() + out.getvalue()
+    yield captured.getvalue() + out.getvalue(), settings
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{own.database}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def test_a_demo_run_logs_and_prints_no_secret_and_no_full_mobile(demo_run):
+    text, _ = demo_run
 
     # then none of the secrets is in any line
     assert len(text) > 10_000, "the demo should have said a lot"
@@ -61,7 +96,60 @@ def test_a_demo_run_logs_and_prints_no_secret_and_no_full_mobile(database_url, t
     assert "kdservice-sessionid" in text  # the session ids were in the lines httpcore wrote, masked
     assert not re.search(r"kdservice-sessionid['\",=:\sb]+[0-9a-f]{16,}", text, re.IGNORECASE)
     # and no full mobile number of anyone whose data went through
-    mobiles = {u.mobile for u in demo_directory()}
-    mobiles |= {m for c in demo_external_contacts() for f in c.follows for m in f.remark_mobiles}
-    leaked = set(MOBILE.findall(text)) & mobiles
+    leaked = set(MOBILE.findall(text)) & seeded_mobiles()
     assert leaked == set()
+    # and it said where its demo keys are
+    assert "vault-keys.json (mode 0600)" in " ".join(text.split())  # (the console wraps lines)
+
+
+def dump(settings: Settings) -> dict[str, list[str]]:
+    """Every row of every table of the demo schema, as Postgres prints it (a data-only dump)."""
+    assert settings.database_url is not None
+    engine = sa.create_engine(settings.database_url.get_secret_value())
+    try:
+        with engine.connect() as conn:
+            tables = conn.execute(sa.text(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = :s AND "
+                "table_type = 'BASE TABLE' ORDER BY 1"), {"s": DEMO_SCHEMA}).scalars().all()
+            return {t: list(conn.execute(sa.text(f'SELECT t::text FROM {DEMO_SCHEMA}."{t}" t')).scalars())
+                    for t in tables}
+    finally:
+        engine.dispose()
+
+
+def test_after_a_demo_run_no_table_holds_a_mobile_in_plain_text_and_search_still_finds_it(demo_run):
+    _, settings = demo_run
+    # when every table the demo filled is dumped
+    tables = dump(settings)
+    assert {"contact", "internal_user", "quarantine", "audit_log", "outbox"} <= set(tables)
+    assert len(tables["contact"]) > 50 and len(tables["internal_user"]) > 20 and tables["quarantine"]
+
+    # then no seeded mobile appears anywhere, literally, nor anything shaped like a mainland mobile
+    seeded = seeded_mobiles()
+    assert len(seeded) > 50
+    found: dict[str, list[str]] = {}
+    for table, lines in tables.items():
+        for line in lines:
+            hits = [m for m in seeded if m in line] + STANDALONE_MOBILE.findall(line)
+            if hits:
+                found.setdefault(table, []).extend(hits)
+    assert found == {}
+
+    # and search by a full mobile of a synced contact still finds its customer
+    database = Database.from_settings(settings.model_copy(update={"database_schema": DEMO_SCHEMA, "sandbox": True}))
+    try:
+        with database.begin() as conn:
+            rows: Any = conn.execute(sa.text(
+                "SELECT customer_id, name, mobile FROM contact WHERE mobile IS NOT NULL AND customer_id IS NOT NULL "
+                "ORDER BY id LIMIT 5")).all()
+            assert rows
+            for customer_id, _name, sealed in rows:
+                mobile = database.vault.reveal("contact", "mobile", sealed)
+                assert mobile in seeded
+                hits = find_customers(conn, mobile)
+                assert (customer_id, "contact") in {(h["id"], h["matched_by"]) for h in hits}
+                profile = profile_for_display(conn, customer_id)
+                assert profile is not None and mobile in {c["mobile"] for c in profile.contacts}
+    finally:
+        database.dispose()
+    assert Path(settings.home, "vault-keys.json").exists()

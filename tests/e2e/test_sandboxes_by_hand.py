@@ -86,8 +86,10 @@ def test_sandboxes_started_one_by_one_agree_with_each_other(sandbox_exports, db,
     # given the printed variables (not sandbox mode) and the hub's database
     assert {"HUB_KINGDEE__BASE_URL", "HUB_KINGDEE__APP_SECRET", "HUB_WECOM__BASE_URL", "HUB_WECOM__SECRET"} \
         <= set(sandbox_exports)
+    keys = dict(line.removeprefix("export ").split("=", 1) for line in hub("keys", "generate", env=clean_environment(
+        COLUMNS="400")).splitlines() if line.startswith("export "))
     env = clean_environment(HUB_DATABASE_URL=db.url, HUB_DATABASE_SCHEMA=db.schema, COLUMNS="200",
-                            **sandbox_exports)
+                            **sandbox_exports, **keys)
 
     # the DingTalk sandbox printed its app key and secret and the unionId of a demo user (the
     # account to-dos are created as)

@@ -174,6 +174,7 @@ def test_a_customer_known_in_both_erps_has_one_profile_with_both_ledgers_and_own
     state = tenant(hub).data
     merchant = next(m for m in state.merchants.values() if m["code"] == "YYC00050")
     staff = state.staff[merchant["professSalesman_code"]]
-    assert scalar(db, "SELECT u.mobile FROM customer c JOIN internal_user u ON u.id = c.owner_id "
-                      "JOIN external_identity e ON e.canonical_id = c.id AND e.system = 'yonyou' "
-                      "AND e.object = 'customer' WHERE e.external_id = 'YYC00050'") == staff["mobile"]
+    owner_mobile = scalar(db, "SELECT u.mobile FROM customer c JOIN internal_user u ON u.id = c.owner_id "
+                              "JOIN external_identity e ON e.canonical_id = c.id AND e.system = 'yonyou' "
+                              "AND e.object = 'customer' WHERE e.external_id = 'YYC00050'")
+    assert db.vault.open("internal_user", "mobile", owner_mobile) == staff["mobile"]  # stored sealed (hub.vault)

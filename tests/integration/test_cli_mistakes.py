@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from hub.cli import app
+from hub.vault import generate_key
 
 SECRET = "s3cret-never-printed-0042"
 CONFIG_FILES = {
@@ -61,6 +62,10 @@ MISTAKES = [
     Mistake("connector half configured outside sandbox mode", ("sync", "kingdee"), 2, "HUB_KINGDEE__USERNAME",
             {"HUB_SANDBOX": "0", "HUB_KINGDEE__ACCT_ID": "66f0", "HUB_KINGDEE__APP_SECRET": SECRET}),
     Mistake("wrong secret for a real endpoint", ("sync", "wecom", "directory"), 1, "gettoken",
+            {"HUB_SANDBOX": "0", "HUB_WECOM__CORP_ID": "wwe7b5c3a1d9f24680", "HUB_WECOM__SECRET": SECRET,
+             "HUB_WECOM__AGENT_ID": "1000002", "HUB_WECOM__BASE_URL": "{wecom}", "HUB_WECOM__ALLOW_HTTP": "true",
+             "HUB_VAULT__KEYS": f"k1:{generate_key()}", "HUB_VAULT__INDEX_KEY": generate_key()}),
+    Mistake("a real endpoint over plain http", ("sync", "wecom", "directory"), 2, "HUB_WECOM__BASE_URL is plain http",
             {"HUB_SANDBOX": "0", "HUB_WECOM__CORP_ID": "wwe7b5c3a1d9f24680", "HUB_WECOM__SECRET": SECRET,
              "HUB_WECOM__AGENT_ID": "1000002", "HUB_WECOM__BASE_URL": "{wecom}"}),
     Mistake("database unreachable", ("dlq", "list"), 1, "database unreachable",

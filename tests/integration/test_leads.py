@@ -128,7 +128,9 @@ def test_duplicates_update_the_existing_lead_by_credit_code_name_or_mobile_and_s
     assert (again.outcome, again.matched_by, again.lead_id) == ("updated", "same_record", first.lead_id)
     assert scalar(db, "SELECT count(*) FROM lead") == 1
     # the duplicate filled what was missing; nothing was assigned twice
-    assert rows(db, "SELECT credit_code, mobile FROM lead") == [(code, "13912345678")]
+    stored = rows(db, "SELECT credit_code, mobile FROM lead")
+    assert [(r.credit_code, db.vault.open("lead", "mobile", r.mobile)) for r in stored] == [(code, "13912345678")]
+    assert "13912345678" not in stored[0].mobile  # sealed at rest
     assert scalar(db, "SELECT count(*) FROM task") == 1
 
 
@@ -222,8 +224,8 @@ def test_chat_contacts_that_match_no_customer_become_leads_once_for_their_rep(db
         first = leads_from_unmatched_contacts(conn, "wecom", stream, RULES, now=NOW)
         again = leads_from_unmatched_contacts(conn, "wecom", stream, RULES, now=NOW)
     assert (first["created"], again["updated"]) == (1, 1)
-    row = rows(db, "SELECT company_name, contact_name, mobile, channel, owner_id, assigned_rule, source_system "
-                   "FROM lead")
+    row = [(*r[:2], db.vault.open("lead", "mobile", r.mobile), *r[3:]) for r in rows(
+        db, "SELECT company_name, contact_name, mobile, channel, owner_id, assigned_rule, source_system FROM lead")]
     assert row == [("宁波新客户有限公司", "陈总", "13711112222", "wecom", reps[0], "chat_follow_user", "wecom")]
     assert scalar(db, "SELECT count(*) FROM task") == 1
 
@@ -325,7 +327,8 @@ def test_the_web_form_takes_a_lead_with_a_key_and_refuses_bots_big_bodies_and_fl
     assert ok.status_code == 200 and ok.json() == {"received": True}
     page = api.post("/forms/lead", data={**form, "company": "上海示例机械（中国）有限公司"})
     assert page.status_code == 200 and "感谢您的咨询" in page.text
-    row = rows(db, "SELECT channel, source_system, mobile, estimated_amount, assigned_rule FROM lead")
+    row = [(r.channel, r.source_system, db.vault.open("lead", "mobile", r.mobile), r.estimated_amount, r.assigned_rule)
+           for r in rows(db, "SELECT channel, source_system, mobile, estimated_amount, assigned_rule FROM lead")]
     assert row == [("web_form:site", "web_form", "13800138000", Decimal("50000.00"), "华东制造")]  # one: a duplicate
     assert api.post("/forms/lead", data={**form, "form_key": "wrong"}).status_code == 403
     assert api.post("/forms/lead", data={**form, "website": "http://spam"}).status_code == 200  # thanked, not stored

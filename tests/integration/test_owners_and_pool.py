@@ -18,6 +18,7 @@ from hub.contracts import Salesperson
 from hub.rules.collections import evaluate_collection_tasks
 from hub.rules.pool import PoolRefusal, refresh_pool, take_from_pool
 from hub.rules.salespeople import link_erp_salespeople
+from hub.vault import vault_for
 from tests.conftest import rows, scalar
 
 NOW = dt.datetime(2026, 11, 25, 2, 0, tzinfo=dt.UTC)
@@ -28,11 +29,12 @@ TODAY = dt.date(2026, 11, 25)
 def user(conn: sa.Connection, name: str, *, mobile: str | None = None, employee: str | None = None,
          wecom: str | None = None, active: bool = True, department: str | None = None,
          manager: int | None = None) -> int:
+    sealed = vault_for(conn).protect("internal_user", mobile=mobile)  # stored as the directory stores it
     return int(conn.execute(sa.text(
-        "INSERT INTO internal_user (name, mobile, employee_number, wecom_userid, active, department, manager_id, "
-        "source_system, external_id) VALUES (:n, :m, :e, :w, :a, :d, :mg, 'crm', :x) RETURNING id"),
-        {"n": name, "m": mobile, "e": employee, "w": wecom, "a": active, "d": department, "mg": manager,
-         "x": f"crm-u{next(_SEQ)}"}).scalar_one())
+        "INSERT INTO internal_user (name, mobile, mobile_hash, employee_number, wecom_userid, active, department, "
+        "manager_id, source_system, external_id) VALUES (:n, :m, :mh, :e, :w, :a, :d, :mg, 'crm', :x) RETURNING id"),
+        {"n": name, "m": sealed["mobile"], "mh": sealed["mobile_hash"], "e": employee, "w": wecom, "a": active,
+         "d": department, "mg": manager, "x": f"crm-u{next(_SEQ)}"}).scalar_one())
 
 
 def customer(conn: sa.Connection, name: str, owner: int | None = None) -> int:

@@ -21,6 +21,7 @@ from pydantic import SecretStr
 from hub.database import Database
 from hub.registry import connector
 from hub.runtime import load_sandbox
+from hub.vault import generate_key
 from tests.conftest import scalar
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,8 +43,11 @@ def dispatcher_env(db: Database, home: Path, *, sandboxes: Mapping[str, str],
             if name in spec.settings_model.model_fields:
                 plain = value.get_secret_value() if isinstance(value, SecretStr) else value
                 env[f"HUB_{system.upper()}__{name.upper()}"] = str(plain)
+        env[f"HUB_{system.upper()}__ALLOW_HTTP"] = "true"  # the sandbox is plain http on loopback
     for name, value in (outbox or {}).items():
         env[f"HUB_OUTBOX__{name.upper()}"] = str(value)
+    # not sandbox mode: the keys of the personal data at rest come from the environment too
+    env.update({"HUB_VAULT__KEYS": f"child:{generate_key()}", "HUB_VAULT__INDEX_KEY": generate_key()})
     return env
 
 

@@ -19,7 +19,8 @@ from sqlalchemy.engine import Connection
 
 from canonical_model.models import Contact
 from hub.access import Principal
-from hub.identity import normalize_email, normalize_mobile
+from hub.identity import normalize_email
+from hub.vault import vault_for
 from hub.web.crm_api.common import (
     CRM,
     WRITE_ERRORS,
@@ -66,9 +67,11 @@ class ContactWritten(BaseModel):
 
 
 def store_contact_personal_data(conn: Connection, contact_id: int, *, mobile: str | None, email: str | None) -> None:
-    """Write a contact's mobile and e-mail (normalized). The one place the API writes them."""
-    conn.execute(sa.text("UPDATE contact SET mobile = :m, email = :e WHERE id = :id"),
-                 {"m": normalize_mobile(mobile), "e": normalize_email(email), "id": contact_id})
+    """Write a contact's mobile and e-mail: normalized, sealed, with their blind indexes
+    (``hub.vault``). The one place the API writes them."""
+    sealed = vault_for(conn).protect("contact", mobile=mobile, email=email)
+    conn.execute(sa.text("UPDATE contact SET mobile = :mobile, mobile_hash = :mobile_hash, email = :email, "
+                         "email_hash = :email_hash WHERE id = :id"), {**sealed, "id": contact_id})
 
 
 def upsert_contact(conn: Connection, principal: Principal, body: ContactIn) -> Answer:
