@@ -7,6 +7,7 @@ value only.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import sqlalchemy as sa
@@ -38,10 +39,15 @@ def like_pattern(text: str) -> str:
     return f"%{escaped}%"
 
 
-def search_customers(conn: Connection, query: str, *, limit: int = 50) -> list[dict[str, Any]]:
+def search_customers(conn: Connection, query: str, *, limit: int = 50, owner_ids: Iterable[int] | None = None,
+                     pool: bool = True) -> list[dict[str, Any]]:
     """Customers matching ``query`` by id, unified social credit code, ``SYSTEM:EXTERNAL_ID``,
     an external id of any system, or a name fragment; exact matches first (``matched_by``
-    other than ``name``), then names, shortest first."""
+    other than ``name``), then names, shortest first.
+
+    ``owner_ids`` (None: everyone's) keeps only customers owned by those users, plus,
+    with ``pool``, those nobody owns: what the asker may see, applied before the limit.
+    """
     query = clean_query(query)
     if not query:
         return []
@@ -71,8 +77,10 @@ def search_customers(conn: Connection, query: str, *, limit: int = 50) -> list[d
           FROM best b
           JOIN customer c ON c.id = b.customer_id
           LEFT JOIN internal_user u ON u.id = c.owner_id
+         WHERE :everyone OR c.owner_id = ANY(CAST(:owners AS bigint[])) OR (:pool AND c.owner_id IS NULL)
          ORDER BY b.rank, length(c.name), c.id
          LIMIT :limit
         """), {"id": as_id or 0, "q": query, "pat": like_pattern(query), "limit": limit,
-               "qualified": bool(qualified), "system": system, "external": external})
+               "qualified": bool(qualified), "system": system, "external": external,
+               "everyone": owner_ids is None, "owners": sorted(owner_ids or ()), "pool": pool})
     return [dict(r._mapping) for r in rows]

@@ -74,6 +74,7 @@ from hub.errors import (
     RateLimitedError,
     RecipientError,
     RetryableError,
+    SignInCodeError,
 )
 
 # oapi errcode → hub error (§2.3), throttles first. 22 is what oapi answers for an unknown
@@ -91,6 +92,8 @@ ERRCODES = kit.CodeTable({
     33012: kit.CodeRule(RecipientError, "invalid userid"),
     60121: kit.CodeRule(RecipientError, "user not found"),
     22: kit.CodeRule(PermanentError, "unknown DingTalk API"),
+    # 免登 exchange (§6 [unc]): an unknown, used or expired code; the person must open the page again
+    40078: kit.CodeRule(SignInCodeError, "sign-in code invalid, used or expired"),
     40089: kit.CodeRule(PermanentError, "AppKey or AppSecret refused (check HUB_DINGTALK__APP_KEY and HUB_DINGTALK__APP_SECRET)"),
     60011: kit.CodeRule(PermanentError, "the app lacks permission for this API or user (grant it in the developer "
                                         "console: 权限管理 / 通讯录范围)"),
@@ -487,6 +490,21 @@ class DingTalkClient(kit.OwnsHttpClient):
             return None
         with self._ids_lock:
             self._userids[union_id] = userid
+        return userid
+
+    # ------------------------------------------------------------------ 免登 (§6)
+
+    def user_for_code(self, code: str) -> str:
+        """``topapi/v2/user/getuserinfo``: the userid of the member whose page got the 免登
+        ``code``; SignInCodeError when the code is unknown, used or expired."""
+        if not code or len(code) > 512:
+            raise SignInCodeError("sign-in code missing or malformed", system=SYSTEM,
+                                  operation="topapi/v2/user/getuserinfo")
+        data = self._oapi("POST", "topapi/v2/user/getuserinfo", body={"code": code})
+        userid = (data.get("result") or {}).get("userid")
+        if not isinstance(userid, str) or not userid:
+            raise SignInCodeError("DingTalk named no member for this code", system=SYSTEM,
+                                  operation="topapi/v2/user/getuserinfo", code="no_userid")
         return userid
 
     # ------------------------------------------------------------------ to-dos (v1.0)
