@@ -243,7 +243,8 @@ def create_web_app(runtime_or_db: HubRuntime | Database, settings: Settings) -> 
     def render(name: str, status_code: int, **context: Any) -> HTMLResponse:
         return page(name, status_code, **context)
 
-    app.include_router(create_signin_router(db, settings, render, client_for))
+    section_for = runtime_or_db.connector_settings if isinstance(runtime_or_db, HubRuntime) else settings.connector
+    app.include_router(create_signin_router(db, settings, render, client_for, section_for))
     # Pages and endpoints that show customers: signed in, and a role that sees customers.
     viewer = require(Capability.VIEW_CUSTOMERS)
 

@@ -70,6 +70,7 @@ REFUSED = "用户名或密码错误，或账号已被锁定。请稍后再试或
 
 Renderer = Callable[..., HTMLResponse]
 ClientFor = Callable[[str], Any]
+SectionFor = Callable[[str], Any]
 
 
 def encode_state(nonce: str, next_path: str) -> str:
@@ -97,9 +98,20 @@ def session_csrf(cookie: str) -> str:
     return hashlib.sha256(f"csrf:{cookie}".encode()).hexdigest()[:32]
 
 
-def create_signin_router(db: Database, settings: Settings, render: Renderer, client_for: ClientFor) -> APIRouter:
-    """The sign-in routes over ``db``; ``render(template, status, **context)`` makes a page and
-    ``client_for(system)`` returns the configured WeCom or DingTalk client (ConfigError if none)."""
+def create_signin_router(db: Database, settings: Settings, render: Renderer, client_for: ClientFor,
+                         section_for: SectionFor | None = None) -> APIRouter:
+    """The sign-in routes over ``db``; ``render(template, status, **context)`` makes a page,
+    ``client_for(system)`` returns the configured WeCom or DingTalk client (ConfigError if
+    none) and ``section_for(system)`` its settings (default: ``settings.connector``; a
+    runtime's resolves a sandbox's)."""
+    sections = section_for or settings.connector
+
+    def section(system: str) -> Any:
+        try:
+            return sections(system)
+        except ConfigError:
+            return None
+
     router = APIRouter(include_in_schema=False)
     secure = settings.public_url.lower().startswith("https://")
     policy = LoginPolicy(max_failures=settings.web.login_max_failures, lock_minutes=settings.web.login_lock_minutes)
@@ -128,7 +140,8 @@ def create_signin_router(db: Database, settings: Settings, render: Renderer, cli
     def login_page(next_path: str, status: int = 200, error: str | None = None, username: str = "",
                    csrf: str | None = None) -> HTMLResponse:
         token = csrf or secrets.token_hex(16)
-        wecom_web = _wecom_web_login(settings)
+        wecom = section("wecom")
+        wecom_web = bool(wecom is not None and wecom.corp_id and getattr(wecom, "web_login", False))
         response = render("login.html", status, title="登录", csrf=token, next=next_path, error=error,
                           username=username[:100], wecom_web_login=wecom_web)
         response.set_cookie(CSRF_COOKIE, token, max_age=3600, httponly=True, samesite="strict", secure=secure,
@@ -251,7 +264,7 @@ def create_signin_router(db: Database, settings: Settings, render: Renderer, cli
         nonce, target, done = begin(request, next)
         if done is not None:
             return done
-        wecom = _section(settings, "wecom")
+        wecom = section("wecom")
         if wecom is None or not wecom.corp_id:
             return problem("企业微信登录未配置。", 404, retry=f"/login?next={target}")
         state = encode_state(nonce, target)
@@ -288,7 +301,7 @@ def create_signin_router(db: Database, settings: Settings, render: Renderer, cli
         nonce, target, done = begin(request, next)
         if done is not None:
             return done
-        ding = _section(settings, "dingtalk")
+        ding = section("dingtalk")
         if ding is None or not ding.corp_id:
             return problem("钉钉登录未配置。", 404, retry=f"/login?next={target}")
         script_nonce = secrets.token_urlsafe(16)
@@ -319,18 +332,6 @@ def create_signin_router(db: Database, settings: Settings, render: Renderer, cli
 
 
 _LABEL = {"wecom": "企业微信", "dingtalk": "钉钉"}
-
-
-def _section(settings: Settings, system: str) -> Any:
-    try:
-        return settings.connector(system)
-    except ConfigError:
-        return None
-
-
-def _wecom_web_login(settings: Settings) -> bool:
-    section = _section(settings, "wecom")
-    return bool(section is not None and section.corp_id and getattr(section, "web_login", False))
 
 
 def prune_expired_sessions(db: Database) -> int:

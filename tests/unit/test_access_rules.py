@@ -94,7 +94,7 @@ def test_state_is_alphanumeric_within_wecoms_128_bytes_and_carries_next():
     assert decode_state(state) == (nonce, "/customers/123")
     assert decode_state(encode_state(nonce, "/customers?q=" + "x" * 200)) == (nonce, "/customers")  # too long: default
     assert decode_state(nonce + "zz") is None and decode_state("short") is None
-    assert decode_state(nonce + "https://evil".encode().hex()) == (nonce, "/customers")
+    assert decode_state(nonce + b"https://evil".hex()) == (nonce, "/customers")
 
 
 def test_passwords_are_argon2id_salted_and_checked():
