@@ -389,7 +389,8 @@ def create_web_app(runtime_or_db: HubRuntime | Database, settings: Settings) -> 
             wanted = local_path(path + (f"?{request.url.query}" if request.url.query else ""))
             return RedirectResponse(f"/login?{urlencode({'next': wanted})}", status_code=303)
         if exc.status_code == 403 and page_request:
-            return page("signin_problem.html", 403, title="无权访问", message="您的角色无权查看此页面。", retry=None)
+            return page("signin_problem.html", 403, title="无权访问", heading="无权访问",
+                        message="您的角色无权查看客户资料。", retry=None)
         if exc.status_code == 404 and page_request:
             return not_found("页面", path)
         return await http_exception_handler(request, exc)

@@ -332,13 +332,3 @@ def create_signin_router(db: Database, settings: Settings, render: Renderer, cli
 
 
 _LABEL = {"wecom": "企业微信", "dingtalk": "钉钉"}
-
-
-def prune_expired_sessions(db: Database) -> int:
-    """Delete sessions long expired or revoked (the app's maintenance calls it)."""
-    from hub.access.accounts import prune_sessions
-
-    with db.engine.begin() as conn:
-        return prune_sessions(conn)
-
-

@@ -85,3 +85,37 @@ def test_a_salesperson_signs_in_from_a_wecom_card_and_sees_only_their_customers(
         runtime.close()
     [session] = rows(db, "SELECT role, user_id, via FROM web_session")
     assert tuple(session) == ("sales", teams.alice, "wecom")
+
+
+def test_a_finance_user_signs_in_with_a_password_sees_masked_mobiles_and_signs_out(db, settings):
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing; install it (as root): {INSTALL}")
+    from hub.access import Role
+    from hub.access.accounts import add_login
+    from hub.access.principal import cli_principal
+
+    teams = build_teams(db)
+    with db.begin() as conn:
+        add_login(conn, cli_principal(), "fiona", "ledger-and-credit", Role.FINANCE)
+    with serve_in_thread(create_web_app(db, settings)) as server, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_context(viewport=PHONE, locale="zh-CN").new_page()
+            # a profile link opened without a session asks for a sign-in first, then goes there
+            page.goto(f"{server.url}/customers/{teams.bob_customer}")
+            expect(page).to_have_url(re.compile(r"/login\?next="))
+            page.get_by_label("用户名").fill("fiona")
+            page.get_by_label("密码").fill("ledger-and-credit")
+            page.get_by_role("button", name="登录").click()
+            expect(page).to_have_url(f"{server.url}/customers/{teams.bob_customer}")
+            expect(page.locator('[data-k="masked"]')).to_have_text("138****5678")
+            assert "13812345678" not in page.content()
+            # signing out ends the session: the profile asks for a sign-in again
+            page.locator('[data-k="whoami"]').click()
+            page.get_by_role("button", name="退出").click()
+            expect(page).to_have_url(re.compile(r"/login$"))
+            page.goto(f"{server.url}/customers/{teams.bob_customer}")
+            expect(page).to_have_url(re.compile(r"/login\?next="))
+        finally:
+            browser.close()
+    assert rows(db, "SELECT revoked_at IS NOT NULL AS ended FROM web_session")[0].ended
