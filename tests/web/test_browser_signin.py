@@ -119,3 +119,37 @@ def test_a_finance_user_signs_in_with_a_password_sees_masked_mobiles_and_signs_o
         finally:
             browser.close()
     assert rows(db, "SELECT revoked_at IS NOT NULL AS ended FROM web_session")[0].ended
+
+
+def test_a_salesperson_signs_in_from_a_dingtalk_card_with_a_mianden_code(db, settings):
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing; install it (as root): {INSTALL}")
+    from connectors.dingtalk.sandbox.seed import dingtalk_directory
+    from hub.access.links import card_link
+
+    member = next(m.userid for m in dingtalk_directory() if m.active)
+    teams = build_teams(db, alice_dingtalk=member)
+    port = free_port()
+    hub_url = f"http://127.0.0.1:{port}"
+    runtime = HubRuntime(settings.model_copy(update={"public_url": hub_url}), db, actor="test")
+    try:
+        dingtalk = runtime.sandbox("dingtalk")
+        httpx.post(f"{dingtalk.url}/__sandbox__/in-app-user", json={"userid": member})
+        link = card_link(hub_url, "dingtalk", f"/customers/{teams.alice_customer}")
+        with serve_in_thread(create_web_app(runtime, runtime.settings), port=port), \
+                sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_context(viewport=PHONE, locale="zh-CN").new_page()
+                # the start page runs DingTalk's JSAPI (the sandbox's stand-in), gets a code, comes back
+                page.goto(link)
+                expect(page).to_have_url(f"{hub_url}/customers/{teams.alice_customer}")
+                expect(page.locator('[data-k="whoami"]')).to_contain_text("艾丽丝")
+                reply = page.goto(f"{hub_url}/customers/{teams.bob_customer}")
+                assert reply is not None and reply.status == 404
+            finally:
+                browser.close()
+    finally:
+        runtime.close()
+    [session] = rows(db, "SELECT role, user_id, via FROM web_session")
+    assert tuple(session) == ("sales", teams.alice, "dingtalk")

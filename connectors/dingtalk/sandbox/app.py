@@ -19,7 +19,9 @@ Wire rules (reference/messaging-apis.md §2.1, §3):
 
 Sign-in (§6): ``topapi/v2/user/getuserinfo`` (and the older ``GET /user/getuserinfo``)
 exchange a 免登 code once; ``POST /__sandbox__/authcode`` hands one out for a chosen
-member, standing in for ``dd.getAuthCode`` inside the app.
+member, standing in for ``dd.getAuthCode`` inside the app; ``GET /__sandbox__/dingtalk.open.js``
+stands in for the JSAPI script itself, answering ``requestAuthCode`` with a code for the member
+chosen by ``POST /__sandbox__/in-app-user`` (so a browser can follow a card link end to end).
 
 Sandbox-only admin endpoints (never on the real hosts), listed at ``GET /__sandbox__/``.
 """
@@ -307,6 +309,33 @@ def create_app(
             return _JSON({"error": "no such active member"}, status_code=404)
         return _JSON({"code": code, "expires_in": int(state.codes.ttl_s)})
 
+    async def admin_in_app_user(request: Request) -> Response:
+        """Choose who "holds the phone": JSON ``{"userid": …}`` (null: nobody); the JSAPI below
+        answers ``requestAuthCode`` with a code for this member."""
+        body = await _json_body(request) or {}
+        userid = body.get("userid")
+        if userid is not None and userid not in state.members:
+            return _JSON({"error": "no such member"}, status_code=404)
+        state.in_app_user = userid
+        return _JSON({"in_app_user": userid})
+
+    async def jsapi(_request: Request) -> Response:
+        """A stand-in for DingTalk's JSAPI script inside the app (dingtalk.open.js): ``dd.ready``
+        and ``dd.runtime.permission.requestAuthCode`` hand the page a fresh 免登 code for the
+        in-app user (``onFail`` when nobody holds the phone). Each load issues one code."""
+        code = None
+        if state.in_app_user is not None:
+            try:
+                code = state.issue_code(state.in_app_user)
+            except KeyError:
+                code = None
+        script = ("window.dd={ready:function(f){f();},runtime:{permission:{requestAuthCode:function(o){"
+                  + (f"o.onSuccess({{code:{json.dumps(code)}}});" if code else
+                     "o.onFail({errorCode:'3',errorMessage:'not inside DingTalk'});")
+                  + "}}}};")
+        return Response(script, media_type="application/javascript; charset=utf-8",
+                        headers={"Cache-Control": "no-store"})
+
     async def admin_state(_request: Request) -> Response:
         """Directory, tokens, notices and to-dos in numbers."""
         return _JSON(state.summary())
@@ -327,6 +356,8 @@ def create_app(
         Route("/__sandbox__/state", admin_state, methods=["GET"]),
         Route("/__sandbox__/expire-tokens", admin_expire, methods=["POST"]),
         Route("/__sandbox__/authcode", admin_code, methods=["POST"]),
+        Route("/__sandbox__/in-app-user", admin_in_app_user, methods=["POST"]),
+        Route("/__sandbox__/dingtalk.open.js", jsapi, methods=["GET"]),
         Route("/user/getuserinfo", legacy_getuserinfo, methods=["GET"]),
     ]))
     app.state.dingtalk = state

@@ -186,6 +186,7 @@ class DingTalkState:
         self._current_by_app: dict[str, str] = {}
         self.caller_app = app_key
         self.codes = CodeBook(clock)
+        self.in_app_user: str | None = None  # who "opens" pages inside the app (the JSAPI stand-in)
         self.tokens_issued = 0
         self.token_requests = 0
         self.calls: dict[str, int] = defaultdict(int)
