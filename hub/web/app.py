@@ -15,13 +15,20 @@ and ``GET /healthz`` (database reachable and schema at the code's migration head
 ``GET|POST /callbacks/<system>`` are the chat platforms' signed, encrypted event
 callbacks (see :mod:`hub.web.callbacks`).
 
+Every page and endpoint but ``/healthz``, ``/openapi.json``, the callbacks and the sign-in
+routes (:mod:`hub.web.signin`) needs a principal (:mod:`hub.web.auth`: a bearer token or a
+session): a page without one redirects to ``/login?next=…``, an API call gets 401. What a
+principal sees is :mod:`hub.web.reads`: customers by ownership and team
+(:mod:`hub.access.visibility`; one it may not see is a 404 like a missing one), personal data
+masked unless its role may see it, and every read in clear audited.
+
 No parameter can make a request fail with a 500 or hold the server: an over-long path or
 query string is refused before routing (414, :mod:`hub.web.limits`), a malformed
 parameter is a 4xx naming it (422 from the API's schema, a 400 or 404 page), and the
 callback receivers do their CPU work in worker threads. While the app runs (its
 lifespan), a background task closes rejection windows and prunes replay memory.
 
-Everything except the callback only reads. Each request reads in one REPEATABLE READ,
+Everything except the callbacks, the sign-in routes and the audit of reads in clear only reads. Each request reads in one REPEATABLE READ,
 READ ONLY transaction, so the sections of a profile agree with each other even while a
 sync is writing.
 """
@@ -200,7 +207,9 @@ def create_web_app(runtime_or_db: HubRuntime | Database, settings: Settings) -> 
 
     app = FastAPI(
         title="CRM–ERP hub", version="0.1.0",
-        description="360° customer profile (360°客户视图) and search, read-only.",
+        description="360° customer profile (360°客户视图) and search. Authenticate with "
+                    "`Authorization: Bearer hub_tok_…` (`hub token create --role ROLE`); what a token sees "
+                    "follows its role and user.",
         # No Swagger UI: it loads scripts from a CDN, which an on-premises install may not
         # reach and the pages' no-script policy does not want; /docs is rendered here instead.
         docs_url=None, redoc_url=None, openapi_url="/openapi.json", lifespan=lifespan,
