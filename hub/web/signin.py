@@ -259,7 +259,7 @@ def create_signin_router(db: Database, settings: Settings, render: Renderer, cli
         return problem(f"暂时无法连接{_LABEL[system]}，请稍后重试。", 502, retry=retry)
 
     @router.get("/auth/wecom/start")
-    def wecom_start(request: Request, next: str = "", web: int = 0) -> Response:
+    def wecom_start(request: Request, next: str = "", web: str = "") -> Response:
         """Where WeCom cards link: on to WeCom's OAuth page (``web=1``: the QR web login)."""
         nonce, target, done = begin(request, next)
         if done is not None:
@@ -269,7 +269,7 @@ def create_signin_router(db: Database, settings: Settings, render: Renderer, cli
             return problem("企业微信登录未配置。", 404, retry=f"/login?next={target}")
         state = encode_state(nonce, target)
         redirect_uri = f"{public}/auth/wecom"
-        if web:
+        if web == "1":
             url = (f"{wecom.web_login_url.rstrip('/')}/wwlogin/sso/login?" + urlencode({
                 "login_type": "CorpApp", "appid": wecom.corp_id, "agentid": wecom.agent_id,
                 "redirect_uri": redirect_uri, "state": state}))
