@@ -104,6 +104,7 @@ class Customer(Base):
         sa.Index("uq_customer_credit_code", "credit_code", unique=True),
         sa.Index("ix_customer_normalized_name", "normalized_name"),
         sa.Index("ix_customer_owner", "owner_id"),
+        sa.Index("ix_customer_pool", "pool_since", postgresql_where=sa.text("pool_since IS NOT NULL")),
     )
 
     id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
@@ -210,6 +211,18 @@ class Lead(Base, ProvenanceMixin):
     pool_since: Mapped[dt.datetime | None]
 
 
+class LeadRotation(Base):
+    """Where the round-robin of one lead team stands (``hub.rules.lead_assignment``): the row
+    is locked while a lead is given to the next member, so concurrent assignments never
+    pick the same turn."""
+
+    __tablename__ = "lead_rotation"
+
+    team: Mapped[str] = mapped_column(sa.String(200), primary_key=True)  # "team:<ref>" / "department:<name>"
+    position: Mapped[int] = mapped_column(sa.BigInteger, server_default="0")
+    updated_at: Mapped[dt.datetime] = mapped_column(server_default=NOW)
+
+
 class SalesOrder(Base):
     """A sales order. CRM orders (source 'crm') flow out to the ERP; ERP orders flow in.
 
@@ -311,6 +324,7 @@ class Task(Base):
     __table_args__ = (
         sa.Index("ix_task_due", "status", "due_at"),
         sa.Index("ix_task_assignee", "assignee_id"),
+        sa.Index("ix_task_lead", "lead_id"),
     )
 
     id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
@@ -318,6 +332,8 @@ class Task(Base):
     description: Mapped[str | None] = mapped_column(sa.Text)
     kind: Mapped[str] = mapped_column(sa.String(50), server_default="follow_up")
     customer_id: Mapped[int | None] = mapped_column(sa.ForeignKey("customer.id"))
+    # the lead a task is about (a lead's first follow-up: no customer yet)
+    lead_id: Mapped[int | None] = mapped_column(sa.ForeignKey("lead.id"))
     assignee_id: Mapped[int] = mapped_column(sa.ForeignKey("internal_user.id"))
     due_at: Mapped[dt.datetime]
     status: Mapped[str] = mapped_column(sa.String(20), server_default="open")  # open/done/cancelled

@@ -136,6 +136,7 @@ class InternalUserRecord(CanonicalRecord):
     wecom_userid: Annotated[str, Fits(InternalUser.wecom_userid)] | None = None
     dingtalk_userid: Annotated[str, Fits(InternalUser.dingtalk_userid)] | None = None
     dingtalk_unionid: Annotated[str, Fits(InternalUser.dingtalk_unionid)] | None = None
+    employee_number: Annotated[str, Fits(InternalUser.employee_number)] | None = None  # 工号
     active: bool = True
 
 

@@ -286,6 +286,7 @@ class Salesperson:
     mobile: str | None = None
     email: str | None = None
     active: bool = True
+    employee_number: str | None = None  # 工号, the strongest link to an internal user
 
 
 EventHandler = Callable[[dict[str, Any]], None]

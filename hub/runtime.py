@@ -53,6 +53,17 @@ def before_stream(target: str, hook: BeforeStream) -> None:
         hooks.append(hook)
 
 
+AfterStream = Callable[["HubRuntime", ConnectorSpec[Any, Any], StreamSpec[Any]], None]
+_AFTER_STREAM: dict[str, list[AfterStream]] = {}
+
+
+def after_stream(target: str, hook: AfterStream) -> None:
+    """Run ``hook(runtime, spec, stream)`` after every sync of a stream into ``target``."""
+    hooks = _AFTER_STREAM.setdefault(target, [])
+    if hook not in hooks:
+        hooks.append(hook)
+
+
 def load_sandbox(spec: ConnectorSpec[Any, Any]) -> SandboxSpec[Any]:
     """The connector's sandbox description (imports its sandbox module)."""
     if spec.sandbox is None:
@@ -152,6 +163,8 @@ class HubRuntime:
             for hook in _BEFORE_STREAM.get(s.target, []):
                 hook(self, spec, client)
             reports.append(sync_stream(self.db, system, s, client, full=full, on_page=on_page))
+            for after in _AFTER_STREAM.get(s.target, []):
+                after(self, spec, s)
         return reports
 
     def close(self) -> None:

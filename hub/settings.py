@@ -26,6 +26,7 @@ import os
 import tomllib
 import types
 import typing
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -136,6 +137,136 @@ class ScheduleSettings(BaseModel):
 
     receivables: str = Field(default="5 * * * *", description="cron of receivables_to_crm (collection tasks)")
     reminders: str = Field(default="*/5 * * * *", description="cron of todo_pushes (reminders to chat)")
+    leads: str = Field(default="17 * * * *", description="cron of leads_to_pool (unworked leads back to the pool)")
+
+
+# How settings name an internal user (hub.rules.people.resolve_user_ref): ``id:42`` (the hub's
+# id), ``employee:E0012`` (工号), or ``<chat platform>:<userid>`` (``wecom:zhangsan``).
+USER_REF_PATTERN = r"^[a-z][a-z0-9_]*:\S.{0,199}$"
+_USER_REFS_PATTERN = r"^\s*([a-z][a-z0-9_]*:[^,\s][^,]*(\s*,\s*[a-z][a-z0-9_]*:[^,\s][^,]*)*)?\s*$"
+
+
+def split_refs(text: str) -> tuple[str, ...]:
+    """A comma-separated list of user refs as a tuple (blanks dropped, order kept)."""
+    return tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
+
+
+class CollectionSettings(BaseModel):
+    """Who chases money nobody owns (``HUB_COLLECTIONS__*``).
+
+    A customer without an owner sits in the public pool (公海池); its overdue receivables
+    become 催收 tasks for a finance recipient instead (spread over the list by customer),
+    and a customer no one can be given is counted and reported, never skipped silently.
+    """
+
+    model_config = {"extra": "forbid"}
+
+    finance_recipients: str = Field(
+        default="", pattern=_USER_REFS_PATTERN,
+        description="finance people who get the 催收 tasks of customers without an owner, comma-separated "
+                    "user refs: id:42, employee:E0012, wecom:<userid>, dingtalk:<userid>")
+
+    def recipients(self) -> tuple[str, ...]:
+        """``finance_recipients`` as a tuple of user refs."""
+        return split_refs(self.finance_recipients)
+
+
+class LeadRule(BaseModel):
+    """One row of the lead assignment table: a lead matching every condition given goes to
+    ``owner``, or round-robin to the active members of ``team`` (a manager's reports) or
+    ``department``. Empty conditions match anything; the first matching rule wins."""
+
+    model_config = {"extra": "forbid"}
+
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[^\s].*$",
+                      description="the rule's name, recorded on each lead it assigns")
+    regions: list[str] = Field(default_factory=list, description="match when the lead's region contains one of these")
+    industries: list[str] = Field(default_factory=list,
+                                  description="match when the lead's industry contains one of these")
+    min_amount: Decimal | None = Field(default=None, ge=0, description="estimated amount at least this")
+    max_amount: Decimal | None = Field(default=None, ge=0, description="estimated amount below this")
+    owner: str | None = Field(default=None, pattern=USER_REF_PATTERN, description="user ref of the owner")
+    team: str | None = Field(default=None, pattern=USER_REF_PATTERN,
+                             description="user ref of a manager: round-robin among the people reporting to them")
+    department: str | None = Field(default=None, min_length=1, max_length=200,
+                                   description="department name: round-robin among its active members")
+
+    @model_validator(mode="after")
+    def _one_target(self) -> LeadRule:
+        targets = [n for n in ("owner", "team", "department") if getattr(self, n)]
+        if len(targets) != 1:
+            raise ValueError("give exactly one of owner, team or department"
+                             + (f" (got {', '.join(targets)})" if targets else ""))
+        if self.min_amount is not None and self.max_amount is not None and self.min_amount >= self.max_amount:
+            raise ValueError(f"min_amount {self.min_amount} must be below max_amount {self.max_amount}")
+        return self
+
+
+class LeadSettings(BaseModel):
+    """How leads are taken in and handed out (``HUB_LEADS__*``, or ``[[leads.rules]]`` in hub.toml).
+
+    ``rules`` is the assignment table (:class:`LeadRule`; first match wins, no match: the
+    public pool). ``form_keys`` authorises the public web form per form (``site=KEY,expo=KEY``;
+    a secret: environment only).
+    """
+
+    model_config = {"extra": "forbid"}
+
+    rules: list[LeadRule] = Field(default_factory=list,
+                                  description="assignment rules as JSON: [{name, regions, industries, min_amount, "
+                                              "max_amount, owner|team|department}]; first match wins")
+    first_followup_days: float = Field(default=3.0, gt=0, le=365,
+                                       description="days the owner has for the first follow-up of a new lead")
+    return_to_pool_days: float = Field(default=7.0, gt=0, le=3650,
+                                       description="days without follow-up after which an assigned lead returns "
+                                                   "to the public pool")
+    form_keys: SecretStr | None = Field(default=None, description="web form keys, 'form=key,form2=key2'")
+    form_max_bytes: int = Field(default=8192, ge=256, le=1_000_000, description="largest web form body accepted")
+    form_rate_per_minute: int = Field(default=10, ge=1, le=10_000,
+                                      description="web form posts accepted per client address per minute")
+
+    @field_validator("rules", mode="before")
+    @classmethod
+    def _rules_named_in_errors(cls, value: Any) -> Any:
+        # pydantic would say "rules.2.owner"; people name rules by their name
+        if isinstance(value, str):
+            import json
+
+            try:
+                value = json.loads(value)
+            except ValueError:
+                raise ValueError("expected a JSON list of rules") from None
+        if not isinstance(value, list):
+            raise ValueError("expected a list of rules")
+        names: set[str] = set()
+        for index, rule in enumerate(value, 1):
+            label = f"rule {index}" + (f" ({rule.get('name')!r})" if isinstance(rule, dict) and rule.get("name")
+                                       else "")
+            try:
+                parsed = rule if isinstance(rule, LeadRule) else LeadRule.model_validate(rule)
+            except ValidationError as exc:
+                err = exc.errors(include_url=False)[0]
+                where = ".".join(str(p) for p in err["loc"]) or "rule"
+                raise ValueError(f"{label}: {where}: {err['msg'].removeprefix('Value error, ')}") from None
+            if parsed.name in names:
+                raise ValueError(f"{label}: name: another rule is named {parsed.name!r}")
+            names.add(parsed.name)
+        return value
+
+    def form_key_map(self) -> dict[str, str]:
+        """``form_keys`` as {form name: key}; a malformed entry is a ConfigError naming its position."""
+        if self.form_keys is None:
+            return {}
+        found: dict[str, str] = {}
+        for index, part in enumerate(self.form_keys.get_secret_value().split(","), 1):
+            name, sep, key = part.strip().partition("=")
+            if not part.strip():
+                continue
+            if not sep or not name.strip() or len(key.strip()) < 16:
+                raise ConfigError(f"HUB_LEADS__FORM_KEYS: entry {index} must be form=key with a key of at least "
+                                  "16 characters")
+            found[name.strip()] = key.strip()
+        return found
 
 
 class DagsterSettings(BaseModel):
@@ -191,6 +322,8 @@ class Settings(BaseSettings):
     orders: OrderSettings = Field(default_factory=OrderSettings)
     reminders: ReminderSettings = Field(default_factory=ReminderSettings)
     schedules: ScheduleSettings = Field(default_factory=ScheduleSettings)
+    collections: CollectionSettings = Field(default_factory=CollectionSettings)
+    leads: LeadSettings = Field(default_factory=LeadSettings)
     dagster: DagsterSettings = Field(default_factory=DagsterSettings)
     web: WebSettings = Field(default_factory=WebSettings)
     # One section per registered connector, each validated by the connector's own model.
@@ -442,7 +575,10 @@ def describe_validation_error(exc: ValidationError, prefix: str = "") -> str:
 
 __all__ = [
     "ENV_PREFIX",
+    "CollectionSettings",
     "DagsterSettings",
+    "LeadRule",
+    "LeadSettings",
     "OrderSettings",
     "OutboxSettings",
     "ReminderSettings",

@@ -5,12 +5,16 @@
   customer equals the source system's, read through the stream itself; blocking because
   collection tasks are built on these numbers and must not chase money already paid;
 - every push asset: ``outbox_not_stuck`` and ``no_dead_letters`` (warn) for its kind;
-  for ``*.sales_order`` kinds also ``approved_orders_reached_erp`` (blocking).
+  for ``*.sales_order`` kinds also ``approved_orders_reached_erp`` (blocking);
+- ``crm/receivable_followups``: ``customers_without_owner`` (warn) — customers in the public
+  pool (no owner after the ERP salespeople were linked), and how many of them are overdue.
 """
 
+import datetime as dt
 from collections import defaultdict
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from dagster import (
@@ -23,8 +27,10 @@ from dagster import (
 
 from hub.contracts import ConnectorSpec, StreamSpec
 from hub.registry import specs
+from hub.rules.pool import ownerless_customers
 from pipelines.assets import push_key, stream_key
 from pipelines.resources import HubResource
+from pipelines.rule_assets import RECEIVABLE_FOLLOWUPS
 
 ORDER_DEADLINE_MIN = 30
 OUTBOX_MAX_AGE_MIN = 30
@@ -141,9 +147,30 @@ def outbox_checks(kind: str) -> list[AssetChecksDefinition]:
     return checks
 
 
+def owners_check() -> AssetChecksDefinition:
+    """Warn: customers without an owner (the public pool), with the overdue ones among them."""
+
+    @asset_check(asset=RECEIVABLE_FOLLOWUPS, name="customers_without_owner",
+                 description="Customers without an owner (公海池) after ERP salespeople were linked (warn); their "
+                             "overdue receivables go to the finance recipients.")
+    def _check(context: AssetCheckExecutionContext, hub: HubResource) -> AssetCheckResult:
+        with hub.runtime("check:owners") as runtime, runtime.db.begin() as conn:
+            count = ownerless_customers(conn)
+            overdue = conn.execute(sa.text(
+                "SELECT count(DISTINCT c.id) FROM customer c JOIN receivable r ON r.customer_id = c.id "
+                "WHERE c.owner_id IS NULL AND r.open_amount > 0 AND r.due_date < :today"),
+                {"today": dt.datetime.now(ZoneInfo(runtime.settings.timezone)).date()}).scalar_one()
+            total = conn.execute(sa.text("SELECT count(*) FROM customer")).scalar_one()
+        return AssetCheckResult(passed=count == 0, severity=AssetCheckSeverity.WARN,
+                                metadata={"customers_without_owner": count, "overdue_without_owner": overdue,
+                                          "customers": total})
+
+    return _check
+
+
 def all_checks() -> list[AssetChecksDefinition]:
-    """Every check of every registered connector's assets."""
-    found: list[AssetChecksDefinition] = []
+    """Every check of every registered connector's assets, and of the rules' assets."""
+    found: list[AssetChecksDefinition] = [owners_check()]
     for spec in specs():
         for stream in spec.streams:
             found.append(quarantine_growth_check(spec.system, stream.name))

@@ -4,7 +4,8 @@ Per connector: ``<system>_inbound`` (all its streams) and ``<system>_<writer>_pu
 outbox kind; the outbox sensor starts these). Across connectors, named in the users'
 words: ``orders_to_erp`` (every ERP's sales-order push), ``receivables_to_crm``
 (receivables and receipts, then collection tasks) and ``todo_pushes`` (to-dos completed on
-chat platforms read back, reminders and to-dos queued, then delivered on every chat platform).
+chat platforms read back, reminders and to-dos queued, then delivered on every chat platform)
+and ``leads_to_pool`` (unworked leads back to the public pool).
 
 Each job is tagged ``hub/system`` with the external systems it talks to (comma-joined);
 the run queue's tag concurrency limits (``pipelines.instance``) keep one run per
@@ -26,7 +27,7 @@ from dagster import (
 from hub.registry import chat_systems, specs
 from hub.settings import Settings
 from pipelines.assets import push_key, stream_key
-from pipelines.rule_assets import RECEIVABLE_FOLLOWUPS, REMINDERS_DUE
+from pipelines.rule_assets import LEADS_TO_POOL, RECEIVABLE_FOLLOWUPS, REMINDERS_DUE
 
 if TYPE_CHECKING:  # Dagster does not export the type of define_asset_job's result
     from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
@@ -100,6 +101,8 @@ def build_jobs(settings: Settings | None = None) -> list[UnresolvedAssetJobDefin
     jobs.append(_job("todo_pushes", [*completion_streams, REMINDERS_DUE, *reminder_pushes], set(chat_systems()),
                      "To-dos ticked off in chat closed in the CRM; due, overdue and uncontacted reminders and "
                      "to-dos to salespeople and managers in chat."))
+    jobs.append(_job("leads_to_pool", [LEADS_TO_POOL], set(),
+                     "Leads nobody followed up in time go back to the public pool."))
     return jobs
 
 

@@ -6,17 +6,21 @@
   outbox, once per (task, recipient, kind) on the recipient's one chat platform, and tasks
   become to-dos on platforms that hold them; the ``<chat>/reminder_push`` and
   ``<chat>/todo_push`` assets deliver them. It runs after the completion streams
-  (to-dos ticked off on a platform), so a task closed there is not pushed back.
+  (to-dos ticked off on a platform), so a task closed there is not pushed back;
+- ``crm/leads_returned_to_pool``: leads assigned ``HUB_LEADS__RETURN_TO_POOL_DAYS`` ago that
+  nobody followed up go back to the public pool (job ``leads_to_pool``).
 """
 
 import datetime as dt
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import sqlalchemy as sa
 from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, MaterializeResult, asset
 
 from hub.registry import chat_systems, specs
 from hub.rules.collections import evaluate_collection_tasks
+from hub.rules.lead_assignment import return_stale_leads
 from hub.rules.reminders import ReminderPolicy, evaluate_reminders
 from hub.rules.todos import TodoPolicy, evaluate_todos
 from pipelines.assets import stream_key
@@ -24,6 +28,7 @@ from pipelines.resources import HubResource
 
 RECEIVABLE_FOLLOWUPS = AssetKey(["crm", "receivable_followups"])
 REMINDERS_DUE = AssetKey(["crm", "reminders_due"])
+LEADS_TO_POOL = AssetKey(["crm", "leads_returned_to_pool"])
 
 
 def streams_into(*targets: str) -> list[AssetKey]:
@@ -42,8 +47,14 @@ def rule_assets() -> list[AssetsDefinition]:
         """Overdue as of today in the hub's time zone."""
         with hub.runtime("receivable_followups") as runtime, runtime.db.begin() as conn:
             today = dt.datetime.now(ZoneInfo(runtime.settings.timezone)).date()
-            counts = evaluate_collection_tasks(conn, today)
-        return MaterializeResult(metadata=dict(vars(counts)))
+            counts = evaluate_collection_tasks(conn, today,
+                                               finance_recipients=runtime.settings.collections.recipients())
+        metadata: dict[str, Any] = {k: v for k, v in vars(counts).items() if isinstance(v, int)}
+        metadata["unrouted_sample"] = ", ".join(map(str, counts.unrouted_customer_ids[:20])) or "-"
+        if counts.unrouted:
+            context.log.warning(f"{counts.unrouted} overdue customer(s) have no owner and no finance recipient "
+                                "(HUB_COLLECTIONS__FINANCE_RECIPIENTS): no 催收 task; see the audit")
+        return MaterializeResult(metadata=metadata)
 
     @asset(key=REMINDERS_DUE, group_name="crm",
            deps=[*streams_into("internal_user", "task_completion"), RECEIVABLE_FOLLOWUPS], kinds={"postgres"},
@@ -69,4 +80,14 @@ def rule_assets() -> list[AssetsDefinition]:
         metadata.update({f"todos_{k}": v for k, v in vars(todos).items()})
         return MaterializeResult(metadata=metadata)
 
-    return [receivable_followups, reminders_due]
+    @asset(key=LEADS_TO_POOL, group_name="crm", kinds={"postgres"},
+           description="Leads nobody followed up within HUB_LEADS__RETURN_TO_POOL_DAYS of their assignment go back "
+                       "to the public pool (公海池).")
+    def leads_returned_to_pool(context: AssetExecutionContext, hub: HubResource) -> MaterializeResult:
+        """Return stale leads to the pool."""
+        with hub.runtime("leads_to_pool") as runtime, runtime.db.begin() as conn:
+            counts = return_stale_leads(conn, runtime.settings.leads, actor="dagster:leads_to_pool")
+            in_pool = conn.execute(sa.text("SELECT count(*) FROM lead WHERE status = 'pool'")).scalar_one()
+        return MaterializeResult(metadata={**vars(counts), "leads_in_pool": in_pool})
+
+    return [receivable_followups, reminders_due, leads_returned_to_pool]

@@ -44,6 +44,7 @@ NOTICE_KINDS: dict[str, tuple[str, str]] = {
     "overdue": ("⚠️ 待办已超期", "已过截止时间，请尽快处理。"),
     "overdue_manager": ("📋 团队待办超期", "您下属的待办已超期，请关注进展。"),
     "uncontacted_24h": ("🆕 新客户未跟进", "客户分配已超过 24 小时，尚无跟进记录。"),
+    "lead_assigned": ("🆕 新线索待跟进", "新分配给您的线索，请在截止时间前首次跟进。"),
     "uncontacted_24h_manager": ("📋 团队新客户未跟进", "您下属的新客户超过 24 小时未跟进。"),
 }
 _OTHER_KIND = ("📌 CRM 待办提醒", "请打开客户档案查看。")
@@ -138,6 +139,7 @@ def map_directory_user(raw: Mapping[str, Any]) -> InternalUserRecord:
         department=_department_name(raw), title=_text(raw, "title") or None,
         manager_ref=_manager(userid, raw), dingtalk_userid=userid,
         dingtalk_unionid=_text(raw, "unionid") or None, active=active,
+        employee_number=_text(raw, "job_number") or None,
     )
 
 

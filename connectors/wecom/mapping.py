@@ -191,7 +191,28 @@ def map_directory_user(raw: Mapping[str, Any]) -> InternalUserRecord:
         manager_ref=manager,
         wecom_userid=userid,
         active=not (isinstance(status, int) and status in _INACTIVE_STATUSES),
+        employee_number=employee_number(raw),
     )
+
+
+# WeCom members have no standard employee-number (工号) field (``user/get``, developer.work.weixin.qq.com
+# /document/path/90196): tenants that keep one add a custom text attribute under ``extattr.attrs``
+# ({"type": 0, "name": ..., "text": {"value": ...}}). Which name they give it is a guess: these.
+EMPLOYEE_NUMBER_ATTRS = ("工号", "员工工号", "员工编号", "employee_number", "Employee ID")
+
+
+def employee_number(raw: Mapping[str, Any]) -> str | None:
+    """The member's 工号 from a custom text attribute named as in :data:`EMPLOYEE_NUMBER_ATTRS`, or None."""
+    extattr = raw.get("extattr")
+    attrs = extattr.get("attrs") if isinstance(extattr, Mapping) else None
+    for attr in attrs if isinstance(attrs, list) else []:
+        if not isinstance(attr, Mapping) or attr.get("name") not in EMPLOYEE_NUMBER_ATTRS:
+            continue
+        text = attr.get("text")
+        value = text.get("value") if isinstance(text, Mapping) else attr.get("value")
+        if isinstance(value, str) and value.strip():
+            return value.strip()[:64]
+    return None
 
 
 # ---------------------------------------------------------------------- external contacts
@@ -278,6 +299,7 @@ REMINDER_KINDS: dict[str, tuple[str, str]] = {
     "overdue": ("待办已逾期", "已超过截止时间，请尽快处理"),
     "overdue_manager": ("下属待办已逾期", "您团队成员的待办已逾期，请关注"),
     "uncontacted_24h": ("新客户24小时未跟进", "新分配的客户超过24小时未联系"),
+    "lead_assigned": ("新线索待首次跟进", "新分配给您的线索，请在截止时间前首次跟进"),
 }
 _DEFAULT_KIND = ("CRM待办提醒", "请查看客户档案")
 

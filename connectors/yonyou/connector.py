@@ -47,8 +47,11 @@ def salespeople(client: YonyouClient) -> Iterator[Salesperson]:
     for page in client.list_pages(STAFF_LIST, MAX_LIST_PAGE):
         for person in page.records:
             if person.get("code") and person.get("name"):
+                # the staff code is the person's 员工编码 in YonBIP's staff archive: taken as the
+                # employee number (a guess; a tenant may number staff apart from HR)
                 yield Salesperson(str(person["code"]), str(person["name"]), person.get("mobile") or None,
-                                  person.get("email") or None, active=person.get("enable", 1) == 1)
+                                  person.get("email") or None, active=person.get("enable", 1) == 1,
+                                  employee_number=str(person["code"]))
 
 
 CONNECTOR: ConnectorSpec[YonyouSettings, YonyouClient] = ConnectorSpec(

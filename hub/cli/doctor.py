@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated, Any
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 import typer
@@ -49,6 +51,7 @@ def doctor(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
                 head = head_revision()
                 if current == head:
                     add("schema", "ok", f"at {current}")
+                    check_owners(db, config, add)
                 else:
                     add("schema", "behind", f"at {current or 'nothing'}, code expects {head}: run `hub db upgrade`")
             runtime = HubRuntime(config, db, actor="doctor", audit_calls=reachable and current == head_revision())
@@ -68,6 +71,28 @@ def doctor(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
                     [[c["check"], c["status"], c["detail"]] for c in checks])
     if not ok:
         raise typer.Exit(FAILED)
+
+
+def check_owners(db: Any, config: Any, add: Any) -> None:
+    """Customers without an owner (the public pool) and who chases their overdue money."""
+    from hub.rules.collections import finance_assignees
+    from hub.rules.pool import ownerless_customers
+
+    with db.begin() as conn:
+        count = ownerless_customers(conn)
+        overdue = conn.execute(sa.text(
+            "SELECT count(DISTINCT c.id) FROM customer c JOIN receivable r ON r.customer_id = c.id "
+            "WHERE c.owner_id IS NULL AND r.open_amount > 0 AND r.due_date < :today"),
+                {"today": dt.datetime.now(ZoneInfo(config.timezone)).date()}).scalar_one()
+        finance, problems = finance_assignees(conn, config.collections.recipients())
+    detail = f"{count} customer(s) without an owner (public pool), {overdue} of them overdue"
+    if overdue and not finance:
+        why = "; ".join(problems) or "HUB_COLLECTIONS__FINANCE_RECIPIENTS is not set"
+        add("owners", "warning", f"{detail}: nobody chases them ({why})")
+    elif count:
+        add("owners", "warning", f"{detail}; their 催收 tasks go to {len(finance)} finance recipient(s)")
+    else:
+        add("owners", "ok", "every customer has an owner")
 
 
 def check_connector(runtime: Any, system: str, add: Any) -> None:

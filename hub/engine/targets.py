@@ -422,6 +422,8 @@ def upsert_internal_users(ctx: PageContext, mapped: Sequence[Mapped]) -> TargetO
             values[column] = getattr(rec, column)
         if rec.dingtalk_unionid:
             values["dingtalk_unionid"] = rec.dingtalk_unionid
+        if rec.employee_number:
+            values["employee_number"] = rec.employee_number
         view = json.dumps({"active": rec.active, "hash": digest, "manager_ref": rec.manager_ref})
         params = {"system": ctx.system, "directory": ctx.system, "view": view, "hash": digest}
         if existing is None:

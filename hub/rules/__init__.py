@@ -9,7 +9,10 @@
 - :mod:`.directory`: CRM users are linked to chat-directory accounts before a directory sync;
 - :mod:`.salespeople`: ERP salespeople are linked to internal users before an ERP's customers
   are synced, so ERP-only customers get an owner;
-- :mod:`.contacts`: chat events about customer contacts go onto the customer's timeline.
+- :mod:`.contacts`: chat events about customer contacts go onto the customer's timeline;
+- :mod:`.pool`: the public pool (公海池) of customers nobody owns, and claims from it;
+- :mod:`.leads`, :mod:`.lead_assignment`, :mod:`.lead_sources`: leads captured from every
+  source and de-duplicated, assigned by the rule table, returned to the pool when unworked.
 
 Importing this package registers what the core calls back: outbox effect handlers per
 writer name (``hub.outbox.effects``), work before a stream (``hub.runtime.before_stream``)
@@ -24,7 +27,20 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from hub.rules import channels, collections, contacts, directory, orders, reminders, salespeople, todos
+from hub.rules import (
+    channels,
+    collections,
+    contacts,
+    directory,
+    lead_assignment,
+    lead_sources,
+    leads,
+    orders,
+    pool,
+    reminders,
+    salespeople,
+    todos,
+)
 
 
 @dataclass(frozen=True)
@@ -46,5 +62,5 @@ EVENT_HANDLERS: dict[str, EventRule] = {
     "dingtalk": EventRule(todos.record_todo_event, "closed_task_ids", "taskId"),
 }
 
-__all__ = ["EVENT_HANDLERS", "EventRule", "channels", "collections", "contacts", "directory", "orders", "reminders",
-           "salespeople", "todos"]
+__all__ = ["EVENT_HANDLERS", "EventRule", "channels", "collections", "contacts", "directory", "lead_assignment",
+           "lead_sources", "leads", "orders", "pool", "reminders", "salespeople", "todos"]

@@ -8,6 +8,8 @@ reminder twice. The rules (from the product brief):
 - a task due within ``lead`` (or already due) → remind the assignee (``due``);
 - a task overdue by more than ``grace`` → remind the assignee again (``overdue``) and
   the assignee's manager (``overdue_manager``);
+- a lead's first follow-up task (kind ``lead_followup``, made when a lead is assigned) →
+  remind the assignee at once (``lead_assigned``), then as any task when due;
 - a customer assigned more than ``uncontacted_hours`` ago with no follow-up since →
   a "首次跟进" task is created for the owner, and owner and manager are reminded
   (``uncontacted_24h``, ``uncontacted_24h_manager``).
@@ -88,12 +90,14 @@ def evaluate_reminders(conn: Connection, now: dt.datetime, policy: ReminderPolic
         JOIN internal_user a ON a.id = t.assignee_id
         LEFT JOIN internal_user m ON m.id = a.manager_id
         LEFT JOIN customer c ON c.id = t.customer_id
-        WHERE t.status = 'open' AND t.due_at <= :horizon
+        WHERE t.status = 'open' AND (t.due_at <= :horizon OR t.kind = 'lead_followup')
         ORDER BY t.id
         """), {"horizon": now + policy.lead}).all()
     for task in tasks:
         overdue = task.due_at < now - policy.grace
-        kinds = [("due", "assignee")]
+        kinds = [("due", "assignee")] if task.due_at <= now + policy.lead else []
+        if task.kind == "lead_followup":
+            kinds.insert(0, ("lead_assigned", "assignee"))
         if overdue:
             kinds += [("overdue", "assignee"), ("overdue_manager", "manager")]
         if task.kind == "first_followup":

@@ -65,6 +65,8 @@ from hub.web import formatting as fmt
 from hub.web.api_models import CustomerHit, Health, Problem, ProfileOut
 from hub.web.auth import CurrentPrincipal, NotSignedIn, require, wants_html
 from hub.web.callbacks import Receiver, create_receivers, maintain
+from hub.web.lead_forms import lead_form_router
+from hub.web.leads_api import leads_router
 from hub.web.limits import RequestLimits
 from hub.web.queries import (
     MAX_ID,
@@ -232,6 +234,8 @@ def create_web_app(runtime_or_db: HubRuntime | Database, settings: Settings) -> 
                 raise ConfigError(f"{system} is not configured for sign-in")
             clients[system] = connector(system).make_client(section, AuditObserver(db.engine, actor=f"web:{system}"))
         return clients[system]
+    app.include_router(leads_router(settings))  # /api/leads, /api/pool/customers
+    app.include_router(lead_form_router(settings))  # /forms/lead
 
     @contextmanager
     def reading() -> Iterator[Connection]:
@@ -397,7 +401,7 @@ def create_web_app(runtime_or_db: HubRuntime | Database, settings: Settings) -> 
         if exc.status_code == 401 and isinstance(exc, NotSignedIn) and wants_html(request):
             wanted = local_path(path + (f"?{request.url.query}" if request.url.query else ""))
             return RedirectResponse(f"/login?{urlencode({'next': wanted})}", status_code=303)
-        if exc.status_code == 403 and page_request:
+        if exc.status_code == 403 and path.startswith(("/customers", "/tasks", "/docs")):
             return page("signin_problem.html", 403, title="无权访问", heading="无权访问",
                         message="您的角色无权查看客户资料。", retry=None)
         if exc.status_code == 404 and page_request:

@@ -24,11 +24,13 @@ from pipelines.instance import REPO_ROOT
 from pipelines.resources import HubResource
 from tests.dagster.support import load_crm
 
-JOBS = {"kingdee_inbound": "kingdee", "kingdee_sales_order_push": "kingdee", "orders_to_erp": "kingdee,yonyou",
+JOBS: dict[str, str | None] = {"kingdee_inbound": "kingdee", "kingdee_sales_order_push": "kingdee", "orders_to_erp": "kingdee,yonyou",
         # the tenant's ledgers only: Kingdee by default (HUB_ORDERS__ERP), Yonyou when routed to or configured
         "receivables_to_crm": "kingdee", "todo_pushes": "dingtalk,wecom", "wecom_inbound": "wecom",
         "wecom_reminder_push": "wecom", "yonyou_inbound": "yonyou", "yonyou_sales_order_push": "yonyou",
-        "dingtalk_inbound": "dingtalk", "dingtalk_reminder_push": "dingtalk", "dingtalk_todo_push": "dingtalk"}
+        "dingtalk_inbound": "dingtalk", "dingtalk_reminder_push": "dingtalk", "dingtalk_todo_push": "dingtalk",
+        # talks to no external system: no run-queue tag
+        "leads_to_pool": None}
 
 
 def test_the_workspace_passes_dagster_definitions_validate(tmp_path: Path):
@@ -56,7 +58,7 @@ def test_each_sync_direction_is_a_job_tagged_with_the_system_it_talks_to():
         assert jobs[name].executor_def.name == "in_process", name
     schedules = list(workspace_defs.schedules or [])
     assert {s.job_name for s in schedules} == {"kingdee_inbound", "receivables_to_crm", "wecom_inbound", "todo_pushes",
-                                                  "yonyou_inbound", "dingtalk_inbound"}
+                                                  "yonyou_inbound", "dingtalk_inbound", "leads_to_pool"}
     assert {s.default_status for s in schedules} == {DefaultScheduleStatus.STOPPED}
 
 

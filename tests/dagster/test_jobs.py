@@ -164,12 +164,18 @@ def test_receivables_to_crm_opens_one_collection_task_per_overdue_customer_and_i
         metadata = first.assets[f"kingdee/{stream}"]
         assert metadata["inserted"] == metadata["updated"] == 0 and metadata["unchanged"] == metadata["read"]
     followups = first.assets["crm/receivable_followups"]
-    assert followups["overdue_customers"] == followups["created"] == overdue_customers
+    assert followups["to_owner"] == followups["created"] == overdue_customers
+    assert followups["overdue_customers"] == followups["to_owner"] + followups["unrouted"]
     assert scalar(db, "SELECT count(*) FROM task WHERE kind = 'collection' AND status = 'open'") == overdue_customers
     assert scalar(db, "SELECT count(*) FROM task t JOIN customer c ON c.id = t.customer_id "
                       "WHERE t.kind = 'collection' AND t.assignee_id = c.owner_id") == overdue_customers
-    assert_all_checks_passed(first)
+    assert_all_checks_passed(first, warnings=frozenset({"customers_without_owner"}))
     assert first.check("kingdee/receivables", "open_receivables_match").passed
+    # and the customers nobody owns are counted, as the database has them
+    owners = first.check("crm/receivable_followups", "customers_without_owner")
+    assert owners.metadata["customers_without_owner"] == scalar(db, "SELECT count(*) FROM customer "
+                                                                    "WHERE owner_id IS NULL") > 0
+    assert followups["unrouted"] == owners.metadata["overdue_without_owner"] > 0  # no finance recipients set
 
     # and a second run changes nothing
     second = run("receivables_to_crm")
@@ -280,3 +286,24 @@ def test_a_run_on_a_schema_that_was_never_migrated_fails_with_the_fix(fast_setti
     assert not outcome.success
     assert outcome.assets == {}
     assert any("hub db upgrade" in error for error in outcome.errors), outcome.errors
+
+
+def test_leads_to_pool_returns_the_leads_nobody_followed_up_and_reports_them(run, db):
+    # given one lead assigned a month ago without follow-up, and one followed up since
+    with db.begin() as conn:
+        owner = conn.execute(sa.text("INSERT INTO internal_user (name, source_system, external_id) VALUES "
+                                     "('王芳', 'crm', 'crm-wf') RETURNING id")).scalar_one()
+        for name, contacted in (("无人跟进公司", None), ("已跟进公司", "now()")):
+            conn.execute(sa.text(
+                "INSERT INTO lead (company_name, status, owner_id, assigned_at, last_contacted_at, source_system, "
+                f"external_id) VALUES (:n, 'assigned', :o, now() - interval '30 days', {contacted or 'NULL'}, 'crm', :n)"),
+                {"n": name, "o": owner})
+
+    # when the job runs
+    outcome = run("leads_to_pool")
+
+    # then the unworked lead is back in the pool, as the asset reports
+    assert outcome.success, outcome.errors
+    metadata = outcome.assets["crm/leads_returned_to_pool"]
+    assert metadata["returned"] == 1 == metadata["leads_in_pool"]
+    assert dict(rows(db, "SELECT company_name, status FROM lead")) == {"无人跟进公司": "pool", "已跟进公司": "assigned"}

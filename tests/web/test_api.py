@@ -72,7 +72,9 @@ def test_app_also_takes_a_runtime(web_data, admin_token):
 def test_no_swagger_ui_only_the_openapi_document(client):
     assert client.get("/api/docs").status_code == 404  # it would load scripts from a CDN
     assert client.get("/openapi.json").json()["paths"].keys() == {
-        "/api/customers/{customer_id}", "/api/customers", "/healthz"}
+        "/api/customers/{customer_id}", "/api/customers", "/healthz", "/api/leads", "/api/leads/{lead_id}/claim",
+        "/api/leads/{lead_id}/invalid", "/api/pool/customers", "/api/pool/customers/{customer_id}/claim",
+        "/api/pool/customers/{customer_id}/assign"}
 
 
 def test_healthz_reports_an_unmigrated_schema_and_an_unreachable_database(web_data, database_url):

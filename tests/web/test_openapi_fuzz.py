@@ -23,7 +23,10 @@ from hypothesis import HealthCheck, given, settings
 from tests.support.access import bearer
 
 POSITIVE, NEGATIVE = schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE
-OPERATIONS = [("GET", "/api/customers/{customer_id}"), ("GET", "/api/customers"), ("GET", "/healthz")]
+OPERATIONS = [("GET", "/api/customers/{customer_id}"), ("GET", "/api/customers"), ("GET", "/healthz"),
+              ("POST", "/api/leads"), ("GET", "/api/leads"), ("POST", "/api/leads/{lead_id}/claim"),
+              ("POST", "/api/leads/{lead_id}/invalid"), ("GET", "/api/pool/customers"),
+              ("POST", "/api/pool/customers/{customer_id}/claim"), ("POST", "/api/pool/customers/{customer_id}/assign")]
 # /healthz takes no input, so there is nothing invalid to send it
 RUNS = [(m, p, mode) for m, p in OPERATIONS for mode in (POSITIVE, NEGATIVE) if (p, mode) != ("/healthz", NEGATIVE)]
 # Random exploration on developer machines; a fixed sequence in CI, so a landing never
