@@ -11,7 +11,7 @@ nothing, by design.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import sqlalchemy as sa
@@ -46,12 +46,16 @@ def like_pattern(text: str) -> str:
 BlindIndex = Callable[[str, str], str | None]  # (kind: "mobile" | "email", raw value) -> index or None
 
 
-def search_customers(conn: Connection, query: str, *, limit: int = 50,
-                     blind_index: BlindIndex | None = None) -> list[dict[str, Any]]:
+def search_customers(conn: Connection, query: str, *, limit: int = 50, blind_index: BlindIndex | None = None,
+                     owner_ids: Iterable[int] | None = None, pool: bool = True) -> list[dict[str, Any]]:
     """Customers matching ``query`` by id, unified social credit code, ``SYSTEM:EXTERNAL_ID``,
     an external id of any system, a contact's full mobile or e-mail (with ``blind_index``),
     or a name fragment; exact matches first (``matched_by`` other than ``name``), then
-    names, shortest first. A contact match names the contact, never the number."""
+    names, shortest first. A contact match names the contact, never the number.
+
+    ``owner_ids`` (None: everyone's) keeps only customers owned by those users, plus,
+    with ``pool``, those nobody owns: what the asker may see, applied before the limit.
+    """
     query = clean_query(query)
     if not query:
         return []
@@ -92,9 +96,11 @@ def search_customers(conn: Connection, query: str, *, limit: int = 50,
           FROM best b
           JOIN customer c ON c.id = b.customer_id
           LEFT JOIN internal_user u ON u.id = c.owner_id
+         WHERE :everyone OR c.owner_id = ANY(CAST(:owners AS bigint[])) OR (:pool AND c.owner_id IS NULL)
          ORDER BY b.rank, length(c.name), c.id
          LIMIT :limit
         """), {"id": as_id or 0, "q": query, "pat": like_pattern(query), "limit": limit,
                "qualified": bool(qualified), "system": system, "external": external,
-               "mobile_key": mobile_key, "email_key": email_key})
+               "mobile_key": mobile_key, "email_key": email_key,
+               "everyone": owner_ids is None, "owners": sorted(owner_ids or ()), "pool": pool})
     return [dict(r._mapping) for r in rows]

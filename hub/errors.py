@@ -17,7 +17,9 @@ class alone, so connectors must translate every vendor error into one of these::
         │   └── RateLimitedError     the platform said "slow down"; wait `retry_after` s
         ├── AuthExpiredError         token/session expired: refresh once, then retry
         └── PermanentError           bad data or refused request: never retried
-            └── RecipientError       chat recipients unknown to the platform (per user)
+            ├── RecipientError       chat recipients unknown to the platform (per user)
+            └── SignInCodeError      a sign-in code (WeCom OAuth, DingTalk 免登) was refused:
+                                     invalid, used, expired or another app's
 
 Every ``ConnectorError`` names the system, the operation and, when known, the external
 id it concerned, so a log line or a dead-letter row says what went wrong where.  The
@@ -157,6 +159,11 @@ class RecipientError(PermanentError):
         )
 
 
+class SignInCodeError(PermanentError):
+    """The platform refused a sign-in code: unknown, already used, expired, or issued to
+    another app (WeCom 40029, DingTalk 40078). The person must open the link again."""
+
+
 def _rebuild_recipient_error(message, recipients, system, operation, external_id, code):
     return RecipientError(
         message, recipients=recipients, system=system, operation=operation,
@@ -176,4 +183,5 @@ __all__ = [
     "RecipientError",
     "RetryableError",
     "SchemaNotCurrentError",
+    "SignInCodeError",
 ]

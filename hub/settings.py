@@ -307,6 +307,28 @@ class VaultSettings(BaseModel):
                             description="rows re-encrypted per transaction by `hub keys rotate`")
 
 
+class WebSettings(BaseModel):
+    """Sign-in, sessions and TLS of `hub serve` (``HUB_WEB__*``).
+
+    With ``certfile`` and ``keyfile`` set, `hub serve` speaks HTTPS itself; without them
+    it speaks HTTP and belongs behind a reverse proxy that terminates TLS (README:
+    "HTTPS"). ``trusted_proxies`` are the addresses whose X-Forwarded-For/-Proto headers
+    are believed (the proxy's); nobody else's are.
+    """
+
+    model_config = {"extra": "forbid"}
+
+    session_hours: float = Field(default=12.0, gt=0, le=24 * 30, description="how long a browser stays signed in")
+    login_max_failures: int = Field(default=5, ge=1, le=100,
+                                    description="wrong passwords in a row that lock a login")
+    login_lock_minutes: float = Field(default=15.0, gt=0, le=24 * 60,
+                                      description="how long a locked login stays locked")
+    certfile: Path | None = Field(default=None, description="TLS certificate chain (PEM) `hub serve` presents")
+    keyfile: Path | None = Field(default=None, description="TLS private key (PEM) of certfile")
+    trusted_proxies: str = Field(default="127.0.0.1",
+                                 description="comma-separated addresses whose X-Forwarded-* headers are trusted")
+
+
 class Settings(BaseSettings):
     """All hub settings. Build with ``Settings()``; see the module docstring."""
 
@@ -333,6 +355,7 @@ class Settings(BaseSettings):
     dagster: DagsterSettings = Field(default_factory=DagsterSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     vault: VaultSettings = Field(default_factory=VaultSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
     # One section per registered connector, each validated by the connector's own model.
     connectors: dict[str, Any] = Field(default_factory=dict)
 

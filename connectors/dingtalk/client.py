@@ -74,6 +74,7 @@ from hub.errors import (
     RateLimitedError,
     RecipientError,
     RetryableError,
+    SignInCodeError,
 )
 
 # oapi errcode → hub error (§2.3), throttles first. 22 is what oapi answers for an unknown
@@ -91,6 +92,8 @@ ERRCODES = kit.CodeTable({
     33012: kit.CodeRule(RecipientError, "invalid userid"),
     60121: kit.CodeRule(RecipientError, "user not found"),
     22: kit.CodeRule(PermanentError, "unknown DingTalk API"),
+    # 免登 exchange (§6 [unc]): an unknown, used or expired code; the person must open the page again
+    40078: kit.CodeRule(SignInCodeError, "sign-in code invalid, used or expired"),
     40089: kit.CodeRule(PermanentError, "AppKey or AppSecret refused (check HUB_DINGTALK__APP_KEY and HUB_DINGTALK__APP_SECRET)"),
     60011: kit.CodeRule(PermanentError, "the app lacks permission for this API or user (grant it in the developer "
                                         "console: 权限管理 / 通讯录范围)"),
@@ -332,6 +335,10 @@ class DingTalkClient(kit.OwnsHttpClient):
             return data
 
         if authed:
+            # the token first (a gettoken is not a paced call): a fetch inside the paced send
+            # would delay the call's arrival past the departure the pacer recorded, and the
+            # 21st call could then reach DingTalk within its one-second window (90018)
+            self.oapi_auth.current()
             self.pacer.wait()
         return kit.send(self._http, request, call, self._observer, read,
                         auth=self.oapi_auth if authed else None)
@@ -365,6 +372,7 @@ class DingTalkClient(kit.OwnsHttpClient):
             return None  # unreachable: a non-2xx status always raises
 
         if authed:
+            self.api_auth.current()  # the token before pacing (see _oapi)
             self.pacer.wait()
         return kit.send(self._http, request, call, self._observer, read,
                         auth=self.api_auth if authed else None)
@@ -487,6 +495,21 @@ class DingTalkClient(kit.OwnsHttpClient):
             return None
         with self._ids_lock:
             self._userids[union_id] = userid
+        return userid
+
+    # ------------------------------------------------------------------ 免登 (§6)
+
+    def user_for_code(self, code: str) -> str:
+        """``topapi/v2/user/getuserinfo``: the userid of the member whose page got the 免登
+        ``code``; SignInCodeError when the code is unknown, used or expired."""
+        if not code or len(code) > 512:
+            raise SignInCodeError("sign-in code missing or malformed", system=SYSTEM,
+                                  operation="topapi/v2/user/getuserinfo")
+        data = self._oapi("POST", "topapi/v2/user/getuserinfo", body={"code": code})
+        userid = (data.get("result") or {}).get("userid")
+        if not isinstance(userid, str) or not userid:
+            raise SignInCodeError("DingTalk named no member for this code", system=SYSTEM,
+                                  operation="topapi/v2/user/getuserinfo", code="no_userid")
         return userid
 
     # ------------------------------------------------------------------ to-dos (v1.0)

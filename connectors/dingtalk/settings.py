@@ -31,6 +31,11 @@ DEFAULT_MAX_QPS = 20.0
 DEFAULT_NOTICES_PER_USER_PER_DAY = 500
 
 
+# The JSAPI script DingTalk's docs load for dd.getAuthCode; the exact version is our choice
+# (a guess at a current 3.x: any 3.x offers runtime.permission.requestAuthCode).
+DEFAULT_JSAPI_URL = "https://g.alicdn.com/dingding/dingtalk-jsapi/3.0.25/dingtalk.open.js"
+
+
 class DingTalkSettings(ConnectorSettings):
     """DingTalk internal app: both API hosts, credentials, the to-do operator, callbacks."""
 
@@ -55,6 +60,9 @@ class DingTalkSettings(ConnectorSettings):
     callback_token: SecretStr | None = Field(default=None, description="event subscription token")
     callback_aes_key: SecretStr | None = Field(default=None, description="event subscription aes_key (43 chars)")
     sync_cron: str = Field(default="30 2 * * *", description="cron of dingtalk_inbound (the directory: nightly)")
+    corp_id: str | None = Field(default=None, description="CorpId (dd.getAuthCode asks for it to sign people in)")
+    jsapi_url: str = Field(default=DEFAULT_JSAPI_URL,
+                           description="DingTalk JSAPI script the sign-in page loads to get a 免登 code")
 
     def callbacks_configured(self) -> bool:
         """True when DingTalk can push events to the hub (token, aes_key and AppKey set)."""

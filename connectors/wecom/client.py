@@ -58,6 +58,7 @@ from hub.errors import (
     RateLimitedError,
     RecipientError,
     RetryableError,
+    SignInCodeError,
 )
 
 WECOM_BASE_URL = "https://qyapi.weixin.qq.com"
@@ -78,6 +79,9 @@ ERRCODES = kit.CodeTable({
 })
 # On gettoken, 40001 means the app secret itself is wrong: configuration, not expiry.
 GETTOKEN_ERRCODES = ERRCODES.override({40001: kit.CodeRule(PermanentError, "app secret refused by gettoken")})
+# The sign-in exchange (§6): 40029 is an invalid, used or expired code (and, a guess, one
+# issued to another app); the person must open the link again, so it is its own type.
+SIGNIN_ERRCODES = ERRCODES.override({40029: kit.CodeRule(SignInCodeError, "sign-in code invalid, used or expired")})
 # §1.2 / send doc 90236: default 1800 s, at most 4 h (quoted in binarywang/WxJava WxCpMessage.java).
 DEFAULT_DUPLICATE_CHECK_INTERVAL = 1800
 MAX_DUPLICATE_CHECK_INTERVAL = 4 * 3600
@@ -112,6 +116,14 @@ class SendOutcome:
     invalid_users: tuple[str, ...]
     unlicensed_users: tuple[str, ...]
     delivered_users: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class SignedInMember:
+    """Who a sign-in code named: a member's ``userid``, or (not a member) only an external id."""
+
+    userid: str | None
+    external_id: str | None
 
 
 @dataclass(frozen=True)
@@ -252,10 +264,11 @@ class WeComClient(kit.OwnsHttpClient):
         key: str | None = None,
         external_id: str | None = None,
         result_id: str | None = None,
+        codes: kit.CodeTable | None = None,
     ) -> Json:
         """Call ``path`` with the token (the auth refreshes it once if rejected)."""
         return self._exchange(method, path, params=params or {}, body=body, auth=self.auth, accept=accept,
-                              key=key, external_id=external_id, result_id=result_id)
+                              key=key, external_id=external_id, result_id=result_id, codes=codes)
 
     @staticmethod
     def _payload(data: Json) -> Json:
@@ -264,6 +277,22 @@ class WeComClient(kit.OwnsHttpClient):
     def check(self) -> None:
         """Verify reachability and credentials (``hub doctor``): fetch a token."""
         self.auth.current()
+
+    # ------------------------------------------------------------------ sign-in (§6)
+
+    def user_for_code(self, code: str) -> SignedInMember:
+        """``auth/getuserinfo``: who opened the page that got ``code`` (网页授权 or web login).
+
+        A member comes back with ``userid``; a non-member (a customer's WeChat user) with
+        ``openid``/``external_userid`` and no userid. SignInCodeError (40029) for an
+        invalid, used or expired code. The code is never put in a message or the audit key.
+        """
+        if not code or len(code) > 512:
+            raise SignInCodeError("sign-in code missing or malformed", system=SYSTEM, operation="auth/getuserinfo")
+        data = self._call("GET", "auth/getuserinfo", params={"code": code}, codes=SIGNIN_ERRCODES)
+        userid = data.get("userid")
+        return SignedInMember(userid=userid if isinstance(userid, str) and userid else None,
+                              external_id=str(data.get("external_userid") or data.get("openid") or "") or None)
 
     # ------------------------------------------------------------------ messages
 

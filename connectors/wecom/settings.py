@@ -56,6 +56,11 @@ class WeComSettings(ConnectorSettings):
     callback_token: SecretStr | None = Field(default=None, description="callback Token (接收消息 settings)")
     callback_aes_key: SecretStr | None = Field(default=None, description="callback EncodingAESKey")
     sync_cron: str = Field(default="30 2 * * *", description="cron of wecom_inbound (the directory: nightly)")
+    oauth_url: str = Field(default="https://open.weixin.qq.com",
+                           description="host of WeCom's in-app OAuth page (connect/oauth2/authorize) for sign-in")
+    web_login_url: str = Field(default="https://login.work.weixin.qq.com",
+                               description="host of WeCom's web (QR) login page (wwlogin/sso/login)")
+    web_login: bool = Field(default=False, description="offer WeCom QR login on the hub's sign-in page")
 
     @field_validator("member_message_limits")
     @classmethod

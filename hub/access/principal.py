@@ -34,7 +34,9 @@ class Principal:
 
     @property
     def actor(self) -> str:
-        """How the audit log names this principal: ``web:wecom:zhangsan``, ``api:token:3``."""
+        """How the audit log names this principal: ``web:wecom:zhangsan``, ``api:token:3``, ``cli``."""
+        if self.via == "cli":
+            return "cli"
         return f"{'api' if self.via == 'token' else 'web'}:{self.via}:{self.name}"[:100]
 
 

@@ -87,12 +87,14 @@ def serve(
 ) -> None:
     """Serve the 360° profile pages, the JSON API (/docs) and the chat callbacks."""
     from hub.web import serve as serve_web
+    from hub.web.server import tls_options
 
     with failures_as_one_line():
         config = settings()
+        scheme = "https" if tls_options(config) else "http"
         port_free(host, port)
-        console.print(f"profiles at http://{host}:{port}/customers, API at /docs, callbacks at /callbacks/<system>; "
-                      f"reminder links use {config.public_url} (HUB_PUBLIC_URL)")
+        console.print(f"profiles at {scheme}://{host}:{port}/customers (sign in at /login), API at /docs, "
+                      f"callbacks at /callbacks/<system>; reminder links use {config.public_url} (HUB_PUBLIC_URL)")
         serve_web(config, host=host, port=port)
 
 

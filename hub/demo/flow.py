@@ -220,6 +220,7 @@ def run_demo(settings: Settings, *, fresh: bool = True, console: Console | None 
         finally:
             jobs.close()
         _print_featured_profile(hub, console)
+        _print_sign_in(hub, console, summary)
     return summary
 
 
@@ -250,6 +251,39 @@ def _deliver_webhooks(receiver: Any, jobs: DemoJobs, console: Console, summary: 
     numbers = {**types, "redeliveries (same delivery id)": got["duplicates"], "refused signatures": len(got["rejected"])}
     summary.add("hub → CRM", "webhooks", numbers)
     console.print("[bold]CRM receiver:[/] " + summary.rows[-1][2] + "; every signature verified")
+
+
+def _print_sign_in(hub: HubRuntime, console: Console, summary: DemoSummary) -> None:
+    """Make two demo logins with fresh random passwords and say how to sign in with them:
+    an administrator, and the salesperson who owns the most overdue customer (who sees
+    only their own customers). The passwords are shown once; only their hashes are kept."""
+    import secrets
+
+    from hub.access import Role
+    from hub.access.accounts import add_login, set_password
+    from hub.access.principal import cli_principal
+
+    passwords = {name: secrets.token_urlsafe(12) for name in ("demo-admin", "demo-sales")}
+    with hub.db.begin() as conn:
+        owner = conn.execute(sa.text(
+            "SELECT c.owner_id FROM customer c JOIN receivable r ON r.customer_id = c.id WHERE c.owner_id IS NOT NULL "
+            "AND r.open_amount > 0 GROUP BY c.owner_id ORDER BY sum(r.open_amount) DESC LIMIT 1")).scalar()
+        for name, role, user in (("demo-admin", Role.ADMIN, None), ("demo-sales", Role.SALES, owner)):
+            if role is Role.SALES and user is None:
+                passwords.pop(name)
+                continue
+            exists = conn.execute(sa.text("SELECT 1 FROM app_login WHERE username = :u"), {"u": name}).first()
+            if exists:
+                set_password(conn, cli_principal(), name, passwords[name])
+            else:
+                add_login(conn, cli_principal(), name, passwords[name], role, str(user) if user else None)
+    summary.add("sign-in", "demo logins", {"logins": len(passwords)})
+    url = hub.settings.public_url.rstrip("/")
+    console.print(f"[bold]sign in:[/] HUB_DATABASE_SCHEMA={hub.settings.database_schema} hub serve, then open "
+                  f"{url}/login", highlight=False, soft_wrap=True)
+    for name, password in passwords.items():
+        console.print(f"  {name} / {password}  (shown once; `hub user password {name}` sets a new one)",
+                      highlight=False, soft_wrap=True)
 
 
 def _push_config() -> dict[str, Any]:

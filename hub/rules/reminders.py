@@ -32,6 +32,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from hub.access.links import card_link
 from hub.contracts import ChatChannel, WriteResult
 from hub.errors import ConfigError, RecipientError
 from hub.outbox import effects, enqueue
@@ -131,8 +132,9 @@ def _queue(conn: Connection, counts: ReminderCounts, task: Any, kind: str, who: 
         "recipient_name": name, "title": task.title, "customer_id": task.customer_id,
         "customer_name": task.customer_name, "due_at": task.due_at.isoformat(),
         "assignee_name": task.assignee_name, "channel": channel,
-        "profile_url": f"{policy.profile_base_url.rstrip('/')}/customers/{task.customer_id}" if task.customer_id
-        else f"{policy.profile_base_url.rstrip('/')}/tasks/{task.id}",
+        # through the platform's sign-in entry: the card signs the salesperson in (hub.access.links)
+        "profile_url": card_link(policy.profile_base_url, channel,
+                                 f"/customers/{task.customer_id}" if task.customer_id else f"/tasks/{task.id}"),
         "duplicate_check_interval": policy.duplicate_check_interval_s,
         "queued_at": now.isoformat(),
     }

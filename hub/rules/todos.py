@@ -35,6 +35,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from connectors.dingtalk.callbacks import TODO_EVENT
+from hub.access.links import card_link
 from hub.contracts import WriteResult
 from hub.engine.targets import TODO_OBJECT, complete_task, task_of_todo
 from hub.errors import RecipientError
@@ -136,7 +137,8 @@ def _evaluate(conn: Connection, row: Any, holding: Mapping[str, Channel], policy
     payload = {
         **desired, "task_id": row.id, "source_id": source_id(row.id), "recipient_user_id": row.assignee_id,
         "recipient_alias": row.alias, "version": version, "seq": seq,
-        "detail_url": f"{base}/customers/{row.customer_id}" if row.customer_id else f"{base}/tasks/{row.id}",
+        "detail_url": card_link(base, platform, f"/customers/{row.customer_id}" if row.customer_id
+                                else f"/tasks/{row.id}"),
     }
     if enqueue(conn, f"{platform}.todo", f"todo:task-{row.id}:{seq}", payload) is not None:
         _save_state(conn, row.id, platform, {**state, "seq": seq,

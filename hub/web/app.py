@@ -15,13 +15,20 @@ and ``GET /healthz`` (database reachable and schema at the code's migration head
 ``GET|POST /callbacks/<system>`` are the chat platforms' signed, encrypted event
 callbacks (see :mod:`hub.web.callbacks`).
 
+Every page and endpoint but ``/healthz``, ``/openapi.json``, the callbacks and the sign-in
+routes (:mod:`hub.web.signin`) needs a principal (:mod:`hub.web.auth`: a bearer token or a
+session): a page without one redirects to ``/login?next=…``, an API call gets 401. What a
+principal sees is :mod:`hub.web.reads`: customers by ownership and team
+(:mod:`hub.access.visibility`; one it may not see is a 404 like a missing one), personal data
+masked unless its role may see it, and every read in clear audited.
+
 No parameter can make a request fail with a 500 or hold the server: an over-long path or
 query string is refused before routing (414, :mod:`hub.web.limits`), a malformed
 parameter is a 4xx naming it (422 from the API's schema, a 400 or 404 page), and the
 callback receivers do their CPU work in worker threads. While the app runs (its
 lifespan), a background task closes rejection windows and prunes replay memory.
 
-Everything except the callback only reads. Each request reads in one REPEATABLE READ,
+Everything except the callbacks, the sign-in routes and the audit of reads in clear only reads. Each request reads in one REPEATABLE READ,
 READ ONLY transaction, so the sections of a profile agree with each other even while a
 sync is writing.
 """
@@ -35,6 +42,7 @@ import re
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 import sqlalchemy as sa
 from fastapi import FastAPI, HTTPException, Path, Query, Request
@@ -47,12 +55,15 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Route
 
 from canonical_model.profile import AGING_BUCKETS, KEY_FIELDS, Profile
+from hub.access import Capability, Principal
+from hub.access.links import local_path
+from hub.audit import AuditObserver
 from hub.database import Database, head_revision
 from hub.runtime import HubRuntime
 from hub.settings import Settings
-from hub.vault.display import profile_for_display as customer_profile  # personal values opened for display
 from hub.web import formatting as fmt
 from hub.web.api_models import CustomerHit, Health, Problem, ProfileOut
+from hub.web.auth import CurrentPrincipal, NotSignedIn, require, wants_html
 from hub.web.callbacks import Receiver, create_receivers, maintain
 from hub.web.crm_api import include_crm_api
 from hub.web.lead_forms import lead_form_router
@@ -63,9 +74,10 @@ from hub.web.queries import (
     open_receivable_bills,
     parse_id,
     row_provenance,
-    search_customers,
     task_detail,
 )
+from hub.web.reads import audit_unmasked_read, visible_profile, visible_search, visible_task
+from hub.web.signin import create_signin_router
 
 log = logging.getLogger(__name__)
 
@@ -201,7 +213,9 @@ def create_web_app(runtime_or_db: HubRuntime | Database, settings: Settings) -> 
 
     app = FastAPI(
         title="CRM–ERP hub", version="0.1.0",
-        description="360° customer profile (360°客户视图) and search, read-only.",
+        description="360° customer profile (360°客户视图) and search. Authenticate with "
+                    "`Authorization: Bearer hub_tok_…` (`hub token create --role ROLE`); what a token sees "
+                    "follows its role and user.",
         # No Swagger UI: it loads scripts from a CDN, which an on-premises install may not
         # reach and the pages' no-script policy does not want; /docs is rendered here instead.
         docs_url=None, redoc_url=None, openapi_url="/openapi.json", lifespan=lifespan,
@@ -209,6 +223,21 @@ def create_web_app(runtime_or_db: HubRuntime | Database, settings: Settings) -> 
     )
     app.add_middleware(RequestLimits, exempt_paths=frozenset(receivers), max_body_bytes=settings.api.max_body_bytes)
     app.state.db = db
+    clients: dict[str, Any] = {}
+
+    def client_for(system: str) -> Any:
+        """The WeCom/DingTalk client sign-in exchanges codes with (the runtime's when given)."""
+        if isinstance(runtime_or_db, HubRuntime):
+            return runtime_or_db.client(system)
+        if system not in clients:
+            from hub.errors import ConfigError
+            from hub.registry import connector
+
+            section = settings.connector(system)
+            if section.missing():
+                raise ConfigError(f"{system} is not configured for sign-in")
+            clients[system] = connector(system).make_client(section, AuditObserver(db.engine, actor=f"web:{system}"))
+        return clients[system]
     # the routes themselves, not include_router: see hub.web.crm_api.include_crm_api
     app.router.routes.extend(leads_router(settings).routes)  # /api/leads, /api/pool/customers
     app.router.routes.extend(lead_form_router(settings).routes)  # /forms/lead
@@ -226,8 +255,16 @@ def create_web_app(runtime_or_db: HubRuntime | Database, settings: Settings) -> 
         html = templates.get_template(name).render(**context)
         return HTMLResponse(html, status_code=status_code, headers=_HTML_HEADERS)
 
-    def not_found(what: str, ref: str) -> HTMLResponse:
-        return page("not_found.html", 404, title="未找到", what=what, ref=ref)
+    def not_found(what: str, ref: str, principal: Principal | None = None) -> HTMLResponse:
+        return page("not_found.html", 404, title="未找到", what=what, ref=ref, principal=principal)
+
+    def render(name: str, status_code: int, **context: Any) -> HTMLResponse:
+        return page(name, status_code, **context)
+
+    section_for = runtime_or_db.connector_settings if isinstance(runtime_or_db, HubRuntime) else settings.connector
+    app.include_router(create_signin_router(db, settings, render, client_for, section_for))
+    # Pages and endpoints that show customers: signed in, and a role that sees customers.
+    viewer = require(Capability.VIEW_CUSTOMERS)
 
     # ------------------------------------------------------------------ pages
 
@@ -237,30 +274,33 @@ def create_web_app(runtime_or_db: HubRuntime | Database, settings: Settings) -> 
         return RedirectResponse("/customers", status_code=303)
 
     @app.get("/customers", include_in_schema=False, response_class=HTMLResponse)
-    def customers_page(q: str = "") -> HTMLResponse:
-        """Search form and results."""
+    def customers_page(principal: Principal = viewer, q: str = "") -> HTMLResponse:
+        """Search form and results (only customers the principal sees)."""
         if len(q) > MAX_SEARCH_CHARS:
-            return page("search.html", 400, title="客户搜索", q="", hits=[],
+            return page("search.html", 400, title="客户搜索", q="", hits=[], principal=principal,
                         error=f"搜索内容过长（{len(q)} 个字符，最多 {MAX_SEARCH_CHARS} 个）。")
         hits: list[dict[str, Any]] = []
         if q.strip():
             with reading() as conn:
-                hits = search_customers(conn, q)
-        return page("search.html", title=f"搜索：{q}" if q.strip() else "客户搜索", q=q, hits=hits, error=None)
+                hits = visible_search(conn, principal, q)
+        return page("search.html", title=f"搜索：{q}" if q.strip() else "客户搜索", q=q, hits=hits, error=None,
+                    principal=principal)
 
     @app.get("/customers/{customer_id}", include_in_schema=False, response_class=HTMLResponse)
-    def customer_page(customer_id: str) -> HTMLResponse:
-        """The 360° profile page (any non-id path segment is a 404 page, not a 422)."""
+    def customer_page(customer_id: str, principal: Principal = viewer) -> HTMLResponse:
+        """The 360° profile page (any non-id path segment, and a customer the principal does
+        not see, is a 404 page)."""
         cid = parse_id(customer_id)
         if cid is None:
-            return not_found("客户", customer_id)
+            return not_found("客户", customer_id, principal)
         as_of = clock.today()
         with reading() as conn:
-            profile = customer_profile(conn, cid, as_of=as_of)
+            profile = visible_profile(conn, principal, cid, as_of)
             if profile is None:
-                return not_found("客户", customer_id)
+                return not_found("客户", customer_id, principal)
             sources = row_provenance(conn, cid)
             bills = open_receivable_bills(conn, cid, as_of)
+        audit_unmasked_read(db.engine, principal, profile, "page")
         credit_limit = profile.credit_limit
         over_limit = credit_limit is not None and profile.credit_used > credit_limit
         usage = (profile.credit_used / credit_limit) if credit_limit else None
@@ -269,54 +309,67 @@ def create_web_app(runtime_or_db: HubRuntime | Database, settings: Settings) -> 
             src=profile.provenance, rows=sources, bills=bills, over_limit=over_limit,
             over_by=(profile.credit_used - credit_limit) if over_limit and credit_limit is not None else None,
             usage=usage, usage_bar=min(float(usage or 0), 1.0), missing=missing_key_fields(profile),
-            push_rows=push_rows, key_fields=KEY_FIELDS, now=dt.datetime.now(dt.UTC),
+            push_rows=push_rows, key_fields=KEY_FIELDS, now=dt.datetime.now(dt.UTC), principal=principal,
         )
 
     @app.get("/tasks/{task_id}", include_in_schema=False, response_class=HTMLResponse)
-    def task_page(task_id: str) -> HTMLResponse:
-        """One task: where a reminder card without a customer links to."""
+    def task_page(task_id: str, principal: Principal = viewer) -> HTMLResponse:
+        """One task: where a reminder card without a customer links to (404 when not visible)."""
         tid = parse_id(task_id)
         task = None
         if tid is not None:
             with reading() as conn:
                 task = task_detail(conn, tid)
+                if task is not None and not visible_task(conn, principal, task):
+                    task = None
         if task is None:
-            return not_found("待办", task_id)
+            return not_found("待办", task_id, principal)
         overdue = task["status"] == "open" and task["due_at"] < dt.datetime.now(dt.UTC)
-        return page("task.html", title=task["title"], t=task, overdue=overdue, pushes=push_rows(task["push_state"]))
+        return page("task.html", title=task["title"], t=task, overdue=overdue, pushes=push_rows(task["push_state"]),
+                    principal=principal)
 
     # ------------------------------------------------------------------ JSON API
 
+    api_errors: dict[int | str, dict[str, Any]] = {
+        401: {"model": Problem, "description": "No valid API token or session"},
+        403: {"model": Problem, "description": "The role may not read customers"},
+    }
+
     @app.get("/api/customers/{customer_id}", response_model=ProfileOut, tags=["customers"],
-             responses={404: {"model": Problem, "description": "No such customer"}})
+             responses={**api_errors, 404: {"model": Problem, "description": "No such customer (or not visible)"}})
     def customer_json(
+        principal: Principal = viewer,
         customer_id: int = Path(ge=1, le=MAX_ID, description="The hub's customer id"),
         as_of: IsoDate | None = Query(None, description="Age receivables as of this date, YYYY-MM-DD "
                                                        "(default: today in the hub's timezone)"),
     ) -> ProfileOut:
-        """The 360° profile of one customer, with provenance."""
+        """The 360° profile of one customer, with provenance; personal data masked unless the
+        caller may see it (an unmasked read is audited)."""
         with reading() as conn:
-            profile = customer_profile(conn, customer_id, as_of=as_of or clock.today())
+            profile = visible_profile(conn, principal, customer_id, as_of or clock.today())
         if profile is None:
             raise HTTPException(404, f"no customer {customer_id}")
+        audit_unmasked_read(db.engine, principal, profile, "api")
         return ProfileOut.from_profile(profile)
 
-    @app.get("/api/customers", response_model=list[CustomerHit], tags=["customers"])
+    @app.get("/api/customers", response_model=list[CustomerHit], tags=["customers"], responses=api_errors)
     def search_json(
+        principal: Principal = viewer,
         q: str = Query(min_length=1, max_length=MAX_SEARCH_CHARS,
                        description="Name fragment, unified social credit code, external id or id"),
         limit: int = Query(50, ge=1, le=200),
     ) -> list[CustomerHit]:
-        """Customers matching ``q``, exact matches (id, credit code, external id) first."""
+        """Customers matching ``q`` that the caller sees, exact matches (id, credit code, external id) first."""
         with reading() as conn:
-            hits = search_customers(conn, q, limit=limit)
+            hits = visible_search(conn, principal, q, limit=limit)
         return [CustomerHit(**h, url=f"/customers/{h['id']}") for h in hits]
 
     @app.get("/docs", include_in_schema=False, response_class=HTMLResponse)
-    def api_docs() -> HTMLResponse:
-        """The API's reference, rendered from its OpenAPI document (no scripts, no CDN)."""
+    def api_docs(principal: CurrentPrincipal) -> HTMLResponse:
+        """The API's reference, rendered from its OpenAPI document (no scripts, no CDN); signed in."""
         spec = app.openapi()
-        return page("api_docs.html", title="API", spec=spec, operations=describe_operations(spec))
+        return page("api_docs.html", title="API", spec=spec, operations=describe_operations(spec),
+                    principal=principal)
 
     @app.get("/healthz", response_model=Health, tags=["operations"],
              responses={503: {"model": Health, "description": "Database unreachable or schema not current"}})
@@ -348,9 +401,17 @@ def create_web_app(runtime_or_db: HubRuntime | Database, settings: Settings) -> 
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        """A person who mistypes a page URL gets a page; API clients keep JSON errors."""
+        """A person who mistypes a page URL gets a page, one not signed in the sign-in page;
+        API clients keep JSON errors (401 with WWW-Authenticate)."""
         path = request.url.path
-        if exc.status_code == 404 and not path.startswith(("/api/", "/healthz", "/callbacks/", "/openapi")):
+        page_request = not path.startswith(("/api/", "/healthz", "/callbacks/", "/openapi"))
+        if exc.status_code == 401 and isinstance(exc, NotSignedIn) and wants_html(request):
+            wanted = local_path(path + (f"?{request.url.query}" if request.url.query else ""))
+            return RedirectResponse(f"/login?{urlencode({'next': wanted})}", status_code=303)
+        if exc.status_code == 403 and path.startswith(("/customers", "/tasks", "/docs")):
+            return page("signin_problem.html", 403, title="无权访问", heading="无权访问",
+                        message="您的角色无权查看客户资料。", retry=None)
+        if exc.status_code == 404 and page_request:
             return not_found("页面", path)
         return await http_exception_handler(request, exc)
 

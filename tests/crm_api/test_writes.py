@@ -159,13 +159,13 @@ def test_contracts_tickets_and_touchpoints_are_upserted_and_shown_in_the_profile
     assert api.post("/api/touchpoints", json=touch, headers=world.auth("crm")).status_code == 201
     assert api.post("/api/touchpoints", json=touch, headers=world.auth("crm")).status_code == 200  # delivered twice
     assert scalar(db, "SELECT count(*) FROM touchpoint") == 1
-    profile = api.get(f"/api/customers/{world.customers['mine']}").json()
+    profile = api.get(f"/api/customers/{world.customers['mine']}", headers=world.auth("crm")).json()
     assert [c["contract_number"] for c in profile["contracts"]] == ["HT-2026-001"]
     assert sorted(t["kind"] for t in profile["tickets"]) == ["complaint", "satisfaction"]
     assert [t["campaign"] for t in profile["touchpoints"]] == ["报价单 Q-77"]
     assert {(e["type"], e["kind"]) for e in profile["timeline"]} == {
         ("ticket", "complaint"), ("ticket", "satisfaction"), ("touchpoint", "quote_opened")}
-    page = api.get(f"/customers/{world.customers['mine']}").text
+    page = api.get(f"/customers/{world.customers['mine']}", headers=world.auth("crm")).text
     assert "HT-2026-001" in page and "交付延迟投诉" in page and "报价单 Q-77" in page
 
 

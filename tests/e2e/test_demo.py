@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import io
+import re
 
 import pytest
 import sqlalchemy as sa
 from rich.console import Console
 
+from hub.access.passwords import verify_password
 from hub.demo import DEMO_SCHEMA, run_demo
 
 pytestmark = pytest.mark.e2e
@@ -50,7 +52,16 @@ def test_the_demo_runs_every_job_through_dagster_and_ends_with_a_profile(databas
         bills = conn.execute(sa.text(
             f"SELECT count(*) FROM {DEMO_SCHEMA}.sales_order WHERE source_system = 'crm' "
             "AND erp_bill_number IS NOT NULL")).scalar()
+        logins = {r.username: r for r in conn.execute(sa.text(
+            f"SELECT username, role, user_id, password_hash FROM {DEMO_SCHEMA}.app_login"))}
         conn.execute(sa.text(f"DROP SCHEMA {DEMO_SCHEMA} CASCADE"))
         conn.commit()
     engine.dispose()
     assert bills == 40
+    # and it says how to sign in: two logins whose one-time passwords it printed
+    assert f"HUB_DATABASE_SCHEMA={DEMO_SCHEMA} hub serve" in text
+    assert (logins["demo-admin"].role, logins["demo-sales"].role) == ("admin", "sales")
+    assert logins["demo-sales"].user_id is not None
+    for name, login in logins.items():
+        printed = re.search(rf"{name} / (\S+)", text)
+        assert printed and verify_password(login.password_hash, printed.group(1))

@@ -26,13 +26,15 @@ from hub.settings import Settings
 class HubServe:
     """One ``hub serve`` process on a free port; ``stop()`` ends it (SIGTERM, then SIGKILL)."""
 
-    def __init__(self, settings: Settings, database_url: str, log_path: Path) -> None:
+    def __init__(self, settings: Settings, database_url: str, log_path: Path, *,
+                 extra_env: dict[str, str] | None = None, scheme: str = "http", verify: str | bool = True) -> None:
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{scheme}://127.0.0.1:{self.port}"
+        self.verify = verify  # a CA file for a self-signed certificate
         self.log_path = log_path
         env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
         env.update(HUB_DATABASE_URL=database_url, HUB_DATABASE_SCHEMA=settings.database_schema,
-                   HUB_HOME=str(settings.home), HUB_SANDBOX="1", HUB_LOG_LEVEL="WARNING")
+                   HUB_HOME=str(settings.home), HUB_SANDBOX="1", HUB_LOG_LEVEL="WARNING", **(extra_env or {}))
         self._log = log_path.open("ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "hub", "serve", "--port", str(self.port)],
@@ -41,7 +43,7 @@ class HubServe:
     def wait_until_healthy(self, timeout_s: float = 60.0) -> None:
         """Return once ``/healthz`` answers 200."""
         deadline = time.monotonic() + timeout_s
-        with httpx.Client(base_url=self.url, timeout=2, trust_env=False) as http:
+        with httpx.Client(base_url=self.url, timeout=2, trust_env=False, verify=self.verify) as http:
             while time.monotonic() < deadline:
                 assert self.process.poll() is None, f"hub serve exited:\n{self.log_tail()}"
                 with contextlib.suppress(httpx.HTTPError):

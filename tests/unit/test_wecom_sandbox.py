@@ -352,5 +352,6 @@ def test_the_admin_index_lists_every_admin_endpoint() -> None:
     with TestClient(make_sandbox()) as client:
         index = client.get("/__sandbox__/").json()
     assert {e["path"] for e in index["endpoints"]} == {
-        "/__sandbox__/messages", "/__sandbox__/faults", "/__sandbox__/state", "/__sandbox__/expire-tokens"}
+        "/__sandbox__/messages", "/__sandbox__/faults", "/__sandbox__/state", "/__sandbox__/expire-tokens",
+        "/__sandbox__/oauth/code", "/__sandbox__/oauth/in-app-user"}
     assert all(e["does"] for e in index["endpoints"])

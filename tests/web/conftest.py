@@ -30,6 +30,7 @@ with warnings.catch_warnings():
     from starlette.testclient import TestClient
 
 from connectors.kit.sandbox import serve_in_thread
+from hub.access import Role
 from hub.database import Database, create_db_engine
 from hub.demo.data import demo_credit_code, load_crm_demo
 from hub.identity import normalize_company_name
@@ -38,6 +39,7 @@ from hub.runtime import HubRuntime, load_sandbox
 from hub.settings import Settings
 from hub.web import create_web_app
 from tests.conftest import rows
+from tests.support.access import bearer, issue_token
 
 # Rendering it anywhere would be a leak; the tests look for it in every answer.
 CALLBACK_TOKEN = "tok-" + secrets.token_hex(8)
@@ -56,6 +58,7 @@ class WebData:
     focus_task_id: int
     xss_id: int
     erp_customer_id: int  # the synced Kingdee customer with the most open receivables
+    owner_id: int  # the focus customer's salesperson
 
 
 def _insert(conn: sa.Connection, sql: str, **params: Any) -> int:
@@ -177,7 +180,7 @@ def web_data(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
                 "GROUP BY customer_id ORDER BY count(*) DESC, customer_id LIMIT 1")).scalar_one()
     finally:
         runtime.close()  # stops the sandbox and disposes the engine; the engine reconnects on use
-    yield WebData(db, settings, today, focus_id, task_id, xss_id, int(erp_customer_id))
+    yield WebData(db, settings, today, focus_id, task_id, xss_id, int(erp_customer_id), int(owner_id))
     db.dispose()
     admin = sa.create_engine(database_url)
     with admin.begin() as conn:
@@ -192,8 +195,22 @@ def web_app(web_data: WebData) -> FastAPI:
 
 
 @pytest.fixture(scope="session")
-def client(web_app: FastAPI) -> Iterator[TestClient]:
-    """An in-process HTTP client of the web app."""
+def admin_token(web_data: WebData) -> str:
+    """A bearer token of the admin role (sees every customer, personal data unmasked)."""
+    return issue_token(web_data.db, Role.ADMIN, label="web tests", expires_in_s=86400)
+
+
+@pytest.fixture(scope="session")
+def client(web_app: FastAPI, admin_token: str) -> Iterator[TestClient]:
+    """An in-process HTTP client of the web app, signed in as an administrator (the role
+    tests in test_roles.py check who else may read what)."""
+    with TestClient(web_app, headers=bearer(admin_token)) as http:
+        yield http
+
+
+@pytest.fixture(scope="session")
+def anonymous(web_app: FastAPI) -> Iterator[TestClient]:
+    """An in-process HTTP client with no credential."""
     with TestClient(web_app) as http:
         yield http
 

@@ -14,6 +14,7 @@ from hub.vault.display import profile_for_display
 from hub.web import create_web_app
 from hub.web.api_models import ProfileOut
 from tests.crm_api.test_openapi_fuzz import OPERATIONS as CRM_API_OPERATIONS
+from tests.support.access import bearer
 from tests.web.conftest import TestClient
 
 
@@ -63,9 +64,10 @@ def test_healthz_ok(client):
                             "head_revision": head_revision()}
 
 
-def test_app_also_takes_a_runtime(web_data):
+def test_app_also_takes_a_runtime(web_data, admin_token):
     runtime = HubRuntime(web_data.settings, web_data.db, actor="test")
-    with TestClient(create_web_app(runtime, web_data.settings)) as http:
+    with TestClient(create_web_app(runtime, web_data.settings), headers=bearer(admin_token),
+                    follow_redirects=False) as http:
         assert http.get("/healthz").json()["status"] == "ok"
         assert http.get(f"/customers/{web_data.focus_id}").status_code == 200
 

@@ -14,6 +14,9 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from connectors.kit.sandbox import serve_in_thread
+from hub.access import Role
+from hub.web.auth import SESSION_COOKIE
+from tests.support.access import issue_session
 
 pytestmark = pytest.mark.e2e  # starts a server (and a browser)
 
@@ -44,6 +47,9 @@ def test_profile_page_on_a_phone_renders_chinese_and_links_work(web_app, web_dat
         try:
             context = browser.new_context(viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True,
                                           locale="zh-CN")
+            # signed in as the focus customer's salesperson (sign-in itself: test_browser_signin.py)
+            context.add_cookies([{"name": SESSION_COOKIE, "url": server.url,
+                                  "value": issue_session(web_data.db, Role.SALES, user_id=web_data.owner_id)}])
             page = context.new_page()
             reply = page.goto(f"{server.url}/customers/{web_data.focus_id}")
             assert reply is not None and reply.status == 200

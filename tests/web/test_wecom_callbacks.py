@@ -26,8 +26,10 @@ from connectors.wecom.sandbox import (
     CallbackDriver,
 )
 from connectors.wecom.sandbox.callbacks import event_xml
+from hub.access import Role
 from hub.web import create_web_app
 from tests.conftest import rows, scalar
+from tests.support.access import bearer, issue_token
 from tests.web.conftest import audit
 from tests.web.pagescan import scan
 
@@ -67,8 +69,8 @@ def test_customer_deleting_the_salesperson_is_audited_and_on_the_timeline(db, pe
     [interaction] = rows(db, "SELECT * FROM interaction WHERE customer_id = :c", c=people["customer"])
     assert (interaction.kind, interaction.source_system, interaction.user_id) == ("chat", "wecom", people["user"])
     assert "赵采购" in interaction.summary and "张三" in interaction.summary
-    # and the salesperson's manager sees it on the profile page
-    with httpx.Client(base_url=served) as http:
+    # and the salesperson sees it on the profile page of their customer
+    with httpx.Client(base_url=served, headers=bearer(issue_token(db, Role.SALES, user_id=people["user"]))) as http:
         page = scan(http.get(f"/customers/{people['customer']}").text)
     assert any("赵采购 删除了 张三" in e.text for e in page.all("interaction"))
 

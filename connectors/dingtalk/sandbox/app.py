@@ -17,6 +17,12 @@ Wire rules (reference/messaging-apis.md §2.1, §3):
   oapi 90018 / v1.0 403 QPS, ``http_500``, ``timeout`` (sleep, then 504), ``drop_response``
   (apply, then an empty 504), ``latency``.
 
+Sign-in (§6): ``topapi/v2/user/getuserinfo`` (and the older ``GET /user/getuserinfo``)
+exchange a 免登 code once; ``POST /__sandbox__/authcode`` hands one out for a chosen
+member, standing in for ``dd.getAuthCode`` inside the app; ``GET /__sandbox__/dingtalk.open.js``
+stands in for the JSAPI script itself, answering ``requestAuthCode`` with a code for the member
+chosen by ``POST /__sandbox__/in-app-user`` (so a browser can follow a card link end to end).
+
 Sandbox-only admin endpoints (never on the real hosts), listed at ``GET /__sandbox__/``.
 """
 
@@ -35,6 +41,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from connectors.dingtalk.sandbox.credentials import SANDBOX_OTHER_APP_KEY, SANDBOX_OTHER_APP_SECRET
 from connectors.dingtalk.sandbox.seed import DEFAULT_SEED, ROOT_DEPARTMENT_ID
 from connectors.dingtalk.sandbox.state import ERRMSG, ApiError, DingTalkState, OapiError, Throttled
 from connectors.dingtalk.settings import DEFAULT_MAX_CONCURRENT_CALLS, DEFAULT_NOTICES_PER_USER_PER_DAY
@@ -56,6 +63,7 @@ _TOPAPI: dict[str, Callable[[DingTalkState, Json], Json]] = {
     "topapi/message/corpconversation/getsendresult": DingTalkState.send_result,
     "topapi/message/corpconversation/getsendprogress": DingTalkState.send_progress,
     "topapi/message/corpconversation/recall": DingTalkState.recall,
+    "topapi/v2/user/getuserinfo": DingTalkState.getuserinfo,
 }
 # (method, path under /v1.0/todo/users/{unionId}/) → operation name
 _TODO_ROUTES: tuple[tuple[str, re.Pattern[str], str], ...] = (
@@ -113,6 +121,7 @@ def create_app(
     notice_person_times_per_minute: int = 5000, wrap_token_errors: bool = True,
     reject_duplicate_source_ids: bool = False, todo_page_size: int = 50,
     trusted_ips: Iterable[str] | None = None, blocked_apis: Iterable[str] = (),
+    other_apps: dict[str, str] | None = None,
 ) -> Starlette:
     """Build the DingTalk sandbox; its state is ``app.state.dingtalk`` (a DingTalkState).
 
@@ -131,6 +140,7 @@ def create_app(
         max_in_flight=max_in_flight, notices_per_user_per_day=notices_per_user_per_day,
         notice_person_times_per_minute=notice_person_times_per_minute, wrap_token_errors=wrap_token_errors,
         reject_duplicate_source_ids=reject_duplicate_source_ids, todo_page_size=todo_page_size,
+        other_apps=other_apps if other_apps is not None else {SANDBOX_OTHER_APP_KEY: SANDBOX_OTHER_APP_SECRET},
     )
     plan = faults if faults is not None else FaultPlan()
     trusted = frozenset(trusted_ips) if trusted_ips is not None else None
@@ -200,6 +210,7 @@ def create_app(
                 return _JSON(_oapi_error(OapiError(90018)))
             try:
                 with state.lock:
+                    state.caller_app = state.app_of_token(request.query_params.get("access_token"))
                     result = handler(state, body)
             except OapiError as exc:
                 return _JSON(_oapi_error(exc))
@@ -207,6 +218,22 @@ def create_app(
                 state.leave()
             return _JSON({"errcode": 0, "errmsg": "ok", **result, "request_id": _request_id()})
         return await faulted(operation, False, work)
+
+    async def legacy_getuserinfo(request: Request) -> Response:
+        """``GET /user/getuserinfo?access_token&code`` (the pre-topapi 免登 exchange)."""
+        async def work() -> Response:
+            token = request.query_params.get("access_token")
+            problem = state.token_problem(token)
+            if problem is not None:
+                return _JSON(_oapi_error(OapiError(problem)))
+            try:
+                with state.lock:
+                    state.caller_app = state.app_of_token(token)
+                    result = state.legacy_getuserinfo(request.query_params.get("code"))
+            except OapiError as exc:
+                return _JSON(_oapi_error(exc))
+            return _JSON({"errcode": 0, "errmsg": "ok", **result})
+        return await faulted("user/getuserinfo", False, work)
 
     # -------------------------------------------------------------- v1.0
 
@@ -272,6 +299,43 @@ def create_app(
             return _JSON({"error": "no such to-do"}, status_code=404)
         return _JSON({"event": event})
 
+    async def admin_code(request: Request) -> Response:
+        """Hand out a 免登 code for a member, as ``dd.getAuthCode`` does for a page opened inside
+        DingTalk: JSON ``{"userid": …, "appKey": optional}`` → ``{"code": …}`` (single use, ~5 min)."""
+        body = await _json_body(request) or {}
+        try:
+            code = state.issue_code(str(body.get("userid") or ""), body.get("appKey") or None)
+        except KeyError:
+            return _JSON({"error": "no such active member"}, status_code=404)
+        return _JSON({"code": code, "expires_in": int(state.codes.ttl_s)})
+
+    async def admin_in_app_user(request: Request) -> Response:
+        """Choose who "holds the phone": JSON ``{"userid": …}`` (null: nobody); the JSAPI below
+        answers ``requestAuthCode`` with a code for this member."""
+        body = await _json_body(request) or {}
+        userid = body.get("userid")
+        if userid is not None and userid not in state.members:
+            return _JSON({"error": "no such member"}, status_code=404)
+        state.in_app_user = userid
+        return _JSON({"in_app_user": userid})
+
+    async def jsapi(_request: Request) -> Response:
+        """A stand-in for DingTalk's JSAPI script inside the app (dingtalk.open.js): ``dd.ready``
+        and ``dd.runtime.permission.requestAuthCode`` hand the page a fresh 免登 code for the
+        in-app user (``onFail`` when nobody holds the phone). Each load issues one code."""
+        code = None
+        if state.in_app_user is not None:
+            try:
+                code = state.issue_code(state.in_app_user)
+            except KeyError:
+                code = None
+        script = ("window.dd={ready:function(f){f();},runtime:{permission:{requestAuthCode:function(o){"
+                  + (f"o.onSuccess({{code:{json.dumps(code)}}});" if code else
+                     "o.onFail({errorCode:'3',errorMessage:'not inside DingTalk'});")
+                  + "}}}};")
+        return Response(script, media_type="application/javascript; charset=utf-8",
+                        headers={"Cache-Control": "no-store"})
+
     async def admin_state(_request: Request) -> Response:
         """Directory, tokens, notices and to-dos in numbers."""
         return _JSON(state.summary())
@@ -291,6 +355,10 @@ def create_app(
         Route("/__sandbox__/faults", admin_faults, methods=["GET", "POST"]),
         Route("/__sandbox__/state", admin_state, methods=["GET"]),
         Route("/__sandbox__/expire-tokens", admin_expire, methods=["POST"]),
+        Route("/__sandbox__/authcode", admin_code, methods=["POST"]),
+        Route("/__sandbox__/in-app-user", admin_in_app_user, methods=["POST"]),
+        Route("/__sandbox__/dingtalk.open.js", jsapi, methods=["GET"]),
+        Route("/user/getuserinfo", legacy_getuserinfo, methods=["GET"]),
     ]))
     app.state.dingtalk = state
     app.state.faults = plan

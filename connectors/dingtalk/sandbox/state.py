@@ -57,6 +57,7 @@ from connectors.dingtalk.sandbox.seed import (
     dingtalk_directory,
 )
 from connectors.dingtalk.settings import DEFAULT_MAX_CONCURRENT_CALLS, DEFAULT_NOTICES_PER_USER_PER_DAY
+from connectors.kit.sandbox.signin_codes import CodeBook, CodeRefused
 
 Json = dict[str, Any]
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -68,6 +69,7 @@ ERRMSG: dict[int, str] = {
     22: "Invalid method",  # (seen: oapi's reply for an unknown API)
     40014: "不合法的access_token",  # (seen)
     40035: "不合法的参数",  # guess
+    40078: "不存在的临时授权码",  # guess wording; the code is the one public replies quote for a bad 免登 code (§6 [unc])
     40089: "不合法的appkey或appsecret",  # guess
     42001: "access_token超时",  # guess wording
     60003: "部门不存在",  # guess
@@ -154,6 +156,7 @@ class DingTalkState:
         notices_per_user_per_day: int = DEFAULT_NOTICES_PER_USER_PER_DAY,
         notice_person_times_per_minute: int = 5000, wrap_token_errors: bool = True,
         reject_duplicate_source_ids: bool = False, todo_page_size: int = 50,
+        other_apps: dict[str, str] | None = None,
     ) -> None:
         self.app_key, self._app_secret, self.agent_id, self.corp_id = app_key, app_secret, int(agent_id), corp_id
         self.seed, self.clock, self.token_ttl = seed, clock, int(token_ttl)
@@ -176,6 +179,14 @@ class DingTalkState:
 
         self._tokens: dict[str, float] = {}  # token → expires_at; expired ones kept (42001, not 40014)
         self._current: str | None = None
+        # Other apps of the same corp (appKey → appSecret): their tokens work, but a 免登 code
+        # issued to this app is refused with them (§6).
+        self._apps: dict[str, str] = {app_key: app_secret, **(other_apps or {})}
+        self._token_app: dict[str, str] = {}
+        self._current_by_app: dict[str, str] = {}
+        self.caller_app = app_key
+        self.codes = CodeBook(clock)
+        self.in_app_user: str | None = None  # who "opens" pages inside the app (the JSAPI stand-in)
         self.tokens_issued = 0
         self.token_requests = 0
         self.calls: dict[str, int] = defaultdict(int)
@@ -233,14 +244,20 @@ class DingTalkState:
         the credentials are wrong (each host answers that its own way)."""
         with self.lock:
             self.token_requests += 1
-            if app_key != self.app_key or not secrets.compare_digest(str(app_secret or ""), self._app_secret):
+            known = self._apps.get(str(app_key or ""))
+            if known is None or not secrets.compare_digest(str(app_secret or ""), known):
                 return None
+            app = str(app_key)
             now = self.clock()
-            if self._current is not None and self._tokens[self._current] > now:
-                return self._current, max(1, int(self._tokens[self._current] - now))
+            current = self._current_by_app.get(app)
+            if current is not None and self._tokens[current] > now:
+                return current, max(1, int(self._tokens[current] - now))
             token = secrets.token_hex(16)
             self._tokens[token] = now + self.token_ttl
-            self._current = token
+            self._token_app[token] = app
+            self._current_by_app[app] = token
+            if app == self.app_key:
+                self._current = token
             self.tokens_issued += 1
             return token, self.token_ttl
 
@@ -259,6 +276,7 @@ class DingTalkState:
             for token in self._tokens:
                 self._tokens[token] = min(self._tokens[token], now - 1)
             self._current = None
+            self._current_by_app.clear()
             return len(self._tokens)
 
     def enter(self, operation: str) -> None:
@@ -279,6 +297,43 @@ class DingTalkState:
         """Release the slot taken by :meth:`enter`."""
         with self.lock:
             self._in_flight = max(0, self._in_flight - 1)
+
+    def app_of_token(self, token: str | None) -> str:
+        """The appKey a (valid) token was issued to."""
+        with self.lock:
+            return self._token_app.get(token or "", self.app_key)
+
+    # ------------------------------------------------------------------ 免登 (§6)
+
+    def issue_code(self, userid: str, app_key: str | None = None) -> str:
+        """A 免登 authCode for member ``userid`` of app ``app_key`` (default: this app), as
+        ``dd.getAuthCode`` hands one to a page inside DingTalk. KeyError for no active visible member."""
+        with self.lock:
+            member = self.members.get(userid)
+            if member is None or not member.active or not self.member_visible(member):
+                raise KeyError(userid)
+            return self.codes.issue(member.userid, app_key or self.app_key)
+
+    def getuserinfo(self, body: Json) -> Json:
+        """``topapi/v2/user/getuserinfo``: ``{"code"}`` → ``result`` {userid, unionid, name, sys,
+        sys_level} (§6). Every refusal (unknown, used, expired, another app's) is 40078 (guess)."""
+        member = self._redeem(body.get("code"))
+        return {"result": {"userid": member.userid, "unionid": member.unionid, "name": member.name,
+                           "device_id": "", "sys": bool(member.leader_in), "sys_level": 2 if member.leader_in else 0,
+                           "associated_unionid": ""}}
+
+    def legacy_getuserinfo(self, code: str | None) -> Json:
+        """The older ``GET /user/getuserinfo?code=`` (dingtalk-sdk's ``user.getuserinfo``)."""
+        member = self._redeem(code)
+        return {"userid": member.userid, "sys_level": 2 if member.leader_in else 0, "is_sys": bool(member.leader_in),
+                "deviceId": ""}
+
+    def _redeem(self, code: Any) -> DingTalkMember:
+        try:
+            userid = self.codes.redeem(code if isinstance(code, str) else None, self.caller_app)
+        except CodeRefused:
+            raise OapiError(40078) from None
+        return self.members[userid]
 
     # ------------------------------------------------------------------ directory (oapi)
 
@@ -636,6 +691,7 @@ class DingTalkState:
             return {
                 "corp_id": self.corp_id, "agent_id": self.agent_id, "departments": len(self.departments),
                 "members": len(self.members), "visible_members": len(self.visible_members()),
+                "signin_codes": self.codes.summary(),
                 "tokens_issued": self.tokens_issued, "token_requests": self.token_requests,
                 "notices": len(self.notices),
                 "deliveries": sum(len(n.delivered_to) for n in self.notices.values()),

@@ -26,6 +26,8 @@ from connectors.wecom.sandbox.credentials import (
     SANDBOX_CALLBACK_TOKEN,
     SANDBOX_CORP_ID,
     SANDBOX_ENCODING_AES_KEY,
+    SANDBOX_OTHER_AGENT_ID,
+    SANDBOX_OTHER_SECRET,
     SANDBOX_SECRET,
 )
 from connectors.wecom.sandbox.seed import (
@@ -54,10 +56,11 @@ def make_sandbox(**options: Any) -> Starlette:
 
 def client_settings(url: str, base: WeComSettings) -> WeComSettings:
     """``base`` pointed at a sandbox serving at ``url``, with the sandbox's credentials (the
-    callback token and AES key too, unless set: a test may give the receiver its own)."""
+    callback token and AES key too, unless set: a test may give the receiver its own) and
+    its OAuth and web-login pages."""
     return base.model_copy(update={
         "base_url": url, "corp_id": SANDBOX_CORP_ID, "secret": SecretStr(SANDBOX_SECRET),
-        "agent_id": SANDBOX_AGENT_ID,
+        "agent_id": SANDBOX_AGENT_ID, "oauth_url": url, "web_login_url": url,
         "callback_token": base.callback_token or SecretStr(SANDBOX_CALLBACK_TOKEN),
         "callback_aes_key": base.callback_aes_key or SecretStr(SANDBOX_ENCODING_AES_KEY),
     })
@@ -73,6 +76,8 @@ __all__ = [
     "SANDBOX_CALLBACK_TOKEN",
     "SANDBOX_CORP_ID",
     "SANDBOX_ENCODING_AES_KEY",
+    "SANDBOX_OTHER_AGENT_ID",
+    "SANDBOX_OTHER_SECRET",
     "SANDBOX_SECRET",
     "CallbackDriver",
     "Delivery",

@@ -16,24 +16,31 @@ Wire rules (reference/messaging-apis.md §1.1, §3):
 Sandbox-only admin endpoints (never on the real host):
 ``GET /__sandbox__/messages?touser=`` (message log), ``GET|POST /__sandbox__/faults``
 (``FaultPlan.configure`` JSON), ``GET /__sandbox__/state`` (summary) and
-``POST /__sandbox__/expire-tokens``.
+``POST /__sandbox__/expire-tokens``; for sign-in (§6) ``POST /__sandbox__/oauth/code`` (a code
+for a chosen member, as the app hands one to a page) and ``POST /__sandbox__/oauth/in-app-user``
+(who holds the phone), which the emulated ``GET /connect/oauth2/authorize`` (open.weixin.qq.com)
+and ``GET /wwlogin/sso/login`` (the web/QR login) sign in by redirecting to ``redirect_uri``
+with a code.
 """
 
 from __future__ import annotations
 
 import asyncio
+import html
 import json
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
+from urllib.parse import urlencode
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from connectors.kit.sandbox import FaultPlan
 from connectors.kit.sandbox.admin import admin_faults, with_admin_index
+from connectors.wecom.sandbox.credentials import SANDBOX_OTHER_AGENT_ID, SANDBOX_OTHER_SECRET
 from connectors.wecom.sandbox.seed import DEFAULT_SEED, ROOT_DEPARTMENT_ID
 from connectors.wecom.sandbox.state import (
     ERRMSG,
@@ -88,6 +95,8 @@ def create_app(
     member_message_limits: Iterable[tuple[float, int]] = MEMBER_MESSAGE_LIMITS,
     externalcontact_concurrency: int = 5,
     message_concurrency: int = DEFAULT_MAX_CONCURRENT_CALLS,
+    other_apps: dict[str, int] | None = None,
+    trusted_domain: str | None = None,
 ) -> Starlette:
     """Build the WeCom sandbox ASGI app; its state is ``app.state.wecom`` (a WeComState).
 
@@ -97,6 +106,9 @@ def create_app(
     duplicate-check windows, per-member limits). ``member_message_limits`` are (seconds,
     limit) sliding windows per member (§1.4: 30 a minute, 1,000 an hour); a test may shorten
     them. ``message_concurrency`` caps message/send requests served at once (45033, a guess).
+    ``other_apps`` (secret → agent id) are further self-built apps of the corp (default: one,
+    :data:`SANDBOX_OTHER_SECRET`), whose tokens a sign-in code of this app is refused with;
+    ``trusted_domain`` is the app's 可信域名 for the OAuth redirect (None: any host).
     """
     state = WeComState(
         corp_id=corp_id, secret=secret, agent_id=agent_id, token_ttl=token_ttl, seed=seed, clock=clock,
@@ -104,6 +116,8 @@ def create_app(
         unlicensed_userids=unlicensed_userids, blocked_apis=blocked_apis,
         api_limit_per_minute=api_limit_per_minute, member_message_limits=member_message_limits,
         externalcontact_concurrency=externalcontact_concurrency, message_concurrency=message_concurrency,
+        other_apps=other_apps if other_apps is not None else {SANDBOX_OTHER_SECRET: SANDBOX_OTHER_AGENT_ID},
+        trusted_domain=trusted_domain,
     )
     plan = faults if faults is not None else FaultPlan()
     errmsg = _Errmsg()
@@ -170,16 +184,75 @@ def create_app(
         """Expire every access token (the next call gets 42001)."""
         return _WeComJSON({"expired": state.expire_all_tokens()})
 
+    async def admin_code(request: Request) -> Response:
+        """Hand out a sign-in code for a member, as the app does for a page opened inside it:
+        JSON ``{"userid": …, "agentid": optional}`` → ``{"code": …}`` (single use, ~5 min)."""
+        body = await _json_object(request)
+        try:
+            code = state.issue_code(str(body.get("userid") or ""), _optional_int(body.get("agentid")))
+        except KeyError:
+            return _WeComJSON({"error": "no such active member"}, status_code=404)
+        return _WeComJSON({"code": code, "expires_in": int(state.codes.ttl_s)})
+
+    async def admin_in_app_user(request: Request) -> Response:
+        """Choose who "holds the phone": JSON ``{"userid": …}`` (null: nobody). The OAuth
+        page below signs this member in, as WeCom's in-app browser would."""
+        body = await _json_object(request)
+        userid = body.get("userid")
+        if userid is not None and (not isinstance(userid, str) or userid.lower() not in state.users):
+            return _WeComJSON({"error": "no such member"}, status_code=404)
+        state.in_app_user = state.users[userid.lower()].userid if isinstance(userid, str) else None
+        return _WeComJSON({"in_app_user": state.in_app_user})
+
+    def oauth_page(request: Request) -> Response:
+        """``open.weixin.qq.com/connect/oauth2/authorize`` and ``login.work.weixin.qq.com/wwlogin/sso/login``:
+        redirect to ``redirect_uri`` with ``code`` and ``state`` for the in-app user (§6)."""
+        q = request.query_params
+        try:
+            with state.lock:
+                code = state.authorize(q.get("appid"), q.get("redirect_uri"), q.get("agentid"))
+        except ValueError as exc:
+            return HTMLResponse(f"<!doctype html><title>企业微信</title><p>{html.escape(str(exc))}</p>",
+                                status_code=400)
+        target = q["redirect_uri"]
+        joiner = "&" if "?" in target else "?"
+        extra = {"code": code, **({"state": q["state"]} if q.get("state") else {})}
+        return RedirectResponse(target + joiner + urlencode(extra), status_code=302)
+
+    async def oauth_authorize(request: Request) -> Response:
+        return oauth_page(request)
+
+    async def sso_login(request: Request) -> Response:
+        if request.query_params.get("login_type") != "CorpApp":
+            return HTMLResponse("<!doctype html><p>login_type 参数错误</p>", status_code=400)  # guess
+        return oauth_page(request)
+
     app = Starlette(routes=with_admin_index("WeCom server API", [
         Route("/cgi-bin/{operation:path}", api, methods=["GET", "POST"]),
         Route("/__sandbox__/messages", admin_messages, methods=["GET"]),
         Route("/__sandbox__/faults", admin_faults, methods=["GET", "POST"]),
         Route("/__sandbox__/state", admin_state, methods=["GET"]),
         Route("/__sandbox__/expire-tokens", admin_expire_tokens, methods=["POST"]),
+        Route("/__sandbox__/oauth/code", admin_code, methods=["POST"]),
+        Route("/__sandbox__/oauth/in-app-user", admin_in_app_user, methods=["POST"]),
+        Route("/connect/oauth2/authorize", oauth_authorize, methods=["GET"]),
+        Route("/wwlogin/sso/login", sso_login, methods=["GET"]),
     ]))
     app.state.wecom = state
     app.state.faults = plan
     return app
+
+
+async def _json_object(request: Request) -> dict[str, Any]:
+    try:
+        parsed = json.loads((await request.body()).decode("utf-8") or "{}")
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
+
+
+def _optional_int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 __all__ = ["create_app"]

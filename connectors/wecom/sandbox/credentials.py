@@ -6,3 +6,6 @@ SANDBOX_AGENT_ID = 1000002
 # Callback settings (admin console → app → 接收消息) for driving a callback receiver.
 SANDBOX_CALLBACK_TOKEN = "sbxCallbackToken"
 SANDBOX_ENCODING_AES_KEY = "c2FuZGJveC1lbmNvZGluZy1hZXMta2V5LTMyYnl0ZSE"
+# A second self-built app of the same corp: its token must not redeem the first app's sign-in codes.
+SANDBOX_OTHER_SECRET = "sbx-0therApp-Kq2Wm8Rt5Yz3Lp9Xc7Vb1Nj4Hg6F"
+SANDBOX_OTHER_AGENT_ID = 1000003

@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from connectors.kit.sandbox.signin_codes import CodeBook, CodeRefused
 from connectors.wecom.sandbox.seed import (
     ROOT_DEPARTMENT_ID,
     DemoExternalContact,
@@ -47,6 +48,7 @@ ERRMSG: dict[int, str] = {
     40008: "invalid message type",  # guess (doc: 不合法的msgtype参数)
     40013: "invalid corpid",  # guess (doc: 不合法的CorpID)
     40014: "invalid access_token",  # seen
+    40029: "invalid code",  # seen (wechatpy issue threads: "invalid code" on a used or stale OAuth code)
     40056: "invalid agentid",  # guess
     40058: "invalid parameter",  # guess (§1.3: bad parameter)
     40096: "invalid external userid",  # guess (doc: 不合法的外部联系人userid)
@@ -200,6 +202,8 @@ class WeComState:
         member_message_limits: Iterable[tuple[float, int]] = MEMBER_MESSAGE_LIMITS,
         externalcontact_concurrency: int = 5,
         message_concurrency: int = DEFAULT_MAX_CONCURRENT_CALLS,
+        other_apps: dict[str, int] | None = None,
+        trusted_domain: str | None = None,
     ) -> None:
         self.corp_id = corp_id
         self._secret = secret
@@ -244,6 +248,15 @@ class WeComState:
 
         self._tokens: dict[str, float] = {}  # token -> expires_at (expired ones kept: 42001, not 40014)
         self._current_token: str | None = None
+        # Other self-built apps of the same corp (secret -> agent id): their tokens work on
+        # the directory too, but a sign-in code issued to this app is refused with them.
+        self._apps: dict[str, int] = {secret: self.agent_id, **(other_apps or {})}
+        self._token_agent: dict[str, int] = {}
+        self._current_by_agent: dict[int, str] = {}
+        self._caller_agent = self.agent_id
+        self.codes = CodeBook(clock)
+        self.in_app_user: str | None = None  # who "opens" links inside the app (OAuth page)
+        self.trusted_domain = trusted_domain  # the app's 可信域名; None: any host
         self.gettoken_calls = 0
         self.tokens_issued = 0
         self.messages: list[SentMessage] = []
@@ -323,16 +336,20 @@ class WeComState:
             raise WeComApiError(41004)
         if corpid != self.corp_id:
             raise WeComApiError(40013)
-        if not hmac.compare_digest(corpsecret, self._secret):
+        agent = next((a for known, a in self._apps.items() if hmac.compare_digest(corpsecret, known)), None)
+        if agent is None:
             raise WeComApiError(40001)
         now = self.clock()
-        current = self._current_token
+        current = self._current_by_agent.get(agent)
         if current is not None and self._tokens[current] > now:
             # guess: expires_in is the remaining lifetime, not a fresh 7200, on a re-fetch.
             return {"access_token": current, "expires_in": max(1, int(self._tokens[current] - now))}
         token = secrets.token_urlsafe(96)[:128]
         self._tokens[token] = now + self.token_ttl
-        self._current_token = token
+        self._token_agent[token] = agent
+        self._current_by_agent[agent] = token
+        if agent == self.agent_id:
+            self._current_token = token
         self.tokens_issued += 1
         for old, expires_at in list(self._tokens.items()):
             if expires_at < now - 86400:  # keep a day of expired tokens so they answer 42001
@@ -356,6 +373,7 @@ class WeComState:
             for token in self._tokens:
                 self._tokens[token] = min(self._tokens[token], now - 1)
             self._current_token = None
+            self._current_by_agent.clear()
             return len(self._tokens)
 
     # ------------------------------------------------------------------ dispatch
@@ -405,6 +423,7 @@ class WeComState:
             if operation == "gettoken":
                 return {"errcode": 0, "errmsg": "ok", **self.issue_token(query.get("corpid"), query.get("corpsecret"))}
             self.check_token(query.get("access_token"))
+            self._caller_agent = self._token_agent.get(query.get("access_token") or "", self.agent_id)
             if method != expected_method:
                 raise WeComApiError(43001 if expected_method == "GET" else 43002)
             if operation in self.blocked_apis:
@@ -412,6 +431,51 @@ class WeComState:
                 raise WeComApiError(48002)
             result = handler(self, query, body or {})
             return {"errcode": 0, "errmsg": "ok", **result}
+
+    # ------------------------------------------------------------------ sign-in (§6)
+
+    def issue_code(self, userid: str, agent_id: int | None = None) -> str:
+        """A 网页授权 code for member ``userid`` of app ``agent_id`` (default: this app), as
+        WeCom hands one to a page the member opens inside the app. KeyError for a userid
+        that is no visible member."""
+        with self.lock:
+            user = self.users.get(userid.lower())
+            if user is None or not self._visible_user(user) or user.status != 1:
+                raise KeyError(userid)
+            return self.codes.issue(user.userid, str(agent_id or self.agent_id))
+
+    def authorize(self, appid: str | None, redirect_uri: str | None, agentid: str | None) -> str:
+        """``connect/oauth2/authorize`` (and the web login page) for the in-app user: the URL
+        to redirect to (``redirect_uri`` with ``code``; the caller appends ``state``).
+        ValueError with the text WeCom's error page would show."""
+        from urllib.parse import urlsplit
+
+        if appid != self.corp_id:
+            raise ValueError("appid 参数错误")  # guess: WeCom shows an error page, no redirect
+        if not redirect_uri or urlsplit(redirect_uri).scheme not in ("http", "https"):
+            raise ValueError("redirect_uri 参数错误")
+        if self.trusted_domain and urlsplit(redirect_uri).hostname != self.trusted_domain:
+            raise ValueError("redirect_uri 需使用应用可信域名")  # the doc's rule; the page text is a guess
+        if self.in_app_user is None:
+            raise ValueError("请在企业微信客户端打开链接")
+        agent = int(agentid) if agentid and agentid.isdigit() else self.agent_id
+        return self.issue_code(self.in_app_user, agent)
+
+    def _auth_getuserinfo(self, query: dict[str, str], _body: Json) -> Json:
+        """``auth/getuserinfo``: code → ``userid`` (members; §6). Every refusal is 40029."""
+        try:
+            userid = self.codes.redeem(query.get("code"), str(self._caller_agent))
+        except CodeRefused:
+            raise WeComApiError(40029) from None
+        return {"userid": userid}
+
+    def _user_getuserinfo(self, query: dict[str, str], _body: Json) -> Json:
+        """The older ``user/getuserinfo`` (wechatpy's ``oauth.get_user_info``): ``UserId``, capitalised."""
+        try:
+            userid = self.codes.redeem(query.get("code"), str(self._caller_agent))
+        except CodeRefused:
+            raise WeComApiError(40029) from None
+        return {"UserId": userid, "DeviceId": ""}
 
     # ------------------------------------------------------------------ directory
 
@@ -834,6 +898,7 @@ class WeComState:
                 "dropped": sum(len(m.dropped_for) for m in self.messages),
                 "duplicates_suppressed": sum(m.duplicates_suppressed for m in self.messages),
                 "calendars": len(self.calendars), "schedules": len(self.schedules),
+                "signin_codes": self.codes.summary(),
                 "api_calls": dict(self.api_calls),
             }
 
@@ -843,6 +908,8 @@ _Handler = Callable[[WeComState, dict[str, str], Json], Json]
 # operation (path under /cgi-bin/) -> (HTTP method, handler); keys exactly as §1.2.
 _ROUTES: dict[str, tuple[str, _Handler]] = {
     "gettoken": ("GET", lambda s, q, b: {}),  # handled before the token check
+    "auth/getuserinfo": ("GET", WeComState._auth_getuserinfo),
+    "user/getuserinfo": ("GET", WeComState._user_getuserinfo),
     "message/send": ("POST", WeComState._send),
     "message/recall": ("POST", WeComState._recall),
     "department/list": ("GET", WeComState._department_list),
