@@ -117,6 +117,9 @@ API_CODES = kit.CodeTable({
         PermanentError, "the app lacks this API's permission (developer console: 权限管理)"),
     "invalidClientSecret": kit.CodeRule(PermanentError, "AppSecret refused (check HUB_DINGTALK__APP_SECRET)"),
     "invalidClientId": kit.CodeRule(PermanentError, "AppKey unknown (check HUB_DINGTALK__APP_KEY)"),
+    # browser login (§6): an authCode unknown, used, expired or another app's. The code is a
+    # GUESS (not in the reference; DingTalk documents no list for oauth2/userAccessToken).
+    "invalidAuthCode": kit.CodeRule(SignInCodeError, "sign-in code invalid, used or expired"),
 })
 # A v1.0 lookup of an id that does not exist: HTTP 404, or 400 with this message — the
 # update API documents 400 "task not exist" ([3p]); that lookups answer alike is a GUESS.
@@ -511,6 +514,46 @@ class DingTalkClient(kit.OwnsHttpClient):
             raise SignInCodeError("DingTalk named no member for this code", system=SYSTEM,
                                   operation="topapi/v2/user/getuserinfo", code="no_userid")
         return userid
+
+    def union_id_for_auth_code(self, auth_code: str) -> str:
+        """Browser (QR) login outside the app (§6): exchange ``authCode`` for the person's
+        user access token (``POST /v1.0/oauth2/userAccessToken``), then ask who that is
+        (``GET /v1.0/contact/users/me``) → their unionId. SignInCodeError when the code is
+        unknown, used, expired or another app's, or DingTalk names nobody; the user token is
+        used once and never kept."""
+        if not auth_code or len(auth_code) > 512:
+            raise SignInCodeError("sign-in code missing or malformed", system=SYSTEM,
+                                  operation="oauth2/userAccessToken")
+        data = self._api("POST", "v1.0/oauth2/userAccessToken", "oauth2/userAccessToken", authed=False, body={
+            "clientId": self.app_key, "clientSecret": self._secret.get_secret_value(), "code": auth_code,
+            "grantType": "authorization_code"}) or {}
+        token = data.get("accessToken")
+        if not isinstance(token, str) or not token:
+            raise SignInCodeError("DingTalk returned no user access token", system=SYSTEM,
+                                  operation="oauth2/userAccessToken", code="no_access_token")
+        call = kit.CallContext(SYSTEM, "contact/users/me")
+        request = self._http.build_request("GET", self._api_base + "v1.0/contact/users/me",
+                                           headers={ApiTokenAuth.header: token})
+
+        def read(response: httpx.Response, _timer: CallTimer) -> Json:
+            if not response.is_success:
+                data = kit.peek_json(response)
+                code = data.get("code") if isinstance(data, dict) else None
+                if API_CODES.knows(code):
+                    raise API_CODES.error(code, str(code), call)
+                kit.raise_for_status(response, call)
+            parsed = kit.parse_json(response, call)
+            if not isinstance(parsed, dict):
+                raise RetryableError("reply is not a JSON object", **call.context("bad_json"))
+            return parsed
+
+        self.pacer.wait()
+        me = kit.send(self._http, request, call, self._observer, read)
+        union = me.get("unionId")
+        if not isinstance(union, str) or not union:
+            raise SignInCodeError("DingTalk named no person for this code", system=SYSTEM,
+                                  operation="contact/users/me", code="no_unionid")
+        return union
 
     # ------------------------------------------------------------------ to-dos (v1.0)
 

@@ -19,6 +19,7 @@ from hub.contracts import ConnectorSettings
 
 OAPI_BASE_URL = "https://oapi.dingtalk.com"
 API_BASE_URL = "https://api.dingtalk.com"
+LOGIN_URL = "https://login.dingtalk.com"  # browser login outside the app (messaging-apis.md §6)
 # Writes in flight at once against one app, across every dispatcher. A GUESS from the
 # per-app QPS of the standard edition (20/s, §2.3 [3p]): a write makes 2-3 calls of
 # ~100 ms each, so 4 in flight stay under 20 calls a second. The sandbox enforces both.
@@ -63,6 +64,10 @@ class DingTalkSettings(ConnectorSettings):
     corp_id: str | None = Field(default=None, description="CorpId (dd.getAuthCode asks for it to sign people in)")
     jsapi_url: str = Field(default=DEFAULT_JSAPI_URL,
                            description="DingTalk JSAPI script the sign-in page loads to get a 免登 code")
+    login_url: str = Field(default=LOGIN_URL,
+                           description="host of DingTalk's browser (QR) login page (oauth2/auth) for sign-in")
+    web_login: bool = Field(default=False, description="offer DingTalk QR login on the hub's sign-in page "
+                                                        "(/auth/dingtalk/start?web=1)")
 
     def callbacks_configured(self) -> bool:
         """True when DingTalk can push events to the hub (token, aes_key and AppKey set)."""
@@ -80,6 +85,7 @@ __all__ = [
     "DEFAULT_MAX_CONCURRENT_CALLS",
     "DEFAULT_MAX_QPS",
     "DEFAULT_NOTICES_PER_USER_PER_DAY",
+    "LOGIN_URL",
     "OAPI_BASE_URL",
     "DingTalkSettings",
 ]

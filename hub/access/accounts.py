@@ -112,9 +112,14 @@ def directory_principal(conn: Connection, user_id: int, via: str) -> Principal |
     return Principal(role=role, user_id=row.id, name=row.name, via=via, ref=f"user:{row.id}")
 
 
-def user_by_chat_id(conn: Connection, system: str, userid: str) -> int | None:
-    """The internal user whose ``<system>_userid`` is ``userid`` (WeCom userids are case-insensitive)."""
-    column = {"wecom": "wecom_userid", "dingtalk": "dingtalk_userid"}[system]
+_CHAT_ID_COLUMNS = {("wecom", "userid"): "wecom_userid", ("dingtalk", "userid"): "dingtalk_userid",
+                    ("dingtalk", "unionid"): "dingtalk_unionid"}
+
+
+def user_by_chat_id(conn: Connection, system: str, userid: str, kind: str = "userid") -> int | None:
+    """The internal user whose ``<system>_<kind>`` is ``userid`` (``kind``: userid, or unionid
+    for DingTalk's browser login; WeCom userids are case-insensitive); None unless exactly one."""
+    column = _CHAT_ID_COLUMNS[(system, kind)]
     condition = f"lower({column}) = lower(:u)" if system == "wecom" else f"{column} = :u"
     found = conn.execute(sa.text(f"SELECT id FROM internal_user WHERE {condition} ORDER BY id LIMIT 2"),
                          {"u": userid}).scalars().all()

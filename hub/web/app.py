@@ -26,7 +26,8 @@ No parameter can make a request fail with a 500 or hold the server: an over-long
 query string is refused before routing (414, :mod:`hub.web.limits`), a malformed
 parameter is a 4xx naming it (422 from the API's schema, a 400 or 404 page), and the
 callback receivers do their CPU work in worker threads. While the app runs (its
-lifespan), a background task closes rejection windows and prunes replay memory.
+lifespan), a background task closes rejection windows and prunes replay memory, and
+another deletes sign-in sessions that expired or were revoked long ago (hourly).
 
 Everything except the callbacks, the sign-in routes and the audit of reads in clear only reads. Each request reads in one REPEATABLE READ,
 READ ONLY transaction, so the sections of a profile agree with each other even while a
@@ -56,6 +57,7 @@ from starlette.routing import Route
 
 from canonical_model.profile import AGING_BUCKETS, KEY_FIELDS, Profile
 from hub.access import Capability, Principal
+from hub.access.accounts import prune_sessions
 from hub.access.links import local_path
 from hub.audit import AuditObserver
 from hub.database import Database, head_revision
@@ -83,6 +85,10 @@ log = logging.getLogger(__name__)
 
 MAX_SEARCH_CHARS = 200
 MAINTAIN_EVERY_S = 15.0
+# Sessions are pruned hourly: a dead session only takes a row, and it is never valid again.
+PRUNE_SESSIONS_EVERY_S = 3600.0
+# How long an expired or revoked session stays (a month of "who was signed in" for support).
+SESSION_RETENTION_DAYS = 30
 
 # The pages load nothing from anywhere: inline CSS only, no scripts, forms post back here.
 _HTML_HEADERS = {
@@ -206,10 +212,12 @@ def create_web_app(runtime_or_db: HubRuntime | Database, settings: Settings) -> 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         task = asyncio.create_task(_maintain_forever(receivers))
+        pruning = asyncio.create_task(_prune_sessions_forever(db))
         try:
             yield
         finally:
             task.cancel()
+            pruning.cancel()
 
     app = FastAPI(
         title="CRM–ERP hub", version="0.1.0",
@@ -416,6 +424,25 @@ def create_web_app(runtime_or_db: HubRuntime | Database, settings: Settings) -> 
         return await http_exception_handler(request, exc)
 
     return app
+
+
+def prune_old_sessions(db: Database, older_than_days: int = SESSION_RETENTION_DAYS) -> int:
+    """One pruning round: delete sessions that expired or were revoked more than
+    ``older_than_days`` ago (:func:`hub.access.accounts.prune_sessions`); how many."""
+    with db.engine.begin() as conn:
+        return prune_sessions(conn, older_than_days)
+
+
+async def _prune_sessions_forever(db: Database) -> None:
+    """At start-up and then every hour, off the event loop: :func:`prune_old_sessions`."""
+    while True:
+        try:
+            pruned = await asyncio.to_thread(prune_old_sessions, db)
+            if pruned:
+                log.info("pruned %d old sign-in sessions", pruned)
+        except Exception:  # the database may be away for a while; the next round retries
+            log.exception("session pruning failed")
+        await asyncio.sleep(PRUNE_SESSIONS_EVERY_S)
 
 
 async def _maintain_forever(receivers: dict[str, Receiver]) -> None:

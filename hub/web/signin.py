@@ -19,7 +19,12 @@ Routes (an APIRouter the app includes; none of them needs a session):
   script (allowed by a per-response CSP nonce) asks the DingTalk app for a 免登 code
   (``dd.runtime.permission.requestAuthCode``) and comes back to
   ``GET /auth/dingtalk?code=&state=``: exchanged with ``topapi/v2/user/getuserinfo``,
-  mapped through ``internal_user.dingtalk_userid``.
+  mapped through ``internal_user.dingtalk_userid``. With ``web=1`` (and
+  ``HUB_DINGTALK__WEB_LOGIN``) it redirects instead to DingTalk's browser (QR) login
+  (``login.dingtalk.com/oauth2/auth``), which comes back to
+  ``GET /auth/dingtalk/web?authCode=&state=``: the code is exchanged for the person's user
+  token and their unionId (``/v1.0/oauth2/userAccessToken``, ``/v1.0/contact/users/me``),
+  mapped through ``internal_user.dingtalk_unionid`` (kept by the directory sync).
 
 ``next`` is always a local path (:func:`hub.access.links.local_path`): no open redirect.
 The session cookie ``hub_session`` is HttpOnly, SameSite=Lax, and Secure when
@@ -142,8 +147,10 @@ def create_signin_router(db: Database, settings: Settings, render: Renderer, cli
         token = csrf or secrets.token_hex(16)
         wecom = section("wecom")
         wecom_web = bool(wecom is not None and wecom.corp_id and getattr(wecom, "web_login", False))
+        ding = section("dingtalk")
+        ding_web = bool(ding is not None and ding.app_key and getattr(ding, "web_login", False))
         response = render("login.html", status, title="登录", csrf=token, next=next_path, error=error,
-                          username=username[:100], wecom_web_login=wecom_web)
+                          username=username[:100], wecom_web_login=wecom_web, dingtalk_web_login=ding_web)
         response.set_cookie(CSRF_COOKIE, token, max_age=3600, httponly=True, samesite="strict", secure=secure,
                             path="/login")
         response.headers["Cache-Control"] = "no-store"
@@ -234,10 +241,10 @@ def create_signin_router(db: Database, settings: Settings, render: Renderer, cli
             return None
         return decoded[1]
 
-    def finish(system: str, userid: str | None, target: str, retry: str) -> Response:
-        """Map the platform's userid to an internal user and start the session."""
+    def finish(system: str, userid: str | None, target: str, retry: str, kind: str = "userid") -> Response:
+        """Map the platform's userid (or ``kind`` of id) to an internal user and start the session."""
         with db.engine.begin() as conn:
-            user_id = user_by_chat_id(conn, system, userid) if userid else None
+            user_id = user_by_chat_id(conn, system, userid, kind) if userid else None
             principal = directory_principal(conn, user_id, system) if user_id is not None else None
             if principal is None:
                 audit_access(conn, f"web:{system}:{(userid or '-')[:60]}", "signin", f"{system}:{userid or '-'}",
@@ -296,12 +303,20 @@ def create_signin_router(db: Database, settings: Settings, render: Renderer, cli
         return finish("wecom", member.userid, target, retry)
 
     @router.get("/auth/dingtalk/start")
-    def dingtalk_start(request: Request, next: str = "") -> Response:
-        """Where DingTalk cards link: a page that asks the DingTalk app for a 免登 code."""
+    def dingtalk_start(request: Request, next: str = "", web: str = "") -> Response:
+        """Where DingTalk cards link: a page that asks the DingTalk app for a 免登 code
+        (``web=1``: on to DingTalk's browser QR login, when ``web_login`` is on)."""
         nonce, target, done = begin(request, next)
         if done is not None:
             return done
         ding = section("dingtalk")
+        if web == "1":
+            if ding is None or not ding.app_key or not getattr(ding, "web_login", False):
+                return problem("钉钉扫码登录未开启。", 404, retry=f"/login?next={target}")
+            url = (f"{ding.login_url.rstrip('/')}/oauth2/auth?" + urlencode({
+                "redirect_uri": f"{public}/auth/dingtalk/web", "response_type": "code", "client_id": ding.app_key,
+                "scope": "openid", "state": encode_state(nonce, target), "prompt": "consent"}))
+            return bind(RedirectResponse(url, status_code=302), nonce)
         if ding is None or not ding.corp_id:
             return problem("钉钉登录未配置。", 404, retry=f"/login?next={target}")
         script_nonce = secrets.token_urlsafe(16)
@@ -327,6 +342,23 @@ def create_signin_router(db: Database, settings: Settings, render: Renderer, cli
         except (ConnectorError, ConfigError) as exc:
             return exchange_failed("dingtalk", exc, retry)
         return finish("dingtalk", userid, target, retry)
+
+    @router.get("/auth/dingtalk/web")
+    def dingtalk_web_return(request: Request, authCode: str = "", state: str = "") -> Response:
+        """DingTalk's browser login back: check the state, exchange ``authCode`` for the
+        person's unionId, sign in."""
+        target = checked_state(request, state)
+        retry = "/auth/dingtalk/start?web=1"
+        if target is None:
+            return problem("登录链接已失效或不是在本浏览器中发起的，请重新打开。", 400, retry=retry)
+        retry = f"/auth/dingtalk/start?web=1&next={target}"
+        if not authCode:
+            return problem("钉钉没有返回登录码（可能拒绝了授权）。", 400, retry=retry)
+        try:
+            union_id = client_for("dingtalk").union_id_for_auth_code(authCode)
+        except (ConnectorError, ConfigError) as exc:
+            return exchange_failed("dingtalk", exc, retry)
+        return finish("dingtalk", union_id, target, retry, kind="unionid")
 
     return router
 

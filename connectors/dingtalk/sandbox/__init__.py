@@ -61,6 +61,7 @@ def client_settings(url: str, base: DingTalkSettings) -> DingTalkSettings:
     return base.model_copy(update={
         "base_url": url, "api_base_url": url, "app_key": SANDBOX_APP_KEY, "corp_id": SANDBOX_CORP_ID,
         "jsapi_url": f"{url}/__sandbox__/dingtalk.open.js",
+        "login_url": url,
         "app_secret": SecretStr(SANDBOX_APP_SECRET), "agent_id": SANDBOX_AGENT_ID,
         "operator_union_id": base.operator_union_id or operator_union_id(),
         "callback_token": base.callback_token or SecretStr(SANDBOX_CALLBACK_TOKEN),

@@ -22,6 +22,10 @@ exchange a 免登 code once; ``POST /__sandbox__/authcode`` hands one out for a 
 member, standing in for ``dd.getAuthCode`` inside the app; ``GET /__sandbox__/dingtalk.open.js``
 stands in for the JSAPI script itself, answering ``requestAuthCode`` with a code for the member
 chosen by ``POST /__sandbox__/in-app-user`` (so a browser can follow a card link end to end).
+Browser (QR) login: ``GET /oauth2/auth`` stands in for login.dingtalk.com (it redirects back
+with an ``authCode`` for the person chosen by ``POST /__sandbox__/browser-user``, as if they
+had scanned and consented), ``POST /v1.0/oauth2/userAccessToken`` exchanges the code once with
+the app's own clientId and clientSecret, ``GET /v1.0/contact/users/me`` names the person.
 
 Sandbox-only admin endpoints (never on the real hosts), listed at ``GET /__sandbox__/``.
 """
@@ -36,6 +40,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
+import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -249,6 +254,53 @@ def create_app(
             return _JSON({"accessToken": issued[0], "expireIn": issued[1]})
         return await faulted("oauth2/accessToken", True, work)
 
+    async def user_access_token(request: Request) -> Response:
+        body = await _json_body(request)
+
+        async def work() -> Response:
+            if body is None:
+                return _api_error(ApiError(400, "InvalidParameter", "body is not a JSON object"))  # guess
+            try:
+                return _JSON(state.user_access_token(body))
+            except ApiError as exc:
+                return _api_error(exc)
+        return await faulted("oauth2/userAccessToken", True, work)
+
+    async def users_me(request: Request) -> Response:
+        async def work() -> Response:
+            try:
+                return _JSON(state.users_me(request.headers.get(_TOKEN_HEADER)))
+            except ApiError as exc:
+                return _api_error(exc)
+        return await faulted("contact/users/me", True, work)
+
+    async def web_login_page(request: Request) -> Response:
+        """login.dingtalk.com/oauth2/auth: back to ``redirect_uri`` with ``authCode`` and
+        ``state`` for the browser's person; a plain "scan to sign in" page while nobody has."""
+        query = request.query_params
+        redirect_uri, client_id = query.get("redirect_uri") or "", query.get("client_id") or ""
+        if query.get("response_type") != "code" or not redirect_uri.startswith(("http://", "https://")):
+            return Response("bad request: response_type=code and an absolute redirect_uri are required",
+                            status_code=400, media_type="text/plain; charset=utf-8")
+        try:
+            code = state.web_authorize(client_id)
+        except KeyError:
+            return Response("unknown client_id", status_code=400, media_type="text/plain; charset=utf-8")
+        if code is None:
+            return Response("<!doctype html><title>钉钉登录</title><p>请使用钉钉扫码登录</p>",
+                            media_type="text/html; charset=utf-8")
+        back = httpx.URL(redirect_uri).copy_merge_params({"authCode": code, "state": query.get("state") or ""})
+        return Response(status_code=302, headers={"Location": str(back), "Cache-Control": "no-store"})
+
+    async def admin_browser_user(request: Request) -> Response:
+        """Choose who is signed in to DingTalk in the browser (``{"userid": …}``, null: nobody)."""
+        body = await _json_body(request) or {}
+        userid = body.get("userid")
+        if userid is not None and userid not in state.members:
+            return _JSON({"error": "no such member"}, status_code=404)
+        state.browser_user = userid
+        return _JSON({"browser_user": userid})
+
     async def todo(request: Request) -> Response:
         union_id, rest = request.path_params["union"], request.path_params["rest"].strip("/")
         route = next(((op, m) for method, pattern, op in _TODO_ROUTES
@@ -348,6 +400,10 @@ def create_app(
         Route("/gettoken", gettoken, methods=["GET"]),
         Route("/topapi/{operation:path}", topapi, methods=["POST"]),
         Route("/v1.0/oauth2/accessToken", access_token, methods=["POST"]),
+        Route("/v1.0/oauth2/userAccessToken", user_access_token, methods=["POST"]),
+        Route("/v1.0/contact/users/me", users_me, methods=["GET"]),
+        Route("/oauth2/auth", web_login_page, methods=["GET"]),
+        Route("/__sandbox__/browser-user", admin_browser_user, methods=["POST"]),
         Route("/v1.0/todo/users/{union}/{rest:path}", todo, methods=["GET", "POST", "PUT", "DELETE"]),
         Route("/__sandbox__/notices", admin_notices, methods=["GET"]),
         Route("/__sandbox__/todos", admin_todos, methods=["GET"]),

@@ -187,6 +187,11 @@ class DingTalkState:
         self.caller_app = app_key
         self.codes = CodeBook(clock)
         self.in_app_user: str | None = None  # who "opens" pages inside the app (the JSAPI stand-in)
+        # Browser (QR) login (§6): its authCodes are not 免登 codes (a separate book), and the
+        # person "signed in" at login.dingtalk.com in the browser that comes to the page.
+        self.web_codes = CodeBook(clock)
+        self.browser_user: str | None = None
+        self._user_tokens: dict[str, tuple[str, float]] = {}  # user access token → (userid, expires_at)
         self.tokens_issued = 0
         self.token_requests = 0
         self.calls: dict[str, int] = defaultdict(int)
@@ -327,6 +332,53 @@ class DingTalkState:
         member = self._redeem(code)
         return {"userid": member.userid, "sys_level": 2 if member.leader_in else 0, "is_sys": bool(member.leader_in),
                 "deviceId": ""}
+
+    # ------------------------------------------------------------------ browser (QR) login (§6)
+
+    def web_authorize(self, client_id: str) -> str | None:
+        """The ``authCode`` login.dingtalk.com hands back for the browser's signed-in person
+        and app ``client_id``; None when nobody has scanned (or they are no active member).
+        KeyError for an unknown client_id."""
+        with self.lock:
+            if client_id not in self._apps:
+                raise KeyError(client_id)
+            member = self.members.get(self.browser_user or "")
+            if member is None or not member.active:
+                return None
+            return self.web_codes.issue(member.userid, client_id)
+
+    def user_access_token(self, body: Json) -> Json:
+        """``POST /v1.0/oauth2/userAccessToken``: an authCode, once, with its own app's
+        clientId and clientSecret → ``{accessToken, refreshToken, expireIn, corpId}``. Error
+        codes are GUESSES (undocumented): invalidClientSecret, invalidAuthCode."""
+        with self.lock:
+            client_id = str(body.get("clientId") or "")
+            known = self._apps.get(client_id)
+            if known is None:
+                raise ApiError(400, "invalidClientId", "无效的clientId")
+            if not secrets.compare_digest(str(body.get("clientSecret") or ""), known):
+                raise ApiError(400, "invalidClientSecret", "无效的clientSecret")
+            if body.get("grantType") != "authorization_code":
+                raise ApiError(400, "invalidGrantType", "grantType must be authorization_code")
+            code = body.get("code")
+            try:
+                userid = self.web_codes.redeem(code if isinstance(code, str) else None, client_id)
+            except CodeRefused:
+                raise ApiError(400, "invalidAuthCode", "无效的authCode") from None
+            token = secrets.token_hex(16)
+            self._user_tokens[token] = (userid, self.clock() + self.token_ttl)
+            return {"accessToken": token, "refreshToken": secrets.token_hex(16), "expireIn": self.token_ttl,
+                    "corpId": self.corp_id}
+
+    def users_me(self, token: str | None) -> Json:
+        """``GET /v1.0/contact/users/me`` with a user access token → the person (§6)."""
+        with self.lock:
+            held = self._user_tokens.get(token or "")
+            if held is None or held[1] <= self.clock():
+                raise ApiError(400, "InvalidAuthentication", "不合法的access_token")
+            member = self.members[held[0]]
+            return {"nick": member.name, "unionId": member.unionid, "openId": "o" + member.unionid[:27],
+                    "mobile": member.mobile, "stateCode": "86", "email": member.email, "avatarUrl": ""}
 
     def _redeem(self, code: Any) -> DingTalkMember:
         try:
@@ -692,6 +744,7 @@ class DingTalkState:
                 "corp_id": self.corp_id, "agent_id": self.agent_id, "departments": len(self.departments),
                 "members": len(self.members), "visible_members": len(self.visible_members()),
                 "signin_codes": self.codes.summary(),
+                "web_login_codes": self.web_codes.summary(),
                 "tokens_issued": self.tokens_issued, "token_requests": self.token_requests,
                 "notices": len(self.notices),
                 "deliveries": sum(len(n.delivered_to) for n in self.notices.values()),
