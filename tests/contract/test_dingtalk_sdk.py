@@ -12,7 +12,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
+from alibabacloud_dingtalk.contact_1_0 import client as contact_client
+from alibabacloud_dingtalk.contact_1_0 import models as contact_models
 from alibabacloud_dingtalk.oauth2_1_0 import client as oauth2_client
 from alibabacloud_dingtalk.oauth2_1_0 import models as oauth2_models
 from alibabacloud_dingtalk.todo_1_0 import client as todo_client
@@ -151,3 +154,55 @@ def test_the_sdk_lists_the_operators_done_todos_page_by_page(endpoint, todos, to
         assert sorted(seen) == sorted(ids[:3])
     finally:
         state.todo_page_size = 50
+
+
+# ---------------------------------------------------------------------- browser (QR) login (§6)
+
+
+def _web_auth_code(app: Any, where: str, member: str) -> str:
+    """An authCode from the emulated login.dingtalk.com page for ``member`` (who "scanned")."""
+    app.state.dingtalk.browser_user = member
+    page = httpx.get(f"http://{where}/oauth2/auth", params={
+        "redirect_uri": "http://hub.invalid/auth/dingtalk/web", "response_type": "code",
+        "client_id": SANDBOX_APP_KEY, "scope": "openid", "state": "s", "prompt": "consent"}, follow_redirects=False)
+    assert page.status_code == 302
+    return str(dict(httpx.URL(page.headers["location"]).params)["authCode"])
+
+
+def test_the_sdk_exchanges_a_browser_auth_code_once_and_reads_the_person(endpoint):
+    app, where = endpoint
+    member = next(m for m in dingtalk_directory() if m.active)
+    code = _web_auth_code(app, where, member.userid)
+    oauth = oauth2_client.Client(config(where))
+
+    # given an authCode, the SDK's get_user_token exchanges it for the person's user token
+    reply = oauth.get_user_token(oauth2_models.GetUserTokenRequest(
+        client_id=SANDBOX_APP_KEY, client_secret=SANDBOX_APP_SECRET, code=code, grant_type="authorization_code"))
+    assert reply.body.access_token and reply.body.refresh_token and 0 < reply.body.expire_in <= 7200
+
+    # and the contact client's get_user("me") with that token names the person by unionId
+    me = contact_client.Client(config(where)).get_user_with_options(
+        "me", headers(contact_models.GetUserHeaders, reply.body.access_token), RUNTIME).body
+    assert (me.union_id, me.nick, me.mobile) == (member.unionid, member.name, member.mobile)
+
+    # the same code twice: refused with a 400 and a code
+    with pytest.raises(Exception) as reused:
+        oauth.get_user_token(oauth2_models.GetUserTokenRequest(
+            client_id=SANDBOX_APP_KEY, client_secret=SANDBOX_APP_SECRET, code=code, grant_type="authorization_code"))
+    assert reused.value.code == "invalidAuthCode"  # type: ignore[attr-defined]
+    assert reused.value.data["statusCode"] == 400  # type: ignore[attr-defined]
+
+
+def test_a_browser_auth_code_exchanged_with_a_wrong_client_secret_is_refused_and_not_spent(endpoint):
+    app, where = endpoint
+    member = next(m for m in dingtalk_directory() if m.active)
+    code = _web_auth_code(app, where, member.userid)
+    oauth = oauth2_client.Client(config(where))
+    with pytest.raises(Exception) as refused:
+        oauth.get_user_token(oauth2_models.GetUserTokenRequest(
+            client_id=SANDBOX_APP_KEY, client_secret="not-the-secret", code=code, grant_type="authorization_code"))
+    assert refused.value.code == "invalidClientSecret"  # type: ignore[attr-defined]
+    # the code still works with the right secret
+    assert oauth.get_user_token(oauth2_models.GetUserTokenRequest(
+        client_id=SANDBOX_APP_KEY, client_secret=SANDBOX_APP_SECRET, code=code,
+        grant_type="authorization_code")).body.access_token
