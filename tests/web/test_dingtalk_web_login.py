@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
+from pydantic import SecretStr
 
 from connectors.dingtalk.sandbox import SANDBOX as DINGTALK_SANDBOX
 from connectors.dingtalk.sandbox import SANDBOX_APP_KEY
@@ -59,7 +60,7 @@ class Site:
         return str(dict(httpx.URL(page.headers["location"]).params)["authCode"])
 
 
-def make_site(db: Any, settings: Any, web_login: bool) -> Iterator[Site]:
+def make_site(db: Any, settings: Any, web_login: bool, **override: Any) -> Iterator[Site]:
     clock = [time.time()]
     teams = build_teams(db, alice_dingtalk=ALICE.userid)
     with db.engine.begin() as conn:  # the directory sync keeps each member's unionId
@@ -69,7 +70,7 @@ def make_site(db: Any, settings: Any, web_login: bool) -> Iterator[Site]:
     with serve_in_thread(DINGTALK_SANDBOX.create_app(clock=lambda: clock[0])) as dingtalk:
         configured = settings.model_copy(update={"public_url": f"http://127.0.0.1:{port}"})
         ding = DINGTALK_SANDBOX.client_settings(dingtalk.url, settings.connector("dingtalk"))
-        configured = configured.with_connector("dingtalk", **{**ding.model_dump(), "web_login": web_login})
+        configured = configured.with_connector("dingtalk", **{**ding.model_dump(), "web_login": web_login, **override})
         with serve_in_thread(create_web_app(db, configured), port=port) as hub:
             yield Site(hub.url, dingtalk, teams, clock)
 
@@ -185,3 +186,18 @@ def test_without_the_setting_there_is_no_qr_login(db, settings):
             assert 'data-k="dingtalk-qr"' not in http.get("/login").text
             reply = http.get("/auth/dingtalk/start", params={"web": "1"})
         assert reply.status_code == 404 and "钉钉扫码登录未开启" in reply.text
+
+
+def test_a_wrong_app_secret_is_refused_by_dingtalk_and_shown_as_unreachable_without_the_secret(db, settings, caplog):
+    wrong = "not-the-app-secret-" + secrets.token_hex(4)
+    for site in make_site(db, settings, web_login=True, app_secret=SecretStr(wrong)):
+        site.scan(ALICE.userid)
+        with site.browser() as http:
+            reply = qr_round_trip(site, http, "/customers")
+        assert reply.status_code == 502 and "暂时无法连接钉钉" in reply.text
+        assert scalar(db, "SELECT count(*) FROM web_session") == 0
+        codes = httpx.get(site.dingtalk.url + "/__sandbox__/state").json()["web_login_codes"]
+        assert codes["redeemed"] == 0  # the sandbox refused the exchange before spending the code
+    [refusal] = rows(db, "SELECT detail FROM audit_log WHERE system = 'access' AND outcome = 'refused'")
+    assert refusal.detail["reason"] == "PermanentError" and refusal.detail["error"] == "invalidClientSecret"
+    assert wrong not in str(rows(db, "SELECT * FROM audit_log")) and wrong not in caplog.text
