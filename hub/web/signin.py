@@ -265,6 +265,22 @@ def create_signin_router(db: Database, settings: Settings, render: Renderer, cli
         log.warning("%s sign-in exchange failed: %s", system, exc)
         return problem(f"暂时无法连接{_LABEL[system]}，请稍后重试。", 502, retry=retry)
 
+    def sign_in_with_code(request: Request, state: str, code: str, *, system: str, start: str, no_code: str,
+                          exchange: Callable[[str], str | None], kind: str = "userid") -> Response:
+        """A platform's return with a code: check the state against this browser, exchange the
+        code for the person's id, sign in; every refusal offers ``start`` again."""
+        target = checked_state(request, state)
+        if target is None:
+            return problem("登录链接已失效或不是在本浏览器中发起的，请重新打开。", 400, retry=start)
+        retry = f"{start}{'&' if '?' in start else '?'}next={target}"
+        if not code:
+            return problem(no_code, 400, retry=retry)
+        try:
+            person = exchange(code)
+        except (ConnectorError, ConfigError) as exc:
+            return exchange_failed(system, exc, retry)
+        return finish(system, person, target, retry, kind=kind)
+
     @router.get("/auth/wecom/start")
     def wecom_start(request: Request, next: str = "", web: str = "") -> Response:
         """Where WeCom cards link: on to WeCom's OAuth page (``web=1``: the QR web login)."""
@@ -289,18 +305,9 @@ def create_signin_router(db: Database, settings: Settings, render: Renderer, cli
     @router.get("/auth/wecom")
     def wecom_return(request: Request, code: str = "", state: str = "") -> Response:
         """WeCom's redirect back: check the state, exchange the code, sign in."""
-        target = checked_state(request, state)
-        retry = "/auth/wecom/start"
-        if target is None:
-            return problem("登录链接已失效或不是在本浏览器中发起的，请重新打开。", 400, retry=retry)
-        retry = f"/auth/wecom/start?next={target}"
-        if not code:
-            return problem("企业微信没有返回登录码（可能拒绝了授权）。", 400, retry=retry)
-        try:
-            member = client_for("wecom").user_for_code(code)
-        except (ConnectorError, ConfigError) as exc:
-            return exchange_failed("wecom", exc, retry)
-        return finish("wecom", member.userid, target, retry)
+        return sign_in_with_code(request, state, code, system="wecom", start="/auth/wecom/start",
+                                 no_code="企业微信没有返回登录码（可能拒绝了授权）。",
+                                 exchange=lambda c: client_for("wecom").user_for_code(c).userid)
 
     @router.get("/auth/dingtalk/start")
     def dingtalk_start(request: Request, next: str = "", web: str = "") -> Response:
@@ -331,34 +338,17 @@ def create_signin_router(db: Database, settings: Settings, render: Renderer, cli
     @router.get("/auth/dingtalk")
     def dingtalk_return(request: Request, code: str = "", state: str = "") -> Response:
         """The 免登 code back from the start page: check the state, exchange the code, sign in."""
-        target = checked_state(request, state)
-        if target is None:
-            return problem("登录链接已失效或不是在本浏览器中发起的，请重新打开。", 400, retry="/auth/dingtalk/start")
-        retry = f"/auth/dingtalk/start?next={target}"
-        if not code:
-            return problem("钉钉没有返回登录码。", 400, retry=retry)
-        try:
-            userid = client_for("dingtalk").user_for_code(code)
-        except (ConnectorError, ConfigError) as exc:
-            return exchange_failed("dingtalk", exc, retry)
-        return finish("dingtalk", userid, target, retry)
+        return sign_in_with_code(request, state, code, system="dingtalk", start="/auth/dingtalk/start",
+                                 no_code="钉钉没有返回登录码。",
+                                 exchange=lambda c: client_for("dingtalk").user_for_code(c))
 
     @router.get("/auth/dingtalk/web")
     def dingtalk_web_return(request: Request, authCode: str = "", state: str = "") -> Response:
         """DingTalk's browser login back: check the state, exchange ``authCode`` for the
         person's unionId, sign in."""
-        target = checked_state(request, state)
-        retry = "/auth/dingtalk/start?web=1"
-        if target is None:
-            return problem("登录链接已失效或不是在本浏览器中发起的，请重新打开。", 400, retry=retry)
-        retry = f"/auth/dingtalk/start?web=1&next={target}"
-        if not authCode:
-            return problem("钉钉没有返回登录码（可能拒绝了授权）。", 400, retry=retry)
-        try:
-            union_id = client_for("dingtalk").union_id_for_auth_code(authCode)
-        except (ConnectorError, ConfigError) as exc:
-            return exchange_failed("dingtalk", exc, retry)
-        return finish("dingtalk", union_id, target, retry, kind="unionid")
+        return sign_in_with_code(request, state, authCode, system="dingtalk", start="/auth/dingtalk/start?web=1",
+                                 no_code="钉钉没有返回登录码（可能拒绝了授权）。", kind="unionid",
+                                 exchange=lambda c: client_for("dingtalk").union_id_for_auth_code(c))
 
     return router
 
