@@ -28,7 +28,7 @@ import types
 import typing
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, Literal, TypeVar, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import platformdirs
@@ -327,6 +327,7 @@ class WebSettings(BaseModel):
     keyfile: Path | None = Field(default=None, description="TLS private key (PEM) of certfile")
     trusted_proxies: str = Field(default="127.0.0.1",
                                  description="comma-separated addresses whose X-Forwarded-* headers are trusted")
+    language: Literal["zh", "en"] = Field(default="zh", description="language of the report pages' labels")
 
 
 class Settings(BaseSettings):

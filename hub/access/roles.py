@@ -6,10 +6,13 @@ for a role, so changing who may do what is an edit here.
 ==========  ===============================================================================
 role        may
 ==========  ===============================================================================
-sales       see and write their own customers (with personal data unmasked)
+sales       see and write their own customers (with personal data unmasked); sales reports
+            (funnel, RFM, performance) over those customers
 manager     as sales, for their own customers and those of everyone reporting to them
-finance     see every customer's receivables, receipts and credit; personal data masked
-it          run and watch the hub: runs, dead letters, quarantine, tokens; no customer data
+finance     see every customer's receivables, receipts and credit; personal data masked;
+            the receivables report and its exports
+it          run and watch the hub: runs, dead letters, quarantine, tokens; the operations
+            page; no customer data
 admin       everything, including logins, tokens and unmasked personal data
 crm         the CRM system itself (API tokens only): read and write every customer
 ==========  ===============================================================================
@@ -41,13 +44,18 @@ class Capability(StrEnum):
     WRITE_CRM = "write_crm"  # customers, contacts, leads, orders, tasks, follow-ups...
     MANAGE_OPERATIONS = "manage_operations"  # runs, dead letters, quarantine, conflicts
     MANAGE_ACCESS = "manage_access"  # logins, roles, API tokens, keys
+    VIEW_SALES_REPORTS = "view_sales_reports"  # funnel, RFM, performance (over the customers one sees)
+    VIEW_FINANCE_REPORTS = "view_finance_reports"  # receivables across every customer, exports
+    SET_TARGETS = "set_targets"  # sales targets per owner/team and period
 
 
 _C = Capability
 CAPABILITIES: dict[Role, frozenset[Capability]] = {
-    Role.SALES: frozenset({_C.VIEW_CUSTOMERS, _C.VIEW_FINANCE, _C.SEE_PERSONAL_DATA, _C.WRITE_CRM}),
-    Role.MANAGER: frozenset({_C.VIEW_CUSTOMERS, _C.VIEW_FINANCE, _C.SEE_PERSONAL_DATA, _C.WRITE_CRM}),
-    Role.FINANCE: frozenset({_C.VIEW_CUSTOMERS, _C.VIEW_ALL_CUSTOMERS, _C.VIEW_FINANCE}),
+    Role.SALES: frozenset({_C.VIEW_CUSTOMERS, _C.VIEW_FINANCE, _C.SEE_PERSONAL_DATA, _C.WRITE_CRM,
+                           _C.VIEW_SALES_REPORTS}),
+    Role.MANAGER: frozenset({_C.VIEW_CUSTOMERS, _C.VIEW_FINANCE, _C.SEE_PERSONAL_DATA, _C.WRITE_CRM,
+                             _C.VIEW_SALES_REPORTS}),
+    Role.FINANCE: frozenset({_C.VIEW_CUSTOMERS, _C.VIEW_ALL_CUSTOMERS, _C.VIEW_FINANCE, _C.VIEW_FINANCE_REPORTS}),
     Role.IT: frozenset({_C.MANAGE_OPERATIONS, _C.MANAGE_ACCESS}),
     Role.ADMIN: frozenset(Capability),
     Role.CRM: frozenset({_C.VIEW_CUSTOMERS, _C.VIEW_ALL_CUSTOMERS, _C.VIEW_FINANCE, _C.SEE_PERSONAL_DATA,

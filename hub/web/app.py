@@ -68,6 +68,7 @@ from hub.web.api_models import CustomerHit, Health, Problem, ProfileOut
 from hub.web.auth import CurrentPrincipal, NotSignedIn, require, wants_html
 from hub.web.callbacks import Receiver, create_receivers, maintain
 from hub.web.crm_api import include_crm_api
+from hub.web.i18n import Labels
 from hub.web.lead_forms import lead_form_router
 from hub.web.leads_api import leads_router
 from hub.web.limits import RequestLimits
@@ -79,6 +80,7 @@ from hub.web.queries import (
     task_detail,
 )
 from hub.web.reads import audit_unmasked_read, visible_profile, visible_search, visible_task
+from hub.web.reports import ReportContext, reports_router, visible_pages
 from hub.web.signin import create_signin_router
 
 log = logging.getLogger(__name__)
@@ -205,7 +207,7 @@ def create_web_app(runtime_or_db: HubRuntime | Database, settings: Settings) -> 
     db = _database(runtime_or_db)
     clock = fmt.Clock(settings.timezone)
     templates = _templates()
-    templates.globals.update(when=clock.when, timezone=settings.timezone)
+    templates.globals.update(when=clock.when, timezone=settings.timezone, report_pages=visible_pages)
     head = head_revision()
     receivers = create_receivers(db, settings)
 
@@ -396,6 +398,9 @@ def create_web_app(runtime_or_db: HubRuntime | Database, settings: Settings) -> 
         return Health(status="ok" if ok else "error", database="ok", schema_revision=current, head_revision=head)
 
     include_crm_api(app, settings)  # the CRM's writes and lists (hub.web.crm_api)
+    reports = ReportContext(db=db, settings=settings, reading=reading, page=page,
+                            labels=Labels(settings.web.language), clock=clock)
+    app.router.routes.extend(reports_router(reports).routes)  # /reports/… (hub.web.reports)
 
     # ------------------------------------------------------------------ chat callbacks
 

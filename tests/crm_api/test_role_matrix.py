@@ -35,8 +35,9 @@ from tests.crm_api.test_writes import NOW, order_body
 PUBLIC = {("GET", "/healthz"), ("GET", "/openapi.json"), ("HEAD", "/openapi.json"), ("POST", "/forms/lead")}
 # pages and reads from before the CRM API; the sign-in work of issue 15 guards them
 # no capability, still guarded: the start page redirects to the (guarded) search, and /docs
-# wants any signed-in principal (tests/web/test_roles.py checks both)
-AWAITING_SIGN_IN = {("GET", "/"), ("GET", "/docs")}
+# wants any signed-in principal (tests/web/test_roles.py checks both); /reports lists only the
+# report pages the principal's capabilities open (hub.web.reports.visible_pages)
+AWAITING_SIGN_IN = {("GET", "/"), ("GET", "/docs"), ("GET", "/reports")}
 
 # claims act for the principal's own person (tests/integration/test_leads.py)
 ACTS_FOR_A_PERSON = {"/api/pool/customers/{customer_id}/claim", "/api/leads/{lead_id}/claim"}
