@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -158,6 +158,9 @@ def _remind(firing: Firing, action: Remind) -> str:
     task_id = firing.task_id or own_task(firing.conn, firing.subject)
     if task_id is None:
         return f"no reminder: {firing.subject.ref} has no open task to remind about"
+    status = firing.conn.execute(sa.text("SELECT status FROM task WHERE id = :id"), {"id": task_id}).scalar()
+    if status != "open":
+        return f"no reminder: task {task_id} is {status}"
     base = action.kind or firing.rule.name.replace("-", "_")[:40]
     said = []
     for who in action.to:
@@ -183,6 +186,7 @@ def _assign_owner(firing: Firing, action: AssignOwner) -> str:
     if lead.status != "new" or lead.owner_id is not None:
         return f"left alone: lead is {lead.status} already (rule {lead.assigned_rule or '-'})"
     done = assign_lead(firing.conn, firing.subject.id, firing.env.leads, actor=firing.actor, now=firing.now)
+    firing.subject = replace(firing.subject, owner_id=done.owner_id)  # the actions after this one see the owner
     where = f"user {done.owner_id}" if done.owner_id is not None else "the public pool"
     return f"assigned to {where} by {done.rule}" + (f" ({done.problem})" if done.problem else "")
 

@@ -7,7 +7,8 @@ became active (``rule_activation``, recorded by the first :func:`apply`), unless
 activations as they are and, for a rule never applied, assumes ``assume_since`` (default:
 ``now``), so a dry run writes nothing.
 
-**Exactly once.** :func:`apply` gives every planned firing its own transaction: it inserts
+**Exactly once.** :func:`apply` plans each rule just before applying it, in file order,
+and gives every planned firing its own transaction: it inserts
 the ``rule_firing`` row ``ON CONFLICT DO NOTHING`` and runs the actions only when the
 insert took, then records what each action did on the row. A second evaluator planning
 the same firing waits on the first one's uncommitted row and then finds it there; a
@@ -160,11 +161,12 @@ def apply(engine: Engine, book: RuleBook, now: dt.datetime, env: RuleEnv) -> App
     report = ApplyReport()
     with engine.begin() as conn:
         active = activate(conn, book, now)
-    with engine.connect() as conn:
-        plans = plan(conn, book, now, env, active=active)
-    rules = {r.name: r for r in book.active()}
-    for rule_plan in plans:
-        rule = rules[rule_plan.rule]
+    for rule in book.active():
+        # planned just before it is applied: an earlier rule's actions (a lead returned to the
+        # pool, its task cancelled) are seen by the later rules of the same run
+        with engine.connect() as conn:
+            since = BEGINNING if rule.include_history else active[rule.name]
+            rule_plan = plan_rule(conn, rule, now, since, env)
         for planned in rule_plan.firings:
             try:
                 with engine.begin() as conn:
