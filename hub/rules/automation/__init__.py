@@ -17,7 +17,15 @@ from __future__ import annotations
 from hub.registry import chat_systems
 from hub.rules.automation.actions import RuleEnv
 from hub.rules.automation.calendar import BusinessCalendar
-from hub.rules.automation.evaluate import ApplyReport, RulePlan, apply, plan, plan_as_dicts, plan_as_markdown
+from hub.rules.automation.evaluate import (
+    ApplyReport,
+    RulePlan,
+    apply,
+    dry_run,
+    plan,
+    plan_as_dicts,
+    plan_as_markdown,
+)
 from hub.rules.automation.model import DEFAULTS, RuleBook, RulesFileError, load_rules
 from hub.rules.reminders import ReminderPolicy
 from hub.settings import Settings
@@ -39,4 +47,4 @@ def rule_env(settings: Settings, book: RuleBook) -> RuleEnv:
 
 
 __all__ = ["DEFAULTS", "ApplyReport", "BusinessCalendar", "RuleBook", "RuleEnv", "RulePlan", "RulesFileError", "apply",
-           "load_book", "load_rules", "plan", "plan_as_dicts", "plan_as_markdown", "rule_env"]
+           "dry_run", "load_book", "load_rules", "plan", "plan_as_dicts", "plan_as_markdown", "rule_env"]

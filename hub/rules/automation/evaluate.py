@@ -132,6 +132,18 @@ def plan(conn: Connection, book: RuleBook, now: dt.datetime, env: RuleEnv, *,
     return plans
 
 
+def dry_run(engine: Engine, book: RuleBook, now: dt.datetime, env: RuleEnv, *,
+            assume_since: dt.datetime | None = None) -> list[RulePlan]:
+    """:func:`plan` in a READ ONLY transaction that is rolled back: Postgres itself refuses
+    any write, so a dry run cannot change anything."""
+    with engine.connect() as conn:
+        conn.execute(sa.text("SET TRANSACTION READ ONLY"))
+        try:
+            return plan(conn, book, now, env, assume_since=assume_since)
+        finally:
+            conn.rollback()
+
+
 def _fire(conn: Connection, rule: Rule, subject: Subject, now: dt.datetime, env: RuleEnv) -> bool:
     firing_id = conn.execute(sa.text(
         "INSERT INTO rule_firing (rule, subject_type, subject_id, window_key, fired_at, state) "
@@ -210,5 +222,5 @@ def plan_as_markdown(plans: list[RulePlan], *, limit: int = 20) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["BEGINNING", "ApplyReport", "PlannedFiring", "RulePlan", "activate", "activations", "apply", "fingerprint",
+__all__ = ["BEGINNING", "ApplyReport", "PlannedFiring", "RulePlan", "activate", "activations", "apply", "dry_run", "fingerprint",
            "plan", "plan_as_dicts", "plan_as_markdown", "plan_rule", "team_of"]

@@ -31,7 +31,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, Discriminator, Field, Tag, ValidationError, model_validator
 
 from hub.errors import ConfigError
 from hub.settings import USER_REF_PATTERN
@@ -287,6 +287,16 @@ ACTION_SUBJECTS: dict[str, tuple[str, ...]] = {
 OWN_TASK = ("task", "lead", "customer", "receivable")
 
 
+def _trigger_kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return "time" if "time" in value and "event" not in value else "event"
+    return "time" if isinstance(value, TimeTrigger) else "event"
+
+
+Trigger = Annotated[Annotated[EventTrigger, Tag("event")] | Annotated[TimeTrigger, Tag("time")],
+                    Discriminator(_trigger_kind)]
+
+
 class Rule(BaseModel):
     """One automation rule: when (trigger), for what (conditions), do what (actions)."""
 
@@ -296,7 +306,7 @@ class Rule(BaseModel):
     description: str = Field(default="", max_length=500)
     enabled: bool = True
     include_history: bool = Field(default=False, description="also fire for events before the rule became active")
-    trigger: EventTrigger | TimeTrigger
+    trigger: Trigger
     conditions: Conditions = Field(default_factory=Conditions)
     actions: list[Action] = Field(min_length=1)
 
@@ -338,14 +348,27 @@ class RulesFileError(ConfigError):
     the rule and the field."""
 
 
+_TAGS = frozenset({"event", "time", "assign_owner", "create_task", "remind", "return_to_pool", "create_receivable_plan",
+                   "request_approval", "push_order_to_erp", "send_crm_webhook"})
+
+
 def _where(loc: tuple[int | str, ...]) -> str:
     parts: list[str] = []
-    for part in loc:
+    for position, part in enumerate(loc):
+        after_union = (position > 0 and loc[position - 1] == "trigger") or (
+            position > 1 and loc[position - 2] == "actions" and isinstance(loc[position - 1], int))
         if isinstance(part, int):
             parts[-1:] = [f"{parts[-1]}[{part}]"] if parts else [f"[{part}]"]
-        elif part not in ("EventTrigger", "TimeTrigger") and not str(part).startswith(("function-", "tagged-")):
+        elif not (after_union and part in _TAGS):  # the union's tag pydantic puts in the path
             parts.append(str(part))
     return ".".join(parts)
+
+
+def _problem(label: str, err: Any) -> str:
+    where = _where(err["loc"])
+    message = err["msg"].removeprefix("Value error, ")
+    # a whole-rule check names its field in the message ("actions[1].do: …")
+    return f"{label}: {where}: {message}" if where else f"{label}: {message}"
 
 
 def parse_rules(data: dict[str, Any], source: str) -> RuleBook:
@@ -362,19 +385,20 @@ def parse_rules(data: dict[str, Any], source: str) -> RuleBook:
         try:
             rule = Rule.model_validate(raw)
         except ValidationError as exc:
-            for err in exc.errors(include_url=False):
-                problems.append(f"{label}: {_where(err['loc']) or 'rule'}: "
-                                f"{err['msg'].removeprefix('Value error, ')}")
+            problems.extend(_problem(label, err) for err in exc.errors(include_url=False))
             continue
         if rule.name in seen:
             problems.append(f"{label}: name: another rule is named {rule.name!r}")
         seen.add(rule.name)
+    try:
+        Calendar.model_validate(data.get("calendar", {}))
+    except ValidationError as exc:
+        problems.extend(_problem("calendar", e) for e in exc.errors(include_url=False))
     if not problems:
         try:
             return RuleBook.model_validate(data)
         except ValidationError as exc:
-            problems = [f"{_where(e['loc'])}: {e['msg'].removeprefix('Value error, ')}"
-                        for e in exc.errors(include_url=False)]
+            problems = [_problem("file", e) for e in exc.errors(include_url=False)]
     raise RulesFileError(f"{source}: " + f"\n{source}: ".join(problems))
 
 
