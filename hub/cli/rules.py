@@ -69,8 +69,8 @@ def rules_check(path: FileArg = None) -> None:
 def rules_test(
     path: FileArg = None,
     at: Annotated[str | None, typer.Option("--at", help="Evaluate at this time instead of now (ISO).")] = None,
-    since: Annotated[str | None, typer.Option("--since", help="Assume rules never applied became active at this "
-                                                              "time (default: the evaluation time).")] = None,
+    since: Annotated[str | None, typer.Option("--since", help="Evaluate as if every rule had become active at this "
+                                                              "time (default: as recorded; now for new rules).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """What the rules would do now (dry run: a read-only transaction, nothing written)."""
@@ -82,7 +82,7 @@ def rules_test(
             tz = hub.settings.timezone
             now = _moment(at, tz, "--at") or dt.datetime.now(dt.UTC)
             plans = dry_run(hub.db.engine, book, now, rule_env(hub.settings, book),
-                            assume_since=_moment(since, tz, "--since"))
+                            since=_moment(since, tz, "--since"))
     if as_json:
         print_json({"at": now.isoformat(), "rules": plan_as_dicts(plans)})
         return

@@ -278,15 +278,16 @@ def _who(to: Sequence[str]) -> str:
 
 HANDLERS: dict[str, Handler] = {
     "assign_owner": Handler(lambda a, s: "assign an owner by the lead table (if still unassigned)", _assign_owner),
-    "create_task": Handler(lambda a, s: f"task '{_fill(a.title, s)}' ({a.kind}) for the {a.assignee}, due in "
-                                        f"{a.due_in}" + (f", tag {a.tag}" if a.tag else ""), _create_task),
+    "create_task": Handler(lambda a, s: f"task '{_fill(a.title, s)}' ({a.kind}, or the open one) for the "
+                                        f"{a.assignee}, due in {a.due_in}" + (f", tag {a.tag}" if a.tag else ""),
+                           _create_task),
     "remind": Handler(lambda a, s: f"remind {_who(a.to)} in chat", _remind),
     "return_to_pool": Handler(lambda a, s: "return the lead to the public pool", _return_to_pool),
     "create_receivable_plan": Handler(
         lambda a, s: "receivable plan " + " + ".join(f"{i.percent.normalize():f}%@{i.due_after}"
                                                      for i in a.instalments), _create_receivable_plan),
     "request_approval": Handler(lambda a, s: "request OA approval of the order", _request_approval),
-    "push_order_to_erp": Handler(lambda a, s: "push the order to its ERP", _push_order),
+    "push_order_to_erp": Handler(lambda a, s: "push the order to its ERP (unless it went already)", _push_order),
     "send_crm_webhook": Handler(lambda a, s: "send the CRM a rule.fired webhook", _webhook),
 }
 

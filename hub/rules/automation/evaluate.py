@@ -133,13 +133,16 @@ def plan(conn: Connection, book: RuleBook, now: dt.datetime, env: RuleEnv, *,
 
 
 def dry_run(engine: Engine, book: RuleBook, now: dt.datetime, env: RuleEnv, *,
-            assume_since: dt.datetime | None = None) -> list[RulePlan]:
+            since: dt.datetime | None = None) -> list[RulePlan]:
     """:func:`plan` in a READ ONLY transaction that is rolled back: Postgres itself refuses
-    any write, so a dry run cannot change anything."""
+    any write, so a dry run cannot change anything. ``since``: evaluate as if every rule had
+    become active then (what would this file have done over the last month?); default: the
+    recorded activations, ``now`` for rules never applied."""
     with engine.connect() as conn:
         conn.execute(sa.text("SET TRANSACTION READ ONLY"))
         try:
-            return plan(conn, book, now, env, assume_since=assume_since)
+            active = {r.name: since for r in book.rules} if since is not None else None
+            return plan(conn, book, now, env, active=active)
         finally:
             conn.rollback()
 
