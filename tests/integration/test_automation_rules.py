@@ -55,7 +55,7 @@ def reminders(db) -> list[tuple[str, str]]:
 
 
 def firings(db, rule: str) -> list[sa.Row]:
-    return rows(db, "SELECT subject_type, subject_id, window_key, state, outcomes FROM rule_firing WHERE rule = :r "
+    return rows(db, "SELECT subject_type, subject_id, window_key, state, outcomes, error FROM rule_firing WHERE rule = :r "
                     "ORDER BY id", r=rule)
 
 
@@ -351,3 +351,31 @@ actions = [{ do = "create_task", title = "外币合同：{name}", kind = "fx_con
     with db.engine.connect() as conn:
         assert plan(conn, book, T0 + 2 * HOUR, env(book))[0].not_matching == 2
     assert apply(db.engine, book, T0 + 2 * HOUR, env(book)).fired == 1
+
+
+def test_a_firing_whose_action_fails_is_kept_as_failed_with_the_error_and_not_retried(db, monkeypatch):
+    from hub.errors import NotFoundError
+    from hub.rules.automation import actions
+
+    def refuse(firing, action):
+        raise NotFoundError(f"no CRM endpoint for {firing.subject.ref}")
+
+    book = parse_rules({"rules": [{"name": "tell-crm", "trigger": {"event": "task_done"},
+                                   "actions": [{"do": "create_task", "title": "复盘：{name}", "kind": "review"},
+                                               {"do": "send_crm_webhook"}]}]}, "test")
+    monkeypatch.setitem(actions.HANDLERS, "send_crm_webhook", actions.Handler(lambda a, s: "send", refuse))
+    with db.begin() as conn:
+        people = given_people(conn)
+        customer = given_customer(conn, "丽水青山", people["rep"], T0)
+    apply(db.engine, book, T0, env(book))
+    with db.begin() as conn:
+        conn.execute(sa.text("INSERT INTO task (title, kind, customer_id, assignee_id, due_at, status, completed_at) "
+                             "VALUES ('回访', 'follow_up', :c, :a, :d, 'done', :d)"),
+                     {"c": customer, "a": people["rep"], "d": T0 + HOUR})
+    report = apply(db.engine, book, T0 + 2 * HOUR, env(book))
+    # then the firing is rolled back as a whole (no review task) and recorded as failed, once
+    assert (report.fired, report.failed) == (0, 1)
+    failed = firings(db, "tell-crm")
+    assert [(f.state, f.error) for f in failed] == [("failed", "NotFoundError: no CRM endpoint for task:1")]
+    assert scalar(db, "SELECT count(*) FROM task WHERE kind = 'review'") == 0
+    assert apply(db.engine, book, T0 + 3 * HOUR, env(book)).failed == 0

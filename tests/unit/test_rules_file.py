@@ -37,6 +37,8 @@ def test_the_shipped_defaults_cover_the_brief():
     ('[[rules]]\nname = "slow"\ntrigger = { time = "no_followup", subject = "lead", after = "3 weeks" }\n'
      'actions = [{ do = "return_to_pool" }]',
      "rule 'slow': trigger.after: expected a duration such as 30m, 24h, 7d or 3bd, got '3 weeks'"),
+    ('[[rules]]\nname = "far"\ntrigger = { time = "task_overdue", after = "99999d" }\n'
+     'actions = [{ do = "remind", to = ["owner"] }]', "rule 'far': trigger.after: at most ten years, got '99999d'"),
     ('[[rules]]\nname = "who"\ntrigger = { event = "task_done" }\nactions = [{ do = "remind", to = ["boss"] }]',
      "rule 'who': actions[0].to[0]: Input should be 'owner', 'supervisor' or 'finance'"),
     ('[[rules]]\nname = "c"\ntrigger = { event = "lead_created" }\nconditions = { colour = "red" }\n'

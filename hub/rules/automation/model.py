@@ -38,6 +38,7 @@ from hub.settings import USER_REF_PATTERN
 
 DEFAULTS = Path(__file__).with_name("defaults.toml")
 
+MAX_MINUTES = 3660 * 1440  # ten years: a longer duration is a typo, and would overflow a date
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(m|h|d|bd)\s*$")
 
 
@@ -71,6 +72,8 @@ def _duration(value: Any) -> Duration:
     amount, unit = Decimal(found.group(1)), found.group(2)
     if unit == "bd" and amount != amount.to_integral_value():
         raise ValueError(f"business days are whole days, got {value!r}")
+    if amount * {"m": 1, "h": 60, "d": 1440, "bd": 2016}[unit] > MAX_MINUTES:  # bd: at most 7/5 calendar days each
+        raise ValueError(f"at most ten years, got {value!r}")
     return Duration(amount, unit)  # type: ignore[arg-type]  # the regex allows only the four units
 
 
