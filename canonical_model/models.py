@@ -397,6 +397,7 @@ class Approval(Base):
     external_id: Mapped[str | None] = mapped_column(sa.String(200))
     submitted_at: Mapped[dt.datetime] = mapped_column(server_default=NOW)
     decided_at: Mapped[dt.datetime | None]
+    comment: Mapped[str | None] = mapped_column(sa.Text)  # the approver's reason (a rejection's why)
 
 
 class Contract(Base, ProvenanceMixin):
@@ -743,3 +744,58 @@ class CallbackRejectionWindow(Base):
     rejections: Mapped[int]
     reasons: Mapped[dict[str, Any]] = mapped_column(server_default=sa.text("'{}'::jsonb"))  # reason → count
     last_at: Mapped[dt.datetime]
+
+
+class RuleFiring(Base):
+    """One automation rule fired for one subject in one window, once (``hub.rules.automation``).
+
+    The unique key is the "exactly once": the row is inserted with ``ON CONFLICT DO NOTHING``
+    in the transaction of the rule's actions; ``outcomes`` lists what each action did.
+    """
+
+    __tablename__ = "rule_firing"
+    __table_args__ = (
+        sa.UniqueConstraint("rule", "subject_type", "subject_id", "window_key"),
+        sa.Index("ix_rule_firing_subject", "subject_type", "subject_id"),
+    )
+
+    id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
+    rule: Mapped[str] = mapped_column(sa.String(100))
+    subject_type: Mapped[str] = mapped_column(sa.String(30))  # lead/customer/sales_order/contract/receivable/task
+    subject_id: Mapped[int] = mapped_column(sa.BigInteger)
+    window_key: Mapped[str] = mapped_column(sa.String(200))  # the event's identity, or the deadline crossed
+    fired_at: Mapped[dt.datetime]
+    state: Mapped[str] = mapped_column(sa.String(20))  # done/failed
+    outcomes: Mapped[list[Any]] = mapped_column(JSONB, server_default=sa.text("'[]'::jsonb"))
+    error: Mapped[str | None] = mapped_column(sa.Text)
+
+
+class RuleActivation(Base):
+    """When a rule (by name) first became active: it fires only for events after that."""
+
+    __tablename__ = "rule_activation"
+
+    rule: Mapped[str] = mapped_column(sa.String(100), primary_key=True)
+    activated_at: Mapped[dt.datetime]
+    fingerprint: Mapped[str] = mapped_column(sa.String(64))  # of the rule's definition when first seen
+
+
+class ReceivablePlan(Base):
+    """One instalment (期次) of a signed contract's receivable plan (回款计划)."""
+
+    __tablename__ = "receivable_plan"
+    __table_args__ = (
+        sa.UniqueConstraint("contract_id", "instalment_no"),
+        sa.Index("ix_receivable_plan_customer", "customer_id", "due_date"),
+    )
+
+    id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
+    contract_id: Mapped[int] = mapped_column(sa.ForeignKey("contract.id"))
+    customer_id: Mapped[int] = mapped_column(sa.ForeignKey("customer.id"))
+    instalment_no: Mapped[int]
+    due_date: Mapped[dt.date]
+    amount: Mapped[Decimal] = mapped_column(MONEY)
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    state: Mapped[str] = mapped_column(sa.String(20), server_default="planned")  # planned/invoiced/paid/cancelled
+    rule: Mapped[str | None] = mapped_column(sa.String(100))  # the rule that planned it
+    created_at: Mapped[dt.datetime] = mapped_column(server_default=NOW)

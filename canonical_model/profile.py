@@ -55,6 +55,8 @@ class Profile(BaseModel):
     touchpoints: list[dict[str, Any]] = []
     # interactions, service tickets and marketing touchpoints, newest first (互动记录 + 服务工单 + 营销触点)
     timeline: list[dict[str, Any]] = []
+    # the instalments signed contracts are expected to pay (回款计划), by due date
+    receivable_plan: list[dict[str, Any]] = []
 
 
 def business_today(timezone: str = "Asia/Shanghai") -> dt.date:
@@ -186,4 +188,9 @@ def customer_profile(conn: Connection, customer_id: int, *, as_of: dt.date | Non
                                  "FROM touchpoint WHERE customer_id = :c ORDER BY occurred_at DESC, id DESC LIMIT 20",
                            c=customer_id),
         timeline=_dicts(conn, TIMELINE, c=customer_id),
+        receivable_plan=_dicts(conn, "SELECT p.contract_id, k.contract_number, p.instalment_no, p.due_date, p.amount, "
+                                     "p.currency, p.state, p.rule FROM receivable_plan p "
+                                     "JOIN contract k ON k.id = p.contract_id WHERE p.customer_id = :c "
+                                     "ORDER BY p.due_date, k.contract_number, p.instalment_no LIMIT 100",
+                               c=customer_id),
     )

@@ -330,6 +330,28 @@ class WebSettings(BaseModel):
     language: Literal["zh", "en"] = Field(default="zh", description="language of the report pages' labels")
 
 
+class RulesSettings(BaseModel):
+    """Where the automation rules come from (``HUB_RULES__*``, :mod:`hub.rules.automation`).
+
+    ``file`` unset: the rules shipped with the hub (``hub/rules/automation/defaults.toml``).
+    Set: the tenant's own TOML file. A file that is missing is an error here; one that does
+    not validate is an error when the hub starts (every `hub` command, the Dagster asset),
+    never a silent fallback to the defaults.
+    """
+
+    model_config = {"extra": "forbid"}
+
+    file: Path | None = Field(default=None, description="the tenant's automation rules (TOML); unset: the "
+                                                        "shipped defaults (`hub rules check FILE` validates one)")
+
+    @field_validator("file")
+    @classmethod
+    def _exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.expanduser().is_file():
+            raise ValueError(f"{value} is not a readable file (the automation rules; unset it for the defaults)")
+        return value.expanduser() if value is not None else None
+
+
 class Settings(BaseSettings):
     """All hub settings. Build with ``Settings()``; see the module docstring."""
 
@@ -357,6 +379,7 @@ class Settings(BaseSettings):
     api: ApiSettings = Field(default_factory=ApiSettings)
     vault: VaultSettings = Field(default_factory=VaultSettings)
     web: WebSettings = Field(default_factory=WebSettings)
+    rules: RulesSettings = Field(default_factory=RulesSettings)
     # One section per registered connector, each validated by the connector's own model.
     connectors: dict[str, Any] = Field(default_factory=dict)
 
@@ -614,6 +637,7 @@ __all__ = [
     "OrderSettings",
     "OutboxSettings",
     "ReminderSettings",
+    "RulesSettings",
     "ScheduleSettings",
     "Settings",
     "VaultSettings",

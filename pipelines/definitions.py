@@ -17,12 +17,13 @@ from __future__ import annotations
 from dagster import Definitions
 
 import hub.rules  # noqa: F401  (registers the outbox effect handlers and sync hooks the jobs rely on)
+from hub.rules.automation import load_book
 from hub.settings import Settings
 from pipelines.assets import connector_assets
 from pipelines.checks import all_checks
 from pipelines.jobs import build_jobs
 from pipelines.resources import HubResource, hub_resource
-from pipelines.rule_assets import REMINDERS_DUE, rule_assets
+from pipelines.rule_assets import AUTOMATION_RULES, REMINDERS_DUE, rule_assets
 from pipelines.schedules import build_schedules
 from pipelines.sensors import build_outbox_sensor
 
@@ -30,9 +31,11 @@ from pipelines.sensors import build_outbox_sensor
 def build_definitions(hub: HubResource, settings: Settings | None = None) -> Definitions:
     """Every asset, check, job, schedule and sensor of the hub, on ``hub``."""
     settings = settings or hub.hub_settings()
+    load_book(settings)  # a tenant's rules file that does not validate stops the code location at load
     jobs = build_jobs(settings)
     return Definitions(
-        assets=[*connector_assets(push_deps={"reminder": [REMINDERS_DUE], "todo": [REMINDERS_DUE]}), *rule_assets()],
+        assets=[*connector_assets(push_deps={"reminder": [REMINDERS_DUE, AUTOMATION_RULES],
+                                                   "todo": [REMINDERS_DUE, AUTOMATION_RULES]}), *rule_assets()],
         asset_checks=all_checks(),
         jobs=jobs,
         schedules=build_schedules(settings, jobs),

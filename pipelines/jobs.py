@@ -27,7 +27,7 @@ from dagster import (
 from hub.registry import chat_systems, specs
 from hub.settings import Settings
 from pipelines.assets import push_key, stream_key
-from pipelines.rule_assets import LEADS_TO_POOL, RECEIVABLE_FOLLOWUPS, REMINDERS_DUE
+from pipelines.rule_assets import AUTOMATION_RULES, LEADS_TO_POOL, RECEIVABLE_FOLLOWUPS, REMINDERS_DUE
 
 if TYPE_CHECKING:  # Dagster does not export the type of define_asset_job's result
     from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
@@ -98,9 +98,10 @@ def build_jobs(settings: Settings | None = None) -> list[UnresolvedAssetJobDefin
                          "Approved CRM orders → ERP sales orders (outbox dispatch)."))
     jobs.append(_job("receivables_to_crm", [*receivable_streams, RECEIVABLE_FOLLOWUPS], receivable_systems,
                      "Receivables and receipts into the profile; overdue amounts become collection tasks."))
-    jobs.append(_job("todo_pushes", [*completion_streams, REMINDERS_DUE, *reminder_pushes], set(chat_systems()),
-                     "To-dos ticked off in chat closed in the CRM; due, overdue and uncontacted reminders and "
-                     "to-dos to salespeople and managers in chat."))
+    jobs.append(_job("todo_pushes", [*completion_streams, REMINDERS_DUE, AUTOMATION_RULES, *reminder_pushes],
+                     set(chat_systems()),
+                     "To-dos ticked off in chat closed in the CRM; due, overdue and uncontacted reminders, the "
+                     "automation rules, and to-dos to salespeople and managers in chat."))
     jobs.append(_job("leads_to_pool", [LEADS_TO_POOL], set(),
                      "Leads nobody followed up in time go back to the public pool."))
     return jobs

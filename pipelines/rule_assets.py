@@ -8,7 +8,12 @@
   ``<chat>/todo_push`` assets deliver them. It runs after the completion streams
   (to-dos ticked off on a platform), so a task closed there is not pushed back;
 - ``crm/leads_returned_to_pool``: leads assigned ``HUB_LEADS__RETURN_TO_POOL_DAYS`` ago that
-  nobody followed up go back to the public pool (job ``leads_to_pool``).
+  nobody followed up go back to the public pool (job ``leads_to_pool``);
+- ``crm/automation_rules``: the automation rules (``HUB_RULES__FILE`` or the shipped defaults,
+  ``hub.rules.automation``) applied once, after the two above in the ``todo_pushes`` job; its
+  metadata is the plan it applied, as markdown (the same as `hub rules test` shows), and the
+  firings per rule. Its reminders share their keys and task kinds with ``crm/reminders_due``,
+  so a reminder either of them queued is never queued again by the other.
 """
 
 import datetime as dt
@@ -16,9 +21,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, MaterializeResult, asset
+from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, MaterializeResult, MetadataValue, asset
 
 from hub.registry import chat_systems, specs
+from hub.rules.automation import apply, dry_run, load_book, plan_as_markdown, rule_env
 from hub.rules.collections import evaluate_collection_tasks
 from hub.rules.lead_assignment import return_stale_leads
 from hub.rules.reminders import ReminderPolicy, evaluate_reminders
@@ -29,6 +35,7 @@ from pipelines.resources import HubResource
 RECEIVABLE_FOLLOWUPS = AssetKey(["crm", "receivable_followups"])
 REMINDERS_DUE = AssetKey(["crm", "reminders_due"])
 LEADS_TO_POOL = AssetKey(["crm", "leads_returned_to_pool"])
+AUTOMATION_RULES = AssetKey(["crm", "automation_rules"])
 
 
 def streams_into(*targets: str) -> list[AssetKey]:
@@ -90,4 +97,22 @@ def rule_assets() -> list[AssetsDefinition]:
             in_pool = conn.execute(sa.text("SELECT count(*) FROM lead WHERE status = 'pool'")).scalar_one()
         return MaterializeResult(metadata={**vars(counts), "leads_in_pool": in_pool})
 
-    return [receivable_followups, reminders_due, leads_returned_to_pool]
+    @asset(key=AUTOMATION_RULES, group_name="crm", deps=[RECEIVABLE_FOLLOWUPS, REMINDERS_DUE], kinds={"postgres"},
+           description="Apply the automation rules (HUB_RULES__FILE or the shipped defaults): each rule fires once "
+                       "per subject and window; the plan it applied is in the metadata.")
+    def automation_rules(context: AssetExecutionContext, hub: HubResource) -> MaterializeResult:
+        """Plan (read-only), then apply; the plan is the metadata."""
+        with hub.runtime("automation_rules") as runtime:
+            book = load_book(runtime.settings)
+            env = rule_env(runtime.settings, book)
+            now = dt.datetime.now(dt.UTC)
+            plans = dry_run(runtime.db.engine, book, now, env)
+            report = apply(runtime.db.engine, book, now, env)
+        if report.failed:
+            context.log.warning(f"{report.failed} rule firing(s) failed: see rule_firing.error")
+        metadata: dict[str, Any] = {"fired": report.fired, "failed": report.failed, "already": report.already,
+                                    "rules": len(plans), "plan": MetadataValue.md(plan_as_markdown(plans) or "-")}
+        metadata.update({f"fired_{name.replace('-', '_')}": count for name, count in report.by_rule.items()})
+        return MaterializeResult(metadata=metadata)
+
+    return [receivable_followups, reminders_due, leads_returned_to_pool, automation_rules]

@@ -2,7 +2,7 @@
 
 One module per group of commands: :mod:`.db`, :mod:`.sync` (sync, dispatch),
 :mod:`.outbox` (dead letters), :mod:`.records` (quarantine, identity conflicts),
-:mod:`.profile`, :mod:`.access` (logins, tokens, roles), :mod:`.doctor`, :mod:`.config` (settings), :mod:`.services` (demo,
+:mod:`.profile`, :mod:`.access` (logins, tokens, roles), :mod:`.doctor`, :mod:`.config` (settings), :mod:`.rules` (automation rules), :mod:`.services` (demo,
 sandbox, serve, ui). :mod:`.base` holds what they share, including the exit codes; every
 mistake is one line on stderr (``--verbose`` shows the traceback).
 """
@@ -16,10 +16,11 @@ from typing import Annotated
 import typer
 
 import hub.rules  # noqa: F401  (registers outbox effect handlers and sync hooks)
-from hub.cli import access, config, db, doctor, keys, leads, outbox, profile, records, services, sync
+from hub.cli import access, config, db, doctor, keys, leads, outbox, profile, records, rules, services, sync
 from hub.cli.base import VERBOSE, app, failures_as_one_line, settings
 from hub.cli.profile import print_profile
 from hub.logging_setup import configure_logging
+from hub.rules.automation import load_book
 
 
 @app.callback()
@@ -32,6 +33,8 @@ def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log at D
     VERBOSE["on"] = verbose
     with failures_as_one_line():
         config = settings()
+        # a tenant's rules file that does not validate is an error at start, not a silent fallback
+        load_book(config)
         # the commands report through their own output (a failure is one line), so log
         # lines only when asked for: --verbose, or HUB_LOG_LEVEL set explicitly
         explicit = config.log_level if "HUB_LOG_LEVEL" in os.environ else "CRITICAL"
@@ -43,4 +46,4 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
 
 
 __all__ = ["access", "app", "config", "db", "doctor", "keys", "leads", "outbox", "print_profile", "profile",
-           "records", "services", "sync"]
+           "records", "rules", "services", "sync"]

@@ -14,7 +14,10 @@
 - :mod:`.leads`, :mod:`.lead_assignment`, :mod:`.lead_sources`: leads captured from every
   source and de-duplicated, assigned by the rule table, returned to the pool when unworked.
 - :mod:`.webhooks`: signed webhooks back to the CRM (receivable changed, order in the ERP, task
-  done in chat, lead assigned), recorded with the change and delivered in order per customer.
+  done in chat, lead assigned), recorded with the change and delivered in order per customer;
+- :mod:`.automation`: declarative automation rules (a TOML file of trigger → conditions →
+  actions) that call the rules above, each firing once per (rule, subject, window);
+- :mod:`.approvals`: OA approvals of CRM orders (opening one).
 
 Importing this package registers what the core calls back: outbox effect handlers per
 writer name (``hub.outbox.effects``), work before a stream (``hub.runtime.before_stream``)

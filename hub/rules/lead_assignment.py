@@ -211,15 +211,24 @@ def return_stale_leads(conn: Connection, settings: LeadSettings, *, now: dt.date
         {"cutoff": cutoff}).all()
     counts = ReturnCounts()
     for lead in stale:
-        conn.execute(sa.text("UPDATE lead SET owner_id = NULL, status = 'pool', pool_since = :now WHERE id = :id"),
-                     {"now": now, "id": lead.id})
-        counts.tasks_cancelled += close_followups(conn, lead.id, "cancelled")
-        write_audit(conn, actor=actor, system="hub", operation="lead:returned_to_pool", outcome="ok",
-                    key=f"lead:{lead.id}", detail={"previous_owner_id": lead.owner_id,
-                                                   "days": settings.return_to_pool_days})
+        counts.tasks_cancelled += return_to_pool(conn, lead.id, lead.owner_id, now=now, actor=actor,
+                                                 detail={"days": settings.return_to_pool_days})
         counts.returned += 1
     return counts
 
 
+def return_to_pool(conn: Connection, lead_id: int, previous_owner_id: int | None, *, now: dt.datetime, actor: str,
+                   detail: dict[str, object]) -> int:
+    """Give one lead back to the public pool (audited with ``detail``; the caller holds its row
+    lock); returns how many open first follow-up tasks were cancelled."""
+    conn.execute(sa.text("UPDATE lead SET owner_id = NULL, status = 'pool', pool_since = :now WHERE id = :id"),
+                 {"now": now, "id": lead_id})
+    cancelled = close_followups(conn, lead_id, "cancelled")
+    write_audit(conn, actor=actor, system="hub", operation="lead:returned_to_pool", outcome="ok",
+                key=f"lead:{lead_id}", detail={"previous_owner_id": previous_owner_id, **detail})
+    return cancelled
+
+
 __all__ = ["POOL", "Assignment", "LeadRefusal", "ReturnCounts", "assign_lead", "assign_to", "claim_lead",
-           "close_followups", "mark_invalid", "match_rule", "next_member", "return_stale_leads", "team_members"]
+           "close_followups", "mark_invalid", "match_rule", "next_member", "return_stale_leads", "return_to_pool",
+           "team_members"]

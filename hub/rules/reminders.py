@@ -114,10 +114,24 @@ def reminder_key(task_id: int, user_id: int, kind: str) -> str:
 
 def _queue(conn: Connection, counts: ReminderCounts, task: Any, kind: str, who: str, policy: ReminderPolicy,
            now: dt.datetime, platforms: str) -> None:
-    user_id = task.assignee_id if who == "assignee" else task.manager_id
-    channel = task.assignee_channel if who == "assignee" else task.manager_channel
-    account = task.assignee_account if who == "assignee" else task.manager_account
-    name = task.assignee_name if who == "assignee" else task.manager_name
+    prefix = "assignee" if who == "assignee" else "manager"
+    recipient = Recipient(*(getattr(task, f"{prefix}_{part}") for part in ("id", "channel", "account", "name")))
+    _send(conn, counts, task, kind, recipient, policy, now, platforms)
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """Who a reminder goes to, and on which platform (None: no platform knows them as active)."""
+
+    user_id: int | None
+    channel: str | None
+    account: str | None
+    name: str | None
+
+
+def _send(conn: Connection, counts: ReminderCounts, task: Any, kind: str, recipient: Recipient,
+          policy: ReminderPolicy, now: dt.datetime, platforms: str) -> None:
+    user_id, channel, account, name = recipient.user_id, recipient.channel, recipient.account, recipient.name
     if user_id is None:
         return  # nobody above the assignee: nothing to escalate to
     if channel is None or account is None:
@@ -144,6 +158,28 @@ def _queue(conn: Connection, counts: ReminderCounts, task: Any, kind: str, who: 
     else:
         counts.queued += 1
         counts.queued_by_channel[channel] = counts.queued_by_channel.get(channel, 0) + 1
+
+
+def remind_user(conn: Connection, task_id: int, user_id: int, kind: str, policy: ReminderPolicy,
+                now: dt.datetime) -> ReminderCounts:
+    """Queue one reminder of kind ``kind`` about task ``task_id`` to user ``user_id`` (anyone:
+    the assignee, their supervisor, finance) on their one chat platform, keyed like every
+    reminder (:func:`reminder_key`), so a reminder the evaluator above queued is not sent twice.
+    The automation rules' ``remind`` action (``hub.rules.automation``) calls it."""
+    counts = ReminderCounts()
+    ordered = channels(policy.channels)
+    u_channel, u_account, _ = choice_sql("u", ordered)
+    row = conn.execute(sa.text(
+        f"""
+        SELECT t.id, t.title, t.due_at, t.customer_id, c.name AS customer_name, a.name AS assignee_name,
+               u.id AS user_id, {u_channel} AS channel, {u_account} AS account, u.name AS user_name
+        FROM task t JOIN internal_user a ON a.id = t.assignee_id JOIN internal_user u ON u.id = :u
+        LEFT JOIN customer c ON c.id = t.customer_id
+        WHERE t.id = :t
+        """), {"t": task_id, "u": user_id}).one()
+    _send(conn, counts, row, kind, Recipient(row.user_id, row.channel, row.account, row.user_name), policy, now,
+          labels(ordered))
+    return counts
 
 
 def _create_first_followup_tasks(conn: Connection, now: dt.datetime, policy: ReminderPolicy) -> int:

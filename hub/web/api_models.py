@@ -163,6 +163,19 @@ class ContractOut(_Section):
     source_system: str
 
 
+class ReceivablePlanOut(_Section):
+    """One instalment of a signed contract's receivable plan (回款计划)."""
+
+    contract_id: int
+    contract_number: str
+    instalment_no: int
+    due_date: dt.date
+    amount: Decimal
+    currency: str
+    state: str  # planned/invoiced/paid/cancelled
+    rule: str | None = None  # the automation rule that planned it
+
+
 class TicketOut(_Section):
     """A service ticket (服务工单): inquiry, complaint or satisfaction survey."""
 
@@ -219,6 +232,7 @@ class ProfileOut(BaseModel):
     tickets: list[TicketOut]
     touchpoints: list[TouchpointOut]
     timeline: list[TimelineEntry]
+    receivable_plan: list[ReceivablePlanOut]
 
     @classmethod
     def from_profile(cls, profile: Profile) -> ProfileOut:

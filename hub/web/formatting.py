@@ -35,7 +35,9 @@ ERP_STATUS = {"Z": "暂存", "A": "创建", "B": "审核中", "C": "已审核", 
 APPROVAL_KIND = {"quote": "报价", "contract": "合同", "discount": "特价折扣", "order": "订单"}
 INTERACTION_KIND = {"call": "电话", "visit": "拜访", "meeting": "会议", "chat": "聊天", "marketing": "营销触点",
                     "note": "备注", "email": "邮件"}
-TASK_KIND = {"follow_up": "跟进", "first_followup": "首次跟进", "lead_followup": "线索首次跟进", "collection": "催款", "quote": "报价"}
+TASK_KIND = {"follow_up": "跟进", "first_followup": "首次跟进", "lead_followup": "线索首次跟进", "collection": "催款", "quote": "报价",
+             "invoice": "开票准备", "order_rejected": "订单驳回"}
+PLAN_STATES = {"planned": "计划中", "invoiced": "已开票", "paid": "已回款", "cancelled": "已取消"}
 TASK_STATUS = {"open": "待办", "done": "已完成", "cancelled": "已取消"}
 REMINDER_KIND = {"due": "到期提醒", "overdue": "逾期提醒", "overdue_manager": "逾期提醒（主管）",
                  "uncontacted_24h": "超时未跟进", "lead_assigned": "新线索", "uncontacted_24h_manager": "超时未跟进（主管）", "todo": "待办"}

@@ -307,3 +307,28 @@ def test_leads_to_pool_returns_the_leads_nobody_followed_up_and_reports_them(run
     metadata = outcome.assets["crm/leads_returned_to_pool"]
     assert metadata["returned"] == 1 == metadata["leads_in_pool"]
     assert dict(rows(db, "SELECT company_name, status FROM lead")) == {"无人跟进公司": "pool", "已跟进公司": "assigned"}
+
+
+def test_todo_pushes_applies_the_automation_rules_once_and_shows_the_plan(run, db):
+    # given rules active for a month, and a customer assigned two days ago that nobody contacted
+    # (its owner has no chat account: the reminder is reported on the task instead)
+    with db.begin() as conn:
+        owner = conn.execute(sa.text("INSERT INTO internal_user (name, source_system, external_id) VALUES "
+                                     "('赵敏', 'crm', 'crm-zm') RETURNING id")).scalar_one()
+        conn.execute(sa.text("INSERT INTO customer (name, normalized_name, owner_id, assigned_at) VALUES "
+                             "('台州远景阀门有限公司', '台州远景阀门', :o, now() - interval '2 days')"), {"o": owner})
+        conn.execute(sa.text("INSERT INTO rule_activation (rule, activated_at, fingerprint) VALUES "
+                             "('customer-uncontacted-24h', now() - interval '30 days', 'test')"))
+
+    # when the reminder job runs (twice)
+    first = run("todo_pushes")
+    second = run("todo_pushes")
+
+    # then the rule fired once, and the asset's plan names the customer and the actions
+    assert first.success and second.success, (first.errors, second.errors)
+    applied = first.assets["crm/automation_rules"]
+    assert applied["fired_customer_uncontacted_24h"] == 1 == applied["fired"]
+    assert "台州远景阀门有限公司" in applied["plan"] and "remind owner, supervisor in chat" in applied["plan"]
+    assert second.assets["crm/automation_rules"]["fired"] == 0
+    assert scalar(db, "SELECT count(*) FROM rule_firing WHERE rule = 'customer-uncontacted-24h'") == 1
+    assert scalar(db, "SELECT count(*) FROM task WHERE kind = 'first_followup'") == 1

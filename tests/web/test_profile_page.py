@@ -168,3 +168,33 @@ def test_money_formatting_is_what_finance_reads():
 def _profile(web_data: WebData, customer_id: int):
     with web_data.db.engine.connect() as conn:
         return customer_profile(conn, customer_id, as_of=web_data.today)
+
+
+def test_a_contracts_receivable_plan_shows_near_the_receivables_on_page_and_api(client, web_data):
+    # given a signed contract whose plan the automation rules made (two instalments)
+    with web_data.db.begin() as conn:
+        customer = conn.execute(sa.text(
+            "INSERT INTO customer (name, normalized_name) VALUES ('回款计划测试有限公司', '回款计划测试') RETURNING id"
+        )).scalar_one()
+        contract = conn.execute(sa.text(
+            "INSERT INTO contract (customer_id, contract_number, title, currency, amount, status, signed_at, "
+            "source_system, external_id) VALUES (:c, 'HT-PLAN-1', '年度框架合同', 'CNY', 1000, 'signed', now(), 'crm', "
+            "'HT-PLAN-1') RETURNING id"), {"c": customer}).scalar_one()
+        for no, due, amount in ((1, "2026-12-01", "300.00"), (2, "2027-01-30", "700.00")):
+            conn.execute(sa.text(
+                "INSERT INTO receivable_plan (contract_id, customer_id, instalment_no, due_date, amount, currency, "
+                "rule) VALUES (:k, :c, :n, :d, :a, 'CNY', 'contract-signed')"),
+                {"k": contract, "c": customer, "n": no, "d": dt.date.fromisoformat(due), "a": Decimal(amount)})
+    # when the profile is opened
+    page = client.get(f"/customers/{customer}")
+    api = client.get(f"/api/customers/{customer}")
+    # then the plan is listed in the finance section, in due-date order, and the API has it too
+    assert page.status_code == 200 and api.status_code == 200
+    finance = page.text[page.text.index('id="finance"'):page.text.index("最近回款")]
+    assert "回款计划" in finance
+    shown = [element.text for element in scan(page.text).all("plan")]
+    assert [("第 1 期" in s, "2026-12-01" in s, "300.00" in s) for s in shown[:1]] == [(True, True, True)]
+    assert "2027-01-30" in shown[1] and "700.00" in shown[1] and "计划中" in shown[1]
+    plan = api.json()["receivable_plan"]
+    assert [(p["instalment_no"], p["due_date"], p["amount"]) for p in plan] == [(1, "2026-12-01", "300.00"),
+                                                                             (2, "2027-01-30", "700.00")]
