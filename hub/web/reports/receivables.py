@@ -104,7 +104,7 @@ def receivables_data(conn: Connection, as_of: dt.date) -> dict[str, Any]:
     top = [dict(r._mapping) for r in conn.execute(_TOP_OVERDUE, {"d": as_of, "top": TOP_PER_CURRENCY})]
     over = [dict(r._mapping) for r in conn.execute(_OVER_LIMIT)]
     trend: dict[str, list[dict[str, Any]]] = {}
-    for r in conn.execute(_DSO, {"d": as_of, "months": DSO_MONTHS, "window": DSO_WINDOW_DAYS - 1}):
+    for r in conn.execute(_DSO, {"d": as_of, "months": DSO_MONTHS, "window": DSO_WINDOW_DAYS}):
         trend.setdefault(r.currency, []).append({"month": r.month.strftime("%Y-%m"), "month_end": r.month_end,
                                                  "open_at_end": r.open_at_end, "sales_90": r.sales_90,
                                                  "dso": dso(r.open_at_end, r.sales_90)})
