@@ -11,7 +11,8 @@ it links the record somewhere safe (its earlier link, or a new golden record) an
   then lands there), and the rows that record's system brought to the customer it was linked
   to so far (receivables, orders, contacts… of that ``source_system``) move with it. Rows
   of other systems stay where they are; no row and no customer is deleted (the customer the
-  record leaves keeps its other identities, or stays as an empty golden record). For an ERP
+  record leaves keeps its golden fields and its other identities; nothing is copied onto the
+  chosen customer, whose fields the next sync of the record updates as usual). For an ERP
   salesperson, merge links it to the chosen internal user, as
   :func:`hub.rules.salespeople.link_erp_salespeople` does for an unambiguous match.
 

@@ -176,7 +176,7 @@ def test_english_labels_by_setting(db, settings):
 def counted(engine: sa.Engine) -> Iterator[list[str]]:
     statements: list[str] = []
 
-    def count(conn, cursor, statement, parameters, context, executemany):  # noqa: ARG001 (SQLAlchemy's signature)
+    def count(conn, cursor, statement, parameters, context, executemany):
         statements.append(statement)
 
     sa.event.listen(engine, "before_cursor_execute", count)
