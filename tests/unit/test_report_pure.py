@@ -7,7 +7,9 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
+from pydantic import ValidationError
 
+from hub.settings import DagsterSettings
 from hub.web.exports import csv_bytes, neutral
 from hub.web.reports.operations import cursor_time, lag_text, masked_payload
 from hub.web.reports.receivables import dso
@@ -50,3 +52,11 @@ def test_given_a_quarantined_record_then_it_reaches_it_without_personal_data():
                             "contacts": [{"note": "call 13987654321 or li@corp.cn"}], "n": 5})
     assert shown == {"FName": "甲公司", "mobile": "138****5678", "email": "z***@corp.cn",
                      "contacts": [{"note": "call 139****4321 or l***@corp.cn"}], "n": 5}
+
+
+@pytest.mark.parametrize("url", ["javascript:alert(1)", "127.0.0.1:3000", "http://", "http://host/a b",
+                                 "ftp://dagster", "http://host?x=1"])
+def test_given_a_bad_dagster_ui_url_then_the_setting_is_refused(url):
+    with pytest.raises(ValidationError):
+        DagsterSettings(ui_url=url)
+    assert DagsterSettings(ui_url="https://ops.example.cn/dagster").ui_url == "https://ops.example.cn/dagster"

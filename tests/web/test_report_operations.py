@@ -184,7 +184,7 @@ def test_runs_lag_and_dagster_links(db, settings):
     assert re.findall(r'data-k="(read|written|quarantined)">(\d+)<', row) == [
         ("read", "12"), ("written", "9"), ("quarantined", "2")]
     assert re.search(r'data-k="lag" data-basis="cursor">1 h 3\d min', row)
-    assert 'href="http://127.0.0.1:3000/locations/pipelines.definitions/jobs/kingdee_inbound"' in row
+    assert 'href="http://127.0.0.1:3000/locations/pipelines.definitions%3Adefs/jobs/kingdee_inbound"' in row
     never = re.search(r'data-system="kingdee" data-stream="customers">(.*?)</tr>', html, re.S).group(1)
     assert 'data-basis="never"' in never
 
@@ -214,3 +214,20 @@ def test_the_page_costs_a_fixed_number_of_statements(db, settings, dead):
     with counted(db.engine) as statements:
         assert client.get(PAGE, headers=headers).status_code == 200
     assert len(statements) <= MAX_STATEMENTS, len(statements)
+
+
+def test_merging_a_salesperson_conflict_links_it_to_the_chosen_user(db, settings):
+    teams = build_teams(db)
+    with db.begin() as conn:
+        conflict = conn.execute(sa.text(
+            "INSERT INTO identity_conflict (system, object, external_id, reason, candidate_customer_ids, detail) "
+            "VALUES ('kingdee', 'salesperson', 'SP01', 'ambiguous_salesperson_name', '{}', CAST(:d AS jsonb)) "
+            "RETURNING id"), {"d": json.dumps({"candidate_user_ids": [teams.alice, teams.bob]})}).scalar_one()
+    client, csrf = signed_in(db, settings, Role.ADMIN)
+    assert client.post(f"{PAGE}/conflicts/resolve", data={"csrf": csrf, "id": conflict, "decision": "merge",
+                                                         "target": teams.mia}).status_code == 400
+    assert scalar(db, "SELECT count(*) FROM external_identity WHERE object = 'salesperson'") == 0
+    assert client.post(f"{PAGE}/conflicts/resolve", data={"csrf": csrf, "id": conflict, "decision": "merge",
+                                                         "target": teams.bob}).status_code == 303
+    link = rows(db, "SELECT canonical_table, canonical_id FROM external_identity WHERE external_id = 'SP01'")
+    assert [tuple(r) for r in link] == [("internal_user", teams.bob)]

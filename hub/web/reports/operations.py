@@ -49,11 +49,13 @@ from hub.web.reports import ReportContext
 from hub.web.reports.forms import actor_of, checked_form, csrf_field
 
 PATH = "/reports/operations"
-# The Dagster code location of dagster_workspace.yaml (a python_module without a
-# location_name is named after its module). The UI addresses a job of the location's only
-# repository as /locations/<location>/jobs/<job> (Dagster webapp, repoAddressAsURLString:
-# the repository part is left out for the default "__repository__").
-DAGSTER_LOCATION = "pipelines.definitions"
+# The Dagster code location of dagster_workspace.yaml: an entry without location_name is
+# named "<module>:<attribute>" (dagster/_core/remote_origin.py,
+# _assign_loadable_target_origin_name). The UI addresses a job of the location's only
+# repository as /locations/<url-encoded location>/jobs/<job>: the repository part is left
+# out for the default "__repository__" (dagster-ui workspace/buildRepoAddress.ts,
+# buildRepoPathForURL; workspacePath.ts, workspacePipelinePath).
+DAGSTER_LOCATION = "pipelines.definitions:defs"
 MAX_ROWS = 100
 # What a redirect after an action may report: fixed codes, never text from the request.
 NOTICES = ("replayed", "retried", "resolved")
