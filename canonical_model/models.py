@@ -717,6 +717,11 @@ class IdentityConflict(Base):
     detail: Mapped[dict[str, Any]] = mapped_column(server_default=sa.text("'{}'::jsonb"))
     status: Mapped[str] = mapped_column(sa.String(20), server_default="open")
     created_at: Mapped[dt.datetime] = mapped_column(server_default=NOW)
+    # set when a person resolves it (hub.conflicts): merge | keep_apart, by whom, what moved
+    resolved_at: Mapped[dt.datetime | None]
+    resolved_by: Mapped[str | None] = mapped_column(sa.String(100))
+    resolution: Mapped[str | None] = mapped_column(sa.String(20))
+    resolution_detail: Mapped[dict[str, Any] | None]
 
 
 class CallbackReplay(Base):

@@ -66,30 +66,37 @@ def business_today(timezone: str = "Asia/Shanghai") -> dt.date:
     return dt.datetime.now(ZoneInfo(timezone)).date()
 
 
+# The aging of open receivables as SQL aggregates over ``receivable`` rows, ``:d`` the as-of
+# date: the one definition of the buckets (profile, receivables report). Columns: open_amount,
+# overdue, then one per bucket of AGING_BUCKETS, named after it (not_due, b1_30, …).
+AGING_COLUMNS = """
+    sum(open_amount) AS open_amount,
+    sum(open_amount) FILTER (WHERE due_date < :d) AS overdue,
+    sum(open_amount) FILTER (WHERE due_date >= :d) AS not_due,
+    sum(open_amount) FILTER (WHERE :d - due_date BETWEEN 1 AND 30) AS b1_30,
+    sum(open_amount) FILTER (WHERE :d - due_date BETWEEN 31 AND 60) AS b31_60,
+    sum(open_amount) FILTER (WHERE :d - due_date BETWEEN 61 AND 90) AS b61_90,
+    sum(open_amount) FILTER (WHERE :d - due_date > 90) AS bover_90
+"""
+
+
+def aging_of(row: Any) -> dict[str, Decimal]:
+    """The bucket amounts of a row selected with :data:`AGING_COLUMNS` (missing = 0)."""
+    zero = Decimal("0.00")
+    mapping = row._mapping
+    return {bucket: mapping["not_due" if bucket == "not_due" else f"b{bucket}"] or zero for bucket in AGING_BUCKETS}
+
+
 def receivable_summaries(conn: Connection, customer_id: int, as_of: dt.date) -> list[ReceivableSummary]:
     """Open and overdue amounts and aging buckets per currency."""
     rows = conn.execute(sa.text(
-        """
-        SELECT currency,
-               sum(open_amount) AS open_amount,
-               sum(open_amount) FILTER (WHERE due_date < :d) AS overdue,
-               sum(open_amount) FILTER (WHERE due_date >= :d) AS not_due,
-               sum(open_amount) FILTER (WHERE :d - due_date BETWEEN 1 AND 30) AS b1,
-               sum(open_amount) FILTER (WHERE :d - due_date BETWEEN 31 AND 60) AS b2,
-               sum(open_amount) FILTER (WHERE :d - due_date BETWEEN 61 AND 90) AS b3,
-               sum(open_amount) FILTER (WHERE :d - due_date > 90) AS b4,
-               count(*) AS bills
-        FROM receivable WHERE customer_id = :c AND open_amount > 0
-        GROUP BY currency ORDER BY currency
-        """), {"c": customer_id, "d": as_of}).all()
+        f"SELECT currency, {AGING_COLUMNS}, count(*) AS bills "
+        "FROM receivable WHERE customer_id = :c AND open_amount > 0 GROUP BY currency ORDER BY currency"),
+        {"c": customer_id, "d": as_of}).all()
     zero = Decimal("0.00")
     return [
-        ReceivableSummary(
-            currency=r.currency, open_amount=r.open_amount or zero, overdue_amount=r.overdue or zero,
-            aging=dict(zip(AGING_BUCKETS, (r.not_due or zero, r.b1 or zero, r.b2 or zero, r.b3 or zero,
-                                           r.b4 or zero), strict=True)),
-            open_bills=r.bills,
-        )
+        ReceivableSummary(currency=r.currency, open_amount=r.open_amount or zero, overdue_amount=r.overdue or zero,
+                          aging=aging_of(r), open_bills=r.bills)
         for r in rows
     ]
 

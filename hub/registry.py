@@ -71,3 +71,14 @@ def writer_owner(kind: str) -> ConnectorSpec[Any, Any]:
 def chat_systems() -> list[str]:
     """Registered systems that are chat platforms (reminders can reach people there)."""
     return [spec.system for spec in specs() if spec.chat is not None]
+
+
+def inbound_job_name(system: str) -> str:
+    """The Dagster job reading all of ``system``'s streams (``pipelines.jobs``; the
+    operations page links to it)."""
+    return f"{system}_inbound"
+
+
+def push_job_name(kind: str) -> str:
+    """The Dagster job dispatching outbox kind ``<system>.<writer>``."""
+    return kind.replace(".", "_") + "_push"

@@ -277,6 +277,8 @@ class DagsterSettings(BaseModel):
     database: str = Field(default="dagster", pattern=r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$",
                           description="database on the hub's Postgres server for Dagster's storage")
     telemetry: bool = Field(default=False, description="send Dagster's anonymous usage telemetry")
+    ui_url: str = Field(default="http://127.0.0.1:3000", pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$",
+                        max_length=500, description="base URL of the Dagster UI the operations page links to")
 
 
 class ApiSettings(BaseModel):

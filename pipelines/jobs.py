@@ -24,7 +24,7 @@ from dagster import (
     in_process_executor,
 )
 
-from hub.registry import chat_systems, specs
+from hub.registry import chat_systems, inbound_job_name, push_job_name, specs
 from hub.settings import Settings
 from pipelines.assets import push_key, stream_key
 from pipelines.rule_assets import AUTOMATION_RULES, LEADS_TO_POOL, RECEIVABLE_FOLLOWUPS, REMINDERS_DUE
@@ -40,16 +40,6 @@ def _job(name: str, keys: list[AssetKey], systems: set[str], description: str) -
         name, selection=AssetSelection.assets(*keys), executor_def=in_process_executor,
         tags={SYSTEM_TAG: ",".join(sorted(systems))} if systems else None, description=description,
     )
-
-
-def inbound_job_name(system: str) -> str:
-    """The job reading all of ``system``'s streams."""
-    return f"{system}_inbound"
-
-
-def push_job_name(kind: str) -> str:
-    """The job dispatching outbox kind ``<system>.<writer>``."""
-    return kind.replace(".", "_") + "_push"
 
 
 def ledgers_in_use(settings: Settings | None) -> set[str] | None:

@@ -369,12 +369,14 @@ def _finish_run(conn: Connection, run_id: int, status: str, counts: SyncCounts, 
     )
 
 
-def retry_quarantined(db: Database, system: str, stream: StreamSpec, *, limit: int = 10_000) -> SyncCounts:
+def retry_quarantined(db: Database, system: str, stream: StreamSpec, *, limit: int = 10_000,
+                      actor: str = "quarantine:retry") -> SyncCounts:
     """Run open quarantine rows of one stream through the checks, mapping and merge again.
 
     Each row's record is read from its exact JSON text (``payload_text``). Rows that now
     pass are marked resolved; rows that still fail stay open with the new reason and one
-    more attempt counted. Runs in one transaction.
+    more attempt counted. Runs in one transaction, audited as ``actor`` (the CLI's, or the
+    signed-in person's on the operations page).
     """
     counts = SyncCounts()
     handler = HANDLERS[stream.target]
@@ -402,7 +404,7 @@ def retry_quarantined(db: Database, system: str, stream: StreamSpec, *, limit: i
             else:
                 conn.execute(sa.text("UPDATE quarantine SET status = 'resolved', resolved_at = now() WHERE id = :id"),
                              {"id": row_id})
-        write_audit(conn, actor="quarantine:retry", system=system, operation=f"retry:{stream.name}",
+        write_audit(conn, actor=actor, system=system, operation=f"retry:{stream.name}",
                     outcome="ok", detail=asdict(counts))
     return counts
 

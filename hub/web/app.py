@@ -425,6 +425,10 @@ def create_web_app(runtime_or_db: HubRuntime | Database, settings: Settings) -> 
         if exc.status_code == 403 and path.startswith(("/customers", "/tasks", "/docs")):
             return page("signin_problem.html", 403, title="无权访问", heading="无权访问",
                         message="您的角色无权查看客户资料。", retry=None)
+        if exc.status_code == 403 and path.startswith("/reports"):
+            # a report page the role may not open, or a form whose CSRF token has expired
+            return page("signin_problem.html", 403, title="无权访问", heading="无权访问",
+                        message=str(exc.detail), retry=None)
         if exc.status_code == 404 and page_request:
             return not_found("页面", path)
         return await http_exception_handler(request, exc)

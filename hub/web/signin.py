@@ -103,6 +103,19 @@ def session_csrf(cookie: str) -> str:
     return hashlib.sha256(f"csrf:{cookie}".encode()).hexdigest()[:32]
 
 
+async def read_form(request: Request, max_fields: int = 10) -> dict[str, str]:
+    """The posted URL-encoded form's fields (the first value of each); empty when it is too
+    big, not UTF-8 or has more than ``max_fields`` fields (the handler then refuses it)."""
+    body = await request.body()
+    if len(body) > MAX_FORM_BYTES:
+        return {}
+    try:
+        parsed = parse_qs(body.decode("utf-8"), keep_blank_values=True, max_num_fields=max_fields)
+    except (UnicodeDecodeError, ValueError):
+        return {}
+    return {k: v[0] for k, v in parsed.items() if v}
+
+
 def create_signin_router(db: Database, settings: Settings, render: Renderer, client_for: ClientFor,
                          section_for: SectionFor | None = None) -> APIRouter:
     """The sign-in routes over ``db``; ``render(template, status, **context)`` makes a page,
@@ -132,15 +145,7 @@ def create_signin_router(db: Database, settings: Settings, render: Renderer, cli
         response.delete_cookie(STATE_COOKIE, path="/auth")
         return response
 
-    async def form(request: Request) -> dict[str, str]:
-        body = await request.body()
-        if len(body) > MAX_FORM_BYTES:
-            return {}
-        try:
-            parsed = parse_qs(body.decode("utf-8"), keep_blank_values=True, max_num_fields=10)
-        except (UnicodeDecodeError, ValueError):
-            return {}
-        return {k: v[0] for k, v in parsed.items() if v}
+    form = read_form
 
     def login_page(next_path: str, status: int = 200, error: str | None = None, username: str = "",
                    csrf: str | None = None) -> HTMLResponse:

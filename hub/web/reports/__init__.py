@@ -60,4 +60,14 @@ def reports_router(ctx: ReportContext) -> APIRouter:
         return ctx.page("reports_index.html", title=ctx.labels("reports"), principal=principal,
                         pages=visible_pages(principal), t=ctx.labels)
 
+    # the pages' modules import this package (ReportContext): imported here, not at the top
+    from hub.web.reports import operations, receivables
+
+    receivables.add_routes(router, ctx)
+    operations.add_routes(router, ctx)
     return router
+
+
+# The pages this branch adds (issue 17): finance's receivables report, IT's operations page.
+PAGES.extend([("/reports/receivables", "receivables", Capability.VIEW_FINANCE_REPORTS),
+              ("/reports/operations", "operations", Capability.MANAGE_OPERATIONS)])

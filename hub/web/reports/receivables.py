@@ -1,0 +1,189 @@
+"""Finance's receivables report (``/reports/receivables``, capability ``view_finance_reports``).
+
+Across every customer, as of today in the hub's timezone, each currency on its own (amounts
+of different currencies are never added up):
+
+- aging by bucket: open amounts per currency in the buckets of the customer profile
+  (:data:`canonical_model.profile.AGING_COLUMNS`, the one definition of the buckets);
+- top overdue customers: per currency the customers with the most overdue, linking to their
+  profiles;
+- DSO trend, monthly for the last 12 months: DSO = open receivables at month end ÷ credit
+  sales of the last 90 days × 90, where open at month end = receivable bills issued up to
+  the month end − receipts up to the month end (the hub keeps each bill's open amount as of
+  now, not as of a past day, so the past balance comes from the ledger identity), and credit
+  sales = bills issued in the 90 days up to the month end; the current month ends today;
+- customers over their credit limit: open receivables in the customer's own currency above
+  ``customer.credit_limit`` (credit used exactly as on the profile).
+
+``GET /reports/receivables.csv?table=aging|top_overdue|over_limit|dso`` and
+``GET /reports/receivables.xlsx`` (all four as sheets) export the same figures
+(:mod:`hub.web.exports`); every export is in the audit log with the acting person.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from fastapi import APIRouter, HTTPException
+from fastapi.responses import HTMLResponse, Response
+from sqlalchemy.engine import Connection
+
+from canonical_model.profile import AGING_BUCKETS, AGING_COLUMNS, aging_of
+from hub.access import Capability, Principal
+from hub.audit import write_audit
+from hub.web.auth import require
+from hub.web.charts import Bar, bar_chart, line_chart
+from hub.web.exports import csv_bytes, xlsx_bytes
+from hub.web.i18n import Labels
+from hub.web.reports import ReportContext
+from hub.web.reports.forms import actor_of
+
+PATH = "/reports/receivables"
+TOP_PER_CURRENCY = 10
+DSO_MONTHS = 12
+DSO_WINDOW_DAYS = 90
+TABLES = ("aging", "top_overdue", "over_limit", "dso")
+
+_AGING = sa.text(f"""
+    SELECT currency, {AGING_COLUMNS}, count(*) AS bills, count(DISTINCT customer_id) AS customers
+    FROM receivable WHERE open_amount > 0 GROUP BY currency ORDER BY currency
+""")
+
+_TOP_OVERDUE = sa.text("""
+    SELECT customer_id, name, currency, overdue, oldest_days FROM (
+        SELECT r.customer_id, c.name, r.currency, sum(r.open_amount) AS overdue, max(:d - r.due_date) AS oldest_days,
+               row_number() OVER (PARTITION BY r.currency ORDER BY sum(r.open_amount) DESC, r.customer_id) AS rank
+        FROM receivable r JOIN customer c ON c.id = r.customer_id
+        WHERE r.open_amount > 0 AND r.due_date < :d
+        GROUP BY r.customer_id, c.name, r.currency
+    ) ranked WHERE rank <= :top ORDER BY currency, rank
+""")
+
+_OVER_LIMIT = sa.text("""
+    SELECT c.id AS customer_id, c.name, c.currency, c.credit_limit, sum(r.open_amount) AS used,
+           sum(r.open_amount) - c.credit_limit AS over_by
+    FROM customer c JOIN receivable r ON r.customer_id = c.id AND r.currency = c.currency AND r.open_amount > 0
+    WHERE c.credit_limit IS NOT NULL
+    GROUP BY c.id HAVING sum(r.open_amount) > c.credit_limit
+    ORDER BY c.currency, sum(r.open_amount) - c.credit_limit DESC, c.id
+""")
+
+# One row per (currency, month) of the last DSO_MONTHS months, the current month ending :d.
+_DSO = sa.text("""
+    WITH ends AS (
+        SELECT m::date AS month, LEAST((m + interval '1 month' - interval '1 day')::date, CAST(:d AS date)) AS month_end
+        FROM generate_series(date_trunc('month', CAST(:d AS date)) - make_interval(months => :months - 1),
+                             date_trunc('month', CAST(:d AS date)), interval '1 month') AS m
+    ), currencies AS (SELECT DISTINCT currency FROM receivable)
+    SELECT cur.currency, e.month, e.month_end,
+           COALESCE((SELECT sum(amount) FROM receivable r WHERE r.currency = cur.currency
+                     AND r.bill_date <= e.month_end), 0)
+         - COALESCE((SELECT sum(amount) FROM receipt p WHERE p.currency = cur.currency
+                     AND p.receipt_date <= e.month_end), 0) AS open_at_end,
+           COALESCE((SELECT sum(amount) FROM receivable r WHERE r.currency = cur.currency
+                     AND r.bill_date > e.month_end - :window AND r.bill_date <= e.month_end), 0) AS sales_90
+    FROM currencies cur CROSS JOIN ends e ORDER BY cur.currency, e.month
+""")
+
+
+def dso(open_at_end: Decimal, sales: Decimal, window_days: int = DSO_WINDOW_DAYS) -> Decimal | None:
+    """Days sales outstanding, one decimal; None without credit sales in the window."""
+    if sales <= 0:
+        return None
+    return (open_at_end / sales * window_days).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
+
+
+def receivables_data(conn: Connection, as_of: dt.date) -> dict[str, Any]:
+    """The report's four tables as of ``as_of`` (one statement each)."""
+    aging = [{"currency": r.currency, "open_amount": r.open_amount, "overdue": r.overdue or Decimal("0.00"),
+              "buckets": aging_of(r), "bills": r.bills, "customers": r.customers}
+             for r in conn.execute(_AGING, {"d": as_of})]
+    top = [dict(r._mapping) for r in conn.execute(_TOP_OVERDUE, {"d": as_of, "top": TOP_PER_CURRENCY})]
+    over = [dict(r._mapping) for r in conn.execute(_OVER_LIMIT)]
+    trend: dict[str, list[dict[str, Any]]] = {}
+    for r in conn.execute(_DSO, {"d": as_of, "months": DSO_MONTHS, "window": DSO_WINDOW_DAYS}):
+        trend.setdefault(r.currency, []).append({"month": r.month.strftime("%Y-%m"), "month_end": r.month_end,
+                                                 "open_at_end": r.open_at_end, "sales_90": r.sales_90,
+                                                 "dso": dso(r.open_at_end, r.sales_90)})
+    return {"aging": aging, "top_overdue": top, "over_limit": over, "dso": trend}
+
+
+def export_tables(data: dict[str, Any], t: Labels) -> dict[str, tuple[str, list[str], list[list[Any]]]]:
+    """The report's tables as (sheet title, header, rows), the figures as on the page."""
+    buckets = [t(f"ar_{b}") for b in AGING_BUCKETS]
+    return {
+        "aging": (t("ar_aging"), [t("currency"), t("ar_open"), t("ar_overdue"), *buckets, t("ar_bills"),
+                                  t("ar_customers_n")],
+                  [[a["currency"], a["open_amount"], a["overdue"], *(a["buckets"][b] for b in AGING_BUCKETS),
+                    a["bills"], a["customers"]] for a in data["aging"]]),
+        "top_overdue": (t("ar_top_overdue"), ["id", t("ar_customer"), t("currency"), t("ar_overdue"),
+                                              t("ar_oldest_days")],
+                        [[r["customer_id"], r["name"], r["currency"], r["overdue"], r["oldest_days"]]
+                         for r in data["top_overdue"]]),
+        "over_limit": (t("ar_over_limit"), ["id", t("ar_customer"), t("currency"), t("ar_credit_limit"),
+                                            t("ar_credit_used"), t("ar_over_by")],
+                       [[r["customer_id"], r["name"], r["currency"], r["credit_limit"], r["used"], r["over_by"]]
+                        for r in data["over_limit"]]),
+        "dso": (t("ar_dso"), [t("currency"), t("ar_month"), t("ar_month_end"), t("ar_open_at_end"),
+                              t("ar_sales_90"), t("ar_dso_days")],
+                [[currency, m["month"], m["month_end"].isoformat(), m["open_at_end"], m["sales_90"], m["dso"]]
+                 for currency, months in data["dso"].items() for m in months]),
+    }
+
+
+def add_routes(router: APIRouter, ctx: ReportContext) -> None:
+    """The report page and its two exports."""
+    finance = require(Capability.VIEW_FINANCE_REPORTS)
+    t = ctx.labels
+
+    def read(as_of: dt.date) -> dict[str, Any]:
+        with ctx.reading() as conn:
+            return receivables_data(conn, as_of)
+
+    def audited(principal: Principal, fmt: str, table: str, rows: int) -> None:
+        with ctx.db.engine.begin() as conn:
+            write_audit(conn, actor=actor_of(principal), system="hub", operation=f"export:receivables:{fmt}",
+                        key=f"report:receivables:{table}", outcome="exported", detail={"table": table, "rows": rows})
+
+    def download(body: bytes, media: str, filename: str) -> Response:
+        return Response(body, media_type=media, headers={
+            "Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store",
+            "X-Content-Type-Options": "nosniff"})
+
+    @router.get(PATH, include_in_schema=False, response_class=HTMLResponse)
+    def receivables_page(principal: Principal = finance) -> HTMLResponse:
+        """The receivables report."""
+        as_of = ctx.clock.today()
+        data = read(as_of)
+        aging_charts = {a["currency"]: bar_chart([Bar(t(f"ar_{b}"), float(a["buckets"][b]),
+                                                      flagged=b == "over_90" and a["buckets"][b] > 0)
+                                                  for b in AGING_BUCKETS], title=f"{t('ar_aging')} {a['currency']}")
+                        for a in data["aging"]}
+        dso_charts = {currency: line_chart([(m["month"], float(m["dso"] or 0)) for m in months],
+                                           title=f"{t('ar_dso')} {currency}")
+                      for currency, months in data["dso"].items()}
+        return ctx.page("report_receivables.html", title=t("receivables"), principal=principal, t=t, as_of=as_of,
+                        buckets=AGING_BUCKETS, aging_charts=aging_charts, dso_charts=dso_charts, **data)
+
+    @router.get(f"{PATH}.csv", include_in_schema=False)
+    def receivables_csv(principal: Principal = finance, table: str = "aging") -> Response:
+        """One of the report's tables as CSV (UTF-8 with BOM, formulas neutralised)."""
+        if table not in TABLES:
+            raise HTTPException(400, f"table must be one of {', '.join(TABLES)}")
+        as_of = ctx.clock.today()
+        _, header, rows = export_tables(read(as_of), t)[table]
+        audited(principal, "csv", table, len(rows))
+        return download(csv_bytes(header, rows), "text/csv; charset=utf-8", f"receivables-{table}-{as_of}.csv")
+
+    @router.get(f"{PATH}.xlsx", include_in_schema=False)
+    def receivables_xlsx(principal: Principal = finance) -> Response:
+        """The report's four tables as one workbook."""
+        as_of = ctx.clock.today()
+        sheets = export_tables(read(as_of), t)
+        audited(principal, "xlsx", "all", sum(len(rows) for _, _, rows in sheets.values()))
+        return download(xlsx_bytes(list(sheets.values())),
+                        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                        f"receivables-{as_of}.xlsx")
