@@ -32,7 +32,7 @@ from canonical_model.models import (
     SalesOrder,
     SalesOrderLine,
 )
-from canonical_model.storable import Fits, explain
+from canonical_model.storable import Digits, Fits, explain
 
 RawRecord = dict[str, Any]  # one source record as a connector read it (JSON-like)
 
@@ -73,7 +73,7 @@ def _aware(value: dt.datetime) -> dt.datetime:
 
 
 Currency = Annotated[str, Fits(Customer.currency), AfterValidator(_currency)]
-Money = Annotated[Decimal, Field(max_digits=MONEY.precision, decimal_places=MONEY.scale)]  # numeric(18, 2)
+Money = Annotated[Decimal, Digits(MONEY.precision, MONEY.scale)]  # numeric(18, 2)
 AwareDatetime = Annotated[dt.datetime, AfterValidator(_aware)]
 # A reference to a record of the same system, matched against the external ids the hub keeps.
 ExternalRef = Annotated[str, Fits(ExternalIdentity.external_id)]

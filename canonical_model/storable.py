@@ -16,6 +16,9 @@ costs a first load about 5 % of validation time instead of a Python call per fie
   (U+D800–U+DFFF, not Unicode text; Postgres' UTF-8 cannot encode them) are refused by
   pydantic-core itself for every ``str`` field.
 
+A ``Decimal`` bound for a ``numeric(p, s)`` column gets :class:`Digits`: the same rules
+and errors as pydantic's ``max_digits``/``decimal_places``, at a quarter of their cost.
+
 :func:`explain` turns a pydantic ``ValidationError`` into one sentence per problem that a
 person can act on: the field, the shape of the value, what is expected, and for a length
 the column. Values are shown only when short (the quarantine row holds the record anyway);
@@ -35,7 +38,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from pydantic import BaseModel, GetCoreSchemaHandler, ValidationError
-from pydantic_core import CoreSchema
+from pydantic_core import CoreSchema, PydanticCustomError, SchemaValidator, core_schema
 
 # Rust-regex pattern of text Postgres can hold (see the module docstring).
 STORABLE_TEXT = "^[^\x00]*$"
@@ -93,8 +96,7 @@ class Fits:
         schema: dict[str, Any] = dict(handler(source))
         if schema.get("type") == "decimal" and len(self.columns) == 1:
             numeric: Any = self.columns[0].type  # numeric(p, s): p digits, s of them after the point
-            schema.update(max_digits=numeric.precision, decimal_places=numeric.scale)
-            return typing.cast(CoreSchema, schema)
+            return Digits(numeric.precision, numeric.scale).wrap(typing.cast(CoreSchema, schema))
         if schema.get("type") != "str":
             raise TypeError(f"Fits applies to text fields and to numbers of one numeric column, not {source!r}")
         limit = self.limit
@@ -102,6 +104,55 @@ class Fits:
             schema["max_length"] = min(limit, schema.get("max_length", limit))
         schema["pattern"] = STORABLE_TEXT
         return typing.cast(CoreSchema, schema)
+
+
+@dataclass(frozen=True)
+class Digits:
+    """Marks a ``Decimal`` field stored in a ``numeric(precision, scale)`` column: at most
+    ``precision`` digits, ``scale`` of them after the point (trailing zeros not counted).
+
+    Equivalent to pydantic's ``Field(max_digits=precision, decimal_places=scale)``, errors
+    included (same types, messages and context, so :func:`explain` reads them alike), but
+    cheaper: pydantic-core counts digits through ``Decimal.as_tuple()``, a Python named
+    tuple per value, 1.6 us a field (measured); the check here is two comparisons and one
+    ``quantize`` in C, about 0.4 us, and asks pydantic's own check only for a value that
+    fails (whose error then is pydantic's, word for word).
+    """
+
+    precision: int
+    scale: int
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        schema = handler(source)
+        if schema.get("type") != "decimal":
+            raise TypeError(f"Digits applies to Decimal fields, not {source!r}")
+        return self.wrap(schema)
+
+    def wrap(self, schema: CoreSchema) -> CoreSchema:
+        """``schema`` (a decimal schema) followed by this check."""
+        return core_schema.no_info_after_validator_function(_digits_check(self.precision, self.scale), schema)
+
+
+@functools.cache
+def _digits_check(precision: int, scale: int) -> typing.Callable[[Decimal], Decimal]:
+    bound = Decimal(10) ** (precision - scale)
+    step = Decimal(1).scaleb(-scale)
+    exact = SchemaValidator(core_schema.decimal_schema(max_digits=precision, decimal_places=scale))
+
+    def check(value: Decimal) -> Decimal:
+        # exact: within the bound, a value equal to itself rounded to `scale` places has at
+        # most precision - scale digits before the point and scale after it once normalized,
+        # and one that is not fails pydantic's check (the bound also keeps quantize in range)
+        if -bound < value < bound and value == value.quantize(step):
+            return value
+        try:
+            exact.validate_python(value)
+        except ValidationError as exc:
+            error = exc.errors(include_url=False)[0]
+            raise PydanticCustomError(error["type"], error["msg"], error.get("ctx")) from None
+        return value
+
+    return check
 
 
 def _fits_in(annotation: Any) -> Fits | None:
@@ -237,6 +288,7 @@ def explain(exc: ValidationError, model: type[BaseModel] | None = None) -> str:
 __all__ = [
     "STORABLE_TEXT",
     "UNSTORABLE_CHARACTER",
+    "Digits",
     "Fits",
     "character_problem",
     "explain",

@@ -14,13 +14,17 @@ updated; staged minus returned is "unchanged".
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 import pickle
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
+from itertools import repeat
+from operator import methodcaller
 from typing import Any, TypeVar
 
+import msgspec
 import psycopg
 import sqlalchemy as sa
 from psycopg import Connection as PgConnection
@@ -75,18 +79,60 @@ def fetch_pairs(conn: Connection, query: str, params: dict[str, Any]) -> list[tu
 
 
 def content_hash(raw: Any, mapping_version: str) -> str:
-    """Stable hash of a raw source record plus the mapping version that reads it.
+    """Stable hash of any Python value (``repr``, or its pickle for an integer too long to
+    print) plus a version label.
 
-    Hashing the *raw* record lets the engine skip unchanged records before mapping
-    and validating them, which is what makes a re-sync with nothing changed cheap.
-    ``repr`` is used instead of canonical JSON because it is ~4x cheaper; a vendor
-    that reorders keys between calls costs a needless rewrite, never a wrong result.
+    The identity of a quarantined payload (``quarantine.payload_hash``: one open row per
+    bad record) and the fallback of :func:`change_hashes` for a record its encoder cannot
+    take. ``repr`` depends on key order: a vendor that reorders keys gets a new hash.
     """
     try:
         text = f"{mapping_version}|{raw!r}".encode()
     except ValueError:  # an integer too long to print (Python's int-to-text limit): hash its pickle
         text = mapping_version.encode() + b"|" + pickle.dumps(raw, protocol=5)
     return hashlib.blake2b(text, digest_size=16).hexdigest()
+
+
+# MessagePack keeps apart what change detection must tell apart and JSON would not: NaN and
+# null, 1 and 1.0 and True, the key 1 and the key "1". "deterministic" sorts dict keys, so a
+# vendor that reorders a record's keys does not look like a change.
+_ENCODE = msgspec.msgpack.Encoder(order="deterministic").encode
+_DIGEST = functools.partial(hashlib.blake2b, digest_size=16)
+_HEX = methodcaller("hexdigest")
+# what msgspec refuses: an integer past 64 bits (OverflowError), a lone surrogate
+# (UnicodeEncodeError, a ValueError), a type it does not know (TypeError), nesting too deep
+_UNENCODABLE = (TypeError, ValueError, OverflowError, RecursionError)
+
+
+def change_hashes(records: Sequence[Any], mapping_version: str) -> list[str]:
+    """The change-detection hash of each raw record of a page, plus the mapping version.
+
+    Hashing the *raw* record lets the engine skip unchanged records before mapping and
+    validating them, which is what makes a re-sync with nothing changed cheap. Each record
+    is encoded by msgspec's MessagePack encoder and hashed by blake2b, the page in one
+    chain of C calls (no Python frame per record): measured on 5,000 synthetic
+    receivables, 1.2 us a record instead of 2.6 us for ``repr`` + blake2b, 0.3 us of it the
+    encoding. A page holding a record the encoder cannot take hashes that record with
+    :func:`content_hash` (a different input format, so the two never meet).
+
+    Values that MessagePack encodes alike hash alike: a ``Decimal`` and its text, a tuple
+    and a list, a ``datetime`` and its ISO text are not JSON types and do not occur in
+    records read from JSON; a mapping that told them apart would see no change.
+    """
+    prefix = f"{mapping_version}\x00".encode()
+    try:
+        encoded = list(map(bytes.__add__, repeat(prefix), map(_ENCODE, records)))
+    except _UNENCODABLE:
+        return [change_hash(raw, mapping_version) for raw in records]
+    return list(map(_HEX, map(_DIGEST, encoded)))
+
+
+def change_hash(raw: Any, mapping_version: str) -> str:
+    """:func:`change_hashes` of one record."""
+    try:
+        return _DIGEST(f"{mapping_version}\x00".encode() + _ENCODE(raw)).hexdigest()
+    except _UNENCODABLE:
+        return content_hash(raw, mapping_version)
 
 
 @dataclass(frozen=True)
@@ -212,16 +258,19 @@ _UNKNOWN_TIME = dt.datetime.min.replace(tzinfo=dt.UTC)
 
 
 def latest_per_key(items: Sequence[T], key: Callable[[T], Hashable],
-                   modified: Callable[[T], dt.datetime | None]) -> tuple[list[T], int]:
+                   modified: Callable[[T], dt.datetime | None],
+                   keys: Sequence[Hashable] | None = None) -> tuple[list[T], int]:
     """One item per key: the latest ``modified`` wins (a known time beats an unknown one),
     ties go to the later item. Returns the kept items, in the order their keys first
     appeared, and how many were superseded.
 
     A page may hold one record twice, and ON CONFLICT cannot touch one row twice in a
     statement; choosing by modification time, not position alone, keeps the stored value
-    stable when a source repeats a record with different contents.
+    stable when a source repeats a record with different contents. ``keys``: the items'
+    keys when the caller has them already (computed at C speed), else ``key`` is called.
     """
-    keys = list(map(key, items))
+    if keys is None:
+        keys = list(map(key, items))
     if len(set(keys)) == len(keys):  # the common page: no key twice
         return list(items), 0
     best: dict[Hashable, T] = {}

@@ -48,7 +48,7 @@ from canonical_model.storable import UNSTORABLE_CHARACTER
 from hub.audit import mask_personal_data, write_audit
 from hub.contracts import Page, StreamSpec
 from hub.database import Database
-from hub.engine.bulk import content_hash
+from hub.engine.bulk import change_hash, change_hashes
 from hub.engine.intake import Entry, map_entries, one_per_key, position, readable
 from hub.engine.isolation import write_isolated
 from hub.engine.quarantine import Rejected, store_rejected, stored_record, visible
@@ -125,7 +125,7 @@ def fingerprinted(stream: StreamSpec, pages: Iterator[Page]) -> Iterator[HashedP
     """Hash each page's records as it is read: in the read-ahead thread this overlaps with
     the key lookup of the page before (a wait on Postgres), not with other Python work."""
     for page in pages:
-        yield HashedPage(page, [content_hash(raw, stream.mapping_version) for raw in page.records])
+        yield HashedPage(page, change_hashes(page.records, stream.mapping_version))
 
 
 @dataclass
@@ -171,7 +171,7 @@ def stamp_range(records: list[dict[str, Any]], cursor_field: str | None) -> tupl
     values: list[Any] = [raw.get(cursor_field) for raw in records]
     if None in values:
         return None
-    stamps: list[str] = values if all(type(v) is str for v in values) else [str(v) for v in values]
+    stamps: list[str] = values if set(map(type, values)) == {str} else [str(v) for v in values]
     return min(stamps), max(stamps)
 
 
@@ -388,7 +388,7 @@ def retry_quarantined(db: Database, system: str, stream: StreamSpec, *, limit: i
         ).all()
         for row_id, payload, payload_text in rows:
             raw = stored_record(payload, payload_text, vault_for(conn))
-            entries, rejected = readable(stream, [raw], [content_hash(raw, stream.mapping_version)], None)
+            entries, rejected = readable(stream, [raw], [change_hash(raw, stream.mapping_version)], None)
             mapped, map_rejected = map_entries(stream, entries, None, {})
             ctx = PageContext(conn, system, stream.name, None, cursor_field=stream.cursor_field)
             outcome = write_isolated(ctx, handler, mapped, stream.target)

@@ -9,11 +9,12 @@ inside the page's transaction.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from operator import attrgetter
-from typing import Any
+from operator import attrgetter, itemgetter
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -81,6 +82,14 @@ class PageContext:
         """Seals personal values and computes their blind indexes (``hub.vault``)."""
         return vault_for(self.conn)
 
+    @functools.cached_property
+    def now_text(self) -> str:
+        """``now`` as the text COPY sends for a ``timestamptz`` column, rendered once a page:
+        psycopg's dumper of an aware datetime costs about 2 us a row (measured on 50,000
+        receivable rows: 4.5-5.3 us a row with it, 2.8 us with this text), as much as the
+        rest of the row. Postgres parses both into the same value."""
+        return self.now.isoformat()
+
     def stamp(self, raw: dict[str, Any]) -> str | None:
         """The record's change stamp as stored in ``source_cursor`` (see
         :class:`canonical_model.models.SourceStampMixin`): its cursor field, as text."""
@@ -112,7 +121,12 @@ def latest(mapped: Sequence[Mapped], key: Callable[[Any], Any] = attrgetter("ext
     and how many were superseded. The engine already keeps one record per *source* key;
     this catches source keys that differ but map to one canonical key (``"AR1"`` and
     ``"AR1 "``), which ON CONFLICT could not take in one statement."""
-    return latest_per_key(mapped, key=lambda item: key(item[1]), modified=_modified_at)
+    return latest_per_key(mapped, key=lambda item: key(item[1]), modified=_modified_at,
+                          keys=list(map(key, map(_RECORD, mapped))))
+
+
+_RECORD = itemgetter(1)
+_CUSTOMER_REF = attrgetter("customer_ref")
 
 
 def _modified_at(item: Mapped) -> dt.datetime | None:
@@ -139,15 +153,16 @@ def _latest_by_customer(
     rejections and how many records were superseded. This runs in the writer thread, the
     engine's critical path: one pass after the dedupe."""
     kept, superseded = latest(mapped, key)
-    refs = {rec.customer_ref for _, rec, _ in kept}  # type: ignore[attr-defined]
-    ids = customer_ids_for(ctx.conn, ctx.system, refs)
+    refs = list(map(_CUSTOMER_REF, map(_RECORD, kept)))
+    ids = customer_ids_for(ctx.conn, ctx.system, set(refs))
+    cids = list(map(ids.get, refs))
+    if None not in cids:  # the common page: every customer known, paired at C speed
+        return list(zip(cast(list[int], cids), kept, strict=True)), [], superseded
     known: list[tuple[int, Mapped]] = []
     rejected: list[Rejected] = []
-    for item in kept:
-        raw, rec, _ = item
-        cid = ids.get(rec.customer_ref)  # type: ignore[attr-defined]
+    for cid, ref, item in zip(cids, refs, kept, strict=True):
         if cid is None:
-            rejected.append(Rejected(rec.external_id, unknown_customer(ctx, rec.customer_ref), raw))  # type: ignore[attr-defined]
+            rejected.append(Rejected(item[1].external_id, unknown_customer(ctx, ref), item[0]))
         else:
             known.append((cid, item))
     return known, rejected, superseded
@@ -168,8 +183,9 @@ _external_id = attrgetter("external_id")
 def upsert_receivables(ctx: PageContext, mapped: Sequence[Mapped]) -> TargetOutcome:
     """Merge receivable bills; a bill of an unknown customer is rejected."""
     known, rejected, superseded = _latest_by_customer(ctx, mapped, _external_id)
+    now, stamp = ctx.now_text, ctx.stamp
     rows = [
-        (rec.source_system, rec.external_id, ctx.now, digest, ctx.stamp(raw), cid, rec.bill_number, rec.bill_date,
+        (rec.source_system, rec.external_id, now, digest, stamp(raw), cid, rec.bill_number, rec.bill_date,
          rec.due_date, rec.currency, rec.amount, rec.open_amount, rec.status)
         for cid, (raw, rec, digest) in known
         if isinstance(rec, ReceivableRecord)
@@ -181,6 +197,8 @@ def upsert_receivables(ctx: PageContext, mapped: Sequence[Mapped]) -> TargetOutc
          "bill_number", "bill_date", "due_date", "currency", "amount", "open_amount", "status"],
         rows, key=["source_system", "external_id"], assume_new=ctx.all_new,
     )
+    if not before:  # nothing held before (a first load), or nobody listens
+        return TargetOutcome(result.inserted, result.updated, result.unchanged, rejected, superseded)
     changes.notify(ctx.conn, "receivable", [
         changes.ReceivableChange(held[0], row[5], ctx.system, row[1], row[6], row[9], row[8], held[1], row[11],
                                  held[2], row[12])
@@ -204,7 +222,7 @@ def upsert_receipts(ctx: PageContext, mapped: Sequence[Mapped]) -> TargetOutcome
     """Merge receipts; a receipt of an unknown customer is rejected."""
     known, rejected, superseded = _latest_by_customer(ctx, mapped, _external_id)
     rows = [
-        (rec.source_system, rec.external_id, ctx.now, digest, ctx.stamp(raw), cid, rec.bill_number,
+        (rec.source_system, rec.external_id, ctx.now_text, digest, ctx.stamp(raw), cid, rec.bill_number,
          rec.receipt_date, rec.currency, rec.amount)
         for cid, (raw, rec, digest) in known
         if isinstance(rec, ReceiptRecord)
@@ -230,8 +248,8 @@ def upsert_sales_orders(ctx: PageContext, mapped: Sequence[Mapped]) -> TargetOut
     known, rejected, superseded = _latest_by_customer(ctx, mapped, attrgetter("bill_number"))
     records = [(cid, rec, digest) for cid, (_, rec, digest) in known if isinstance(rec, SalesOrderRecord)]
     rows = [
-        (rec.source_system, rec.external_id, ctx.now, digest, cid, rec.bill_number, rec.order_date,
-         rec.currency, rec.total_amount, "erp", ctx.system, rec.bill_number, rec.erp_status, ctx.now)
+        (rec.source_system, rec.external_id, ctx.now_text, digest, cid, rec.bill_number, rec.order_date,
+         rec.currency, rec.total_amount, "erp", ctx.system, rec.bill_number, rec.erp_status, ctx.now_text)
         for cid, rec, digest in records
     ]
     exprs = {c: f"CASE WHEN t.source_system = 'crm' THEN t.{c} ELSE EXCLUDED.{c} END" for c in _ERP_OWNED}
@@ -573,7 +591,7 @@ def upsert_contacts(ctx: PageContext, mapped: Sequence[Mapped]) -> TargetOutcome
         if customer_id is None:
             rejected.append(Rejected(rec.external_id, why_not, raw))
             continue
-        rows.append((rec.source_system, rec.external_id, ctx.now, digest, ctx.stamp(raw), customer_id, rec.name,
+        rows.append((rec.source_system, rec.external_id, ctx.now_text, digest, ctx.stamp(raw), customer_id, rec.name,
                      rec.title, rec.decision_role, sealed["mobile"], sealed["mobile_hash"], sealed["email"],
                      sealed["email_hash"], owners.get(rec.owner_ref or ""), rec.wecom_external_userid))
     result = merge_rows(

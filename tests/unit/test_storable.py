@@ -84,3 +84,30 @@ def test_a_nested_line_names_its_column_too() -> None:
 ], ids=lambda v: type(v).__name__)
 def test_values_are_shown_by_their_shape_when_long_or_odd(value: object, text: str) -> None:
     assert shown(value) == text
+
+
+@pytest.mark.parametrize("value", [
+    "1234.56", "1.500", "0", "-0.00", "0E-30", "1e5", "9999999999999999.99", "-9999999999999999.99",
+    "10000000000000000", "-10000000000000000", "12345678901234567.5", "0.001", "-0.005", "1E+400", "1E-400",
+    "123456789012345678901", "NaN", "Infinity", "abc", 3, 2.5, 1e300, Decimal("12.340000"),
+], ids=str)
+def test_money_digits_are_checked_exactly_as_pydantic_max_digits_does(value: object) -> None:
+    # given the same value for a Money field (Digits) and a field with pydantic's own digit limits
+    from pydantic import BaseModel, Field
+
+    from canonical_model.records import Money
+
+    class Reference(BaseModel):
+        amount: Decimal = Field(max_digits=18, decimal_places=2)
+
+    class Checked(BaseModel):
+        amount: Money
+
+    def outcome(model: type[BaseModel]) -> object:
+        try:
+            return model(amount=value).amount  # type: ignore[attr-defined]
+        except ValidationError as exc:
+            return [(e["type"], e["msg"], e["input"], e.get("ctx")) for e in exc.errors(include_url=False)]
+
+    # then both accept the same value, or refuse it with the same error (type, message, input)
+    assert outcome(Checked) == outcome(Reference)
