@@ -29,7 +29,11 @@ from hub.web.auth import CurrentPrincipal
 from hub.web.i18n import Labels
 
 # (path, label key, capability): the report pages, in the order the index lists them
-PAGES: list[tuple[str, str, Capability]] = []
+PAGES: list[tuple[str, str, Capability]] = [
+    ("/reports/funnel", "funnel", Capability.VIEW_SALES_REPORTS),
+    ("/reports/rfm", "rfm", Capability.VIEW_SALES_REPORTS),
+    ("/reports/performance", "performance", Capability.VIEW_SALES_REPORTS),
+]
 
 
 @dataclass(frozen=True)
@@ -60,4 +64,8 @@ def reports_router(ctx: ReportContext) -> APIRouter:
         return ctx.page("reports_index.html", title=ctx.labels("reports"), principal=principal,
                         pages=visible_pages(principal), t=ctx.labels)
 
+    # the sales pages (imported here: they import this module's ReportContext)
+    from hub.web.reports import funnel, performance, rfm
+    for module in (funnel, rfm, performance):
+        module.add_routes(router, ctx)
     return router
