@@ -90,7 +90,7 @@ def build_sales_world(db: Database, customers: int = 50, *, seed: int = 7) -> Sa
                 one("INSERT INTO interaction (customer_id, user_id, kind, occurred_at, summary) VALUES "
                     "(:c, :u, :k, :at, '电话沟通')", c=cid, u=owner, k=("call", "visit", "marketing")[k],
                     at=now - dt.timedelta(days=rng.randint(0, 50)))
-            for k in range(rng.randint(1, 3)):
+            for _ in range(rng.randint(1, 3)):
                 due = now - dt.timedelta(days=rng.randint(0, 40))
                 done = rng.random() < 0.6
                 via = rng.choice(("wecom", "crm", "dingtalk")) if done else None

@@ -25,16 +25,19 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
+from urllib.parse import parse_qs
 
 import sqlalchemy as sa
-from fastapi import APIRouter, HTTPException, Query
-from fastapi.responses import HTMLResponse
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlalchemy.engine import Connection
 
 from hub.access import Capability, Principal
+from hub.access.secrets import same
 from hub.registry import chat_systems
+from hub.rules.targets import TargetError, parse_target_amount, parse_target_month, set_target
 from hub.web import charts
-from hub.web.auth import require
+from hub.web.auth import SESSION_COOKIE, require
 from hub.web.reports.common import OWNER_SCOPE, Money, choices, month_bounds, parse_filters, scope_params
 from hub.web.reports.funnel import period_bounds
 
@@ -193,11 +196,13 @@ def parse_month(text: str, today: dt.date) -> dt.date:
 
 
 def add_routes(router: APIRouter, ctx: Any) -> None:
-    """``GET /reports/performance``."""
+    """``GET /reports/performance`` and ``POST /reports/performance/targets`` (the target form)."""
+    from hub.web.signin import session_csrf  # the sign-in module owns the session's CSRF token
+
     t = ctx.labels
 
     @router.get("/reports/performance", include_in_schema=False, response_class=HTMLResponse)
-    def performance_page(principal: Principal = require(Capability.VIEW_SALES_REPORTS),
+    def performance_page(request: Request, principal: Principal = require(Capability.VIEW_SALES_REPORTS),
                          owner: str = Query("", max_length=20), team: str = Query("", max_length=200),
                          month: str = Query("", max_length=10)) -> HTMLResponse:
         """The month's performance of the people the principal sees."""
@@ -214,5 +219,38 @@ def add_routes(router: APIRouter, ctx: Any) -> None:
                            text=f"{main} {p.order_amount.by_currency[main]:,.2f}")
                 for p in report.owners if main in p.order_amount.by_currency]
         chart = charts.bar_chart(bars, title=f"{t('order_amount')} ({main or '—'})")
+        cookie = request.cookies.get(SESSION_COOKIE)
         return ctx.page("report_performance.html", title=t("performance"), principal=principal, t=t,
-                        report=report, chart=chart, filters=filters, options=options, month=first)
+                        report=report, chart=chart, filters=filters, options=options, month=first,
+                        may_set=principal.can(Capability.SET_TARGETS),
+                        csrf=session_csrf(cookie) if cookie else "")
+
+    @router.post("/reports/performance/targets", include_in_schema=False, response_model=None)
+    async def set_target_form(request: Request, principal: Principal = require(Capability.SET_TARGETS)
+                              ) -> RedirectResponse:
+        """The form's target: set one month's target of a salesperson or team (audited), back to the page.
+        A browser's post carries the session's CSRF token; a bearer token's needs none."""
+        body = await request.body()
+        if len(body) > 4096:
+            raise HTTPException(413, "form too large")
+        try:
+            fields = {k: v[0] for k, v in parse_qs(body.decode("utf-8"), max_num_fields=10).items()}
+        except (UnicodeDecodeError, ValueError):
+            raise HTTPException(400, "form: not url-encoded UTF-8") from None
+        cookie = request.cookies.get(SESSION_COOKIE)
+        if "authorization" not in request.headers and not (cookie and same(session_csrf(cookie),
+                                                                           fields.get("csrf", ""))):
+            raise HTTPException(403, "form: missing or wrong CSRF token (reload the page)")
+        owner_text = fields.get("owner", "").strip()
+        if owner_text and not owner_text.isdigit():
+            raise HTTPException(400, f"owner: not a user id: {owner_text[:20]!r}")
+        try:
+            month = parse_target_month(fields.get("month", ""))
+            with ctx.db.engine.begin() as conn:
+                set_target(conn, owner_id=int(owner_text) if owner_text else None,
+                           department=fields.get("team") or None, month=month,
+                           currency=fields.get("currency", "CNY"),
+                           amount=parse_target_amount(fields.get("amount", "")), actor=principal.actor)
+        except TargetError as exc:
+            raise HTTPException(400, str(exc)) from None
+        return RedirectResponse(f"/reports/performance?month={month:%Y-%m}", status_code=303)

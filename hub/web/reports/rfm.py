@@ -155,7 +155,7 @@ def rfm_members(conn: Connection, bind: dict[str, Any], key: tuple[bool, bool, b
     rows = conn.execute(sa.text(_MEMBERS.format(scope=OWNER_SCOPE.format(col="c.owner_id"))),
                         {**bind, "rh": key[0], "fh": key[1], "mh": key[2], "limit": PAGE_SIZE,
                          "offset": (page - 1) * PAGE_SIZE}).all()
-    return rows, int(rows[0].total) if rows else 0
+    return list(rows), int(rows[0].total) if rows else 0
 
 
 def add_routes(router: APIRouter, ctx: Any) -> None:
