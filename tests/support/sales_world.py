@@ -39,9 +39,7 @@ class SalesWorld:
 
 def build_sales_world(db: Database, customers: int = 50, *, seed: int = 7) -> SalesWorld:
     """Insert the world (module doc); returns its people and today."""
-    rng = random.Random(seed)
     today = dt.datetime.now(SHANGHAI).date()
-    now = dt.datetime.now(dt.UTC)
     with db.begin() as conn:
         def one(sql: str, **params: object) -> int:
             return int(conn.execute(sa.text(sql + " RETURNING id"), params).scalar_one())
@@ -54,8 +52,23 @@ def build_sales_world(db: Database, customers: int = 50, *, seed: int = 7) -> Sa
                   "VALUES ('鲍勃', '华东销售部', :m, 'crm', 'u-bob')", m=mia)
         carol = one("INSERT INTO internal_user (name, department, source_system, external_id) "
                     "VALUES ('卡萝', '华南销售部', 'crm', 'u-carol')")
-        owners: list[int | None] = [alice, bob, carol, None]
-        for n in range(customers):
+    world = SalesWorld(mia, alice, bob, carol, today)
+    add_customers(db, world, customers, seed=seed)
+    return world
+
+
+def add_customers(db: Database, world: SalesWorld, customers: int, *, seed: int = 7, first: int = 0) -> None:
+    """Add ``customers`` customers (numbered from ``first``) with their orders, receipts,
+    contracts, activity, and as many leads with their stage history."""
+    rng = random.Random(seed + first)
+    today = world.today
+    now = dt.datetime.now(dt.UTC)
+    with db.begin() as conn:
+        def one(sql: str, **params: object) -> int:
+            return int(conn.execute(sa.text(sql + " RETURNING id"), params).scalar_one())
+
+        owners: list[int | None] = [world.alice, world.bob, world.carol, None]
+        for n in range(first, first + customers):
             owner = owners[n % 4]
             region = REGIONS[n % 3]
             cid = one("INSERT INTO customer (name, normalized_name, region, owner_id) VALUES (:n, :n, :r, :o)",
@@ -100,14 +113,13 @@ def build_sales_world(db: Database, customers: int = 50, *, seed: int = 7) -> Sa
                     "push_state) VALUES ('跟进', :c, :a, :due, :st, :ca, :via, CAST(:ps AS jsonb))", c=cid, a=owner,
                     due=due, st="done" if done else "open", ca=due + dt.timedelta(hours=3) if done else None,
                     via=via, ps=json.dumps(push))
-        build_leads(conn, customers, owners, rng, now)
-    return SalesWorld(mia, alice, bob, carol, today)
+        build_leads(conn, customers, owners, rng, now, first=first)
 
 
 def build_leads(conn: sa.Connection, count: int, owners: list[int | None], rng: random.Random,
-                now: dt.datetime) -> None:
+                now: dt.datetime, *, first: int = 0) -> None:
     """``count`` leads created over the last 80 days, walked through the funnel with their history."""
-    for n in range(count):
+    for n in range(first, first + count):
         at = now - dt.timedelta(days=rng.randint(0, 80), hours=rng.randint(0, 23))
         owner = owners[n % 4]
         lead_id = int(conn.execute(sa.text(
