@@ -32,7 +32,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlalchemy.engine import Connection
 
-from hub.access import Capability, Principal
+from hub.access import Capability, Principal, Role
 from hub.access.secrets import same
 from hub.registry import chat_systems
 from hub.rules.targets import TargetError, parse_target_amount, parse_target_month, set_target
@@ -223,6 +223,8 @@ def add_routes(router: APIRouter, ctx: Any) -> None:
         return ctx.page("report_performance.html", title=t("performance"), principal=principal, t=t,
                         report=report, chart=chart, filters=filters, options=options, month=first,
                         may_set=principal.can(Capability.SET_TARGETS),
+                        # a salesperson's "team" row would be their own figures under the team's name
+                        show_teams=principal.role is not Role.SALES,
                         csrf=session_csrf(cookie) if cookie else "")
 
     @router.post("/reports/performance/targets", include_in_schema=False, response_model=None)
