@@ -73,8 +73,8 @@ GENERATE: list[str] = [
         FROM generate_series(1, {{n}}) g""",
     """INSERT INTO sales_order (order_number, customer_id, owner_id, order_date, currency, total_amount, status,
                                source_system, external_id)
-        SELECT 'SO' || g, c.id, c.owner_id, current_date - (g * 7919 % 540), CASE WHEN g % 10 = 0 THEN 'USD' ELSE 'CNY' END,
-               1000 + (g * 104729 % 90000), 'erp', (ARRAY['kingdee', 'yonyou', 'crm'])[1 + g % 3], 'SO' || g
+        SELECT 'SO' || g, c.id, c.owner_id, current_date - (g % 7919) * 13 % 540, CASE WHEN g % 10 = 0 THEN 'USD' ELSE 'CNY' END,
+               1000 + (g % 9973) * 9, 'erp', (ARRAY['kingdee', 'yonyou', 'crm'])[1 + g % 3], 'SO' || g
         FROM generate_series(1, {n} * 10) g JOIN customer c ON c.id = (SELECT min(id) FROM customer) + g % {n}""",
     """INSERT INTO receivable (customer_id, bill_number, bill_date, due_date, currency, amount, open_amount,
                               source_system, external_id)

@@ -6,6 +6,7 @@ Screenshots are saved in the test's output directory."""
 
 from __future__ import annotations
 
+import itertools
 import re
 from pathlib import Path
 
@@ -34,7 +35,7 @@ def check_fits_and_is_accessible(page: Page) -> None:
     assert page.evaluate("document.documentElement.scrollWidth") <= NARROW["width"], page.url
     levels = page.evaluate(_HEADINGS)
     assert levels[0] == 1 and levels.count(1) == 1, levels
-    assert all(b - a <= 1 for a, b in zip(levels, levels[1:], strict=False)), levels
+    assert all(b - a <= 1 for a, b in itertools.pairwise(levels)), levels
     assert page.evaluate(_UNLABELLED) == [], page.url
 
 
