@@ -14,6 +14,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from fastapi import HTTPException
@@ -124,3 +125,10 @@ def month_bounds(month: dt.date) -> tuple[dt.date, dt.date]:
     first = month.replace(day=1)
     after = (first + dt.timedelta(days=32)).replace(day=1)
     return first, after
+
+
+def period_bounds(start: dt.date, end: dt.date, timezone: str) -> tuple[dt.datetime, dt.datetime]:
+    """The instants from ``start`` 00:00 to the day after ``end`` 00:00 in ``timezone``."""
+    zone = ZoneInfo(timezone)
+    return (dt.datetime.combine(start, dt.time(), zone),
+            dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), zone))

@@ -22,7 +22,6 @@ import datetime as dt
 import statistics
 from dataclasses import dataclass
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from fastapi import APIRouter, HTTPException, Query
@@ -33,7 +32,7 @@ from hub.access import Capability, Principal
 from hub.stages import FUNNEL_STAGES, LOST
 from hub.web import charts
 from hub.web.auth import require
-from hub.web.reports.common import OWNER_SCOPE, Filters, choices, parse_filters, scope_params
+from hub.web.reports.common import OWNER_SCOPE, Filters, choices, parse_filters, period_bounds, scope_params
 
 SUBJECTS = {"lead": "lead", "customer": "customer"}  # subject → its table (a whitelist: goes into SQL)
 
@@ -88,13 +87,6 @@ class Funnel:
     lost: int
     dwell_median: float | None
     dwell_limit: float | None
-
-
-def period_bounds(start: dt.date, end: dt.date, timezone: str) -> tuple[dt.datetime, dt.datetime]:
-    """The instants from ``start`` 00:00 to the day after ``end`` 00:00 in ``timezone``."""
-    zone = ZoneInfo(timezone)
-    return (dt.datetime.combine(start, dt.time(), zone),
-            dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), zone))
 
 
 def flag_dwell(dwell: list[float | None], factor: float) -> tuple[list[bool], float | None, float | None]:

@@ -38,8 +38,15 @@ from hub.registry import chat_systems
 from hub.rules.targets import TargetError, parse_target_amount, parse_target_month, set_target
 from hub.web import charts
 from hub.web.auth import SESSION_COOKIE, require
-from hub.web.reports.common import OWNER_SCOPE, Money, choices, month_bounds, parse_filters, scope_params
-from hub.web.reports.funnel import period_bounds
+from hub.web.reports.common import (
+    OWNER_SCOPE,
+    Money,
+    choices,
+    month_bounds,
+    parse_filters,
+    period_bounds,
+    scope_params,
+)
 
 _MONEY = """
 SELECT 'order' AS k, o.owner_id, NULL AS team, o.currency, count(*) AS n, sum(o.total_amount) AS amount
