@@ -333,3 +333,13 @@ def test_bad_filters_are_a_400_naming_the_parameter(db, world, app_client):
                        ("/reports/rfm/customers?segment=最好", "segment"), ("/reports/rfm?currency=C1", "currency")):
         reply = app_client.get(path, headers=token)
         assert reply.status_code == 400 and word in reply.text, path
+
+
+def test_the_pages_speak_english_when_the_setting_says_so(db, world, settings):
+    english = settings.model_copy(update={"web": settings.web.model_copy(update={"language": "en"})})
+    with TestClient(create_web_app(db, english)) as http:
+        for path, heading in (("/reports/funnel", "Sales funnel"), ("/reports/rfm", "Customer value (RFM)"),
+                              ("/reports/performance", "Sales performance")):
+            page = get(http, db, path)
+            assert page.headings[0].startswith(heading), page.headings
+            assert "Filter" in page.headings
