@@ -219,6 +219,8 @@ def capture_lead(conn: Connection, data: LeadInput, settings: LeadSettings, *, a
         "RETURNING id"),
         {**values, "s": data.source_system, "x": data.external_id, "now": now,
          "customer_id": customer[0] if customer else None, "contacted": data.last_contacted_at}).scalar_one())
+    record_stage_change(conn, "lead", lead_id, None, data.stage or "潜在客户", at=now, source=data.source_system,
+                        actor=actor)
     write_audit(conn, actor=actor, system="hub", operation="lead:created", outcome="ok", key=f"lead:{lead_id}",
                 external_id=data.external_id[:200], detail={"source": data.source_system, "channel": data.channel})
     if customer is not None:
