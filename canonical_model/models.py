@@ -198,6 +198,7 @@ class Lead(Base, ProvenanceMixin):
         sa.Index("ix_lead_mobile_hash", "mobile_hash"),
         sa.Index("ix_lead_email_hash", "email_hash"),
         sa.Index("ix_lead_owner", "owner_id", "status"),
+        sa.Index("ix_lead_created", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
@@ -251,6 +252,7 @@ class SalesOrder(Base):
         sa.UniqueConstraint("source_system", "external_id"),
         sa.Index("uq_sales_order_erp_bill", "erp_system", "erp_bill_number", unique=True),
         sa.Index("ix_sales_order_customer", "customer_id"),
+        sa.Index("ix_sales_order_owner_date", "owner_id", "order_date"),
     )
 
     id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
@@ -341,6 +343,7 @@ class Task(Base):
         sa.Index("ix_task_due", "status", "due_at"),
         sa.Index("ix_task_assignee", "assignee_id"),
         sa.Index("ix_task_lead", "lead_id"),
+        sa.Index("ix_task_completed", "assignee_id", "completed_at"),
     )
 
     id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
@@ -369,7 +372,8 @@ class Interaction(Base):
     """A touchpoint on the customer timeline: call, visit, meeting, chat, marketing event."""
 
     __tablename__ = "interaction"
-    __table_args__ = (sa.Index("ix_interaction_customer", "customer_id", "occurred_at"),)
+    __table_args__ = (sa.Index("ix_interaction_customer", "customer_id", "occurred_at"),
+                      sa.Index("ix_interaction_user", "user_id", "occurred_at"))
 
     id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
     customer_id: Mapped[int] = mapped_column(sa.ForeignKey("customer.id"))
@@ -407,6 +411,7 @@ class Contract(Base, ProvenanceMixin):
     __table_args__ = (
         sa.UniqueConstraint("source_system", "external_id"),
         sa.Index("ix_contract_customer", "customer_id"),
+        sa.Index("ix_contract_owner_signed", "owner_id", "signed_at"),
     )
 
     id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
@@ -804,3 +809,46 @@ class ReceivablePlan(Base):
     state: Mapped[str] = mapped_column(sa.String(20), server_default="planned")  # planned/invoiced/paid/cancelled
     rule: Mapped[str | None] = mapped_column(sa.String(100))  # the rule that planned it
     created_at: Mapped[dt.datetime] = mapped_column(server_default=NOW)
+class StageChange(Base):
+    """One change of a lead's or customer's sales stage (销售阶段), the first stage included
+    (``from_stage`` None): when each subject entered and left each stage, which the sales
+    funnel's dwell times come from (``hub.stages``)."""
+
+    __tablename__ = "stage_change"
+    __table_args__ = (
+        sa.CheckConstraint("subject_type IN ('lead', 'customer')", name="ck_stage_change_subject_type"),
+        sa.Index("ix_stage_change_subject", "subject_type", "subject_id", "changed_at"),
+    )
+
+    id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
+    subject_type: Mapped[str] = mapped_column(sa.String(20))  # lead | customer
+    subject_id: Mapped[int] = mapped_column(sa.BigInteger)
+    from_stage: Mapped[str | None] = mapped_column(sa.String(50))
+    to_stage: Mapped[str] = mapped_column(sa.String(50))
+    changed_at: Mapped[dt.datetime]
+    source: Mapped[str] = mapped_column(sa.String(32))  # crm, web_form, wecom, demo...
+    actor: Mapped[str] = mapped_column(sa.String(200))
+
+
+class SalesTarget(Base):
+    """A period's sales target (销售目标) of one salesperson (``owner_id``) or one team
+    (``department``), in one currency; set with ``hub targets set`` (audited)."""
+
+    __tablename__ = "sales_target"
+    __table_args__ = (
+        sa.CheckConstraint("(owner_id IS NULL) <> (department IS NULL)", name="ck_sales_target_one_subject"),
+        sa.CheckConstraint("amount >= 0", name="ck_sales_target_amount"),
+        sa.Index("uq_sales_target_owner", "owner_id", "period_start", "currency", unique=True,
+                 postgresql_where=sa.text("owner_id IS NOT NULL")),
+        sa.Index("uq_sales_target_department", "department", "period_start", "currency", unique=True,
+                 postgresql_where=sa.text("department IS NOT NULL")),
+    )
+
+    id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
+    owner_id: Mapped[int | None] = mapped_column(sa.ForeignKey("internal_user.id"))
+    department: Mapped[str | None] = mapped_column(sa.String(200))
+    period_start: Mapped[dt.date]  # the first day of the month the target is for
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    amount: Mapped[Decimal] = mapped_column(MONEY)
+    set_by: Mapped[str] = mapped_column(sa.String(200))
+    set_at: Mapped[dt.datetime] = mapped_column(server_default=NOW)

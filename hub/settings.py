@@ -352,6 +352,25 @@ class RulesSettings(BaseModel):
         if value is not None and not value.expanduser().is_file():
             raise ValueError(f"{value} is not a readable file (the automation rules; unset it for the defaults)")
         return value.expanduser() if value is not None else None
+class SalesReportSettings(BaseModel):
+    """The sales report pages (``HUB_SALES_REPORTS__*``): when a funnel stage's dwell is
+    "unusually long", and the RFM window and thresholds (unset thresholds: the medians of
+    the customers shown)."""
+
+    model_config = {"extra": "forbid"}
+
+    dwell_flag_factor: float = Field(default=1.5, gt=1, le=100,
+                                     description="a funnel stage is flagged when its average dwell exceeds this "
+                                                 "times the median of the stages' average dwells")
+    funnel_days: int = Field(default=90, ge=1, le=3660, description="default funnel period: the last N days")
+    rfm_months: int = Field(default=12, ge=1, le=120,
+                            description="RFM window: orders (frequency) and receipts (monetary) of the last N months")
+    rfm_recency_days: int | None = Field(default=None, ge=0, description="RFM: recent when the last ERP order is at "
+                                                                          "most this many days ago (unset: median)")
+    rfm_frequency: int | None = Field(default=None, ge=0, description="RFM: frequent from this many ERP orders in "
+                                                                       "the window (unset: median)")
+    rfm_monetary: Decimal | None = Field(default=None, ge=0, description="RFM: high value from this much received "
+                                                                          "in the window (unset: median)")
 
 
 class Settings(BaseSettings):
@@ -382,6 +401,7 @@ class Settings(BaseSettings):
     vault: VaultSettings = Field(default_factory=VaultSettings)
     web: WebSettings = Field(default_factory=WebSettings)
     rules: RulesSettings = Field(default_factory=RulesSettings)
+    sales_reports: SalesReportSettings = Field(default_factory=SalesReportSettings)
     # One section per registered connector, each validated by the connector's own model.
     connectors: dict[str, Any] = Field(default_factory=dict)
 

@@ -2,7 +2,7 @@
 
 One module per group of commands: :mod:`.db`, :mod:`.sync` (sync, dispatch),
 :mod:`.outbox` (dead letters), :mod:`.records` (quarantine, identity conflicts),
-:mod:`.profile`, :mod:`.access` (logins, tokens, roles), :mod:`.doctor`, :mod:`.config` (settings), :mod:`.rules` (automation rules), :mod:`.services` (demo,
+:mod:`.profile`, :mod:`.access` (logins, tokens, roles), :mod:`.targets` (sales targets), :mod:`.doctor`, :mod:`.config` (settings), :mod:`.rules` (automation rules), :mod:`.services` (demo,
 sandbox, serve, ui). :mod:`.base` holds what they share, including the exit codes; every
 mistake is one line on stderr (``--verbose`` shows the traceback).
 """
@@ -16,7 +16,21 @@ from typing import Annotated
 import typer
 
 import hub.rules  # noqa: F401  (registers outbox effect handlers and sync hooks)
-from hub.cli import access, config, db, doctor, keys, leads, outbox, profile, records, rules, services, sync
+from hub.cli import (
+    access,
+    config,
+    db,
+    doctor,
+    keys,
+    leads,
+    outbox,
+    profile,
+    records,
+    rules,
+    services,
+    sync,
+    targets,
+)
 from hub.cli.base import VERBOSE, app, failures_as_one_line, settings
 from hub.cli.profile import print_profile
 from hub.logging_setup import configure_logging
@@ -46,4 +60,4 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
 
 
 __all__ = ["access", "app", "config", "db", "doctor", "keys", "leads", "outbox", "print_profile", "profile",
-           "records", "rules", "services", "sync"]
+           "records", "rules", "services", "sync", "targets"]

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from hub.identity import credit_code_check_char, normalize_company_name
+from hub.stages import FUNNEL_STAGES, LOST, record_stage_change
 from hub.vault import vault_for
 
 INDUSTRIES = ("智能制造", "医疗器械", "新能源", "电子元器件", "工业自动化", "食品饮料", "物流仓储", "软件服务")
@@ -81,6 +82,7 @@ def load_crm_demo(conn: Connection, people: list[dict[str, Any]], companies: lis
     reps = [user_ids[p["crm_id"]] for p in people if p.get("is_sales_rep")]
     customer_ids: list[int] = []
     for c in demo_customers(people, companies):
+        stage = rng.choice(("意向客户", "方案/报价"))
         cid = conn.execute(sa.text(
             "INSERT INTO customer (name, normalized_name, credit_code, region, industry, owner_id, credit_limit, "
             "field_sources, assigned_at, stage) VALUES (:n, :nn, :cc, :r, :i, :o, :cl, CAST(:fs AS jsonb), :a, :st) "
@@ -88,8 +90,9 @@ def load_crm_demo(conn: Connection, people: list[dict[str, Any]], companies: lis
             {"n": c.name, "nn": normalize_company_name(c.name), "cc": c.credit_code, "r": c.region, "i": c.industry,
              "o": user_ids[c.owner_crm_id], "cl": Decimal(rng.choice((200_000, 500_000, 1_000_000))),
              "fs": '{"name": {"system": "crm"}, "credit_code": {"system": "crm"}}',
-             "a": now - dt.timedelta(hours=rng.choice((2, 30, 72))), "st": rng.choice(("意向客户", "方案/报价"))},
+             "a": now - dt.timedelta(hours=rng.choice((2, 30, 72))), "st": stage},
         ).scalar_one()
+        record_stage_change(conn, "customer", cid, None, stage, at=now, source="demo", actor="demo")
         conn.execute(sa.text(
             "INSERT INTO external_identity (system, object, external_id, canonical_table, canonical_id) "
             "VALUES ('crm', 'customer', :x, 'customer', :c)"), {"x": c.crm_id, "c": cid})
@@ -117,7 +120,39 @@ def load_crm_demo(conn: Connection, people: list[dict[str, Any]], companies: lis
             {"c": cid, "u": owner, "k": rng.choice(("call", "visit", "meeting")),
              "at": now - dt.timedelta(days=rng.randint(1, 20)), "s": f"第{i + 1}次沟通：客户关注交期与售后服务"})
         tasks += 1
-    return {"users": len(user_ids), "customers": len(customer_ids), "orders": orders, "tasks": tasks}
+    leads = demo_funnel_leads(conn, reps, now=now, rng=random.Random(seed + 1)) if reps else 0
+    return {"users": len(user_ids), "customers": len(customer_ids), "orders": orders, "tasks": tasks, "leads": leads}
+
+
+def demo_funnel_leads(conn: Connection, owners: list[int], *, now: dt.datetime, rng: random.Random,
+                      count: int = 60) -> int:
+    """Leads created over the last 120 days, each walked through the funnel's stages with its
+    history (some stop, some are lost, some won), so the funnel page has something to show."""
+    for n in range(count):
+        at = now - dt.timedelta(days=rng.randint(30, 120), hours=rng.randint(0, 23))
+        owner = owners[n % len(owners)]
+        lead_id = conn.execute(sa.text(
+            "INSERT INTO lead (company_name, normalized_name, region, channel, status, stage, owner_id, "
+            "estimated_amount, source_system, external_id, created_at, assigned_at) VALUES (:n, :nn, :r, 'event', "
+            "'assigned', :st, :o, :amt, 'demo', :x, :at, :at) RETURNING id"),
+            {"n": f"演示线索{n + 1:03d}有限公司", "nn": f"演示线索{n + 1:03d}", "r": rng.choice(("上海", "深圳", "成都")),
+             "st": FUNNEL_STAGES[0], "o": owner, "amt": Decimal(rng.choice((50_000, 120_000, 300_000))),
+             "x": f"demo-lead-{n + 1:03d}", "at": at}).scalar_one()
+        record_stage_change(conn, "lead", lead_id, None, FUNNEL_STAGES[0], at=at, source="demo", actor="demo")
+        stage = FUNNEL_STAGES[0]
+        for nxt in FUNNEL_STAGES[1:]:
+            if rng.random() < 0.35:  # stops here (still in this stage) ...
+                break
+            at += dt.timedelta(days=rng.randint(2, 25))
+            if at >= now:
+                break
+            target = LOST if rng.random() < 0.12 else nxt
+            conn.execute(sa.text("UPDATE lead SET stage = :s WHERE id = :id"), {"s": target, "id": lead_id})
+            record_stage_change(conn, "lead", lead_id, stage, target, at=at, source="demo", actor="demo")
+            stage = target
+            if target in (LOST, FUNNEL_STAGES[-1]):
+                break
+    return count
 
 
 def _insert_order(conn: Connection, rng: random.Random, customer_id: int, n: int, now: dt.datetime) -> int:

@@ -43,6 +43,7 @@ from hub.identity import (
 from hub.rules.lead_assignment import Assignment, assign_lead, assign_to, close_followups
 from hub.rules.people import resolve_active_user_ref
 from hub.settings import LeadSettings
+from hub.stages import record_stage_change
 from hub.vault import vault_for
 
 log = logging.getLogger(__name__)
@@ -196,7 +197,7 @@ def capture_lead(conn: Connection, data: LeadInput, settings: LeadSettings, *, a
     if lead_id is None and (found := _existing_lead(conn, code, name_key, data.mobile)) is not None:
         lead_id, matched_by = found
     if lead_id is not None:
-        _update_lead(conn, lead_id, values, data)
+        _update_lead(conn, lead_id, values, data, actor=actor, now=now)
         if matched_by != "same_record":
             conn.execute(sa.text(
                 "INSERT INTO external_identity (system, object, external_id, canonical_table, canonical_id) "
@@ -218,6 +219,8 @@ def capture_lead(conn: Connection, data: LeadInput, settings: LeadSettings, *, a
         "RETURNING id"),
         {**values, "s": data.source_system, "x": data.external_id, "now": now,
          "customer_id": customer[0] if customer else None, "contacted": data.last_contacted_at}).scalar_one())
+    record_stage_change(conn, "lead", lead_id, None, data.stage or "潜在客户", at=now, source=data.source_system,
+                        actor=actor)
     write_audit(conn, actor=actor, system="hub", operation="lead:created", outcome="ok", key=f"lead:{lead_id}",
                 external_id=data.external_id[:200], detail={"source": data.source_system, "channel": data.channel})
     if customer is not None:
@@ -232,12 +235,18 @@ def capture_lead(conn: Connection, data: LeadInput, settings: LeadSettings, *, a
     return Capture(lead_id, "created", None, None, assignment, notes)
 
 
-def _update_lead(conn: Connection, lead_id: int, values: Mapping[str, Any], data: LeadInput) -> None:
+def _update_lead(conn: Connection, lead_id: int, values: Mapping[str, Any], data: LeadInput, *, actor: str,
+                 now: dt.datetime) -> None:
     # a newer record fills what the lead lacks and corrects what it says; it never blanks a field
-    sets = ", ".join(f"{c} = COALESCE(:{c}, {c})" for c in _UPDATABLE)
-    conn.execute(sa.text(f"UPDATE lead SET {sets}, normalized_name = :normalized_name, fetched_at = now() "
-                         "WHERE id = :id"), {**{c: values.get(c) for c in _UPDATABLE},
-                                             "normalized_name": values["normalized_name"], "id": lead_id})
+    sets = ", ".join(f"{c} = COALESCE(:{c}, l.{c})" for c in _UPDATABLE)
+    # the stage before the update comes from the locked row, so the history sees the change
+    changed = conn.execute(sa.text(
+        f"WITH before AS (SELECT id, stage FROM lead WHERE id = :id FOR UPDATE) "
+        f"UPDATE lead l SET {sets}, normalized_name = :normalized_name, fetched_at = now() FROM before "
+        f"WHERE l.id = before.id RETURNING before.stage AS before, l.stage AS after"),
+        {**{c: values.get(c) for c in _UPDATABLE}, "normalized_name": values["normalized_name"], "id": lead_id}).one()
+    record_stage_change(conn, "lead", lead_id, changed.before, changed.after, at=now, source=data.source_system,
+                        actor=actor)
 
 
 def _followed_up(conn: Connection, lead_id: int, at: dt.datetime) -> None:

@@ -16,6 +16,7 @@ the caller; a machine token without a user leaves it in the public pool (公海�
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated
 
 import sqlalchemy as sa
@@ -30,6 +31,7 @@ from hub.access import Principal
 from hub.engine.bulk import content_hash
 from hub.engine.targets import PageContext, resolve_customer_record, upsert_customers
 from hub.identity import credit_code_problem, normalize_credit_code
+from hub.stages import record_stage_change
 from hub.web.crm_api.common import (
     CRM,
     WRITE_ERRORS,
@@ -141,10 +143,14 @@ def upsert_customer(conn: Connection, principal: Principal, body: CustomerIn) ->
         conn.execute(sa.text("UPDATE customer SET owner_id = :o, assigned_at = now(), pool_since = NULL "
                              "WHERE id = :id"), {"o": body.owner_id, "id": customer_id})
     if body.stage is not None:
+        before_stage = conn.execute(sa.text("SELECT stage FROM customer WHERE id = :id FOR UPDATE"),
+                                    {"id": customer_id}).scalar()
         conn.execute(sa.text("UPDATE customer SET stage = :s, field_sources = field_sources || "
                              "jsonb_build_object('stage', jsonb_build_object('system', 'crm', 'external_id', "
                              "CAST(:x AS text), 'fetched_at', now())) WHERE id = :id"),
                      {"s": body.stage, "x": body.external_id, "id": customer_id})
+        record_stage_change(conn, "customer", customer_id, before_stage, body.stage,
+                            at=dt.datetime.now(dt.UTC), source="crm", actor=principal.actor)
     _, owner_after = owner_of(conn, customer_id)
     if not scope.sees_owner(owner_after):
         raise HTTPException(403, "the customer would end up with an owner you may not see")

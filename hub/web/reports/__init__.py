@@ -29,7 +29,13 @@ from hub.web.auth import CurrentPrincipal
 from hub.web.i18n import Labels
 
 # (path, label key, capability): the report pages, in the order the index lists them
-PAGES: list[tuple[str, str, Capability]] = []
+PAGES: list[tuple[str, str, Capability]] = [
+    ("/reports/funnel", "funnel", Capability.VIEW_SALES_REPORTS),
+    ("/reports/rfm", "rfm", Capability.VIEW_SALES_REPORTS),
+    ("/reports/performance", "performance", Capability.VIEW_SALES_REPORTS),
+    ("/reports/receivables", "receivables", Capability.VIEW_FINANCE_REPORTS),
+    ("/reports/operations", "operations", Capability.MANAGE_OPERATIONS),
+]
 
 
 @dataclass(frozen=True)
@@ -61,13 +67,8 @@ def reports_router(ctx: ReportContext) -> APIRouter:
                         pages=visible_pages(principal), t=ctx.labels)
 
     # the pages' modules import this package (ReportContext): imported here, not at the top
-    from hub.web.reports import operations, receivables
+    from hub.web.reports import funnel, operations, performance, receivables, rfm
 
-    receivables.add_routes(router, ctx)
-    operations.add_routes(router, ctx)
+    for module in (funnel, rfm, performance, receivables, operations):
+        module.add_routes(router, ctx)
     return router
-
-
-# The pages this branch adds (issue 17): finance's receivables report, IT's operations page.
-PAGES.extend([("/reports/receivables", "receivables", Capability.VIEW_FINANCE_REPORTS),
-              ("/reports/operations", "operations", Capability.MANAGE_OPERATIONS)])
