@@ -1,4 +1,4 @@
-"""What the hub writes to DingTalk: work notices (reminders) and to-dos.
+"""What the hub writes to DingTalk: work notices (reminders), to-dos and OA approval instances.
 
 Both implement ``hub.contracts.Writer``; what a result changes in the hub's rows is the
 domain rules' business (``hub.outbox.effects``: ``reminder`` and ``todo``).
@@ -28,9 +28,11 @@ import datetime as dt
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from connectors.dingtalk import approvals
 from connectors.dingtalk.client import SYSTEM, DingTalkClient
 from connectors.dingtalk.mapping import SHANGHAI, build_todo, todo_changes
 from connectors.dingtalk.streams import HUB_SOURCE_PREFIX
+from connectors.kit.approvals import ApprovalOutcome
 from hub.contracts import Attempt, WriteResult
 from hub.errors import PermanentError, RecipientError, RetryableError
 
@@ -183,4 +185,90 @@ class TodoWriter:
         return found
 
 
-__all__ = ["MIDNIGHT_MARGIN_S", "NoticeWriter", "TodoWriter", "notice_recipient"]
+
+
+class ApprovalWriter:
+    """One CRM order's OA approval instance (outbox kind ``dingtalk.approval``).
+
+    Payload (``hub.rules.approvals``)::
+
+        {"approval_id": 7, "business_key": "crm-order-42-r1", "originator": "<userid>",
+         "submitted_at": "<ISO 8601>", "order": {"order_number", "customer_name", "total_amount", "currency"},
+         "instance_id": "<id>" | absent}
+
+    With ``instance_id`` (a check, from a callback or the reconcile poll) the instance is
+    re-read. Without it, *every* attempt first searches the template's instances of the
+    originator created since ``submitted_at`` minus :data:`~connectors.dingtalk.approvals.LOOKUP_MARGIN`
+    and adopts the one whose key control holds the business key (DingTalk dedupes nothing,
+    oa-approvals.md §1.2, §4.3); only when none holds it is an instance created. Twins found
+    anyway (list lag) are terminated as the system, the oldest kept. The result's ``detail``
+    is the instance's :class:`~connectors.kit.approvals.ApprovalOutcome`.
+    """
+
+    system = SYSTEM
+    operation = "workflow/processInstances"
+
+    def __init__(self, client: DingTalkClient, *, process_code: str | None, key_control: str,
+                 clock: Callable[[], dt.datetime] = _now) -> None:
+        self._client = client
+        self._process_code = process_code
+        self._key_control = key_control
+        self._clock = clock
+
+    def apply(self, key: str, payload: dict[str, Any], attempt: Attempt) -> WriteResult:
+        """Re-read, or look up and adopt, or create (class docstring)."""
+        business_key = payload.get("business_key")
+        if not isinstance(business_key, str) or not business_key:
+            raise _refuse(self.operation, "payload.business_key must be the CRM order's approval key")
+        instance_id = payload.get("instance_id")
+        if isinstance(instance_id, str) and instance_id:
+            return self._result(instance_id, adopted=True)
+        if not self._process_code:
+            raise _refuse(self.operation, "no approval template: set HUB_DINGTALK__APPROVAL_PROCESS_CODE",
+                          external_id=business_key, code="not_configured")
+        try:
+            body = approvals.start_request(payload, process_code=self._process_code, key_control=self._key_control)
+        except (ValueError, KeyError) as exc:
+            raise _refuse(self.operation, str(exc), external_id=business_key) from exc
+        found = self._find(body["originatorUserId"], business_key, payload.get("submitted_at"))
+        if found:
+            keep, *twins = found
+            for twin in twins:
+                self._client.terminate_approval(twin, remark=f"duplicate of {keep} for {business_key}", key=key)
+            return self._result(keep, adopted=True, twins_terminated=twins)
+        created = self._client.start_approval(body, key=key)
+        attempt.progress(WriteResult(external_id=created, status="pending"))
+        return WriteResult(external_id=created, status="pending", detail=ApprovalOutcome(
+            created, "pending", "RUNNING", business_key).as_detail())
+
+    def _find(self, originator: str, business_key: str, submitted_at: Any) -> list[str]:
+        """Ids of the originator's instances holding ``business_key``, oldest first."""
+        assert self._process_code
+        try:
+            since = dt.datetime.fromisoformat(str(submitted_at))
+        except ValueError:
+            since = self._clock() - dt.timedelta(days=1)
+        since = since if since.tzinfo else since.replace(tzinfo=dt.UTC)
+        start_ms = int((since - approvals.LOOKUP_MARGIN).timestamp() * 1000)
+        end_ms = int(self._clock().timestamp() * 1000) + 60_000
+        matches: list[tuple[str, str]] = []
+        for page in self._client.iter_approval_ids(self._process_code, start_ms=start_ms, end_ms=end_ms,
+                                                   originators=[originator], page_size=approvals.LIST_PAGE_SIZE):
+            for candidate in page:
+                instance = self._client.get_approval(candidate)
+                if approvals.holds_key(instance, self._key_control, business_key):
+                    matches.append((str(instance.get("createTime") or ""), candidate))
+        return [i for _, i in sorted(matches)]
+
+    def _result(self, instance_id: str, *, adopted: bool, twins_terminated: list[str] | None = None) -> WriteResult:
+        instance = self._client.get_approval(instance_id)
+        attached = [self._client.get_approval(str(a)) for a in instance.get("attachedProcessInstanceIds") or []
+                    if isinstance(a, str) and a]
+        found = approvals.outcome(instance_id, instance, attached, key_control=self._key_control)
+        detail = found.as_detail()
+        if twins_terminated:
+            detail["twins_terminated"] = twins_terminated
+        return WriteResult(external_id=instance_id, status=found.state, adopted=adopted, detail=detail)
+
+
+__all__ = ["MIDNIGHT_MARGIN_S", "ApprovalWriter", "NoticeWriter", "TodoWriter", "notice_recipient"]
