@@ -32,7 +32,7 @@ from connectors.dingtalk import approvals
 from connectors.dingtalk.client import SYSTEM, DingTalkClient
 from connectors.dingtalk.mapping import SHANGHAI, build_todo, todo_changes
 from connectors.dingtalk.streams import HUB_SOURCE_PREFIX
-from connectors.kit.approvals import ApprovalOutcome
+from connectors.kit.approvals import ApprovalOutcome, apply_approval
 from hub.contracts import Attempt, WriteResult
 from hub.errors import PermanentError, RecipientError, RetryableError
 
@@ -188,7 +188,8 @@ class TodoWriter:
 
 
 class ApprovalWriter:
-    """One CRM order's OA approval instance (outbox kind ``dingtalk.approval``).
+    """One CRM order's OA approval instance (outbox kind ``dingtalk.approval``), the flow of
+    :func:`connectors.kit.approvals.apply_approval` on DingTalk's v1.0 workflow API.
 
     Payload (``hub.rules.approvals``)::
 
@@ -196,13 +197,10 @@ class ApprovalWriter:
          "submitted_at": "<ISO 8601>", "order": {"order_number", "customer_name", "total_amount", "currency"},
          "instance_id": "<id>" | absent}
 
-    With ``instance_id`` (a check, from a callback or the reconcile poll) the instance is
-    re-read. Without it, *every* attempt first searches the template's instances of the
-    originator created since ``submitted_at`` minus :data:`~connectors.dingtalk.approvals.LOOKUP_MARGIN`
-    and adopts the one whose key control holds the business key (DingTalk dedupes nothing,
-    oa-approvals.md §1.2, §4.3); only when none holds it is an instance created. Twins found
-    anyway (list lag) are terminated as the system, the oldest kept. The result's ``detail``
-    is the instance's :class:`~connectors.kit.approvals.ApprovalOutcome`.
+    The lookup lists the template's instances of the originator created since the approval
+    was asked for (``instanceIds/query``), reads each and matches the key control; a twin is
+    terminated as the system (``isSystem``, oa-approvals.md §4.3). An outcome reads the
+    attached instances too (a REVOKE after approval, §1.7).
     """
 
     system = SYSTEM
@@ -216,59 +214,42 @@ class ApprovalWriter:
         self._clock = clock
 
     def apply(self, key: str, payload: dict[str, Any], attempt: Attempt) -> WriteResult:
-        """Re-read, or look up and adopt, or create (class docstring)."""
-        business_key = payload.get("business_key")
-        if not isinstance(business_key, str) or not business_key:
-            raise _refuse(self.operation, "payload.business_key must be the CRM order's approval key")
-        instance_id = payload.get("instance_id")
-        if isinstance(instance_id, str) and instance_id:
-            return self._result(instance_id, adopted=True)
-        if not self._process_code:
-            raise _refuse(self.operation, "no approval template: set HUB_DINGTALK__APPROVAL_PROCESS_CODE",
-                          external_id=business_key, code="not_configured")
-        try:
-            body = approvals.start_request(payload, process_code=self._process_code, key_control=self._key_control)
-        except (ValueError, KeyError) as exc:
-            raise _refuse(self.operation, str(exc), external_id=business_key) from exc
-        found = self._find(body["originatorUserId"], business_key, payload.get("submitted_at"))
-        if found:
-            keep, *twins = found
-            for twin in twins:
-                self._client.terminate_approval(twin, remark=f"duplicate of {keep} for {business_key}", key=key)
-            return self._result(keep, adopted=True, twins_terminated=twins)
-        created = self._client.start_approval(body, key=key)
-        attempt.progress(WriteResult(external_id=created, status="pending"))
-        return WriteResult(external_id=created, status="pending", detail=ApprovalOutcome(
-            created, "pending", "RUNNING", business_key).as_detail())
+        """Re-read, or look up and adopt, or create."""
+        return apply_approval(self, key, payload, attempt, margin=approvals.LOOKUP_MARGIN, clock=self._clock)
 
-    def _find(self, originator: str, business_key: str, submitted_at: Any) -> list[str]:
-        """Ids of the originator's instances holding ``business_key``, oldest first."""
-        assert self._process_code
-        try:
-            since = dt.datetime.fromisoformat(str(submitted_at))
-        except ValueError:
-            since = self._clock() - dt.timedelta(days=1)
-        since = since if since.tzinfo else since.replace(tzinfo=dt.UTC)
-        start_ms = int((since - approvals.LOOKUP_MARGIN).timestamp() * 1000)
+    def build(self, payload: Mapping[str, Any]) -> dict[str, Any]:
+        """The processInstances body (refused without a configured template)."""
+        if not self._process_code:
+            raise ValueError("no approval template: set HUB_DINGTALK__APPROVAL_PROCESS_CODE")
+        return approvals.start_request(payload, process_code=self._process_code, key_control=self._key_control)
+
+    def find(self, request: Mapping[str, Any], business_key: str, since: dt.datetime) -> list[str]:
+        """The originator's instances of the template since ``since`` holding the key, oldest first."""
         end_ms = int(self._clock().timestamp() * 1000) + 60_000
         matches: list[tuple[str, str]] = []
-        for page in self._client.iter_approval_ids(self._process_code, start_ms=start_ms, end_ms=end_ms,
-                                                   originators=[originator], page_size=approvals.LIST_PAGE_SIZE):
+        for page in self._client.iter_approval_ids(str(request["processCode"]), start_ms=int(since.timestamp() * 1000),
+                                                   end_ms=end_ms, originators=[str(request["originatorUserId"])],
+                                                   page_size=approvals.LIST_PAGE_SIZE):
             for candidate in page:
                 instance = self._client.get_approval(candidate)
                 if approvals.holds_key(instance, self._key_control, business_key):
                     matches.append((str(instance.get("createTime") or ""), candidate))
         return [i for _, i in sorted(matches)]
 
-    def _result(self, instance_id: str, *, adopted: bool, twins_terminated: list[str] | None = None) -> WriteResult:
+    def create(self, request: Mapping[str, Any], key: str) -> str:
+        """``processInstances`` create."""
+        return self._client.start_approval(request, key=key)
+
+    def read(self, instance_id: str) -> ApprovalOutcome:
+        """The instance and its attached ones (REVOKE) → the outcome."""
         instance = self._client.get_approval(instance_id)
         attached = [self._client.get_approval(str(a)) for a in instance.get("attachedProcessInstanceIds") or []
                     if isinstance(a, str) and a]
-        found = approvals.outcome(instance_id, instance, attached, key_control=self._key_control)
-        detail = found.as_detail()
-        if twins_terminated:
-            detail["twins_terminated"] = twins_terminated
-        return WriteResult(external_id=instance_id, status=found.state, adopted=adopted, detail=detail)
+        return approvals.outcome(instance_id, instance, attached, key_control=self._key_control)
 
+    def withdraw_twin(self, instance_id: str, keep: str, business_key: str, key: str) -> bool:
+        """Terminate the twin as the system."""
+        self._client.terminate_approval(instance_id, remark=f"duplicate of {keep} for {business_key}", key=key)
+        return True
 
 __all__ = ["MIDNIGHT_MARGIN_S", "ApprovalWriter", "NoticeWriter", "TodoWriter", "notice_recipient"]

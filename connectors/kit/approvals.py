@@ -20,8 +20,12 @@ attempt created, since neither platform has a client token or dedupe field (§1.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
+
+from hub.contracts import Attempt, WriteResult
+from hub.errors import PermanentError
 
 STATES = ("pending", "approved", "rejected", "withdrawn", "revoked")
 OPEN_STATES = ("pending",)
@@ -68,4 +72,81 @@ def key_matches(value: Any, business_key: str) -> bool:
     return isinstance(value, str) and value.strip() == business_key
 
 
-__all__ = ["OPEN_STATES", "STATES", "ApprovalOutcome", "key_matches", "outcome_from_detail"]
+class ApprovalPlatform(Protocol):
+    """What one platform offers the approval writer (each connector's writer implements it)."""
+
+    system: str
+    operation: str
+
+    def build(self, payload: Mapping[str, Any]) -> dict[str, Any]:
+        """The create request of ``payload`` (ValueError/KeyError: the payload is unusable)."""
+        ...
+
+    def find(self, request: Mapping[str, Any], business_key: str, since: dt.datetime) -> list[str]:
+        """Ids of the instances holding ``business_key`` created since ``since``, oldest first."""
+        ...
+
+    def create(self, request: Mapping[str, Any], key: str) -> str:
+        """Create the instance; its id."""
+        ...
+
+    def read(self, instance_id: str) -> ApprovalOutcome:
+        """The instance's outcome now."""
+        ...
+
+    def withdraw_twin(self, instance_id: str, keep: str, business_key: str, key: str) -> bool:
+        """Withdraw a twin created despite the lookup; False when the platform cannot."""
+        ...
+
+
+def submitted_since(payload: Mapping[str, Any], margin: dt.timedelta, now: dt.datetime) -> dt.datetime:
+    """Where a lookup starts: the approval's ``submitted_at`` minus ``margin`` (§4.3), a day
+    back when the payload has none."""
+    try:
+        since = dt.datetime.fromisoformat(str(payload.get("submitted_at")))
+    except ValueError:
+        return now - dt.timedelta(days=1)
+    return (since if since.tzinfo else since.replace(tzinfo=dt.UTC)) - margin
+
+
+def apply_approval(platform: ApprovalPlatform, key: str, payload: dict[str, Any], attempt: Attempt, *,
+                   margin: dt.timedelta, clock: Callable[[], dt.datetime]) -> WriteResult:
+    """One attempt of an approval outbox row, the same on every platform.
+
+    With ``payload["instance_id"]`` (a check: a callback or the reconcile poll) the instance is
+    re-read. Otherwise *every* attempt first looks the business key up among the instances
+    created since the approval was asked for (minus ``margin``) and adopts what it finds —
+    neither platform dedupes creates (oa-approvals.md §1.2, §2.1) — and creates only when none
+    holds it. Twins found anyway (list lag) are withdrawn where the platform can, the oldest
+    kept. The result's ``status`` is the outcome's state, its ``detail`` the outcome.
+    """
+    business_key = payload.get("business_key")
+    if not isinstance(business_key, str) or not business_key:
+        raise PermanentError("payload.business_key must be the CRM order's approval key", system=platform.system,
+                             operation=platform.operation, code="bad_payload")
+    instance_id = payload.get("instance_id")
+    if isinstance(instance_id, str) and instance_id:
+        return _result(platform.read(instance_id), adopted=True)
+    try:
+        request = platform.build(payload)
+    except (ValueError, KeyError) as exc:
+        raise PermanentError(str(exc), system=platform.system, operation=platform.operation,
+                             external_id=business_key, code="bad_payload") from exc
+    found = platform.find(request, business_key, submitted_since(payload, margin, clock()))
+    if found:
+        keep, *twins = found
+        withdrawn = [t for t in twins if platform.withdraw_twin(t, keep, business_key, key)]
+        extra = {"twins": twins, "twins_withdrawn": withdrawn} if twins else {}
+        return _result(platform.read(keep), adopted=True, **extra)
+    created = platform.create(request, key)
+    attempt.progress(WriteResult(external_id=created, status="pending"))
+    return _result(ApprovalOutcome(created, "pending", "created", business_key), adopted=False)
+
+
+def _result(found: ApprovalOutcome, *, adopted: bool, **extra: Any) -> WriteResult:
+    return WriteResult(external_id=found.instance_id, status=found.state, adopted=adopted,
+                       detail={**found.as_detail(), **extra})
+
+
+__all__ = ["OPEN_STATES", "STATES", "ApprovalOutcome", "ApprovalPlatform", "apply_approval", "key_matches",
+           "outcome_from_detail", "submitted_since"]
