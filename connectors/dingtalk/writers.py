@@ -213,6 +213,11 @@ class ApprovalWriter:
         self._key_control = key_control
         self._clock = clock
 
+    @property
+    def template(self) -> str | None:
+        """The configured template (process_code)."""
+        return self._process_code
+
     def apply(self, key: str, payload: dict[str, Any], attempt: Attempt) -> WriteResult:
         """Re-read, or look up and adopt, or create."""
         return apply_approval(self, key, payload, attempt, margin=approvals.LOOKUP_MARGIN, clock=self._clock)

@@ -77,6 +77,10 @@ class ApprovalPlatform(Protocol):
 
     system: str
     operation: str
+    @property
+    def template(self) -> str | None:
+        """The template instances are created from (processCode / template_id)."""
+        ...
 
     def build(self, payload: Mapping[str, Any]) -> dict[str, Any]:
         """The create request of ``payload`` (ValueError/KeyError: the payload is unusable)."""
@@ -126,7 +130,7 @@ def apply_approval(platform: ApprovalPlatform, key: str, payload: dict[str, Any]
                              operation=platform.operation, code="bad_payload")
     instance_id = payload.get("instance_id")
     if isinstance(instance_id, str) and instance_id:
-        return _result(platform.read(instance_id), adopted=True)
+        return _result(platform.read(instance_id), adopted=True, template=platform.template)
     try:
         request = platform.build(payload)
     except (ValueError, KeyError) as exc:
@@ -137,10 +141,11 @@ def apply_approval(platform: ApprovalPlatform, key: str, payload: dict[str, Any]
         keep, *twins = found
         withdrawn = [t for t in twins if platform.withdraw_twin(t, keep, business_key, key)]
         extra = {"twins": twins, "twins_withdrawn": withdrawn} if twins else {}
-        return _result(platform.read(keep), adopted=True, **extra)
+        return _result(platform.read(keep), adopted=True, template=platform.template, **extra)
     created = platform.create(request, key)
     attempt.progress(WriteResult(external_id=created, status="pending"))
-    return _result(ApprovalOutcome(created, "pending", "created", business_key), adopted=False)
+    return _result(ApprovalOutcome(created, "pending", "created", business_key), adopted=False,
+                   template=platform.template)
 
 
 def _result(found: ApprovalOutcome, *, adopted: bool, **extra: Any) -> WriteResult:

@@ -223,6 +223,11 @@ class ApprovalWriter:
         self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
         self._controls: dict[str, tuple[str, str]] | None = None
 
+    @property
+    def template(self) -> str | None:
+        """The configured template (template_id)."""
+        return self._template_id
+
     def apply(self, key: str, payload: dict[str, Any], attempt: Attempt) -> WriteResult:
         """Re-read, or look up and adopt, or create."""
         return apply_approval(self, key, payload, attempt, margin=approvals.LOOKUP_MARGIN, clock=self._clock)
