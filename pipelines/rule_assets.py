@@ -8,7 +8,10 @@
   ``<chat>/todo_push`` assets deliver them. It runs after the completion streams
   (to-dos ticked off on a platform), so a task closed there is not pushed back;
 - ``crm/leads_returned_to_pool``: leads assigned ``HUB_LEADS__RETURN_TO_POOL_DAYS`` ago that
-  nobody followed up go back to the public pool (job ``leads_to_pool``).
+  nobody followed up go back to the public pool (job ``leads_to_pool``);
+- ``crm/approvals_reconciled``: every open OA approval not read for
+  ``HUB_APPROVALS__RECHECK_MINUTES`` gets a re-read queued (the fallback for lost callbacks);
+  the ``<chat>/approval_push`` assets read them (job ``approvals_reconcile``).
 """
 
 import datetime as dt
@@ -19,6 +22,7 @@ import sqlalchemy as sa
 from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, MaterializeResult, asset
 
 from hub.registry import chat_systems, specs
+from hub.rules.approvals import reconcile
 from hub.rules.collections import evaluate_collection_tasks
 from hub.rules.lead_assignment import return_stale_leads
 from hub.rules.reminders import ReminderPolicy, evaluate_reminders
@@ -29,6 +33,7 @@ from pipelines.resources import HubResource
 RECEIVABLE_FOLLOWUPS = AssetKey(["crm", "receivable_followups"])
 REMINDERS_DUE = AssetKey(["crm", "reminders_due"])
 LEADS_TO_POOL = AssetKey(["crm", "leads_returned_to_pool"])
+APPROVALS_RECONCILED = AssetKey(["crm", "approvals_reconciled"])
 
 
 def streams_into(*targets: str) -> list[AssetKey]:
@@ -90,4 +95,17 @@ def rule_assets() -> list[AssetsDefinition]:
             in_pool = conn.execute(sa.text("SELECT count(*) FROM lead WHERE status = 'pool'")).scalar_one()
         return MaterializeResult(metadata={**vars(counts), "leads_in_pool": in_pool})
 
-    return [receivable_followups, reminders_due, leads_returned_to_pool]
+    @asset(key=APPROVALS_RECONCILED, group_name="crm", kinds={"postgres"},
+           description="Queue a re-read of every open OA approval (DingTalk, WeCom) not read for "
+                       "HUB_APPROVALS__RECHECK_MINUTES, and of approved ones still watched for a revocation.")
+    def approvals_reconciled(context: AssetExecutionContext, hub: HubResource) -> MaterializeResult:
+        """The poll behind the approval callbacks."""
+        with hub.runtime("approvals_reconcile") as runtime, runtime.db.begin() as conn:
+            s = runtime.settings.approvals
+            counts = reconcile(conn, dt.datetime.now(dt.UTC), recheck_after=dt.timedelta(minutes=s.recheck_minutes),
+                               revoke_watch=dt.timedelta(days=s.revoke_watch_days))
+        if counts.waiting_for_instance:
+            context.log.info(f"{counts.waiting_for_instance} approval(s) still wait for their create in the outbox")
+        return MaterializeResult(metadata=vars(counts))
+
+    return [receivable_followups, reminders_due, leads_returned_to_pool, approvals_reconciled]
