@@ -16,7 +16,20 @@ from typing import Annotated
 import typer
 
 import hub.rules  # noqa: F401  (registers outbox effect handlers and sync hooks)
-from hub.cli import access, config, db, doctor, keys, leads, outbox, profile, records, services, sync
+from hub.cli import (
+    access,
+    approvals,
+    config,
+    db,
+    doctor,
+    keys,
+    leads,
+    outbox,
+    profile,
+    records,
+    services,
+    sync,
+)
 from hub.cli.base import VERBOSE, app, failures_as_one_line, settings
 from hub.cli.profile import print_profile
 from hub.logging_setup import configure_logging
@@ -42,5 +55,5 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-__all__ = ["access", "app", "config", "db", "doctor", "keys", "leads", "outbox", "print_profile", "profile",
+__all__ = ["access", "app", "approvals", "config", "db", "doctor", "keys", "leads", "outbox", "print_profile", "profile",
            "records", "services", "sync"]
