@@ -69,7 +69,7 @@ def start(client: workflow_client.Client, token: str, key: str, **changes: Any) 
 
 
 def test_an_instance_started_by_the_sdk_reads_back_with_its_form_and_is_listed_by_originator(endpoint, token):
-    app, where = endpoint
+    _, where = endpoint
     client = workflow_client.Client(config(where))
     before_ms = int(time.time() * 1000) - 1000
     # when the SDK starts an approval with the CRM key in its control
@@ -98,7 +98,7 @@ def test_an_instance_started_by_the_sdk_reads_back_with_its_form_and_is_listed_b
 
 
 def test_the_same_form_twice_makes_two_instances_and_the_list_pages_by_a_string_next_token(endpoint, token):
-    app, where = endpoint
+    _, where = endpoint
     client = workflow_client.Client(config(where))
     since = int(time.time() * 1000) - 1000
     # when 25 instances are started, two of them with the same key (DingTalk dedupes nothing)
@@ -154,7 +154,7 @@ def test_bad_forms_windows_and_sizes_are_http_400_with_a_code(endpoint, token):
 
 
 def test_terminate_approve_refuse_and_revoke_move_the_state_machine(endpoint, token):
-    app, where = endpoint
+    _, where = endpoint
     client = workflow_client.Client(config(where))
     get_headers = wf.GetProcessInstanceHeaders(x_acs_dingtalk_access_token=token)
 
