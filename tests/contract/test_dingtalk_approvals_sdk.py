@@ -98,7 +98,7 @@ def test_an_instance_started_by_the_sdk_reads_back_with_its_form_and_is_listed_b
 
 
 def test_the_same_form_twice_makes_two_instances_and_the_list_pages_by_a_string_next_token(endpoint, token):
-    _, where = endpoint
+    app, where = endpoint
     client = workflow_client.Client(config(where))
     since = int(time.time() * 1000) - 1000
     # when 25 instances are started, two of them with the same key (DingTalk dedupes nothing)
