@@ -9,38 +9,23 @@ them (no Content-Type), and ``client.post("oa/getapprovalinfo", …)`` with the 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 from wechatpy.exceptions import WeChatClientException
 
-from connectors.kit.sandbox import serve_in_thread
-from connectors.wecom.sandbox import SANDBOX_CORP_ID, SANDBOX_SECRET, demo_directory, make_sandbox
+from connectors.wecom.sandbox import demo_directory
 from connectors.wecom.sandbox.approvals import ORDER_TEMPLATE
+from tests.contract import test_wecom_wechatpy as base
 from tests.contract.test_wecom_wechatpy import SandboxWeChatClient
 
 pytestmark = pytest.mark.contract
+sandbox, wechat = base.sandbox, base.wechat  # the same fixtures: a WeCom sandbox and wechatpy pointed at it
 
 SELLER, OTHER = [u for u in demo_directory() if u.is_sales_rep and u.status == 1 and u.manager_userid][:2]
 TEMPLATE = ORDER_TEMPLATE.template_id
 KEY_ID, NUMBER_ID, CUSTOMER_ID, AMOUNT_ID = (c.id for c in ORDER_TEMPLATE.controls)
-
-
-@pytest.fixture(scope="module")
-def sandbox() -> Iterator[tuple[Any, str]]:
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("NO_PROXY", "127.0.0.1,localhost")
-        mp.setenv("no_proxy", "127.0.0.1,localhost")
-        app = make_sandbox()
-        with serve_in_thread(app) as server:
-            yield app, server.url
-
-
-@pytest.fixture
-def wechat(sandbox) -> SandboxWeChatClient:
-    return SandboxWeChatClient(sandbox[1], SANDBOX_CORP_ID, SANDBOX_SECRET)
 
 
 def contents(key: str, amount: str = "128000.00") -> dict[str, Any]:

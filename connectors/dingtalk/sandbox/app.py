@@ -53,7 +53,7 @@ from connectors.dingtalk.sandbox.seed import DEFAULT_SEED, ROOT_DEPARTMENT_ID
 from connectors.dingtalk.sandbox.state import ERRMSG, ApiError, DingTalkState, OapiError, Throttled
 from connectors.dingtalk.settings import DEFAULT_MAX_CONCURRENT_CALLS, DEFAULT_NOTICES_PER_USER_PER_DAY
 from connectors.kit.sandbox import FaultPlan
-from connectors.kit.sandbox.admin import admin_faults, with_admin_index
+from connectors.kit.sandbox.admin import admin_faults, admin_pushes, with_admin_index
 from connectors.kit.sandbox.pushes import PushPlan
 
 Json = dict[str, Any]
@@ -195,6 +195,27 @@ def create_app(
         response = await work()
         return Response(status_code=504) if fault == "drop_response" else response
 
+    async def v1_call(request: Request, operation: str, body: Json | None, answer: Callable[[], Response]) -> Response:
+        """A v1.0 business call: token, body, app permissions, QPS, then ``answer()`` under the
+        state's lock; an ApiError becomes DingTalk's error reply."""
+        if state.token_problem(request.headers.get(_TOKEN_HEADER)) is not None:
+            return _api_error(ApiError(400, "InvalidAuthentication", "不合法的access_token"))
+        if body is None:
+            return _api_error(ApiError(400, "InvalidParameter", "body is not a JSON object"))  # guess
+        if (refusal := refused(request, operation)) is not None:
+            return _api_error(ApiError(403, refusal[1], "not allowed for this app"))
+        try:
+            state.enter(operation)
+        except Throttled:
+            return _api_error(ApiError(403, _QPS_CODE, "api qps limit"))
+        try:
+            with state.lock:
+                return answer()
+        except ApiError as exc:
+            return _api_error(exc)
+        finally:
+            state.leave()
+
     # -------------------------------------------------------------- oapi
 
     async def gettoken(request: Request) -> Response:
@@ -326,26 +347,9 @@ def create_app(
         operation, match = route
         body = await _json_body(request)
 
-        async def work() -> Response:
-            if state.token_problem(request.headers.get(_TOKEN_HEADER)) is not None:
-                return _api_error(ApiError(400, "InvalidAuthentication", "不合法的access_token"))
-            if body is None:
-                return _api_error(ApiError(400, "InvalidParameter", "body is not a JSON object"))  # guess
-            if (refusal := refused(request, operation)) is not None:
-                return _api_error(ApiError(403, refusal[1], "not allowed for this app"))
-            try:
-                state.enter(operation)
-            except Throttled:
-                return _api_error(ApiError(403, _QPS_CODE, "api qps limit"))
-            operator = request.query_params.get("operatorId")
-            try:
-                with state.lock:
-                    return _JSON(_todo_call(state, operation, union_id, match, operator, body))
-            except ApiError as exc:
-                return _api_error(exc)
-            finally:
-                state.leave()
-        return await faulted(operation, True, work)
+        operator = request.query_params.get("operatorId")
+        return await faulted(operation, True, lambda: v1_call(
+            request, operation, body, lambda: _JSON(_todo_call(state, operation, union_id, match, operator, body or {}))))
 
     async def workflow(request: Request) -> Response:
         """The v1.0 approval routes (oa-approvals.md §1.3–1.5, terminate §1.9)."""
@@ -359,33 +363,18 @@ def create_app(
             return _api_error(ApiError(404, "InvalidAction.NotFound", "Specified api is not found."))  # guess
         body = await _json_body(request) if request.method == "POST" else {}
 
+        def answer() -> Response:
+            given = body or {}
+            if operation.endswith("/create"):
+                return _JSON(book.create(given))
+            if operation.endswith("/get"):
+                return _JSON(book.get(request.query_params.get("processInstanceId")))
+            return _JSON(book.list_ids(given) if operation.endswith("/query") else book.terminate(given))
+
         async def work() -> Response:
-            if state.token_problem(request.headers.get(_TOKEN_HEADER)) is not None:
-                return _api_error(ApiError(400, "InvalidAuthentication", "不合法的access_token"))
-            if body is None:
-                return _api_error(ApiError(400, "InvalidParameter", "body is not a JSON object"))  # guess
-            if (refusal := refused(request, operation)) is not None:
-                return _api_error(ApiError(403, refusal[1], "not allowed for this app"))
-            try:
-                state.enter(operation)
-            except Throttled:
-                return _api_error(ApiError(403, _QPS_CODE, "api qps limit"))
-            try:
-                with state.lock:
-                    if operation.endswith("/create"):
-                        answer = book.create(body)
-                    elif operation.endswith("/get"):
-                        answer = book.get(request.query_params.get("processInstanceId"))
-                    elif operation.endswith("/query"):
-                        answer = book.list_ids(body)
-                    else:
-                        answer = book.terminate(body)
-            except ApiError as exc:
-                return _api_error(exc)
-            finally:
-                state.leave()
+            response = await v1_call(request, operation, body, answer)
             push_events()
-            return _JSON(answer)
+            return response
         return await faulted(operation, True, work)
 
     # -------------------------------------------------------------- admin
@@ -413,16 +402,6 @@ def create_app(
         push_events()
         return _JSON({"instance": view})
 
-    async def admin_approval_callbacks(request: Request) -> Response:
-        """GET: where approval events are pushed and their fates; POST: set {url, drop, drop_rate,
-        duplicate, duplicate_rate, delay_s, seed}."""
-        if request.method == "POST":
-            body = await _json_body(request)
-            try:
-                return _JSON(pushes.configure(body or {}))
-            except (TypeError, ValueError) as exc:
-                return _JSON({"error": str(exc)}, status_code=400)
-        return _JSON(pushes.describe())
 
     async def admin_notices(request: Request) -> Response:
         """Work notices sent, with each recipient's fate (?userid= for one person)."""
@@ -498,7 +477,7 @@ def create_app(
         Route("/v1.0/todo/users/{union}/{rest:path}", todo, methods=["GET", "POST", "PUT", "DELETE"]),
         Route("/v1.0/workflow/{rest:path}", workflow, methods=["GET", "POST"]),
         Route("/__sandbox__/approvals", admin_approvals, methods=["GET"]),
-        Route("/__sandbox__/approvals/callbacks", admin_approval_callbacks, methods=["GET", "POST"]),
+        Route("/__sandbox__/approvals/callbacks", admin_pushes, methods=["GET", "POST"]),
         Route("/__sandbox__/approvals/{instance}/act", admin_approval_act, methods=["POST"]),
         Route("/__sandbox__/notices", admin_notices, methods=["GET"]),
         Route("/__sandbox__/todos", admin_todos, methods=["GET"]),

@@ -39,7 +39,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Route
 
 from connectors.kit.sandbox import FaultPlan
-from connectors.kit.sandbox.admin import admin_faults, with_admin_index
+from connectors.kit.sandbox.admin import admin_faults, admin_pushes, with_admin_index
 from connectors.kit.sandbox.pushes import PushPlan
 from connectors.wecom.sandbox.callbacks import CallbackDriver
 from connectors.wecom.sandbox.credentials import SANDBOX_OTHER_AGENT_ID, SANDBOX_OTHER_SECRET
@@ -217,15 +217,6 @@ def create_app(
         push_events()
         return _WeComJSON(answer)
 
-    async def admin_approval_callbacks(request: Request) -> Response:
-        """GET: where approval events are pushed and their fates; POST: set {url, drop, drop_rate,
-        duplicate, duplicate_rate, delay_s, seed}."""
-        if request.method == "POST":
-            try:
-                return _WeComJSON(pushes.configure(await _json_object(request)))
-            except (TypeError, ValueError) as exc:
-                return _WeComJSON({"error": str(exc)}, status_code=400)
-        return _WeComJSON(pushes.describe())
 
     async def admin_messages(request: Request) -> Response:
         """Messages sent, with delivery status (?touser= for one member)."""
@@ -285,7 +276,7 @@ def create_app(
     app = Starlette(routes=with_admin_index("WeCom server API", [
         Route("/cgi-bin/{operation:path}", api, methods=["GET", "POST"]),
         Route("/__sandbox__/approvals", admin_approvals, methods=["GET"]),
-        Route("/__sandbox__/approvals/callbacks", admin_approval_callbacks, methods=["GET", "POST"]),
+        Route("/__sandbox__/approvals/callbacks", admin_pushes, methods=["GET", "POST"]),
         Route("/__sandbox__/approvals/{sp_no}/act", admin_approval_act, methods=["POST"]),
         Route("/__sandbox__/messages", admin_messages, methods=["GET"]),
         Route("/__sandbox__/faults", admin_faults, methods=["GET", "POST"]),
