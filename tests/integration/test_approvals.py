@@ -159,3 +159,21 @@ def test_a_replayed_approval_callback_is_refused_and_audited_once(settings, db):
     assert refusals[0] == "replayed" and len(refusals) == 2
     assert scalar(db, "SELECT count(*) FROM audit_log WHERE operation = 'callback:bpms_instance_change'") == 1
     assert scalar(db, "SELECT state FROM approval WHERE id = :id", id=approval) == "pending"  # the event alone decides nothing
+
+
+def test_the_customer_profile_shows_the_orders_approval_its_platform_and_reason(db):
+    from canonical_model.profile import customer_profile
+
+    order = order_of(db, {"wecom": "lisi"})
+    approval = ask(db, order)
+    apply(db, approval, ApprovalOutcome("202611270003", "rejected", "sp_status 3", "k", "director", "折扣过大", NOW))
+    customer = scalar(db, "SELECT customer_id FROM sales_order WHERE id = :id", id=order)
+    with db.begin() as conn:
+        profile = customer_profile(conn, customer)
+    [shown] = profile.recent_orders
+    assert (shown["approval_state"], shown["approval_system"], shown["approval_instance"], shown["approval_comment"]) \
+        == ("rejected", "wecom", "202611270003", "折扣过大")
+    [card] = profile.approvals
+    assert (card["state"], card["order_number"], card["comment"], card["external_id"]) == \
+        ("rejected", f"SO-{scalar(db, 'SELECT owner_id FROM sales_order WHERE id = :id', id=order)}", "折扣过大",
+         "202611270003")
