@@ -55,9 +55,11 @@ bench: $(STAMP)
 bench-dispatch: $(STAMP)
 	$(BIN)/python benchmarks/dispatch.py
 
-# The reliability test at full size: 1,000 orders under 20/10/5 % faults, 10 SIGKILLs (minutes).
+# The reliability tests at full size: 1,000 orders under 20/10/5 % faults, 10 SIGKILLs (minutes);
+# 200 order approvals in DingTalk and WeCom under lost create replies and lost/doubled callbacks.
 soak: $(STAMP)
 	SOAK_ORDERS=1000 $(BIN)/pytest -q -s -p no:cacheprovider tests/reliability/test_orders_under_faults.py
+	APPROVAL_ORDERS=200 $(BIN)/pytest -q -s -p no:cacheprovider tests/e2e/test_order_approvals_under_faults.py
 
 clean:
 	rm -rf $(VENV)

@@ -389,7 +389,13 @@ class Approval(Base):
     """An OA approval (quote, contract, discount) about a CRM subject."""
 
     __tablename__ = "approval"
-    __table_args__ = (sa.Index("ix_approval_subject", "subject_type", "subject_id"),)
+    __table_args__ = (
+        sa.Index("ix_approval_subject", "subject_type", "subject_id"),
+        sa.Index("uq_approval_business_key", "business_key", unique=True),
+        sa.Index("uq_approval_instance", "system", "external_id", unique=True,
+                 postgresql_where=sa.text("external_id IS NOT NULL")),
+        sa.Index("ix_approval_open", "last_checked_at", postgresql_where=sa.text("state IN ('pending', 'approved')")),
+    )
 
     id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
     kind: Mapped[str] = mapped_column(sa.String(30))  # quote/contract/discount/order
@@ -401,7 +407,19 @@ class Approval(Base):
     external_id: Mapped[str | None] = mapped_column(sa.String(200))
     submitted_at: Mapped[dt.datetime] = mapped_column(server_default=NOW)
     decided_at: Mapped[dt.datetime | None]
-    comment: Mapped[str | None] = mapped_column(sa.Text)  # the approver's reason (a rejection's why)
+    # why the approver decided as they did (a rejected order's reason)
+    comment: Mapped[str | None] = mapped_column(sa.Text)
+    # OA instances (0016): one per order revision, found again by business_key ("CRM单号")
+    business_key: Mapped[str | None] = mapped_column(sa.String(200))
+    revision: Mapped[int] = mapped_column(server_default="1")
+    template: Mapped[str | None] = mapped_column(sa.String(100))  # DingTalk processCode / WeCom template_id
+    originator: Mapped[str | None] = mapped_column(sa.String(100))  # the owner's platform userid
+    approver: Mapped[str | None] = mapped_column(sa.String(100))
+    vendor_status: Mapped[str | None] = mapped_column(sa.String(40))  # e.g. "COMPLETED/agree", "sp_status 6"
+    revoked_at: Mapped[dt.datetime | None]
+    error: Mapped[str | None] = mapped_column(sa.Text)
+    routing: Mapped[dict[str, Any]] = mapped_column(server_default=sa.text("'{}'::jsonb"))  # ERP routing when asked
+    last_checked_at: Mapped[dt.datetime | None]
 
 
 class Contract(Base, ProvenanceMixin):

@@ -168,11 +168,18 @@ def customer_profile(conn: Connection, customer_id: int, *, as_of: dt.date | Non
         owner=owner,
         contacts=contacts,
         receivables=receivables, credit_limit=data.get("credit_limit"), credit_used=credit_used,
-        recent_orders=_dicts(conn, "SELECT order_number, order_date, currency, total_amount, status, approval_state, "
-                                   "legal_entity, erp_system, erp_bill_number, erp_status, erp_error, source_system, "
-                                   "external_id, fetched_at "
-                                   "FROM sales_order "
-                                   "WHERE customer_id = :c ORDER BY order_date DESC, id DESC LIMIT 10", c=customer_id),
+        recent_orders=_dicts(conn, "SELECT o.order_number, o.order_date, o.currency, o.total_amount, o.status, "
+                                   "o.approval_state, o.legal_entity, o.erp_system, o.erp_bill_number, o.erp_status, "
+                                   "o.erp_error, o.source_system, o.external_id, o.fetched_at, "
+                                   # the order's latest OA approval: where, and the approver's reason
+                                   "a.system AS approval_system, a.external_id AS approval_instance, "
+                                   "a.comment AS approval_comment, a.error AS approval_error, "
+                                   "a.decided_at AS approval_decided_at "
+                                   "FROM sales_order o LEFT JOIN LATERAL (SELECT system, external_id, comment, error, "
+                                   "decided_at FROM approval WHERE subject_type = 'sales_order' AND subject_id = o.id "
+                                   "ORDER BY id DESC LIMIT 1) a ON true "
+                                   "WHERE o.customer_id = :c ORDER BY o.order_date DESC, o.id DESC LIMIT 10",
+                             c=customer_id),
         recent_receipts=_dicts(conn, "SELECT bill_number, receipt_date, currency, amount, source_system, external_id, "
                                      "fetched_at FROM receipt WHERE customer_id = :c ORDER BY receipt_date DESC LIMIT 10",
                                c=customer_id),
@@ -181,8 +188,11 @@ def customer_profile(conn: Connection, customer_id: int, *, as_of: dt.date | Non
                                 "WHERE t.customer_id = :c AND t.status = 'open' ORDER BY t.due_at", c=customer_id),
         interactions=_dicts(conn, "SELECT kind, occurred_at, summary, source_system, external_id FROM interaction "
                                   "WHERE customer_id = :c ORDER BY occurred_at DESC LIMIT 20", c=customer_id),
-        approvals=_dicts(conn, "SELECT kind, subject_type, subject_id, state, system, external_id, submitted_at, decided_at "
-                               "FROM approval WHERE customer_id = :c ORDER BY submitted_at DESC", c=customer_id),
+        approvals=_dicts(conn, "SELECT a.kind, a.subject_type, a.subject_id, a.state, a.system, a.external_id, "
+                               "a.submitted_at, a.decided_at, a.comment, a.error, a.vendor_status, a.revoked_at, "
+                               "o.order_number FROM approval a LEFT JOIN sales_order o ON a.subject_type = 'sales_order' "
+                               "AND o.id = a.subject_id WHERE a.customer_id = :c ORDER BY a.submitted_at DESC, a.id DESC",
+                         c=customer_id),
         completeness=completeness, as_of=as_of,
         contracts=_dicts(conn, "SELECT id, contract_number, title, currency, amount, status, signed_at, starts_on, "
                                "ends_on, owner_id, source_system, external_id, fetched_at FROM contract "

@@ -373,6 +373,26 @@ class SalesReportSettings(BaseModel):
                                                                           "in the window (unset: median)")
 
 
+class ApprovalSettings(BaseModel):
+    """OA approvals of CRM orders (``HUB_APPROVALS__*``): how the hub learns their outcome.
+
+    Which template an approval is opened from is each platform's own setting, next to its
+    credentials: ``HUB_DINGTALK__APPROVAL_PROCESS_CODE`` / ``HUB_DINGTALK__APPROVAL_KEY_CONTROL``
+    and ``HUB_WECOM__APPROVAL_TEMPLATE_ID`` / ``HUB_WECOM__APPROVAL_KEY_CONTROL`` (the writer that
+    opens them reads its connector's section). Callbacks bring outcomes at once; the reconcile
+    poll (job ``approvals_reconcile``) is the fallback when one is lost.
+    """
+
+    model_config = {"extra": "forbid"}
+
+    reconcile_cron: str = Field(default="*/10 * * * *",
+                                description="cron of approvals_reconcile (the poll over open OA approvals)")
+    recheck_minutes: float = Field(default=10.0, gt=0, le=24 * 60,
+                                   description="an open approval is re-read when it was not read for this long")
+    revoke_watch_days: float = Field(default=30.0, ge=0, le=3650,
+                                     description="days an approved order is still polled for a revocation")
+
+
 class Settings(BaseSettings):
     """All hub settings. Build with ``Settings()``; see the module docstring."""
 
@@ -402,6 +422,7 @@ class Settings(BaseSettings):
     web: WebSettings = Field(default_factory=WebSettings)
     rules: RulesSettings = Field(default_factory=RulesSettings)
     sales_reports: SalesReportSettings = Field(default_factory=SalesReportSettings)
+    approvals: ApprovalSettings = Field(default_factory=ApprovalSettings)
     # One section per registered connector, each validated by the connector's own model.
     connectors: dict[str, Any] = Field(default_factory=dict)
 

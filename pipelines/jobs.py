@@ -5,7 +5,8 @@ outbox kind; the outbox sensor starts these). Across connectors, named in the us
 words: ``orders_to_erp`` (every ERP's sales-order push), ``receivables_to_crm``
 (receivables and receipts, then collection tasks) and ``todo_pushes`` (to-dos completed on
 chat platforms read back, reminders and to-dos queued, then delivered on every chat platform)
-and ``leads_to_pool`` (unworked leads back to the public pool).
+``leads_to_pool`` (unworked leads back to the public pool) and ``approvals_reconcile`` (open OA
+approvals re-read on every chat platform: the fallback for lost callbacks).
 
 Each job is tagged ``hub/system`` with the external systems it talks to (comma-joined);
 the run queue's tag concurrency limits (``pipelines.instance``) keep one run per
@@ -27,7 +28,13 @@ from dagster import (
 from hub.registry import chat_systems, inbound_job_name, push_job_name, specs
 from hub.settings import Settings
 from pipelines.assets import push_key, stream_key
-from pipelines.rule_assets import AUTOMATION_RULES, LEADS_TO_POOL, RECEIVABLE_FOLLOWUPS, REMINDERS_DUE
+from pipelines.rule_assets import (
+    APPROVALS_RECONCILED,
+    AUTOMATION_RULES,
+    LEADS_TO_POOL,
+    RECEIVABLE_FOLLOWUPS,
+    REMINDERS_DUE,
+)
 
 if TYPE_CHECKING:  # Dagster does not export the type of define_asset_job's result
     from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
@@ -62,6 +69,8 @@ def build_jobs(settings: Settings | None = None) -> list[UnresolvedAssetJobDefin
     order_pushes: list[AssetKey] = []
     order_systems: set[str] = set()
     reminder_pushes: list[AssetKey] = []
+    approval_pushes: list[AssetKey] = []
+    approval_systems: set[str] = set()
     completion_streams: list[AssetKey] = []
     receivable_streams: list[AssetKey] = []
     receivable_systems: set[str] = set()
@@ -77,6 +86,9 @@ def build_jobs(settings: Settings | None = None) -> list[UnresolvedAssetJobDefin
                 order_systems.add(spec.system)
             if kind.endswith((".reminder", ".todo")):
                 reminder_pushes.append(push_key(kind))
+            if kind.endswith(".approval"):
+                approval_pushes.append(push_key(kind))
+                approval_systems.add(spec.system)
         for s in spec.streams:
             if s.target == "task_completion":
                 completion_streams.append(stream_key(spec.system, s.name))
@@ -94,6 +106,8 @@ def build_jobs(settings: Settings | None = None) -> list[UnresolvedAssetJobDefin
                      "automation rules, and to-dos to salespeople and managers in chat."))
     jobs.append(_job("leads_to_pool", [LEADS_TO_POOL], set(),
                      "Leads nobody followed up in time go back to the public pool."))
+    jobs.append(_job("approvals_reconcile", [APPROVALS_RECONCILED, *approval_pushes], approval_systems,
+                     "Open OA approvals re-read in DingTalk and WeCom; outcomes applied (approved orders to the ERP)."))
     return jobs
 
 

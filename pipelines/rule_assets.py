@@ -14,6 +14,9 @@
   metadata is the plan it applied, as markdown (the same as `hub rules test` shows), and the
   firings per rule. Its reminders share their keys and task kinds with ``crm/reminders_due``,
   so a reminder either of them queued is never queued again by the other.
+- ``crm/approvals_reconciled``: every open OA approval not read for
+  ``HUB_APPROVALS__RECHECK_MINUTES`` gets a re-read queued (the fallback for lost callbacks);
+  the ``<chat>/approval_push`` assets read them (job ``approvals_reconcile``).
 """
 
 import datetime as dt
@@ -24,6 +27,7 @@ import sqlalchemy as sa
 from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, MaterializeResult, MetadataValue, asset
 
 from hub.registry import chat_systems, specs
+from hub.rules.approvals import reconcile
 from hub.rules.automation import apply, dry_run, load_book, plan_as_markdown, rule_env
 from hub.rules.collections import evaluate_collection_tasks
 from hub.rules.lead_assignment import return_stale_leads
@@ -36,6 +40,7 @@ RECEIVABLE_FOLLOWUPS = AssetKey(["crm", "receivable_followups"])
 REMINDERS_DUE = AssetKey(["crm", "reminders_due"])
 LEADS_TO_POOL = AssetKey(["crm", "leads_returned_to_pool"])
 AUTOMATION_RULES = AssetKey(["crm", "automation_rules"])
+APPROVALS_RECONCILED = AssetKey(["crm", "approvals_reconciled"])
 
 
 def streams_into(*targets: str) -> list[AssetKey]:
@@ -115,4 +120,17 @@ def rule_assets() -> list[AssetsDefinition]:
         metadata.update({f"fired_{name.replace('-', '_')}": count for name, count in report.by_rule.items()})
         return MaterializeResult(metadata=metadata)
 
-    return [receivable_followups, reminders_due, leads_returned_to_pool, automation_rules]
+    @asset(key=APPROVALS_RECONCILED, group_name="crm", kinds={"postgres"},
+           description="Queue a re-read of every open OA approval (DingTalk, WeCom) not read for "
+                       "HUB_APPROVALS__RECHECK_MINUTES, and of approved ones still watched for a revocation.")
+    def approvals_reconciled(context: AssetExecutionContext, hub: HubResource) -> MaterializeResult:
+        """The poll behind the approval callbacks."""
+        with hub.runtime("approvals_reconcile") as runtime, runtime.db.begin() as conn:
+            s = runtime.settings.approvals
+            counts = reconcile(conn, dt.datetime.now(dt.UTC), recheck_after=dt.timedelta(minutes=s.recheck_minutes),
+                               revoke_watch=dt.timedelta(days=s.revoke_watch_days))
+        if counts.waiting_for_instance:
+            context.log.info(f"{counts.waiting_for_instance} approval(s) still wait for their create in the outbox")
+        return MaterializeResult(metadata=vars(counts))
+
+    return [receivable_followups, reminders_due, leads_returned_to_pool, automation_rules, approvals_reconciled]

@@ -3,7 +3,8 @@
 Cadences are settings, not code: each connector's inbound job runs on its own
 ``sync_cron`` (``HUB_KINGDEE__SYNC_CRON``, ``HUB_WECOM__SYNC_CRON``…), ``receivables_to_crm``
 on ``HUB_SCHEDULES__RECEIVABLES``, ``todo_pushes`` on ``HUB_SCHEDULES__REMINDERS`` and
-``leads_to_pool`` on ``HUB_SCHEDULES__LEADS``.
+``leads_to_pool`` on ``HUB_SCHEDULES__LEADS`` and ``approvals_reconcile`` on
+``HUB_APPROVALS__RECONCILE_CRON``.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ def build_schedules(settings: Settings, jobs: list[UnresolvedAssetJobDefinition]
     cadences["receivables_to_crm"] = settings.schedules.receivables
     cadences["todo_pushes"] = settings.schedules.reminders
     cadences["leads_to_pool"] = settings.schedules.leads
+    cadences["approvals_reconcile"] = settings.approvals.reconcile_cron
     return [
         ScheduleDefinition(name=f"{job}_schedule", job=by_name[job], cron_schedule=cron,
                            execution_timezone=settings.timezone, default_status=DefaultScheduleStatus.STOPPED)

@@ -605,6 +605,55 @@ class DingTalkClient(kit.OwnsHttpClient):
         for data in kit.walk(page, TODO_PAGES, call=kit.CallContext(SYSTEM, "todo/org/tasks/query")):
             yield [card for card in data.get("todoCards") or [] if isinstance(card, dict)]
 
+    # ------------------------------------------------------------------ OA approvals (v1.0, oa-approvals.md §1)
+
+    def start_approval(self, body: Mapping[str, Any], *, key: str | None = None) -> str:
+        """``POST /v1.0/workflow/processInstances`` → the new instance id. DingTalk dedupes
+        nothing (§1.2): callers look the business key up first (:meth:`iter_approval_ids`)."""
+        data = self._api("POST", "v1.0/workflow/processInstances", "workflow/processInstances/create", key=key,
+                         body=dict(body), external_id=str(body.get("processCode") or "") or None) or {}
+        instance_id = data.get("instanceId")
+        if not isinstance(instance_id, str) or not instance_id:
+            raise RetryableError("processInstances create returned no instanceId", system=SYSTEM,
+                                 operation="workflow/processInstances/create")
+        return instance_id
+
+    def get_approval(self, instance_id: str) -> Json:
+        """``GET /v1.0/workflow/processInstances?processInstanceId=`` → the detail ``result``
+        (``success`` is typed a string by the SDK: not relied on, §1.4)."""
+        data = self._api("GET", "v1.0/workflow/processInstances", "workflow/processInstances/get",
+                         params={"processInstanceId": instance_id}, external_id=instance_id) or {}
+        result = data.get("result")
+        if not isinstance(result, dict):
+            raise RetryableError("processInstances get returned no result", system=SYSTEM,
+                                 operation="workflow/processInstances/get", external_id=instance_id)
+        return result
+
+    def iter_approval_ids(self, process_code: str, *, start_ms: int, end_ms: int,
+                          originators: Sequence[str] = (), page_size: int = 20) -> Iterator[list[str]]:
+        """``POST /v1.0/workflow/processes/instanceIds/query``: pages of the ids of instances
+        of ``process_code`` created in [start_ms, end_ms] by ``originators``; ``nextToken`` is
+        an int in the request, a string in the answer, absent on the last page (§1.5)."""
+        token: int | None = 0
+        while token is not None:
+            data = self._api("POST", "v1.0/workflow/processes/instanceIds/query", "workflow/instanceIds/query",
+                             external_id=process_code, body={
+                                 "processCode": process_code, "startTime": start_ms, "endTime": end_ms,
+                                 "nextToken": token, "maxResults": page_size,
+                                 **({"userIds": list(originators)} if originators else {})}) or {}
+            result = data.get("result") if isinstance(data.get("result"), dict) else {}
+            assert isinstance(result, dict)
+            yield [str(i) for i in result.get("list") or [] if isinstance(i, str) and i]
+            following = _int(result.get("nextToken"))
+            token = following if following is not None and result.get("nextToken") not in (None, "") else None
+
+    def terminate_approval(self, instance_id: str, *, remark: str, key: str | None = None) -> None:
+        """``POST /v1.0/workflow/processInstances/terminate`` as the system (``isSystem``): a
+        twin instance created despite the lookup is withdrawn (§4.3)."""
+        self._api("POST", "v1.0/workflow/processInstances/terminate", "workflow/processInstances/terminate",
+                  key=key, external_id=instance_id,
+                  body={"processInstanceId": instance_id, "isSystem": True, "remark": remark})
+
 
 __all__ = [
     "API_CODES",

@@ -15,7 +15,7 @@ from connectors.dingtalk.client import DingTalkClient
 from connectors.dingtalk.mapping import build_work_notice
 from connectors.dingtalk.settings import DingTalkSettings
 from connectors.dingtalk.streams import STREAMS
-from connectors.dingtalk.writers import NoticeWriter, TodoWriter, notice_recipient
+from connectors.dingtalk.writers import ApprovalWriter, NoticeWriter, TodoWriter, notice_recipient
 from hub.calls import CallObserver
 from hub.contracts import (
     CallbackHooks,
@@ -78,7 +78,9 @@ CONNECTOR: ConnectorSpec[DingTalkSettings, DingTalkClient] = ConnectorSpec(
     make_client=make_client,
     streams=STREAMS,
     writers={"reminder": lambda client, settings: NoticeWriter(client),
-             "todo": lambda client, settings: TodoWriter(client)},
+             "todo": lambda client, settings: TodoWriter(client),
+             "approval": lambda client, settings: ApprovalWriter(
+                 client, process_code=settings.approval_process_code, key_control=settings.approval_key_control)},
     sandbox="connectors.dingtalk.sandbox",
     chat=ChatChannel(label="DingTalk", user_column="dingtalk_userid", prepare_reminder=prepare_reminder,
                      account_by_mobile=account_by_mobile, alias_column="dingtalk_unionid"),

@@ -68,6 +68,11 @@ class DingTalkSettings(ConnectorSettings):
                            description="host of DingTalk's browser (QR) login page (oauth2/auth) for sign-in")
     web_login: bool = Field(default=False, description="offer DingTalk QR login on the hub's sign-in page "
                                                         "(/auth/dingtalk/start?web=1)")
+    approval_process_code: str | None = Field(
+        default=None, pattern=r"^PROC-[A-Za-z0-9-]{1,90}$",
+        description="processCode of the OA template CRM orders are approved with (unset: no DingTalk approvals)")
+    approval_key_control: str = Field(default="CRM单号", min_length=1, max_length=50,
+                                      description="label of that template's text control holding the CRM order key")
 
     def callbacks_configured(self) -> bool:
         """True when DingTalk can push events to the hub (token, aes_key and AppKey set)."""

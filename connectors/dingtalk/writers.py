@@ -1,4 +1,4 @@
-"""What the hub writes to DingTalk: work notices (reminders) and to-dos.
+"""What the hub writes to DingTalk: work notices (reminders), to-dos and OA approval instances.
 
 Both implement ``hub.contracts.Writer``; what a result changes in the hub's rows is the
 domain rules' business (``hub.outbox.effects``: ``reminder`` and ``todo``).
@@ -28,9 +28,11 @@ import datetime as dt
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from connectors.dingtalk import approvals
 from connectors.dingtalk.client import SYSTEM, DingTalkClient
 from connectors.dingtalk.mapping import SHANGHAI, build_todo, todo_changes
 from connectors.dingtalk.streams import HUB_SOURCE_PREFIX
+from connectors.kit.approvals import ApprovalOutcome, apply_approval
 from hub.contracts import Attempt, WriteResult
 from hub.errors import PermanentError, RecipientError, RetryableError
 
@@ -183,4 +185,76 @@ class TodoWriter:
         return found
 
 
-__all__ = ["MIDNIGHT_MARGIN_S", "NoticeWriter", "TodoWriter", "notice_recipient"]
+
+
+class ApprovalWriter:
+    """One CRM order's OA approval instance (outbox kind ``dingtalk.approval``), the flow of
+    :func:`connectors.kit.approvals.apply_approval` on DingTalk's v1.0 workflow API.
+
+    Payload (``hub.rules.approvals``)::
+
+        {"approval_id": 7, "business_key": "crm-order-42-r1", "originator": "<userid>",
+         "submitted_at": "<ISO 8601>", "order": {"order_number", "customer_name", "total_amount", "currency"},
+         "instance_id": "<id>" | absent}
+
+    The lookup lists the template's instances of the originator created since the approval
+    was asked for (``instanceIds/query``), reads each and matches the key control; a twin is
+    terminated as the system (``isSystem``, oa-approvals.md §4.3). An outcome reads the
+    attached instances too (a REVOKE after approval, §1.7).
+    """
+
+    system = SYSTEM
+    operation = "workflow/processInstances"
+
+    def __init__(self, client: DingTalkClient, *, process_code: str | None, key_control: str,
+                 clock: Callable[[], dt.datetime] = _now) -> None:
+        self._client = client
+        self._process_code = process_code
+        self._key_control = key_control
+        self._clock = clock
+
+    @property
+    def template(self) -> str | None:
+        """The configured template (process_code)."""
+        return self._process_code
+
+    def apply(self, key: str, payload: dict[str, Any], attempt: Attempt) -> WriteResult:
+        """Re-read, or look up and adopt, or create."""
+        return apply_approval(self, key, payload, attempt, margin=approvals.LOOKUP_MARGIN, clock=self._clock)
+
+    def build(self, payload: Mapping[str, Any]) -> dict[str, Any]:
+        """The processInstances body (refused without a configured template)."""
+        if not self._process_code:
+            raise ValueError("no approval template: set HUB_DINGTALK__APPROVAL_PROCESS_CODE")
+        return approvals.start_request(payload, process_code=self._process_code, key_control=self._key_control)
+
+    def find(self, request: Mapping[str, Any], business_key: str, since: dt.datetime) -> list[str]:
+        """The originator's instances of the template since ``since`` holding the key, oldest first."""
+        end_ms = int(self._clock().timestamp() * 1000) + 60_000
+        matches: list[tuple[str, str]] = []
+        for page in self._client.iter_approval_ids(str(request["processCode"]), start_ms=int(since.timestamp() * 1000),
+                                                   end_ms=end_ms, originators=[str(request["originatorUserId"])],
+                                                   page_size=approvals.LIST_PAGE_SIZE):
+            for candidate in page:
+                instance = self._client.get_approval(candidate)
+                if approvals.holds_key(instance, self._key_control, business_key):
+                    matches.append((str(instance.get("createTime") or ""), candidate))
+        return [i for _, i in sorted(matches)]
+
+    def create(self, request: Mapping[str, Any], key: str) -> str:
+        """``processInstances`` create."""
+        return self._client.start_approval(request, key=key)
+
+    def read(self, instance_id: str) -> ApprovalOutcome:
+        """The instance and its attached ones (REVOKE) → the outcome."""
+        instance = self._client.get_approval(instance_id)
+        attached = [self._client.get_approval(str(a)) for a in instance.get("attachedProcessInstanceIds") or []
+                    if isinstance(a, str) and a]
+        return approvals.outcome(instance_id, instance, attached, key_control=self._key_control)
+
+    def withdraw_twin(self, instance_id: str, keep: str, business_key: str, key: str) -> bool:
+        """Terminate the twin as the system."""
+        self._client.terminate_approval(instance_id, remark=f"duplicate of {keep} for {business_key}", key=key)
+        return True
+
+__all__ = ["MIDNIGHT_MARGIN_S", "ApprovalWriter", "NoticeWriter", "TodoWriter", "notice_recipient"]

@@ -76,6 +76,14 @@ ERRCODES = kit.CodeTable({
     45009: kit.CodeRule(RateLimitedError, "rate limited", retry_after=60.0),
     45033: kit.CodeRule(RateLimitedError, "rate limited", retry_after=2.0),
     81013: kit.CodeRule(RecipientError, "no valid recipient"),
+    # OA approvals (oa-approvals.md §2.6): 301025 bad parameters / data not matching the template
+    # / creator outside the app's visibility / bad window; 301057 an internal submit failure
+    # (retry); 301026 template fetch failed (retryable: a guess)
+    301025: kit.CodeRule(PermanentError, "approval parameters refused (form, creator or window)"),
+    301026: kit.CodeRule(RetryableError, "approval template could not be fetched"),
+    301055: kit.CodeRule(PermanentError, "the app has no approval permission (审批 → API → 可调用接口的应用)"),
+    301056: kit.CodeRule(PermanentError, "the approval app is disabled"),
+    301057: kit.CodeRule(RetryableError, "approval submit failed inside WeCom"),
 })
 # On gettoken, 40001 means the app secret itself is wrong: configuration, not expiry.
 GETTOKEN_ERRCODES = ERRCODES.override({40001: kit.CodeRule(PermanentError, "app secret refused by gettoken")})
@@ -499,6 +507,47 @@ class WeComClient(kit.OwnsHttpClient):
         """``oa/schedule/get``: schedules by id."""
         return list(self._call("POST", "oa/schedule/get", body={"schedule_id_list": list(schedule_ids)})
                     .get("schedule_list") or [])
+
+    # ------------------------------------------------------------------ OA approvals (oa-approvals.md §2)
+
+    def get_approval_template(self, template_id: str) -> Json:
+        """``oa/gettemplatedetail``: the template's names and controls (§2.4)."""
+        return self._payload(self._call("POST", "oa/gettemplatedetail", body={"template_id": template_id},
+                                        external_id=template_id))
+
+    def apply_approval(self, body: Mapping[str, Any], *, key: str | None = None) -> str:
+        """``oa/applyevent`` → the new ``sp_no``. WeCom dedupes nothing (§2.1): callers look the
+        key up first (:meth:`iter_approval_sp_nos`)."""
+        data = self._call("POST", "oa/applyevent", body=dict(body), key=key, result_id="sp_no",
+                          external_id=str(body.get("template_id") or "") or None)
+        sp_no = data.get("sp_no")
+        if not isinstance(sp_no, str) or not sp_no:
+            raise RetryableError("oa/applyevent returned no sp_no", system=SYSTEM, operation="oa/applyevent")
+        return sp_no
+
+    def get_approval(self, sp_no: str) -> Json:
+        """``oa/getapprovaldetail`` → ``info`` (§2.3)."""
+        info = self._call("POST", "oa/getapprovaldetail", body={"sp_no": sp_no}, external_id=sp_no).get("info")
+        if not isinstance(info, dict):
+            raise RetryableError("oa/getapprovaldetail returned no info", system=SYSTEM,
+                                 operation="oa/getapprovaldetail", external_id=sp_no)
+        return info
+
+    def iter_approval_sp_nos(self, *, start: int, end: int, filters: Sequence[Mapping[str, str]],
+                             size: int = 100) -> Iterator[list[str]]:
+        """``oa/getapprovalinfo``: pages of ``sp_no`` applied in [start, end] (Unix seconds,
+        ≤31 days, §2.2) matching ``filters`` (``template_id``, ``creator``…); ``new_cursor``
+        "" first, an absent or empty ``new_next_cursor`` ends it. wechatpy's own method sends
+        ``cursor``/``filter`` (§2.7), so this is the documented body."""
+        cursor = ""
+        while True:
+            data = self._call("POST", "oa/getapprovalinfo", body={
+                "starttime": str(start), "endtime": str(end), "new_cursor": cursor, "size": size,
+                "filters": [dict(f) for f in filters]})
+            yield [str(n) for n in data.get("sp_no_list") or [] if n]
+            cursor = str(data.get("new_next_cursor") or "")
+            if not cursor:
+                return
 
     def delete_schedule(self, schedule_id: str) -> None:
         """``oa/schedule/del``."""

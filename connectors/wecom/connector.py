@@ -16,7 +16,7 @@ from connectors.wecom.client import WeComClient
 from connectors.wecom.mapping import ReminderTask, build_reminder_card
 from connectors.wecom.settings import WeComSettings, parse_rate_windows
 from connectors.wecom.streams import STREAMS
-from connectors.wecom.writers import ReminderWriter, reminder_recipient
+from connectors.wecom.writers import ApprovalWriter, ReminderWriter, reminder_recipient
 from hub.calls import CallObserver
 from hub.contracts import CallbackHooks, CallbackSpec, CallLimits, ChatChannel, ConnectorSpec, SendBudget
 
@@ -76,7 +76,9 @@ CONNECTOR: ConnectorSpec[WeComSettings, WeComClient] = ConnectorSpec(
     streams=STREAMS,
     # ScheduleWriter (calendar entries) is ready but nothing enqueues schedules yet: it joins
     # the registry with the rule that creates them.
-    writers={"reminder": lambda client, settings: ReminderWriter(client)},
+    writers={"reminder": lambda client, settings: ReminderWriter(client),
+             "approval": lambda client, settings: ApprovalWriter(
+                 client, template_id=settings.approval_template_id, key_control=settings.approval_key_control)},
     sandbox="connectors.wecom.sandbox",
     chat=ChatChannel(label="WeCom", user_column="wecom_userid", prepare_reminder=prepare_reminder,
                      account_by_mobile=account_by_mobile),

@@ -61,6 +61,12 @@ class WeComSettings(ConnectorSettings):
     web_login_url: str = Field(default="https://login.work.weixin.qq.com",
                                description="host of WeCom's web (QR) login page (wwlogin/sso/login)")
     web_login: bool = Field(default=False, description="offer WeCom QR login on the hub's sign-in page")
+    approval_template_id: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9_-]{8,64}$",
+        description="template_id of the OA template CRM orders are approved with (unset: no WeCom approvals)")
+    approval_key_control: str = Field(default="CRM单号", min_length=1, max_length=64,
+                                      description="title (or control id) of that template's text control holding "
+                                                  "the CRM order key")
 
     @field_validator("member_message_limits")
     @classmethod

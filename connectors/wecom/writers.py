@@ -32,6 +32,8 @@ import datetime as dt
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from connectors.kit.approvals import ApprovalOutcome, apply_approval
+from connectors.wecom import approvals
 from connectors.wecom.client import MAX_DUPLICATE_CHECK_INTERVAL, SYSTEM, WeComClient
 from hub.contracts import Attempt, WriteResult
 from hub.errors import PermanentError, RecipientError
@@ -198,10 +200,84 @@ def make_writer(kind: str, client: WeComClient) -> ReminderWriter | ScheduleWrit
     raise KeyError(f"wecom has no writer kind {kind!r} (known: {', '.join(WRITER_KINDS)})")
 
 
+class ApprovalWriter:
+    """One CRM order's OA approval (outbox kind ``wecom.approval``), the flow of
+    :func:`connectors.kit.approvals.apply_approval` on WeCom's ``oa/*`` API.
+
+    Payload as DingTalk's (``hub.rules.approvals``). The template's control ids are read once
+    per writer (``gettemplatedetail``, oa-approvals.md §2.4) and the key control found by its
+    title. The lookup asks ``getapprovalinfo`` with the ``template_id`` and ``creator`` filters
+    over the window since the approval was asked for (≤31 days), reads each ``sp_no`` and
+    matches the key control. WeCom has no API to cancel an approval (§4.3 [guess]): a twin is
+    reported in the result, never withdrawn.
+    """
+
+    system = SYSTEM
+    operation = "oa/applyevent"
+
+    def __init__(self, client: WeComClient, *, template_id: str | None, key_control: str,
+                 clock: Callable[[], dt.datetime] | None = None) -> None:
+        self._client = client
+        self._template_id = template_id
+        self._key_control = key_control
+        self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
+        self._controls: dict[str, tuple[str, str]] | None = None
+
+    @property
+    def template(self) -> str | None:
+        """The configured template (template_id)."""
+        return self._template_id
+
+    def apply(self, key: str, payload: dict[str, Any], attempt: Attempt) -> WriteResult:
+        """Re-read, or look up and adopt, or create."""
+        return apply_approval(self, key, payload, attempt, margin=approvals.LOOKUP_MARGIN, clock=self._clock)
+
+    def _key_id(self) -> str | None:
+        return self._controls["business_key"][0] if self._controls else None
+
+    def build(self, payload: Mapping[str, Any]) -> dict[str, Any]:
+        """The applyevent body (the template's controls read once)."""
+        if not self._template_id:
+            raise ValueError("no approval template: set HUB_WECOM__APPROVAL_TEMPLATE_ID")
+        if self._controls is None:
+            self._controls = approvals.control_ids(self._client.get_approval_template(self._template_id),
+                                                   self._key_control)
+        return approvals.apply_request(payload, template_id=self._template_id, controls=self._controls)
+
+    def find(self, request: Mapping[str, Any], business_key: str, since: dt.datetime) -> list[str]:
+        """The creator's approvals of the template since ``since`` holding the key, oldest first."""
+        now = self._clock()
+        start = max(since, now - approvals.MAX_WINDOW + dt.timedelta(minutes=1))
+        filters = [{"key": "template_id", "value": str(request["template_id"])},
+                   {"key": "creator", "value": str(request["creator_userid"])}]
+        key_id = self._key_id()
+        matches: list[tuple[int, str]] = []
+        for page in self._client.iter_approval_sp_nos(start=int(start.timestamp()), end=int(now.timestamp()) + 60,
+                                                      filters=filters, size=approvals.PAGE_SIZE):
+            for sp_no in page:
+                info = self._client.get_approval(sp_no)
+                if key_id and approvals.holds_key(info, key_id, business_key):
+                    matches.append((int(info.get("apply_time") or 0), sp_no))
+        return [n for _, n in sorted(matches)]
+
+    def create(self, request: Mapping[str, Any], key: str) -> str:
+        """``oa/applyevent``."""
+        return self._client.apply_approval(request, key=key)
+
+    def read(self, instance_id: str) -> ApprovalOutcome:
+        """``getapprovaldetail`` → the outcome."""
+        return approvals.outcome(self._client.get_approval(instance_id), key_control_id=self._key_id())
+
+    def withdraw_twin(self, instance_id: str, keep: str, business_key: str, key: str) -> bool:
+        """WeCom cannot cancel an approval by API: the twin stays, reported."""
+        return False
+
+
 __all__ = [
     "DEFAULT_INTERVAL",
     "DEFAULT_SAFETY_MARGIN_S",
     "WRITER_KINDS",
+    "ApprovalWriter",
     "ReminderWriter",
     "ScheduleWriter",
     "make_writer",

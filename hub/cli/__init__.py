@@ -18,6 +18,7 @@ import typer
 import hub.rules  # noqa: F401  (registers outbox effect handlers and sync hooks)
 from hub.cli import (
     access,
+    approvals,
     config,
     db,
     doctor,
@@ -59,5 +60,5 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-__all__ = ["access", "app", "config", "db", "doctor", "keys", "leads", "outbox", "print_profile", "profile",
+__all__ = ["access", "app", "approvals", "config", "db", "doctor", "keys", "leads", "outbox", "print_profile", "profile",
            "records", "rules", "services", "sync", "targets"]

@@ -2,6 +2,8 @@
 
 - :mod:`.orders`: an approved CRM order goes to the ERP through the outbox; the ERP's
   answer comes back onto the order;
+- :mod:`.approvals`: OA approvals of orders in DingTalk or WeCom (callbacks and a poll) gate
+  that push;
 - :mod:`.channels`: which chat platform reaches a person (one, by directory and preference);
 - :mod:`.reminders`: due, overdue and uncontacted to-dos become reminders in chat;
 - :mod:`.todos`: CRM tasks as to-dos on the assignee's platform, and back when ticked off;
@@ -21,7 +23,7 @@
 
 Importing this package registers what the core calls back: outbox effect handlers per
 writer name (``hub.outbox.effects``), work before a stream (``hub.runtime.before_stream``)
-and chat event handlers (:data:`EVENT_HANDLERS`: per chat system, the function the web app
+and chat event handlers (:data:`EVENT_HANDLERS`: per chat system, the functions the web app
 calls for each accepted callback event, inside the transaction that audits it). Entry
 points (CLI, web, demo, Dagster) import it; connectors and the core never do.
 """
@@ -33,6 +35,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from hub.rules import (
+    approvals,
     channels,
     collections,
     contacts,
@@ -63,10 +66,12 @@ class EventRule:
     subject: str
 
 
-EVENT_HANDLERS: dict[str, EventRule] = {
-    "wecom": EventRule(contacts.record_lost_contact, "interaction_customer_ids", "ExternalUserID"),
-    "dingtalk": EventRule(todos.record_todo_event, "closed_task_ids", "taskId"),
+EVENT_HANDLERS: dict[str, tuple[EventRule, ...]] = {
+    "wecom": (EventRule(contacts.record_lost_contact, "interaction_customer_ids", "ExternalUserID"),
+              EventRule(approvals.record_wecom_event, "approval_checks_queued", "ApprovalInfo")),
+    "dingtalk": (EventRule(todos.record_todo_event, "closed_task_ids", "taskId"),
+                 EventRule(approvals.record_dingtalk_event, "approval_checks_queued", "processInstanceId")),
 }
 
-__all__ = ["EVENT_HANDLERS", "EventRule", "channels", "collections", "contacts", "directory", "lead_assignment",
+__all__ = ["EVENT_HANDLERS", "EventRule", "approvals", "channels", "collections", "contacts", "directory", "lead_assignment",
            "lead_sources", "leads", "orders", "pool", "reminders", "salespeople", "todos", "webhooks"]

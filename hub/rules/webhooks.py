@@ -18,7 +18,10 @@ are referred to by hub id. The events and their sources:
   (``hub.rules.orders``): saved, then audited;
 - ``task.done_in_chat``: a task ticked off in WeCom or DingTalk (the engine's
   ``task_completed`` change, whatever path brought it: callback, completion stream, push);
-- ``lead.assigned``: emitted by the lead rules when a lead gets an owner or goes to the pool.
+- ``lead.assigned``: emitted by the lead rules when a lead gets an owner or goes to the pool;
+- ``order.approval``: a CRM order's OA approval (DingTalk / WeCom) was opened or changed state
+  (``hub.rules.approvals``): approved, rejected with the approver's reason, withdrawn, revoked
+  after approval.
 
 **Publish.** Which events the CRM receives, where, and with which secret is configuration
 (``HUB_CRM__*``), known where outbox work is dispatched, not where changes happen. Before
@@ -49,6 +52,7 @@ from sqlalchemy.engine import Connection
 from connectors.crm.events import (
     EVENT_TYPES,
     LEAD_ASSIGNED,
+    ORDER_APPROVAL,
     ORDER_IN_ERP,
     RECEIVABLE_CHANGED,
     TASK_DONE_IN_CHAT,
@@ -206,6 +210,23 @@ def order_reached_erp(conn: Connection, order_id: int, *, before: tuple[Any, ...
                "bill_number": order.erp_bill_number, "erp_status": order.erp_status, "status": order.status})
 
 
+def order_approval_changed(conn: Connection, order_id: int, *, approval_id: int) -> None:
+    """``order.approval``: the order's approval state as it now stands (the reason of a refusal;
+    the approver only as the platform names them, no personal contact data)."""
+    row = conn.execute(sa.text(
+        "SELECT o.id, o.order_number, o.customer_id, o.approval_state, o.status, a.system, a.external_id, a.state, "
+        "a.comment, a.revision, a.decided_at FROM sales_order o JOIN approval a ON a.id = :aid WHERE o.id = :id"),
+        {"id": order_id, "aid": approval_id}).first()
+    if row is None:
+        return
+    emit(conn, ORDER_APPROVAL, customer_id=row.customer_id, subject=f"sales_order:{row.id}",
+         data={"order_id": row.id, "order_number": row.order_number, "approval_state": row.approval_state,
+               "status": row.status, "approval": {"id": approval_id, "system": row.system,
+                                                  "instance_id": row.external_id, "state": row.state,
+                                                  "revision": row.revision, "reason": row.comment,
+                                                  "decided_at": row.decided_at}})
+
+
 def order_state(conn: Connection, order_id: int) -> tuple[Any, ...] | None:
     """(bill number, ERP status, status) of a CRM order: what :func:`order_reached_erp` compares."""
     row = conn.execute(sa.text("SELECT erp_bill_number, erp_status, status FROM sales_order WHERE id = :id"),
@@ -229,5 +250,6 @@ changes.listen("receivable", receivables_changed)
 changes.listen("task_completed", tasks_completed)
 before_dispatch(publish_before_dispatch)
 
-__all__ = ["KIND", "LEAD_ASSIGNED", "customer_reference", "emit", "external_ids", "order_reached_erp", "order_state",
+__all__ = ["KIND", "LEAD_ASSIGNED", "customer_reference", "emit", "external_ids", "order_approval_changed",
+           "order_reached_erp", "order_state",
            "publish", "publish_before_dispatch", "unpublished"]

@@ -103,6 +103,8 @@ class OrderOut(_Section):
     erp_bill_number: str | None = None
     erp_status: str | None = None
     source_system: str
+    approval_system: str | None = None  # where its latest OA approval is (dingtalk, wecom)
+    approval_comment: str | None = None  # the approver's reason (a rejection's)
 
 
 class ReceiptOut(_Section):
@@ -146,6 +148,9 @@ class ApprovalOut(_Section):
     system: str
     submitted_at: dt.datetime
     decided_at: dt.datetime | None = None
+    external_id: str | None = None  # the OA instance (DingTalk processInstanceId, WeCom sp_no)
+    comment: str | None = None  # the approver's reason
+    order_number: str | None = None  # an order approval's order
 
 
 class ContractOut(_Section):

@@ -62,16 +62,21 @@ def operation_name(event: Mapping[str, Any]) -> str:
 
 def event_handler(db: Database, system: str) -> Callable[[dict[str, Any]], None]:
     """``on_event`` for ``system``: audit the event and apply the rules, in one transaction."""
-    rule = EVENT_HANDLERS.get(system)
+    rules = EVENT_HANDLERS.get(system, ())
     actor = f"web:{system}-callback"
 
     def on_event(event: dict[str, Any]) -> None:
         with db.begin() as conn:
-            noted = rule.apply(conn, event) if rule is not None else []
             detail: dict[str, Any] = {k: v for k, v in event.items() if k not in _NOT_AUDITED}
-            if noted and rule is not None:
-                detail[rule.noted_as] = noted
-            subject = str(event.get(rule.subject) or "")[:200] if rule is not None else ""
+            subject = ""
+            for rule in rules:
+                noted = rule.apply(conn, event)
+                if noted:
+                    detail[rule.noted_as] = noted
+                named = event.get(rule.subject)
+                if isinstance(named, dict):  # WeCom's ApprovalInfo: its SpNo names the subject
+                    named = named.get("SpNo")
+                subject = subject or str(named or "")[:200]
             write_audit(conn, actor=actor, system=system, operation=operation_name(event), outcome="ok",
                         external_id=subject or None, detail=detail)
 

@@ -25,10 +25,10 @@ SYSTEM_LABELS = {"kingdee": "金蝶", "yonyou": "用友", "wecom": "企业微信
 ORDER_STATUS = {"draft": "草稿", "submitted": "已提交", "approved": "已审批", "in_erp": "已下达 ERP",
                 "in_erp_unaudited": "已下达 ERP（待审核）", "in_erp_stalled": "已下达 ERP（审核未完成，需处理）",
                 "erp_unknown": "ERP 状态待核对", "erp_failed": "推送 ERP 失败", "erp": "ERP 订单",
-                "erp_unrouted": "未配置 ERP（法人主体）",
+                "erp_unrouted": "未配置 ERP（法人主体）", "reopened": "已重开（审批通过后撤销，需 ERP 冲销）",
                 "cancelled": "已取消", "closed": "已关闭"}
 APPROVAL_STATE = {"none": "无需审批", "pending": "审批中", "approved": "已通过", "rejected": "已驳回",
-                  "withdrawn": "已撤回"}
+                  "withdrawn": "已撤回", "revoked": "通过后撤销", "failed": "提交失败"}
 # K/3 Cloud FDocumentStatus; YonBIP verifystate as the Yonyou connector names it
 ERP_STATUS = {"Z": "暂存", "A": "创建", "B": "审核中", "C": "已审核", "D": "重新审核",
               "open": "开立", "submitted": "审批中", "audited": "审批通过"}
@@ -36,7 +36,8 @@ APPROVAL_KIND = {"quote": "报价", "contract": "合同", "discount": "特价折
 INTERACTION_KIND = {"call": "电话", "visit": "拜访", "meeting": "会议", "chat": "聊天", "marketing": "营销触点",
                     "note": "备注", "email": "邮件"}
 TASK_KIND = {"follow_up": "跟进", "first_followup": "首次跟进", "lead_followup": "线索首次跟进", "collection": "催款", "quote": "报价",
-             "invoice": "开票准备", "order_rejected": "订单驳回"}
+             "invoice": "开票准备", "order_rejected": "订单驳回",
+             "erp_compensation": "ERP 冲销"}
 PLAN_STATES = {"planned": "计划中", "invoiced": "已开票", "paid": "已回款", "cancelled": "已取消"}
 TASK_STATUS = {"open": "待办", "done": "已完成", "cancelled": "已取消"}
 REMINDER_KIND = {"due": "到期提醒", "overdue": "逾期提醒", "overdue_manager": "逾期提醒（主管）",

@@ -30,6 +30,7 @@ JOBS: dict[str, str | None] = {"kingdee_inbound": "kingdee", "kingdee_sales_orde
         "wecom_reminder_push": "wecom", "yonyou_inbound": "yonyou", "yonyou_sales_order_push": "yonyou",
         "dingtalk_inbound": "dingtalk", "dingtalk_reminder_push": "dingtalk", "dingtalk_todo_push": "dingtalk",
         "crm_webhook_push": "crm",
+        "dingtalk_approval_push": "dingtalk", "wecom_approval_push": "wecom", "approvals_reconcile": "dingtalk,wecom",
         # talks to no external system: no run-queue tag
         "leads_to_pool": None}
 
@@ -59,7 +60,8 @@ def test_each_sync_direction_is_a_job_tagged_with_the_system_it_talks_to():
         assert jobs[name].executor_def.name == "in_process", name
     schedules = list(workspace_defs.schedules or [])
     assert {s.job_name for s in schedules} == {"kingdee_inbound", "receivables_to_crm", "wecom_inbound", "todo_pushes",
-                                                  "yonyou_inbound", "dingtalk_inbound", "leads_to_pool"}
+                                                  "yonyou_inbound", "dingtalk_inbound", "leads_to_pool",
+                                                  "approvals_reconcile"}
     assert {s.default_status for s in schedules} == {DefaultScheduleStatus.STOPPED}
 
 

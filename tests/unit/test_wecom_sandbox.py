@@ -353,5 +353,6 @@ def test_the_admin_index_lists_every_admin_endpoint() -> None:
         index = client.get("/__sandbox__/").json()
     assert {e["path"] for e in index["endpoints"]} == {
         "/__sandbox__/messages", "/__sandbox__/faults", "/__sandbox__/state", "/__sandbox__/expire-tokens",
-        "/__sandbox__/oauth/code", "/__sandbox__/oauth/in-app-user"}
+        "/__sandbox__/oauth/code", "/__sandbox__/oauth/in-app-user", "/__sandbox__/approvals",
+        "/__sandbox__/approvals/callbacks", "/__sandbox__/approvals/{sp_no}/act"}
     assert all(e["does"] for e in index["endpoints"])

@@ -19,6 +19,7 @@ from pydantic import SecretStr
 from starlette.applications import Starlette
 
 from connectors.dingtalk.sandbox.app import create_app
+from connectors.dingtalk.sandbox.approvals import ORDER_TEMPLATE
 from connectors.dingtalk.sandbox.callbacks import CallbackDriver, Push
 from connectors.dingtalk.sandbox.credentials import (
     SANDBOX_AGENT_ID,
@@ -55,7 +56,8 @@ def make_sandbox(**options: Any) -> Starlette:
 
 def client_settings(url: str, base: DingTalkSettings) -> DingTalkSettings:
     """``base`` pointed at a sandbox serving both hosts at ``url``, with the sandbox's
-    credentials (the callback token and aes_key too, unless set). The sandbox pushes no
+    credentials (the callback token and aes_key too, unless set) and its CRM order approval
+    template (unless set). The sandbox pushes no
     events by itself (a test drives them with :class:`CallbackDriver`), so the to-do poll
     is on unless ``base`` says otherwise."""
     return base.model_copy(update={
@@ -67,6 +69,7 @@ def client_settings(url: str, base: DingTalkSettings) -> DingTalkSettings:
         "callback_token": base.callback_token or SecretStr(SANDBOX_CALLBACK_TOKEN),
         "callback_aes_key": base.callback_aes_key or SecretStr(SANDBOX_CALLBACK_AES_KEY),
         "poll_todo_completions": True if base.poll_todo_completions is None else base.poll_todo_completions,
+        "approval_process_code": base.approval_process_code or ORDER_TEMPLATE.process_code,
     })
 
 

@@ -46,12 +46,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from connectors.dingtalk.sandbox.approvals import ApprovalBook
+from connectors.dingtalk.sandbox.callbacks import CallbackDriver
 from connectors.dingtalk.sandbox.credentials import SANDBOX_OTHER_APP_KEY, SANDBOX_OTHER_APP_SECRET
 from connectors.dingtalk.sandbox.seed import DEFAULT_SEED, ROOT_DEPARTMENT_ID
 from connectors.dingtalk.sandbox.state import ERRMSG, ApiError, DingTalkState, OapiError, Throttled
 from connectors.dingtalk.settings import DEFAULT_MAX_CONCURRENT_CALLS, DEFAULT_NOTICES_PER_USER_PER_DAY
 from connectors.kit.sandbox import FaultPlan
-from connectors.kit.sandbox.admin import admin_faults, with_admin_index
+from connectors.kit.sandbox.admin import admin_faults, admin_pushes, with_admin_index
+from connectors.kit.sandbox.pushes import PushPlan
 
 Json = dict[str, Any]
 _TOKEN_HEADER = "x-acs-dingtalk-access-token"
@@ -148,6 +151,19 @@ def create_app(
         other_apps=other_apps if other_apps is not None else {SANDBOX_OTHER_APP_KEY: SANDBOX_OTHER_APP_SECRET},
     )
     plan = faults if faults is not None else FaultPlan()
+    book = ApprovalBook(members=lambda: state.members, visible=state.member_visible, clock=clock, corp_id=corp_id)
+    pushes = PushPlan()
+    pushed = [0]  # events of the book handed to the push plan so far
+
+    def push_events() -> None:
+        """Hand every new approval event to the push plan (DingTalk pushes each change)."""
+        with state.lock:
+            fresh, pushed[0] = book.events[pushed[0]:], len(book.events)
+        for event in fresh:
+            def send(url: str, event: Json = event) -> bool:
+                with CallbackDriver(url, app_key=app_key) as driver:
+                    return driver.push(event).acknowledged
+            pushes.push(f"{event['processInstanceId']}:{event['EventType']}:{event['type']}", send)
     trusted = frozenset(trusted_ips) if trusted_ips is not None else None
     blocked = frozenset(blocked_apis)
 
@@ -178,6 +194,27 @@ def create_app(
             await asyncio.sleep(plan.latency_ms / 1000)
         response = await work()
         return Response(status_code=504) if fault == "drop_response" else response
+
+    async def v1_call(request: Request, operation: str, body: Json | None, answer: Callable[[], Response]) -> Response:
+        """A v1.0 business call: token, body, app permissions, QPS, then ``answer()`` under the
+        state's lock; an ApiError becomes DingTalk's error reply."""
+        if state.token_problem(request.headers.get(_TOKEN_HEADER)) is not None:
+            return _api_error(ApiError(400, "InvalidAuthentication", "不合法的access_token"))
+        if body is None:
+            return _api_error(ApiError(400, "InvalidParameter", "body is not a JSON object"))  # guess
+        if (refusal := refused(request, operation)) is not None:
+            return _api_error(ApiError(403, refusal[1], "not allowed for this app"))
+        try:
+            state.enter(operation)
+        except Throttled:
+            return _api_error(ApiError(403, _QPS_CODE, "api qps limit"))
+        try:
+            with state.lock:
+                return answer()
+        except ApiError as exc:
+            return _api_error(exc)
+        finally:
+            state.leave()
 
     # -------------------------------------------------------------- oapi
 
@@ -310,28 +347,61 @@ def create_app(
         operation, match = route
         body = await _json_body(request)
 
+        operator = request.query_params.get("operatorId")
+        return await faulted(operation, True, lambda: v1_call(
+            request, operation, body, lambda: _JSON(_todo_call(state, operation, union_id, match, operator, body or {}))))
+
+    async def workflow(request: Request) -> Response:
+        """The v1.0 approval routes (oa-approvals.md §1.3–1.5, terminate §1.9)."""
+        path = request.url.path.removeprefix("/v1.0/workflow/")
+        operation = {("POST", "processInstances"): "workflow/processInstances/create",
+                     ("GET", "processInstances"): "workflow/processInstances/get",
+                     ("POST", "processes/instanceIds/query"): "workflow/instanceIds/query",
+                     ("POST", "processInstances/terminate"): "workflow/processInstances/terminate",
+                     }.get((request.method, path))
+        if operation is None:
+            return _api_error(ApiError(404, "InvalidAction.NotFound", "Specified api is not found."))  # guess
+        body = await _json_body(request) if request.method == "POST" else {}
+
+        def answer() -> Response:
+            given = body or {}
+            if operation.endswith("/create"):
+                return _JSON(book.create(given))
+            if operation.endswith("/get"):
+                return _JSON(book.get(request.query_params.get("processInstanceId")))
+            return _JSON(book.list_ids(given) if operation.endswith("/query") else book.terminate(given))
+
         async def work() -> Response:
-            if state.token_problem(request.headers.get(_TOKEN_HEADER)) is not None:
-                return _api_error(ApiError(400, "InvalidAuthentication", "不合法的access_token"))
-            if body is None:
-                return _api_error(ApiError(400, "InvalidParameter", "body is not a JSON object"))  # guess
-            if (refusal := refused(request, operation)) is not None:
-                return _api_error(ApiError(403, refusal[1], "not allowed for this app"))
-            try:
-                state.enter(operation)
-            except Throttled:
-                return _api_error(ApiError(403, _QPS_CODE, "api qps limit"))
-            operator = request.query_params.get("operatorId")
-            try:
-                with state.lock:
-                    return _JSON(_todo_call(state, operation, union_id, match, operator, body))
-            except ApiError as exc:
-                return _api_error(exc)
-            finally:
-                state.leave()
+            response = await v1_call(request, operation, body, answer)
+            push_events()
+            return response
         return await faulted(operation, True, work)
 
     # -------------------------------------------------------------- admin
+
+    async def admin_approvals(request: Request) -> Response:
+        """Approval instances (?key= the CRM单号 value: the instances holding it) and counts."""
+        key = request.query_params.get("key")
+        control = request.query_params.get("control") or "CRM单号"
+        with state.lock:
+            found = book.by_key(control, key) if key is not None else None
+            return _JSON({"summary": book.summary(), "instances": found})
+
+    async def admin_approval_act(request: Request) -> Response:
+        """Act on an instance as a person: JSON {"action": agree|refuse|revoke, "by": userid?, "remark": …};
+        the change is pushed to the configured callback URL."""
+        body = await _json_body(request) or {}
+        try:
+            with state.lock:
+                view = book.act(request.path_params["instance"], str(body.get("action") or ""),
+                                by=body.get("by") or None, remark=str(body.get("remark") or ""))
+        except KeyError:
+            return _JSON({"error": "no such instance"}, status_code=404)
+        except ValueError as exc:
+            return _JSON({"error": str(exc)}, status_code=409)
+        push_events()
+        return _JSON({"instance": view})
+
 
     async def admin_notices(request: Request) -> Response:
         """Work notices sent, with each recipient's fate (?userid= for one person)."""
@@ -405,6 +475,10 @@ def create_app(
         Route("/oauth2/auth", web_login_page, methods=["GET"]),
         Route("/__sandbox__/browser-user", admin_browser_user, methods=["POST"]),
         Route("/v1.0/todo/users/{union}/{rest:path}", todo, methods=["GET", "POST", "PUT", "DELETE"]),
+        Route("/v1.0/workflow/{rest:path}", workflow, methods=["GET", "POST"]),
+        Route("/__sandbox__/approvals", admin_approvals, methods=["GET"]),
+        Route("/__sandbox__/approvals/callbacks", admin_pushes, methods=["GET", "POST"]),
+        Route("/__sandbox__/approvals/{instance}/act", admin_approval_act, methods=["POST"]),
         Route("/__sandbox__/notices", admin_notices, methods=["GET"]),
         Route("/__sandbox__/todos", admin_todos, methods=["GET"]),
         Route("/__sandbox__/todos/{task}/complete", admin_complete, methods=["POST"]),
@@ -417,6 +491,8 @@ def create_app(
         Route("/user/getuserinfo", legacy_getuserinfo, methods=["GET"]),
     ]))
     app.state.dingtalk = state
+    app.state.approvals = book
+    app.state.approval_pushes = pushes
     app.state.faults = plan
     return app
 

@@ -30,6 +30,21 @@ async def admin_faults(request: Request) -> Response:
     return JSONResponse(faults.describe())
 
 
+async def admin_pushes(request: Request) -> Response:
+    """GET: where approval events are pushed and their fates; POST: set {url, drop, drop_rate,
+    duplicate, duplicate_rate, delay_s, seed} (PushPlan.configure JSON)."""
+    pushes = request.app.state.approval_pushes
+    if request.method == "POST":
+        try:
+            spec = await request.json()
+            if not isinstance(spec, dict):
+                raise ValueError("expected a JSON object")
+            return JSONResponse(pushes.configure(spec))
+        except (ValueError, KeyError, TypeError) as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+    return JSONResponse(pushes.describe())
+
+
 def with_admin_index(title: str, routes: Sequence[BaseRoute]) -> list[BaseRoute]:
     """``routes`` plus ``GET /__sandbox__/`` (and without the slash) describing the admin ones."""
     admin = [r for r in routes if isinstance(r, Route) and r.path.startswith(ADMIN_PREFIX)]

@@ -20,6 +20,7 @@ from starlette.applications import Starlette
 from connectors.kit.sandbox import serve_in_thread
 from connectors.kit.sandbox.universe import crm_seed
 from connectors.wecom.sandbox.app import create_app
+from connectors.wecom.sandbox.approvals import ORDER_TEMPLATE
 from connectors.wecom.sandbox.callbacks import CallbackDriver, Delivery
 from connectors.wecom.sandbox.credentials import (
     SANDBOX_AGENT_ID,
@@ -56,13 +57,14 @@ def make_sandbox(**options: Any) -> Starlette:
 
 def client_settings(url: str, base: WeComSettings) -> WeComSettings:
     """``base`` pointed at a sandbox serving at ``url``, with the sandbox's credentials (the
-    callback token and AES key too, unless set: a test may give the receiver its own) and
-    its OAuth and web-login pages."""
+    callback token and AES key too, unless set: a test may give the receiver its own), its
+    OAuth and web-login pages and its CRM order approval template (unless set)."""
     return base.model_copy(update={
         "base_url": url, "corp_id": SANDBOX_CORP_ID, "secret": SecretStr(SANDBOX_SECRET),
         "agent_id": SANDBOX_AGENT_ID, "oauth_url": url, "web_login_url": url,
         "callback_token": base.callback_token or SecretStr(SANDBOX_CALLBACK_TOKEN),
         "callback_aes_key": base.callback_aes_key or SecretStr(SANDBOX_ENCODING_AES_KEY),
+        "approval_template_id": base.approval_template_id or ORDER_TEMPLATE.template_id,
     })
 
 

@@ -39,7 +39,9 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Route
 
 from connectors.kit.sandbox import FaultPlan
-from connectors.kit.sandbox.admin import admin_faults, with_admin_index
+from connectors.kit.sandbox.admin import admin_faults, admin_pushes, with_admin_index
+from connectors.kit.sandbox.pushes import PushPlan
+from connectors.wecom.sandbox.callbacks import CallbackDriver
 from connectors.wecom.sandbox.credentials import SANDBOX_OTHER_AGENT_ID, SANDBOX_OTHER_SECRET
 from connectors.wecom.sandbox.seed import DEFAULT_SEED, ROOT_DEPARTMENT_ID
 from connectors.wecom.sandbox.state import (
@@ -121,6 +123,21 @@ def create_app(
     )
     plan = faults if faults is not None else FaultPlan()
     errmsg = _Errmsg()
+    pushes = PushPlan()
+    pushed = [0]  # approval events handed to the push plan so far
+
+    def push_events() -> None:
+        """Hand every new ``sys_approval_change`` to the push plan (WeCom pushes each change)."""
+        with state.lock:
+            fresh, pushed[0] = state.approvals.events[pushed[0]:], len(state.approvals.events)
+        for event in fresh:
+            fields = {k: v for k, v in event.items() if k not in ("ToUserName", "AgentID")}
+
+            def send(url: str, fields: dict[str, Any] = fields) -> bool:
+                with CallbackDriver(url, corp_id=corp_id, agent_id=agent_id, retries=0) as driver:
+                    return driver.push(fields).accepted
+            info = event["ApprovalInfo"]
+            pushes.push(f"{info['SpNo']}:{info['SpStatus']}:{info['StatuChangeEvent']}", send)
 
     def error_body(exc: WeComApiError, client_ip: str) -> dict[str, Any]:
         return {"errcode": exc.errcode, "errmsg": errmsg(exc.errcode, exc.detail, client_ip), **exc.extra}
@@ -168,9 +185,38 @@ def create_app(
             result = error_body(exc, client_ip)
         finally:
             state.leave(operation)
+        if operation.startswith("oa/"):
+            push_events()
         if fault == "drop_response":
             return Response(status_code=504)  # the effect happened; the reply is lost
         return _WeComJSON(result)
+
+    async def admin_approvals(request: Request) -> Response:
+        """Approvals (?key= the CRM单号 value: the approvals holding it) and counts."""
+        key = request.query_params.get("key")
+        title = request.query_params.get("title") or "CRM单号"
+        with state.lock:
+            found = state.approvals.by_key(title, key) if key is not None else None
+            return _WeComJSON({"summary": state.approvals.summary(), "approvals": found})
+
+    async def admin_approval_act(request: Request) -> Response:
+        """Act on an approval as a person: JSON {"action": agree|refuse|revoke|delete, "by": userid?,
+        "remark": …}; the change is pushed to the configured callback URL."""
+        try:
+            body = await _json_object(request)
+        except ValueError:
+            body = {}
+        try:
+            with state.lock:
+                answer = state.approvals.act(request.path_params["sp_no"], str(body.get("action") or ""),
+                                             by=body.get("by") or None, remark=str(body.get("remark") or ""))
+        except KeyError:
+            return _WeComJSON({"error": "no such approval"}, status_code=404)
+        except ValueError as exc:
+            return _WeComJSON({"error": str(exc)}, status_code=409)
+        push_events()
+        return _WeComJSON(answer)
+
 
     async def admin_messages(request: Request) -> Response:
         """Messages sent, with delivery status (?touser= for one member)."""
@@ -229,6 +275,9 @@ def create_app(
 
     app = Starlette(routes=with_admin_index("WeCom server API", [
         Route("/cgi-bin/{operation:path}", api, methods=["GET", "POST"]),
+        Route("/__sandbox__/approvals", admin_approvals, methods=["GET"]),
+        Route("/__sandbox__/approvals/callbacks", admin_pushes, methods=["GET", "POST"]),
+        Route("/__sandbox__/approvals/{sp_no}/act", admin_approval_act, methods=["POST"]),
         Route("/__sandbox__/messages", admin_messages, methods=["GET"]),
         Route("/__sandbox__/faults", admin_faults, methods=["GET", "POST"]),
         Route("/__sandbox__/state", admin_state, methods=["GET"]),
@@ -240,6 +289,7 @@ def create_app(
     ]))
     app.state.wecom = state
     app.state.faults = plan
+    app.state.approval_pushes = pushes
     return app
 
 

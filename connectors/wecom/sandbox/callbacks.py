@@ -17,6 +17,7 @@ import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 
@@ -39,10 +40,20 @@ def _cdata(value: str) -> str:
     return "<![CDATA[" + value.replace("]]>", "]]]]><![CDATA[>") + "]]>"
 
 
-def event_xml(fields: Mapping[str, str | int]) -> str:
-    """Plaintext event XML in WeCom's style: strings as CDATA, integers bare."""
-    parts = [f"<{k}>{v}</{k}>" if isinstance(v, int) else f"<{k}>{_cdata(str(v))}</{k}>" for k, v in fields.items()]
-    return "<xml>" + "".join(parts) + "</xml>"
+def _element(name: str, value: Any) -> str:
+    if isinstance(value, Mapping):
+        return f"<{name}>" + "".join(_element(k, v) for k, v in value.items()) + f"</{name}>"
+    if isinstance(value, list):  # a repeated element (SpRecord, Details in sys_approval_change)
+        return "".join(_element(name, item) for item in value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"<{name}>{value}</{name}>"
+    return f"<{name}>{_cdata(str(value))}</{name}>"
+
+
+def event_xml(fields: Mapping[str, Any]) -> str:
+    """Plaintext event XML in WeCom's style: strings as CDATA, integers bare, a mapping as
+    nested elements and a list as the element repeated (``ApprovalInfo``, §2.5)."""
+    return "<xml>" + "".join(_element(k, v) for k, v in fields.items()) + "</xml>"
 
 
 @dataclass
@@ -98,7 +109,7 @@ class CallbackDriver(OwnsHttpClient):
             return False
         return reply.status_code == 200 and reply.content == echo.encode("utf-8")
 
-    def seal(self, fields: Mapping[str, str | int]) -> tuple[dict[str, str], bytes]:
+    def seal(self, fields: Mapping[str, Any]) -> tuple[dict[str, str], bytes]:
         """The query and body WeCom would POST for one event (``fields`` without
         ToUserName/AgentID, added here): fresh nonce, timestamp now on the driver's clock."""
         plaintext = event_xml({"ToUserName": self.corp_id, **fields, "AgentID": self.agent_id})
@@ -109,7 +120,7 @@ class CallbackDriver(OwnsHttpClient):
         params = {"msg_signature": sealed.signature, "timestamp": sealed.timestamp, "nonce": sealed.nonce}
         return params, body.encode("utf-8")
 
-    def push(self, fields: Mapping[str, str | int]) -> Delivery:
+    def push(self, fields: Mapping[str, Any]) -> Delivery:
         """POST one event (see :meth:`seal`), retrying like WeCom on non-200 answers and timeouts."""
         params, body = self.seal(fields)
         delivery = Delivery()

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from connectors.kit.sandbox.signin_codes import CodeBook, CodeRefused
+from connectors.wecom.sandbox.approvals import ApprovalBook, ApprovalRefused
 from connectors.wecom.sandbox.seed import (
     ROOT_DEPARTMENT_ID,
     DemoExternalContact,
@@ -67,6 +68,8 @@ ERRMSG: dict[int, str] = {
     60123: "invalid party id",  # guess
     81013: "user & party & tag all invalid",  # seen (developers.weixin.qq.com community thread)
     84061: "not external contact",  # guess (§1.3 [U])
+    301025: "approval param error",  # guess wording (oa-approvals.md §2.6: 审批参数错误)
+    301026: "get template detail failed",  # guess wording (§2.6)
 }
 
 MESSAGE_TYPES = frozenset({"text", "textcard", "markdown", "template_card"})
@@ -255,6 +258,9 @@ class WeComState:
         self._current_by_agent: dict[int, str] = {}
         self._caller_agent = self.agent_id
         self.codes = CodeBook(clock)
+        self.approvals = ApprovalBook(user=lambda userid: self.users.get(userid.lower()), visible=self._visible_user,
+                                      users=lambda: list(self.users.values()), clock=clock, corp_id=corp_id,
+                                      agent_id=agent_id)
         self.in_app_user: str | None = None  # who "opens" links inside the app (OAuth page)
         self.trusted_domain = trusted_domain  # the app's 可信域名; None: any host
         self.gettoken_calls = 0
@@ -905,6 +911,16 @@ class WeComState:
 
 _Handler = Callable[[WeComState, dict[str, str], Json], Json]
 
+
+def _approval_call(operation: Callable[[ApprovalBook, Json], Json]) -> _Handler:
+    """An ``oa/*`` approval route: the book's answer, or its refusal as a WeCom errcode."""
+    def handler(state: WeComState, _query: dict[str, str], body: Json) -> Json:
+        try:
+            return operation(state.approvals, body)
+        except ApprovalRefused as exc:
+            raise WeComApiError(exc.errcode, exc.detail) from None
+    return handler
+
 # operation (path under /cgi-bin/) -> (HTTP method, handler); keys exactly as §1.2.
 _ROUTES: dict[str, tuple[str, _Handler]] = {
     "gettoken": ("GET", lambda s, q, b: {}),  # handled before the token check
@@ -928,6 +944,10 @@ _ROUTES: dict[str, tuple[str, _Handler]] = {
     "oa/schedule/update": ("POST", WeComState._schedule_update),
     "oa/schedule/get": ("POST", WeComState._schedule_get),
     "oa/schedule/del": ("POST", WeComState._schedule_del),
+    "oa/gettemplatedetail": ("POST", _approval_call(ApprovalBook.template_detail)),
+    "oa/applyevent": ("POST", _approval_call(ApprovalBook.apply)),
+    "oa/getapprovalinfo": ("POST", _approval_call(ApprovalBook.info)),
+    "oa/getapprovaldetail": ("POST", _approval_call(ApprovalBook.detail)),
 }
 
 OPERATIONS = frozenset(_ROUTES)

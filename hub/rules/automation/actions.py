@@ -233,7 +233,8 @@ def _create_receivable_plan(firing: Firing, action: CreateReceivablePlan) -> str
 
 
 def _request_approval(firing: Firing, action: RequestApproval) -> str:
-    found = approvals.request_order_approval(firing.conn, firing.subject.id, at=firing.now)
+    found = approvals.request_order_approval(firing.conn, firing.subject.id, at=firing.now,
+                                             preference=firing.env.reminders.channels, routing=firing.env.orders)
     return f"approval {found} requested" if found is not None else "left alone: an approval is open already"
 
 
