@@ -28,7 +28,7 @@ import types
 import typing
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, Literal, TypeVar, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import platformdirs
@@ -277,6 +277,14 @@ class DagsterSettings(BaseModel):
     database: str = Field(default="dagster", pattern=r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$",
                           description="database on the hub's Postgres server for Dagster's storage")
     telemetry: bool = Field(default=False, description="send Dagster's anonymous usage telemetry")
+    executor: Literal["in_process", "multiprocess"] = Field(
+        default="in_process",
+        description="how a run executes its steps: in_process (one after another, one process, one set of "
+                    "clients) or multiprocess (steps that do not depend on each other, such as an ERP's orders, "
+                    "receivables and receipts, at once, each in its own process)")
+    max_concurrent_steps: int = Field(default=4, ge=1, le=64,
+                                      description="multiprocess: steps of one run at once (each system's steps "
+                                                  "also stay within its connector's concurrency)")
 
 
 class ApiSettings(BaseModel):
