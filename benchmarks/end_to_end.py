@@ -170,10 +170,90 @@ def inbound(url: str, system: str, latency_ms: int, scale: float) -> InboundRun:
         sandbox.stop()
 
 
+RUN_JOB = """
+import json, sys, time
+from pathlib import Path
+from hub.settings import Settings
+from pipelines.definitions import build_definitions
+from pipelines.in_process import run_job
+from pipelines.resources import HubResource
+
+url, schema, job, urls = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
+settings = Settings(database_url=url, database_schema=schema, sandbox=True, home=Path("/tmp/hub-bench-e2e"))
+defs = build_definitions(HubResource.from_settings(settings, sandbox_urls=urls), settings)
+print("ready", flush=True)
+sys.stdin.readline()  # started together: each waits for the go
+started = time.perf_counter()
+outcome = run_job(defs, job)
+print(json.dumps({"seconds": time.perf_counter() - started, "success": outcome.success, "errors": outcome.errors,
+                  "read": sum(int(m.get("read", 0)) for m in outcome.assets.values())}), flush=True)
+"""
+
+
+def dagster_runs(url: str, latency_ms: int, scale: float) -> list[str]:
+    """``kingdee_inbound`` and ``yonyou_inbound`` as two Dagster runs in two processes (two run
+    workers), each alone, then both at once, on one schema per pass; rows read must agree."""
+    import json
+    import subprocess
+
+    sandboxes = {system: ChildSandbox(system, scale) for system in ("kingdee", "yonyou")}
+    lines = []
+    try:
+        for sandbox in sandboxes.values():
+            sandbox.admin("/__sandbox__/faults", {"clear": True, "latency_ms": latency_ms,
+                                                  "faults": [{"kind": "latency", "times": None}]})
+        urls = json.dumps({system: sb.url for system, sb in sandboxes.items()})
+        env = {k: v for k, v in os.environ.items() if not k.upper().startswith("HUB_")}
+        root = Path(__file__).resolve().parents[1]
+        results: dict[str, list[dict[str, Any]]] = {}
+        for together in (False, True):
+            schema = FreshSchema(url)
+            try:
+                jobs = ["kingdee_inbound", "yonyou_inbound"]
+                batches = [jobs] if together else [[job] for job in jobs]
+                for batch in batches:
+                    children = [subprocess.Popen([sys.executable, "-c", RUN_JOB, url, schema.schema, job, urls],
+                                                 cwd=root, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                                 text=True) for job in batch]
+                    for child in children:  # imports and definitions done before the clock starts
+                        assert child.stdout is not None and child.stdout.readline().strip() == "ready"
+                    batch_started = time.perf_counter()
+                    for child in children:
+                        assert child.stdin is not None
+                        child.stdin.write("go\n")
+                        child.stdin.flush()
+                    outs = [json.loads(child.communicate(timeout=3600)[0].strip().splitlines()[-1])
+                            for child in children]
+                    for job, out in zip(batch, outs, strict=True):
+                        if not out["success"]:
+                            raise RuntimeError(f"{job} failed: {out['errors']}")
+                        out["job"], out["wall"] = job, time.perf_counter() - batch_started
+                    results.setdefault("together" if together else "alone", []).extend(outs)
+            finally:
+                schema.drop()
+        alone, together_runs = results["alone"], results["together"]
+        read_alone = {r["job"]: r["read"] for r in alone}
+        read_together = {r["job"]: r["read"] for r in together_runs}
+        if read_alone != read_together:
+            raise AssertionError(f"rows read differ: alone {read_alone}, together {read_together}")
+        sum_alone = sum(r["seconds"] for r in alone)
+        wall_together = max(r["wall"] for r in together_runs)
+        lines.append(f"dagster, {latency_ms} ms per call: " + ", ".join(
+            f"{r['job']} alone {r['seconds']:.1f} s" for r in alone)
+            + f"; both at once {wall_together:.1f} s (one after another {sum_alone:.1f} s, "
+            f"{sum_alone / wall_together:.2f}x); rows read the same alone and together {read_together}")
+    finally:
+        for sandbox in sandboxes.values():
+            sandbox.stop()
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--systems", nargs="+", default=["kingdee", "yonyou"])
+    parser.add_argument("--systems", nargs="*", default=["kingdee", "yonyou"])
     parser.add_argument("--latency-ms", nargs="+", type=int, default=[200, 1000])
+    parser.add_argument("--dagster", action="store_true",
+                        help="also: kingdee_inbound and yonyou_inbound as two Dagster runs at once")
     parser.add_argument("--scale", type=float, default=0.25,
                         help="sandbox seed size (1.0: Kingdee 2,000 customers and 20,000 orders)")
     args = parser.parse_args()
@@ -186,6 +266,9 @@ def main() -> None:
             for line in run.lines():
                 print(line, flush=True)
             print(f"  ({uptime()})", flush=True)
+    if args.dagster:
+        for line in dagster_runs(url, args.latency_ms[0], args.scale):
+            print(line, f"({uptime()})", flush=True)
 
 
 if __name__ == "__main__":
