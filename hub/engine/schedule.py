@@ -6,8 +6,10 @@ every stream whose dependencies have finished, up to ``max_parallel`` at once, e
 own thread: against a remote ERP a full sync is mostly waiting on HTTP round trips, so
 Kingdee's four streams take the time of customers plus the longest of the other three
 instead of the sum of all four. ``max_parallel`` is the connector's declared concurrency
-(``CallLimits.concurrency``): each running stream has one read in flight at a time
-(``hub.engine.sync.read_ahead``), so the streams together stay within the vendor's limit.
+(``CallLimits.concurrency``): a running stream mostly has one read in flight
+(``hub.engine.sync.read_ahead``); a reader that overlaps two calls (Kingdee's order lines
+beside the next headers) relies on its client to keep all its calls within the same limit
+(``KingdeeClient``'s read slots).
 
 Failure keeps the sequential behaviour: after a stream fails no further stream is started
 (its dependents could not resolve their references anyway); the ones already running
