@@ -9,7 +9,7 @@ UV := $(BIN)/uv
 UV_VERSION := 0.13.9
 STAMP := $(VENV)/.synced
 
-.PHONY: demo test lint typecheck ui dispatch bench bench-dispatch soak clean venv browser
+.PHONY: demo test lint typecheck ui dispatch bench bench-dispatch bench-e2e bench-outbound soak clean venv browser
 
 $(UV):
 	$(PYTHON) -m venv $(VENV)
@@ -49,11 +49,24 @@ typecheck: $(STAMP)
 ui: $(STAMP)
 	$(BIN)/hub ui
 
+# One outbox dispatcher: delivers what is ready and what falls due meanwhile, then exits. Start
+# several (here or on other machines) over the same database to scale out (README).
+dispatch: $(STAMP)
+	$(BIN)/hub dispatch --wait
+
 bench: $(STAMP)
 	$(BIN)/python benchmarks/ingest.py
 
 bench-dispatch: $(STAMP)
 	$(BIN)/python benchmarks/dispatch.py
+
+# Where users wait: a full ERP sync at 200 ms / 1 s per call vs its floor; outbox effects per kind
+# and dispatchers scaled out to 1, 2, 4 processes (minutes; figures go to benchmarks/RESULTS.md).
+bench-e2e: $(STAMP)
+	$(BIN)/python benchmarks/end_to_end.py
+
+bench-outbound: $(STAMP)
+	$(BIN)/python benchmarks/outbound.py
 
 # The reliability tests at full size: 1,000 orders under 20/10/5 % faults, 10 SIGKILLs (minutes);
 # 200 order approvals in DingTalk and WeCom under lost create replies and lost/doubled callbacks.

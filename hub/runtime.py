@@ -18,6 +18,7 @@ import importlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from hub.audit import AuditObserver
@@ -32,7 +33,8 @@ from hub.contracts import (
     Writer,
 )
 from hub.database import Database, open_database
-from hub.engine import SyncReport, sync_stream
+from hub.engine import SyncCounts, SyncReport, sync_stream
+from hub.engine.schedule import run_in_waves
 from hub.errors import ConfigError
 from hub.outbox import Dispatcher
 from hub.registry import connector, writer_owner
@@ -179,19 +181,25 @@ class HubRuntime:
             hook(self)
 
     def sync(self, system: str, stream: str | None = None, *, full: bool = False,
-             on_page: Any = None) -> list[SyncReport]:
-        """Sync one stream, or every stream of ``system`` in dependency order."""
+             on_page: Callable[[str, SyncCounts], None] | None = None) -> list[SyncReport]:
+        """Sync one stream, or every stream of ``system``: streams that do not depend on each
+        other read at once, within the connector's declared concurrency
+        (:func:`hub.engine.schedule.run_in_waves`); reports in dependency order.
+        ``on_page(stream, counts)`` follows each stream's progress (from its own thread)."""
         spec = connector(system)
         streams = [spec.stream(stream)] if stream else ordered_streams(spec)
         client = self.client(system)
-        reports = []
-        for s in streams:
+
+        def one(s: StreamSpec[Any]) -> SyncReport:
             for hook in _BEFORE_STREAM.get(s.target, []):
                 hook(self, spec, client)
-            reports.append(sync_stream(self.db, system, s, client, full=full, on_page=on_page))
+            progress = None if on_page is None else partial(on_page, s.name)
+            report = sync_stream(self.db, system, s, client, full=full, on_page=progress)
             for after in _AFTER_STREAM.get(s.target, []):
                 after(self, spec, s)
-        return reports
+            return report
+
+        return run_in_waves(streams, one, max_parallel=self.call_limits(system).concurrency)
 
     def close(self) -> None:
         """Close clients and stop sandboxes."""

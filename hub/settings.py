@@ -279,6 +279,14 @@ class DagsterSettings(BaseModel):
     telemetry: bool = Field(default=False, description="send Dagster's anonymous usage telemetry")
     ui_url: str = Field(default="http://127.0.0.1:3000", pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$",
                         max_length=500, description="base URL of the Dagster UI the operations page links to")
+    executor: Literal["in_process", "multiprocess"] = Field(
+        default="in_process",
+        description="how a run executes its steps: in_process (one after another, one process, one set of "
+                    "clients) or multiprocess (steps that do not depend on each other, such as an ERP's orders, "
+                    "receivables and receipts, at once, each in its own process)")
+    max_concurrent_steps: int = Field(default=4, ge=1, le=64,
+                                      description="multiprocess: steps of one run at once (each system's steps "
+                                                  "also stay within its connector's concurrency)")
 
 
 class ApiSettings(BaseModel):

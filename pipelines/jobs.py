@@ -10,19 +10,30 @@ approvals re-read on every chat platform: the fallback for lost callbacks).
 
 Each job is tagged ``hub/system`` with the external systems it talks to (comma-joined);
 the run queue's tag concurrency limits (``pipelines.instance``) keep one run per
-system at a time, within each platform's rate limits. Jobs execute in process: the run's
-steps and checks share one ``HubRuntime``, so a check reconciles against what its asset read.
+system at a time, within each platform's rate limits.
+
+Steps execute as ``HUB_DAGSTER__EXECUTOR`` says (:func:`executor_for`). ``in_process`` (the
+default): one after another in the run's process, sharing one ``HubRuntime``, so a check
+reconciles against what its asset read. ``multiprocess``: Dagster's multiprocess executor
+runs the steps whose upstream assets are done at once, each in its own process (the stream
+assets' deps follow ``StreamSpec.depends_on``: customers, then orders, receivables and
+receipts together), at most ``HUB_DAGSTER__MAX_CONCURRENT_STEPS`` per run and, per
+``hub/system`` op tag, at most the connector's declared concurrency
+(``ConnectorSpec.limits``), the limit ``hub sync`` keeps too.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 from dagster import (
     AssetKey,
     AssetSelection,
+    ExecutorDefinition,
     define_asset_job,
     in_process_executor,
+    multiprocess_executor,
 )
 
 from hub.registry import chat_systems, inbound_job_name, push_job_name, specs
@@ -42,9 +53,24 @@ if TYPE_CHECKING:  # Dagster does not export the type of define_asset_job's resu
 SYSTEM_TAG = "hub/system"
 
 
-def _job(name: str, keys: list[AssetKey], systems: set[str], description: str) -> UnresolvedAssetJobDefinition:
+def executor_for(settings: Settings | None) -> ExecutorDefinition:
+    """The executor of every job: ``HUB_DAGSTER__EXECUTOR`` (in process without settings)."""
+    if settings is None or settings.dagster.executor == "in_process":
+        return in_process_executor
+    limits: list[dict[str, Any]] = []
+    for spec in specs():
+        concurrency = spec.limits(settings.connector(spec.system)).concurrency if spec.limits else None
+        if concurrency is not None:
+            limits.append({"key": SYSTEM_TAG, "value": spec.system, "limit": concurrency})
+    return multiprocess_executor.configured(
+        {"max_concurrent": settings.dagster.max_concurrent_steps, "tag_concurrency_limits": limits},
+        name="multiprocess")
+
+
+def _job(name: str, keys: list[AssetKey], systems: set[str], description: str,
+         executor: ExecutorDefinition = in_process_executor) -> UnresolvedAssetJobDefinition:
     return define_asset_job(
-        name, selection=AssetSelection.assets(*keys), executor_def=in_process_executor,
+        name, selection=AssetSelection.assets(*keys), executor_def=executor,
         tags={SYSTEM_TAG: ",".join(sorted(systems))} if systems else None, description=description,
     )
 
@@ -65,6 +91,7 @@ def build_jobs(settings: Settings | None = None) -> list[UnresolvedAssetJobDefin
     """Every job, generated from the registered connectors (``settings`` decides which ERPs'
     ledgers the receivables job reads, :func:`ledgers_in_use`)."""
     ledgers = ledgers_in_use(settings)
+    job = partial(_job, executor=executor_for(settings))
     jobs = []
     order_pushes: list[AssetKey] = []
     order_systems: set[str] = set()
@@ -76,10 +103,10 @@ def build_jobs(settings: Settings | None = None) -> list[UnresolvedAssetJobDefin
     receivable_systems: set[str] = set()
     for spec in specs():
         if spec.streams:
-            jobs.append(_job(inbound_job_name(spec.system), [stream_key(spec.system, s.name) for s in spec.streams],
+            jobs.append(job(inbound_job_name(spec.system), [stream_key(spec.system, s.name) for s in spec.streams],
                              {spec.system}, f"{spec.title}: every stream into the hub."))
         for kind in spec.writer_kinds:
-            jobs.append(_job(push_job_name(kind), [push_key(kind)], {spec.system},
+            jobs.append(job(push_job_name(kind), [push_key(kind)], {spec.system},
                              f"{spec.title}: deliver the outbox rows of kind {kind}."))
             if kind.endswith(".sales_order"):
                 order_pushes.append(push_key(kind))
@@ -96,18 +123,18 @@ def build_jobs(settings: Settings | None = None) -> list[UnresolvedAssetJobDefin
                 receivable_streams.append(stream_key(spec.system, s.name))
                 receivable_systems.add(spec.system)
     if order_pushes:
-        jobs.append(_job("orders_to_erp", order_pushes, order_systems,
-                         "Approved CRM orders → ERP sales orders (outbox dispatch)."))
-    jobs.append(_job("receivables_to_crm", [*receivable_streams, RECEIVABLE_FOLLOWUPS], receivable_systems,
-                     "Receivables and receipts into the profile; overdue amounts become collection tasks."))
-    jobs.append(_job("todo_pushes", [*completion_streams, REMINDERS_DUE, AUTOMATION_RULES, *reminder_pushes],
-                     set(chat_systems()),
-                     "To-dos ticked off in chat closed in the CRM; due, overdue and uncontacted reminders, the "
-                     "automation rules, and to-dos to salespeople and managers in chat."))
-    jobs.append(_job("leads_to_pool", [LEADS_TO_POOL], set(),
-                     "Leads nobody followed up in time go back to the public pool."))
-    jobs.append(_job("approvals_reconcile", [APPROVALS_RECONCILED, *approval_pushes], approval_systems,
-                     "Open OA approvals re-read in DingTalk and WeCom; outcomes applied (approved orders to the ERP)."))
+        jobs.append(job("orders_to_erp", order_pushes, order_systems,
+                    "Approved CRM orders → ERP sales orders (outbox dispatch)."))
+    jobs.append(job("receivables_to_crm", [*receivable_streams, RECEIVABLE_FOLLOWUPS], receivable_systems,
+                    "Receivables and receipts into the profile; overdue amounts become collection tasks."))
+    jobs.append(job("todo_pushes", [*completion_streams, REMINDERS_DUE, AUTOMATION_RULES, *reminder_pushes],
+                    set(chat_systems()),
+                    "To-dos ticked off in chat closed in the CRM; due, overdue and uncontacted reminders, the "
+                    "automation rules, and to-dos to salespeople and managers in chat."))
+    jobs.append(job("leads_to_pool", [LEADS_TO_POOL], set(),
+                    "Leads nobody followed up in time go back to the public pool."))
+    jobs.append(job("approvals_reconcile", [APPROVALS_RECONCILED, *approval_pushes], approval_systems,
+                    "Open OA approvals re-read in DingTalk and WeCom; outcomes applied (approved orders to the ERP)."))
     return jobs
 
 

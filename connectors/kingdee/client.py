@@ -39,8 +39,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from decimal import Decimal
 from http.cookiejar import CookieJar, DefaultCookiePolicy
@@ -366,6 +368,7 @@ class KingdeeClient(kit.OwnsHttpClient):
         transport: httpx.BaseTransport | None = None,
         read_page_size: int = MAX_PAGE_SIZE,
         read_overlap_s: float = 300.0,
+        max_concurrent_reads: int | None = None,
     ) -> None:
         if auth_mode not in ("signed", "session"):
             raise ValueError(f"auth_mode must be 'signed' or 'session', not {auth_mode!r}")
@@ -373,6 +376,12 @@ class KingdeeClient(kit.OwnsHttpClient):
         # static registry data, so per-deployment read settings travel with the client.
         self.read_page_size = min(max(read_page_size, 1), MAX_PAGE_SIZE)
         self.read_overlap = dt.timedelta(seconds=max(read_overlap_s, 0.0))
+        # Queries in flight at once from this client, whatever number of streams read in
+        # parallel and however far each reads ahead (hub.engine.schedule, the order reader's
+        # lines beside the next headers): the data centre's limit (KingdeeSettings, a guess).
+        # None: no limit here (a client built by hand).
+        self._read_slots: AbstractContextManager[Any] = nullcontext() if max_concurrent_reads is None \
+            else threading.BoundedSemaphore(max(max_concurrent_reads, 1))
         self._base = base_url.rstrip("/") + "/"
         self._observer = observer
         self._credentials = (acct_id, username, app_id, app_secret, lcid)
@@ -472,7 +481,8 @@ class KingdeeClient(kit.OwnsHttpClient):
             return [dict(zip(keys, raw, strict=True)) if isinstance(raw, list) and len(raw) == len(keys)
                     else _unreadable_row(position, raw, len(keys)) for position, raw in enumerate(payload, 1)]
 
-        result: list[dict[str, Any]] = self._call(DYNAMIC_FORM_SERVICE + "ExecuteBillQuery", body, interpret)
+        with self._read_slots:
+            result: list[dict[str, Any]] = self._call(DYNAMIC_FORM_SERVICE + "ExecuteBillQuery", body, interpret)
         return result
 
     def bill_query(

@@ -28,6 +28,7 @@ def make_client(settings: KingdeeSettings, observer: CallObserver) -> KingdeeCli
         app_secret=settings.app_secret, auth_mode=settings.auth_mode, lcid=settings.lcid,
         org_num=settings.org_num, timeout=settings.timeout_s, observer=observer,
         read_page_size=settings.page_size, read_overlap_s=float(settings.overlap_s),
+        max_concurrent_reads=settings.max_concurrent_calls,
     )
 
 

@@ -52,7 +52,7 @@ from connectors.kingdee.mapping import (
     parse_kingdee_datetime,
 )
 from connectors.kit.http import CallContext
-from connectors.kit.paging import watermark
+from connectors.kit.paging import complete_ahead, watermark
 from hub.contracts import UNREADABLE, MappingError, Page, RawRecord, StreamSpec
 from hub.errors import PermanentError
 
@@ -218,21 +218,28 @@ class SalesOrderQuery:
     line_keys: tuple[str, ...] = SALES_ORDER_LINE_FIELDS
 
     def __call__(self, client: QueryClient, cursor: str | None) -> Iterator[Page]:
-        """StreamSpec.read_pages: records are whole orders with a ``lines`` list."""
-        for headers, cursor_after in self.headers.pages(client, cursor):
-            # a header whose FID is not a bill id gets no lines; its mapping names the FID
-            ids = [str(fid) for fid in dict.fromkeys(header_id(h) for h in headers) if fid is not None]
-            lines: list[RawRecord] = []
-            if ids:
-                condition = f"FID in ({', '.join(ids)})"
-                order = "FID ASC,FSaleOrderEntry_FEntryID ASC"
-                for page in client.query_pages(self.headers.form_id, self.line_keys, condition, order):
-                    lines.extend(page)
-            # A line row the client could not read belongs to an unknown order: it travels as
-            # a record of its own (the engine quarantines it with its reason), and the order
-            # it is missing from fails its total check instead of being stored without it.
-            unreadable = [line for line in lines if UNREADABLE in line]
-            yield Page(records=[*group_order_rows(headers, lines), *unreadable], cursor_after=cursor_after)
+        """StreamSpec.read_pages: records are whole orders with a ``lines`` list.
+
+        The lines of one page of headers are read while the next page of headers is
+        (:func:`connectors.kit.paging.complete_ahead`): the next page's filter needs only this page's
+        last header, so the two round trips overlap and a page costs about one round trip of
+        wall time instead of two (measured in ``benchmarks/end_to_end.py``)."""
+        yield from complete_ahead(self.headers.pages(client, cursor), lambda page: self._with_lines(client, *page))
+
+    def _with_lines(self, client: QueryClient, headers: list[RawRecord], cursor_after: str | None) -> Page:
+        # a header whose FID is not a bill id gets no lines; its mapping names the FID
+        ids = [str(fid) for fid in dict.fromkeys(header_id(h) for h in headers) if fid is not None]
+        lines: list[RawRecord] = []
+        if ids:
+            condition = f"FID in ({', '.join(ids)})"
+            order = "FID ASC,FSaleOrderEntry_FEntryID ASC"
+            for page in client.query_pages(self.headers.form_id, self.line_keys, condition, order):
+                lines.extend(page)
+        # A line row the client could not read belongs to an unknown order: it travels as
+        # a record of its own (the engine quarantines it with its reason), and the order
+        # it is missing from fails its total check instead of being stored without it.
+        unreadable = [line for line in lines if UNREADABLE in line]
+        return Page(records=[*group_order_rows(headers, lines), *unreadable], cursor_after=cursor_after)
 
 
 def kingdee_streams(

@@ -5,7 +5,7 @@
 - :mod:`.codes` — vendor code tables (:class:`CodeTable`) each connector declares on top;
 - :mod:`.auth` — token/session auth as an ``httpx.Auth`` (:class:`TokenAuth`):
   single-flight refresh, refresh once on an expiry code, each exchange audited;
-- :mod:`.paging` — declared paginators (offset, keyset, cursor, page number) and :func:`walk`;
+- :mod:`.paging` — declared paginators (offset, keyset, cursor, page number) and :func:`walk`, :func:`complete_ahead`;
 - :mod:`.orders` — the CRM order payload parsed and checked once for every ERP writer;
 - :mod:`.fields` — pure field readers for mappings (text, numbers, money) raising MappingError;
 - :mod:`.pacing` — :class:`Pacer`: at most N calls a second, for platforms that limit QPS;
@@ -41,6 +41,7 @@ from connectors.kit.paging import (
     OffsetPaginator,
     PageNumberPaginator,
     Paginator,
+    complete_ahead,
     walk,
     watermark,
 )
@@ -59,6 +60,7 @@ __all__ = [
     "PageNumberPaginator",
     "Paginator",
     "TokenAuth",
+    "complete_ahead",
     "json_object",
     "mask_secrets_in_httpx_logs",
     "parse_json",

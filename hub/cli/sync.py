@@ -44,14 +44,16 @@ def sync(
                                         TextColumn("{task.fields[rows]}"), console=err_console,
                                         transient=True) as progress:
             task = progress.add_task(f"{system}: starting", rows="")
+            running: dict[str, Any] = {}  # stream -> its counts so far; streams read in parallel
 
-            def on_page(counts: Any) -> None:
-                progress.update(task, rows=f"{counts.read:,} read, {counts.quarantined:,} quarantined")
+            def on_page(name: str, counts: Any) -> None:
+                running[name] = counts
+                now = list(running.items())  # one copy: other streams' threads add to it
+                read, quarantined = sum(c.read for _, c in now), sum(c.quarantined for _, c in now)
+                progress.update(task, description=f"{system}: {', '.join(n for n, _ in now)}",
+                                rows=f"{read:,} read, {quarantined:,} quarantined")
 
-            reports = []
-            for name in [stream] if stream else [s.name for s in _ordered(hub, system)]:
-                progress.update(task, description=f"{system}/{name}", rows="")
-                reports.extend(hub.sync(system, name, full=full, on_page=on_page))
+            reports = hub.sync(system, stream, full=full, on_page=on_page)
         if as_json:
             print_json([{"system": r.system, "stream": r.stream, **asdict(r.counts), "cursor_before": r.cursor_before,
                          "cursor_after": r.cursor_after, "seconds": round(r.duration_s, 2)} for r in reports])
@@ -78,12 +80,6 @@ def _has_streams(system: str, as_json: bool) -> bool:
     if spec.writer_kinds:
         console.print(f"What the hub sends to it ({', '.join(spec.writer_kinds)}) goes out with `hub dispatch`.")
     return False
-
-
-def _ordered(hub: Any, system: str) -> list[Any]:
-    from hub.runtime import ordered_streams
-
-    return ordered_streams(hub.spec(system))
 
 
 @app.command()

@@ -20,20 +20,21 @@ from hub.rules.orders import approve_order
 from hub.runtime import load_sandbox
 
 
-def approve_crm_orders(db: Database, orders: int, *, erp_customers: int = 20, max_attempts: int = 6) -> list[int]:
-    """Load ``orders`` CRM orders (the Kingdee customers must be synced already) and approve
-    them all, each approval enqueueing its ``kingdee.sales_order`` push; returns the order ids."""
+def approve_crm_orders(db: Database, orders: int, *, erp_customers: int = 20, max_attempts: int = 6,
+                       erp: str = "kingdee") -> list[int]:
+    """Load ``orders`` CRM orders (the ``erp``'s customers must be synced already) and approve
+    them all, each approval enqueueing its ``<erp>.sales_order`` push; returns the order ids."""
     seed: dict[str, Any] = load_sandbox(connector("wecom")).demo_seed()  # type: ignore[misc]
     with db.begin() as conn:
         erp_ids = conn.execute(sa.text(
-            "SELECT canonical_id FROM external_identity WHERE system = 'kingdee' AND object = 'customer' "
-            "ORDER BY id LIMIT :n"), {"n": erp_customers}).scalars().all()
+            "SELECT canonical_id FROM external_identity WHERE system = :erp AND object = 'customer' "
+            "ORDER BY id LIMIT :n"), {"n": erp_customers, "erp": erp}).scalars().all()
         load_crm_demo(conn, seed["people"], seed["companies"], now=dt.datetime.now(dt.UTC),
                       erp_customer_ids=list(erp_ids), orders=orders)
         order_ids = list(conn.execute(sa.text(
             "SELECT id FROM sales_order WHERE source_system = 'crm' ORDER BY id")).scalars())
         for order_id in order_ids:
-            approve_order(conn, order_id, max_attempts=max_attempts)
+            approve_order(conn, order_id, max_attempts=max_attempts, erp_system=erp)
     return order_ids
 
 

@@ -130,3 +130,51 @@ def test_walk_stops_requesting_when_the_consumer_stops() -> None:
     api = OffsetApi()
     first = next(iter(walk(api, OffsetPaginator(5, offset_param="start_row", limit_param="limit"), call=CALL)))
     assert len(first) == 5 and len(api.sent) == 1
+
+
+def test_complete_ahead_completes_a_page_while_the_next_is_read_and_keeps_the_order():
+    import threading
+
+    from connectors.kit.paging import complete_ahead
+
+    # given pages whose reading of page 2 waits until page 1's completion has started
+    completing_1 = threading.Event()
+
+    def pages():
+        yield 1
+        assert completing_1.wait(timeout=30), "page 1 was not completed while page 2 was read"
+        yield 2
+        yield 3
+
+    def complete(page: int) -> str:
+        if page == 1:
+            completing_1.set()
+        return f"page {page} completed"
+
+    # when they are read and completed ahead, then the two overlapped and the order holds
+    assert list(complete_ahead(pages(), complete)) == ["page 1 completed", "page 2 completed", "page 3 completed"]
+
+
+def test_complete_ahead_yields_the_completed_page_before_a_read_failure_and_raises_completion_errors():
+    from connectors.kit.paging import complete_ahead
+
+    def failing_read():
+        yield 1
+        raise RuntimeError("page 2: HTTP 500")
+
+    # given a failure reading page 2, page 1 still comes out first, then the failure
+    out = complete_ahead(failing_read(), lambda page: page * 10)
+    assert next(out) == 10
+    with pytest.raises(RuntimeError, match="page 2: HTTP 500"):
+        next(out)
+
+    # and a failing completion is raised where its page would have been
+    def complete(page: int) -> int:
+        if page == 2:
+            raise ValueError("lines of page 2 unreadable")
+        return page
+
+    out = complete_ahead(iter([1, 2, 3]), complete)
+    assert next(out) == 1
+    with pytest.raises(ValueError, match="lines of page 2"):
+        next(out)
