@@ -67,23 +67,35 @@ def huge_integer() -> int:
     return 10**5000
 
 
-scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(), st.builds(huge_integer), st.floats(allow_nan=True, allow_infinity=True),
+# What a JSON reply can hold once decoded (Python's json refuses integers past 4300 digits,
+# so a connector never hands the engine one) ...
+decoded_scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True, allow_infinity=True),
     st.text(max_size=20), odd_text, long_text, number_text, date_text, credit_code_text,
 )
-json_like = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3)
-                         | st.dictionaries(st.text(max_size=8), inner, max_size=3), max_leaves=6)
+# ... and, for the pure mappings, anything a caller could pass, a 5000-digit integer included.
+scalars = st.one_of(decoded_scalars, st.builds(huge_integer))
+
+
+def _nested(leaves: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.recursive(leaves, lambda inner: st.lists(inner, max_size=3)
+                        | st.dictionaries(st.text(max_size=8), inner, max_size=3), max_leaves=6)
+
+
+json_like = _nested(scalars)
+json_decoded = _nested(decoded_scalars)
 
 REMOVE = object()  # a change that removes the field
 
 
-def mutated(base: dict[str, Any], keys: tuple[str, ...]) -> st.SearchStrategy[dict[str, Any]]:
-    """``base`` with some of ``keys`` replaced by hostile values or removed."""
-    changes = st.dictionaries(st.sampled_from(keys), st.one_of(json_like, st.just(REMOVE)), min_size=1,
+def mutated(base: dict[str, Any], keys: tuple[str, ...],
+            values: st.SearchStrategy[Any] = json_like) -> st.SearchStrategy[dict[str, Any]]:
+    """``base`` with some of ``keys`` replaced by hostile ``values`` or removed."""
+    changes = st.dictionaries(st.sampled_from(keys), st.one_of(values, st.just(REMOVE)), min_size=1,
                               max_size=4)
     return changes.map(lambda c: {k: v for k, v in {**base, **c}.items() if v is not REMOVE})
 
 
-def hostile(keys: tuple[str, ...]) -> st.SearchStrategy[dict[str, Any]]:
+def hostile(keys: tuple[str, ...], values: st.SearchStrategy[Any] = json_like) -> st.SearchStrategy[dict[str, Any]]:
     """A record of hostile values only, over the keys the mapping reads (and others)."""
-    return st.fixed_dictionaries({}, optional={key: json_like for key in keys})
+    return st.fixed_dictionaries({}, optional={key: values for key in keys})
