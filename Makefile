@@ -55,9 +55,12 @@ bench: $(STAMP)
 bench-dispatch: $(STAMP)
 	$(BIN)/python benchmarks/dispatch.py
 
-# The reliability test at full size: 1,000 orders under 20/10/5 % faults, 10 SIGKILLs (minutes).
+# The reliability test at full size: 1,000 orders under 20/10/5 % faults, 10 SIGKILLs (minutes),
+# and the hostile-input properties with many more examples (hypothesis profile "soak").
 soak: $(STAMP)
 	SOAK_ORDERS=1000 $(BIN)/pytest -q -s -p no:cacheprovider tests/reliability/test_orders_under_faults.py
+	HYPOTHESIS_PROFILE=soak $(BIN)/pytest -q -p no:cacheprovider tests/unit/test_mapping_properties.py \
+	  tests/integration/test_engine_properties.py
 
 # Known vulnerabilities in the locked dependencies (uv.lock), by pip-audit against the
 # exported, hashed requirements (nothing installed). Fails, saying so, when the advisory
