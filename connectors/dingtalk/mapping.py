@@ -68,10 +68,25 @@ def _millis(raw: Mapping[str, Any], key: str) -> dt.datetime | None:
     value = raw.get(key)
     if value is None or value == "":
         return None
-    if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).isdigit() \
-            or len(str(value)) > 15:
+    # checked before any str() or int(): a whole number of thousands of digits has no text
+    # form, and str.isdigit() also accepts digits such as '²' that int() refuses
+    if isinstance(value, int) and not isinstance(value, bool):
+        readable = 0 <= value < 10**15
+    else:
+        readable = isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 15
+    if not readable:
         raise MappingError(f"{key}: expected milliseconds since 1970, got {shown(value)}")
     return dt.datetime.fromtimestamp(int(value) / 1000, dt.UTC)
+
+
+def _department_key(value: Any) -> str | None:
+    """A department id as the department index's key; None for anything that is not an id
+    (text, or a whole number small enough to have a text form)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() <= 64:
+        return str(value)
+    return None
 
 
 def mainland_mobile(value: str) -> str | None:
@@ -95,16 +110,16 @@ def _manager(userid: str, raw: Mapping[str, Any]) -> str | None:
     if not isinstance(chain, Mapping):
         raise MappingError(f"{DEPARTMENTS_KEY}: expected an object, got {shown(chain)}")
     dept_ids = raw.get("dept_id_list") or []
-    current = dept_ids[0] if isinstance(dept_ids, list) and dept_ids else None
+    current = _department_key(dept_ids[0]) if isinstance(dept_ids, list) and dept_ids else None
     visited: set[str] = set()
-    while current is not None and str(current) in chain and str(current) not in visited:
-        visited.add(str(current))
-        node = chain[str(current)]
+    while current is not None and current in chain and current not in visited:
+        visited.add(current)
+        node = chain[current]
         leaders = node.get("leaders") if isinstance(node, Mapping) else None
         for leader in leaders if isinstance(leaders, list) else []:
             if isinstance(leader, str) and leader and leader != userid:
                 return leader
-        current = node.get("parent_id") if isinstance(node, Mapping) else None
+        current = _department_key(node.get("parent_id")) if isinstance(node, Mapping) else None
     return None
 
 
@@ -113,7 +128,8 @@ def _department_name(raw: Mapping[str, Any]) -> str | None:
     if dept_ids is not None and not isinstance(dept_ids, list):
         raise MappingError(f"dept_id_list: expected a list, got {shown(dept_ids)}")
     chain = raw.get(DEPARTMENTS_KEY) or {}
-    first = chain.get(str(dept_ids[0])) if dept_ids and isinstance(chain, Mapping) else None
+    first_id = _department_key(dept_ids[0]) if dept_ids else None
+    first = chain.get(first_id) if first_id is not None and isinstance(chain, Mapping) else None
     name = first.get("name") if isinstance(first, Mapping) else None
     if not isinstance(name, str):
         return None

@@ -32,8 +32,9 @@ kit's, :mod:`connectors.kit.callbacks`):
   whatever is uploaded; a declared Content-Length over the limit is refused before
   reading anything, and every refusal closes the connection, so the rest of a refused
   body is never read;
-- XML (the envelope and the decrypted event) is parsed incrementally and refused past
-  16 levels of nesting or 5,000 elements; DTDs and entities are refused outright;
+- XML (the envelope and the decrypted event) is parsed incrementally by defusedxml's
+  hardened parser and refused past 16 levels of nesting or 5,000 elements; a DTD,
+  entity declaration or external reference is refused outright (billion laughs, XXE);
 - signature, decryption, parsing, the replay guard and both hooks run in worker
   threads, at most ``workers`` at a time per receiver, so the pages and ``/healthz``
   keep answering while a request is checked.
@@ -55,6 +56,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import iterparse as defused_iterparse
 from starlette.applications import Starlette
 from starlette.datastructures import QueryParams
 from starlette.requests import Request
@@ -75,7 +78,6 @@ from connectors.kit.crypto import wecom_crypto
 from hub.contracts import CallbackHooks
 
 _TIMESTAMP = re.compile(r"[0-9]{1,10}")
-_DECLARATION = re.compile(r"<!(?:DOCTYPE|ENTITY)", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -97,24 +99,26 @@ class _XmlError(ValueError):
 def parse_xml(text: str | bytes, *, max_depth: int = 16, max_elements: int = 5000) -> dict[str, Any]:
     """Parse a WeCom XML document into a dict (child tag → text, nested → dict, repeated → list).
 
-    DTDs and entities are refused outright: WeCom never sends them, and refusing them
-    rules out entity-expansion attacks without a third-party parser. The document is
-    parsed incrementally and refused as soon as it nests deeper than ``max_depth`` or
-    holds more than ``max_elements`` elements, so a hostile one costs little.
+    The parser is defusedxml's (``forbid_dtd``, ``forbid_entities``, ``forbid_external``):
+    WeCom never sends a DTD, so any DTD, entity declaration or external reference is
+    refused before it can expand (billion laughs) or reach out (XXE). Deciding this in the
+    parser rather than by searching the text means a chat message that merely *mentions*
+    ``<!DOCTYPE html>`` inside its CDATA is taken, not refused. The document is parsed
+    incrementally and refused as soon as it nests deeper than ``max_depth`` or holds more
+    than ``max_elements`` elements, so a hostile one costs little.
     """
     try:
         # WeCom sends UTF-8. Checked here, and the parser is given text (it then ignores
-        # any declared encoding), so a DTD cannot hide in UTF-16 from the check below.
+        # any declared encoding), so nothing can hide in UTF-16 from the parser's checks.
         document = text.decode("utf-8") if isinstance(text, bytes) else text
     except UnicodeDecodeError as exc:
         raise _XmlError("not UTF-8") from exc
-    if _DECLARATION.search(document):
-        raise _XmlError("DTD or entity declarations are not accepted")
     root: ET.Element | None = None
     depth = elements = 0
     try:
         # iterparse reads the document 16 KB at a time and yields as it goes
-        for event, element in ET.iterparse(io.StringIO(document), events=("start", "end")):
+        for event, element in defused_iterparse(io.StringIO(document), events=("start", "end"), forbid_dtd=True,
+                                                forbid_entities=True, forbid_external=True):
             if event == "end":
                 depth -= 1
                 continue
@@ -125,6 +129,8 @@ def parse_xml(text: str | bytes, *, max_depth: int = 16, max_elements: int = 500
                 raise _XmlError(f"nested deeper than {max_depth} levels")
             if elements > max_elements:
                 raise _XmlError(f"more than {max_elements} elements")
+    except DefusedXmlException as exc:
+        raise _XmlError(f"DTD, entity declaration or external reference refused ({type(exc).__name__})") from exc
     except ET.ParseError as exc:
         raise _XmlError("malformed XML") from exc
     if root is None:

@@ -153,19 +153,32 @@ def group_order_rows(rows: Sequence[RawRecord]) -> list[RawRecord]:
     orders: dict[str, RawRecord] = {}
     loose: list[RawRecord] = []
     for row in rows:
-        order_id = row.get("id") if isinstance(row, Mapping) else None
-        if order_id in (None, ""):
+        key = _order_key(row)
+        if key is None:
             loose.append(row)
             continue
-        header = orders.get(str(order_id))
+        header = orders.get(key)
         if header is None:
             header = {k: v for k, v in row.items() if not k.startswith(LINE_PREFIX)}
             header[ORDER_LINES] = []
-            orders[str(order_id)] = header
+            orders[key] = header
         line = {k[len(LINE_PREFIX):]: v for k, v in row.items() if k.startswith(LINE_PREFIX)}
         if line:
             header[ORDER_LINES].append(line)
     return [*orders.values(), *loose]
+
+
+def _order_key(row: Any) -> str | None:
+    """The order id a line row groups by, or None for a row that cannot be grouped: not an
+    object, no id, or an id that has no text form (a whole number of thousands of digits
+    cannot be printed; such a row stays loose and its mapping refuses it with a reason)."""
+    order_id = row.get("id") if isinstance(row, Mapping) else None
+    if order_id in (None, ""):
+        return None
+    try:
+        return str(order_id)
+    except ValueError:
+        return None
 
 
 def map_sales_order(raw: RawRecord) -> SalesOrderRecord:

@@ -146,6 +146,8 @@ def _record_problem(raw: Any, key_field: str, cursor_field: str | None) -> str |
         return f"key {key_field} is missing; every record needs one to be stored"
     if isinstance(key, bool) or not isinstance(key, str | int):
         return f"key {key_field} is {shown(key)}, expected text"
+    if isinstance(key, int) and key.bit_length() > 128:  # str() refuses past 4300 digits: no text form
+        return f"key {key_field} is {shown(key)}, far longer than any key the hub keeps"
     text = str(key)
     if not text.strip():
         return f"key {key_field} is empty"
@@ -162,6 +164,8 @@ def _stamp_problem(stamp: Any, cursor_field: str) -> str | None:
         return f"change stamp {cursor_field} is {shown(stamp)}, expected a time (text) or a number"
     if isinstance(stamp, float) and not math.isfinite(stamp):
         return f"change stamp {cursor_field} is {shown(stamp)}, not a finite number"
+    if isinstance(stamp, int) and stamp.bit_length() > 128:  # str() refuses past 4300 digits
+        return f"change stamp {cursor_field} is {shown(stamp)}, far larger than any change time or number"
     text = str(stamp)
     if len(text) > STAMP_MAX_CHARS:
         return (f"change stamp {cursor_field} is {len(text)} characters long; a change time or number has "

@@ -1,6 +1,7 @@
 """A whole demo run, every log line at DEBUG and everything printed, holds no secret and no
-full mobile number: not the apps' secrets, not an access token or session id the sandboxes
-issued, not the database password, not the phone numbers of the people and contacts whose
+full mobile number: not the apps' secrets (Kingdee, WeCom, DingTalk, the CRM webhook key),
+not the callback tokens and AES keys, not an access token or session id the sandboxes
+issued (each one recorded as it is handed out), not the database password, not the phone numbers of the people and contacts whose
 data went through. Nor does the database it leaves behind: every table dumped as text holds
 no mobile number in plain text (personal data is encrypted at rest, ``hub.vault``), and
 search by a full mobile still finds the contact's customer."""
@@ -20,7 +21,12 @@ import sqlalchemy as sa
 from rich.console import Console
 from sqlalchemy.engine import make_url
 
-from connectors.kingdee.sandbox.auth import SANDBOX_CREDENTIALS
+from connectors.crm.sandbox.receiver import SANDBOX_SECRET as CRM_WEBHOOK_SECRET
+from connectors.dingtalk.sandbox.credentials import SANDBOX_APP_SECRET as DINGTALK_APP_SECRET
+from connectors.dingtalk.sandbox.credentials import SANDBOX_CALLBACK_AES_KEY as DINGTALK_AES_KEY
+from connectors.dingtalk.sandbox.credentials import SANDBOX_CALLBACK_TOKEN as DINGTALK_CALLBACK_TOKEN
+from connectors.dingtalk.sandbox.state import DingTalkState
+from connectors.kingdee.sandbox.auth import SANDBOX_CREDENTIALS, SessionStore
 from connectors.kit.sandbox.universe import demo_directory
 from connectors.wecom.sandbox.credentials import (
     SANDBOX_CALLBACK_TOKEN,
@@ -28,6 +34,7 @@ from connectors.wecom.sandbox.credentials import (
     SANDBOX_SECRET,
 )
 from connectors.wecom.sandbox.seed import demo_external_contacts
+from connectors.wecom.sandbox.state import WeComState
 from hub.database import Database
 from hub.demo import DEMO_SCHEMA, run_demo
 from hub.logging_setup import configure_logging
@@ -50,6 +57,21 @@ def seeded_mobiles() -> set[str]:
     return mobiles | {m for c in demo_external_contacts() for f in c.follows for m in f.remark_mobiles}
 
 
+issued: list[str] = []  # every token and session id the sandboxes handed out during the demo
+
+
+def recording(issue: Any) -> Any:
+    """``issue`` (a sandbox's token or session issuer), noting each secret it hands out."""
+    def issue_and_note(*args: Any, **kwargs: Any) -> Any:
+        result = issue(*args, **kwargs)
+        for value in (result if isinstance(result, tuple) else (result,)):
+            token = value.get("access_token") if isinstance(value, dict) else getattr(value, "sid", value)
+            if isinstance(token, str) and len(token) >= 16:
+                issued.append(token)
+        return result
+    return issue_and_note
+
+
 @pytest.fixture(scope="module")
 def demo_run(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Settings]]:
     """One demo run for this module: (every log line and everything printed, its settings)."""
@@ -70,10 +92,15 @@ def demo_run(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
     for noisy in ("httpx", "httpcore"):  # their DEBUG lines carry URLs: exactly what must not leak
         logging.getLogger(noisy).setLevel(logging.DEBUG)
     out = io.StringIO()
+    issued.clear()
+    spies = pytest.MonkeyPatch()
+    for owner, method in ((WeComState, "issue_token"), (DingTalkState, "issue_token"), (SessionStore, "create")):
+        spies.setattr(owner, method, recording(getattr(owner, method)))
     try:
         # when the demo runs end to end
         run_demo(settings, console=Console(file=out, width=120), kingdee_scale=0.02)
     finally:
+        spies.undo()
         logging.getLogger().removeHandler(handler)
         logging.getLogger().setLevel(logging.WARNING)
         for noisy in ("httpx", "httpcore"):
@@ -90,8 +117,12 @@ def test_a_demo_run_logs_and_prints_no_secret_and_no_full_mobile(demo_run):
     # then none of the secrets is in any line
     assert len(text) > 10_000, "the demo should have said a lot"
     for secret in (SANDBOX_CREDENTIALS.app_secret, SANDBOX_CREDENTIALS.password, SANDBOX_SECRET,
-                   SANDBOX_CALLBACK_TOKEN, SANDBOX_ENCODING_AES_KEY, DB_PASSWORD):
+                   SANDBOX_CALLBACK_TOKEN, SANDBOX_ENCODING_AES_KEY, DB_PASSWORD, DINGTALK_APP_SECRET,
+                   DINGTALK_CALLBACK_TOKEN, DINGTALK_AES_KEY, CRM_WEBHOOK_SECRET):
         assert secret not in text
+    # nor any token or session id a sandbox issued (WeCom access_token, DingTalk accessToken, Kingdee session)
+    assert len(issued) >= 3, "the demo should have been issued tokens by the WeCom and DingTalk sandboxes and Kingdee"
+    assert [token[:6] for token in issued if token in text] == []
     assert not re.search(r"access_token=(?!\*\*\*|\[REDACTED\])[^&\s]{8,}", text)
     assert "kdservice-sessionid" in text  # the session ids were in the lines httpcore wrote, masked
     assert not re.search(r"kdservice-sessionid['\",=:\sb]+[0-9a-f]{16,}", text, re.IGNORECASE)

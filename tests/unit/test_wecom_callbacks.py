@@ -352,3 +352,56 @@ def test_parse_xml_limits():
     assert len(parse_xml(many, max_elements=10_000)["C"]) == 6000  # repeats are a list, built in linear time
     with pytest.raises(ValueError, match="nested deeper"):
         parse_xml("<xml><a><b>x</b></a></xml>", max_depth=2)
+
+
+BILLION_LAUGHS = ('<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
+                  + "".join(f'<!ENTITY lol{n} "{("&lol" + str(n - 1) + ";") * 10 if n > 1 else "&lol;" * 10}">'
+                            for n in range(1, 10))
+                  + ']><xml><MsgType>event</MsgType><Event>&lol9;</Event></xml>')
+EXTERNAL_ENTITY = ('<?xml version="1.0"?><!DOCTYPE xml [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>'
+                   "<xml><MsgType>event</MsgType><Event>&xxe;</Event></xml>")
+PARAMETER_ENTITY = ('<?xml version="1.0"?><!DOCTYPE xml [<!ENTITY % remote SYSTEM "http://127.0.0.1:9/x.dtd">'
+                    "%remote;]><xml><MsgType>event</MsgType></xml>")
+EXTERNAL_DTD = ('<?xml version="1.0"?><!DOCTYPE xml SYSTEM "http://127.0.0.1:9/evil.dtd">'
+                "<xml><MsgType>event</MsgType></xml>")
+
+
+@pytest.mark.parametrize("plaintext", [BILLION_LAUGHS, EXTERNAL_ENTITY, PARAMETER_ENTITY, EXTERNAL_DTD],
+                         ids=["billion-laughs", "external-entity", "parameter-entity", "external-dtd"])
+def test_signed_events_with_entities_or_a_dtd_are_refused_before_expanding_or_fetching(receiver, plaintext):
+    # given an event sealed with the right key (an attacker who has it, or a compromised relay)
+    state, http = receiver
+    params, body = signed_event(plaintext=plaintext)
+
+    reply = http.post("/wecom/callback", params=params, content=body)
+
+    # then it is refused as a malformed event, nothing is handed over, and the refusal is reported
+    assert reply.status_code == 400
+    assert state.events == []
+    [(reason, details)] = state.rejections
+    assert reason == "malformed_event" and "DTD" in details.get("problem", reply.text)
+    assert "root:" not in reply.text and "lol" not in reply.text  # nothing expanded or read into the answer
+
+
+@pytest.mark.parametrize("envelope", [EXTERNAL_ENTITY.replace("<Event>&xxe;</Event>", "<Encrypt>&xxe;</Encrypt>"),
+                                      BILLION_LAUGHS.replace("<Event>&lol9;</Event>", "<Encrypt>&lol9;</Encrypt>")],
+                         ids=["external-entity", "billion-laughs"])
+def test_unsigned_envelopes_with_entities_are_refused_as_malformed(receiver, envelope):
+    state, http = receiver
+    assert http.post("/wecom/callback", params=GOOD_QUERY, content=envelope).status_code == 400
+    assert [r for r, _ in state.rejections] == ["malformed_body"] and state.events == []
+
+
+def test_a_message_that_only_mentions_a_doctype_in_its_text_is_taken(receiver):
+    # given a customer's chat message quoting HTML and XML in its text (CDATA): no declaration
+    state, http = receiver
+    content = '看下这段: <!DOCTYPE html><!ENTITY x "y"> &amp; 好的'
+    params, body = signed_event(plaintext=f"<xml><MsgType>text</MsgType><Content><![CDATA[{content}]]></Content>"
+                                          "<!-- <!DOCTYPE in a comment> --></xml>")
+
+    reply = http.post("/wecom/callback", params=params, content=body)
+
+    # then it is an event like any other, its text whole
+    assert reply.status_code == 200, reply.text
+    [event] = state.events
+    assert event["Content"] == content
