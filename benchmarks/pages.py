@@ -53,6 +53,10 @@ PAGES: list[tuple[str, str, str]] = [
     ("performance (admin)", "/reports/performance", "admin"),
     ("performance (manager)", "/reports/performance", "manager"),
     ("performance (sales)", "/reports/performance", "sales"),
+    ("receivables (finance)", "/reports/receivables", "finance"),
+    ("receivables CSV (finance)", "/reports/receivables.csv?table=aging", "finance"),
+    ("receivables XLSX (finance)", "/reports/receivables.xlsx", "finance"),
+    ("operations (it)", "/reports/operations", "it"),
 ]
 BASELINE = ("healthz", "/healthz", "admin")
 
@@ -134,7 +138,9 @@ def principals(db: Database) -> dict[str, dict[str, str]]:
         rep = conn.execute(sa.text("SELECT min(id) FROM internal_user WHERE manager_id = :m"), {"m": manager}).scalar()
     return {"admin": bearer(issue_token(db, Role.ADMIN)),
             "manager": bearer(issue_token(db, Role.MANAGER, user_id=manager)),
-            "sales": bearer(issue_token(db, Role.SALES, user_id=rep))}
+            "sales": bearer(issue_token(db, Role.SALES, user_id=rep)),
+            "finance": bearer(issue_token(db, Role.FINANCE)),
+            "it": bearer(issue_token(db, Role.IT))}
 
 
 def timed(client: TestClient, path: str, headers: dict[str, str], requests: int) -> list[float]:
