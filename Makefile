@@ -55,9 +55,12 @@ bench: $(STAMP)
 bench-dispatch: $(STAMP)
 	$(BIN)/python benchmarks/dispatch.py
 
-# The reliability test at full size: 1,000 orders under 20/10/5 % faults, 10 SIGKILLs (minutes).
+# The reliability tests at full size (minutes): 1,000 orders under 20/10/5 % faults and 10
+# SIGKILLs; the fault matrix with 1,000 effects per writer under all faults at once (100 per
+# single fault).
 soak: $(STAMP)
 	SOAK_ORDERS=1000 $(BIN)/pytest -q -s -p no:cacheprovider tests/reliability/test_orders_under_faults.py
+	SOAK_EFFECTS=1000 $(BIN)/pytest -q -s -p no:cacheprovider tests/reliability/test_fault_matrix.py
 
 clean:
 	rm -rf $(VENV)
