@@ -31,7 +31,7 @@ import pytest
 
 from connectors.kit.sandbox import FaultPlan
 from hub.database import Database
-from tests.conftest import rows
+from tests.conftest import rows, scalar
 from tests.support.writer_cases import (
     CLIENT_TIMEOUT_S,
     WRITER_CASES,
@@ -147,3 +147,31 @@ def test_each_effect_reaches_the_platform_exactly_once_under_each_fault_and_ever
         attempts = sum(r.attempts for r in audited)
         print(f"{case.kind}: {total} effects, {attempts} attempts, {sum(seen.values())} requests "
               f"({sum(seen[op] for op in case.write_operations)} writes), faults {dict(Counter(k for _, k in plan.history))}")
+
+
+@pytest.mark.parametrize("case", [c for c in WRITER_CASES if c.refusal], ids=str)
+def test_only_effects_the_platform_refused_for_good_fail_and_the_rest_go_through_once(
+        case: WriterCase, settings, db, monkeypatch):
+    assert case.refusal is not None
+    with ExitStack() as stack:
+        # given effects queued for the writer
+        world = case.start(settings, db, stack, monkeypatch)
+        case.prepare(world, db, EFFECTS * 3)
+        expected = case.enqueue(world, db, EFFECTS * 3)
+        # when the platform refuses every third request for good
+        world.faults.arm(case.refusal, every=3, times=None)
+        counts = world.hub.dispatcher(kinds=[case.kind]).drain(wait_for_scheduled=True, timeout_s=300)
+        refused = len(world.faults.history)
+
+        # then exactly the refused effects failed, at once (one attempt, no retry), and were not written
+        failed = rows(db, "SELECT idempotency_key, attempts, last_error FROM outbox WHERE kind = :k "
+                          "AND status = 'failed'", k=case.kind)
+        assert refused > 0 and len(failed) == refused == counts.failed and counts.dead == 0
+        assert {r.attempts for r in failed} == {1}
+        # and every other effect went through exactly once
+        written = case.written(world)
+        assert set(written.values()) == {1} and len(written) == len(expected) - refused
+        assert scalar(db, "SELECT count(*) FROM outbox WHERE kind = :k AND status = 'done'",
+                      k=case.kind) == len(expected) - refused
+        print(f"\n{case.kind}: {refused} of {len(expected)} refused for good → failed (replayable), "
+              f"the rest written once; e.g. {failed[0].last_error[:80]}")

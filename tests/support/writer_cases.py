@@ -9,7 +9,9 @@ keys the sandbox must end up holding) and reads the sandbox's own state back (``
 often each effect key is there).
 ``write_operations`` are the sandbox operations that carry the effect (the audit must have a
 row for every request the sandbox saw to them); ``tokens`` says whether the writer holds a
-token or session that can expire (the CRM's webhooks are HMAC-signed per request: none).
+token or session that can expire (the CRM's webhooks are HMAC-signed per request: none);
+``refusal`` names a fault kind the sandbox answers with a permanent refusal (the CRM receiver's
+``auth_expired`` is a 401 "signature refused").
 
 Adding a writer to the matrix is one entry in :data:`WRITER_CASES`.
 """
@@ -76,6 +78,8 @@ class WriterCase:
     written: Callable[[World], Counter[str]]
     write_operations: tuple[str, ...]
     tokens: bool = True
+    # a fault kind the platform answers with a permanent refusal (a row that must fail, not retry)
+    refusal: str | None = None
     sandbox_options: dict[str, Any] = field(default_factory=dict)
     connector_options: dict[str, Any] = field(default_factory=dict)
     # the platform's rate-limit waits (seconds to a minute) shortened so a test waits milliseconds
@@ -274,5 +278,6 @@ WRITER_CASES = (
     WriterCase("dingtalk.todo", _directory("dingtalk", "dingtalk_userid"), _dingtalk_todos, _dingtalk_todo_sources,
                ("todo/tasks/create",), sandbox_options={"api_qps": FAST_QPS}, connector_options={"max_qps": FAST_QPS},
                fast_throttle=_dingtalk_throttle),
-    WriterCase("crm.webhook", _customers, _webhook_events, _webhook_deliveries, ("webhook",), tokens=False),
+    WriterCase("crm.webhook", _customers, _webhook_events, _webhook_deliveries, ("webhook",), tokens=False,
+               refusal="auth_expired"),
 )
