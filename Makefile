@@ -57,10 +57,11 @@ bench-dispatch: $(STAMP)
 
 # The reliability tests at full size (minutes): 1,000 orders under 20/10/5 % faults and 10
 # SIGKILLs; the fault matrix with 1,000 effects per writer under all faults at once (100 per
-# single fault).
+# single fault); the sync and the dispatcher SIGKILLed ten times each.
 soak: $(STAMP)
 	SOAK_ORDERS=1000 $(BIN)/pytest -q -s -p no:cacheprovider tests/reliability/test_orders_under_faults.py
 	SOAK_EFFECTS=1000 $(BIN)/pytest -q -s -p no:cacheprovider tests/reliability/test_fault_matrix.py
+	SOAK_KILLS=10 $(BIN)/pytest -q -s -p no:cacheprovider tests/reliability/test_repeated_sigkills.py
 
 clean:
 	rm -rf $(VENV)

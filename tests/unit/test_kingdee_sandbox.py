@@ -374,11 +374,13 @@ def uscc_valid(code: str) -> bool:
 
 
 def test_given_default_scale_when_seeding_then_quick_big_and_realistic() -> None:
-    started = time.perf_counter()
+    # CPU time of this process, not the wall clock: seeding is CPU work, and on a loaded machine
+    # the wall clock measures the other processes too
+    started = time.process_time()
     app = create_app(today=TEST_TODAY)
-    elapsed = time.perf_counter() - started
+    cpu_s = time.process_time() - started
     state: KingdeeState = app.state.kingdee.data
-    assert elapsed < 5  # typically ≈1 s; the demo starts this
+    assert cpu_s < 5  # typically ≈1 s; the demo starts this
     assert state.count("BD_Customer") >= 2000 and state.count("SAL_SaleOrder") >= 20000
     customers = list(state.tables["bd_customer"].docs.values())
     codes = [c["FSOCIALCRECODE"] for c in customers if c["FSOCIALCRECODE"]]
