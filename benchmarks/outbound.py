@@ -76,7 +76,7 @@ def prepare(kind: str, runtime: HubRuntime, n: int) -> None:
     if kind.endswith(".sales_order"):
         erp = system_of(kind)
         runtime.sync(erp, "customers")
-        approve_crm_orders(db, n, erp=erp, max_attempts=20)
+        approve_crm_orders(db, n, erp_system=erp, max_attempts=20)
         return
     if kind == "crm.webhook":
         with db.begin() as conn:

@@ -2,8 +2,8 @@
 dispatcher process is SIGKILLed again and again.
 
 The Kingdee sandbox (in this process, over real HTTP) answers 20 % of all calls with HTTP 500,
-lets 10 % time out and drops the reply of 5 % after applying them (``FaultPlan``: the rates
-below are conditional so that these are the shares of *all* calls); every other call takes
+lets 10 % time out and drops the reply of 5 % after applying them (``FaultPlan.arm_shares``:
+shares of *all* calls); every other call takes
 10 ms (``latency``), so calls overlap and the sandbox's concurrency limit (the hub's guessed
 default) is really exercised. The dispatcher runs as
 ``hub dispatch --wait`` in a child process; it is SIGKILLed 10 times at random moments once
@@ -37,9 +37,8 @@ ORDERS = int(os.environ.get("SOAK_ORDERS", "100"))
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(max(300, ORDERS * 3))]
 KILLS = 10
 CLIENT_TIMEOUT_S = 0.5
-# Shares of all calls: 20 % HTTP 500, then 10 % of all (12.5 % of the rest) time out, then
-# 5 % of all (1/14 of what is left) are applied with their reply dropped.
-FAULTS = (("http_500", 0.20), ("timeout", 0.10 / 0.80), ("drop_response", 0.05 / 0.70))
+# Shares of all calls: 20 % HTTP 500, 10 % time out, 5 % are applied with their reply dropped.
+FAULTS = {"http_500": 0.20, "timeout": 0.10, "drop_response": 0.05}
 SERVICE_MS = 10
 
 
@@ -62,8 +61,7 @@ def test_orders_reach_the_erp_exactly_once_under_faults_and_repeated_sigkills(se
 
         # and an ERP that fails a third of all calls
         erp.faults.timeout_s = CLIENT_TIMEOUT_S + 0.1
-        for seed, (kind, rate) in enumerate(FAULTS):
-            erp.faults.arm(kind, times=None, rate=rate, seed=seed)
+        erp.faults.arm_shares(FAULTS, seed=0)
         erp.faults.latency_ms = SERVICE_MS
         erp.faults.arm("latency", times=None)  # armed last: the calls no fault hit
         env = dispatcher_env(db, tmp_path, sandboxes={"kingdee": erp.server.url},
@@ -97,7 +95,7 @@ def test_orders_reach_the_erp_exactly_once_under_faults_and_repeated_sigkills(se
                           "AND erp_status = 'C'", ids=order_ids) == ORDERS
         # the faults really struck, at the shares asked for, and the kills really cost leases
         assert killed == KILLS
-        share = {kind: fired[kind] / requests for kind, _ in FAULTS}
+        share = {kind: fired[kind] / requests for kind in FAULTS}
         assert 0.16 < share["http_500"] < 0.24 and 0.07 < share["timeout"] < 0.13, share
         assert 0.03 < share["drop_response"] < 0.07, share
         lost = scalar(db, "SELECT count(*) FROM audit_log WHERE outcome = 'lease_lost'")

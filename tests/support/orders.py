@@ -20,21 +20,33 @@ from hub.rules.orders import approve_order
 from hub.runtime import load_sandbox
 
 
-def approve_crm_orders(db: Database, orders: int, *, erp_customers: int = 20, max_attempts: int = 6,
-                       erp: str = "kingdee") -> list[int]:
-    """Load ``orders`` CRM orders (the ``erp``'s customers must be synced already) and approve
-    them all, each approval enqueueing its ``<erp>.sales_order`` push; returns the order ids."""
+def load_crm_orders(db: Database, orders: int, *, erp_customers: int = 20, erp_system: str = "kingdee") -> list[int]:
+    """Load the CRM demo with ``orders`` orders, some to the ERP's customers (they must be synced
+    already); returns the CRM orders' ids, none approved yet."""
     seed: dict[str, Any] = load_sandbox(connector("wecom")).demo_seed()  # type: ignore[misc]
     with db.begin() as conn:
         erp_ids = conn.execute(sa.text(
             "SELECT canonical_id FROM external_identity WHERE system = :erp AND object = 'customer' "
-            "ORDER BY id LIMIT :n"), {"n": erp_customers, "erp": erp}).scalars().all()
+            "ORDER BY id LIMIT :n"), {"n": erp_customers, "erp": erp_system}).scalars().all()
         load_crm_demo(conn, seed["people"], seed["companies"], now=dt.datetime.now(dt.UTC),
                       erp_customer_ids=list(erp_ids), orders=orders)
-        order_ids = list(conn.execute(sa.text(
+        return list(conn.execute(sa.text(
             "SELECT id FROM sales_order WHERE source_system = 'crm' ORDER BY id")).scalars())
+
+
+def approve_orders(db: Database, order_ids: list[int], *, max_attempts: int = 6, erp_system: str = "kingdee") -> None:
+    """Approve CRM orders, each approval enqueueing its ``<erp_system>.sales_order`` push."""
+    with db.begin() as conn:
         for order_id in order_ids:
-            approve_order(conn, order_id, max_attempts=max_attempts, erp_system=erp)
+            approve_order(conn, order_id, max_attempts=max_attempts, erp_system=erp_system)
+
+
+def approve_crm_orders(db: Database, orders: int, *, erp_customers: int = 20, max_attempts: int = 6,
+                       erp_system: str = "kingdee") -> list[int]:
+    """Load ``orders`` CRM orders (the ERP's customers must be synced already) and approve
+    them all, each approval enqueueing its ``<erp_system>.sales_order`` push; returns the order ids."""
+    order_ids = load_crm_orders(db, orders, erp_customers=erp_customers, erp_system=erp_system)
+    approve_orders(db, order_ids, max_attempts=max_attempts, erp_system=erp_system)
     return order_ids
 
 

@@ -1,0 +1,283 @@
+"""Every outbox writer as a case of the fault matrix: how to give it work, and how its sandbox
+shows what was really written.
+
+A :class:`WriterCase` starts the writer's sandbox beside a :class:`~hub.runtime.HubRuntime`
+(``start``), prepares the source of ``total`` effects once (``prepare``: the CRM's orders, its
+people linked to the platform's directory, customers), queues ``n`` of them at a time the way
+the domain rules do (``enqueue``: approvals, due tasks, webhook events; it returns the effect
+keys the sandbox must end up holding) and reads the sandbox's own state back (``written``: how
+often each effect key is there).
+``write_operations`` are the sandbox operations that carry the effect (the audit must have a
+row for every request the sandbox saw to them); ``tokens`` says whether the writer holds a
+token or session that can expire (the CRM's webhooks are HMAC-signed per request: none);
+``refusal`` names a fault kind the sandbox answers with a permanent refusal (the CRM receiver's
+``auth_expired`` is a 401 "signature refused").
+
+Adding a writer to the matrix is one entry in :data:`WRITER_CASES`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections import Counter
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+import sqlalchemy as sa
+
+import connectors.dingtalk.client as dingtalk_client
+import connectors.wecom.client as wecom_client
+import connectors.yonyou.client as yonyou_client
+from connectors.crm.sandbox import SANDBOX_SECRET as CRM_SECRET
+from connectors.crm.sandbox import create_app as crm_receiver
+from connectors.kit import CodeRule
+from connectors.kit.sandbox import FaultPlan, serve_in_thread
+from hub.database import Database
+from hub.demo.data import load_crm_demo
+from hub.errors import RateLimitedError
+from hub.registry import connector
+from hub.rules import webhooks
+from hub.rules.reminders import ReminderPolicy, evaluate_reminders
+from hub.rules.todos import TodoPolicy, evaluate_todos
+from hub.runtime import HubRuntime, load_sandbox
+from hub.settings import OutboxSettings, Settings
+from tests.support.orders import approve_orders, erp_bill_counts, load_crm_orders
+
+CLIENT_TIMEOUT_S = 0.5  # every client gives up after this; the sandboxes' "timeout" fault outlasts it
+FAST_OUTBOX = OutboxSettings(max_attempts=8, backoff_initial_s=0.01, backoff_max_s=0.1, lease_s=30)
+FAST_QPS = 400  # DingTalk's 20/s default would make a run of hundreds of writes a minute
+
+
+@dataclass
+class World:
+    """A runtime over the test's database and the sandbox (ASGI app) of the writer under test."""
+
+    hub: HubRuntime
+    app: Any
+    ready: list[Any] = field(default_factory=list)  # prepared work not queued yet (order ids, reps…)
+
+    @property
+    def faults(self) -> FaultPlan:
+        """The sandbox's fault plan."""
+        plan: FaultPlan = self.app.state.faults
+        return plan
+
+
+@dataclass(frozen=True)
+class WriterCase:
+    """One writer of the matrix (see the module docstring)."""
+
+    kind: str
+    prepare: Callable[[World, Database, int], None]
+    enqueue: Callable[[World, Database, int], set[str]]
+    written: Callable[[World], Counter[str]]
+    write_operations: tuple[str, ...]
+    tokens: bool = True
+    # a fault kind the platform answers with a permanent refusal (a row that must fail, not retry)
+    refusal: str | None = None
+    sandbox_options: dict[str, Any] = field(default_factory=dict)
+    connector_options: dict[str, Any] = field(default_factory=dict)
+    # the platform's rate-limit waits (seconds to a minute) shortened so a test waits milliseconds
+    fast_throttle: Callable[[pytest.MonkeyPatch], None] | None = None
+
+    @property
+    def system(self) -> str:
+        """The system the writer writes to."""
+        return self.kind.partition(".")[0]
+
+    def __str__(self) -> str:
+        return self.kind
+
+    def start(self, settings: Settings, db: Database, stack: ExitStack, monkeypatch: pytest.MonkeyPatch) -> World:
+        """The runtime and the running sandbox (stopped when ``stack`` closes)."""
+        if self.fast_throttle is not None:
+            self.fast_throttle(monkeypatch)
+        configured = settings.with_connector(self.system, timeout_s=CLIENT_TIMEOUT_S, **self.connector_options)
+        configured = configured.model_copy(update={"outbox": FAST_OUTBOX})
+        if self.system == "crm":  # webhooks go out only to a configured endpoint
+            receiver = stack.enter_context(serve_in_thread(crm_receiver(**self.sandbox_options)))
+            configured = configured.with_connector("crm", base_url=receiver.url + "/webhooks",
+                                                   signing_secret=CRM_SECRET)
+            hub = HubRuntime(configured, db, actor="test")
+            stack.callback(hub.close)
+            return World(hub, receiver.app)
+        hub = HubRuntime(configured, db, actor="test")
+        stack.callback(hub.close)
+        return World(hub, hub.sandbox(self.system, **self.sandbox_options).app)
+
+
+# -- the ERPs: approved CRM orders become sales orders ------------------------------------------
+
+def _erp_orders(erp: str) -> Callable[[World, Database, int], None]:
+    def prepare(world: World, db: Database, total: int) -> None:
+        world.hub.sync(erp, "customers")
+        world.ready.extend(load_crm_orders(db, total, erp_system=erp))
+    return prepare
+
+
+def _approve(erp: str) -> Callable[[World, Database, int], set[str]]:
+    def enqueue(world: World, db: Database, n: int) -> set[str]:
+        ids, world.ready[:n] = world.ready[:n], []
+        approve_orders(db, ids, erp_system=erp)
+        with db.engine.connect() as conn:
+            numbers = conn.execute(sa.text("SELECT order_number FROM sales_order WHERE id = ANY(:ids)"),
+                                   {"ids": ids}).scalars()
+            return {f"CRM-{number}" for number in numbers}
+    return enqueue
+
+
+def _kingdee_orders(world: World) -> Counter[str]:
+    return Counter(erp_bill_counts(world.app.state.kingdee.data))
+
+
+def _yonyou_orders(world: World) -> Counter[str]:
+    orders = world.app.state.yonyou.data.orders.values()
+    return Counter(o["code"] for o in orders if str(o["code"]).startswith("CRM-"))
+
+
+def _yonyou_throttle(monkeypatch: pytest.MonkeyPatch) -> None:
+    fast = {code: CodeRule(RateLimitedError, "throttled", retry_after=0.05) for code in (310046, 310039, 202)}
+    monkeypatch.setattr(yonyou_client, "CODES", yonyou_client.CODES.override(fast))
+
+
+# -- chat: reminders and to-dos for due CRM tasks ----------------------------------------------
+
+def _directory(system: str, column: str) -> Callable[[World, Database, int], None]:
+    """The demo CRM with ``system``'s directory synced onto it; its active sales reps are ready."""
+    def prepare(world: World, db: Database, total: int) -> None:
+        seed: dict[str, Any] = load_sandbox(connector(system)).demo_seed()  # type: ignore[misc]
+        with db.begin() as conn:
+            load_crm_demo(conn, seed["people"], seed["companies"], now=dt.datetime.now(dt.UTC), orders=0)
+            conn.execute(sa.text("DELETE FROM task"))
+            conn.execute(sa.text("UPDATE customer SET assigned_at = NULL"))  # no first-follow-up rule here
+        world.hub.sync(system, "directory")
+        with db.engine.connect() as conn:
+            world.ready.extend(conn.execute(sa.text(
+                f"SELECT id, {column} FROM internal_user WHERE active AND {column} IS NOT NULL "
+                "AND title LIKE '%销售代表%' ORDER BY id")).all())
+    return prepare
+
+
+def _due_tasks(world: World, db: Database, n: int) -> list[tuple[int, str]]:
+    """``n`` tasks due within the hour, spread over the ready reps: (task id, the assignee's
+    platform id)."""
+    due = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=30)
+    reps = world.ready
+    with db.begin() as conn:
+        return [(conn.execute(sa.text(
+            "INSERT INTO task (title, description, assignee_id, due_at, customer_id) VALUES "
+            "(:t, '报价跟进', :a, :d, (SELECT min(id) FROM customer)) RETURNING id"),
+            {"t": f"跟进任务 {i}", "a": reps[i % len(reps)][0], "d": due}).scalar_one(), reps[i % len(reps)][1])
+            for i in range(n)]
+
+
+def _reminders(system: str) -> Callable[[World, Database, int], set[str]]:
+    def enqueue(world: World, db: Database, n: int) -> set[str]:
+        tasks = _due_tasks(world, db, n)
+        with db.begin() as conn:
+            counts = evaluate_reminders(conn, dt.datetime.now(dt.UTC), ReminderPolicy(channels=(system,)))
+        assert counts.queued == n, counts
+        return {f"{userid.lower()}:{task}" for task, userid in tasks}
+    return enqueue
+
+
+def _wecom_messages(world: World) -> Counter[str]:
+    written: Counter[str] = Counter()
+    for message in world.app.state.wecom.messages:
+        task = re.match(r"crm-(\d+)-", str(message.content.get("task_id")))  # crm-<task>-<kind>-<when>
+        for user in message.delivered_to:
+            written[f"{user.lower()}:{task.group(1) if task else '?'}"] += 1
+    return written
+
+
+def _dingtalk_notices(world: World) -> Counter[str]:
+    written: Counter[str] = Counter()
+    for notice in world.app.state.dingtalk.notice_log():
+        task = re.search(r"#(\d+)", notice["msg"]["action_card"]["markdown"])
+        for user in notice["delivered_to"]:
+            written[f"{user.lower()}:{task.group(1) if task else '?'}"] += 1
+    return written
+
+
+def _dingtalk_todos(world: World, db: Database, n: int) -> set[str]:
+    tasks = _due_tasks(world, db, n)
+    with db.begin() as conn:
+        counts = evaluate_todos(conn, dt.datetime.now(dt.UTC), TodoPolicy())
+    assert counts.queued == n, counts
+    return {f"crm-task-{task}" for task, _ in tasks}
+
+
+def _dingtalk_todo_sources(world: World) -> Counter[str]:
+    return Counter(str(todo["sourceId"]) for todo in world.app.state.dingtalk.todo_list())
+
+
+def _wecom_throttle(monkeypatch: pytest.MonkeyPatch) -> None:
+    fast = {code: CodeRule(RateLimitedError, "rate limited", retry_after=0.05) for code in (45009, 45033)}
+    monkeypatch.setattr(wecom_client, "ERRCODES", wecom_client.ERRCODES.override(fast))
+
+
+def _dingtalk_throttle(monkeypatch: pytest.MonkeyPatch) -> None:
+    fast = {code: CodeRule(RateLimitedError, "throttled", retry_after=0.05) for code in (90018, 143103)}
+    monkeypatch.setattr(dingtalk_client, "ERRCODES", dingtalk_client.ERRCODES.override(fast))
+    monkeypatch.setattr(dingtalk_client, "API_CODES", dingtalk_client.API_CODES.override(
+        {"Forbidden.AccessDenied.QpsLimitForApi": CodeRule(RateLimitedError, "throttled", retry_after=0.05)}))
+
+
+def not_near_shanghai_midnight() -> None:
+    """DingTalk suppresses an identical notice per day; across Shanghai midnight a resend is a
+    new day's notice (the writer refuses it then, a person decides), which the matrix does not model."""
+    local = dt.datetime.now(ZoneInfo("Asia/Shanghai"))
+    if (local.hour, local.minute) >= (23, 50):
+        pytest.skip("within 10 minutes of Shanghai midnight: same-day suppression does not cover resends")
+
+
+# -- the CRM: signed webhooks ------------------------------------------------------------------
+
+def _customers(world: World, db: Database, total: int) -> None:
+    """Customers for the events: a third as many as events (each customer's go out in order)."""
+    with db.begin() as conn:
+        world.ready.extend(conn.execute(sa.text(
+            "INSERT INTO customer (name, normalized_name) VALUES (:n, :n) RETURNING id"),
+            {"n": f"故障测试{i}号贸易有限公司"}).scalar_one() for i in range(max(total // 3, 1)))
+
+
+def _webhook_events(world: World, db: Database, n: int) -> set[str]:
+    """``n`` lead.assigned events over the ready customers."""
+    customers = world.ready
+    ids = set()
+    for i in range(n):
+        with db.begin() as conn:
+            ids.add(webhooks.emit(conn, "lead.assigned", customer_id=customers[i % len(customers)],
+                                  subject=f"lead:{i}", data={"lead_id": i, "owner_user_id": 7, "rule": "region"}))
+    return ids
+
+
+def _webhook_deliveries(world: World) -> Counter[str]:
+    """Deliveries the receiver accepted, by delivery id; a redelivery of an id it had (a lost
+    reply) is the receiver's duplicate, acknowledged and not applied again."""
+    return Counter(d["delivery_id"] for d in world.app.state.receiver.snapshot()["accepted"])
+
+
+WRITER_CASES = (
+    WriterCase("kingdee.sales_order", _erp_orders("kingdee"), _approve("kingdee"), _kingdee_orders,
+               ("save", "submit", "audit"), sandbox_options={"scale": 0.05}),
+    WriterCase("yonyou.sales_order", _erp_orders("yonyou"), _approve("yonyou"), _yonyou_orders,
+               ("sd/voucherorder/singlesave", "sd/voucherorder/batchsubmit", "sd/voucherorder/batchaudit"),
+               sandbox_options={"scale": 0.05}, fast_throttle=_yonyou_throttle),
+    WriterCase("wecom.reminder", _directory("wecom", "wecom_userid"), _reminders("wecom"), _wecom_messages,
+               ("message/send",), fast_throttle=_wecom_throttle),
+    WriterCase("dingtalk.reminder", _directory("dingtalk", "dingtalk_userid"), _reminders("dingtalk"),
+               _dingtalk_notices, ("topapi/message/corpconversation/asyncsend_v2",),
+               sandbox_options={"api_qps": FAST_QPS}, connector_options={"max_qps": FAST_QPS},
+               fast_throttle=_dingtalk_throttle),
+    WriterCase("dingtalk.todo", _directory("dingtalk", "dingtalk_userid"), _dingtalk_todos, _dingtalk_todo_sources,
+               ("todo/tasks/create",), sandbox_options={"api_qps": FAST_QPS}, connector_options={"max_qps": FAST_QPS},
+               fast_throttle=_dingtalk_throttle),
+    WriterCase("crm.webhook", _customers, _webhook_events, _webhook_deliveries, ("webhook",), tokens=False,
+               refusal="auth_expired"),
+)
