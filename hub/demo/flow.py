@@ -17,10 +17,16 @@
    DingTalk salespeople also get their tasks as DingTalk to-dos;
 9. a few of those to-dos ticked off in DingTalk (job ``todo_pushes`` again): the CRM tasks
    close with who and when, and nothing echoes back to DingTalk;
-10. signed webhooks back to the CRM (job ``crm_webhook_push``): orders in the ERP and tasks
-    done in chat, delivered in order per customer to the CRM sandbox's receiver, which verifies
-    every signature; it loses two replies, and the redeliveries carry the same delivery id;
-11. one customer's 360° profile.
+10. the biggest CRM order was held back in step 4: it goes to an OA approval on its owner's
+    chat platform (job ``approvals_reconcile``: one instance, keyed by the order), the
+    approver agrees in the platform (the sandbox's "act as the approver"), the poll reads the
+    outcome (no ``hub serve`` runs to take the callback), and only then is it pushed to the
+    ERP (job ``orders_to_erp``);
+11. signed webhooks back to the CRM (job ``crm_webhook_push``): orders in the ERP, the
+    approval, and tasks done in chat, delivered in order per customer to the CRM sandbox's
+    receiver, which verifies every signature; it loses two replies, and the redeliveries carry
+    the same delivery id;
+12. one customer's 360° profile.
 
 Each job runs exactly as Dagster runs it (``pipelines.definitions``; assets, checks and
 resources), on a :class:`~pipelines.resources.HubResource` pointing at the demo schema.
@@ -38,6 +44,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+import httpx
 import sqlalchemy as sa
 from pydantic import SecretStr
 from rich.console import Console, RenderableType
@@ -45,6 +52,7 @@ from rich.console import Console, RenderableType
 import hub.rules  # noqa: F401  (outbox effect handlers and sync hooks)
 from hub.demo.data import load_crm_demo
 from hub.registry import systems
+from hub.rules.approvals import reconcile, request_order_approval
 from hub.rules.orders import approve_order
 from hub.runtime import HubRuntime, load_sandbox
 from hub.settings import Settings
@@ -83,16 +91,66 @@ def reset_schema(runtime: HubRuntime) -> None:
     runtime.db.upgrade()
 
 
-def approve_all_pending(runtime: HubRuntime) -> int:
-    """Approve every pending CRM order (each approval enqueues its push to the ERP its legal
-    entity is routed to, ``HUB_ORDERS__*``)."""
+def approve_all_pending(runtime: HubRuntime, hold_back: set[int] | frozenset[int] = frozenset()) -> int:
+    """Approve every pending CRM order but those in ``hold_back`` (each approval enqueues its
+    push to the ERP its legal entity is routed to, ``HUB_ORDERS__*``)."""
     with runtime.db.begin() as conn:
-        ids = conn.execute(sa.text("SELECT id FROM sales_order WHERE source_system = 'crm' AND "
-                                   "approval_state = 'pending' ORDER BY id")).scalars().all()
+        ids = [i for i in conn.execute(sa.text("SELECT id FROM sales_order WHERE source_system = 'crm' AND "
+                                               "approval_state = 'pending' ORDER BY id")).scalars()
+               if i not in hold_back]
         for order_id in ids:
             approve_order(conn, order_id, routing=runtime.settings.orders,
                           max_attempts=runtime.settings.outbox.max_attempts)
     return len(ids)
+
+
+def _biggest_pending_order(runtime: HubRuntime) -> int | None:
+    """The pending CRM order the demo sends through an OA approval (the default rules ask for
+    one from 100,000; the demo takes the biggest whatever its amount)."""
+    with runtime.db.begin() as conn:
+        found: int | None = conn.execute(sa.text(
+            "SELECT id FROM sales_order WHERE source_system = 'crm' AND approval_state = 'pending' "
+            "ORDER BY total_amount DESC, id LIMIT 1")).scalar()
+    return found
+
+
+def _order_through_approval(hub: HubRuntime, jobs: DemoJobs, console: Console, summary: DemoSummary,
+                            order_id: int) -> None:
+    """Step 10: one order through an OA approval on its owner's chat platform, then the ERP."""
+    from pipelines.in_process import op_config
+
+    settings = hub.settings
+    with hub.db.begin() as conn:
+        approval_id = request_order_approval(conn, order_id, at=dt.datetime.now(dt.UTC),
+                                             preference=settings.reminders.channels(), routing=settings.orders)
+    jobs.run("hub → OA approval", "approvals_reconcile")
+    with hub.db.begin() as conn:
+        row = conn.execute(sa.text("SELECT system, external_id, business_key, state, error FROM approval WHERE id = :id"),
+                           {"id": approval_id}).one()
+    if row.external_id is None or not hub.uses_sandbox(row.system):
+        summary.add("OA approval", f"order {order_id}", f"not created: {row.error or row.state}")
+        console.print(f"[bold]OA approval:[/] order {order_id}: {summary.rows[-1][2]}")
+        return
+    console.print(f"[bold]OA approval:[/] order {order_id} is {row.system} instance {row.external_id} "
+                  f"(key {row.business_key}); the approver agrees in the app")
+    httpx.post(f"{hub.sandbox(row.system).url}/__sandbox__/approvals/{row.external_id}/act",
+               json={"action": "agree", "remark": "同意：价格在授权范围内"}, timeout=10).raise_for_status()
+    # no `hub serve` takes the platform's callback here: the poll (its fallback) reads the outcome
+    with hub.db.begin() as conn:
+        reconcile(conn, dt.datetime.now(dt.UTC), recheck_after=dt.timedelta(0),
+                  revoke_watch=dt.timedelta(days=settings.approvals.revoke_watch_days))
+    jobs.run("OA approval → hub", "approvals_reconcile")
+    jobs.run("CRM → ERP (approved in OA)", "orders_to_erp",
+             op_config("kingdee/sales_order_push", wait_for_retries_s=WAIT_FOR_RETRIES_S))
+    with hub.db.begin() as conn:
+        order = conn.execute(sa.text(
+            "SELECT o.order_number, o.approval_state, o.status, o.erp_bill_number, a.state, a.comment "
+            "FROM sales_order o JOIN approval a ON a.subject_id = o.id AND a.id = :a WHERE o.id = :id"),
+            {"id": order_id, "a": approval_id}).one()
+    summary.add("OA approval", f"order {order.order_number}",
+                {"approval": order.state, "order": order.status, "ERP bill": order.erp_bill_number or "—"})
+    console.print(f"[bold]OA approval:[/] order {order.order_number} {order.state} ({order.comment or '—'}), "
+                  f"then {order.status} as ERP bill {order.erp_bill_number or '—'}")
 
 
 class DemoJobs:
@@ -184,9 +242,11 @@ def run_demo(settings: Settings, *, fresh: bool = True, console: Console | None 
             summary.add("CRM data", "demo data set", loaded)
             console.print("[bold]CRM data:[/] " + summary.rows[-1][2])
 
-            approved = approve_all_pending(hub)
+            big_order = _biggest_pending_order(hub)
+            approved = approve_all_pending(hub, hold_back={big_order} if big_order else set())
             summary.add("CRM → ERP", "approved orders", {"approved": approved})
-            console.print(f"[bold]CRM:[/] {approved} orders approved, each with its ERP push in the outbox")
+            console.print(f"[bold]CRM:[/] {approved} orders approved, each with its ERP push in the outbox"
+                          + (f"; the biggest (order {big_order}) waits for an OA approval" if big_order else ""))
             if hub.uses_sandbox("kingdee"):
                 plan = hub.sandbox("kingdee").app.state.faults
                 plan.arm("drop_response", rate=0.2, seed=3, times=8, operations=["save"])
@@ -215,6 +275,8 @@ def run_demo(settings: Settings, *, fresh: bool = True, console: Console | None 
             _print_channel_split(hub, console, summary)
             if hub.uses_sandbox("dingtalk"):
                 _tick_off_in_dingtalk(hub, jobs, console, summary)
+            if big_order:
+                _order_through_approval(hub, jobs, console, summary, big_order)
             if receiver is not None:
                 _deliver_webhooks(receiver, jobs, console, summary)
         finally:
