@@ -20,6 +20,8 @@ Each round, on a fresh schema:
 
 ``--breakdown`` adds a run with the stages timed one after the other (hashing, lookup,
 mapping with validation, resolution and COPY), to show where the CPU goes.
+``--statements`` adds a first load with every statement psycopg sends timed (wall time in
+the thread that sent it, grouped by thread and statement text), to show where the wall goes.
 
 Prints every round, then the median, as rows/s and the ratios the foundation issue sets
 targets for; "cpu" is this process's CPU time (Python plus libpq), the rest of the wall
@@ -32,14 +34,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import secrets
 import socket
 import statistics
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
+import psycopg
 import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -213,6 +221,82 @@ def breakdown(url: str, source: SyntheticSource, prefetched: Prefetched, rows: i
         drop(db)
 
 
+_SAVEPOINT_NUMBER = re.compile(r"sa_savepoint_\d+")
+
+
+class StatementClock:
+    """Wall seconds and count per (thread, statement), while installed: psycopg's
+    ``execute``, ``copy`` (the whole COPY, rows encoded in Python included), ``commit``
+    and ``rollback`` are wrapped. Benchmark only: it patches the driver process-wide."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, list[float]] = {}
+        self._lock = threading.Lock()
+
+    def add(self, statement: object, started: float) -> None:
+        text = statement.as_string(None) if hasattr(statement, "as_string") else str(statement)
+        text = _SAVEPOINT_NUMBER.sub("sa_savepoint_N", " ".join(str(text).split()))  # one line per kind
+        label = f"{threading.current_thread().name[:10]:10s} | {text[:70]}"
+        with self._lock:
+            entry = self.seen.setdefault(label, [0, 0.0])
+            entry[0] += 1
+            entry[1] += time.perf_counter() - started
+
+    @contextmanager
+    def installed(self) -> Iterator[None]:
+        cursor, connection = psycopg.Cursor, psycopg.Connection
+        saved = (cursor.execute, cursor.copy, connection.commit, connection.rollback)
+        clock = self
+
+        def execute(self: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return saved[0](self, query, *args, **kwargs)
+            finally:
+                clock.add(query, started)
+
+        @contextmanager
+        def copy(self: Any, statement: Any, *args: Any, **kwargs: Any) -> Iterator[Any]:
+            started = time.perf_counter()
+            with saved[1](self, statement, *args, **kwargs) as copying:
+                yield copying
+            clock.add(statement, started)
+
+        def ending(original: Any, name: str) -> Any:
+            def end(self: Any) -> Any:
+                started = time.perf_counter()
+                try:
+                    return original(self)
+                finally:
+                    clock.add(name, started)
+            return end
+
+        cursor.execute, cursor.copy = execute, copy  # type: ignore[method-assign]
+        connection.commit = ending(saved[2], "COMMIT")  # type: ignore[method-assign]
+        connection.rollback = ending(saved[3], "ROLLBACK")  # type: ignore[method-assign]
+        try:
+            yield
+        finally:
+            cursor.execute, cursor.copy, connection.commit, connection.rollback = saved  # type: ignore[method-assign]
+
+
+def statements(url: str, source: SyntheticSource, prefetched: Prefetched, rows: int) -> None:
+    """A first load with every statement timed (see :class:`StatementClock`)."""
+    db = fresh_db(url)
+    clock = StatementClock()
+    try:
+        sync_stream(db, "synthetic", CUSTOMERS, source)
+        started, cpu = time.perf_counter(), time.process_time()
+        with clock.installed():
+            sync_stream(db, "synthetic", PREFETCHED, prefetched)
+        wall, cpu = time.perf_counter() - started, time.process_time() - cpu
+    finally:
+        drop(db)
+    print(f"-- statements of one first load ({rows} rows, wall {wall:.2f} s, cpu {cpu:.2f} s), slowest first")
+    for label, (count, seconds) in sorted(clock.seen.items(), key=lambda item: -item[1][1])[:20]:
+        print(f"   {seconds:7.2f} s {int(count):6d}x  {label}")
+
+
 def rss_child(rows: int) -> int:
     """Peak RSS (KiB) of a fresh process syncing ``rows`` receivables."""
     code = f"""
@@ -238,6 +322,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="rounds; the median is reported (shared machines are noisy)")
     parser.add_argument("--rss", default="100000,1000000", help="comma-separated row counts; '' to skip")
     parser.add_argument("--breakdown", action="store_true", help="also time each stage on its own")
+    parser.add_argument("--statements", action="store_true", help="also time every statement of a first load")
     args = parser.parse_args()
     url = database_url()
     # Memory first, while this process is still small: a forked child's peak RSS starts
@@ -254,6 +339,8 @@ def main() -> None:
         report(f"round {i + 1}", args.rows, rounds[-1])
     if args.breakdown:
         breakdown(url, source, prefetched, args.rows)
+    if args.statements:
+        statements(url, source, prefetched, args.rows)
     median = {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
     report(f"median of {len(rounds)}", args.rows, median)
     results: dict[str, object] = {"rows": args.rows, "rounds": len(rounds),

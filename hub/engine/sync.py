@@ -264,17 +264,19 @@ def sync_stream(
         # Three pages move at once: one is read (read_ahead), one is prepared here, the one
         # before it is written by the writer thread. Writes stay in page order, one
         # transaction each, so the crash-safety argument is the same as sequentially.
-        with long_lived_heap_frozen(), ThreadPoolExecutor(max_workers=1, thread_name_prefix="sync-write") as writer:
+        # Each side keeps one connection for the run (see :func:`run_connections`).
+        with long_lived_heap_frozen(), run_connections(db) as (reading, page_writes), \
+                ThreadPoolExecutor(max_workers=1, thread_name_prefix="sync-write") as writer:
             writing: Future[SyncCounts] | None = None
             pages = stream.read_pages(client, None if full else cursor_before)
             try:
                 for page_no, hashed in enumerate(read_ahead(fingerprinted(stream, pages)), 1):
-                    with db.engine.connect() as conn:
-                        prepared = prepare_page(conn, system, stream, hashed, page_no)
+                    with reading.begin():  # reads only; one transaction a page, so hashes are read fresh
+                        prepared = prepare_page(reading, system, stream, hashed, page_no)
                     if writing is not None:
                         done, writing = writing, None
                         _collect(done.result(), counts, on_page)
-                    writing = writer.submit(_commit_page, db, system, stream, prepared, run_id, actor)
+                    writing = writer.submit(_commit_page, page_writes, system, stream, prepared, run_id, actor)
             finally:
                 # a page already handed to the writer commits even when reading fails
                 # afterwards; count it, so the run's numbers match the database
@@ -321,13 +323,27 @@ def long_lived_heap_frozen() -> Iterator[None]:
         gc.unfreeze()
 
 
-def _commit_page(db: Database, system: str, stream: StreamSpec, prepared: PreparedPage, run_id: int,
+@contextmanager
+def run_connections(db: Database) -> Iterator[tuple[Connection, Connection]]:
+    """Two connections held for a whole run: one for preparing pages (reads), one for the
+    writer thread's page transactions; only the writer thread uses the second.
+
+    Checking a pooled connection out per page cost a ``pool_pre_ping`` round trip each
+    time, two a page, on the engine's critical path (measured on a 100k-receivable first
+    load under load 16: 0.73 s of 17.6 s wall in pings). A connection lost mid-run fails
+    the run either way; the next run's checkout pings again.
+    """
+    with db.engine.connect() as reading, db.engine.connect() as writing:
+        yield reading, writing
+
+
+def _commit_page(conn: Connection, system: str, stream: StreamSpec, prepared: PreparedPage, run_id: int,
                  actor: str) -> SyncCounts:
     page = prepared.page
     if page.cursor_after is not None and UNSTORABLE_CHARACTER.search(page.cursor_after):
         raise HubError(f"{system}/{stream.name}: page {prepared.page_no} ends at a cursor value Postgres cannot "
                        "store (NUL or a lone surrogate): the connector must compute cursors from readable stamps")
-    with db.begin() as conn:
+    with conn.begin():
         page_counts = write_page(conn, system, stream, prepared, run_id)
         if page.cursor_after is not None:
             advance_cursor(conn, system, stream.name, page.cursor_after)
