@@ -24,11 +24,12 @@ def test_the_demo_runs_every_job_through_dagster_and_ends_with_a_profile(databas
 
     jobs = [j.job for j in summary.jobs]
     assert jobs == ["kingdee_inbound", "orders_to_erp", "kingdee_inbound", "receivables_to_crm", "wecom_inbound",
-                    "dingtalk_inbound", "todo_pushes", "todo_pushes", "crm_webhook_push"]
+                    "dingtalk_inbound", "todo_pushes", "todo_pushes", "approvals_reconcile", "approvals_reconcile",
+                    "orders_to_erp", "crm_webhook_push"]
     assert all(j.success for j in summary.jobs)
     assert all(c.passed for j in summary.jobs for c in j.checks if c.severity == "ERROR")
     pushed = summary.jobs[1].assets["kingdee/sales_order_push"]
-    assert pushed["done"] == 40 and pushed["dead"] == 0
+    assert pushed["done"] == 39 and pushed["dead"] == 0  # the biggest order waits for its OA approval
     # both chat platforms at once: each person reminded on one of them, never both
     pushes = summary.jobs[6].assets
     assert pushes["crm/reminders_due"]["wecom_queued"] > 0 and pushes["crm/reminders_due"]["dingtalk_queued"] > 0
@@ -41,7 +42,10 @@ def test_the_demo_runs_every_job_through_dagster_and_ends_with_a_profile(databas
     assert split["to-dos ticked off"] == "tasks closed 3, echo updates sent 0"
     # signed webhooks back to the CRM: each order in the ERP and each task done in chat, once,
     # every signature verified; the lost replies were redelivered with the same delivery id
-    webhooks = summary.jobs[8].assets["crm/webhook_push"]
+    # the biggest order: one OA approval on its owner's platform, agreed, then the ERP
+    approval = next(numbers for step, what, numbers in summary.rows if step == "OA approval")
+    assert "approval approved" in approval and "order in_erp" in approval and "ERP bill —" not in approval
+    webhooks = summary.jobs[11].assets["crm/webhook_push"]
     assert webhooks["dead"] == 0 and webhooks["done"] >= 43
     assert "task.done_in_chat 3" in split["webhooks"] and "order.in_erp" in split["webhooks"]
     assert "redeliveries (same delivery id) 2, refused signatures 0" in split["webhooks"]

@@ -13,7 +13,9 @@ Exempt: ``connector.py``, each connector's registry entry. Both build the same
 ``ConnectorSpec(system=…, title=…, settings_model=…, …)`` by design — a declaration, like
 a dlt source config, not plumbing. Likewise the entries of a vendor code table
 (``40014: kit.CodeRule(AuthExpiredError, "…")``): each vendor's table is its own data in
-the kit's one shape, which is the point of the kit.
+the kit's one shape, which is the point of the kit. And a constant bound to one literal
+(``SYSTEM = "yonyou"``, ``ORDER_APPROVAL = "order.approval"``): a run of named constants is a
+list of facts, not a block of logic.
 """
 
 from __future__ import annotations
@@ -53,8 +55,12 @@ def code_lines(source: str) -> list[tuple[int, str]]:
             lines[token.start[0]].append(token)
     for number in [n for n, tokens in lines.items() if _code_table_entry(tokens)]:
         del lines[number]
-    return [(number, " ".join(_normalized(t) for t in tokens)) for number, tokens in sorted(lines.items())
-            if any(t.type == tokenize.NAME for t in tokens)]  # not lone punctuation or a literal in a list
+    shaped = [(number, " ".join(_normalized(t) for t in tokens)) for number, tokens in sorted(lines.items())
+              if any(t.type == tokenize.NAME for t in tokens)]  # not lone punctuation or a literal in a list
+    return [(number, text) for number, text in shaped if text not in _CONSTANTS]
+
+
+_CONSTANTS = {'N = "S"', "N = 0", "N = - 0"}  # a name bound to one literal: a declaration
 
 
 def _code_table_entry(tokens: list[tokenize.TokenInfo]) -> bool:
