@@ -403,7 +403,9 @@ class Dispatcher:
             with _Pool(self, counts) as pool:
                 while True:
                     room = min(pool.free, batch or pool.free)
-                    if room > 0:
+                    # past a waiting run's deadline nothing new is claimed: rows that fail and come
+                    # due again faster than the loop turns would otherwise keep it running for ever
+                    if room > 0 and not (wait_for_scheduled and time.monotonic() > deadline):
                         for item in self.claim(room, counts):
                             pool.submit(item)
                     if pool.busy:
