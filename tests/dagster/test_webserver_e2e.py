@@ -44,6 +44,9 @@ pytestmark = pytest.mark.e2e
 STARTUP_TIMEOUT_S = 90  # webserver, daemon and code server each load the definitions
 RUN_TIMEOUT_S = 90
 SHUTDOWN_TIMEOUT_S = 15
+# how long the group gets to stop on SIGTERM before SIGKILL: its graceful shutdown is not under test
+# here, and the daemon's takes ~10 s
+GRACE_S = 3
 
 METADATA_ENTRY = """
 fragment entry on MetadataEntry {
@@ -173,7 +176,7 @@ class DagsterUI:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGTERM)
         with contextlib.suppress(subprocess.TimeoutExpired):
-            self.process.wait(timeout=SHUTDOWN_TIMEOUT_S)
+            self.process.wait(timeout=GRACE_S)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait(timeout=SHUTDOWN_TIMEOUT_S)
@@ -262,12 +265,9 @@ def test_erp_inbound_launched_in_the_ui_reports_its_numbers_and_checks_through_g
     # and all of it was done by that run's workers
     assert scalar(db, "SELECT count(DISTINCT actor) FROM audit_log WHERE system = 'kingdee' "
                       "AND actor LIKE 'dagster:kingdee_inbound:%'") == 1
-
-
-def test_hub_ui_prints_no_deprecation_or_onboarding(ui: DagsterUI):
-    # given `hub ui` running (webserver + daemon, not Dagster's development wrapper)
-    ui.wait_until_loaded(STARTUP_TIMEOUT_S)
-    # then its output carries no supersession warning, and the instance asks nothing and sends nothing
+    # and `hub ui` (webserver + daemon, not Dagster's development wrapper) printed no supersession
+    # warning all along, and the instance asks nothing and sends nothing (checked on this run's UI:
+    # a second start of the webserver would cost the suite ~45 s for no other behaviour)
     log = ui.log_path.read_text(errors="replace")
     assert "superseded" not in log.lower() and "dg dev" not in log
     instance = (Path(ui.env["DAGSTER_HOME"]) / "dagster.yaml").read_text()

@@ -9,19 +9,26 @@ import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
+from connectors.kingdee.sandbox.testing import running_sandbox
 from hub.cli import app
 from hub.cli.tables import Column, fit
 from hub.outbox import enqueue
+from tests.support.dispatchers import dispatcher_env
 
 NARROW = {"COLUMNS": "80", "LINES": "50"}
 
 
 @pytest.fixture
-def env(db, monkeypatch):
-    monkeypatch.setenv("HUB_DATABASE_URL", db.url)
-    monkeypatch.setenv("HUB_DATABASE_SCHEMA", db.schema)
-    monkeypatch.setenv("HUB_SANDBOX", "1")
-    return db
+def env(db, monkeypatch, tmp_path):
+    """The CLI pointed at this test's schema and a small Kingdee sandbox on a loopback port.
+
+    Small on purpose: what is under test is the 80-column layout, which is the same at 400
+    records as at the default sandbox's ~42,000 (whose sync cost this file ~40 s)."""
+    with running_sandbox(scale=0.01) as erp:
+        for name, value in dispatcher_env(db, tmp_path, sandboxes={"kingdee": erp.server.url}).items():
+            if name.startswith("HUB_") or name.lower() == "no_proxy":
+                monkeypatch.setenv(name, value)
+        yield db
 
 
 def run(*args: str) -> str:
