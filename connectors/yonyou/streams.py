@@ -9,8 +9,9 @@ stamp) read back with an overlap (default 5 minutes, ``HUB_YONYOU__OVERLAP_S``):
 - **sales_orders** — ``sd/voucherorder/list`` with ``simpleVOs`` ``pubts egt`` and
   ``queryOrders`` ``pubts, id`` ascending (operator names [UNC], §4.6); one row per order line
   (§2.5), grouped back into orders. A full page may end in the middle of an order: that
-  order is read whole with ``voucherorder/detail`` (one call per page) and its rows at the
-  start of the next page are skipped, so each page's records are whole orders.
+  order is read whole with ``voucherorder/detail`` (one call per page, beside the next page's
+  list call) and its rows at the start of the next page are skipped, so each page's records
+  are whole orders.
 - **receivables** — ``EFI/arPublicEvent/list`` (pageSize ≤ 500) with ``simpleVOs`` ``pubts egt``
   [UNC: the reference documents date filters for this list, not pubts].
 
@@ -32,7 +33,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from connectors import kit
-from connectors.yonyou.client import CUSTOMER_LIST, ORDER_LIST, RECEIVABLE_LIST, YonyouClient
+from connectors.kit.paging import complete_ahead
+from connectors.yonyou.client import CUSTOMER_LIST, ORDER_LIST, RECEIVABLE_LIST, ListPage, YonyouClient
 from connectors.yonyou.mapping import (
     ORDER_LINES,
     format_yonyou_time,
@@ -110,10 +112,23 @@ def read_receivables(client: YonyouClient, window: dict[str, Any]) -> Iterator[l
 
 def read_orders(client: YonyouClient, window: dict[str, Any]) -> Iterator[list[RawRecord]]:
     """``voucherorder/list`` pages as whole orders (module doc: the order a full page ends in
-    is read with ``detail``; its rows on the next page are skipped)."""
+    is read with ``detail``; its rows on the next page are skipped).
+
+    The ``detail`` call of page N runs beside the ``list`` call of page N+1
+    (:func:`connectors.kit.paging.complete_ahead`): page numbers do not depend on it, and the rows
+    to skip are known from page N's own last order, so a stream of N full pages costs about
+    N + 1 round trips of wall time instead of 2N (at most two calls in flight, within the
+    client's concurrency limit)."""
+    pages = client.list_pages(ORDER_LIST, client.read_page_size, **_pubts_after(window.get("since")))
+    yield from complete_ahead(_grouped_pages(pages, client.read_page_size),
+                              lambda page: _with_last_order_whole(client, *page))
+
+
+def _grouped_pages(pages: Iterator[ListPage], size: int) -> Iterator[tuple[list[RawRecord], str | None]]:
+    """Each list page grouped into orders, and the id of its last order when a full page may
+    have cut it (to be read whole); rows of an order read whole on the previous page are skipped."""
     completed: str | None = None
-    size = client.read_page_size
-    for page in client.list_pages(ORDER_LIST, size, **_pubts_after(window.get("since"))):
+    for page in pages:
         rows = page.records
         start = 0
         while completed is not None and start < len(rows) and str(rows[start].get("id")) == completed:
@@ -121,10 +136,15 @@ def read_orders(client: YonyouClient, window: dict[str, Any]) -> Iterator[list[R
         orders = group_order_rows(rows[start:])
         completed = None
         if len(rows) >= size and orders and orders[-1].get("id") not in (None, ""):
-            last = str(orders[-1]["id"])
-            orders[-1] = whole_order(client.order_detail(last))
-            completed = last
-        yield orders
+            completed = str(orders[-1]["id"])
+        yield orders, completed
+
+
+def _with_last_order_whole(client: YonyouClient, orders: list[RawRecord], cut: str | None) -> list[RawRecord]:
+    """``orders`` with the last one replaced by its ``detail`` when the page may have cut it."""
+    if cut is None:
+        return orders
+    return [*orders[:-1], whole_order(client.order_detail(cut))]
 
 
 def whole_order(detail: dict[str, Any]) -> RawRecord:

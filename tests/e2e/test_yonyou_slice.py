@@ -67,6 +67,32 @@ def test_receivables_in_profile_equal_yonyous_ledger_and_a_resync_writes_nothing
     assert all(r.counts.inserted == r.counts.updated == 0 for r in again), [r.counts for r in again]
 
 
+def test_orders_cut_by_small_pages_arrive_whole_with_every_line(settings, db):
+    # given a tenant read 7 order lines a page, so most pages end inside an order
+    small = settings.with_connector("yonyou", page_size=7)
+    runtime = HubRuntime(small, db, actor="test")
+    try:
+        runtime.sandbox("yonyou", scale=0.01)
+        sandbox = tenant(runtime)
+        runtime.sync("yonyou", "customers")
+        # when its orders are synced
+        (report,) = runtime.sync("yonyou", "sales_orders")
+    finally:
+        runtime.close()
+
+    # then the cut orders were read whole (with detail calls, overlapped with the next list call)
+    assert sandbox.requests["sd/voucherorder/detail"] > 10
+    assert report.counts.read == len(sandbox.data.orders) and report.counts.quarantined == 0
+    # and every order holds exactly the tenant's lines, none lost at a page edge, none doubled
+    expected = {o["code"]: sorted((line["lineno"], line["oriSum"]) for line in o["orderDetails"])
+                for o in sandbox.data.orders.values()}
+    held: dict[str, list[tuple[int, Decimal]]] = defaultdict(list)
+    for r in rows(db, "SELECT o.order_number, l.line_no, l.amount FROM sales_order o "
+                      "JOIN sales_order_line l ON l.order_id = o.id WHERE o.source_system = 'yonyou'"):
+        held[r.order_number].append((r.line_no, r.amount))
+    assert {code: sorted(lines) for code, lines in held.items()} == expected
+
+
 def test_500_approved_orders_reach_yonyou_exactly_once_while_every_fault_kind_strikes(hub, db):
     now = dt.datetime.now(dt.UTC)
     hub.sync("yonyou", "customers")
