@@ -41,7 +41,7 @@ from tests.dagster.support import HUB_ROWS, KINGDEE_STREAMS, SYNC_NUMBERS, erp_r
 
 pytestmark = pytest.mark.e2e
 
-STARTUP_TIMEOUT_S = 90  # webserver, daemon and code server each load the definitions
+STARTUP_TIMEOUT_S = 180  # webserver, daemon and code server each load the definitions (90 s ran out at load 17)
 RUN_TIMEOUT_S = 90
 SHUTDOWN_TIMEOUT_S = 15
 # how long the group gets to stop on SIGTERM before SIGKILL: its graceful shutdown is not under test

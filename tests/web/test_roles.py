@@ -25,6 +25,9 @@ from hub.web.auth import SESSION_COOKIE
 from tests.support.access import Teams, bearer, build_teams, issue_session, issue_token
 
 pytestmark = pytest.mark.e2e  # starts a server
+# a correctness test, not a timed one: on a busy shared machine a page may take longer than
+# httpx's 5 s default (seen: a ReadTimeout at load 17)
+TIMEOUT_S = 60
 
 ALLOWED, HIDDEN, FORBIDDEN = 200, 404, 403
 CUSTOMER_PAGES = ("alice_page", "bob_page", "pool_page", "alice_task", "loose_task", "search_page")
@@ -103,7 +106,7 @@ def test_every_page_and_endpoint_answers_each_principal_as_its_role_allows(world
     url, teams, credentials = world
     want = expected(role)
     got: dict[str, int | str] = {}
-    with httpx.Client(base_url=url, headers=credentials[role], follow_redirects=False) as http:
+    with httpx.Client(base_url=url, headers=credentials[role], follow_redirects=False, timeout=TIMEOUT_S) as http:
         for name, path in paths(teams).items():
             reply = http.get(path)
             if reply.status_code == 303 and reply.headers["location"].startswith("/login?"):
@@ -122,7 +125,7 @@ def test_every_page_and_endpoint_answers_each_principal_as_its_role_allows(world
 @pytest.mark.parametrize("role", [r for r in ROLES if r in SEARCH_HITS])
 def test_search_and_the_list_endpoint_show_only_the_customers_the_role_sees(world, role):
     url, _teams, credentials = world
-    with httpx.Client(base_url=url, headers=credentials[role]) as http:
+    with httpx.Client(base_url=url, headers=credentials[role], timeout=TIMEOUT_S) as http:
         listed = {hit["name"] for hit in http.get("/api/customers", params={"q": "测试有限公司"}).json()}
         page = http.get("/customers", params={"q": "测试有限公司"}).text
     assert listed == SEARCH_HITS[role]
@@ -132,7 +135,7 @@ def test_search_and_the_list_endpoint_show_only_the_customers_the_role_sees(worl
 
 def test_a_hidden_customer_is_indistinguishable_from_a_missing_one(world):
     url, teams, credentials = world
-    with httpx.Client(base_url=url, headers=credentials["bob"]) as http:
+    with httpx.Client(base_url=url, headers=credentials["bob"], timeout=TIMEOUT_S) as http:
         hidden = http.get(f"/api/customers/{teams.alice_customer}")
         missing = http.get("/api/customers/999999999")
         by_id = http.get("/api/customers", params={"q": str(teams.alice_customer)}).json()
