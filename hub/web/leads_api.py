@@ -27,7 +27,7 @@ from typing import Annotated, Any
 import sqlalchemy as sa
 from fastapi import APIRouter, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, field_validator
 from sqlalchemy.engine import Connection
 from starlette.concurrency import run_in_threadpool
 
@@ -147,7 +147,7 @@ class AssignIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    owner_id: int = Field(ge=1, le=MAX_ID)
+    owner_id: StrictInt = Field(ge=1, le=MAX_ID)  # a JSON integer: not "12", not true
 
 
 class PoolCustomerOut(BaseModel):
