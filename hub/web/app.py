@@ -111,7 +111,7 @@ _HTML_HEADERS = {
 
 
 _FASTAPI_UNREADABLE_BODY = "There was an error parsing the body"
-UNREADABLE_BODY = "the request body cannot be read as JSON text (it must be UTF-8)"
+UNREADABLE_BODY = "the request body cannot be read as JSON text (not UTF-8, or nested too deeply)"
 
 
 def encodable(value: Any) -> Any:
@@ -461,11 +461,19 @@ def create_web_app(runtime_or_db: HubRuntime | Database, settings: Settings) -> 
         return await http_exception_handler(request, exc)
 
     @app.exception_handler(RequestValidationError)
-    async def invalid_request(_: Request, exc: RequestValidationError) -> Response:
+    async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
         """FastAPI's 422 with the field paths, made encodable: the problems echo the input,
         and JSON as Python reads it may hold NaN, Infinity or a lone surrogate ("\\ud800"),
-        which FastAPI's own handler fails to encode (a 500 instead of the 422)."""
-        return JSONResponse({"detail": encodable(jsonable_encoder(exc.errors()))}, status_code=422)
+        which FastAPI's own handler fails to encode (a 500 instead of the 422). A body sent
+        as another media type than JSON (FastAPI then sees bytes, "not an object") is a 415
+        saying so."""
+        errors = exc.errors()
+        media = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+        if media and not (media == "application/json" or media.endswith("+json")) and any(
+                e.get("loc") == ("body",) and e.get("type") == "model_attributes_type" for e in errors):
+            return JSONResponse({"detail": f"the body must be JSON (Content-Type: application/json), "
+                                           f"not {encodable(media[:100])}"}, status_code=415)
+        return JSONResponse({"detail": encodable(jsonable_encoder(errors))}, status_code=422)
 
     return app
 

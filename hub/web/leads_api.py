@@ -174,6 +174,7 @@ def leads_router(settings: Settings) -> APIRouter:
     """The router (module doc), over the hub's ``settings`` (lead rules, follow-up days)."""
     router = APIRouter(tags=["leads"], responses={
         400: {"model": Problem, "description": "The body is not JSON"},
+        415: {"model": Problem, "description": "The body is not sent as JSON (Content-Type: application/json)"},
         401: {"model": Problem, "description": "No valid API token or session"}})
     leads = settings.leads
 
