@@ -342,9 +342,9 @@ WRITER_CASES = (
                fast_throttle=_dingtalk_throttle),
     WriterCase("dingtalk.approval", _approval_orders("dingtalk", "dingtalk_userid"), _ask_approval("dingtalk"),
                _dingtalk_instances, ("workflow/processinstances/create",), sandbox_options={"api_qps": FAST_QPS},
-               connector_options={"max_qps": FAST_QPS}, fast_throttle=_dingtalk_throttle),
+               connector_options={"max_qps": FAST_QPS}, fast_throttle=_dingtalk_throttle, refusal="refused"),
     WriterCase("wecom.approval", _approval_orders("wecom", "wecom_userid"), _ask_approval("wecom"),
-               _wecom_applications, ("oa/applyevent",), fast_throttle=_wecom_throttle),
+               _wecom_applications, ("oa/applyevent",), fast_throttle=_wecom_throttle, refusal="refused"),
     WriterCase("crm.webhook", _customers, _webhook_events, _webhook_deliveries, ("webhook",), tokens=False,
                refusal="auth_expired"),
 )

@@ -25,7 +25,7 @@ or hostile client sends:
 Each answer is judged the same way (:func:`judge`): a 4xx, a body that says what was wrong
 (JSON ``detail`` for the API, a page or a plain-text reason elsewhere), no traceback, SQL
 or driver text, and none of the secrets the app holds. And after each request the row count
-of every table in the schema is what it was, except the audit of the refusal (``audit_log``,
+of every table in the schema is what it was, except the audit of the refusal (``audit_log``, never
 ``callback_rejection_window``) where the code audits refusals.
 
 Real Postgres (a schema of this module's own), the app served by uvicorn over real HTTP.
@@ -73,8 +73,9 @@ MAX_BODY = 64 * 1024  # the app's body limit here (HUB_API__MAX_BODY_BYTES), sma
 LEAKS = ("Traceback", 'File "', "sqlalchemy", "psycopg", "SELECT ", "INSERT INTO", "UPDATE ", "postgres@")
 # Tables whose rows record a refusal (where the code audits refusals).
 REFUSAL_RECORDS = frozenset({"audit_log", "callback_rejection_window"})
-# What an accepted callback event stores besides its audit row: its signature, refused if replayed.
-ACCEPTED_EVENT = frozenset({"callback_replay"})
+AUDITED_AS_DONE = "audit_log (outcome ok)"
+# What an accepted callback event stores: its audit row, and its signature (refused if replayed).
+ACCEPTED_EVENT = frozenset({"callback_replay", AUDITED_AS_DONE})
 
 
 # ---------------------------------------------------------------------------- the routes
@@ -247,7 +248,9 @@ class Hostile:
 
     def counts(self) -> dict[str, int]:
         """Rows per table of the schema."""
-        query = " UNION ALL ".join(f"SELECT '{t}' AS tbl, count(*) AS n FROM \"{t}\"" for t in self.tables)
+        query = " UNION ALL ".join([f"SELECT '{t}' AS tbl, count(*) AS n FROM \"{t}\"" for t in self.tables] + [
+            # a refusal may be audited, but never as something done
+            f"SELECT '{AUDITED_AS_DONE}', count(*) FROM audit_log WHERE outcome = 'ok'"])
         with self.db.engine.connect() as conn:
             return {r.tbl: int(r.n) for r in conn.execute(sa.text(query))}
 
