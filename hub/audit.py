@@ -13,12 +13,14 @@ or URLs.
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from canonical_model.storable import UNSTORABLE_CHARACTER
 from hub.calls import ExternalCall
 
 # A mainland mobile, with or without the country code (+86 / 86, written together too).
@@ -57,9 +59,17 @@ def truncate_text(text: str, limit: int = MAX_TEXT) -> str:
     return f"{text[:limit]}…[truncated, {len(text)} chars]"
 
 
+def storable(text: str) -> str:
+    """``text`` with what Postgres text and jsonb cannot hold (NUL, a lone surrogate) replaced
+    by U+FFFD: a refused request's nonce of NULs is audited, not lost with the row."""
+    return UNSTORABLE_CHARACTER.sub("\ufffd", text)
+
+
 def audit_text(text: str, limit: int = MAX_TEXT) -> str:
     """What the audit keeps of ``text``: personal data masked, at most ``limit`` characters
-    (masked on a margin past the cut, so an address straddling it is masked, not halved)."""
+    (masked on a margin past the cut, so an address straddling it is masked, not halved),
+    storable (:func:`storable`)."""
+    text = storable(text)
     if len(text) <= limit:
         return mask_personal_data(text)
     masked = mask_personal_data(text[: limit + _MASK_MARGIN])
@@ -73,7 +83,7 @@ def _audit_tree(value: Any, depth: int = 0) -> Any:
         return f"…[nested deeper than {MAX_DEPTH} levels]"
     if isinstance(value, dict):
         items = list(value.items())
-        kept = {str(k)[:100]: _audit_tree(v, depth + 1) for k, v in items[:MAX_ITEMS]}
+        kept = {storable(str(k)[:100]): _audit_tree(v, depth + 1) for k, v in items[:MAX_ITEMS]}
         if len(items) > MAX_ITEMS:
             kept["…"] = f"[{len(items) - MAX_ITEMS} more keys]"
         return kept
@@ -82,6 +92,8 @@ def _audit_tree(value: Any, depth: int = 0) -> Any:
         if len(value) > MAX_ITEMS:
             kept_list.append(f"…[{len(value) - MAX_ITEMS} more items]")
         return kept_list
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # jsonb has no NaN or Infinity
     return value
 
 
@@ -99,8 +111,8 @@ def write_audit(
 ) -> None:
     """Append one audit row on ``conn`` (the caller's transaction)."""
     conn.execute(_INSERT, {
-        "actor": actor, "system": system, "operation": operation, "outcome": outcome,
-        "key": key, "external_id": external_id, "attempt": attempt, "duration_ms": duration_ms,
+        "actor": storable(actor), "system": system, "operation": storable(operation), "outcome": outcome,
+        "key": storable(key) if key else key, "external_id": storable(external_id) if external_id else external_id, "attempt": attempt, "duration_ms": duration_ms,
         "error": audit_text(error) if error else None,
         "detail": json.dumps(_audit_tree(detail or {}), ensure_ascii=False, default=str),
     })

@@ -16,6 +16,7 @@ from decimal import Decimal, InvalidOperation
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from canonical_model.records import KNOWN_CURRENCIES
 from hub.audit import write_audit
 from hub.errors import HubError
 
@@ -66,6 +67,8 @@ def set_target(conn: Connection, *, owner_id: int | None, department: str | None
     currency = currency.strip().upper()
     if not _CURRENCY.match(currency):
         raise TargetError(f"currency: a three-letter ISO 4217 code, not {currency[:10]!r}")
+    if currency not in KNOWN_CURRENCIES:  # as the CRM API: a target in a currency no order has is a typo
+        raise TargetError(f"currency: {currency} is not one the hub accepts ({', '.join(sorted(KNOWN_CURRENCIES))})")
     if owner_id is not None:
         if conn.execute(sa.text("SELECT 1 FROM internal_user WHERE id = :id"), {"id": owner_id}).first() is None:
             raise TargetError(f"owner: no user with id {owner_id}")

@@ -217,6 +217,17 @@ effects.register("todo", effects.EffectHandler(on_done=_todo_pushed, on_failed=_
 # ---------------------------------------------------------------------- events
 
 
+def _finish_time(ms: Any) -> dt.datetime | None:
+    """An event's ``finishTime`` (milliseconds) as a time; None when it is none (a bool, text,
+    or a number no datetime holds: the task is then closed as of now)."""
+    if not isinstance(ms, int) or isinstance(ms, bool):
+        return None
+    try:
+        return dt.datetime.fromtimestamp(ms / 1000, dt.UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
 def record_todo_event(conn: Connection, event: Mapping[str, Any]) -> list[int]:
     """A DingTalk event saying a to-do was completed closes its CRM task (who: the
     operator's unionId, when: its finishTime); returns the tasks it closed. An event for a
@@ -233,8 +244,7 @@ def record_todo_event(conn: Connection, event: Mapping[str, Any]) -> list[int]:
     if task_id is None:
         return []
     channel = next(c for c in channels() if c.system == "dingtalk")
-    at = event.get("finishTime")
-    when = dt.datetime.fromtimestamp(at / 1000, dt.UTC) if isinstance(at, int) else None
+    when = _finish_time(event.get("finishTime"))
     closed = complete_task(conn, task_id, at=when, by_user_id=_user_by_alias(conn, channel, event.get("operatorUnionId")),
                            via="dingtalk")
     return [task_id] if closed else []

@@ -39,6 +39,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import math
 import re
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -47,8 +48,10 @@ from urllib.parse import urlencode
 
 import sqlalchemy as sa
 from fastapi import FastAPI, HTTPException, Path, Query, Request
+from fastapi.encoders import jsonable_encoder
 from fastapi.exception_handlers import http_exception_handler
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from pydantic import BeforeValidator
 from sqlalchemy.engine import Connection
@@ -92,6 +95,9 @@ PRUNE_SESSIONS_EVERY_S = 3600.0
 # How long an expired or revoked session stays (a month of "who was signed in" for support).
 SESSION_RETENTION_DAYS = 30
 
+# A lone UTF-16 surrogate: Python's json reads "\\ud800" into a str that UTF-8 cannot encode.
+UNENCODABLE = re.compile("[\ud800-\udfff]")
+
 # The pages load nothing from anywhere: inline CSS only, no scripts, forms post back here.
 _HTML_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
@@ -102,6 +108,24 @@ _HTML_HEADERS = {
 }
 
 
+
+
+_FASTAPI_UNREADABLE_BODY = "There was an error parsing the body"
+UNREADABLE_BODY = "the request body cannot be read as JSON text (not UTF-8, or nested too deeply)"
+
+
+def encodable(value: Any) -> Any:
+    """``value`` (JSON-like) with what strict JSON in UTF-8 cannot carry replaced: a lone
+    surrogate by U+FFFD, NaN and ±Infinity by their names as strings."""
+    if isinstance(value, str):
+        return UNENCODABLE.sub("\ufffd", value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {encodable(k): encodable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [encodable(v) for v in value]
+    return value
 
 
 def _iso_date_only(value: object) -> object:
@@ -431,7 +455,25 @@ def create_web_app(runtime_or_db: HubRuntime | Database, settings: Settings) -> 
                         message=str(exc.detail), retry=None)
         if exc.status_code == 404 and page_request:
             return not_found("页面", path)
+        if exc.status_code == 400 and exc.detail == _FASTAPI_UNREADABLE_BODY:
+            # FastAPI's words for a JSON body it could not decode (not UTF-8): say which
+            return JSONResponse({"detail": UNREADABLE_BODY}, status_code=400)
         return await http_exception_handler(request, exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
+        """FastAPI's 422 with the field paths, made encodable: the problems echo the input,
+        and JSON as Python reads it may hold NaN, Infinity or a lone surrogate ("\\ud800"),
+        which FastAPI's own handler fails to encode (a 500 instead of the 422). A body sent
+        as another media type than JSON (FastAPI then sees bytes, "not an object") is a 415
+        saying so."""
+        errors = exc.errors()
+        media = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+        if media and not (media == "application/json" or media.endswith("+json")) and any(
+                e.get("loc") == ("body",) and e.get("type") == "model_attributes_type" for e in errors):
+            return JSONResponse({"detail": f"the body must be JSON (Content-Type: application/json), "
+                                           f"not {encodable(media[:100])}"}, status_code=415)
+        return JSONResponse({"detail": encodable(jsonable_encoder(errors))}, status_code=422)
 
     return app
 

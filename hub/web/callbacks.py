@@ -24,12 +24,13 @@ connector's receiver's job). This module gives it its settings and hooks:
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from hub.audit import write_audit
+from hub.audit import storable, write_audit
 from hub.contracts import CallbackHooks
 from hub.database import Database
 from hub.registry import connector, specs
@@ -60,12 +61,29 @@ def operation_name(event: Mapping[str, Any]) -> str:
     return name[:100]  # audit_log.operation is varchar(100)
 
 
+def storable_event(value: Any) -> Any:
+    """An event with what Postgres cannot hold replaced: NUL and lone surrogates in text by
+    U+FFFD, NaN and ±Infinity (Python's json reads them from DingTalk's JSON) by their names.
+    An authentic event is signed, but its fields still reach SQL parameters and jsonb; one
+    that cannot be stored would fail with a 500 on every retry of the platform's."""
+    if isinstance(value, str):
+        return storable(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {storable(str(k)): storable_event(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [storable_event(v) for v in value]
+    return value
+
+
 def event_handler(db: Database, system: str) -> Callable[[dict[str, Any]], None]:
     """``on_event`` for ``system``: audit the event and apply the rules, in one transaction."""
     rules = EVENT_HANDLERS.get(system, ())
     actor = f"web:{system}-callback"
 
-    def on_event(event: dict[str, Any]) -> None:
+    def on_event(received: dict[str, Any]) -> None:
+        event = storable_event(received)
         with db.begin() as conn:
             detail: dict[str, Any] = {k: v for k, v in event.items() if k not in _NOT_AUDITED}
             subject = ""

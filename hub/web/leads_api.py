@@ -27,7 +27,7 @@ from typing import Annotated, Any
 import sqlalchemy as sa
 from fastapi import APIRouter, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, field_validator
 from sqlalchemy.engine import Connection
 from starlette.concurrency import run_in_threadpool
 
@@ -147,7 +147,7 @@ class AssignIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    owner_id: int = Field(ge=1, le=MAX_ID)
+    owner_id: StrictInt = Field(ge=1, le=MAX_ID)  # a JSON integer: not "12", not true
 
 
 class PoolCustomerOut(BaseModel):
@@ -174,6 +174,7 @@ def leads_router(settings: Settings) -> APIRouter:
     """The router (module doc), over the hub's ``settings`` (lead rules, follow-up days)."""
     router = APIRouter(tags=["leads"], responses={
         400: {"model": Problem, "description": "The body is not JSON"},
+        415: {"model": Problem, "description": "The body is not sent as JSON (Content-Type: application/json)"},
         401: {"model": Problem, "description": "No valid API token or session"}})
     leads = settings.leads
 

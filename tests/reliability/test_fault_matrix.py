@@ -1,7 +1,8 @@
 """The fault matrix: every outbox writer under every fault its platform can throw, and all at once.
 
 For each writer of ``tests.support.writer_cases.WRITER_CASES`` (ERP orders to Kingdee and
-Yonyou, reminders to WeCom and DingTalk, DingTalk to-dos, webhooks to the CRM) one sandbox is
+Yonyou, reminders to WeCom and DingTalk, DingTalk to-dos, OA approvals of CRM orders in DingTalk
+and WeCom, webhooks to the CRM) one sandbox is
 started, and then for each fault of :data:`FAULTS` in turn, effects are queued the way the rules
 queue them and dispatched by the real dispatcher, over real HTTP, with that fault armed. Each
 cell (writer × fault) is judged from the sandbox's own state and the audit:
@@ -14,6 +15,8 @@ and at the end, over all cells: every attempt of every row has exactly one audit
 and every request the sandbox saw to a write operation has its audit row (a dropped or
 timed-out one included). The test prints the writer's row of the matrix.
 
+"lost_write_reply" drops the reply of the write operations only (the write applied), on the first
+write and half the rest, so every writer surely has writes it must find again rather than repeat.
 "everything" is the mix of the issue: 20 % HTTP 500, 10 % timeouts, 5 % dropped replies of all
 requests, and the token expiring every 100th request (every 15th in the suite's short run).
 The suite runs 5 effects per single-fault cell and 30 in "everything"; ``SOAK_EFFECTS=1000``
@@ -53,14 +56,14 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(max(600, 10 * SOAK))]
 MIX = {"http_500": 0.20, "timeout": 0.10, "drop_response": 0.05}
 
 
-def everything(plan: FaultPlan, tokens: bool) -> None:
+def everything(plan: FaultPlan, case: WriterCase) -> None:
     """The issue's mix; the token expires every ``TOKEN_LIFE`` requests where there is one."""
-    if tokens:
+    if case.tokens:
         plan.arm("auth_expired", every=TOKEN_LIFE, times=None)
     plan.arm_shares(MIX, seed=6)
 
 
-def single(kind: str) -> Callable[[FaultPlan, bool], None]:
+def single(kind: str) -> Callable[[FaultPlan, WriterCase], None]:
     """``kind`` strikes the cell's first request (so it surely strikes, however few the effects)
     and then a seeded third of the requests.
 
@@ -70,19 +73,30 @@ def single(kind: str) -> Callable[[FaultPlan, bool], None]:
     they do (each costs the same 0.5 s), and kingdee.sales_order × timeout retried three rows
     thousands of times until the retry budget. A random third leaves every attempt a chance.
     """
-    def arm(plan: FaultPlan, _: bool) -> None:
+    def arm(plan: FaultPlan, _: WriterCase) -> None:
         plan.arm(kind, times=1)
         plan.arm(kind, rate=1 / 3, seed=3, times=None)
     return arm
 
 
-# fault → how to arm it (the second argument: whether the writer holds a token); under
-# "everything" the kinds strike at random (seeded) shares of all requests.
-FAULTS: dict[str, Callable[[FaultPlan, bool], object]] = {
+def lost_write_replies(plan: FaultPlan, case: WriterCase) -> None:
+    """``drop_response`` on the write operations only: the write applied, its reply lost, on the
+    first write and a seeded half of the rest. Under "drop_response" the lookups before a write
+    take most of the strikes; here every lost reply is one of a write the platform did apply
+    (an approval created, a message sent), which the next attempt must find, not repeat."""
+    plan.arm("drop_response", times=1, operations=list(case.write_operations))
+    plan.arm("drop_response", rate=1 / 2, seed=5, times=None, operations=list(case.write_operations))
+
+
+# fault → how to arm it for a writer; under "everything" the kinds strike at random (seeded)
+# shares of all requests.
+FAULTS: dict[str, Callable[[FaultPlan, WriterCase], object]] = {
     kind: single(kind) for kind in ("http_500", "timeout", "drop_response", "auth_expired", "rate_limit", "busy")
 } | {
+    "lost_write_reply": lost_write_replies,
     "everything": everything,
 }
+STRIKES = {"lost_write_reply": "drop_response"}  # the fault kind a column's name stands for
 
 
 def audited_calls(db, system: str) -> Counter[str]:
@@ -102,7 +116,7 @@ def cell(case: WriterCase, world: World, db: Database, fault: str, effects: int)
     expected = case.enqueue(world, db, effects)
     plan = world.faults
     struck_before = len(plan.history)
-    FAULTS[fault](plan, case.tokens)
+    FAULTS[fault](plan, case)
     counts = world.hub.dispatcher(kinds=[case.kind]).drain(wait_for_scheduled=True, timeout_s=DRAIN_S)
     plan.clear()
     written = case.written(world)
@@ -119,7 +133,7 @@ def cell(case: WriterCase, world: World, db: Database, fault: str, effects: int)
         problems.append(f"outbox rows not done: {[tuple(r) for r in unfinished]}")
     fired = {kind for _, kind in plan.history[struck_before:]}
     mix = {*MIX, *(["auth_expired"] if case.tokens else [])}
-    if fired != (mix if fault == "everything" else {fault}):
+    if fired != (mix if fault == "everything" else {STRIKES.get(fault, fault)}):
         problems.append(f"faults that struck: {sorted(fired)}")
     return "; ".join(problems)
 
@@ -162,8 +176,10 @@ def test_each_effect_reaches_the_platform_exactly_once_under_each_fault_and_ever
         assert all(calls[op] >= seen[op] for op in case.write_operations), (calls, seen)
         assert sum(seen[op] for op in case.write_operations) >= total
         attempts = sum(r.attempts for r in audited)
+        on_writes = Counter(k for op, k in plan.history if op.lower() in case.write_operations)
         print(f"{case.kind}: {total} effects, {attempts} attempts, {sum(seen.values())} requests "
-              f"({sum(seen[op] for op in case.write_operations)} writes), faults {dict(Counter(k for _, k in plan.history))}")
+              f"({sum(seen[op] for op in case.write_operations)} writes), faults {dict(Counter(k for _, k in plan.history))}"
+              f", of them on writes {dict(on_writes)}")
 
 
 @pytest.mark.parametrize("case", [c for c in WRITER_CASES if c.refusal], ids=str)

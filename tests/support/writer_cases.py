@@ -7,7 +7,7 @@ people linked to the platform's directory, customers), queues ``n`` of them at a
 the domain rules do (``enqueue``: approvals, due tasks, webhook events; it returns the effect
 keys the sandbox must end up holding) and reads the sandbox's own state back (``written``: how
 often each effect key is there).
-``write_operations`` are the sandbox operations that carry the effect (the audit must have a
+``write_operations`` are the sandbox operations (lower case) that carry the effect (the audit must have a
 row for every request the sandbox saw to them); ``tokens`` says whether the writer holds a
 token or session that can expire (the CRM's webhooks are HMAC-signed per request: none);
 ``refusal`` names a fault kind the sandbox answers with a permanent refusal (the CRM receiver's
@@ -37,11 +37,13 @@ from connectors.crm.sandbox import SANDBOX_SECRET as CRM_SECRET
 from connectors.crm.sandbox import create_app as crm_receiver
 from connectors.kit import CodeRule
 from connectors.kit.sandbox import FaultPlan, serve_in_thread
+from connectors.wecom.sandbox import demo_directory
 from hub.database import Database
 from hub.demo.data import load_crm_demo
 from hub.errors import RateLimitedError
 from hub.registry import connector
 from hub.rules import webhooks
+from hub.rules.approvals import business_key, request_order_approval
 from hub.rules.reminders import ReminderPolicy, evaluate_reminders
 from hub.rules.todos import TodoPolicy, evaluate_todos
 from hub.runtime import HubRuntime, load_sandbox
@@ -263,6 +265,66 @@ def _webhook_deliveries(world: World) -> Counter[str]:
     return Counter(d["delivery_id"] for d in world.app.state.receiver.snapshot()["accepted"])
 
 
+# -- OA approvals: big CRM orders asked for approval on the owner's platform --------------------
+
+APPROVAL_KEY_CONTROL = "CRM单号"  # the sandboxes' order templates hold the business key here
+
+
+def _approval_orders(system: str, column: str) -> Callable[[World, Database, int], None]:
+    """``total`` CRM orders, each owned by a rep the platform lets apply (an active member in
+    the app's range; WeCom refuses one not yet activated for good, which is not this matrix's
+    question), with ``system``'s directory synced onto the CRM's people."""
+    def prepare(world: World, db: Database, total: int) -> None:
+        seed: dict[str, Any] = load_sandbox(connector(system)).demo_seed()  # type: ignore[misc]
+        with db.begin() as conn:
+            load_crm_demo(conn, seed["people"], seed["companies"], now=dt.datetime.now(dt.UTC), orders=total)
+        world.hub.sync(system, "directory")
+        unable = [u.userid for u in demo_directory() if u.status != 1] if system == "wecom" else []
+        with db.begin() as conn:
+            reps = conn.execute(sa.text(
+                f"SELECT id FROM internal_user WHERE active AND {column} IS NOT NULL AND {column} <> ALL(:unable) "
+                "AND title LIKE '%销售代表%' ORDER BY id"), {"unable": unable}).scalars().all()
+            orders = conn.execute(sa.text(
+                "SELECT id FROM sales_order WHERE source_system = 'crm' ORDER BY id")).scalars().all()
+            assert reps and len(orders) >= total, (len(reps), len(orders))
+            for n, order_id in enumerate(orders):
+                conn.execute(sa.text("UPDATE sales_order SET owner_id = :o WHERE id = :id"),
+                             {"o": reps[n % len(reps)], "id": order_id})
+        world.ready.extend(orders)
+    return prepare
+
+
+def _ask_approval(system: str) -> Callable[[World, Database, int], set[str]]:
+    def enqueue(world: World, db: Database, n: int) -> set[str]:
+        ids, world.ready[:n] = world.ready[:n], []
+        with db.begin() as conn:
+            asked = [request_order_approval(conn, o, at=dt.datetime.now(dt.UTC), preference=(system,)) for o in ids]
+            routed = conn.execute(sa.text("SELECT count(*) FROM approval WHERE id = ANY(:a) AND system = :s"),
+                                  {"a": asked, "s": system}).scalar_one()
+        assert None not in asked and routed == n, (asked, routed)
+        return {business_key(o, 1) for o in ids}
+    return enqueue
+
+
+def _dingtalk_instances(world: World) -> Counter[str]:
+    """Instances the DingTalk sandbox holds, by the business key in their key control."""
+    book = world.app.state.approvals
+    return Counter(v["value"] for i in book.instances.values() for v in i["formComponentValues"]
+                   if v["name"] == APPROVAL_KEY_CONTROL and str(v["value"]).startswith("crm-order-"))
+
+
+def _wecom_applications(world: World) -> Counter[str]:
+    """Applications the WeCom sandbox holds, by the business key in their key control."""
+    book = world.app.state.wecom.approvals
+    written: Counter[str] = Counter()
+    for application in book.approvals.values():
+        for item in application["apply_data"]["contents"]:
+            text = str((item.get("value") or {}).get("text") or "")
+            if item["title"][0]["text"] == APPROVAL_KEY_CONTROL and text.startswith("crm-order-"):
+                written[text] += 1
+    return written
+
+
 WRITER_CASES = (
     WriterCase("kingdee.sales_order", _erp_orders("kingdee"), _approve("kingdee"), _kingdee_orders,
                ("save", "submit", "audit"), sandbox_options={"scale": 0.05}),
@@ -278,6 +340,11 @@ WRITER_CASES = (
     WriterCase("dingtalk.todo", _directory("dingtalk", "dingtalk_userid"), _dingtalk_todos, _dingtalk_todo_sources,
                ("todo/tasks/create",), sandbox_options={"api_qps": FAST_QPS}, connector_options={"max_qps": FAST_QPS},
                fast_throttle=_dingtalk_throttle),
+    WriterCase("dingtalk.approval", _approval_orders("dingtalk", "dingtalk_userid"), _ask_approval("dingtalk"),
+               _dingtalk_instances, ("workflow/processinstances/create",), sandbox_options={"api_qps": FAST_QPS},
+               connector_options={"max_qps": FAST_QPS}, fast_throttle=_dingtalk_throttle, refusal="refused"),
+    WriterCase("wecom.approval", _approval_orders("wecom", "wecom_userid"), _ask_approval("wecom"),
+               _wecom_applications, ("oa/applyevent",), fast_throttle=_wecom_throttle, refusal="refused"),
     WriterCase("crm.webhook", _customers, _webhook_events, _webhook_deliveries, ("webhook",), tokens=False,
                refusal="auth_expired"),
 )

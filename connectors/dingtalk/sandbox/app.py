@@ -14,7 +14,8 @@ Wire rules (reference/messaging-apis.md §2.1, §3):
 - Faults (:class:`~connectors.kit.sandbox.FaultPlan`, keyed by operation: ``gettoken``,
   ``topapi/message/corpconversation/asyncsend_v2``, ``todo/tasks/create``...): ``auth_expired``
   expires every token first, ``busy`` → oapi errcode -1 / v1.0 HTTP 503, ``rate_limit`` →
-  oapi 90018 / v1.0 403 QPS, ``http_500``, ``timeout`` (sleep, then 504), ``drop_response``
+  oapi 90018 / v1.0 403 QPS, ``refused`` → oapi 60011 / v1.0 400 InvalidParameter (permanent),
+  ``http_500``, ``timeout`` (sleep, then 504), ``drop_response``
   (apply, then an empty 504), ``latency``.
 
 Sign-in (§6): ``topapi/v2/user/getuserinfo`` (and the older ``GET /user/getuserinfo``)
@@ -188,6 +189,8 @@ def create_app(
                          status_code=503) if v1 else _JSON(_oapi_error(OapiError(-1)))
         if fault == "rate_limit":
             return _api_error(ApiError(403, _QPS_CODE, "api qps limit")) if v1 else _JSON(_oapi_error(OapiError(90018)))
+        if fault == "refused":
+            return _api_error(ApiError(400, "InvalidParameter", "参数错误")) if v1 else _JSON(_oapi_error(OapiError(60011)))
         if fault == "auth_expired":
             state.expire_all_tokens()
         if fault == "latency":

@@ -13,6 +13,10 @@ Fault kinds (each sandbox turns a kind into its vendor's own wire behaviour):
   so the vendor's own "expired" code comes back (Kingdee MsgCode 1, WeCom 42001...).
 - ``rate_limit``: answer the vendor's rate-limit code without touching state.
 - ``busy``: answer the vendor's "system busy" code (WeCom -1) without touching state.
+- ``refused``: answer the vendor's permanent refusal of the request, an error no retry
+  changes (WeCom errcode 301025 for OA calls, 48002 otherwise; DingTalk 400
+  InvalidParameter on v1.0, errcode 60011 on oapi), without touching state. Only the WeCom
+  and DingTalk sandboxes implement it (an OA approval the platform refuses must fail, not retry).
 - ``drop_response``: apply the request, then answer HTTP 504 with an empty body, the
   way a gateway does when the backend finished but the reply was lost. The client
   cannot tell whether the write happened; that is the point.
@@ -37,7 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 FAULT_KINDS = (
-    "latency", "http_500", "timeout", "auth_expired", "rate_limit", "busy", "drop_response",
+    "latency", "http_500", "timeout", "auth_expired", "rate_limit", "busy", "drop_response", "refused",
 )
 
 

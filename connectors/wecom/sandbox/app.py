@@ -8,7 +8,8 @@ Wire rules (reference/messaging-apis.md §1.1, §3):
   one (``"<text>, hint: [<id>], from ip: <ip>, more info at <url>?e=<code>"``);
 - faults from :class:`~connectors.kit.sandbox.FaultPlan` become WeCom wire behaviour:
   ``auth_expired`` expires every token (42001), ``busy`` → errcode -1, ``rate_limit`` →
-  45009, ``http_500`` → HTTP 500, ``timeout`` → sleep ``timeout_s`` then 504,
+  45009, ``refused`` → 301025 on ``oa/`` calls, else 48002 (permanent refusals),
+  ``http_500`` → HTTP 500, ``timeout`` → sleep ``timeout_s`` then 504,
   ``drop_response`` → apply the request then HTTP 504 with an empty body, ``latency`` →
   sleep ``latency_ms`` first. Faults are keyed by operation = path under ``/cgi-bin/``
   (``"message/send"``, ``"gettoken"``...).
@@ -170,6 +171,8 @@ def create_app(
             return _WeComJSON(error_body(WeComApiError(-1), client_ip))
         elif fault == "rate_limit":
             return _WeComJSON(error_body(WeComApiError(45009), client_ip))
+        elif fault == "refused":
+            return _WeComJSON(error_body(WeComApiError(301025 if operation.startswith("oa/") else 48002), client_ip))
         elif fault == "auth_expired":
             state.expire_all_tokens()
 

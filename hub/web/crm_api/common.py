@@ -91,6 +91,7 @@ WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": Problem, "description": "A record the request names does not exist or is not visible"},
     409: {"model": Problem, "description": "The record is in a state that does not allow this change"},
     413: {"model": Problem, "description": "Request body over HUB_API__MAX_BODY_BYTES"},
+    415: {"model": Problem, "description": "The body is not sent as JSON (Content-Type: application/json)"},
     422: {"model": ValidationProblem,
           "description": "Invalid body (field paths in `loc`), or an Idempotency-Key reused for another request"},
 }

@@ -3,8 +3,9 @@
 Every field of every body says exactly what the column it lands in holds, so a value
 that passes validation is writable and a request that is not is a 422 naming the field:
 
-- text: at most the column's characters, no NUL (:class:`canonical_model.storable.Fits`),
-  and only JSON strings (a number is not a name);
+- text: at most the column's characters, no NUL (:class:`canonical_model.storable.Fits`)
+  nor other control characters but tab, CR and LF (:class:`Body`), and only JSON strings
+  (a number is not a name);
 - ids: JSON integers from 1 to the bigint maximum (no "12", no 12.0, no true);
 - money: a finite decimal with at most 16 digits before and 2 after the point
   (``numeric(18, 2)``), given as a JSON string ("1280.00", exact) or number;
@@ -30,6 +31,7 @@ from pydantic import (
     Field,
     StrictInt,
     StringConstraints,
+    field_validator,
 )
 
 from canonical_model.models import MONEY
@@ -42,10 +44,22 @@ _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})", re.IGNORECASE)
 
 
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
 class Body(BaseModel):
-    """Base of every request body: unknown fields refused, nothing coerced silently."""
+    """Base of every request body: unknown fields refused, nothing coerced silently, no
+    control characters in text (tab and line breaks aside: a summary may have lines)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_control_characters(cls, value: object) -> object:
+        # an escape or a backspace in a name or an id is a client's bug, not text; NUL cannot be stored
+        if isinstance(value, str) and _CONTROL.search(value):
+            raise ValueError("control characters are not allowed (tab, CR and LF aside)")
+        return value
 
 
 def _iso_date_only(value: object) -> object:

@@ -64,12 +64,15 @@ def parse_filters(owner: str, team: str, region: str, start: str = "", end: str 
     """Filters from the query string; a malformed value is a 400 naming the parameter."""
     owner_id: int | None = None
     if owner.strip():
-        if not owner.strip().isdigit() or len(owner.strip()) > 18:
+        # isascii: str.isdigit also takes "²" and "１２", which int() refuses or reads as 12
+        if not (owner.strip().isascii() and owner.strip().isdigit()) or len(owner.strip()) > 18:
             raise HTTPException(400, f"owner: not a user id: {owner[:40]!r}")
         owner_id = int(owner)
     for name, value in (("team", team), ("region", region)):
         if len(value) > 200:
             raise HTTPException(400, f"{name}: longer than 200 characters")
+        if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):  # NUL cannot even reach Postgres
+            raise HTTPException(400, f"{name}: control characters are not allowed")
     first, last = _date(start, "from"), _date(end, "to")
     if first and last and first > last:
         raise HTTPException(400, f"from ({first}) is after to ({last})")

@@ -31,7 +31,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.engine import Connection
 
@@ -208,7 +208,8 @@ def lag_text(lag: dt.timedelta | None) -> str:
 
 def _int_field(fields: dict[str, str], name: str) -> int | None:
     value = fields.get(name, "").strip()
-    return int(value) if value.isdigit() and len(value) <= 18 else None
+    # isascii: str.isdigit also takes "²" (int() refuses it) and "１２"
+    return int(value) if value.isascii() and value.isdigit() and len(value) <= 18 else None
 
 
 def add_routes(router: APIRouter, ctx: ReportContext) -> None:
@@ -225,14 +226,14 @@ def add_routes(router: APIRouter, ctx: ReportContext) -> None:
 
     @router.get(PATH, include_in_schema=False, response_class=HTMLResponse)
     def operations_page(request: Request, principal: Principal = operator, notice: str = "",
-                        n: int = 0) -> HTMLResponse:
+                        n: int = Query(0, ge=0, le=10**6)) -> HTMLResponse:
         """The operations page."""
         now = dt.datetime.now(dt.UTC)
         with ctx.reading() as conn:
             data = operations_data(conn, now, ctx.settings.dagster.ui_url)
         return ctx.page("report_operations.html", title=t("operations"), principal=principal, t=t, **data,
                         csrf=csrf_field(request), lag_text=lag_text, now=now,
-                        notice=notice if notice in NOTICES else "", notice_count=max(0, min(n, 10**6)))
+                        notice=notice if notice in NOTICES else "", notice_count=n)
 
     @router.post(f"{PATH}/dead-letters/replay", include_in_schema=False)
     async def replay_dead_letter(request: Request, principal: Principal = operator) -> Response:

@@ -251,7 +251,7 @@ def add_routes(router: APIRouter, ctx: Any) -> None:
                                                                            fields.get("csrf", ""))):
             raise HTTPException(403, "form: missing or wrong CSRF token (reload the page)")
         owner_text = fields.get("owner", "").strip()
-        if owner_text and not owner_text.isdigit():
+        if owner_text and not (owner_text.isascii() and owner_text.isdigit() and len(owner_text) <= 18):
             raise HTTPException(400, f"owner: not a user id: {owner_text[:20]!r}")
         try:
             month = parse_target_month(fields.get("month", ""))
