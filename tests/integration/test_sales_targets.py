@@ -73,6 +73,9 @@ def test_the_performance_pages_form_sets_a_target_for_admin_only_with_the_csrf_t
         cookie = issue_session(db, Role.ADMIN)
         http.cookies.set(SESSION_COOKIE, cookie)
         assert http.post("/reports/performance/targets", data=form).status_code == 403
+        # and so is it when some other Authorization header comes along with the session cookie
+        assert http.post("/reports/performance/targets", data=form,
+                         headers={"Authorization": "Basic eDp5"}).status_code == 403
         assert 'data-k="target-form"' in http.get("/reports/performance").text
         reply = http.post("/reports/performance/targets", data={**form, "csrf": session_csrf(cookie)})
         assert reply.status_code == 303 and reply.headers["location"] == "/reports/performance?month=2026-10"

@@ -246,9 +246,10 @@ def add_routes(router: APIRouter, ctx: Any) -> None:
             fields = {k: v[0] for k, v in parse_qs(body.decode("utf-8"), max_num_fields=10).items()}
         except (UnicodeDecodeError, ValueError):
             raise HTTPException(400, "form: not url-encoded UTF-8") from None
+        # as checked_form: the credential the principal was signed in with decides, not whether
+        # some Authorization header came along beside a session cookie
         cookie = request.cookies.get(SESSION_COOKIE)
-        if "authorization" not in request.headers and not (cookie and same(session_csrf(cookie),
-                                                                           fields.get("csrf", ""))):
+        if principal.via != "token" and not (cookie and same(session_csrf(cookie), fields.get("csrf", ""))):
             raise HTTPException(403, "form: missing or wrong CSRF token (reload the page)")
         owner_text = fields.get("owner", "").strip()
         if owner_text and not (owner_text.isascii() and owner_text.isdigit() and len(owner_text) <= 18):
