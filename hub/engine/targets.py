@@ -42,6 +42,7 @@ from hub.identity import (
     normalize_company_name,
     resolve_customer,
 )
+from hub.survivorship import precedence_for, record_claims, settle_customer
 from hub.vault import Vault, vault_for
 
 # Columns a chat directory's user id may live in (the connectors' ChatChannel.user_column).
@@ -76,6 +77,9 @@ class PageContext:
     # found nothing): merges may take the COPY-only fast path.
     all_new: bool = False
     cursor_field: str | None = None  # the stream's, for the source_cursor stamp
+    # golden fields the page's customer records do not carry, whose earlier claims stand
+    # (hub.survivorship): the CRM API names a customer's owner apart from the record
+    claims_kept: tuple[str, ...] = ()
 
     @property
     def vault(self) -> Vault:
@@ -297,8 +301,12 @@ _CUSTOMER_FIELDS = ("name", "region", "industry", "size", "phone", "address", "c
 
 
 def upsert_customers(ctx: PageContext, mapped: Sequence[Mapped]) -> TargetOutcome:
-    """Resolve each customer record to a golden record (creating one when new) and
-    apply its non-empty fields with per-field provenance. Conflicts are recorded."""
+    """Resolve each customer record to a golden record (creating one when new), keep what
+    the record says in its own link (``external_identity.source_values``) and settle the
+    golden record's fields from every linked record's values by survivorship
+    (``hub.survivorship``): per-field precedence, not the order records arrive in.
+    Conflicts are recorded. A record whose values and golden record did not change counts
+    as unchanged, and its customer row is not written."""
     kept, superseded = latest(mapped)
     outcome = TargetOutcome(superseded=superseded)
     items = [(rec, digest) for _, rec, digest in kept if isinstance(rec, CustomerRecord)]
@@ -306,6 +314,7 @@ def upsert_customers(ctx: PageContext, mapped: Sequence[Mapped]) -> TargetOutcom
     lookups = _customer_lookups(ctx, records)
     owners = _owner_ids(ctx, {r.owner_ref for r in records if r.owner_ref})
     vault = ctx.vault if any(r.phone for r in records) else None
+    precedence = precedence_for(ctx.conn)
     for rec, digest in items:
         phone_key = vault.blind_index("mobile", rec.phone) if vault is not None and rec.phone else None
         resolution = resolve_customer(
@@ -316,23 +325,34 @@ def upsert_customers(ctx: PageContext, mapped: Sequence[Mapped]) -> TargetOutcom
         for conflict in resolution.conflicts:
             _record_conflict(ctx, rec, conflict.reason, resolution.customer_id, conflict.candidate_ids,
                              conflict.detail)
-        provenance = {"system": rec.source_system, "external_id": rec.external_id,
-                      "fetched_at": ctx.now.isoformat()}
         values = {f: getattr(rec, f) for f in _CUSTOMER_FIELDS if getattr(rec, f) is not None}
         if resolution.credit_code:
             values["credit_code"] = resolution.credit_code
         if rec.owner_ref and rec.owner_ref in owners:
             values["owner_id"] = owners[rec.owner_ref]
-        values["normalized_name"] = resolution.normalized_name
-        sources = {f: provenance for f in values if f != "normalized_name"}
         if resolution.customer_id is None:
-            customer_id = _insert_customer(ctx, values, sources)
+            provenance = {"system": rec.source_system, "external_id": rec.external_id,
+                          "fetched_at": ctx.now.isoformat(),
+                          "changed_at": rec.modified_at.isoformat() if rec.modified_at else None}
+            sources = {f: provenance for f in values}
+            customer_id = _insert_customer(ctx, {**values, "normalized_name": resolution.normalized_name}, sources)
+            _link_identity(ctx, rec.external_id, customer_id, digest)
+            record_claims(ctx.conn, ctx.system, rec.external_id, values, rec.modified_at, ctx.now,
+                          keep=ctx.claims_kept)
             outcome.inserted += 1
         else:
             customer_id = resolution.customer_id
-            _update_customer(ctx, customer_id, values, sources)
-            outcome.updated += 1
-        _link_identity(ctx, rec.external_id, customer_id, digest)
+            # locked before the claims are read: a sync of another system settling this
+            # customer at the same time goes first or second, never interleaved
+            ctx.conn.execute(sa.text("SELECT 1 FROM customer WHERE id = :id FOR UPDATE"), {"id": customer_id})
+            moved = _link_identity(ctx, rec.external_id, customer_id, digest)
+            claimed = record_claims(ctx.conn, ctx.system, rec.external_id, values, rec.modified_at, ctx.now,
+                                    keep=ctx.claims_kept)
+            settled = settle_customer(ctx.conn, customer_id, precedence)
+            if moved or claimed or settled:
+                outcome.updated += 1
+            else:
+                outcome.unchanged += 1
         # later records of the same page must see what this one created
         lookups.by_link[rec.external_id] = customer_id  # type: ignore[index]
         known = KnownCustomer(customer_id, resolution.credit_code)
@@ -413,16 +433,12 @@ def _insert_customer(ctx: PageContext, values: dict[str, Any], sources: dict[str
     return int(row[0])
 
 
-def _update_customer(ctx: PageContext, customer_id: int, values: dict[str, Any], sources: dict[str, Any]) -> None:
-    sets = ", ".join(f"{c} = :{c}" for c in values)
-    ctx.conn.execute(
-        sa.text(f"UPDATE customer SET {sets}, field_sources = field_sources || CAST(:field_sources AS jsonb), "
-                "updated_at = now() WHERE id = :id"),
-        {**values, "field_sources": json.dumps(sources, ensure_ascii=False), "id": customer_id},
-    )
-
-
-def _link_identity(ctx: PageContext, external_id: str, customer_id: int, digest: str) -> None:
+def _link_identity(ctx: PageContext, external_id: str, customer_id: int, digest: str) -> bool:
+    """Link the record to ``customer_id`` with its content hash; True when the link is new or
+    now points at another customer."""
+    before = ctx.conn.execute(sa.text(
+        "SELECT canonical_id FROM external_identity WHERE system = :system AND object = 'customer' "
+        "AND external_id = :ext"), {"system": ctx.system, "ext": external_id}).scalar()
     ctx.conn.execute(
         sa.text(
             "INSERT INTO external_identity (system, object, external_id, canonical_table, canonical_id, "
@@ -432,6 +448,9 @@ def _link_identity(ctx: PageContext, external_id: str, customer_id: int, digest:
         ),
         {"system": ctx.system, "ext": external_id, "cid": customer_id, "hash": digest},
     )
+    if before is not None and before != customer_id:
+        settle_customer(ctx.conn, before)  # the customer it left loses its values
+    return before != customer_id
 
 
 def _record_conflict(
