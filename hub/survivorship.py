@@ -198,26 +198,20 @@ def same_value(field_name: str, left: Any, right: Any) -> bool:
 _COLUMNS = ", ".join(FIELDS)
 
 
-def record_claims(conn: Connection, system: str, external_id: str, values: Mapping[str, Any],
-                  changed_at: dt.datetime | None, fetched_at: dt.datetime, *, keep: Iterable[str] = ()) -> bool:
-    """Store what customer record (``system``, ``external_id``) says (``values``: golden fields,
-    empty ones left out); True when that differs from what it said before. Fields in ``keep``
-    that ``values`` lacks keep the record's earlier claim (fields its source names apart from
-    the record). The record must be linked (``external_identity``) already."""
+def claims_entry(values: Mapping[str, Any], changed_at: dt.datetime | None, fetched_at: dt.datetime,
+                 previous: Mapping[str, Any] | None, *, keep: Iterable[str] = ()) -> tuple[dict[str, Any], bool]:
+    """What a customer record says, as ``external_identity.source_values`` stores it (``values``:
+    golden fields, empty ones left out), and whether that differs from ``previous`` (what it
+    said before; kept as it was, times included, when the values are the same). Fields in
+    ``keep`` that ``values`` lacks keep the earlier claim (fields its source names apart from
+    the record: the CRM API's owner)."""
     claims = {f: as_json(f, v) for f, v in values.items() if f in FIELDS and v not in (None, "")}
-    previous = conn.execute(sa.text(
-        "SELECT source_values FROM external_identity WHERE system = :s AND object = 'customer' "
-        "AND external_id = :x"), {"s": system, "x": external_id}).scalar()
     earlier = (previous or {}).get("values") or {}
     claims.update({f: earlier[f] for f in keep if f not in claims and f in earlier})
     if previous is not None and previous.get("values") == claims:
-        return False
-    stored = {"values": claims, "changed_at": changed_at.isoformat() if changed_at else None,
-              "fetched_at": fetched_at.isoformat()}
-    conn.execute(sa.text(
-        "UPDATE external_identity SET source_values = CAST(:v AS jsonb) WHERE system = :s AND object = 'customer' "
-        "AND external_id = :x"), {"v": json.dumps(stored, ensure_ascii=False), "s": system, "x": external_id})
-    return True
+        return dict(previous), False
+    return {"values": claims, "changed_at": changed_at.isoformat() if changed_at else None,
+            "fetched_at": fetched_at.isoformat()}, True
 
 
 def claim_value(conn: Connection, system: str, external_id: str, field_name: str, value: Any,
@@ -324,7 +318,23 @@ def precedence_for(conn: Connection) -> Precedence:
 
 
 __all__ = [
-    "DEFAULT", "DEFAULT_FIELD_PRECEDENCE", "DEFAULT_PRECEDENCE", "FIELDS", "MANUAL", "Claim", "Precedence",
-    "PrecedenceError", "as_json", "bind_precedence", "claim_value", "customer_claims", "from_json", "parse_ranks",
-    "precedence_for", "record_claims", "same_value", "settle_customer", "survivor",
+    "DEFAULT",
+    "DEFAULT_FIELD_PRECEDENCE",
+    "DEFAULT_PRECEDENCE",
+    "FIELDS",
+    "MANUAL",
+    "Claim",
+    "Precedence",
+    "PrecedenceError",
+    "as_json",
+    "bind_precedence",
+    "claim_value",
+    "claims_entry",
+    "customer_claims",
+    "from_json",
+    "parse_ranks",
+    "precedence_for",
+    "same_value",
+    "settle_customer",
+    "survivor",
 ]

@@ -42,7 +42,7 @@ from hub.identity import (
     normalize_company_name,
     resolve_customer,
 )
-from hub.survivorship import precedence_for, record_claims, settle_customer
+from hub.survivorship import claims_entry, precedence_for, settle_customer
 from hub.vault import Vault, vault_for
 
 # Columns a chat directory's user id may live in (the connectors' ChatChannel.user_column).
@@ -315,6 +315,7 @@ def upsert_customers(ctx: PageContext, mapped: Sequence[Mapped]) -> TargetOutcom
     owners = _owner_ids(ctx, {r.owner_ref for r in records if r.owner_ref})
     vault = ctx.vault if any(r.phone for r in records) else None
     precedence = precedence_for(ctx.conn)
+    claims_before = _claims_before(ctx, records)
     for rec, digest in items:
         phone_key = vault.blind_index("mobile", rec.phone) if vault is not None and rec.phone else None
         resolution = resolve_customer(
@@ -330,26 +331,27 @@ def upsert_customers(ctx: PageContext, mapped: Sequence[Mapped]) -> TargetOutcom
             values["credit_code"] = resolution.credit_code
         if rec.owner_ref and rec.owner_ref in owners:
             values["owner_id"] = owners[rec.owner_ref]
+        prior = claims_before.get(rec.external_id)  # (customer id, stored claims) of an earlier link
+        stored, claims_changed = claims_entry(values, rec.modified_at, ctx.now, prior[1] if prior else None,
+                                              keep=ctx.claims_kept)
         if resolution.customer_id is None:
             provenance = {"system": rec.source_system, "external_id": rec.external_id,
                           "fetched_at": ctx.now.isoformat(),
                           "changed_at": rec.modified_at.isoformat() if rec.modified_at else None}
             sources = {f: provenance for f in values}
             customer_id = _insert_customer(ctx, {**values, "normalized_name": resolution.normalized_name}, sources)
-            _link_identity(ctx, rec.external_id, customer_id, digest)
-            record_claims(ctx.conn, ctx.system, rec.external_id, values, rec.modified_at, ctx.now,
-                          keep=ctx.claims_kept)
+            _link_identity(ctx, rec.external_id, customer_id, digest, stored)
             outcome.inserted += 1
         else:
             customer_id = resolution.customer_id
-            # locked before the claims are read: a sync of another system settling this
-            # customer at the same time goes first or second, never interleaved
-            ctx.conn.execute(sa.text("SELECT 1 FROM customer WHERE id = :id FOR UPDATE"), {"id": customer_id})
-            moved = _link_identity(ctx, rec.external_id, customer_id, digest)
-            claimed = record_claims(ctx.conn, ctx.system, rec.external_id, values, rec.modified_at, ctx.now,
-                                    keep=ctx.claims_kept)
-            settled = settle_customer(ctx.conn, customer_id, precedence)
-            if moved or claimed or settled:
+            _link_identity(ctx, rec.external_id, customer_id, digest, stored)
+            moved = prior is None or prior[0] != customer_id
+            if moved and prior is not None:
+                settle_customer(ctx.conn, prior[0], precedence)  # the customer it left loses its values
+            # the golden record changes only when one of its records' claims (or links) did:
+            # a record applied again as it was settles nothing and writes no customer row
+            settled = (moved or claims_changed) and settle_customer(ctx.conn, customer_id, precedence)
+            if moved or claims_changed or settled:
                 outcome.updated += 1
             else:
                 outcome.unchanged += 1
@@ -433,24 +435,31 @@ def _insert_customer(ctx: PageContext, values: dict[str, Any], sources: dict[str
     return int(row[0])
 
 
-def _link_identity(ctx: PageContext, external_id: str, customer_id: int, digest: str) -> bool:
-    """Link the record to ``customer_id`` with its content hash; True when the link is new or
-    now points at another customer."""
-    before = ctx.conn.execute(sa.text(
-        "SELECT canonical_id FROM external_identity WHERE system = :system AND object = 'customer' "
-        "AND external_id = :ext"), {"system": ctx.system, "ext": external_id}).scalar()
+def _claims_before(ctx: PageContext, records: list[CustomerRecord]) -> dict[str, tuple[int, dict[str, Any] | None]]:
+    """(customer id, stored claims) of the page's records that were linked before, one query a page."""
+    ids = {r.external_id for r in records}
+    if not ids:
+        return {}
+    rows = ctx.conn.execute(sa.text("SELECT k.key, t.canonical_id, t.source_values FROM " + each_key(
+        "external_identity", "t.system = :system AND t.object = 'customer' AND t.external_id = k.key")),
+        {"system": ctx.system, "keys": page_keys(ids)}).all()
+    return {key: (int(cid), stored) for key, cid, stored in rows}
+
+
+def _link_identity(ctx: PageContext, external_id: str, customer_id: int, digest: str,
+                   claims: dict[str, Any]) -> None:
+    """Link the record to ``customer_id`` with its content hash and its claims."""
     ctx.conn.execute(
         sa.text(
             "INSERT INTO external_identity (system, object, external_id, canonical_table, canonical_id, "
-            "content_hash) VALUES (:system, 'customer', :ext, 'customer', :cid, :hash) "
-            "ON CONFLICT (system, object, external_id) DO UPDATE SET canonical_id = EXCLUDED.canonical_id, "
-            "content_hash = EXCLUDED.content_hash, last_seen = now()"
+            "content_hash, source_values) VALUES (:system, 'customer', :ext, 'customer', :cid, :hash, "
+            "CAST(:claims AS jsonb)) ON CONFLICT (system, object, external_id) DO UPDATE SET "
+            "canonical_id = EXCLUDED.canonical_id, content_hash = EXCLUDED.content_hash, "
+            "source_values = EXCLUDED.source_values, last_seen = now()"
         ),
-        {"system": ctx.system, "ext": external_id, "cid": customer_id, "hash": digest},
+        {"system": ctx.system, "ext": external_id, "cid": customer_id, "hash": digest,
+         "claims": json.dumps(claims, ensure_ascii=False)},
     )
-    if before is not None and before != customer_id:
-        settle_customer(ctx.conn, before)  # the customer it left loses its values
-    return before != customer_id
 
 
 def _record_conflict(
