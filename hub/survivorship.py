@@ -291,6 +291,15 @@ def settle_customer(conn: Connection, customer_id: int, precedence: Precedence |
         if not same_source or f in values:
             new_sources[f] = {"system": winner.system, "external_id": winner.external_id,
                               "fetched_at": winner.fetched_at, "changed_at": winner.changed_at}
+    if "credit_code" in values and conn.execute(sa.text(
+            "SELECT 1 FROM customer WHERE credit_code = :c AND id <> :id"),
+            {"c": values["credit_code"], "id": customer_id}).first() is not None:
+        # another golden customer holds that code (records merged by a person across two
+        # codes): the code stays, the disagreement shows on the profile
+        del values["credit_code"]
+        new_sources["credit_code"] = sources.get("credit_code")
+        if new_sources["credit_code"] is None:
+            del new_sources["credit_code"]
     if not values and new_sources == sources:
         return False
     if "name" in values:

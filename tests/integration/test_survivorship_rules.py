@@ -163,3 +163,29 @@ def test_survivor_rules(claims, winner):
     rules = Precedence.parse("crm,hub,kingdee,yonyou")
     assert survivor("name", claims, rules).external_id == winner  # type: ignore[union-attr]
     assert survivor("name", list(reversed(claims)), rules).external_id == winner  # type: ignore[union-attr]
+
+
+def test_a_record_merged_by_a_person_takes_part_in_the_chosen_customer_at_once(db):
+    from hub.conflicts import resolve_conflict
+
+    # given two Kingdee customers with one name and two credit codes: flagged, kept apart
+    one, two = synthetic_credit_code(11), synthetic_credit_code(12)
+    sync(db, "kingdee", {"id": "K11", "name": "上海华创电子有限公司", "code": one, "modified": T0},
+         {"id": "K12", "name": "上海华创电子股份有限公司", "code": two, "region": "上海",
+          "modified": T0 + dt.timedelta(days=1)})
+    conflict = rows(db, "SELECT id, candidate_customer_ids FROM identity_conflict")[0]
+    target = customer_of(db, one).id
+
+    # when a person merges K12 into the first customer
+    with db.begin() as conn:
+        resolve_conflict(conn, conflict.id, "merge", actor="test", target_id=target)
+
+    # then the first customer shows K12's region now (nobody else claims one), keeps its own
+    # credit code (the other is still another customer's), and K12's code shows as a disagreement
+    row = customer_of(db, one)
+    assert (row.region, row.field_sources["region"]["external_id"]) == ("上海", "K12")
+    from canonical_model.profile import customer_profile
+
+    with db.begin() as conn:
+        profile = customer_profile(conn, target)
+    assert profile is not None and "credit_code" in profile.disagreements
