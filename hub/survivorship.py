@@ -311,6 +311,54 @@ def settle_customer(conn: Connection, customer_id: int, precedence: Precedence |
     return True
 
 
+@dataclass(frozen=True)
+class Disagreement:
+    """A linked record whose value of a golden field is not the golden value."""
+
+    customer_id: int
+    customer: str
+    field: str
+    golden: Any
+    golden_source: str  # "system external_id", or "" when not recorded
+    system: str
+    external_id: str
+    value: Any
+
+
+def disagreements(conn: Connection, *, limit: int = 50) -> list[Disagreement]:
+    """Golden customers some linked record disagrees with, field by field (the values that did
+    not survive), customers in id order; at most ``limit`` rows."""
+    found: list[Disagreement] = []
+    rows = conn.execute(sa.text(
+        f"SELECT c.id, c.name AS customer, {', '.join('c.' + f for f in FIELDS)}, c.field_sources, e.system, "
+        "e.external_id, e.source_values FROM customer c JOIN external_identity e ON e.canonical_id = c.id "
+        "AND e.canonical_table = 'customer' AND e.object = 'customer' AND e.source_values IS NOT NULL "
+        "WHERE c.id IN (SELECT canonical_id FROM external_identity WHERE object = 'customer' "
+        "AND source_values IS NOT NULL GROUP BY canonical_id HAVING count(*) > 1) "
+        "ORDER BY c.id, e.system, e.external_id")).all()
+    for row in rows:
+        golden = row._mapping
+        for f, value in (row.source_values.get("values") or {}).items():
+            if f not in FIELDS or same_value(f, value, golden[f]):
+                continue
+            source = (row.field_sources or {}).get(f) or {}
+            found.append(Disagreement(int(row.id), str(row.customer), f, golden[f],
+                                      f"{source.get('system', '')} {source.get('external_id') or ''}".strip(),
+                                      str(row.system), str(row.external_id), from_json(f, value)))
+            if len(found) >= limit:
+                return found
+    return found
+
+
+def settle_all(conn: Connection, precedence: Precedence | None = None) -> int:
+    """Settle every golden customer that has claims (after the precedence setting changed);
+    returns how many were written. One transaction: the caller's."""
+    ids = conn.execute(sa.text(
+        "SELECT DISTINCT canonical_id FROM external_identity WHERE object = 'customer' "
+        "AND canonical_table = 'customer' AND source_values IS NOT NULL ORDER BY 1")).scalars().all()
+    return sum(settle_customer(conn, int(cid), precedence) for cid in ids)
+
+
 # --- the precedence a database handle writes with ------------------------------------------
 
 _BOUND: weakref.WeakKeyDictionary[Engine, Precedence] = weakref.WeakKeyDictionary()

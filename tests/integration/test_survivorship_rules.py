@@ -189,3 +189,35 @@ def test_a_record_merged_by_a_person_takes_part_in_the_chosen_customer_at_once(d
     with db.begin() as conn:
         profile = customer_profile(conn, target)
     assert profile is not None and "credit_code" in profile.disagreements
+
+
+def test_the_cli_lists_disagreements_and_settles_again_after_the_precedence_changed(db, monkeypatch):
+    import json
+
+    from typer.testing import CliRunner
+
+    from hub.cli import app
+
+    # given Kingdee and the CRM naming one company differently (the CRM's name shown, by default)
+    code = synthetic_credit_code(21)
+    sync(db, "kingdee", {"id": "K21", "name": "厦门汇通自动化设备股份有限公司", "code": code, "modified": T0})
+    sync(db, "crm", {"id": "C21", "name": "厦门汇通自动化", "code": code})
+    for name, value in (("HUB_DATABASE_URL", db.url), ("HUB_DATABASE_SCHEMA", db.schema), ("HUB_SANDBOX", "1")):
+        monkeypatch.setenv(name, value)
+    runner = CliRunner(env={"COLUMNS": "200"})
+
+    # when IT lists the disagreements
+    listed = json.loads(runner.invoke(app, ["identity", "disagreements", "--json"], catch_exceptions=False).output)
+
+    # then Kingdee's name is there beside the golden one, with where the golden one came from
+    assert [(d["field"], d["golden"], d["golden_source"], d["system"], d["value"]) for d in listed] == [
+        ("name", "厦门汇通自动化", "crm C21", "kingdee", "厦门汇通自动化设备股份有限公司")]
+
+    # when the precedence is changed to Kingdee first and the customers are settled again
+    monkeypatch.setenv("HUB_SURVIVORSHIP__PRECEDENCE", "kingdee,crm,hub")
+    settled = runner.invoke(app, ["identity", "settle"], catch_exceptions=False)
+
+    # then the golden name is Kingdee's, and settling once more changes nothing
+    assert "settled: 1 customers changed" in settled.output
+    assert customer_of(db, code).name == "厦门汇通自动化设备股份有限公司"
+    assert "settled: 0 customers changed" in runner.invoke(app, ["identity", "settle"], catch_exceptions=False).output
