@@ -425,17 +425,35 @@ class SurvivorshipSettings(BaseModel):
         description='per field, overriding precedence, JSON: {"owner_id": "crm,hub"}; unset: '
                     '{"credit_limit": "kingdee,yonyou,crm,hub", "currency": "kingdee,yonyou,crm,hub"}')
 
-    @model_validator(mode="after")
-    def _known_systems_and_fields(self) -> SurvivorshipSettings:
-        self.rules()
-        return self
+    @field_validator("precedence")
+    @classmethod
+    def _known_systems(cls, value: str) -> str:
+        from hub.survivorship import parse_ranks
+
+        parse_ranks(value, _survivorship_systems())
+        return value
+
+    @field_validator("field_precedence")
+    @classmethod
+    def _known_fields_and_systems(cls, value: dict[str, str]) -> dict[str, str]:
+        from hub.survivorship import Precedence
+
+        Precedence.parse(by_field=value, known=_survivorship_systems())
+        return value
 
     def rules(self) -> Precedence:
-        """The parsed :class:`hub.survivorship.Precedence` (ValueError naming what is unknown)."""
-        from hub.registry import systems
-        from hub.survivorship import MANUAL, Precedence
+        """The parsed :class:`hub.survivorship.Precedence`."""
+        from hub.survivorship import Precedence
 
-        return Precedence.parse(self.precedence, self.field_precedence, known=[*systems(), MANUAL])
+        return Precedence.parse(self.precedence, self.field_precedence, known=_survivorship_systems())
+
+
+def _survivorship_systems() -> list[str]:
+    """The names a survivorship precedence may use: registered systems, and ``hub`` (people)."""
+    from hub.registry import systems
+    from hub.survivorship import MANUAL
+
+    return [*systems(), MANUAL]
 
 
 class Settings(BaseSettings):
