@@ -59,7 +59,7 @@ class Profile(BaseModel):
     receivable_plan: list[dict[str, Any]] = []
     # per golden field, what each linked record says (hub.survivorship): system, external_id,
     # value, changed_at (at its source), chosen (its value is the one the golden record shows),
-    # agrees (its value equals the golden one)
+    # agrees (its value equals the golden one); owners also shown (the user's name)
     field_values: dict[str, list[dict[str, Any]]] = {}
     # golden fields some linked record gives another value for ("Kingdee says X, YonBIP says Y")
     disagreements: list[str] = []
@@ -164,6 +164,13 @@ def source_values(conn: Connection, customer_id: int, golden: dict[str, Any],
                 "changed_at": stored.get("changed_at"), "chosen": chosen, "agrees": agrees})
             if not agrees and field not in disagreements:
                 disagreements.append(field)
+    owners = values.get("owner_id", [])
+    if owners:  # an owner is shown by name, not by its id
+        names: dict[int, str] = dict(conn.execute(
+            sa.text("SELECT id, name FROM internal_user WHERE id = ANY(:ids)"),
+            {"ids": [int(v["value"]) for v in owners]}).all())
+        for claim in owners:
+            claim["shown"] = names.get(int(claim["value"]))
     return values, sorted(disagreements)
 
 

@@ -67,6 +67,7 @@ class SourceValueOut(_Section):
     changed_at: str | None = None
     chosen: bool
     agrees: bool
+    shown: str | None = None  # owners: the user's name
 
 
 class IdentityOut(_Section):

@@ -65,5 +65,5 @@ def test_the_crm_owner_survives_an_erp_naming_another_salesperson_in_either_orde
         with db.begin() as conn:
             profile = customer_profile(conn, row.id)
         assert profile is not None and profile.disagreements == ["owner_id"]
-        assert [(v["system"], v["value"], v["chosen"]) for v in profile.field_values["owner_id"]] == [
-            ("crm", world.users["rep"], True), ("kingdee", world.users["other"], False)]
+        assert [(v["system"], v["value"], v["shown"], v["chosen"]) for v in profile.field_values["owner_id"]] == [
+            ("crm", world.users["rep"], "张三", True), ("kingdee", world.users["other"], "李四", False)]
