@@ -42,7 +42,7 @@ from hub.identity import (
     normalize_company_name,
     resolve_customer,
 )
-from hub.survivorship import claims_entry, precedence_for, settle_customer
+from hub.survivorship import claims_entry, precedence_for, settle_customers
 from hub.vault import Vault, vault_for
 
 # Columns a chat directory's user id may live in (the connectors' ChatChannel.user_column).
@@ -316,6 +316,7 @@ def upsert_customers(ctx: PageContext, mapped: Sequence[Mapped]) -> TargetOutcom
     vault = ctx.vault if any(r.phone for r in records) else None
     precedence = precedence_for(ctx.conn)
     claims_before = _claims_before(ctx, records)
+    to_settle: set[int] = set()  # golden customers settled once, after the page's records are linked
     for rec, digest in items:
         phone_key = vault.blind_index("mobile", rec.phone) if vault is not None and rec.phone else None
         resolution = resolve_customer(
@@ -347,11 +348,11 @@ def upsert_customers(ctx: PageContext, mapped: Sequence[Mapped]) -> TargetOutcom
             _link_identity(ctx, rec.external_id, customer_id, digest, stored)
             moved = prior is None or prior[0] != customer_id
             if moved and prior is not None:
-                settle_customer(ctx.conn, prior[0], precedence)  # the customer it left loses its values
+                to_settle.add(prior[0])  # the customer it left loses its values
             # the golden record changes only when one of its records' claims (or links) did:
             # a record applied again as it was settles nothing and writes no customer row
-            settled = (moved or claims_changed) and settle_customer(ctx.conn, customer_id, precedence)
-            if moved or claims_changed or settled:
+            if moved or claims_changed:
+                to_settle.add(customer_id)
                 outcome.updated += 1
             else:
                 outcome.unchanged += 1
@@ -363,6 +364,7 @@ def upsert_customers(ctx: PageContext, mapped: Sequence[Mapped]) -> TargetOutcom
         by_name = lookups.by_name.get(resolution.normalized_name, ())
         if all(k.id != customer_id for k in by_name):
             lookups.by_name[resolution.normalized_name] = (*by_name, known)  # type: ignore[index]
+    settle_customers(ctx.conn, to_settle, precedence)
     return outcome
 
 
