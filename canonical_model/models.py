@@ -159,6 +159,9 @@ class ExternalIdentity(Base):
     content_hash: Mapped[str | None] = mapped_column(sa.String(64))
     first_seen: Mapped[dt.datetime] = mapped_column(server_default=NOW)
     last_seen: Mapped[dt.datetime] = mapped_column(server_default=NOW)
+    # a customer record's own claims on the golden fields (hub.survivorship):
+    # {"values": {field: value}, "changed_at": at its source, "fetched_at": read by the hub}
+    source_values: Mapped[dict[str, Any] | None]
 
 
 class Contact(Base, ProvenanceMixin, SourceStampMixin):

@@ -57,6 +57,12 @@ class Profile(BaseModel):
     timeline: list[dict[str, Any]] = []
     # the instalments signed contracts are expected to pay (回款计划), by due date
     receivable_plan: list[dict[str, Any]] = []
+    # per golden field, what each linked record says (hub.survivorship): system, external_id,
+    # value, changed_at (at its source), chosen (its value is the one the golden record shows),
+    # agrees (its value equals the golden one); owners also shown (the user's name)
+    field_values: dict[str, list[dict[str, Any]]] = {}
+    # golden fields some linked record gives another value for ("Kingdee says X, YonBIP says Y")
+    disagreements: list[str] = []
 
 
 def business_today(timezone: str = "Asia/Shanghai") -> dt.date:
@@ -127,6 +133,47 @@ def _keep(table: str, column: str, value: Any) -> Any:
     return value
 
 
+def _comparable(field: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if field == "credit_limit":
+        return Decimal(str(value))
+    if field == "owner_id":
+        return int(value)
+    return value
+
+
+def source_values(conn: Connection, customer_id: int, golden: dict[str, Any],
+                  provenance: dict[str, Any]) -> tuple[dict[str, list[dict[str, Any]]], list[str]]:
+    """Per golden field, every linked record's value (from ``external_identity.source_values``),
+    the one the golden record shows marked ``chosen``, each marked whether it ``agrees`` with
+    the golden value; and the fields where a record disagrees."""
+    rows = conn.execute(sa.text(
+        "SELECT system, external_id, source_values FROM external_identity WHERE object = 'customer' "
+        "AND canonical_table = 'customer' AND canonical_id = :c AND source_values IS NOT NULL "
+        "ORDER BY system, external_id"), {"c": customer_id}).all()
+    values: dict[str, list[dict[str, Any]]] = {}
+    disagreements: list[str] = []
+    for system, external_id, stored in rows:
+        for field, value in (stored.get("values") or {}).items():
+            source = provenance.get(field) or {}
+            chosen = (source.get("system"), source.get("external_id")) == (system, external_id)
+            agrees = _comparable(field, value) == _comparable(field, golden.get(field))
+            values.setdefault(field, []).append({
+                "system": system, "external_id": external_id, "value": value,
+                "changed_at": stored.get("changed_at"), "chosen": chosen, "agrees": agrees})
+            if not agrees and field not in disagreements:
+                disagreements.append(field)
+    owners = values.get("owner_id", [])
+    if owners:  # an owner is shown by name, not by its id
+        names: dict[int, str] = dict(conn.execute(
+            sa.text("SELECT id, name FROM internal_user WHERE id = ANY(:ids)"),
+            {"ids": [int(v["value"]) for v in owners]}).all())
+        for claim in owners:
+            claim["shown"] = names.get(int(claim["value"]))
+    return values, sorted(disagreements)
+
+
 def customer_profile(conn: Connection, customer_id: int, *, as_of: dt.date | None = None,
                      reveal: Reveal = _keep) -> Profile | None:
     """The full profile of one customer, or None when there is no such customer.
@@ -161,8 +208,9 @@ def customer_profile(conn: Connection, customer_id: int, *, as_of: dt.date | Non
     for contact in contacts:
         contact["mobile"] = reveal("contact", "mobile", contact["mobile"])
         contact["email"] = reveal("contact", "email", contact["email"])
+    field_values, disagreements = source_values(conn, customer_id, data, provenance)
     return Profile(
-        customer=data, provenance=provenance,
+        customer=data, provenance=provenance, field_values=field_values, disagreements=disagreements,
         identities=_dicts(conn, "SELECT system, object, external_id, first_seen, last_seen FROM external_identity "
                                 "WHERE canonical_table = 'customer' AND canonical_id = :c ORDER BY system", c=customer_id),
         owner=owner,

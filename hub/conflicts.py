@@ -11,8 +11,9 @@ it links the record somewhere safe (its earlier link, or a new golden record) an
   then lands there), and the rows that record's system brought to the customer it was linked
   to so far (receivables, orders, contacts… of that ``source_system``) move with it. Rows
   of other systems stay where they are; no row and no customer is deleted (the customer the
-  record leaves keeps its golden fields and its other identities; nothing is copied onto the
-  chosen customer, whose fields the next sync of the record updates as usual). For an ERP
+  record leaves keeps its golden fields and its other identities). The record's own values
+  (``external_identity.source_values``) then take part in the chosen customer's golden fields
+  at once, by survivorship (:func:`hub.survivorship.settle_customer`). For an ERP
   salesperson, merge links it to the chosen internal user, as
   :func:`hub.rules.salespeople.link_erp_salespeople` does for an unambiguous match.
 
@@ -32,6 +33,7 @@ from sqlalchemy.engine import Connection
 
 from hub.audit import write_audit
 from hub.errors import HubError, NotFoundError
+from hub.survivorship import settle_customer
 
 Decision = Literal["merge", "keep_apart"]
 DECISIONS: tuple[Decision, ...] = ("merge", "keep_apart")
@@ -124,6 +126,7 @@ def _merge_customer_record(conn: Connection, row: Any, target_id: int) -> dict[s
                 {"t": target_id, "b": before, "s": row.system}).scalars().all()
             if ids:
                 moved[table] = sorted(int(i) for i in ids)
+        settle_customer(conn, target_id)
     return {"identity_id": int(identity.id), "customer_before": before, "customer_after": target_id, "moved": moved}
 
 

@@ -134,12 +134,14 @@ class Database:
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
         """Connect to the configured (or embedded) database; no schema check."""
+        from hub.survivorship import bind_precedence
         from hub.vault import bind, load_vault
 
         url = resolve_url(settings)
         database = cls(create_db_engine(url, settings.database_schema), settings.database_schema, url)
         # the keys load on first use: commands that touch no personal data run without them
         bind(database.engine, lambda: load_vault(settings))
+        bind_precedence(database.engine, settings.survivorship.rules())
         return database
 
     @property

@@ -102,10 +102,13 @@ class HubRuntime:
     _sandboxes: dict[str, RunningSandbox] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        from hub.survivorship import bind_precedence
         from hub.vault import bind_unless_bound, load_vault
 
         settings = self.settings
         bind_unless_bound(self.db.engine, lambda: load_vault(settings))
+        # the runtime's settings decide survivorship on its database (hub.survivorship)
+        bind_precedence(self.db.engine, settings.survivorship.rules())
 
     @classmethod
     def open(cls, settings: Settings | None = None, *, check_schema: bool = True, actor: str = "hub",

@@ -38,6 +38,9 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from hub.contracts import ConnectorSettings
 from hub.errors import ConfigError
 
+if typing.TYPE_CHECKING:
+    from hub.survivorship import Precedence
+
 ENV_PREFIX = "HUB_"
 # HUB_ variables that are not settings: read by tooling around the hub, never by Settings.
 PROCESS_VARIABLES = frozenset({
@@ -401,6 +404,58 @@ class ApprovalSettings(BaseModel):
                                      description="days an approved order is still polled for a revocation")
 
 
+class SurvivorshipSettings(BaseModel):
+    """Which source's value a golden customer shows when several records resolve to it
+    (``HUB_SURVIVORSHIP__*``; the rules: ``hub.survivorship``).
+
+    Systems in order of precedence, highest first, comma-separated; ``=`` puts systems on one
+    rank (then the record changed most recently at its source wins). ``hub`` names values a
+    person set in the hub (pool claims). Systems not named rank last. An unknown system or
+    field is a configuration error.
+    """
+
+    model_config = {"extra": "forbid"}
+
+    precedence: str = Field(default="crm,hub,kingdee,yonyou",
+                            description="golden customer fields: systems in order of precedence, e.g. "
+                                        "'crm,hub,kingdee=yonyou' (= shares a rank: the latest change at its "
+                                        "source wins)")
+    field_precedence: dict[str, str] = Field(
+        default_factory=lambda: {"credit_limit": "kingdee,yonyou,crm,hub", "currency": "kingdee,yonyou,crm,hub"},
+        description='per field, overriding precedence, JSON: {"owner_id": "crm,hub"}; unset: '
+                    '{"credit_limit": "kingdee,yonyou,crm,hub", "currency": "kingdee,yonyou,crm,hub"}')
+
+    @field_validator("precedence")
+    @classmethod
+    def _known_systems(cls, value: str) -> str:
+        from hub.survivorship import parse_ranks
+
+        parse_ranks(value, _survivorship_systems())
+        return value
+
+    @field_validator("field_precedence")
+    @classmethod
+    def _known_fields_and_systems(cls, value: dict[str, str]) -> dict[str, str]:
+        from hub.survivorship import Precedence
+
+        Precedence.parse(by_field=value, known=_survivorship_systems())
+        return value
+
+    def rules(self) -> Precedence:
+        """The parsed :class:`hub.survivorship.Precedence`."""
+        from hub.survivorship import Precedence
+
+        return Precedence.parse(self.precedence, self.field_precedence, known=_survivorship_systems())
+
+
+def _survivorship_systems() -> list[str]:
+    """The names a survivorship precedence may use: registered systems, and ``hub`` (people)."""
+    from hub.registry import systems
+    from hub.survivorship import MANUAL
+
+    return [*systems(), MANUAL]
+
+
 class Settings(BaseSettings):
     """All hub settings. Build with ``Settings()``; see the module docstring."""
 
@@ -431,6 +486,7 @@ class Settings(BaseSettings):
     rules: RulesSettings = Field(default_factory=RulesSettings)
     sales_reports: SalesReportSettings = Field(default_factory=SalesReportSettings)
     approvals: ApprovalSettings = Field(default_factory=ApprovalSettings)
+    survivorship: SurvivorshipSettings = Field(default_factory=SurvivorshipSettings)
     # One section per registered connector, each validated by the connector's own model.
     connectors: dict[str, Any] = Field(default_factory=dict)
 

@@ -26,6 +26,8 @@ app.add_typer(identity_app, name="identity")
 
 QUARANTINE_COLUMNS = (Column("id"), Column("source"), Column("reference"), Column("reason", "text"),
                       Column("attempts", "extra"))
+DISAGREEMENT_COLUMNS = (Column("customer"), Column("field"), Column("shown", "text"), Column("other record"),
+                        Column("says", "text"))
 CONFLICT_COLUMNS = (Column("id"), Column("record"), Column("reason"), Column("chosen", "extra"),
                     Column("candidates", "extra"), Column("detail", "text"))
 
@@ -89,3 +91,35 @@ def identity_conflicts(
     print_table(console, CONFLICT_COLUMNS, [
         [str(r.id), f"{r.system}/{r.object}/{r.external_id}", r.reason, str(r.chosen_customer_id or "-"),
          ",".join(map(str, r.candidate_customer_ids)), str((r.detail or {}).get("message", ""))] for r in rows])
+
+
+@identity_app.command("disagreements")
+def identity_disagreements(
+    limit: Annotated[int, typer.Option(min=1, max=10_000, help="At most this many rows.")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Golden customers whose records disagree on a field: the value shown (by survivorship,
+    HUB_SURVIVORSHIP__*) and the other record's value."""
+    from dataclasses import asdict
+
+    from hub.survivorship import disagreements
+
+    with failures_as_one_line(), runtime() as hub, hub.db.begin() as conn:
+        found = disagreements(conn, limit=limit)
+    if as_json:
+        print_json([asdict(d) for d in found])
+        return
+    print_table(console, DISAGREEMENT_COLUMNS, [
+        [f"{d.customer_id} {d.customer}", d.field, f"{d.golden} ({d.golden_source or 'source not recorded'})",
+         f"{d.system}/{d.external_id}", str(d.value)] for d in found])
+
+
+@identity_app.command("settle")
+def identity_settle() -> None:
+    """Recompute every golden customer from its records' values with the precedence in effect
+    (HUB_SURVIVORSHIP__*): run after changing it. Writes only the customers that change."""
+    from hub.survivorship import settle_all
+
+    with failures_as_one_line(), runtime() as hub, hub.db.begin() as conn:
+        changed = settle_all(conn)
+    console.print(f"settled: {changed} customers changed")

@@ -42,6 +42,7 @@ from hub.identity import (
     normalize_company_name,
     resolve_customer,
 )
+from hub.survivorship import claims_entry, precedence_for, settle_customers
 from hub.vault import Vault, vault_for
 
 # Columns a chat directory's user id may live in (the connectors' ChatChannel.user_column).
@@ -76,6 +77,9 @@ class PageContext:
     # found nothing): merges may take the COPY-only fast path.
     all_new: bool = False
     cursor_field: str | None = None  # the stream's, for the source_cursor stamp
+    # golden fields the page's customer records do not carry, whose earlier claims stand
+    # (hub.survivorship): the CRM API names a customer's owner apart from the record
+    claims_kept: tuple[str, ...] = ()
 
     @property
     def vault(self) -> Vault:
@@ -297,8 +301,12 @@ _CUSTOMER_FIELDS = ("name", "region", "industry", "size", "phone", "address", "c
 
 
 def upsert_customers(ctx: PageContext, mapped: Sequence[Mapped]) -> TargetOutcome:
-    """Resolve each customer record to a golden record (creating one when new) and
-    apply its non-empty fields with per-field provenance. Conflicts are recorded."""
+    """Resolve each customer record to a golden record (creating one when new), keep what
+    the record says in its own link (``external_identity.source_values``) and settle the
+    golden record's fields from every linked record's values by survivorship
+    (``hub.survivorship``): per-field precedence, not the order records arrive in.
+    Conflicts are recorded. A record whose values and golden record did not change counts
+    as unchanged, and its customer row is not written."""
     kept, superseded = latest(mapped)
     outcome = TargetOutcome(superseded=superseded)
     items = [(rec, digest) for _, rec, digest in kept if isinstance(rec, CustomerRecord)]
@@ -306,6 +314,9 @@ def upsert_customers(ctx: PageContext, mapped: Sequence[Mapped]) -> TargetOutcom
     lookups = _customer_lookups(ctx, records)
     owners = _owner_ids(ctx, {r.owner_ref for r in records if r.owner_ref})
     vault = ctx.vault if any(r.phone for r in records) else None
+    precedence = precedence_for(ctx.conn)
+    claims_before = _claims_before(ctx, records)
+    to_settle: set[int] = set()  # golden customers settled once, after the page's records are linked
     for rec, digest in items:
         phone_key = vault.blind_index("mobile", rec.phone) if vault is not None and rec.phone else None
         resolution = resolve_customer(
@@ -316,23 +327,35 @@ def upsert_customers(ctx: PageContext, mapped: Sequence[Mapped]) -> TargetOutcom
         for conflict in resolution.conflicts:
             _record_conflict(ctx, rec, conflict.reason, resolution.customer_id, conflict.candidate_ids,
                              conflict.detail)
-        provenance = {"system": rec.source_system, "external_id": rec.external_id,
-                      "fetched_at": ctx.now.isoformat()}
         values = {f: getattr(rec, f) for f in _CUSTOMER_FIELDS if getattr(rec, f) is not None}
         if resolution.credit_code:
             values["credit_code"] = resolution.credit_code
         if rec.owner_ref and rec.owner_ref in owners:
             values["owner_id"] = owners[rec.owner_ref]
-        values["normalized_name"] = resolution.normalized_name
-        sources = {f: provenance for f in values if f != "normalized_name"}
+        prior = claims_before.get(rec.external_id)  # (customer id, stored claims) of an earlier link
+        stored, claims_changed = claims_entry(values, rec.modified_at, ctx.now, prior[1] if prior else None,
+                                              keep=ctx.claims_kept)
         if resolution.customer_id is None:
-            customer_id = _insert_customer(ctx, values, sources)
+            provenance = {"system": rec.source_system, "external_id": rec.external_id,
+                          "fetched_at": ctx.now.isoformat(),
+                          "changed_at": rec.modified_at.isoformat() if rec.modified_at else None}
+            sources = {f: provenance for f in values}
+            customer_id = _insert_customer(ctx, {**values, "normalized_name": resolution.normalized_name}, sources)
+            _link_identity(ctx, rec.external_id, customer_id, digest, stored)
             outcome.inserted += 1
         else:
             customer_id = resolution.customer_id
-            _update_customer(ctx, customer_id, values, sources)
-            outcome.updated += 1
-        _link_identity(ctx, rec.external_id, customer_id, digest)
+            _link_identity(ctx, rec.external_id, customer_id, digest, stored)
+            moved = prior is None or prior[0] != customer_id
+            if moved and prior is not None:
+                to_settle.add(prior[0])  # the customer it left loses its values
+            # the golden record changes only when one of its records' claims (or links) did:
+            # a record applied again as it was settles nothing and writes no customer row
+            if moved or claims_changed:
+                to_settle.add(customer_id)
+                outcome.updated += 1
+            else:
+                outcome.unchanged += 1
         # later records of the same page must see what this one created
         lookups.by_link[rec.external_id] = customer_id  # type: ignore[index]
         known = KnownCustomer(customer_id, resolution.credit_code)
@@ -341,6 +364,7 @@ def upsert_customers(ctx: PageContext, mapped: Sequence[Mapped]) -> TargetOutcom
         by_name = lookups.by_name.get(resolution.normalized_name, ())
         if all(k.id != customer_id for k in by_name):
             lookups.by_name[resolution.normalized_name] = (*by_name, known)  # type: ignore[index]
+    settle_customers(ctx.conn, to_settle, precedence)
     return outcome
 
 
@@ -413,24 +437,30 @@ def _insert_customer(ctx: PageContext, values: dict[str, Any], sources: dict[str
     return int(row[0])
 
 
-def _update_customer(ctx: PageContext, customer_id: int, values: dict[str, Any], sources: dict[str, Any]) -> None:
-    sets = ", ".join(f"{c} = :{c}" for c in values)
-    ctx.conn.execute(
-        sa.text(f"UPDATE customer SET {sets}, field_sources = field_sources || CAST(:field_sources AS jsonb), "
-                "updated_at = now() WHERE id = :id"),
-        {**values, "field_sources": json.dumps(sources, ensure_ascii=False), "id": customer_id},
-    )
+def _claims_before(ctx: PageContext, records: list[CustomerRecord]) -> dict[str, tuple[int, dict[str, Any] | None]]:
+    """(customer id, stored claims) of the page's records that were linked before, one query a page."""
+    ids = {r.external_id for r in records}
+    if not ids:
+        return {}
+    rows = ctx.conn.execute(sa.text("SELECT k.key, t.canonical_id, t.source_values FROM " + each_key(
+        "external_identity", "t.system = :system AND t.object = 'customer' AND t.external_id = k.key")),
+        {"system": ctx.system, "keys": page_keys(ids)}).all()
+    return {key: (int(cid), stored) for key, cid, stored in rows}
 
 
-def _link_identity(ctx: PageContext, external_id: str, customer_id: int, digest: str) -> None:
+def _link_identity(ctx: PageContext, external_id: str, customer_id: int, digest: str,
+                   claims: dict[str, Any]) -> None:
+    """Link the record to ``customer_id`` with its content hash and its claims."""
     ctx.conn.execute(
         sa.text(
             "INSERT INTO external_identity (system, object, external_id, canonical_table, canonical_id, "
-            "content_hash) VALUES (:system, 'customer', :ext, 'customer', :cid, :hash) "
-            "ON CONFLICT (system, object, external_id) DO UPDATE SET canonical_id = EXCLUDED.canonical_id, "
-            "content_hash = EXCLUDED.content_hash, last_seen = now()"
+            "content_hash, source_values) VALUES (:system, 'customer', :ext, 'customer', :cid, :hash, "
+            "CAST(:claims AS jsonb)) ON CONFLICT (system, object, external_id) DO UPDATE SET "
+            "canonical_id = EXCLUDED.canonical_id, content_hash = EXCLUDED.content_hash, "
+            "source_values = EXCLUDED.source_values, last_seen = now()"
         ),
-        {"system": ctx.system, "ext": external_id, "cid": customer_id, "hash": digest},
+        {"system": ctx.system, "ext": external_id, "cid": customer_id, "hash": digest,
+         "claims": json.dumps(claims, ensure_ascii=False)},
     )
 
 

@@ -56,6 +56,20 @@ class FieldSource(_Section):
     fetched_at: str | None = None
 
 
+class SourceValueOut(_Section):
+    """What one linked record says about a golden field (``hub.survivorship``): its value, when
+    it changed at its source, whether the golden record shows it (``chosen``) and whether it
+    equals the golden value (``agrees``; false: a disagreement between sources)."""
+
+    system: str
+    external_id: str
+    value: Any
+    changed_at: str | None = None
+    chosen: bool
+    agrees: bool
+    shown: str | None = None  # owners: the user's name
+
+
 class IdentityOut(_Section):
     """One external record that resolved to this customer."""
 
@@ -238,6 +252,8 @@ class ProfileOut(BaseModel):
     touchpoints: list[TouchpointOut]
     timeline: list[TimelineEntry]
     receivable_plan: list[ReceivablePlanOut]
+    field_values: dict[str, list[SourceValueOut]]
+    disagreements: list[str]
 
     @classmethod
     def from_profile(cls, profile: Profile) -> ProfileOut:

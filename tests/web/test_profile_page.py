@@ -198,3 +198,42 @@ def test_a_contracts_receivable_plan_shows_near_the_receivables_on_page_and_api(
     plan = api.json()["receivable_plan"]
     assert [(p["instalment_no"], p["due_date"], p["amount"]) for p in plan] == [(1, "2026-12-01", "300.00"),
                                                                              (2, "2027-01-30", "700.00")]
+
+
+def test_a_field_two_sources_disagree_on_shows_the_surviving_value_with_its_source_and_the_other(client, web_data):
+    from canonical_model.records import CustomerRecord
+    from hub.contracts import Page, StreamSpec
+    from hub.engine import sync_stream
+    from hub.identity import credit_code_check_char
+
+    def stream(system: str) -> StreamSpec:
+        return StreamSpec(
+            name="customers", source_object="customer", target="customer", key_field="id", cursor_field=None,
+            read_pages=lambda records, cursor: iter([Page(records, None)]),
+            map_record=lambda raw: CustomerRecord(source_system=system, source_object="customer",
+                                                  external_id=raw["id"], name=raw["name"], credit_code=raw["code"],
+                                                  address=raw["address"]))
+
+    # given Kingdee and YonBIP describing one company (one credit code) at two addresses
+    body = "91320500MA1W9XY10"
+    code = body + credit_code_check_char(body)
+    sync_stream(web_data.db, "yonyou", stream("yonyou"),
+                [{"id": "YYC-DIS", "name": "苏州分歧地址科技有限公司", "code": code, "address": "苏州市星湖街1号"}])
+    sync_stream(web_data.db, "kingdee", stream("kingdee"),
+                [{"id": "CUST-DIS", "name": "苏州分歧地址科技有限公司", "code": code, "address": "苏州市金鸡湖路2号"}])
+    with web_data.db.engine.connect() as conn:
+        customer_id = conn.execute(sa.text("SELECT id FROM customer WHERE credit_code = :c"), {"c": code}).scalar_one()
+
+    # when its profile page is opened
+    page = scan(client.get(f"/customers/{customer_id}").text)
+
+    # then the address is Kingdee's (it ranks first by default), named as such, and YonBIP's is shown beside it
+    address = page.one("field-address").text
+    assert "苏州市金鸡湖路2号" in address and "来源 kingdee CUST-DIS" in address
+    assert page.one("field-address-other").text == "yonyou YYC-DIS 另记为 苏州市星湖街1号"
+    assert page.all("field-name-other") == []  # both say the same name: nothing to show
+    # and the API says the same
+    api = client.get(f"/api/customers/{customer_id}").json()
+    assert api["disagreements"] == ["address"]
+    assert {(v["system"], v["chosen"]) for v in api["field_values"]["address"]} == {("kingdee", True),
+                                                                                    ("yonyou", False)}

@@ -32,6 +32,7 @@ from hub.engine.bulk import content_hash
 from hub.engine.targets import PageContext, resolve_customer_record, upsert_customers
 from hub.identity import credit_code_problem, normalize_credit_code
 from hub.stages import record_stage_change
+from hub.survivorship import claim_value, settle_customer
 from hub.web.crm_api.common import (
     CRM,
     WRITE_ERRORS,
@@ -120,7 +121,7 @@ def upsert_customer(conn: Connection, principal: Principal, body: CustomerIn) ->
     except ValidationError as exc:  # the body's own rules are stricter; kept as a 422, never a 500
         raise HTTPException(422, [{**e, "loc": ["body", *e["loc"]]} for e in exc.errors(
             include_url=False, include_context=False, include_input=False)]) from None
-    ctx = PageContext(conn, CRM, "api", None)
+    ctx = PageContext(conn, CRM, "api", None, claims_kept=("owner_id",))
     resolution = resolve_customer_record(ctx, record)
     before: int | None = None
     if resolution.customer_id is not None:
@@ -133,15 +134,20 @@ def upsert_customer(conn: Connection, principal: Principal, body: CustomerIn) ->
     if customer_id is None:  # upsert_customers links every record it writes
         raise RuntimeError(f"customer {record.external_id!r} was not linked")
     created = resolution.customer_id is None
+    # the owner the CRM names is the CRM record's claim; survivorship (hub.survivorship, the
+    # CRM first for owners by default) decides whether it becomes the golden owner
+    owner_claim = default_owner(principal, body.owner_id) if created else body.owner_id
+    if owner_claim is not None and claim_value(conn, CRM, record.external_id, "owner_id", owner_claim,
+                                               dt.datetime.now(dt.UTC)):
+        settle_customer(conn, customer_id)
+    _, owner_now = owner_of(conn, customer_id)
     if created:
-        owner = default_owner(principal, body.owner_id)
         conn.execute(sa.text(
-            "UPDATE customer SET owner_id = :o, assigned_at = CASE WHEN CAST(:o AS bigint) IS NULL THEN NULL "
-            "ELSE now() END, pool_since = CASE WHEN CAST(:o AS bigint) IS NULL THEN now() END WHERE id = :id"),
-            {"o": owner, "id": customer_id})
-    elif body.owner_id is not None and body.owner_id != before:
-        conn.execute(sa.text("UPDATE customer SET owner_id = :o, assigned_at = now(), pool_since = NULL "
-                             "WHERE id = :id"), {"o": body.owner_id, "id": customer_id})
+            "UPDATE customer SET assigned_at = CASE WHEN owner_id IS NULL THEN NULL ELSE now() END, "
+            "pool_since = CASE WHEN owner_id IS NULL THEN now() END WHERE id = :id"), {"id": customer_id})
+    elif owner_now != before:
+        conn.execute(sa.text("UPDATE customer SET assigned_at = now(), pool_since = CASE WHEN owner_id IS NULL "
+                             "THEN COALESCE(pool_since, now()) END WHERE id = :id"), {"id": customer_id})
     if body.stage is not None:
         before_stage = conn.execute(sa.text("SELECT stage FROM customer WHERE id = :id FOR UPDATE"),
                                     {"id": customer_id}).scalar()
