@@ -2,9 +2,12 @@
 
 ``external_identity.source_values`` holds what one source record says about its golden
 customer (``hub.survivorship``): ``{"values": {field: value}, "changed_at": …, "fetched_at": …}``.
-Rows written before this revision have none; their values already in the golden record
-keep taking part under their provenance until the record changes at its source or is read
-again in full (``hub sync SYSTEM customers --full`` records every record's values at once).
+Rows written before this revision have none. So that the next sync of each system records
+them, the upgrade forgets the content hash of every existing customer link (the way
+``hub.rules.salespeople`` does for re-linked owners): the next read applies each customer
+record once more, which stores its values and settles its golden customer; later syncs skip
+unchanged records again. Until that sync, the values already in the golden record keep
+taking part under their provenance.
 
 Revision ID: 0021
 Revises: 0016
@@ -25,6 +28,7 @@ depends_on = None
 
 def upgrade() -> None:
     op.add_column("external_identity", sa.Column("source_values", JSONB(), nullable=True))
+    op.execute("UPDATE external_identity SET content_hash = NULL WHERE object = 'customer' AND content_hash IS NOT NULL")
 
 
 def downgrade() -> None:
