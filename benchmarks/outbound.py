@@ -170,7 +170,7 @@ class CapSampler:
     def __init__(self, db: Any, kind: str, cap: int, dispatcher: Any) -> None:
         self.db, self.kind, self.cap = db, kind, cap
         self.slots = getattr(dispatcher, "slots", None)  # a dispatcher with call slots
-        self.samples = self.capped = 0
+        self.samples = self.capped = self.statements = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -185,6 +185,7 @@ class CapSampler:
             else:
                 with self.db.engine.connect() as conn:
                     in_flight, ready = conn.execute(query, {"k": self.kind}).one()
+                self.statements += 1  # its own query, not the dispatcher's
                 capped = in_flight >= self.cap and ready > 0
             self.samples += 1
             self.capped += int(capped)
@@ -217,6 +218,9 @@ class Result:
     cpu: float
     deferred: int = 0
     paced_s: float = 0.0
+    sandbox_cpu: float = 0.0
+    statements: int = 0  # on the hub's engine (not the call slots' own connections)
+    commits: int = 0
 
     def line(self) -> str:
         rate = self.done / self.seconds
@@ -224,7 +228,9 @@ class Result:
         text = (f"{self.kind:<20} {self.latency_ms:>4} ms/call {self.done:>6}/{self.effects} done {self.seconds:7.1f} s "
                 f"{rate:7.1f} effects/s | {per_effect:.2f} calls/effect, peak {self.peak} in flight (cap {self.cap}), "
                 f"at the cap {self.capped:.0%} of the time, {self.refused} refused, dispatcher cpu/wall "
-                f"{self.cpu / self.seconds:.2f}")
+                f"{self.cpu / self.seconds:.2f}, sandbox cpu/wall {self.sandbox_cpu / self.seconds:.2f} | "
+                f"{self.statements / max(self.done, 1):.1f} statements and {self.commits / max(self.done, 1):.1f} "
+                "commits per effect")
         if self.deferred or self.paced_s:
             text += f" | send budget deferred {self.deferred} rows, client paced {self.paced_s:.1f} s in all"
         if self.latency_ms:
@@ -248,15 +254,29 @@ def one_dispatcher(url: str, kind: str, n: int, latency_ms: int) -> Result:
         cap = runtime.call_limits(system).concurrency
         dispatcher = runtime.dispatcher(kinds=[kind])
         paced = sum(p.waited_s for p in pacing._SHARED.values())
+        tally = {"statements": 0, "commits": 0}
+
+        def statement(*_: object) -> None:
+            tally["statements"] += 1
+
+        def commit(*_: object) -> None:
+            tally["commits"] += 1
+
+        sa.event.listen(schema.db.engine, "before_cursor_execute", statement)
+        sa.event.listen(schema.db.engine, "commit", commit)
         with CapSampler(schema.db, kind, cap, dispatcher) as sampler:
-            cpu, started = time.process_time(), time.perf_counter()
+            cpu, started, sandbox_cpu = time.process_time(), time.perf_counter(), sandbox.cpu()
             counts = dispatcher.drain(wait_for_scheduled=True, timeout_s=7200)
             seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+            sandbox_cpu = sandbox.cpu() - sandbox_cpu
+        sa.event.remove(schema.db.engine, "before_cursor_execute", statement)
+        sa.event.remove(schema.db.engine, "commit", commit)
         after = sandbox_figures(sandbox)
         paced = sum(p.waited_s for p in pacing._SHARED.values()) - paced
         runtime.close()
         return Result(kind, latency_ms, n, counts.done, seconds, after["calls"] - before["calls"], after["peak"], cap,
-                      sampler.share, after["refused"] - before["refused"], cpu, counts.deferred, paced)
+                      sampler.share, after["refused"] - before["refused"], cpu, counts.deferred, paced, sandbox_cpu,
+                      tally["statements"] - sampler.statements, tally["commits"])
     finally:
         schema.drop()
         sandbox.stop()

@@ -13,7 +13,9 @@ already holds one of the system's slots passes through instead of waiting for a 
 (hash of schema and system, *i*). A worker takes the first free one of ``0 … concurrency-1``
 with ``pg_try_advisory_lock`` on a connection of its own (autocommit: nothing is written, no
 WAL, one round trip) and unlocks it when the call is over. A dispatcher that dies loses its
-connections and with them its slots, at once (no lease to wait for). If that connection
+connections and with them its slots, at once (no lease to wait for; a call it had under way
+may still be finishing at the vendor for as long as the vendor takes to answer it, which a
+dispatcher restarting within that time could overlap). If that connection
 breaks during a call (Postgres restarted), the slot is freed while the call may still run:
 the cap can then be exceeded by those calls until they end; the vendor answers an excess
 with its overload code, a retry like any other.
@@ -110,7 +112,7 @@ class CallSlots:
     def held(self, system: str, limit: int) -> Iterator[None]:
         """Hold one of ``system``'s ``limit`` slots for the duration of the block."""
         holding: set[str] = self._local.__dict__.setdefault("holding", set())
-        if system in holding:  # this thread's exchange already holds one
+        if system in holding:  # this thread already holds one of the system's slots
             yield
             return
         slots = self._slots(system, limit)
@@ -164,8 +166,9 @@ class CallSlots:
             pause = min(pause * 2, LAST_POLL_S)
 
     def _give_back(self, system: str, slot: int) -> None:
-        conn = self._connection()
+        conn: Connection | None = None
         try:
+            conn = self._connection()
             if conn.execute(_GIVE_BACK, {"system": system, "s": slot}).scalar():
                 return
             log.warning("outbox: call slot %s of %s was no longer held (its session ended mid-call)", slot, system)
@@ -173,7 +176,8 @@ class CallSlots:
             # the connection broke during the call: its session, and the lock with it, are gone;
             # the attempt's outcome is still recorded (or its lease lapses) as usual
             log.warning("outbox: call slot %s of %s: connection lost during the call", slot, system, exc_info=True)
-        conn.invalidate()  # a fresh session for the next slot
+        if conn is not None:
+            conn.invalidate()  # a fresh session for the next slot
 
     def figures(self, system: str) -> tuple[int, int, float, int]:
         """This process's (calls in flight, workers waiting, seconds waited, calls made) for ``system``."""
