@@ -180,8 +180,8 @@ class CapSampler:
                         "FROM outbox WHERE kind = :k")
         while not self._stop.wait(0.02):
             if self.slots is not None:
-                in_flight, waiting, _, _ = self.slots.figures(system_of(self.kind))
-                capped = in_flight >= self.cap and waiting > 0
+                now = self.slots.figures(system_of(self.kind))
+                capped = now.in_flight >= self.cap and now.waiting > 0
             else:
                 with self.db.engine.connect() as conn:
                     in_flight, ready = conn.execute(query, {"k": self.kind}).one()
@@ -219,6 +219,8 @@ class Result:
     deferred: int = 0
     paced_s: float = 0.0
     sandbox_cpu: float = 0.0
+    slot_ms: float | None = None  # a slot held per write (call slots only)
+    call_ms: float | None = None  # the audited duration of the calls of a write
     statements: int = 0  # on the hub's engine (not the call slots' own connections)
     commits: int = 0
 
@@ -231,6 +233,8 @@ class Result:
                 f"{self.cpu / self.seconds:.2f}, sandbox cpu/wall {self.sandbox_cpu / self.seconds:.2f} | "
                 f"{self.statements / max(self.done, 1):.1f} statements and {self.commits / max(self.done, 1):.1f} "
                 "commits per effect")
+        if self.slot_ms is not None and self.call_ms is not None:
+            text += f" | slot held {self.slot_ms:.1f} ms per write, its calls {self.call_ms:.1f} ms"
         if self.deferred or self.paced_s:
             text += f" | send budget deferred {self.deferred} rows, client paced {self.paced_s:.1f} s in all"
         if self.latency_ms:
@@ -254,6 +258,8 @@ def one_dispatcher(url: str, kind: str, n: int, latency_ms: int) -> Result:
         cap = runtime.call_limits(system).concurrency
         dispatcher = runtime.dispatcher(kinds=[kind])
         paced = sum(p.waited_s for p in pacing._SHARED.values())
+        with schema.db.engine.connect() as conn:
+            audited_before = conn.execute(sa.text("SELECT COALESCE(max(id), 0) FROM audit_log")).scalar_one()
         tally = {"statements": 0, "commits": 0}
 
         def statement(*_: object) -> None:
@@ -273,10 +279,19 @@ def one_dispatcher(url: str, kind: str, n: int, latency_ms: int) -> Result:
         sa.event.remove(schema.db.engine, "commit", commit)
         after = sandbox_figures(sandbox)
         paced = sum(p.waited_s for p in pacing._SHARED.values()) - paced
+        slot_ms = call_ms = None
+        if sampler.slots is not None:
+            held = sampler.slots.figures(system)
+            slot_ms = held.held_s * 1000 / max(held.writes, 1)
+            with schema.db.engine.connect() as conn:  # the calls' own time, as the clients audited it
+                call_ms = float(conn.execute(sa.text(
+                    "SELECT COALESCE(sum(duration_ms), 0) FROM audit_log WHERE actor NOT LIKE 'dispatcher:%' "
+                    "AND system = :s AND id > :before"), {"s": system, "before": audited_before}).scalar_one()) / max(held.writes, 1)
         runtime.close()
         return Result(kind, latency_ms, n, counts.done, seconds, after["calls"] - before["calls"], after["peak"], cap,
-                      sampler.share, after["refused"] - before["refused"], cpu, counts.deferred, paced, sandbox_cpu,
-                      tally["statements"] - sampler.statements, tally["commits"])
+                      sampler.share, after["refused"] - before["refused"], cpu, deferred=counts.deferred, paced_s=paced,
+                      sandbox_cpu=sandbox_cpu, statements=tally["statements"] - sampler.statements,
+                      commits=tally["commits"], slot_ms=slot_ms, call_ms=call_ms)
     finally:
         schema.drop()
         sandbox.stop()

@@ -29,9 +29,9 @@ recorded through. They are opened on first use and closed at the end of each run
 size, so they queue in the process without polling the database; only when other
 dispatchers hold slots does a worker poll (every few milliseconds, backing off to 50 ms).
 
-The time workers spend waiting for a slot is counted per system (``waited_s``) and
-whether a worker is waiting now (``waiting``), for the benchmarks' "share of time held
-back by the limit".
+Per system, the time workers waited for a slot and held one, and whether a worker is
+waiting now, are counted (:meth:`CallSlots.figures`) for the benchmarks' "share of time
+held back by the limit".
 """
 
 from __future__ import annotations
@@ -61,6 +61,18 @@ FIRST_POLL_S = 0.002
 LAST_POLL_S = 0.05
 
 
+@dataclass(frozen=True)
+class SlotFigures:
+    """One system's slots in this process: writes holding one now, workers waiting for one
+    now, seconds waited and held in all, writes that held one."""
+
+    in_flight: int
+    waiting: int
+    waited_s: float
+    held_s: float
+    writes: int
+
+
 @dataclass
 class _SystemSlots:
     """One system's slots as this process sees them."""
@@ -70,6 +82,7 @@ class _SystemSlots:
     in_flight: int = 0  # this process's calls holding a slot
     waiting: int = 0  # this process's workers waiting for one
     waited_s: float = 0.0
+    held_s: float = 0.0
     calls: int = 0
 
 
@@ -134,12 +147,14 @@ class CallSlots:
             slots.in_flight += 1
             slots.calls += 1
         holding.add(system)
+        taken = time.perf_counter()
         try:
             yield
         finally:
             holding.discard(system)
             with self._lock:
                 slots.in_flight -= 1
+                slots.held_s += time.perf_counter() - taken
             try:
                 self._give_back(system, slot)
             finally:
@@ -179,13 +194,13 @@ class CallSlots:
         if conn is not None:
             conn.invalidate()  # a fresh session for the next slot
 
-    def figures(self, system: str) -> tuple[int, int, float, int]:
-        """This process's (calls in flight, workers waiting, seconds waited, calls made) for ``system``."""
+    def figures(self, system: str) -> SlotFigures:
+        """What this process's workers did with ``system``'s slots so far."""
         with self._lock:
             slots = self._systems.get(system)
             if slots is None:
-                return 0, 0, 0.0, 0
-            return slots.in_flight, slots.waiting, slots.waited_s, slots.calls
+                return SlotFigures(0, 0, 0.0, 0.0, 0)
+            return SlotFigures(slots.in_flight, slots.waiting, slots.waited_s, slots.held_s, slots.calls)
 
     def close(self) -> None:
         """Close every worker's connection (their locks, if any, go with them)."""
@@ -199,4 +214,4 @@ class CallSlots:
         self._local = threading.local()
 
 
-__all__ = ["CallSlots"]
+__all__ = ["CallSlots", "SlotFigures"]
