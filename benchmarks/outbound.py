@@ -219,8 +219,8 @@ class Result:
     deferred: int = 0
     paced_s: float = 0.0
     sandbox_cpu: float = 0.0
-    slot_ms: float | None = None  # a slot held per write (call slots only)
-    call_ms: float | None = None  # the audited duration of the calls of a write
+    slot_ms: float | None = None  # a slot held per hold: a write, or one call (CallLimits.per_call)
+    call_ms: float | None = None  # the audited duration of the calls, per hold
     statements: int = 0  # on the hub's engine (not the call slots' own connections)
     commits: int = 0
 
@@ -234,7 +234,8 @@ class Result:
                 f"{self.statements / max(self.done, 1):.1f} statements and {self.commits / max(self.done, 1):.1f} "
                 "commits per effect")
         if self.slot_ms is not None and self.call_ms is not None:
-            text += f" | slot held {self.slot_ms:.1f} ms per write, its calls {self.call_ms:.1f} ms"
+            text += (f" | a slot held {self.slot_ms:.1f} ms per hold (a write, or a call with per_call), the "
+                     f"calls' audited time {self.call_ms:.1f} ms per hold")
         if self.deferred or self.paced_s:
             text += f" | send budget deferred {self.deferred} rows, client paced {self.paced_s:.1f} s in all"
         if self.latency_ms:

@@ -7,7 +7,9 @@ a worker that finishes a row takes the next ready row of the same system in the
 transaction that records the outcome, so a busy pool needs no separate claims. Each
 system's :class:`~hub.contracts.CallLimits` ``concurrency`` caps its calls in flight across
 *every* dispatcher: a worker holds one of the system's call slots only while its writer
-runs (``hub.outbox.slots``), not while the hub claims the row and records its outcome.
+runs, or, for connectors that declare ``per_call``, only while each HTTP exchange of the
+write is under way (``hub.outbox.slots``, through the thread's call gate, ``hub.calls``);
+never while the hub claims the row and records its outcome.
 It spends per-recipient send budgets in Postgres before a send
 (``hub.outbox.budget``), keeps its short leases alive while the work runs
 (``hub.outbox.leases``), and records each attempt's outcome (``hub.outbox.outcomes``).
@@ -40,11 +42,13 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from hub import calls
 from hub.contracts import CallLimits, Writer, WriteResult
 from hub.database import Database
 from hub.errors import ConnectorError, PermanentError, RateLimitedError
@@ -283,13 +287,20 @@ class Dispatcher:
         progress = _Progress()
         attempt = replace(item.attempt, progress=progress.report)
         writer = self.writer(item.kind)
+        limits = self.limits(item.system)
+        # a slot of the system is held only while the writer runs, or only while each of its
+        # HTTP exchanges is under way (CallLimits.per_call; hub.outbox.slots)
+        hold = calls.gated(self._call_slot) if limits.per_call else self.slots.held(item.system, limits.concurrency)
         try:
-            # one of the system's slots is held only while the writer runs (hub.outbox.slots)
-            with self.slots.held(item.system, self.limits(item.system).concurrency):
+            with hold:
                 result = writer.apply(item.key, item.payload, attempt)
         except Exception as exc:  # every exception is a failed attempt; the policy sorts them
             return self._after_failure(item, exc, progress.last, counts)
         return self._after_success(item, result, counts)
+
+    def _call_slot(self, system: str) -> AbstractContextManager[None]:
+        """One of ``system``'s call slots (the call gate of a worker running a per-call writer)."""
+        return self.slots.held(system, self.limits(system).concurrency)
 
     def _after_success(self, item: ClaimedItem, result: WriteResult, counts: DispatchCounts) -> ClaimedItem | None:
         def record(conn: Connection) -> ClaimedItem | None:

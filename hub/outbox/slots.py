@@ -4,9 +4,13 @@ A system's :class:`~hub.contracts.CallLimits` ``concurrency`` caps its writes in
 whoever runs them (a write may make several calls, one after the other). A slot is held
 from just before a writer's ``apply`` to just after it returns: the hub's own Postgres work
 on the row (claim, lease, outcome, its audit, the rules' handler) is done outside it, so it
-does not eat into what the vendor allows. (The audit row of each call is written inside:
-the client writes it as the call returns, so that a killed dispatcher loses at most the
-calls it had in flight.) A slot is reentrant per thread: a write run while the thread
+does not eat into what the vendor allows. With ``CallLimits.per_call`` (the connectors
+whose every call goes through ``connectors.kit.http.send``) the cap counts HTTP exchanges,
+as the vendor counts requests: the dispatcher makes :meth:`CallSlots.held` the call gate of
+the worker's thread (``hub.calls.gated``) and ``send`` holds a slot around each exchange
+only, so the audit row the client writes after each call (durable at once: a killed
+dispatcher loses at most the calls it had in flight) and the writer's work between calls
+are outside it too. A slot is reentrant per thread: an exchange made while the thread
 already holds one of the system's slots passes through instead of waiting for a second.
 
 **Across every dispatcher.** Slot *i* of a system is the Postgres session advisory lock
