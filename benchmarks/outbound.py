@@ -219,6 +219,7 @@ class Result:
     deferred: int = 0
     paced_s: float = 0.0
     sandbox_cpu: float = 0.0
+    qps: float | None = None  # the calls a second the client paces itself to (DingTalk), if any
     slot_ms: float | None = None  # a slot held per hold: a write, or one call (CallLimits.per_call)
     call_ms: float | None = None  # the audited duration of the calls, per hold
     statements: int = 0  # on the hub's engine (not the call slots' own connections)
@@ -241,6 +242,9 @@ class Result:
         if self.latency_ms:
             ideal = self.cap / (per_effect * self.latency_ms / 1000)
             text += f" | ideal cap/(calls x latency) {ideal:.1f}/s, ratio {rate / ideal:.2f}"
+            if self.qps is not None and self.qps / per_effect < ideal:
+                paced = self.qps / per_effect
+                text += f"; below the app's {self.qps:g} calls/s: ideal {paced:.1f}/s, ratio {rate / paced:.2f}"
         return text
 
 
@@ -292,7 +296,8 @@ def one_dispatcher(url: str, kind: str, n: int, latency_ms: int) -> Result:
         return Result(kind, latency_ms, n, counts.done, seconds, after["calls"] - before["calls"], after["peak"], cap,
                       sampler.share, after["refused"] - before["refused"], cpu, deferred=counts.deferred, paced_s=paced,
                       sandbox_cpu=sandbox_cpu, statements=tally["statements"] - sampler.statements,
-                      commits=tally["commits"], slot_ms=slot_ms, call_ms=call_ms)
+                      commits=tally["commits"], slot_ms=slot_ms, call_ms=call_ms,
+                      qps=getattr(runtime.connector_settings(system), "max_qps", None))
     finally:
         schema.drop()
         sandbox.stop()
