@@ -7,13 +7,20 @@ clients testable with ``httpx.MockTransport`` and no database at all.
 
 An ``ExternalCall`` must never carry a secret or a raw payload: only what the audit
 needs (system, operation, idempotency key, external id, outcome, timing, error text).
+
+**Call gates.** Whoever drives a client may cap its calls in flight per system: the outbox
+dispatcher holds one of a system's call slots (``hub.outbox.slots``) only while an HTTP
+exchange is under way. It sets a gate for the thread running a writer (:func:`gated`); the
+connectors' HTTP layer wraps each exchange in :func:`call_slot`, which is free when no gate
+is set (syncs, the web app, tests).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 
@@ -83,3 +90,28 @@ def timed_call(
         external_id=timer.external_id, attempt=timer.attempt, error=timer.extra_error,
         http_status=timer.http_status,
     ))
+
+
+CallGate = Callable[[str], AbstractContextManager[None]]
+_GATE: ContextVar[CallGate | None] = ContextVar("hub_call_gate", default=None)
+
+
+@contextmanager
+def gated(gate: CallGate) -> Iterator[None]:
+    """Within the block, every :func:`call_slot` of this thread goes through ``gate``."""
+    token = _GATE.set(gate)
+    try:
+        yield
+    finally:
+        _GATE.reset(token)
+
+
+@contextmanager
+def call_slot(system: str) -> Iterator[None]:
+    """Hold one of ``system``'s call slots for one exchange, if a gate is set (else nothing)."""
+    gate = _GATE.get()
+    if gate is None:
+        yield
+        return
+    with gate(system):
+        yield

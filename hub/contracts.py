@@ -232,12 +232,17 @@ class CallLimits:
     """How hard the outbox may drive one system, whatever number of dispatchers run.
 
     ``concurrency``: outbox writes in flight at once, across every dispatcher (a write may
-    make several calls, one after the other). ``budgets``: per writer name, the
-    per-recipient send budget of that writer.
+    make several calls, one after the other); with ``per_call``, HTTP exchanges in flight
+    instead, as the vendor counts requests (for connectors whose every call goes through
+    ``connectors.kit.http.send``: a write holds a slot only while one of its calls is under
+    way, not while the client writes the call's audit row or the writer works between
+    calls; ``hub.outbox.slots``). ``budgets``: per writer name, the per-recipient send
+    budget of that writer.
     """
 
     concurrency: int = 4
     budgets: Mapping[str, SendBudget] = field(default_factory=dict)
+    per_call: bool = False
 
 
 class RunningSandbox(Protocol):

@@ -31,7 +31,7 @@ def make_webhook_writer(client: WebhookClient, settings: CrmSettings) -> Webhook
 
 def call_limits(settings: CrmSettings) -> CallLimits:
     """Deliveries in flight at once against the receiver (``max_concurrent_deliveries``)."""
-    return CallLimits(concurrency=settings.max_concurrent_deliveries)
+    return CallLimits(concurrency=settings.max_concurrent_deliveries, per_call=True)
 
 
 CONNECTOR: ConnectorSpec[CrmSettings, WebhookClient] = ConnectorSpec(

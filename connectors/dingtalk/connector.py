@@ -68,7 +68,7 @@ def call_limits(settings: DingTalkSettings) -> CallLimits:
     daily = SendBudget(scope=f"dingtalk:{settings.app_key}:{settings.agent_id}", recipient=notice_recipient,
                        windows=(RateWindow(seconds=DAY_S, limit=settings.notices_per_user_per_day),),
                        unsettled_s=settings.timeout_s)
-    return CallLimits(concurrency=settings.max_concurrent_calls, budgets={"reminder": daily})
+    return CallLimits(concurrency=settings.max_concurrent_calls, per_call=True, budgets={"reminder": daily})
 
 
 CONNECTOR: ConnectorSpec[DingTalkSettings, DingTalkClient] = ConnectorSpec(

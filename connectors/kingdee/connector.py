@@ -38,8 +38,9 @@ def make_sales_order_writer(client: KingdeeClient, settings: KingdeeSettings) ->
 
 
 def call_limits(settings: KingdeeSettings) -> CallLimits:
-    """Writes in flight against the data centre (a guess: ``KingdeeSettings.max_concurrent_calls``)."""
-    return CallLimits(concurrency=settings.max_concurrent_calls)
+    """Calls in flight against the data centre, counted per HTTP exchange as the sandbox and the
+    data centre count requests (a guess: ``KingdeeSettings.max_concurrent_calls``)."""
+    return CallLimits(concurrency=settings.max_concurrent_calls, per_call=True)
 
 
 def salespeople(client: KingdeeClient) -> Iterator[Salesperson]:

@@ -43,13 +43,14 @@ import email.utils
 import json
 import logging
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Self, TypeVar
 
 import httpx
 
-from hub.calls import CallObserver, CallTimer, timed_call
+from hub.calls import CallObserver, CallTimer, call_slot, timed_call
 from hub.errors import AuthExpiredError, ConnectorError, PermanentError, RateLimitedError, RetryableError
 
 T = TypeVar("T")
@@ -144,7 +145,9 @@ def send(
     request.extensions[CALL_EXTENSION] = call
     with timed_call(observer, call.system, call.operation, key=call.key, external_id=call.external_id) as timer:
         try:
-            response = http.send(request, auth=auth)
+            with call_slot(call.system):  # the caller's cap on calls in flight, if any (hub.calls)
+                timer.started = time.perf_counter()  # the call's own time, not the wait for a slot
+                response = http.send(request, auth=auth)
         except httpx.RequestError as exc:
             _time_last_exchange(timer, request)
             raise transport_error(exc, call, http.timeout.read) from None

@@ -65,7 +65,7 @@ def call_limits(settings: WeComSettings) -> CallLimits:
         windows=parse_rate_windows(settings.member_message_limits),
         # a send is on its way at most one client timeout after it started
         unsettled_s=settings.timeout_s)
-    return CallLimits(concurrency=settings.max_concurrent_calls, budgets={"reminder": member_budget})
+    return CallLimits(concurrency=settings.max_concurrent_calls, per_call=True, budgets={"reminder": member_budget})
 
 
 CONNECTOR: ConnectorSpec[WeComSettings, WeComClient] = ConnectorSpec(

@@ -38,8 +38,9 @@ def make_sales_order_writer(client: YonyouClient, settings: YonyouSettings) -> S
 
 
 def call_limits(settings: YonyouSettings) -> CallLimits:
-    """Writes in flight against the tenant (a guess: ``YonyouSettings.max_concurrent_calls``)."""
-    return CallLimits(concurrency=settings.max_concurrent_calls)
+    """Calls in flight against the tenant, counted per HTTP exchange as the gateway counts requests
+    (a guess: ``YonyouSettings.max_concurrent_calls``)."""
+    return CallLimits(concurrency=settings.max_concurrent_calls, per_call=True)
 
 
 def salespeople(client: YonyouClient) -> Iterator[Salesperson]:

@@ -5,18 +5,22 @@ transaction. Ready means pending and due, or ``in_progress`` with an expired lea
 dispatcher died or stalled: a *reclaim*). Rows are taken oldest-due first with
 ``FOR UPDATE SKIP LOCKED``, so any number of dispatchers share the table.
 
-**Concurrency across dispatchers.** A system's :class:`~hub.contracts.CallLimits` caps
-its writes in flight, whoever runs them. Claims for one system are serialised by a
+**Rows held across dispatchers.** A system's :class:`~hub.contracts.CallLimits` caps its
+calls in flight, whoever makes them; that cap is kept where the calls are made, by call
+slots (``hub.outbox.slots``), which a writer holds only while it talks to the system. A
+row is held longer: from its claim through its recorded outcome (the hub's own Postgres
+work). So that the system's slots stay busy while rows are being claimed and recorded, the
+rows held of one system, across every dispatcher, are bounded by :func:`rows_held`
+(twice the cap), not by the cap: claims for one system are serialised by a
 transaction-level advisory lock; inside it, the rows of that system that are
-``in_progress`` under a live lease are counted (each is a write in flight somewhere),
-and only the difference to the limit is claimed. A dispatcher that dies keeps its
-slots until its leases expire (seconds), then they are free again.
+``in_progress`` under a live lease are counted, and only the difference to the bound is
+claimed. A dispatcher that dies keeps its rows until its leases expire (seconds).
 
 **Handing over.** A worker that finishes a row may take the next ready row of the same
 system in the very transaction that records the outcome (:func:`take`, no lock, no
-count): one row leaves ``in_progress`` as another enters, so the system's writes in flight
-do not change and the limit holds without serialising on the lock; and the outcome and the
-next claim share one commit.
+count): one row leaves ``in_progress`` as another enters, so the rows held do not change
+and the bound holds without serialising on the lock; and the outcome and the next claim
+share one commit.
 
 **Ordering keys.** A row with an ``ordering_key`` is not ready while an earlier row of the
 same key (lower id) is pending or in progress, whatever its due time: a key's rows are
@@ -103,30 +107,39 @@ class ClaimedItem:
 
 @dataclass(frozen=True)
 class Claim:
-    """What one claim leased; ``full``: the system was at its concurrency limit."""
+    """What one claim leased; ``full``: the system's rows held were at their bound."""
 
     items: list[ClaimedItem]
     full: bool = False
 
 
+ROWS_PER_SLOT = 2
+
+
+def rows_held(concurrency: int) -> int:
+    """Rows of a system held at once, across dispatchers, for a cap of ``concurrency`` calls:
+    one calling per slot, and as many again being claimed or recorded meanwhile."""
+    return ROWS_PER_SLOT * concurrency
+
+
 def claim(
-    conn: Connection, *, system: str, kinds: Sequence[str], limit: int, concurrency: int, worker_id: str,
+    conn: Connection, *, system: str, kinds: Sequence[str], limit: int, held: int, worker_id: str,
     lease_s: float,
 ) -> Claim:
     """Lease up to ``limit`` ready rows of ``kinds`` (all of ``system``), keeping the system's
-    writes in flight, across every dispatcher, at most ``concurrency``."""
+    rows in progress, across every dispatcher, at most ``held``."""
     if limit <= 0 or not kinds:
         return Claim([])
     conn.execute(_SERIALISE, {"system": system})
     in_flight = int(conn.execute(_IN_FLIGHT, {"system": system}).scalar_one())
-    room = min(limit, concurrency - in_flight)
+    room = min(limit, held - in_flight)
     if room <= 0:
         return Claim([], full=True)
     return Claim(take(conn, kinds=kinds, limit=room, worker_id=worker_id, lease_s=lease_s))
 
 
 def take(conn: Connection, *, kinds: Sequence[str], limit: int, worker_id: str, lease_s: float) -> list[ClaimedItem]:
-    """Lease up to ``limit`` ready rows of ``kinds`` without looking at the system's limit:
+    """Lease up to ``limit`` ready rows of ``kinds`` without looking at the system's bound:
     for :func:`claim`, and for a worker handing its slot over to the next row."""
     if limit <= 0 or not kinds:
         return []
@@ -144,4 +157,4 @@ def ready_kinds(conn: Connection) -> list[str]:
     return sorted(conn.execute(_READY_KINDS).scalars())
 
 
-__all__ = ["NOT_BLOCKED", "Claim", "ClaimedItem", "claim", "ready_kinds", "take"]
+__all__ = ["NOT_BLOCKED", "ROWS_PER_SLOT", "Claim", "ClaimedItem", "claim", "ready_kinds", "rows_held", "take"]

@@ -2,11 +2,15 @@
 
 A :class:`Dispatcher` runs writes concurrently on a bounded pool of worker threads
 (``OutboxSettings.workers``). It claims rows with ``FOR UPDATE SKIP LOCKED`` only as
-fast as workers and each system's :class:`~hub.contracts.CallLimits` allow
-(``hub.outbox.claims``: a system's writes in flight are capped across *every*
-dispatcher); a worker that finishes a row takes the next ready row of the same system in
-the transaction that records the outcome, so a busy pool needs no separate claims. It
-spends per-recipient send budgets in Postgres before a send
+fast as workers allow and within a bound on each system's rows held (``hub.outbox.claims``);
+a worker that finishes a row takes the next ready row of the same system in the
+transaction that records the outcome, so a busy pool needs no separate claims. Each
+system's :class:`~hub.contracts.CallLimits` ``concurrency`` caps its calls in flight across
+*every* dispatcher: a worker holds one of the system's call slots only while its writer
+runs, or, for connectors that declare ``per_call``, only while each HTTP exchange of the
+write is under way (``hub.outbox.slots``, through the thread's call gate, ``hub.calls``);
+never while the hub claims the row and records its outcome.
+It spends per-recipient send budgets in Postgres before a send
 (``hub.outbox.budget``), keeps its short leases alive while the work runs
 (``hub.outbox.leases``), and records each attempt's outcome (``hub.outbox.outcomes``).
 
@@ -38,11 +42,13 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from hub import calls
 from hub.contracts import CallLimits, Writer, WriteResult
 from hub.database import Database
 from hub.errors import ConnectorError, PermanentError, RateLimitedError
@@ -62,6 +68,7 @@ from hub.outbox.outcomes import (
     still_mine,
 )
 from hub.outbox.retry import AttemptState, RetryPolicy
+from hub.outbox.slots import CallSlots
 from hub.settings import OutboxSettings
 
 log = logging.getLogger(__name__)
@@ -135,9 +142,10 @@ class Dispatcher:
         self._limits: dict[str, CallLimits] = {}
         self._held: dict[int, tuple[int, float]] = {}  # rows being worked on: id → (attempt, started)
         self._lock = threading.Lock()
-        self.saturated = False  # the last claim found a system at its concurrency limit
+        self.saturated = False  # the last claim found a system at its bound on rows held
         self._claims_left: int | None = None  # a run's cap on claims (run_once); None: no cap
         self._handing_over = False  # workers take the next row themselves while a run wants more
+        self.slots = CallSlots(db)  # each system's calls in flight, across dispatchers
 
     # -- what the dispatcher works with ----------------------------------------------------
 
@@ -164,7 +172,7 @@ class Dispatcher:
 
     def claim(self, limit: int = 10, counts: DispatchCounts | None = None) -> list[ClaimedItem]:
         """Lease up to ``limit`` ready rows, system by system within each system's limits
-        (``saturated`` tells whether a system was at its limit).
+        (``saturated`` tells whether a system was at its bound on rows held).
 
         In the same transaction, a retaken row is audited (``lease_lost``) and dead-lettered
         when it has been lost ``max_attempts`` times, and a row whose recipient's send
@@ -184,7 +192,7 @@ class Dispatcher:
                 self.writer(kind)
             with self.db.begin() as conn:
                 leased = claims.claim(conn, system=system, kinds=kinds, limit=limit - len(taken),
-                                      concurrency=limits.concurrency, worker_id=self.worker_id,
+                                      held=claims.rows_held(limits.concurrency), worker_id=self.worker_id,
                                       lease_s=self.settings.lease_s)
                 self.saturated |= leased.full
                 for item in leased.items:
@@ -278,11 +286,21 @@ class Dispatcher:
         """One attempt; returns the row handed over to this worker next, if any."""
         progress = _Progress()
         attempt = replace(item.attempt, progress=progress.report)
+        writer = self.writer(item.kind)
+        limits = self.limits(item.system)
+        # a slot of the system is held only while the writer runs, or only while each of its
+        # HTTP exchanges is under way (CallLimits.per_call; hub.outbox.slots)
+        hold = calls.gated(self._call_slot) if limits.per_call else self.slots.held(item.system, limits.concurrency)
         try:
-            result = self.writer(item.kind).apply(item.key, item.payload, attempt)
+            with hold:
+                result = writer.apply(item.key, item.payload, attempt)
         except Exception as exc:  # every exception is a failed attempt; the policy sorts them
             return self._after_failure(item, exc, progress.last, counts)
         return self._after_success(item, result, counts)
+
+    def _call_slot(self, system: str) -> AbstractContextManager[None]:
+        """One of ``system``'s call slots (the call gate of a worker running a per-call writer)."""
+        return self.slots.held(system, self.limits(system).concurrency)
 
     def _after_success(self, item: ClaimedItem, result: WriteResult, counts: DispatchCounts) -> ClaimedItem | None:
         def record(conn: Connection) -> ClaimedItem | None:
@@ -486,6 +504,7 @@ class _Pool:
             self._executor.shutdown(wait=True)
         finally:
             self._heartbeat.__exit__()
+            self._dispatcher.slots.close()  # the workers' slot connections (their threads are gone)
 
 
 __all__ = ["ClaimedItem", "DispatchCounts", "Dispatcher", "default_limits"]

@@ -9,6 +9,7 @@ scripted ledger of ``tests.support.ledger``.
 from __future__ import annotations
 
 import datetime as dt
+import threading
 
 import sqlalchemy as sa
 
@@ -147,6 +148,37 @@ def test_writes_run_concurrently_but_never_beyond_the_systems_limit_across_dispa
     # then the writes overlapped up to the limit and no further
     assert ledger.peak_in_flight == 3
     assert scalar(db, "SELECT count(*) FROM outbox WHERE status = 'done'") == 60
+    assert set(ledger.effects.values()) == {1}
+
+
+def test_a_systems_slot_is_held_while_the_writer_runs_not_while_the_hub_records_the_outcome(db):
+    # given a system that allows one write at a time, and two rows for it
+    second_write_started = threading.Event()
+
+    class Recorder(LedgerWriter):
+        def apply(self, key, payload, attempt: Attempt) -> WriteResult:
+            if key.endswith("-1"):
+                second_write_started.set()
+            return super().apply(key, payload, attempt)
+
+        def record_result(self, conn, kind, payload, result: WriteResult) -> None:
+            # the first row's outcome is being recorded (its transaction open) until the second
+            # row's write has started; failing after a generous wait rather than hanging
+            if result.external_id.endswith("-0"):
+                self.overlapped = second_write_started.wait(timeout=60)
+            super().record_result(conn, kind, payload, result)
+
+    ledger = Ledger()
+    writer = Recorder(ledger)
+    queue(db, 2)
+    limits = CallLimits(concurrency=1)
+    # (leases outlasting the wait: a lapsed lease would free the first row's slot anyway)
+    settings = FAST.model_copy(update={"lease_s": 300})
+    counts = Dispatcher(db, lambda kind: writer, settings, limits_for=lambda system: limits).drain()
+    # then the second write went out while the hub was still recording the first one's outcome,
+    # and the system never had more than one write in flight
+    assert counts.done == 2 and writer.overlapped
+    assert ledger.peak_in_flight == 1
     assert set(ledger.effects.values()) == {1}
 
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from email.utils import format_datetime
 from typing import Any
 
@@ -20,7 +21,7 @@ from connectors.kit.http import (
     retry_after,
     send,
 )
-from hub.calls import CallTimer, ExternalCall
+from hub.calls import CallTimer, ExternalCall, gated
 from hub.errors import (
     AuthExpiredError,
     ConnectorError,
@@ -136,6 +137,32 @@ def test_given_a_json_reply_when_exchanged_then_parsed_and_reported_once() -> No
     assert exchange(lambda request: httpx.Response(200, json={"客户": "华东"}), calls) == {"客户": "华东"}
     assert [(c.system, c.operation, c.outcome, c.http_status, c.attempt, c.external_id) for c in calls] == [
         ("acme", "orders/get", "ok", 200, 1, "SO-1")]
+
+
+def test_given_a_call_gate_when_exchanged_then_the_slot_covers_the_exchange_and_not_its_audit() -> None:
+    # given a gate that notes when its slot is taken and given back, and an observer (the audit)
+    events: list[str] = []
+
+    @contextmanager
+    def gate(system: str) -> Iterator[None]:
+        events.append(f"take {system}")
+        yield
+        events.append(f"give back {system}")
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        events.append("exchange")
+        return httpx.Response(200, json={})
+
+    def observe(call: ExternalCall) -> None:
+        events.append(f"audit {call.outcome}")
+
+    # when one exchange is made under the gate, and one without it
+    with httpx.Client(transport=httpx.MockTransport(handler), timeout=2.0) as http:
+        with gated(gate):
+            send(http, http.build_request("GET", "https://api.example.com/a"), CALL, observe, lambda r, t: None)
+        send(http, http.build_request("GET", "https://api.example.com/b"), CALL, observe, lambda r, t: None)
+    # then the slot was held around the gated exchange only, and its audit came after it was given back
+    assert events == ["take acme", "exchange", "give back acme", "audit ok", "exchange", "audit ok"]
 
 
 def test_redact_masks_urls_and_secret_parameters() -> None:

@@ -221,6 +221,7 @@ class WeComState:
         self.externalcontact_concurrency = externalcontact_concurrency
         self.message_concurrency = message_concurrency
         self.peak_in_flight: dict[str, int] = defaultdict(int)
+        self.refused = 0  # requests answered 45009/45033 (over a per-API quota)
         self.lock = threading.RLock()
         self._cursors = _CursorCodec(hashlib.sha256(f"wecom-sandbox-{seed}".encode()).digest())
         self._counter = 0
@@ -405,10 +406,12 @@ class WeComState:
             count = count + 1 if window == minute else 1
             self._api_minute[operation] = (minute, count)
             if count > self.api_limit_per_minute:
+                self.refused += 1
                 raise WeComApiError(45009)
             limit = self._concurrency_limit(operation)
             if limit is not None:
                 if self._in_flight[operation] >= limit:
+                    self.refused += 1
                     raise WeComApiError(45033)
                 self._in_flight[operation] += 1
                 self.peak_in_flight[operation] = max(self.peak_in_flight[operation], self._in_flight[operation])
@@ -906,6 +909,7 @@ class WeComState:
                 "calendars": len(self.calendars), "schedules": len(self.schedules),
                 "signin_codes": self.codes.summary(),
                 "api_calls": dict(self.api_calls),
+                "peak_in_flight": dict(self.peak_in_flight), "refused": self.refused,
             }
 
 
