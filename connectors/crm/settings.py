@@ -34,7 +34,7 @@ class CrmSettings(ConnectorSettings):
     events: str = Field(default=",".join(EVENT_TYPES), description="event types delivered, comma-separated")
     timeout_s: float = Field(default=10.0, gt=0, description="seconds to wait for the receiver's reply")
     max_concurrent_deliveries: int = Field(default=4, ge=1, le=64,
-                                           description="webhook requests in flight at once, all dispatchers")
+                                           description="webhook requests in flight at once (a slot per HTTP exchange), all dispatchers")
     allow_http: bool = Field(default=False, description="allow a plain http:// receiver on another host")
     sync_cron: str = Field(default="*/15 * * * *", description="unused: the CRM has no inbound streams")
 

@@ -20,7 +20,7 @@ from hub.contracts import ConnectorSettings
 OAPI_BASE_URL = "https://oapi.dingtalk.com"
 API_BASE_URL = "https://api.dingtalk.com"
 LOGIN_URL = "https://login.dingtalk.com"  # browser login outside the app (messaging-apis.md §6)
-# Writes in flight at once against one app, across every dispatcher. A GUESS from the
+# Calls in flight at once (hub.outbox.slots: a slot per HTTP exchange) against one app, across every dispatcher. A GUESS from the
 # per-app QPS of the standard edition (20/s, §2.3 [3p]): a write makes 2-3 calls of
 # ~100 ms each, so 4 in flight stay under 20 calls a second. The sandbox enforces both.
 DEFAULT_MAX_CONCURRENT_CALLS = 4
@@ -51,7 +51,7 @@ class DingTalkSettings(ConnectorSettings):
         default=None, description="unionId of the account the hub creates and updates to-dos as")
     timeout_s: float = Field(default=15.0, gt=0, description="seconds to wait for a reply")
     max_concurrent_calls: int = Field(default=DEFAULT_MAX_CONCURRENT_CALLS, ge=1, le=64,
-                                      description="writes in flight at once, all dispatchers together (a guess)")
+                                      description="calls in flight at once (a slot per HTTP exchange), all dispatchers together (a guess)")
     max_qps: float = Field(default=DEFAULT_MAX_QPS, gt=0, le=1000,
                            description="API calls per second per process (the app's edition: 20, 40 or 60)")
     notices_per_user_per_day: int = Field(default=DEFAULT_NOTICES_PER_USER_PER_DAY, ge=1,

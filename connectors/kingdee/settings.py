@@ -13,7 +13,7 @@ from pydantic import Field, SecretStr
 
 from hub.contracts import ConnectorSettings
 
-# Writes in flight at once against one data centre, across every dispatcher. A GUESS:
+# Calls in flight at once (hub.outbox.slots: a slot per HTTP exchange) against one data centre, across every dispatcher. A GUESS:
 # erp-apis.md gives no number (Kingdee documents no rate limit; overload shows as timeouts
 # and HTTP 500, §1.3), so this is conservative; the sandbox enforces the same default.
 DEFAULT_MAX_CONCURRENT_CALLS = 4
@@ -38,5 +38,5 @@ class KingdeeSettings(ConnectorSettings):
     overlap_s: int = Field(default=300, ge=0, description="seconds re-read before the cursor (late commits)")
     submit_and_audit: bool = Field(default=True, description="take pushed orders through Submit and Audit")
     max_concurrent_calls: int = Field(default=DEFAULT_MAX_CONCURRENT_CALLS, ge=1, le=64,
-                                      description="writes in flight at once, all dispatchers together (a guess)")
+                                      description="calls in flight at once (a slot per HTTP exchange), all dispatchers together (a guess)")
     sync_cron: str = Field(default="*/15 * * * *", description="cron of kingdee_inbound")

@@ -15,7 +15,7 @@ from pydantic import Field, SecretStr, field_validator
 
 from hub.contracts import ConnectorSettings, RateWindow
 
-# Writes in flight at once against one app, across every dispatcher. A GUESS: §1.3 quotes
+# Calls in flight at once (hub.outbox.slots: a slot per HTTP exchange) against one app, across every dispatcher. A GUESS: §1.3 quotes
 # about five concurrent calls for some externalcontact APIs (45033) and no number for
 # message/send; the sandbox enforces the same default.
 DEFAULT_MAX_CONCURRENT_CALLS = 5
@@ -49,7 +49,7 @@ class WeComSettings(ConnectorSettings):
     duplicate_check_interval_s: int = Field(default=1800, ge=60, le=14400,
                                             description="WeCom's duplicate-suppression window for reminders")
     max_concurrent_calls: int = Field(default=DEFAULT_MAX_CONCURRENT_CALLS, ge=1, le=64,
-                                      description="sends in flight at once, all dispatchers together (a guess)")
+                                      description="calls in flight at once (a slot per HTTP exchange), all dispatchers together (a guess)")
     member_message_limits: str = Field(
         default=DEFAULT_MEMBER_MESSAGE_LIMITS,
         description="messages per member per window, as count/seconds pairs (WeCom: 30/min, 1000/h)")
