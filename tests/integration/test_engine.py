@@ -167,6 +167,32 @@ def test_the_key_range_lookup_answers_exactly_as_probing_each_key_does(db):
     assert set(customers) == {"C000001", "C000003"}
 
 
+def test_an_unchanged_resync_keeps_one_audit_row_per_page_in_order_and_ends_at_the_last_cursor(db):
+    from hub.engine.sync import QUIET_PAGES_PER_COMMIT
+
+    # given 45 pages stored, then one record changed on page 30 (quiet pages before and after it)
+    pages = QUIET_PAGES_PER_COMMIT * 2 + 5
+    source = SyntheticSource(customers=5, receivables=pages * 2, page_size=2)
+    sync_stream(db, "synthetic", CUSTOMERS, source)
+    sync_stream(db, "synthetic", RECEIVABLES, source)
+    source.changed_ids = {58}
+    seen: list[int] = []
+
+    # when everything is read again
+    report = sync_stream(db, "synthetic", RECEIVABLES, source, full=True, on_page=lambda c: seen.append(c.pages))
+
+    # then every page is counted once, in order, and audited with its own counts and cursor
+    assert (report.counts.read, report.counts.updated, report.counts.unchanged, report.counts.pages) == (
+        pages * 2, 1, pages * 2 - 1, pages)
+    assert seen == list(range(1, pages + 1))
+    batches = [r.detail for r in rows(db, "SELECT detail FROM audit_log WHERE operation = 'batch:receivables' "
+                                          "AND detail ->> 'run_id' = :run ORDER BY id", run=str(report.run_id))]
+    assert [b["cursor_after"] for b in batches] == [source.receivable_row(2 * n + 1)["modified"] for n in range(pages)]
+    assert [b["updated"] for b in batches] == [1 if n == 29 else 0 for n in range(pages)]
+    assert scalar(db, "SELECT value FROM sync_cursor WHERE stream = 'receivables'") == source.receivable_row(
+        pages * 2 - 1)["modified"]
+
+
 def test_a_read_failure_mid_stream_keeps_the_pages_before_it_and_counts_them(db):
     from hub.contracts import StreamSpec
 
