@@ -121,8 +121,8 @@ def audit_row(
 def write_audit_rows(conn: Connection, rows: list[dict[str, Any]]) -> None:
     """Append audit rows made by :func:`audit_row`, in order, in one statement sent once
     (psycopg pipelines an executemany): the sync engine's batch rows of quiet pages."""
-    if rows:
-        conn.execute(_INSERT, rows)
+    if rows:  # one: a plain execute (an executemany of one still enters pipeline mode)
+        conn.execute(_INSERT, rows[0] if len(rows) == 1 else rows)
 
 
 class AuditObserver:

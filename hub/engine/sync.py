@@ -112,8 +112,9 @@ _ADVANCE = sa.text(
 def advance_cursor(conn: Connection, system: str, stream: str, *values: str) -> None:
     """Move the cursor forward (never back) in the caller's transaction, to each of
     ``values`` in turn (several: one statement sent once, psycopg pipelines it)."""
-    if values:
-        conn.execute(_ADVANCE, [{"c": system, "s": stream, "v": value} for value in values])
+    params = [{"c": system, "s": stream, "v": value} for value in values]
+    if params:  # one: a plain execute (an executemany of one still enters pipeline mode)
+        conn.execute(_ADVANCE, params[0] if len(params) == 1 else params)
 
 
 @dataclass
