@@ -98,31 +98,12 @@ def write_audit(
     duration_ms: float | None = None, error: str | None = None, detail: dict[str, Any] | None = None,
 ) -> None:
     """Append one audit row on ``conn`` (the caller's transaction)."""
-    conn.execute(_INSERT, audit_row(actor=actor, system=system, operation=operation, outcome=outcome, key=key,
-                                    external_id=external_id, attempt=attempt, duration_ms=duration_ms, error=error,
-                                    detail=detail))
-
-
-def audit_row(
-    *, actor: str, system: str, operation: str, outcome: str, key: str | None = None,
-    external_id: str | None = None, attempt: int = 1, duration_ms: float | None = None, error: str | None = None,
-    detail: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """One audit row as :func:`write_audit` stores it (texts cut, detail as JSON), for
-    :func:`write_audit_rows`."""
-    return {
+    conn.execute(_INSERT, {
         "actor": actor, "system": system, "operation": operation, "outcome": outcome,
         "key": key, "external_id": external_id, "attempt": attempt, "duration_ms": duration_ms,
         "error": audit_text(error) if error else None,
         "detail": json.dumps(_audit_tree(detail or {}), ensure_ascii=False, default=str),
-    }
-
-
-def write_audit_rows(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    """Append audit rows made by :func:`audit_row`, in order, in one statement sent once
-    (psycopg pipelines an executemany): the sync engine's batch rows of quiet pages."""
-    if rows:  # one: a plain execute (an executemany of one still enters pipeline mode)
-        conn.execute(_INSERT, rows[0] if len(rows) == 1 else rows)
+    })
 
 
 class AuditObserver:
