@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import fields
+from dataclasses import fields, replace
 from typing import Any
 
 import psycopg
@@ -58,16 +58,30 @@ def write_isolated(ctx: PageContext, handler: Handler, mapped: Sequence[Mapped],
     by halving and returned as rejections, everything else is written."""
     if not mapped:
         return handler(ctx, mapped)
+    if ctx.all_new and not ctx.guarded:
+        ctx = replace(ctx, guarded=True)
     try:
         with ctx.conn.begin_nested():
             return handler(ctx, mapped)
     except DATA_ERRORS as exc:
+        if ctx.all_new and _sqlstate(exc) == UNIQUE_VIOLATION:
+            # looked up as all new, but another writer stored one of the keys since: the
+            # COPY-only fast path is off, merge (ON CONFLICT) instead
+            return write_isolated(replace(ctx, all_new=False, guarded=False), handler, mapped, target)
         if len(mapped) == 1:
             raw, record, _ = mapped[0]
             return TargetOutcome(rejected=[Rejected(record.external_id, refusal(exc, target), raw)])
     half = len(mapped) // 2
     return combined(write_isolated(ctx, handler, mapped[:half], target),
                     write_isolated(ctx, handler, mapped[half:], target))
+
+
+UNIQUE_VIOLATION = "23505"
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    error: Any = getattr(exc, "orig", None) or exc
+    return getattr(getattr(error, "diag", None), "sqlstate", None) or getattr(error, "sqlstate", None)
 
 
 def combined(first: TargetOutcome, second: TargetOutcome) -> TargetOutcome:

@@ -1,6 +1,7 @@
 """The inbound sync engine: pages from a stream into the canonical store, crash-safe.
 
-For each page the stream yields, one transaction does all of:
+For each page the stream yields, one transaction does all of (pages with nothing to write
+may share one, see :class:`PageCommitter`):
 
 1. check every raw record's key and change stamp, keep one record per key (latest
    modification wins, the others count as *superseded*) and map the changed ones (pure
@@ -101,16 +102,19 @@ def get_cursor(conn: Connection, system: str, stream: str) -> str | None:
     ).scalar()
 
 
-def advance_cursor(conn: Connection, system: str, stream: str, value: str) -> None:
-    """Move the cursor forward (never back) in the caller's transaction."""
-    conn.execute(
-        sa.text(
-            "INSERT INTO sync_cursor (connector, stream, value) VALUES (:c, :s, :v) "
-            "ON CONFLICT (connector, stream) DO UPDATE SET value = GREATEST(sync_cursor.value, EXCLUDED.value), "
-            "updated_at = now()"
-        ),
-        {"c": system, "s": stream, "v": value},
-    )
+_ADVANCE = sa.text(
+    "INSERT INTO sync_cursor (connector, stream, value) VALUES (:c, :s, :v) "
+    "ON CONFLICT (connector, stream) DO UPDATE SET value = GREATEST(sync_cursor.value, EXCLUDED.value), "
+    "updated_at = now()"
+)
+
+
+def advance_cursor(conn: Connection, system: str, stream: str, *values: str) -> None:
+    """Move the cursor forward (never back) in the caller's transaction, to each of
+    ``values`` in turn (several: one statement sent once, psycopg pipelines it)."""
+    params = [{"c": system, "s": stream, "v": value} for value in values]
+    if params:  # one: a plain execute (an executemany of one still enters pipeline mode)
+        conn.execute(_ADVANCE, params[0] if len(params) == 1 else params)
 
 
 @dataclass
@@ -267,21 +271,23 @@ def sync_stream(
         # Each side keeps one connection for the run (see :func:`run_connections`).
         with long_lived_heap_frozen(), run_connections(db) as (reading, page_writes), \
                 ThreadPoolExecutor(max_workers=1, thread_name_prefix="sync-write") as writer:
-            writing: Future[SyncCounts] | None = None
+            writing: Future[list[SyncCounts]] | None = None
+            committer = PageCommitter(page_writes, system, stream, run_id, actor)
             pages = stream.read_pages(client, None if full else cursor_before)
             try:
                 for page_no, hashed in enumerate(read_ahead(fingerprinted(stream, pages)), 1):
-                    with reading.begin():  # reads only; one transaction a page, so hashes are read fresh
+                    with reading.begin():  # reads only, in autocommit (see run_connections): hashes read fresh
                         prepared = prepare_page(reading, system, stream, hashed, page_no)
                     if writing is not None:
                         done, writing = writing, None
                         _collect(done.result(), counts, on_page)
-                    writing = writer.submit(_commit_page, page_writes, system, stream, prepared, run_id, actor)
+                    writing = writer.submit(committer.commit, prepared)
             finally:
                 # a page already handed to the writer commits even when reading fails
                 # afterwards; count it, so the run's numbers match the database
                 if writing is not None:
                     _collect(writing.result(), counts, on_page)
+                _collect(writer.submit(committer.flush).result(), counts, on_page)
         if counts.inserted >= ANALYZE_AFTER_ROWS:
             refresh_statistics(db, stream.target)
     except Exception as exc:
@@ -334,28 +340,92 @@ def run_connections(db: Database) -> Iterator[tuple[Connection, Connection]]:
     the run either way; the next run's checkout pings again.
     """
     with db.engine.connect() as reading, db.engine.connect() as writing:
-        yield reading, writing
+        # Reads in autocommit: each lookup sees what is committed when it runs (as fresh as
+        # a transaction a page, see :func:`prepare_page`) without a BEGIN and a COMMIT
+        # round trip a page.
+        yield reading.execution_options(isolation_level="AUTOCOMMIT"), writing
 
 
-def _commit_page(conn: Connection, system: str, stream: StreamSpec, prepared: PreparedPage, run_id: int,
-                 actor: str) -> SyncCounts:
-    page = prepared.page
-    if page.cursor_after is not None and UNSTORABLE_CHARACTER.search(page.cursor_after):
-        raise HubError(f"{system}/{stream.name}: page {prepared.page_no} ends at a cursor value Postgres cannot "
-                       "store (NUL or a lone surrogate): the connector must compute cursors from readable stamps")
-    with conn.begin():
-        page_counts = write_page(conn, system, stream, prepared, run_id)
-        if page.cursor_after is not None:
-            advance_cursor(conn, system, stream.name, page.cursor_after)
-        write_audit(conn, actor=actor, system=system, operation=f"batch:{stream.name}", outcome="ok",
-                    detail={"run_id": run_id, **asdict(page_counts), "cursor_after": page.cursor_after})
-    return page_counts
+# Pages with nothing to write that may share one transaction (see PageCommitter).
+QUIET_PAGES_PER_COMMIT = 20
 
 
-def _collect(page_counts: SyncCounts, counts: SyncCounts, on_page: Callable[[SyncCounts], None] | None) -> None:
-    counts.add(page_counts)
-    if on_page is not None:
-        on_page(counts)
+class PageCommitter:
+    """The writer thread's page transactions, in page order; only that thread uses it.
+
+    A page that writes anything (rows, quarantine) is one transaction with its cursor and
+    its audit row, as always. A *quiet* page, whose records were all unchanged (or
+    superseded), writes only its cursor and audit row; up to
+    :data:`QUIET_PAGES_PER_COMMIT` quiet pages in a row share one transaction, committed
+    before the next page that writes begins, when the group is full, and at the end of the
+    run. An unchanged re-sync is all quiet pages: measured on 200,000 receivables (40
+    pages), the writer's cursor upsert, audit insert and COMMIT (a WAL flush) of each page
+    summed to 0.75-0.85 s in re-syncs of 1.6-3.3 s (load 4-20). Crash safety is the same:
+    an uncommitted group is read again from the stored cursor, and its records were
+    unchanged, so that costs a read. A page's counts are handed back when its transaction
+    commits, so the run's numbers always match the database.
+    """
+
+    def __init__(self, conn: Connection, system: str, stream: StreamSpec, run_id: int, actor: str) -> None:
+        self.conn, self.system, self.stream, self.run_id, self.actor = conn, system, stream, run_id, actor
+        self._group: sa.engine.RootTransaction | None = None
+        self._pending: list[SyncCounts] = []
+        self._audit: list[dict[str, Any]] = []
+        self._cursors: list[str] = []
+
+    def commit(self, prepared: PreparedPage) -> list[SyncCounts]:
+        """Write ``prepared``; the counts of the pages committed by this call."""
+        cursor_after = prepared.page.cursor_after
+        if cursor_after is not None and UNSTORABLE_CHARACTER.search(cursor_after):
+            raise HubError(f"{self.system}/{self.stream.name}: page {prepared.page_no} ends at a cursor value "
+                           "Postgres cannot store (NUL or a lone surrogate): the connector must compute cursors "
+                           "from readable stamps")
+        if prepared.mapped or prepared.rejected:
+            done = self.flush()
+            with self.conn.begin():
+                return [*done, self._write(prepared)]
+        if self._group is None:
+            self._group = self.conn.begin()
+        # the group's cursors (one pipelined statement) and audit rows are written when it
+        # commits, in page order: a quiet page then costs one round trip (its audit row)
+        # instead of three (cursor, audit row, COMMIT with its WAL flush)
+        page_counts = write_page(self.conn, self.system, self.stream, prepared, self.run_id)
+        self._pending.append(page_counts)
+        if cursor_after is not None:
+            self._cursors.append(cursor_after)
+        self._audit.append(self._audit_row(page_counts, cursor_after))
+        return self.flush() if len(self._pending) >= QUIET_PAGES_PER_COMMIT else []
+
+    def flush(self) -> list[SyncCounts]:
+        """Commit the open group of quiet pages, if any; their counts."""
+        group, self._group = self._group, None
+        if group is None:
+            return []
+        advance_cursor(self.conn, self.system, self.stream.name, *self._cursors)
+        for row in self._audit:
+            write_audit(self.conn, **row)
+        group.commit()
+        done, self._pending, self._audit, self._cursors = self._pending, [], [], []
+        return done
+
+    def _write(self, prepared: PreparedPage) -> SyncCounts:
+        page_counts = write_page(self.conn, self.system, self.stream, prepared, self.run_id)
+        if prepared.page.cursor_after is not None:
+            advance_cursor(self.conn, self.system, self.stream.name, prepared.page.cursor_after)
+        write_audit(self.conn, **self._audit_row(page_counts, prepared.page.cursor_after))
+        return page_counts
+
+    def _audit_row(self, page_counts: SyncCounts, cursor_after: str | None) -> dict[str, Any]:
+        """The arguments of the page's :func:`hub.audit.write_audit`."""
+        return {"actor": self.actor, "system": self.system, "operation": f"batch:{self.stream.name}",
+                "outcome": "ok", "detail": {"run_id": self.run_id, **asdict(page_counts), "cursor_after": cursor_after}}
+
+
+def _collect(committed: list[SyncCounts], counts: SyncCounts, on_page: Callable[[SyncCounts], None] | None) -> None:
+    for page_counts in committed:
+        counts.add(page_counts)
+        if on_page is not None:
+            on_page(counts)
 
 
 # The tables a target writes to, where that is not the table of the target's name.

@@ -113,6 +113,86 @@ def test_the_all_new_fast_path_falls_back_to_a_merge_when_a_key_exists_after_all
     assert scalar(db, "SELECT count(*) FROM receivable") == 2
 
 
+def test_a_page_looked_up_as_all_new_is_merged_when_another_writer_stored_one_of_its_keys_meanwhile(db):
+    from hub.engine.sync import fingerprinted, prepare_page, write_page
+
+    # given a page of 20 receivables prepared while none of them was stored (the COPY-only path)
+    source = SyntheticSource(customers=5, receivables=20, page_size=20)
+    sync_stream(db, "synthetic", CUSTOMERS, source)
+    page = next(RECEIVABLES.read_pages(source, None))
+    with db.engine.connect() as conn:
+        prepared = prepare_page(conn, "synthetic", RECEIVABLES, next(fingerprinted(RECEIVABLES, iter([page]))))
+    assert prepared.all_new
+    # and another writer storing the first of them before the page is written
+    sync_stream(db, "synthetic", RECEIVABLES, SyntheticSource(customers=5, receivables=1, page_size=20))
+
+    # when the page is written
+    with db.begin() as conn:
+        counts = write_page(conn, "synthetic", RECEIVABLES, prepared, None)
+
+    # then it is merged: nothing failed, nothing quarantined, nothing doubled
+    assert (counts.inserted, counts.updated, counts.unchanged, counts.quarantined) == (19, 0, 1, 0)
+    assert scalar(db, "SELECT count(*) FROM receivable") == 20
+    assert scalar(db, "SELECT count(*) FROM quarantine") == 0
+
+
+def test_the_key_range_lookup_answers_exactly_as_probing_each_key_does(db):
+    from hub.engine.bulk import each_key, fetch_in_key_range, fetch_pairs, key_range, page_keys
+    from hub.engine.targets import customer_ids_for, existing_hashes
+
+    # given stored receivables AR…00 to AR…39 and customers C000000 to C000004
+    source = SyntheticSource(customers=5, receivables=40, page_size=40)
+    sync_stream(db, "synthetic", CUSTOMERS, source)
+    sync_stream(db, "synthetic", RECEIVABLES, source)
+    close = [f"AR{i:08d}" for i in range(30, 45)] + ["AR00000029x"]  # 10 stored rows in their range
+    spread = [*close, "AR00000005"]  # 40 stored rows in their range: more than twice the keys
+    ranged = ("SELECT t.external_id, t.content_hash FROM receivable t WHERE t.source_system = %(s)s AND "
+              f"{key_range('t.external_id')} LIMIT %(limit)s")
+    probe = "SELECT k.key, t.content_hash FROM " + each_key(
+        "receivable", "t.source_system = %(s)s AND t.external_id = k.key", keys="%(keys)s")
+
+    # when looked up without a stamp range: by key range when the keys are close, else by probes
+    with db.engine.connect() as conn:
+        in_range = fetch_in_key_range(conn, ranged, {"s": "synthetic"}, close)
+        too_wide = fetch_in_key_range(conn, ranged, {"s": "synthetic"}, spread)
+        answers = {name: (existing_hashes(conn, "receivable", "synthetic", keys),
+                          dict(fetch_pairs(conn, probe, {"s": "synthetic", "keys": page_keys(keys)})))
+                   for name, keys in (("close", close), ("spread", spread))}
+        customers = customer_ids_for(conn, "synthetic", {"C000001", "C000003", "C999999"})
+
+    # then the range answers for close keys only, and every way gives the stored bills exactly
+    assert in_range is not None and too_wide is None
+    assert answers["close"][0] == answers["close"][1] == in_range and len(in_range) == 10
+    assert answers["spread"][0] == answers["spread"][1] and len(answers["spread"][0]) == 11
+    assert set(customers) == {"C000001", "C000003"}
+
+
+def test_an_unchanged_resync_keeps_one_audit_row_per_page_in_order_and_ends_at_the_last_cursor(db):
+    from hub.engine.sync import QUIET_PAGES_PER_COMMIT
+
+    # given 45 pages stored, then one record changed on page 30 (quiet pages before and after it)
+    pages = QUIET_PAGES_PER_COMMIT * 2 + 5
+    source = SyntheticSource(customers=5, receivables=pages * 2, page_size=2)
+    sync_stream(db, "synthetic", CUSTOMERS, source)
+    sync_stream(db, "synthetic", RECEIVABLES, source)
+    source.changed_ids = {58}
+    seen: list[int] = []
+
+    # when everything is read again
+    report = sync_stream(db, "synthetic", RECEIVABLES, source, full=True, on_page=lambda c: seen.append(c.pages))
+
+    # then every page is counted once, in order, and audited with its own counts and cursor
+    assert (report.counts.read, report.counts.updated, report.counts.unchanged, report.counts.pages) == (
+        pages * 2, 1, pages * 2 - 1, pages)
+    assert seen == list(range(1, pages + 1))
+    batches = [r.detail for r in rows(db, "SELECT detail FROM audit_log WHERE operation = 'batch:receivables' "
+                                          "AND detail ->> 'run_id' = :run ORDER BY id", run=str(report.run_id))]
+    assert [b["cursor_after"] for b in batches] == [source.receivable_row(2 * n + 1)["modified"] for n in range(pages)]
+    assert [b["updated"] for b in batches] == [1 if n == 29 else 0 for n in range(pages)]
+    assert scalar(db, "SELECT value FROM sync_cursor WHERE stream = 'receivables'") == source.receivable_row(
+        pages * 2 - 1)["modified"]
+
+
 def test_a_read_failure_mid_stream_keeps_the_pages_before_it_and_counts_them(db):
     from hub.contracts import StreamSpec
 
