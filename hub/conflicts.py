@@ -30,6 +30,7 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from hub.ar_summary import refresh_receivables_summary
 from hub.audit import write_audit
 from hub.errors import HubError, NotFoundError
 
@@ -124,6 +125,9 @@ def _merge_customer_record(conn: Connection, row: Any, target_id: int) -> dict[s
                 {"t": target_id, "b": before, "s": row.system}).scalars().all()
             if ids:
                 moved[table] = sorted(int(i) for i in ids)
+        if "receivable" in moved:
+            # the receivables report's per-customer balances follow the bills, for the same date
+            refresh_receivables_summary(conn)
     return {"identity_id": int(identity.id), "customer_before": before, "customer_after": target_id, "moved": moved}
 
 

@@ -37,6 +37,12 @@ LABELS: dict[str, tuple[str, str]] = {
     "export_csv": ("导出 CSV", "Export CSV"),
     "export_xlsx": ("导出 Excel", "Export Excel"),
     "back": ("返回", "Back"),
+    "prev_page": ("上一页", "Previous"),
+    "next_page": ("下一页", "Next"),
+    "page_of": ("第", "Page"),
+    "as_of_now": ("数据截至", "Data as of"),
+    "computed_at": ("汇总计算于", "summary computed"),
+    "ar_not_computed": ("汇总尚未生成：应收或收款数据同步一次后显示。", "Not computed yet: shown after the next receivables or receipts sync."),
     # receivables report (hub.web.reports.receivables) and operations page (hub.web.reports.operations)
     "ar_as_of": ("数据截至", "As of"),
     "ar_aging": ("账龄分布（按币种）", "Aging by bucket (per currency)"),
