@@ -242,6 +242,8 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=1.0, help="1.0 = 20,000 customers")
     parser.add_argument("--requests", type=int, default=20, help="timed requests per page (per round)")
     parser.add_argument("--before", metavar="DIR", help="another checkout of the hub to time on the same data")
+    parser.add_argument("--after", metavar="DIR", default=str(ROOT), help="with --before: the checkout timed as "
+                        "'after' (default: this one)")
     parser.add_argument("--rounds", type=int, default=2, help="with --before: rounds per side, alternating")
     parser.add_argument("--keep", action="store_true", help="keep the generated schema (prints its name)")
     parser.add_argument("--schema", help="time on this already generated schema (kept)")
@@ -259,7 +261,7 @@ def main() -> None:
             counts = generate(db, customers)
             print(f"generated in {time.perf_counter() - started:.1f} s: "
                   + ", ".join(f"{t} {n:,}" for t, n in counts.items()))
-        sides = {"after": str(ROOT)} | ({"before": args.before} if args.before else {})
+        sides = {"after": args.after} | ({"before": args.before} if args.before else {})
         times: dict[str, dict[str, list[float]]] = {side: {} for side in sides}
         for round_no in range(1, (args.rounds if args.before else 1) + 1):
             for side in reversed(sides):  # before first
