@@ -189,11 +189,11 @@ def principals(db: Database) -> dict[str, dict[str, str]]:
             "it": bearer(issue_token(db, Role.IT))}
 
 
-def timed(client: TestClient, path: str, headers: dict[str, str], requests: int, budget_s: float = 30.0
-          ) -> list[float]:
+def timed(client: TestClient, path: str, headers: dict[str, str], requests: int, budget_s: float = 30.0,
+          ok: tuple[int, ...] = (200,)) -> list[float]:
     """Milliseconds per request (one warm-up request first, not counted); a page slower than
     ``budget_s`` in all is timed fewer times (at least 3: a p95 of 3 is their maximum)."""
-    assert client.get(path, headers=headers).status_code == 200, path
+    assert client.get(path, headers=headers).status_code in ok, path
     times: list[float] = []
     for _ in range(requests):
         if len(times) >= 3 and sum(times) > budget_s * 1000:
@@ -201,7 +201,7 @@ def timed(client: TestClient, path: str, headers: dict[str, str], requests: int,
         started = time.perf_counter()
         reply = client.get(path, headers=headers)
         times.append((time.perf_counter() - started) * 1000)
-        assert reply.status_code == 200, (path, reply.status_code)
+        assert reply.status_code in ok, (path, reply.status_code)
     return times
 
 
@@ -225,7 +225,8 @@ def time_pages(url: str, schema: str, requests: int) -> dict[str, list[float]]:
     try:
         with TestClient(create_web_app(db, settings)) as client:
             for name, path, role in [BASELINE, *PAGES]:
-                found[name] = timed(client, path, headers[role], requests)
+                # an older checkout's /healthz says 503 (the schema is ahead of its migrations): still timed
+                found[name] = timed(client, path, headers[role], requests, ok=(200, 503) if name == BASELINE[0] else (200,))
     finally:
         db.dispose()
     return found

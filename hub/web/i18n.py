@@ -13,7 +13,14 @@ Language = Literal["zh", "en"]
 
 # key: (zh, en). Report modules add their own keys here, grouped by page.
 LABELS: dict[str, tuple[str, str]] = {
-    # navigation and shared words
+    # navigation and shared words (the page header and footer of base.html: every page)
+    "brand": ("客户360", "Customer 360"),
+    "search": ("搜索", "Search"),
+    "search_customers": ("搜索客户", "Search customers"),
+    "search_placeholder": ("公司名称 / 信用代码 / 编号", "Company name / credit code / number"),
+    "sign_out": ("退出", "Sign out"),
+    "footer_sources": ("数据来自各业务系统，以“来源”标注；时间为", "Data from the business systems, each marked with "
+                       "its source; times are"),
     "reports": ("报表", "Reports"),
     "customers": ("客户", "Customers"),
     "funnel": ("销售漏斗", "Sales funnel"),

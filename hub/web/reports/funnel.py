@@ -142,12 +142,13 @@ def add_routes(router: APIRouter, ctx: Any) -> None:
         first = filters.start or last - dt.timedelta(days=settings.funnel_days - 1)
         filters = Filters(filters.owner, filters.team, filters.region, first, last)
         lo, hi = period_bounds(first, last, ctx.settings.timezone)
+        now = dt.datetime.now(dt.UTC)  # the figures are read live: "as of" is now
         with ctx.reading() as conn:
             params = scope_params(conn, principal, filters)
             figures = funnel_figures(conn, params, subject, lo, hi, filters.region, settings.dwell_flag_factor)
             options = choices(conn, params, SUBJECTS[subject])
         bars = [charts.Bar(s.stage, s.reached, flagged=s.flagged) for s in figures.stages]
         chart = charts.bar_chart(bars, title=t("funnel"), centred=True)
-        return ctx.page("report_funnel.html", title=t("funnel"), principal=principal, t=t, figures=figures,
+        return ctx.page("report_funnel.html", now=now, title=t("funnel"), principal=principal, t=t, figures=figures,
                         chart=chart, filters=filters, options=options, subject=subject, subjects=list(SUBJECTS),
                         factor=settings.dwell_flag_factor)

@@ -190,6 +190,7 @@ def add_routes(router: APIRouter, ctx: Any) -> None:
                  owner: str = Query("", max_length=20), team: str = Query("", max_length=200),
                  region: str = Query("", max_length=200), currency: str = Query("", max_length=3)) -> HTMLResponse:
         """The segments of the customers the principal sees, with the thresholds."""
+        now = dt.datetime.now(dt.UTC)  # the figures are read live: "as of" is now
         with ctx.reading() as conn:
             filters, bind, currencies, chosen = prepare(conn, principal, owner, team, region, currency)
             segments, thresholds = rfm_summary(conn, bind, settings)
@@ -198,7 +199,7 @@ def add_routes(router: APIRouter, ctx: Any) -> None:
         bars = [charts.Bar(s.name, s.customers, href=f"/reports/rfm/customers?segment={s.name}&{query}")
                 for s in segments]
         chart = charts.bar_chart(bars, title=t("segments"))
-        return ctx.page("report_rfm.html", title=t("rfm"), principal=principal, t=t, segments=segments,
+        return ctx.page("report_rfm.html", now=now, title=t("rfm"), principal=principal, t=t, segments=segments,
                         thresholds=thresholds, chart=chart, filters=filters, options=options, query=query,
                         currencies=currencies, currency=chosen, months=settings.rfm_months)
 
@@ -210,9 +211,10 @@ def add_routes(router: APIRouter, ctx: Any) -> None:
                       ) -> HTMLResponse:
         """The customers of one segment, each linking to their profile."""
         key = segment_key(segment)
+        now = dt.datetime.now(dt.UTC)  # the figures are read live: "as of" is now
         with ctx.reading() as conn:
             filters, bind, _, chosen = prepare(conn, principal, owner, team, region, currency)
             members, total = rfm_members(conn, bind, key, page)
-        return ctx.page("report_rfm_customers.html", title=f"{t('rfm')} · {segment}", principal=principal, t=t,
+        return ctx.page("report_rfm_customers.html", now=now, title=f"{t('rfm')} · {segment}", principal=principal, t=t,
                         segment=segment, members=members, total=total, page=page, page_size=PAGE_SIZE,
                         currency=chosen, query=filters.query(currency=chosen, segment=segment))
