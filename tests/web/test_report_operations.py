@@ -231,3 +231,28 @@ def test_merging_a_salesperson_conflict_links_it_to_the_chosen_user(db, settings
                                                          "target": teams.bob}).status_code == 303
     link = rows(db, "SELECT canonical_table, canonical_id FROM external_identity WHERE external_id = 'SP01'")
     assert [tuple(r) for r in link] == [("internal_user", teams.bob)]
+
+
+def test_dead_letters_and_quarantine_page_instead_of_stopping_at_the_cap(db, settings, monkeypatch):
+    from hub.web.reports import operations
+
+    monkeypatch.setattr(operations, "MAX_ROWS", 2)  # five of each: three pages
+    with db.begin() as conn:
+        dead = conn.execute(sa.text(
+            "INSERT INTO outbox (kind, idempotency_key, payload, status, attempts) SELECT 'wecom.message', "
+            "'t:' || g, '{}'::jsonb, 'dead', 6 FROM generate_series(1, 5) g RETURNING id")).scalars().all()
+        held = conn.execute(sa.text(
+            "INSERT INTO quarantine (system, stream, source_ref, reason, payload, payload_hash) SELECT 'kingdee', "
+            "'receivables', 'AR' || g, 'customer not found', '{}'::jsonb, md5(g::text) FROM generate_series(1, 5) g "
+            "RETURNING id")).scalars().all()
+    client, _ = signed_in(db, settings)
+    shown_dead: list[int] = []
+    shown_held: list[int] = []
+    for page in (1, 2, 3):
+        html = client.get(f"{PAGE}?dead_page={page}&quarantine_page={page}").text
+        shown_dead += [int(i) for i in re.findall(r'data-k="dead-letter" data-id="(\d+)"', html)]
+        shown_held += [int(i) for i in re.findall(r'data-k="quarantine" data-id="(\d+)"', html)]
+        assert ("dead_page=" + str(page + 1) in html) == (page < 3)
+        assert ("quarantine_page=" + str(page - 1) in html) == (page > 1)
+    assert shown_dead == sorted(dead)  # oldest first, each once
+    assert shown_held == sorted(held, reverse=True)  # newest first, each once
