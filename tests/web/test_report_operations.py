@@ -19,6 +19,7 @@ with warnings.catch_warnings():
 
 from connectors.kit.sandbox.universe import demo_directory
 from hub.access import Role
+from hub.ar_summary import refresh_receivables_summary
 from hub.rules.reminders import ReminderPolicy, evaluate_reminders
 from hub.runtime import HubRuntime
 from hub.web import create_web_app
@@ -137,6 +138,8 @@ def conflict_world(db) -> dict[str, int]:
 
 def test_merging_a_conflict_repoints_the_identity_and_moves_that_systems_rows(db, settings):
     w = conflict_world(db)
+    with db.begin() as conn:  # the receivables report's summary, as the last ledger sync left it
+        refresh_receivables_summary(conn, dt.date(2026, 1, 10))
     client, csrf = signed_in(db, settings)
     # a candidate that is not one is refused, nothing written
     assert client.post(f"{PAGE}/conflicts/resolve", data={"csrf": csrf, "id": w["merge"], "decision": "merge",
@@ -148,6 +151,10 @@ def test_merging_a_conflict_repoints_the_identity_and_moves_that_systems_rows(db
     assert scalar(db, "SELECT customer_id FROM receivable WHERE id = :i", i=w["k_ar"]) == w["b"]
     assert scalar(db, "SELECT customer_id FROM receivable WHERE id = :i", i=w["crm_ar"]) == w["a"]  # other system stays
     assert scalar(db, "SELECT count(*) FROM customer") == 2  # nothing deleted
+    # the receivables report's per-customer balances follow the moved bill, aged for the same date
+    assert {(r.customer_id, r.open_amount, r.oldest_days) for r in rows(
+        db, "SELECT customer_id, open_amount, oldest_days FROM ar_customer_balance")} == {(w["a"], 10, 9), (w["b"], 10, 9)}
+    assert scalar(db, "SELECT as_of FROM report_snapshot WHERE name = 'receivables'") == dt.date(2026, 1, 10)
     c = rows(db, "SELECT * FROM identity_conflict WHERE id = :i", i=w["merge"])[0]
     assert (c.status, c.resolution) == ("resolved", "merge") and c.resolved_by.startswith("web:session:")
     assert c.resolution_detail == {"identity_id": c.resolution_detail["identity_id"], "customer_before": w["a"],
