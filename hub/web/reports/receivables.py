@@ -1,22 +1,26 @@
 """Finance's receivables report (``/reports/receivables``, capability ``view_finance_reports``).
 
-Across every customer, as of today in the hub's timezone, each currency on its own (amounts
-of different currencies are never added up):
+Across every customer, each currency on its own (amounts of different currencies are never
+added up), read from the summary :mod:`hub.ar_summary` rebuilds after each receivable or
+receipt sync: the figures are as of that rebuild, aged for its business date (hub timezone);
+the page shows both (数据截至 … · 汇总计算于 …). Before the first rebuild the page says so.
 
 - aging by bucket: open amounts per currency in the buckets of the customer profile
   (:data:`canonical_model.profile.AGING_COLUMNS`, the one definition of the buckets);
 - top overdue customers: per currency the customers with the most overdue, linking to their
-  profiles;
+  profiles, ten a page (``?top_page=``);
 - DSO trend, monthly for the last 12 months: DSO = open receivables at month end ÷ credit
   sales of the last 90 days × 90, where open at month end = receivable bills issued up to
   the month end − receipts up to the month end (the hub keeps each bill's open amount as of
   now, not as of a past day, so the past balance comes from the ledger identity), and credit
-  sales = bills issued in the 90 days up to the month end; the current month ends today;
+  sales = bills issued in the 90 days up to the month end; the current month ends on the
+  summary's date;
 - customers over their credit limit: open receivables in the customer's own currency above
-  ``customer.credit_limit`` (credit used exactly as on the profile).
+  ``customer.credit_limit`` (credit used exactly as on the profile), fifty a page (``?over_page=``).
 
 ``GET /reports/receivables.csv?table=aging|top_overdue|over_limit|dso`` and
-``GET /reports/receivables.xlsx`` (all four as sheets) export the same figures
+``GET /reports/receivables.xlsx`` (all four as sheets) export the same figures (the top ten
+overdue per currency, every customer over the limit)
 (:mod:`hub.web.exports`); every export is in the audit log with the acting person.
 """
 
