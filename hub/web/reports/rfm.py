@@ -50,7 +50,9 @@ PAGE_SIZE = 200
 
 # The customers in scope first (vis, inlined where used so the planner sees the owner filter):
 # a salesperson's ~100 customers reach their orders and receipts through the
-# (currency, customer) and customer indexes; admin's whole company is one hash join each.
+# (currency, customer) and customer indexes. For the whole company (no scope, no filter) the
+# orders and receipts are aggregated without that join ({o_join}, {m_join}: see _sql): the
+# result is the same, base joins vis either way.
 _BASE = """
 WITH vis AS NOT MATERIALIZED (
     SELECT c.id, c.name, c.owner_id FROM customer c
@@ -58,11 +60,11 @@ WITH vis AS NOT MATERIALIZED (
 ), o AS (
     SELECT so.customer_id, max(so.order_date) AS last_order,
            count(*) FILTER (WHERE so.order_date >= :since) AS frequency
-    FROM sales_order so JOIN vis ON vis.id = so.customer_id
+    FROM sales_order so {o_join}
     WHERE so.source_system = ANY(CAST(:erps AS text[])) AND so.currency = :currency
     GROUP BY so.customer_id
 ), m AS (
-    SELECT r.customer_id, sum(r.amount) AS monetary FROM receipt r JOIN vis ON vis.id = r.customer_id
+    SELECT r.customer_id, sum(r.amount) AS monetary FROM receipt r {m_join}
     WHERE r.currency = :currency AND r.receipt_date >= :since AND r.receipt_date <= :today
     GROUP BY r.customer_id
 ), base AS (
@@ -152,10 +154,18 @@ def _bind(params: dict[str, Any], settings: SalesReportSettings, currency: str, 
             "m": settings.rfm_monetary}
 
 
+def _sql(template: str, bind: dict[str, Any]) -> sa.TextClause:
+    """``template`` for ``bind``'s scope (see :data:`_BASE`)."""
+    whole = bind["all_rows"] and bind["owner"] is None and bind["team"] is None and bind["region"] is None
+    return sa.text(template.format(scope=OWNER_SCOPE.format(col="c.owner_id"),
+                                   o_join="" if whole else "JOIN vis ON vis.id = so.customer_id",
+                                   m_join="" if whole else "JOIN vis ON vis.id = r.customer_id"))
+
+
 def rfm_summary(conn: Connection, bind: dict[str, Any], settings: SalesReportSettings
                 ) -> tuple[list[SegmentFigures], Thresholds]:
     """Customers and receipts per segment, and the thresholds: one statement."""
-    rows = conn.execute(sa.text(_SUMMARY.format(scope=OWNER_SCOPE.format(col="c.owner_id"))), bind).all()
+    rows = conn.execute(_sql(_SUMMARY, bind), bind).all()
     found = {(r.r_high, r.f_high, r.m_high): r for r in rows}
     figures = [SegmentFigures(name, int(found[k].customers) if k in found else 0,
                               Decimal(found[k].monetary) if k in found else Decimal(0))
@@ -171,7 +181,7 @@ def rfm_summary(conn: Connection, bind: dict[str, Any], settings: SalesReportSet
 def rfm_members(conn: Connection, bind: dict[str, Any], key: tuple[bool, bool, bool], page: int
                 ) -> tuple[list[Any], int]:
     """One page of a segment's customers (highest receipts first) and how many there are."""
-    rows = conn.execute(sa.text(_MEMBERS.format(scope=OWNER_SCOPE.format(col="c.owner_id"))),
+    rows = conn.execute(_sql(_MEMBERS, bind),
                         {**bind, "rh": key[0], "fh": key[1], "mh": key[2], "limit": PAGE_SIZE,
                          "offset": (page - 1) * PAGE_SIZE}).all()
     return list(rows), int(rows[0].total) if rows else 0
