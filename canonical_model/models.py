@@ -252,6 +252,8 @@ class SalesOrder(Base):
 
     __tablename__ = "sales_order"
     __table_args__ = (
+        sa.Index("ix_sales_order_rfm", "currency", "customer_id", postgresql_include=["source_system", "order_date"]),
+        sa.Index("ix_sales_order_date", "order_date", postgresql_include=["owner_id", "currency", "total_amount", "status"]),
         sa.UniqueConstraint("source_system", "external_id"),
         sa.Index("uq_sales_order_erp_bill", "erp_system", "erp_bill_number", unique=True),
         sa.Index("ix_sales_order_customer", "customer_id"),
@@ -325,6 +327,7 @@ class Receipt(Base, ProvenanceMixin, SourceStampMixin):
 
     __tablename__ = "receipt"
     __table_args__ = (
+        sa.Index("ix_receipt_date", "receipt_date", postgresql_include=["customer_id", "currency", "amount"]),
         sa.UniqueConstraint("source_system", "external_id"),
         sa.Index("ix_receipt_customer", "customer_id"),
         sa.Index("ix_receipt_source_cursor", "source_system", "source_cursor"),
@@ -343,6 +346,9 @@ class Task(Base):
 
     __tablename__ = "task"
     __table_args__ = (
+        sa.Index("ix_task_due_at", "due_at", postgresql_include=["assignee_id", "status"]),
+        sa.Index("ix_task_done_at", "completed_at", postgresql_include=["assignee_id", "completed_via"],
+                 postgresql_where=sa.text("status = 'done'")),
         sa.Index("ix_task_due", "status", "due_at"),
         sa.Index("ix_task_assignee", "assignee_id"),
         sa.Index("ix_task_lead", "lead_id"),
@@ -375,7 +381,8 @@ class Interaction(Base):
     """A touchpoint on the customer timeline: call, visit, meeting, chat, marketing event."""
 
     __tablename__ = "interaction"
-    __table_args__ = (sa.Index("ix_interaction_customer", "customer_id", "occurred_at"),
+    __table_args__ = (
+        sa.Index("ix_interaction_occurred", "occurred_at", postgresql_include=["user_id", "kind"]),sa.Index("ix_interaction_customer", "customer_id", "occurred_at"),
                       sa.Index("ix_interaction_user", "user_id", "occurred_at"))
 
     id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
@@ -582,6 +589,7 @@ class SyncRun(Base):
     """One run of one stream with its counts (what Dagster and `hub sync` report)."""
 
     __tablename__ = "sync_run"
+    __table_args__ = (sa.Index("ix_sync_run_latest", "connector", "stream", "started_at", "id"),)
 
     id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
     connector: Mapped[str] = mapped_column(sa.String(32))
@@ -838,7 +846,8 @@ class StageChange(Base):
     __tablename__ = "stage_change"
     __table_args__ = (
         sa.CheckConstraint("subject_type IN ('lead', 'customer')", name="ck_stage_change_subject_type"),
-        sa.Index("ix_stage_change_subject", "subject_type", "subject_id", "changed_at"),
+        sa.Index("ix_stage_change_subject", "subject_type", "subject_id", "changed_at", "id",
+                 postgresql_include=["to_stage"]),
     )
 
     id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
@@ -873,3 +882,51 @@ class SalesTarget(Base):
     amount: Mapped[Decimal] = mapped_column(MONEY)
     set_by: Mapped[str] = mapped_column(sa.String(200))
     set_at: Mapped[dt.datetime] = mapped_column(server_default=NOW)
+
+
+class ArCustomerBalance(Base):
+    """The receivables report's per-customer summary (``hub.rules.receivables_summary``): one
+    row per customer and currency with open bills, their aging as of ``report_snapshot.as_of``.
+    Rebuilt as a whole after each receivable or receipt sync and after a customer merge,
+    in one transaction with its snapshot stamp; never written anywhere else."""
+
+    __tablename__ = "ar_customer_balance"
+    __table_args__ = (
+        sa.Index("ix_ar_customer_balance_overdue", "currency", "overdue", "customer_id"),
+    )
+
+    currency: Mapped[str] = mapped_column(sa.String(3), primary_key=True)
+    customer_id: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True)
+    open_amount: Mapped[Decimal] = mapped_column(MONEY)
+    overdue: Mapped[Decimal] = mapped_column(MONEY)
+    not_due: Mapped[Decimal] = mapped_column(MONEY)
+    b1_30: Mapped[Decimal] = mapped_column(MONEY)
+    b31_60: Mapped[Decimal] = mapped_column(MONEY)
+    b61_90: Mapped[Decimal] = mapped_column(MONEY)
+    bover_90: Mapped[Decimal] = mapped_column(MONEY)
+    open_bills: Mapped[int]
+    oldest_days: Mapped[int | None]  # days past due of the oldest overdue open bill
+
+
+class ArDaily(Base):
+    """Per currency and day: receivable bills issued and receipts received (the DSO trend's
+    ledger), rebuilt with :class:`ArCustomerBalance`."""
+
+    __tablename__ = "ar_daily"
+
+    currency: Mapped[str] = mapped_column(sa.String(3), primary_key=True)
+    day: Mapped[dt.date] = mapped_column(primary_key=True)
+    billed: Mapped[Decimal] = mapped_column(sa.Numeric(20, 2))
+    received: Mapped[Decimal] = mapped_column(sa.Numeric(20, 2))
+    bills: Mapped[int]  # receivable bills dated that day (a currency is on the DSO trend when it has any)
+
+
+class ReportSnapshot(Base):
+    """When a report's summary tables were last rebuilt, and the business date (hub
+    timezone) their date-dependent figures (aging buckets) are computed for."""
+
+    __tablename__ = "report_snapshot"
+
+    name: Mapped[str] = mapped_column(sa.String(50), primary_key=True)
+    as_of: Mapped[dt.date]
+    refreshed_at: Mapped[dt.datetime]

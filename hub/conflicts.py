@@ -31,6 +31,7 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from hub.ar_summary import refresh_receivables_summary
 from hub.audit import write_audit
 from hub.errors import HubError, NotFoundError
 from hub.survivorship import settle_customer
@@ -127,6 +128,9 @@ def _merge_customer_record(conn: Connection, row: Any, target_id: int) -> dict[s
             if ids:
                 moved[table] = sorted(int(i) for i in ids)
         settle_customer(conn, target_id)
+        if "receivable" in moved:
+            # the receivables report's per-customer balances follow the bills, for the same date
+            refresh_receivables_summary(conn)
     return {"identity_id": int(identity.id), "customer_before": before, "customer_after": target_id, "moved": moved}
 
 

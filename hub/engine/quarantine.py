@@ -121,15 +121,16 @@ def store_rejected(conn: Connection, system: str, stream: str, run_id: int | Non
     )
 
 
-def open_rows(conn: Connection, system: str | None = None, stream: str | None = None, limit: int = 100) -> list[Any]:
-    """Open quarantine rows, newest first, optionally for one system/stream."""
+def open_rows(conn: Connection, system: str | None = None, stream: str | None = None, limit: int = 100,
+              offset: int = 0) -> list[Any]:
+    """Open quarantine rows, newest first, optionally for one system/stream (``offset`` of them skipped)."""
     return list(conn.execute(
         sa.text(
             "SELECT id, system, stream, source_ref, reason, payload, payload_text, attempts, created_at FROM quarantine "
             "WHERE status = 'open' AND (CAST(:system AS text) IS NULL OR system = :system) "
-            "AND (CAST(:stream AS text) IS NULL OR stream = :stream) ORDER BY id DESC LIMIT :limit"
+            "AND (CAST(:stream AS text) IS NULL OR stream = :stream) ORDER BY id DESC LIMIT :limit OFFSET :offset"
         ),
-        {"system": system, "stream": stream, "limit": limit},
+        {"system": system, "stream": stream, "limit": limit, "offset": offset},
     ))
 
 

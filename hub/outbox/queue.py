@@ -39,13 +39,13 @@ def enqueue(conn: Connection, kind: str, key: str, payload: dict[str, Any], *, m
     ).scalar()
 
 
-def dead_letters(conn: Connection, *, include_failed: bool = True, limit: int = 200) -> list[Any]:
-    """Dead (and, by default, permanently failed) outbox rows, oldest first."""
+def dead_letters(conn: Connection, *, include_failed: bool = True, limit: int = 200, offset: int = 0) -> list[Any]:
+    """Dead (and, by default, permanently failed) outbox rows, oldest first (``offset`` of them skipped)."""
     statuses = ["dead", "failed"] if include_failed else ["dead"]
     return list(conn.execute(
         sa.text("SELECT id, kind, idempotency_key, status, attempts, last_error, updated_at FROM outbox "
-                "WHERE status = ANY(:st) ORDER BY id LIMIT :limit"),
-        {"st": statuses, "limit": limit},
+                "WHERE status = ANY(:st) ORDER BY id LIMIT :limit OFFSET :offset"),
+        {"st": statuses, "limit": limit, "offset": offset},
     ))
 
 

@@ -20,6 +20,7 @@
 - :mod:`.automation`: declarative automation rules (a TOML file of trigger → conditions →
   actions) that call the rules above, each firing once per (rule, subject, window);
 - :mod:`.approvals`: OA approvals of CRM orders (opening one).
+- :mod:`.receivables_summary`: the receivables report's summary, rebuilt after each ledger sync.
 
 Importing this package registers what the core calls back: outbox effect handlers per
 writer name (``hub.outbox.effects``), work before a stream (``hub.runtime.before_stream``)
@@ -45,6 +46,7 @@ from hub.rules import (
     leads,
     orders,
     pool,
+    receivables_summary,
     reminders,
     salespeople,
     todos,
@@ -74,4 +76,4 @@ EVENT_HANDLERS: dict[str, tuple[EventRule, ...]] = {
 }
 
 __all__ = ["EVENT_HANDLERS", "EventRule", "approvals", "channels", "collections", "contacts", "directory", "lead_assignment",
-           "lead_sources", "leads", "orders", "pool", "reminders", "salespeople", "todos", "webhooks"]
+           "lead_sources", "leads", "orders", "pool", "receivables_summary", "reminders", "salespeople", "todos", "webhooks"]

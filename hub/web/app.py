@@ -232,7 +232,9 @@ def create_web_app(runtime_or_db: HubRuntime | Database, settings: Settings) -> 
     db = _database(runtime_or_db)
     clock = fmt.Clock(settings.timezone)
     templates = _templates()
-    templates.globals.update(when=clock.when, timezone=settings.timezone, report_pages=visible_pages)
+    # nav: the header's and footer's words in the configured language (base.html, every page)
+    templates.globals.update(when=clock.when, timezone=settings.timezone, report_pages=visible_pages,
+                             nav=Labels(settings.web.language))
     head = head_revision()
     receivers = create_receivers(db, settings)
 

@@ -13,7 +13,14 @@ Language = Literal["zh", "en"]
 
 # key: (zh, en). Report modules add their own keys here, grouped by page.
 LABELS: dict[str, tuple[str, str]] = {
-    # navigation and shared words
+    # navigation and shared words (the page header and footer of base.html: every page)
+    "brand": ("客户360", "Customer 360"),
+    "search": ("搜索", "Search"),
+    "search_customers": ("搜索客户", "Search customers"),
+    "search_placeholder": ("公司名称 / 信用代码 / 编号", "Company name / credit code / number"),
+    "sign_out": ("退出", "Sign out"),
+    "footer_sources": ("数据来自各业务系统，以“来源”标注；时间为", "Data from the business systems, each marked with "
+                       "its source; times are"),
     "reports": ("报表", "Reports"),
     "customers": ("客户", "Customers"),
     "funnel": ("销售漏斗", "Sales funnel"),
@@ -37,6 +44,12 @@ LABELS: dict[str, tuple[str, str]] = {
     "export_csv": ("导出 CSV", "Export CSV"),
     "export_xlsx": ("导出 Excel", "Export Excel"),
     "back": ("返回", "Back"),
+    "prev_page": ("上一页", "Previous"),
+    "next_page": ("下一页", "Next"),
+    "page_of": ("第", "Page"),
+    "as_of_now": ("数据截至", "Data as of"),
+    "computed_at": ("汇总计算于", "summary computed"),
+    "ar_not_computed": ("汇总尚未生成：应收或收款数据同步一次后显示。", "Not computed yet: shown after the next receivables or receipts sync."),
     # receivables report (hub.web.reports.receivables) and operations page (hub.web.reports.operations)
     "ar_as_of": ("数据截至", "As of"),
     "ar_aging": ("账龄分布（按币种）", "Aging by bucket (per currency)"),

@@ -8,13 +8,15 @@ from decimal import Decimal
 
 import sqlalchemy as sa
 
+from hub.ar_summary import refresh_receivables_summary
 from hub.database import Database
 from hub.identity import normalize_company_name
 
 
 def build_ledger(db: Database, customers: int, today: dt.date) -> list[int]:
     """``customers`` customers (every 7th named like a spreadsheet formula, every 5th also
-    billed in USD, every 3rd with a small credit limit); returns their ids."""
+    billed in USD, every 3rd with a small credit limit); returns their ids. The receivables
+    report's summary is rebuilt for ``today`` afterwards, as a ledger sync does."""
     ids: list[int] = []
     with db.engine.begin() as conn:
         for n in range(customers):
@@ -44,4 +46,5 @@ def build_ledger(db: Database, customers: int, today: dt.date) -> list[int]:
                 "external_id) VALUES (:c, :b, :d, 'CNY', :a, 'kingdee', :e)"),
                 {"c": cid, "b": f"RC-{n}", "d": today - dt.timedelta(days=(n * 29) % 300), "a": Decimal(50 + n % 40),
                  "e": f"rc-{n}"})
+        refresh_receivables_summary(conn, today)
     return ids

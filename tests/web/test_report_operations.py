@@ -19,6 +19,7 @@ with warnings.catch_warnings():
 
 from connectors.kit.sandbox.universe import demo_directory
 from hub.access import Role
+from hub.ar_summary import refresh_receivables_summary
 from hub.rules.reminders import ReminderPolicy, evaluate_reminders
 from hub.runtime import HubRuntime
 from hub.web import create_web_app
@@ -137,6 +138,8 @@ def conflict_world(db) -> dict[str, int]:
 
 def test_merging_a_conflict_repoints_the_identity_and_moves_that_systems_rows(db, settings):
     w = conflict_world(db)
+    with db.begin() as conn:  # the receivables report's summary, as the last ledger sync left it
+        refresh_receivables_summary(conn, dt.date(2026, 1, 10))
     client, csrf = signed_in(db, settings)
     # a candidate that is not one is refused, nothing written
     assert client.post(f"{PAGE}/conflicts/resolve", data={"csrf": csrf, "id": w["merge"], "decision": "merge",
@@ -148,6 +151,10 @@ def test_merging_a_conflict_repoints_the_identity_and_moves_that_systems_rows(db
     assert scalar(db, "SELECT customer_id FROM receivable WHERE id = :i", i=w["k_ar"]) == w["b"]
     assert scalar(db, "SELECT customer_id FROM receivable WHERE id = :i", i=w["crm_ar"]) == w["a"]  # other system stays
     assert scalar(db, "SELECT count(*) FROM customer") == 2  # nothing deleted
+    # the receivables report's per-customer balances follow the moved bill, aged for the same date
+    assert {(r.customer_id, r.open_amount, r.oldest_days) for r in rows(
+        db, "SELECT customer_id, open_amount, oldest_days FROM ar_customer_balance")} == {(w["a"], 10, 9), (w["b"], 10, 9)}
+    assert scalar(db, "SELECT as_of FROM report_snapshot WHERE name = 'receivables'") == dt.date(2026, 1, 10)
     c = rows(db, "SELECT * FROM identity_conflict WHERE id = :i", i=w["merge"])[0]
     assert (c.status, c.resolution) == ("resolved", "merge") and c.resolved_by.startswith("web:session:")
     assert c.resolution_detail == {"identity_id": c.resolution_detail["identity_id"], "customer_before": w["a"],
@@ -231,3 +238,28 @@ def test_merging_a_salesperson_conflict_links_it_to_the_chosen_user(db, settings
                                                          "target": teams.bob}).status_code == 303
     link = rows(db, "SELECT canonical_table, canonical_id FROM external_identity WHERE external_id = 'SP01'")
     assert [tuple(r) for r in link] == [("internal_user", teams.bob)]
+
+
+def test_dead_letters_and_quarantine_page_instead_of_stopping_at_the_cap(db, settings, monkeypatch):
+    from hub.web.reports import operations
+
+    monkeypatch.setattr(operations, "MAX_ROWS", 2)  # five of each: three pages
+    with db.begin() as conn:
+        dead = conn.execute(sa.text(
+            "INSERT INTO outbox (kind, idempotency_key, payload, status, attempts) SELECT 'wecom.message', "
+            "'t:' || g, '{}'::jsonb, 'dead', 6 FROM generate_series(1, 5) g RETURNING id")).scalars().all()
+        held = conn.execute(sa.text(
+            "INSERT INTO quarantine (system, stream, source_ref, reason, payload, payload_hash) SELECT 'kingdee', "
+            "'receivables', 'AR' || g, 'customer not found', '{}'::jsonb, md5(g::text) FROM generate_series(1, 5) g "
+            "RETURNING id")).scalars().all()
+    client, _ = signed_in(db, settings)
+    shown_dead: list[int] = []
+    shown_held: list[int] = []
+    for page in (1, 2, 3):
+        html = client.get(f"{PAGE}?dead_page={page}&quarantine_page={page}").text
+        shown_dead += [int(i) for i in re.findall(r'data-k="dead-letter" data-id="(\d+)"', html)]
+        shown_held += [int(i) for i in re.findall(r'data-k="quarantine" data-id="(\d+)"', html)]
+        assert ("dead_page=" + str(page + 1) in html) == (page < 3)
+        assert ("quarantine_page=" + str(page - 1) in html) == (page > 1)
+    assert shown_dead == sorted(dead)  # oldest first, each once
+    assert shown_held == sorted(held, reverse=True)  # newest first, each once

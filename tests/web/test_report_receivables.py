@@ -195,3 +195,89 @@ def test_the_report_costs_a_fixed_number_of_statements(db, settings, customers):
         with counted(db.engine) as statements:
             assert client.get(path, headers=headers).status_code == 200
         assert len(statements) <= MAX_STATEMENTS, (path, customers, len(statements))
+
+
+# ---------------------------------------------------------------- the summary follows the syncs
+
+def aging_shown(client: TestClient, headers: dict[str, str], currency: str) -> tuple[str, dict[str, str]]:
+    """(open amount, bucket → amount) of one currency's aging row on the page."""
+    html = client.get("/reports/receivables", headers=headers).text
+    row = re.search(rf'data-k="aging" data-currency="{currency}">(.*?)</tr>', html, re.S)
+    assert row, currency
+    return cells(row.group(1), "open")[0], dict(re.findall(r'data-bucket="([^"]+)">([^<]*)<', row.group(1)))
+
+
+def test_a_new_kingdee_sync_shows_on_the_report_the_summary_is_rebuilt_with_the_data(db, settings):
+    import hub.rules  # noqa: F401  (the rules register the rebuild after a ledger sync)
+    from hub.runtime import HubRuntime
+
+    runtime = HubRuntime(settings, db, actor="test")
+    try:
+        # given bills synced from the Kingdee sandbox: the report shows what they say, as of today
+        runtime.sandbox("kingdee", scale=0.01)
+        runtime.sync("kingdee")
+        today = Clock(settings.timezone).today()
+        client = TestClient(create_web_app(db, settings))
+        headers = bearer(issue_token(db, Role.FINANCE))
+        expected = expected_aging(db, today)
+        currency = sorted(expected)[0]
+        assert aging_shown(client, headers, currency) == (money(sum(expected[currency].values())), {
+            b: money(v) for b, v in expected[currency].items()})
+        assert f'data-k="as-of">{today.isoformat()}<' in client.get("/reports/receivables", headers=headers).text
+        # when finance books a payment of 100.00 on an open bill in Kingdee, and the next sync runs
+        state = runtime.sandbox("kingdee").app.state.kingdee.data
+        held = {r.external_id for r in rows(db, "SELECT external_id FROM receivable WHERE currency = :c "
+                                                "AND open_amount > 100", c=currency)}
+        doc = next(d for d in state.table("AR_receivable").docs.values() if d["FBillNo"] in held)
+        with state.lock:
+            total, open_now = Decimal(str(doc["FALLAMOUNTFOR"])), Decimal(str(doc["FNOTWRITTENOFFAMOUNTFOR"]))
+            doc["FNOTWRITTENOFFAMOUNTFOR"] = type(doc["FNOTWRITTENOFFAMOUNTFOR"])(open_now - Decimal("100.00"))
+            doc["FWRITTENOFFAMOUNTFOR"] = type(doc["FNOTWRITTENOFFAMOUNTFOR"])(total - open_now + Decimal("100.00"))
+            doc["FModifyDate"] = state.now()
+            state.version += 1
+        before = sum(expected[currency].values())
+        assert runtime.sync("kingdee", "receivables")[0].counts.updated == 1
+    finally:
+        runtime.close()
+    # then the page shows the open amount 100.00 lower, in the bucket the database says
+    after = expected_aging(db, today)
+    assert sum(after[currency].values()) == before - Decimal("100.00")
+    assert aging_shown(client, headers, currency) == (money(before - Decimal("100.00")), {
+        b: money(v) for b, v in after[currency].items()})
+
+
+def test_without_a_summary_the_page_says_so_instead_of_showing_zeros(db, settings):
+    html = TestClient(create_web_app(db, settings)).get(
+        "/reports/receivables", headers=bearer(issue_token(db, Role.FINANCE))).text
+    assert "汇总尚未生成" in html and 'data-k="aging"' not in html
+
+
+def test_top_overdue_and_over_limit_lists_page_instead_of_stopping_at_the_cap(db, settings):
+    # given more overdue customers than a page holds (10 per currency) and more over their limit (50)
+    today = Clock(settings.timezone).today()
+    build_ledger(db, 160, today)
+    client = TestClient(create_web_app(db, settings))
+    headers = bearer(issue_token(db, Role.FINANCE))
+    expected = [r.customer_id for r in rows(db, """
+        SELECT customer_id FROM receivable WHERE currency = 'CNY' AND due_date < :d AND open_amount > 0
+        GROUP BY customer_id ORDER BY sum(open_amount) DESC, customer_id""", d=today)]
+    over = [r.id for r in rows(db, """
+        SELECT c.id FROM customer c JOIN receivable r ON r.customer_id = c.id AND r.currency = c.currency
+        WHERE c.credit_limit IS NOT NULL AND r.open_amount > 0 GROUP BY c.id
+        HAVING sum(r.open_amount) > c.credit_limit ORDER BY c.currency, sum(r.open_amount) - c.credit_limit DESC, c.id""")]
+    assert len(expected) > 20 and len(over) > 50
+    # when finance follows the next links to the end
+    shown_top: list[int] = []
+    shown_over: list[int] = []
+    page = 1
+    while True:
+        html = client.get(f"/reports/receivables?top_page={page}&over_page={page}", headers=headers).text
+        shown_top += [int(c) for c in re.findall(r'data-k="top-overdue" data-customer="(\d+)" data-currency="CNY"', html)]
+        shown_over += [int(c) for c in re.findall(r'data-k="over-limit" data-customer="(\d+)"', html)]
+        if page > 1:
+            assert f"top_page={page - 1}" in html  # and back
+        if f"top_page={page + 1}" not in html and f"over_page={page + 1}" not in html:
+            break
+        page += 1
+    # then every customer shows, once, in the report's order
+    assert shown_top == expected and shown_over == over

@@ -9,6 +9,7 @@ salesperson their own, a manager their team's (and the pool), finance and IT not
 from __future__ import annotations
 
 import datetime as dt
+import re
 import statistics
 import warnings
 from collections import defaultdict
@@ -343,3 +344,42 @@ def test_the_pages_speak_english_when_the_setting_says_so(db, world, settings):
             page = get(http, db, path)
             assert page.headings[0].startswith(heading), page.headings
             assert "Filter" in page.headings
+
+
+def test_in_english_the_header_and_footer_are_english_too_and_each_report_says_as_of_when(db, world, settings):
+    english = settings.model_copy(update={"web": settings.web.model_copy(update={"language": "en"})})
+    with TestClient(create_web_app(db, english)) as http:
+        for path in ("/reports", "/reports/funnel", "/reports/rfm", "/reports/rfm/customers?segment=重要价值",
+                     "/reports/performance"):
+            html = http.get(path, headers=bearer(issue_token(db, Role.ADMIN))).text
+            header = html[html.index('<header class="top">'):html.index("</header>")]
+            footer = html[html.index("<footer>"):html.index("</footer>")]
+            assert "Customer 360" in header and "Sign out" in header and "Search" in header, path
+            assert "Reports" in header and "Asia/Shanghai" in footer, path
+            # no Chinese left in the header and footer (the signed-in person's name aside)
+            named = re.sub(r'data-k="whoami"[^>]*>[^<]*· Sign out<', "", header)
+            assert not re.search(r"[\u4e00-\u9fff]", named + footer), (path, header)
+            assert '<html lang="en">' in html
+            if path != "/reports":
+                assert re.search(r'Data as of <span data-k="as-of">\d{4}-\d\d-\d\d \d\d:\d\d</span>', html), path
+
+
+def test_a_segments_customer_list_pages_forward_and_back_and_misses_no_one(db, world, app_client, monkeypatch):
+    from hub.web.reports import rfm
+
+    monkeypatch.setattr(rfm, "PAGE_SIZE", 2)  # 60 customers: a few pages of two
+    expected = expected_rfm(db, world.today, ALL)
+    name = max(expected, key=lambda n: len(expected[n]))
+    assert len(expected[name]) > 5
+    seen: list[int] = []
+    page = 1
+    while True:
+        reply = app_client.get(f"/reports/rfm/customers?segment={name}&currency=CNY&page={page}",
+                               headers=bearer(issue_token(db, Role.ADMIN)))
+        listing = scan(reply.text)
+        seen += [int(e.attrs["data-id"]) for e in listing.all("member")]
+        assert (f"page={page - 1}" in reply.text) == (page > 1)  # a link back from the second page on
+        if f"page={page + 1}" not in reply.text:
+            break
+        page += 1
+    assert len(seen) == len(set(seen)) and set(seen) == expected[name]

@@ -36,31 +36,35 @@ from hub.web.reports.common import OWNER_SCOPE, Filters, choices, parse_filters,
 
 SUBJECTS = {"lead": "lead", "customer": "customer"}  # subject → its table (a whitelist: goes into SQL)
 
+# One pass over the cohort's history (read in the index's order: no sort), then tiny
+# aggregates: per subject its top stage, per top stage how many (the funnel's counts are the
+# cumulative sums from the last stage down), per stage the completed stays.
 _FUNNEL = """
-WITH cohort AS (
+WITH cohort AS NOT MATERIALIZED (
     SELECT s.id, s.stage FROM {table} s
     WHERE s.created_at >= :start AND s.created_at < :end
       AND (CAST(:region AS text) IS NULL OR s.region = :region) AND {scope}
 ), hist AS (
     SELECT h.subject_id AS id, h.to_stage, h.changed_at,
            lead(h.changed_at) OVER (PARTITION BY h.subject_id ORDER BY h.changed_at, h.id) AS left_at
-    FROM stage_change h JOIN cohort c ON c.id = h.subject_id
-    WHERE h.subject_type = :subject
-), tops AS (
-    SELECT c.id,
-           GREATEST(COALESCE(max(array_position(CAST(:stages AS text[]), h.to_stage)), 0),
-                    COALESCE(array_position(CAST(:stages AS text[]), c.stage), 0)) AS top,
-           (c.stage = :lost OR COALESCE(bool_or(h.to_stage = :lost), false)) AS lost
-    FROM cohort c LEFT JOIN hist h ON h.id = c.id GROUP BY c.id, c.stage
+    FROM stage_change h
+    WHERE h.subject_type = :subject AND h.subject_id IN (SELECT id FROM cohort)
+), per_subject AS (
+    SELECT id, max(array_position(CAST(:stages AS text[]), to_stage)) AS top, bool_or(to_stage = :lost) AS lost
+    FROM hist GROUP BY id
+), levels AS (
+    SELECT GREATEST(COALESCE(p.top, 0), COALESCE(array_position(CAST(:stages AS text[]), c.stage), 0)) AS top,
+           count(*) AS subjects, count(*) FILTER (WHERE c.stage = :lost OR p.lost) AS lost
+    FROM cohort c LEFT JOIN per_subject p ON p.id = c.id GROUP BY 1
 ), dwell AS (
     SELECT to_stage, avg(EXTRACT(EPOCH FROM left_at - changed_at)) / 86400.0 AS days, count(*) AS stays
     FROM hist WHERE left_at IS NOT NULL GROUP BY to_stage
 ), reached AS (
-    SELECT s.stage, s.rank, (SELECT count(*) FROM tops t WHERE t.top >= s.rank) AS reached
+    SELECT s.stage, s.rank, (SELECT COALESCE(sum(l.subjects), 0) FROM levels l WHERE l.top >= s.rank) AS reached
     FROM unnest(CAST(:stages AS text[])) WITH ORDINALITY AS s(stage, rank)
 )
 SELECT r.rank, r.stage, r.reached, d.days, COALESCE(d.stays, 0) AS stays,
-       (SELECT count(*) FROM tops WHERE lost) AS lost
+       (SELECT COALESCE(sum(lost), 0) FROM levels) AS lost
 FROM reached r LEFT JOIN dwell d ON d.to_stage = r.stage
 ORDER BY r.rank
 """
@@ -138,12 +142,13 @@ def add_routes(router: APIRouter, ctx: Any) -> None:
         first = filters.start or last - dt.timedelta(days=settings.funnel_days - 1)
         filters = Filters(filters.owner, filters.team, filters.region, first, last)
         lo, hi = period_bounds(first, last, ctx.settings.timezone)
+        now = dt.datetime.now(dt.UTC)  # the figures are read live: "as of" is now
         with ctx.reading() as conn:
             params = scope_params(conn, principal, filters)
             figures = funnel_figures(conn, params, subject, lo, hi, filters.region, settings.dwell_flag_factor)
             options = choices(conn, params, SUBJECTS[subject])
         bars = [charts.Bar(s.stage, s.reached, flagged=s.flagged) for s in figures.stages]
         chart = charts.bar_chart(bars, title=t("funnel"), centred=True)
-        return ctx.page("report_funnel.html", title=t("funnel"), principal=principal, t=t, figures=figures,
+        return ctx.page("report_funnel.html", now=now, title=t("funnel"), principal=principal, t=t, figures=figures,
                         chart=chart, filters=filters, options=options, subject=subject, subjects=list(SUBJECTS),
                         factor=settings.dwell_flag_factor)

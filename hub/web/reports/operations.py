@@ -60,14 +60,28 @@ MAX_ROWS = 100
 # What a redirect after an action may report: fixed codes, never text from the request.
 NOTICES = ("replayed", "retried", "resolved")
 
+# The latest run of each stream that ever ran, without reading the whole run history (a
+# year of runs every few minutes): a loose index scan of ix_sync_run_latest for the
+# streams, then per stream its newest run and newest successful run, each read backwards
+# from that index.
 _RUNS = sa.text("""
-    SELECT r.connector, r.stream, r.started_at, r.finished_at, r.status, r.counts, r.error,
-           ok.last_ok, c.value AS cursor, c.updated_at AS cursor_updated_at
-    FROM (SELECT DISTINCT ON (connector, stream) connector, stream, started_at, finished_at, status, counts, error
-          FROM sync_run ORDER BY connector, stream, started_at DESC, id DESC) r
-    LEFT JOIN (SELECT connector, stream, max(finished_at) AS last_ok FROM sync_run WHERE status = 'succeeded'
-               GROUP BY connector, stream) ok USING (connector, stream)
-    LEFT JOIN sync_cursor c USING (connector, stream)
+    WITH RECURSIVE streams AS (
+        (SELECT connector, stream FROM sync_run ORDER BY connector, stream LIMIT 1)
+        UNION ALL
+        SELECT n.connector, n.stream FROM streams s CROSS JOIN LATERAL (
+            SELECT r.connector, r.stream FROM sync_run r WHERE (r.connector, r.stream) > (s.connector, s.stream)
+            ORDER BY r.connector, r.stream LIMIT 1) n
+    )
+    SELECT s.connector, s.stream, r.started_at, r.finished_at, r.status, r.counts, r.error,
+           ok.finished_at AS last_ok, c.value AS cursor, c.updated_at AS cursor_updated_at
+    FROM streams s
+    CROSS JOIN LATERAL (SELECT started_at, finished_at, status, counts, error FROM sync_run x
+                        WHERE x.connector = s.connector AND x.stream = s.stream
+                        ORDER BY x.started_at DESC, x.id DESC LIMIT 1) r
+    LEFT JOIN LATERAL (SELECT finished_at FROM sync_run y
+                       WHERE y.connector = s.connector AND y.stream = s.stream AND y.status = 'succeeded'
+                       ORDER BY y.started_at DESC, y.id DESC LIMIT 1) ok ON true
+    LEFT JOIN sync_cursor c ON c.connector = s.connector AND c.stream = s.stream
 """)
 
 _BACKLOG = sa.text("""
@@ -166,17 +180,20 @@ def masked_payload(value: Any, field: str = "") -> Any:
     return value
 
 
-def operations_data(conn: Connection, now: dt.datetime, dagster_ui: str) -> dict[str, Any]:
-    """Everything the operations page shows, read on ``conn`` (one statement per section)."""
+def operations_data(conn: Connection, now: dt.datetime, dagster_ui: str, *, dead_page: int = 1,
+                    quarantine_page: int = 1) -> dict[str, Any]:
+    """Everything the operations page shows, read on ``conn`` (one statement per section): the
+    ``dead_page``-th page of dead letters and the ``quarantine_page``-th of open quarantine rows
+    (:data:`MAX_ROWS` each; how many there are comes from the backlog and quarantine counts)."""
     backlog = [dict(r._mapping) | {"dagster_url": dagster_job_url(dagster_ui, push_job_name(r.kind))}
                for r in conn.execute(_BACKLOG)]
     dead = [{"id": r.id, "kind": r.kind, "key": mask_personal_data(r.idempotency_key), "status": r.status,
              "attempts": r.attempts, "last_error": mask_personal_data((r.last_error or "")[:300]),
-             "updated_at": r.updated_at} for r in dead_letters(conn, limit=MAX_ROWS)]
+             "updated_at": r.updated_at} for r in dead_letters(conn, limit=MAX_ROWS, offset=(dead_page - 1) * MAX_ROWS)]
     quarantine = [{"id": r.id, "system": r.system, "stream": r.stream,
                    "source_ref": mask_personal_data(r.source_ref or ""), "reason": mask_personal_data(r.reason),
                    "payload": masked_payload(r.payload), "attempts": r.attempts, "created_at": r.created_at}
-                  for r in open_rows(conn, limit=MAX_ROWS)]
+                  for r in open_rows(conn, limit=MAX_ROWS, offset=(quarantine_page - 1) * MAX_ROWS)]
     conflicts = []
     for r in conn.execute(_CONFLICTS, {"limit": MAX_ROWS}):
         detail = r.detail or {}
@@ -187,8 +204,10 @@ def operations_data(conn: Connection, now: dt.datetime, dagster_ui: str) -> dict
                           "message": mask_personal_data(str(detail.get("message", ""))[:300]), "status": r.status,
                           "created_at": r.created_at, "resolution": r.resolution, "resolved_by": r.resolved_by,
                           "resolved_at": r.resolved_at})
+    quarantine_counts = [dict(r._mapping) for r in conn.execute(_QUARANTINE_COUNTS)]
     return {"streams": stream_statuses(conn, now, dagster_ui), "backlog": backlog, "dead": dead,
-            "quarantine": quarantine, "quarantine_counts": [dict(r._mapping) for r in conn.execute(_QUARANTINE_COUNTS)],
+            "dead_total": sum(b["dead"] + b["failed"] for b in backlog), "quarantine": quarantine,
+            "quarantine_counts": quarantine_counts, "quarantine_total": sum(q["open"] for q in quarantine_counts),
             "conflicts": conflicts}
 
 
@@ -226,13 +245,16 @@ def add_routes(router: APIRouter, ctx: ReportContext) -> None:
 
     @router.get(PATH, include_in_schema=False, response_class=HTMLResponse)
     def operations_page(request: Request, principal: Principal = operator, notice: str = "",
-                        n: int = Query(0, ge=0, le=10**6)) -> HTMLResponse:
-        """The operations page."""
+                        n: int = Query(0, ge=0, le=10**6), dead_page: int = Query(1, ge=1, le=100_000),
+                        quarantine_page: int = Query(1, ge=1, le=100_000)) -> HTMLResponse:
+        """The operations page (a page of each long list)."""
         now = dt.datetime.now(dt.UTC)
         with ctx.reading() as conn:
-            data = operations_data(conn, now, ctx.settings.dagster.ui_url)
+            data = operations_data(conn, now, ctx.settings.dagster.ui_url, dead_page=dead_page,
+                                   quarantine_page=quarantine_page)
         return ctx.page("report_operations.html", title=t("operations"), principal=principal, t=t, **data,
-                        csrf=csrf_field(request), lag_text=lag_text, now=now,
+                        csrf=csrf_field(request), lag_text=lag_text, now=now, dead_page=dead_page,
+                        quarantine_page=quarantine_page, page_size=MAX_ROWS,
                         notice=notice if notice in NOTICES else "", notice_count=n)
 
     @router.post(f"{PATH}/dead-letters/replay", include_in_schema=False)

@@ -215,6 +215,7 @@ def add_routes(router: APIRouter, ctx: Any) -> None:
         """The month's performance of the people the principal sees."""
         filters = parse_filters(owner, team, "")
         first = parse_month(month, ctx.clock.today())
+        now = dt.datetime.now(dt.UTC)  # the figures are read live: "as of" is now
         with ctx.reading() as conn:
             params = scope_params(conn, principal, filters)
             report = performance_figures(conn, params, first, ctx.settings.timezone, t("unassigned"))
@@ -227,7 +228,7 @@ def add_routes(router: APIRouter, ctx: Any) -> None:
                 for p in report.owners if main in p.order_amount.by_currency]
         chart = charts.bar_chart(bars, title=f"{t('order_amount')} ({main or '—'})")
         cookie = request.cookies.get(SESSION_COOKIE)
-        return ctx.page("report_performance.html", title=t("performance"), principal=principal, t=t,
+        return ctx.page("report_performance.html", now=now, title=t("performance"), principal=principal, t=t,
                         report=report, chart=chart, filters=filters, options=options, month=first,
                         may_set=principal.can(Capability.SET_TARGETS),
                         # a salesperson's "team" row would be their own figures under the team's name

@@ -1,38 +1,42 @@
 """Finance's receivables report (``/reports/receivables``, capability ``view_finance_reports``).
 
-Across every customer, as of today in the hub's timezone, each currency on its own (amounts
-of different currencies are never added up):
+Across every customer, each currency on its own (amounts of different currencies are never
+added up), read from the summary :mod:`hub.ar_summary` rebuilds after each receivable or
+receipt sync: the figures are as of that rebuild, aged for its business date (hub timezone);
+the page shows both (数据截至 … · 汇总计算于 …). Before the first rebuild the page says so.
 
 - aging by bucket: open amounts per currency in the buckets of the customer profile
   (:data:`canonical_model.profile.AGING_COLUMNS`, the one definition of the buckets);
 - top overdue customers: per currency the customers with the most overdue, linking to their
-  profiles;
+  profiles, ten a page (``?top_page=``);
 - DSO trend, monthly for the last 12 months: DSO = open receivables at month end ÷ credit
   sales of the last 90 days × 90, where open at month end = receivable bills issued up to
   the month end − receipts up to the month end (the hub keeps each bill's open amount as of
   now, not as of a past day, so the past balance comes from the ledger identity), and credit
-  sales = bills issued in the 90 days up to the month end; the current month ends today;
+  sales = bills issued in the 90 days up to the month end; the current month ends on the
+  summary's date;
 - customers over their credit limit: open receivables in the customer's own currency above
-  ``customer.credit_limit`` (credit used exactly as on the profile).
+  ``customer.credit_limit`` (credit used exactly as on the profile), fifty a page (``?over_page=``).
 
 ``GET /reports/receivables.csv?table=aging|top_overdue|over_limit|dso`` and
-``GET /reports/receivables.xlsx`` (all four as sheets) export the same figures
+``GET /reports/receivables.xlsx`` (all four as sheets) export the same figures (the top ten
+overdue per currency, every customer over the limit)
 (:mod:`hub.web.exports`); every export is in the audit log with the acting person.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.engine import Connection
 
-from canonical_model.profile import AGING_BUCKETS, AGING_COLUMNS, aging_of
+from canonical_model.profile import AGING_BUCKETS, aging_of
 from hub.access import Capability, Principal
+from hub.ar_summary import SNAPSHOT
 from hub.audit import write_audit
 from hub.web.auth import require
 from hub.web.charts import Bar, bar_chart, line_chart
@@ -42,50 +46,57 @@ from hub.web.reports import ReportContext
 from hub.web.reports.forms import actor_of
 
 PATH = "/reports/receivables"
-TOP_PER_CURRENCY = 10
+TOP_PER_CURRENCY = 10  # a page of each currency's top overdue list
+OVER_LIMIT_PAGE = 50
 DSO_MONTHS = 12
 DSO_WINDOW_DAYS = 90
 TABLES = ("aging", "top_overdue", "over_limit", "dso")
 
-_AGING = sa.text(f"""
-    SELECT currency, {AGING_COLUMNS}, count(*) AS bills, count(DISTINCT customer_id) AS customers
-    FROM receivable WHERE open_amount > 0 GROUP BY currency ORDER BY currency
+# Every figure comes from the summary tables (hub.ar_summary), rebuilt after each ledger
+# sync: the page reads ~one row per customer and currency, never the 500,000 bills.
+_SNAPSHOT = sa.text("SELECT as_of, refreshed_at FROM report_snapshot WHERE name = :n")
+
+_AGING = sa.text("""
+    SELECT currency, sum(open_amount) AS open_amount, sum(overdue) AS overdue, sum(not_due) AS not_due,
+           sum(b1_30) AS b1_30, sum(b31_60) AS b31_60, sum(b61_90) AS b61_90, sum(bover_90) AS bover_90,
+           sum(open_bills) AS bills, count(*) AS customers
+    FROM ar_customer_balance GROUP BY currency ORDER BY currency
 """)
 
+# one page (ranks :offset+1 … :offset+:top) of each currency's list, with the list's length
 _TOP_OVERDUE = sa.text("""
-    SELECT customer_id, name, currency, overdue, oldest_days FROM (
-        SELECT r.customer_id, c.name, r.currency, sum(r.open_amount) AS overdue, max(:d - r.due_date) AS oldest_days,
-               row_number() OVER (PARTITION BY r.currency ORDER BY sum(r.open_amount) DESC, r.customer_id) AS rank
-        FROM receivable r JOIN customer c ON c.id = r.customer_id
-        WHERE r.open_amount > 0 AND r.due_date < :d
-        GROUP BY r.customer_id, c.name, r.currency
-    ) ranked WHERE rank <= :top ORDER BY currency, rank
+    SELECT ranked.customer_id, c.name, ranked.currency, ranked.overdue, ranked.oldest_days, ranked.total
+    FROM (SELECT customer_id, currency, overdue, oldest_days,
+                 row_number() OVER (PARTITION BY currency ORDER BY overdue DESC, customer_id) AS rank,
+                 count(*) OVER (PARTITION BY currency) AS total
+          FROM ar_customer_balance WHERE overdue > 0) ranked
+    JOIN customer c ON c.id = ranked.customer_id
+    WHERE ranked.rank > :offset AND ranked.rank <= :offset + :top ORDER BY ranked.currency, ranked.rank
 """)
 
 _OVER_LIMIT = sa.text("""
-    SELECT c.id AS customer_id, c.name, c.currency, c.credit_limit, sum(r.open_amount) AS used,
-           sum(r.open_amount) - c.credit_limit AS over_by
-    FROM customer c JOIN receivable r ON r.customer_id = c.id AND r.currency = c.currency AND r.open_amount > 0
-    WHERE c.credit_limit IS NOT NULL
-    GROUP BY c.id HAVING sum(r.open_amount) > c.credit_limit
-    ORDER BY c.currency, sum(r.open_amount) - c.credit_limit DESC, c.id
+    SELECT c.id AS customer_id, c.name, c.currency, c.credit_limit, b.open_amount AS used,
+           b.open_amount - c.credit_limit AS over_by, count(*) OVER () AS total
+    FROM customer c JOIN ar_customer_balance b ON b.customer_id = c.id AND b.currency = c.currency
+    WHERE c.credit_limit IS NOT NULL AND b.open_amount > c.credit_limit
+    ORDER BY c.currency, b.open_amount - c.credit_limit DESC, c.id
+    LIMIT :limit OFFSET :offset
 """)
 
-# One row per (currency, month) of the last DSO_MONTHS months, the current month ending :d.
+# One row per (currency, month) of the last DSO_MONTHS months, the current month ending :d;
+# the sums run over the per-day ledger (a few rows per currency and day), one pass.
 _DSO = sa.text("""
     WITH ends AS (
         SELECT m::date AS month, LEAST((m + interval '1 month' - interval '1 day')::date, CAST(:d AS date)) AS month_end
         FROM generate_series(date_trunc('month', CAST(:d AS date)) - make_interval(months => :months - 1),
                              date_trunc('month', CAST(:d AS date)), interval '1 month') AS m
-    ), currencies AS (SELECT DISTINCT currency FROM receivable)
+    ), currencies AS (SELECT currency FROM ar_daily GROUP BY currency HAVING sum(bills) > 0)
     SELECT cur.currency, e.month, e.month_end,
-           COALESCE((SELECT sum(amount) FROM receivable r WHERE r.currency = cur.currency
-                     AND r.bill_date <= e.month_end), 0)
-         - COALESCE((SELECT sum(amount) FROM receipt p WHERE p.currency = cur.currency
-                     AND p.receipt_date <= e.month_end), 0) AS open_at_end,
-           COALESCE((SELECT sum(amount) FROM receivable r WHERE r.currency = cur.currency
-                     AND r.bill_date > e.month_end - :window AND r.bill_date <= e.month_end), 0) AS sales_90
-    FROM currencies cur CROSS JOIN ends e ORDER BY cur.currency, e.month
+           COALESCE(sum(d.billed) FILTER (WHERE d.day <= e.month_end), 0)
+         - COALESCE(sum(d.received) FILTER (WHERE d.day <= e.month_end), 0) AS open_at_end,
+           COALESCE(sum(d.billed) FILTER (WHERE d.day > e.month_end - :window AND d.day <= e.month_end), 0) AS sales_90
+    FROM currencies cur CROSS JOIN ends e LEFT JOIN ar_daily d ON d.currency = cur.currency AND d.day <= e.month_end
+    GROUP BY cur.currency, e.month, e.month_end ORDER BY cur.currency, e.month
 """)
 
 
@@ -96,19 +107,33 @@ def dso(open_at_end: Decimal, sales: Decimal, window_days: int = DSO_WINDOW_DAYS
     return (open_at_end / sales * window_days).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
 
 
-def receivables_data(conn: Connection, as_of: dt.date) -> dict[str, Any]:
-    """The report's four tables as of ``as_of`` (one statement each)."""
-    aging = [{"currency": r.currency, "open_amount": r.open_amount, "overdue": r.overdue or Decimal("0.00"),
-              "buckets": aging_of(r), "bills": r.bills, "customers": r.customers}
-             for r in conn.execute(_AGING, {"d": as_of})]
-    top = [dict(r._mapping) for r in conn.execute(_TOP_OVERDUE, {"d": as_of, "top": TOP_PER_CURRENCY})]
-    over = [dict(r._mapping) for r in conn.execute(_OVER_LIMIT)]
+def receivables_data(conn: Connection, *, top_page: int = 1, over_page: int = 1, whole: bool = False
+                     ) -> dict[str, Any]:
+    """The report's four tables from the summary, as of its date (one statement each, and one
+    for the snapshot): a page of each capped list (top overdue per currency, over the credit
+    limit), or with ``whole`` the exports' tables (top 10 per currency, every customer over
+    the limit). No summary yet: empty tables and ``as_of`` None."""
+    snapshot = conn.execute(_SNAPSHOT, {"n": SNAPSHOT}).first()
+    if snapshot is None:
+        return {"as_of": None, "refreshed_at": None, "aging": [], "top_overdue": [], "top_total": 0,
+                "over_limit": [], "over_total": 0, "dso": {}}
+    as_of = snapshot.as_of
+    aging = [{"currency": r.currency, "open_amount": r.open_amount, "overdue": r.overdue,
+              "buckets": aging_of(r), "bills": r.bills, "customers": r.customers} for r in conn.execute(_AGING)]
+    top_first = 0 if whole else (top_page - 1) * TOP_PER_CURRENCY
+    top = [dict(r._mapping) for r in conn.execute(_TOP_OVERDUE, {"offset": top_first, "top": TOP_PER_CURRENCY})]
+    over_first = 0 if whole else (over_page - 1) * OVER_LIMIT_PAGE
+    over = [dict(r._mapping) for r in conn.execute(_OVER_LIMIT, {"limit": None if whole else OVER_LIMIT_PAGE,
+                                                                  "offset": over_first})]
     trend: dict[str, list[dict[str, Any]]] = {}
     for r in conn.execute(_DSO, {"d": as_of, "months": DSO_MONTHS, "window": DSO_WINDOW_DAYS}):
         trend.setdefault(r.currency, []).append({"month": r.month.strftime("%Y-%m"), "month_end": r.month_end,
                                                  "open_at_end": r.open_at_end, "sales_90": r.sales_90,
                                                  "dso": dso(r.open_at_end, r.sales_90)})
-    return {"aging": aging, "top_overdue": top, "over_limit": over, "dso": trend}
+    return {"as_of": as_of, "refreshed_at": snapshot.refreshed_at, "aging": aging, "top_overdue": top,
+            # the longest currency list decides whether there is a next page
+            "top_total": max((int(r["total"]) for r in top), default=0), "over_limit": over,
+            "over_total": int(over[0]["total"]) if over else 0, "dso": trend}
 
 
 def export_tables(data: dict[str, Any], t: Labels) -> dict[str, tuple[str, list[str], list[list[Any]]]]:
@@ -139,9 +164,9 @@ def add_routes(router: APIRouter, ctx: ReportContext) -> None:
     finance = require(Capability.VIEW_FINANCE_REPORTS)
     t = ctx.labels
 
-    def read(as_of: dt.date) -> dict[str, Any]:
+    def read(**pages: Any) -> dict[str, Any]:
         with ctx.reading() as conn:
-            return receivables_data(conn, as_of)
+            return receivables_data(conn, **pages)
 
     def audited(principal: Principal, fmt: str, table: str, rows: int) -> None:
         with ctx.db.engine.begin() as conn:
@@ -154,10 +179,10 @@ def add_routes(router: APIRouter, ctx: ReportContext) -> None:
             "X-Content-Type-Options": "nosniff"})
 
     @router.get(PATH, include_in_schema=False, response_class=HTMLResponse)
-    def receivables_page(principal: Principal = finance) -> HTMLResponse:
-        """The receivables report."""
-        as_of = ctx.clock.today()
-        data = read(as_of)
+    def receivables_page(principal: Principal = finance, top_page: int = Query(1, ge=1, le=100_000),
+                         over_page: int = Query(1, ge=1, le=100_000)) -> HTMLResponse:
+        """The receivables report (a page of each capped list)."""
+        data = read(top_page=top_page, over_page=over_page)
         aging_charts = {a["currency"]: bar_chart([Bar(t(f"ar_{b}"), float(a["buckets"][b]),
                                                       flagged=b == "over_90" and a["buckets"][b] > 0)
                                                   for b in AGING_BUCKETS], title=f"{t('ar_aging')} {a['currency']}")
@@ -165,25 +190,27 @@ def add_routes(router: APIRouter, ctx: ReportContext) -> None:
         dso_charts = {currency: line_chart([(m["month"], float(m["dso"] or 0)) for m in months],
                                            title=f"{t('ar_dso')} {currency}")
                       for currency, months in data["dso"].items()}
-        return ctx.page("report_receivables.html", title=t("receivables"), principal=principal, t=t, as_of=as_of,
-                        buckets=AGING_BUCKETS, aging_charts=aging_charts, dso_charts=dso_charts, **data)
+        return ctx.page("report_receivables.html", title=t("receivables"), principal=principal, t=t,
+                        buckets=AGING_BUCKETS, aging_charts=aging_charts, dso_charts=dso_charts, top_page=top_page,
+                        over_page=over_page, top_size=TOP_PER_CURRENCY, over_size=OVER_LIMIT_PAGE, **data)
 
     @router.get(f"{PATH}.csv", include_in_schema=False)
     def receivables_csv(principal: Principal = finance, table: str = "aging") -> Response:
         """One of the report's tables as CSV (UTF-8 with BOM, formulas neutralised)."""
         if table not in TABLES:
             raise HTTPException(400, f"table must be one of {', '.join(TABLES)}")
-        as_of = ctx.clock.today()
-        _, header, rows = export_tables(read(as_of), t)[table]
+        data = read(whole=True)
+        _, header, rows = export_tables(data, t)[table]
         audited(principal, "csv", table, len(rows))
-        return download(csv_bytes(header, rows), "text/csv; charset=utf-8", f"receivables-{table}-{as_of}.csv")
+        return download(csv_bytes(header, rows), "text/csv; charset=utf-8",
+                        f"receivables-{table}-{data['as_of'] or 'none'}.csv")
 
     @router.get(f"{PATH}.xlsx", include_in_schema=False)
     def receivables_xlsx(principal: Principal = finance) -> Response:
         """The report's four tables as one workbook."""
-        as_of = ctx.clock.today()
-        sheets = export_tables(read(as_of), t)
+        data = read(whole=True)
+        sheets = export_tables(data, t)
         audited(principal, "xlsx", "all", sum(len(rows) for _, _, rows in sheets.values()))
         return download(xlsx_bytes(list(sheets.values())),
                         "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-                        f"receivables-{as_of}.xlsx")
+                        f"receivables-{data['as_of'] or 'none'}.xlsx")
