@@ -106,12 +106,26 @@ def gated(gate: CallGate) -> Iterator[None]:
         _GATE.reset(token)
 
 
+_HOLDING: ContextVar[frozenset[str]] = ContextVar("hub_call_slots_held", default=frozenset())
+
+
 @contextmanager
 def call_slot(system: str) -> Iterator[None]:
-    """Hold one of ``system``'s call slots for one exchange, if a gate is set (else nothing)."""
+    """Hold one of ``system``'s call slots for one exchange, if a gate is set (else nothing).
+
+    Re-entrant per thread: an exchange made *inside* another of the same system (a token
+    fetched by the auth flow of the call that found it expired) runs under the slot already
+    held. Taking a second slot there deadlocked: with every slot held by a worker waiting
+    for a second one, none was ever given back (seen with DingTalk to-dos under token expiry).
+    """
     gate = _GATE.get()
-    if gate is None:
+    held = _HOLDING.get()
+    if gate is None or system in held:
         yield
         return
     with gate(system):
-        yield
+        token = _HOLDING.set(held | {system})
+        try:
+            yield
+        finally:
+            _HOLDING.reset(token)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from email.utils import format_datetime
@@ -163,6 +164,53 @@ def test_given_a_call_gate_when_exchanged_then_the_slot_covers_the_exchange_and_
         send(http, http.build_request("GET", "https://api.example.com/b"), CALL, observe, lambda r, t: None)
     # then the slot was held around the gated exchange only, and its audit came after it was given back
     assert events == ["take acme", "exchange", "give back acme", "audit ok", "exchange", "audit ok"]
+
+
+def test_given_a_call_gate_when_an_exchange_is_made_inside_another_then_it_runs_under_the_held_slot() -> None:
+    # given a gate of one slot per system that cannot be taken twice (as when every slot is held)
+    events: list[str] = []
+    slots = {"acme": threading.Semaphore(1), "other": threading.Semaphore(1)}
+
+    @contextmanager
+    def gate(system: str) -> Iterator[None]:
+        if not slots[system].acquire(timeout=2):
+            raise AssertionError(f"waited for a second {system} slot while holding one: a deadlock")
+        events.append(f"take {system}")
+        try:
+            yield
+        finally:
+            slots[system].release()
+            events.append(f"give back {system}")
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        events.append(f"exchange {request.url.path}")
+        return httpx.Response(200, json={})
+
+    # when a call's auth flow fetches a token of the same system mid-exchange (a nested send,
+    # as kit.auth does for a credential found expired), and one of another system too
+    def token_first(request: httpx.Request) -> Iterator[httpx.Request]:
+        send(http, http.build_request("GET", "https://api.example.com/token"), CALL, lambda c: None,
+             lambda r, t: None)
+        send(http, http.build_request("GET", "https://api.example.com/elsewhere"), CallContext("other", "x"),
+             lambda c: None, lambda r, t: None)
+        yield request
+
+    with httpx.Client(transport=httpx.MockTransport(handler), timeout=2.0) as http, gated(gate):
+        send(http, http.build_request("GET", "https://api.example.com/b"), CALL, lambda c: None,
+             lambda r, t: None, auth=_FlowAuth(token_first))
+    # then the nested exchange of the same system took no second slot; another system's took its own
+    assert events == ["take acme", "exchange /token", "take other", "exchange /elsewhere", "give back other",
+                      "exchange /b", "give back acme"]
+
+
+class _FlowAuth(httpx.Auth):
+    """An auth flow given as a generator function (a token fetched before the request goes out)."""
+
+    def __init__(self, flow: Callable[[httpx.Request], Iterator[httpx.Request]]) -> None:
+        self._flow = flow
+
+    def auth_flow(self, request: httpx.Request) -> Iterator[httpx.Request]:  # type: ignore[override]
+        yield from self._flow(request)
 
 
 def test_redact_masks_urls_and_secret_parameters() -> None:
