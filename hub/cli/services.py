@@ -41,6 +41,8 @@ def sandbox(
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port.")] = 8600,
     host: Annotated[str, typer.Option(help=HOST_HELP)] = "127.0.0.1",
     scale: Annotated[float | None, typer.Option(min=0.001, help="Kingdee: seed size (1.0 = 2,000 customers).")] = None,
+    order_quota: Annotated[int | None, typer.Option(
+        min=0, help="Yonyou: sales order list/detail/singleSave calls a minute per API (default 60; 0: none).")] = None,
 ) -> None:
     """Run a connector's sandbox in the foreground and print how to point the hub at it."""
     import uvicorn
@@ -60,7 +62,11 @@ def sandbox(
         console.print("Point the hub at it (these are the sandbox's own test credentials):")
         for line in env_lines(system, base, pointed):
             console.print(f"  export {line}", highlight=False, soft_wrap=True)
-        options = {} if scale is None else {"scale": scale}
+        options: dict[str, object] = {} if scale is None else {"scale": scale}
+        if order_quota is not None:
+            if system != "yonyou":
+                raise typer.BadParameter("--order-quota is Yonyou's sales order quota", param_hint="--order-quota")
+            options["order_calls_per_minute"] = order_quota
         app_ = sandbox_spec.create_app(**options)
     uvicorn.run(app_, host=host, port=port, log_level="warning")
 
