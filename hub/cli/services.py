@@ -53,20 +53,22 @@ def sandbox(
     with failures_as_one_line():
         spec = connector(system)
         sandbox_spec = load_sandbox(spec)
-        port_free(host, port)
-        url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
-        base = spec.settings_model()
-        # the sandbox speaks plain http on this machine: allowed explicitly (ConnectorSettings.allow_http)
-        pointed = sandbox_spec.client_settings(url, base).model_copy(update={"allow_http": True})
-        console.print(f"{spec.title} sandbox at {url} (admin: {url}/__sandbox__/); Ctrl-C stops it.")
-        console.print("Point the hub at it (these are the sandbox's own test credentials):")
-        for line in env_lines(system, base, pointed):
-            console.print(f"  export {line}", highlight=False, soft_wrap=True)
         options: dict[str, object] = {} if scale is None else {"scale": scale}
         if order_quota is not None:
             if system != "yonyou":
                 raise typer.BadParameter("--order-quota is Yonyou's sales order quota", param_hint="--order-quota")
             options["order_calls_per_minute"] = order_quota
+        port_free(host, port)
+        url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+        base = spec.settings_model()
+        # the sandbox speaks plain http on this machine: allowed explicitly (ConnectorSettings.allow_http)
+        pointed = sandbox_spec.client_settings(url, base).model_copy(update={"allow_http": True})
+        if order_quota is not None:  # the hub paces itself at the quota the sandbox enforces
+            pointed = pointed.model_copy(update={"order_calls_per_minute": order_quota})
+        console.print(f"{spec.title} sandbox at {url} (admin: {url}/__sandbox__/); Ctrl-C stops it.")
+        console.print("Point the hub at it (these are the sandbox's own test credentials):")
+        for line in env_lines(system, base, pointed):
+            console.print(f"  export {line}", highlight=False, soft_wrap=True)
         app_ = sandbox_spec.create_app(**options)
     uvicorn.run(app_, host=host, port=port, log_level="warning")
 
