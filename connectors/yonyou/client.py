@@ -94,8 +94,9 @@ RECEIVABLE_LIST = "EFI/arPublicEvent/list"
 QUOTA_APIS = (ORDER_LIST, ORDER_DETAIL, ORDER_SAVE)
 QUOTA_WINDOW_S = 60.0
 # The pacer's window is this much longer than the platform's (departures vs arrivals, see
-# connectors.kit.pacing): a second in a minute, a GUESS as the window type itself.
-QUOTA_MARGIN = 1 / 60
+# connectors.kit.pacing): a second, a GUESS as the window type itself (jitter on a loaded
+# machine reaches tens of milliseconds, so a fraction of a shortened test minute is too little).
+QUOTA_MARGIN_S = 1.0
 # The staff archive list: path and fields (code, name, mobile, email) are a GUESS by analogy
 # with the merchant list; the reference does not cover staff.
 STAFF_LIST = "digitalModel/staff/list"
@@ -270,7 +271,7 @@ class YonyouClient(kit.OwnsHttpClient):
         quota_window_s = QUOTA_WINDOW_S if quota_window_s is None else quota_window_s
         self.pacers: dict[str, kit.Pacer] = {} if not order_calls_per_minute else {
             path: kit.shared_pacer(f"{SYSTEM}:{app_key}@{host}/{path}", order_calls_per_minute,
-                                   window_s=quota_window_s, margin_s=quota_window_s * QUOTA_MARGIN)
+                                   window_s=quota_window_s, margin_s=QUOTA_MARGIN_S)
             for path in QUOTA_APIS}
 
     def __repr__(self) -> str:  # never the secret or the token

@@ -12,13 +12,14 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 
 import connectors.yonyou.client as yonyou_client
 from connectors.kit.sandbox import serve_in_thread
 from connectors.kit.sandbox.server import RunningServer
 from connectors.yonyou.client import CUSTOMER_LIST, ORDER_LIST, YonyouClient
 from connectors.yonyou.sandbox import SANDBOX_CREDENTIALS, create_app
+from connectors.yonyou.settings import YonyouSettings
 from hub.errors import RateLimitedError
 from hub.runtime import HubRuntime
 from tests.conftest import scalar
@@ -120,3 +121,9 @@ def test_the_hub_paced_at_the_quota_syncs_more_orders_than_the_quota_without_one
     assert report.counts.read == len(sandbox.data.orders)
     assert scalar(db, "SELECT count(*) FROM sales_order WHERE source_system = 'yonyou'") == len(sandbox.data.orders)
     assert scalar(db, "SELECT count(*) FROM quarantine") == 0
+
+
+def test_the_quota_setting_defaults_to_the_free_60_and_refuses_a_negative_one():
+    assert YonyouSettings().order_calls_per_minute == 60
+    with pytest.raises(ValidationError):
+        YonyouSettings(order_calls_per_minute=-1)
