@@ -87,6 +87,8 @@ def connector_settings(kind: str, sandbox_url: str) -> dict[str, Any]:
     """What the hub needs beyond sandbox mode to write ``kind`` (the CRM's webhook endpoint)."""
     if kind == "crm.webhook":
         return {"base_url": sandbox_url + "/webhooks", "signing_secret": SANDBOX_SECRET}
+    if kind == "yonyou.sales_order":  # a tenant with purchased quota (the sandbox's is off too)
+        return {"order_calls_per_minute": 0}
     return {}
 
 

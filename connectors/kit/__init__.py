@@ -8,7 +8,7 @@
 - :mod:`.paging` — declared paginators (offset, keyset, cursor, page number) and :func:`walk`, :func:`complete_ahead`;
 - :mod:`.orders` — the CRM order payload parsed and checked once for every ERP writer;
 - :mod:`.fields` — pure field readers for mappings (text, numbers, money) raising MappingError;
-- :mod:`.pacing` — :class:`Pacer`: at most N calls a second, for platforms that limit QPS;
+- :mod:`.pacing` — :class:`Pacer`: at most N calls in a window (QPS limits, per-minute quotas);
 - :mod:`.crypto` — the WXBizMsgCrypt callback scheme (WeCom, DingTalk);
 - :mod:`.callbacks` — what every signed callback receiver does alike (limits, refusals,
   timestamps, the replay guard, worker threads);

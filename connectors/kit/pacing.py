@@ -1,15 +1,18 @@
-"""Pacing: at most N requests in any one-second window, from one client, across its threads.
+"""Pacing: at most N requests in any window of W seconds, from one client, across its threads.
 
 Some platforms limit calls per second per app and answer the excess with a throttle code
-(DingTalk 90018 at 20 QPS on the standard edition, messaging-apis.md §2.3). Waiting a few
-milliseconds before a call costs less than a refused call plus a retry — and a sync that
-reads a directory page after page must not fail halfway because it read too fast. A
-client asks :meth:`Pacer.wait` before each business call.
+(DingTalk 90018 at 20 QPS on the standard edition, messaging-apis.md §2.3); others sell
+per-minute quotas per API (Yonyou: sales order list/detail/singleSave 60 calls a minute,
+erp-apis.md §2.3). Waiting before a call costs less than a refused call plus a retry — and a
+sync that reads a directory page after page must not fail halfway because it read too fast.
+A client asks :meth:`Pacer.wait` before each business call.
 
 The pacer keeps the send times of the last N calls (a sliding window, as platforms count)
 and waits until the oldest of them leaves the window. The window is slightly longer than
-the platform's second (``margin_s``): the platform counts arrivals, the pacer departures,
-and network jitter can bring two departures a second apart closer at the other end.
+the platform's (``margin_s``): the platform counts arrivals, the pacer departures, and
+network jitter can bring two departures a window apart closer at the other end. A sliding
+window also satisfies a platform that counts fixed windows (each fixed window is one of the
+sliding ones), at the cost of some throughput.
 
 Per process: :func:`shared_pacer` hands every client of one app in a process the same
 pacer (the runtime builds a client per Dagster step; the platform counts per app).
@@ -27,14 +30,15 @@ from collections.abc import Callable
 
 
 class Pacer:
-    """At most ``per_second`` calls in any window of ``1 + margin_s`` seconds."""
+    """At most ``calls`` calls in any window of ``window_s + margin_s`` seconds (by default
+    ``calls`` a second: ``Pacer(20)`` is 20 QPS)."""
 
-    def __init__(self, per_second: float, *, margin_s: float = 0.1, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
-        if per_second <= 0:
-            raise ValueError("per_second must be positive")
-        self.limit = max(1, int(per_second))
-        self.window_s = 1.0 + margin_s
+    def __init__(self, calls: float, *, window_s: float = 1.0, margin_s: float = 0.1,
+                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
+        if calls <= 0 or window_s <= 0 or margin_s < 0:
+            raise ValueError("calls and window_s must be positive, margin_s not negative")
+        self.limit = max(1, int(calls))
+        self.window_s = window_s + margin_s
         self._clock = clock
         self._sleep = sleep
         self._sent: deque[float] = deque()
@@ -62,13 +66,14 @@ _SHARED: dict[str, Pacer] = {}
 _SHARED_LOCK = threading.Lock()
 
 
-def shared_pacer(key: str, per_second: float) -> Pacer:
+def shared_pacer(key: str, calls: float, *, window_s: float = 1.0, margin_s: float = 0.1) -> Pacer:
     """The process's pacer of ``key`` (e.g. "dingtalk:<AppKey>@<host>"), made on first use;
-    a different rate for the same key replaces it (settings changed)."""
+    at most ``calls`` per ``window_s`` (a second by default). A different rate or window for
+    the same key replaces it (settings changed)."""
     with _SHARED_LOCK:
         pacer = _SHARED.get(key)
-        if pacer is None or pacer.limit != max(1, int(per_second)):
-            pacer = _SHARED[key] = Pacer(per_second)
+        if pacer is None or pacer.limit != max(1, int(calls)) or pacer.window_s != window_s + margin_s:
+            pacer = _SHARED[key] = Pacer(calls, window_s=window_s, margin_s=margin_s)
         return pacer
 
 

@@ -30,6 +30,15 @@ The HTTP 404 of an unknown path carries its code in a JSON body and is classifie
 code, not the status. Batch calls (submit/audit) answer ``"200"`` with ``data.failCount`` and
 ``data.messages``: :class:`BatchOutcome` keeps them per id, the caller decides.
 
+Quota (§2.3 [DOC]): the sales order list, detail and singleSave APIs get 60 calls a minute
+each from 2026-03-31 (the announced "free" quota; a tenant may buy more). The client paces
+those three APIs itself (:data:`QUOTA_APIS`, ``order_calls_per_minute``): a
+:class:`~connectors.kit.pacing.Pacer` per API, app and host, shared by every client of the
+process as DingTalk's. It waits, it never fails a call; a 310046 the platform still answers
+(other processes, other apps of the tenant) stays a RateLimitedError the caller retries.
+Whether YonBIP counts a sliding or a fixed minute is a GUESS left open: a sliding window is
+paced, which keeps inside a fixed-minute counter too (each fixed minute is a sliding one).
+
 No retries beyond the one token refresh: backoff belongs to the outbox dispatcher and the
 sync engine (DESIGN.md, one layer per concern); ``singleSave``'s ``resubmitCheckKey`` is what
 makes a resend after a lost reply harmless, and the writer relies on it.
@@ -58,6 +67,7 @@ from pydantic import SecretStr
 
 from canonical_model.storable import shown
 from connectors import kit
+from connectors.yonyou.settings import DEFAULT_ORDER_CALLS_PER_MINUTE
 from hub.calls import CallObserver, ignore_call
 from hub.contracts import UNREADABLE
 from hub.errors import AuthExpiredError, PermanentError, RateLimitedError, RetryableError
@@ -77,7 +87,16 @@ MAX_CUSTOMER_PAGE = 5000
 MAX_LIST_PAGE = 500
 CUSTOMER_LIST = "digitalModel/merchant/newlist"
 ORDER_LIST = "sd/voucherorder/list"
+ORDER_DETAIL = "sd/voucherorder/detail"
+ORDER_SAVE = "sd/voucherorder/singleSave"
 RECEIVABLE_LIST = "EFI/arPublicEvent/list"
+# The APIs of the announced per-minute quota (§2.3), each paced on its own.
+QUOTA_APIS = (ORDER_LIST, ORDER_DETAIL, ORDER_SAVE)
+QUOTA_WINDOW_S = 60.0
+# The pacer's window is this much longer than the platform's (departures vs arrivals, see
+# connectors.kit.pacing): a second, a GUESS as the window type itself (jitter on a loaded
+# machine reaches tens of milliseconds, so a fraction of a shortened test minute is too little).
+QUOTA_MARGIN_S = 1.0
 # The staff archive list: path and fields (code, name, mobile, email) are a GUESS by analogy
 # with the merchant list; the reference does not cover staff.
 STAFF_LIST = "digitalModel/staff/list"
@@ -217,6 +236,7 @@ class YonyouClient(kit.OwnsHttpClient):
     ``base_url`` is the discovery host; ``gateway_url``/``token_url`` skip discovery.
     ``read_page_size`` and ``read_overlap_s`` are the streams' read settings (the streams are
     static registry data, so per-deployment read settings travel with the client).
+    ``order_calls_per_minute`` paces each of :data:`QUOTA_APIS` (None or 0: not paced).
     """
 
     system = SYSTEM
@@ -227,6 +247,7 @@ class YonyouClient(kit.OwnsHttpClient):
         observer: CallObserver = ignore_call, transport: httpx.BaseTransport | None = None,
         read_page_size: int = MAX_LIST_PAGE, read_overlap_s: float = 300.0,
         clock: Callable[[], float] = time.monotonic,
+        order_calls_per_minute: int | None = DEFAULT_ORDER_CALLS_PER_MINUTE, quota_window_s: float | None = None,
     ) -> None:
         if not app_key or not app_secret.get_secret_value():
             raise ValueError("app_key and app_secret are required")
@@ -244,6 +265,14 @@ class YonyouClient(kit.OwnsHttpClient):
         self._http = httpx.Client(timeout=timeout, transport=transport,
                                   headers={"User-Agent": USER_AGENT, "Content-Type": "application/json"})
         self.auth = YonyouAuth(self._fetch_token, observer=observer, clock=clock)
+        # one pacer per quota'd API, app and host in the process (None or 0: a purchased quota);
+        # the window is the minute (QUOTA_WINDOW_S, read here so a test can shorten it)
+        host = self._addresses.gateway_url if self._addresses else self._discovery
+        quota_window_s = QUOTA_WINDOW_S if quota_window_s is None else quota_window_s
+        self.pacers: dict[str, kit.Pacer] = {} if not order_calls_per_minute else {
+            path: kit.shared_pacer(f"{SYSTEM}:{app_key}@{host}/{path}", order_calls_per_minute,
+                                   window_s=quota_window_s, margin_s=QUOTA_MARGIN_S)
+            for path in QUOTA_APIS}
 
     def __repr__(self) -> str:  # never the secret or the token
         return f"YonyouClient(tenant_id={self._tenant_id!r}, app_key={self._app_key!r})"
@@ -313,8 +342,15 @@ class YonyouClient(kit.OwnsHttpClient):
     def reply(self, method: str, path: str, *, body: Any = None, params: Mapping[str, Any] | None = None,
               key: str | None = None, external_id: str | None = None,
               accept: frozenset[str] = frozenset()) -> Reply:
-        """A business call whose codes in ``accept`` are answers, not errors (idempotent saves)."""
+        """A business call whose codes in ``accept`` are answers, not errors (idempotent saves);
+        a call of a quota'd API waits for its pacer first."""
         url = f"{self.addresses().gateway_url}/yonbip/{path}"
+        pacer = self.pacers.get(path)
+        if pacer is not None:
+            # the token first (its fetch is not a quota'd call): fetched inside the paced send
+            # it would delay the call's arrival past the departure the pacer recorded
+            self.auth.current()
+            pacer.wait()
         return self._exchange(method, url, path, params=params, body=body, auth=self.auth, key=key,
                               external_id=external_id, accept=accept)
 
@@ -363,10 +399,10 @@ class YonyouClient(kit.OwnsHttpClient):
 
     def order_detail(self, order_id: str) -> Json:
         """``sd/voucherorder/detail?id=``: the order with its ``orderDetails``."""
-        data = self.call("GET", "sd/voucherorder/detail", params={"id": order_id}, external_id=order_id)
+        data = self.call("GET", ORDER_DETAIL, params={"id": order_id}, external_id=order_id)
         if not isinstance(data, Mapping):
             raise PermanentError("voucherorder/detail carries no order", system=SYSTEM,
-                                 operation="sd/voucherorder/detail", external_id=order_id, code="bad_shape")
+                                 operation=ORDER_DETAIL, external_id=order_id, code="bad_shape")
         return dict(data)
 
     def find_order(self, code: str) -> Json | None:
@@ -377,9 +413,9 @@ class YonyouClient(kit.OwnsHttpClient):
     def order_save(self, data: Mapping[str, Any], *, key: str | None = None) -> Saved:
         """``sd/voucherorder/singleSave``; ``data.resubmitCheckKey`` replays a repeat (§2.4)."""
         reference = str(data.get("code") or "") or None
-        reply = self.reply("POST", "sd/voucherorder/singleSave", body={"data": dict(data)}, key=key,
+        reply = self.reply("POST", ORDER_SAVE, body={"data": dict(data)}, key=key,
                            external_id=reference, accept=DUPLICATE_CODES)
-        return _saved(reply, "sd/voucherorder/singleSave", reference)
+        return _saved(reply, ORDER_SAVE, reference)
 
     def order_batch(self, action: str, ids: Sequence[str], *, key: str | None = None) -> BatchOutcome:
         """``sd/voucherorder/batchsubmit|batchaudit|batchunaudit``: per-call counts (not idempotent)."""
@@ -439,7 +475,10 @@ __all__ = [
     "CUSTOMER_LIST",
     "MAX_CUSTOMER_PAGE",
     "MAX_LIST_PAGE",
+    "ORDER_DETAIL",
     "ORDER_LIST",
+    "ORDER_SAVE",
+    "QUOTA_APIS",
     "RECEIVABLE_LIST",
     "STAFF_LIST",
     "Addresses",

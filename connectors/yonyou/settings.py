@@ -26,6 +26,10 @@ from hub.contracts import ConnectorSettings
 # (save, submit, audit) of a few orders at once well inside 60 calls a minute. The sandbox
 # enforces the same number and answers 310046 (API rate limit) beyond it.
 DEFAULT_MAX_CONCURRENT_CALLS = 3
+# The announced "free" quota of the sales order list, detail and singleSave APIs: 60 calls a
+# minute per API from 2026-03-31 (erp-apis.md §2.3 [DOC]). Whether the platform counts a
+# sliding or a fixed minute is undocumented; the client paces a sliding one (safe for both).
+DEFAULT_ORDER_CALLS_PER_MINUTE = 60
 DISCOVERY_URL = "https://apigateway.yonyoucloud.com"
 
 
@@ -49,4 +53,8 @@ class YonyouSettings(ConnectorSettings):
     transaction_type_code: str = Field(default="SO01", description="sales order transaction type (a guess: SO01)")
     max_concurrent_calls: int = Field(default=DEFAULT_MAX_CONCURRENT_CALLS, ge=1, le=64,
                                       description="writes in flight at once, all dispatchers together (a guess)")
+    order_calls_per_minute: int | None = Field(
+        default=DEFAULT_ORDER_CALLS_PER_MINUTE, ge=0,
+        description="calls a minute per sales order API (list, detail, singleSave): the free quota announced "
+                    "from 2026-03-31 (erp-apis.md §2.3); 0: a purchased quota, no pacing")
     sync_cron: str = Field(default="*/15 * * * *", description="cron of yonyou_inbound")

@@ -41,6 +41,8 @@ def sandbox(
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port.")] = 8600,
     host: Annotated[str, typer.Option(help=HOST_HELP)] = "127.0.0.1",
     scale: Annotated[float | None, typer.Option(min=0.001, help="Kingdee: seed size (1.0 = 2,000 customers).")] = None,
+    order_quota: Annotated[int | None, typer.Option(
+        min=0, help="Yonyou: sales order list/detail/singleSave calls a minute per API (default 60; 0: none).")] = None,
 ) -> None:
     """Run a connector's sandbox in the foreground and print how to point the hub at it."""
     import uvicorn
@@ -51,16 +53,22 @@ def sandbox(
     with failures_as_one_line():
         spec = connector(system)
         sandbox_spec = load_sandbox(spec)
+        options: dict[str, object] = {} if scale is None else {"scale": scale}
+        if order_quota is not None:
+            if system != "yonyou":
+                raise typer.BadParameter("--order-quota is Yonyou's sales order quota", param_hint="--order-quota")
+            options["order_calls_per_minute"] = order_quota
         port_free(host, port)
         url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
         base = spec.settings_model()
         # the sandbox speaks plain http on this machine: allowed explicitly (ConnectorSettings.allow_http)
         pointed = sandbox_spec.client_settings(url, base).model_copy(update={"allow_http": True})
+        if order_quota is not None:  # the hub paces itself at the quota the sandbox enforces
+            pointed = pointed.model_copy(update={"order_calls_per_minute": order_quota})
         console.print(f"{spec.title} sandbox at {url} (admin: {url}/__sandbox__/); Ctrl-C stops it.")
         console.print("Point the hub at it (these are the sandbox's own test credentials):")
         for line in env_lines(system, base, pointed):
             console.print(f"  export {line}", highlight=False, soft_wrap=True)
-        options = {} if scale is None else {"scale": scale}
         app_ = sandbox_spec.create_app(**options)
     uvicorn.run(app_, host=host, port=port, log_level="warning")
 

@@ -28,11 +28,12 @@ FAULT_KINDS_IN_TURN = ("drop_response", "http_500", "timeout", "auth_expired", "
 
 @pytest.fixture
 def hub(settings, db):
-    fast = settings.with_connector("yonyou", timeout_s=1.0).model_copy(update={
+    # a tenant with purchased quota (no 60 order calls a minute, on either side): 500 pushes
+    fast = settings.with_connector("yonyou", timeout_s=1.0, order_calls_per_minute=0).model_copy(update={
         "outbox": OutboxSettings(max_attempts=10, backoff_initial_s=0.01, backoff_max_s=0.05, lease_s=60)})
     runtime = HubRuntime(fast, db, actor="test")
     # a small seeded tenant (100 customers, ~1,000 order lines) instead of 2,000 / 20,000
-    runtime.sandbox("yonyou", scale=0.05)
+    runtime.sandbox("yonyou", scale=0.05, order_calls_per_minute=None)
     yield runtime
     runtime.close()
 
@@ -69,10 +70,11 @@ def test_receivables_in_profile_equal_yonyous_ledger_and_a_resync_writes_nothing
 
 def test_orders_cut_by_small_pages_arrive_whole_with_every_line(settings, db):
     # given a tenant read 7 order lines a page, so most pages end inside an order
-    small = settings.with_connector("yonyou", page_size=7)
+    # (a tenant with purchased quota: dozens of small list pages, not paced at 60 a minute)
+    small = settings.with_connector("yonyou", page_size=7, order_calls_per_minute=0)
     runtime = HubRuntime(small, db, actor="test")
     try:
-        runtime.sandbox("yonyou", scale=0.01)
+        runtime.sandbox("yonyou", scale=0.01, order_calls_per_minute=None)
         sandbox = tenant(runtime)
         runtime.sync("yonyou", "customers")
         # when its orders are synced

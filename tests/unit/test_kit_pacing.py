@@ -56,3 +56,25 @@ def test_one_pacer_per_key_in_a_process_and_a_new_rate_replaces_it():
     assert shared_pacer("test:app@host", 20) is first
     assert shared_pacer("test:other@host", 20) is not first
     assert shared_pacer("test:app@host", 40).limit == 40
+
+
+def test_a_per_minute_quota_lets_n_calls_through_then_holds_the_next_until_the_first_is_a_window_old():
+    # given a pacer of 60 calls in any 60 s window (+1 s margin), as Yonyou's order quota
+    time = FakeTime()
+    pacer = Pacer(60, window_s=60.0, margin_s=1.0, clock=time.clock, sleep=time.sleep)
+    # when 60 calls go out at once, none waits
+    assert [pacer.wait() for _ in range(60)] == [0.0] * 60
+    # then the 61st, ten seconds later, waits for the first to be 61 s old
+    time.now += 10.0
+    assert pacer.wait() == pytest.approx(51.0)
+    # and the 62nd goes at once: the other 59 of the first minute left the window with the first
+    assert pacer.wait() == 0.0 and time.slept == [51.0]
+    assert pacer.window_s == 61.0 and pacer.limit == 60
+
+
+def test_shared_pacers_of_one_key_differ_by_window_and_the_per_second_default_is_unchanged():
+    per_second = shared_pacer("test:window@host", 60)
+    assert per_second.window_s == pytest.approx(1.1)
+    per_minute = shared_pacer("test:window@host", 60, window_s=60.0, margin_s=1.0)
+    assert per_minute is not per_second and per_minute.window_s == 61.0
+    assert shared_pacer("test:window@host", 60, window_s=60.0, margin_s=1.0) is per_minute

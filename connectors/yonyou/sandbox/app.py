@@ -16,7 +16,11 @@ Wire behaviour:
 4. Envelopes of §2.3/§2.5 (``code "200"``), the tenant's rules and ``resubmitCheckKey``
    replay (:mod:`.state`).
 5. Limits: at most ``max_concurrent_requests`` business calls served at once; more answer
-   ``310046`` (API rate limit).
+   ``310046`` (API rate limit). The announced per-minute quota (erp-apis.md §2.3 [DOC]: sales
+   order list, detail and singleSave, 60 calls a minute each from 2026-03-31): past
+   ``order_calls_per_minute`` calls of one of those APIs in the last ``quota_window_s`` (60 s;
+   a sliding window, the strictest reading — the platform's window type is undocumented)
+   the call answers ``310046`` with HTTP 200; refused calls do not count.
 6. Faults (``connectors.kit.sandbox.FaultPlan``, operation = the path below ``/yonbip/``, e.g.
    ``sd/voucherorder/singlesave``): ``latency``; ``http_500`` → HTTP 500 page; ``timeout`` →
    sleeps ``timeout_s`` then ``310504``; ``auth_expired`` → the caller's token dies first
@@ -37,7 +41,8 @@ import hmac
 import json
 import secrets
 import time
-from collections.abc import Mapping
+from collections import deque
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -52,11 +57,42 @@ from connectors.kit.sandbox.admin import admin_faults, with_admin_index
 from connectors.kit.sandbox.gate import ServingGate
 from connectors.yonyou.sandbox.seed import SeedStats, seed_state
 from connectors.yonyou.sandbox.state import Refused, YonyouState
-from connectors.yonyou.settings import DEFAULT_MAX_CONCURRENT_CALLS
+from connectors.yonyou.settings import DEFAULT_MAX_CONCURRENT_CALLS, DEFAULT_ORDER_CALLS_PER_MINUTE
 
 TIMESTAMP_WINDOW_S = 300.0  # a guess: the real tolerance is undocumented (§2.2)
 GATEWAY_PREFIX = "/iuap-api-gateway/yonbip/"
 IDEMPOTENT_SAVES = frozenset({"sd/voucherorder/singlesave", "digitalmodel/merchant/idempotent/newinsert"})
+QUOTA_OPERATIONS = frozenset({"sd/voucherorder/list", "sd/voucherorder/detail", "sd/voucherorder/singlesave"})
+
+
+@dataclass
+class ApiQuota:
+    """Calls per API in a sliding window (§2.3's per-minute quota); ``limit`` None: no quota.
+    Handlers share one event loop, so no lock is needed."""
+
+    limit: int | None
+    window_s: float = 60.0
+    clock: Callable[[], float] = time.monotonic
+    refused: int = 0  # calls answered 310046 because the quota was spent
+    _calls: dict[str, deque[float]] = field(default_factory=dict)
+
+    def admit(self, operation: str) -> bool:
+        """Count a call of ``operation`` now, or refuse it (counted as refused, not as a call)."""
+        if self.limit is None or operation not in QUOTA_OPERATIONS:
+            return True
+        now = self.clock()
+        calls = self._calls.setdefault(operation, deque())
+        while calls and calls[0] <= now - self.window_s:
+            calls.popleft()
+        if len(calls) >= self.limit:
+            self.refused += 1
+            return False
+        calls.append(now)
+        return True
+
+    def describe(self) -> dict[str, float | int | None]:
+        """The figures for the admin endpoint."""
+        return {"order_calls_per_minute": self.limit, "quota_window_s": self.window_s, "quota_refused": self.refused}
 
 
 @dataclass(frozen=True)
@@ -81,6 +117,7 @@ class YonyouSandbox:
     credentials: SandboxCredentials
     faults: FaultPlan
     gate: ServingGate
+    quota: ApiQuota = field(default_factory=lambda: ApiQuota(None))
     token_ttl_s: int = 7200
     seed_stats: SeedStats | None = None
     tokens: dict[str, float] = field(default_factory=dict)  # token → expires at (monotonic)
@@ -222,6 +259,8 @@ async def _gateway(request: Request) -> Response:
     early = await _early_fault(sandbox, fault, operation)
     if early is not None:
         return early
+    if not sandbox.quota.admit(operation):
+        return _refusal("310046", "API调用频率超过限制（每分钟调用次数已用完），请稍后重试")
     admitted_at = sandbox.gate.admit()
     if admitted_at is None:
         return _refusal("310046", "API调用频率超过限制，请稍后重试")
@@ -273,7 +312,8 @@ def _answer(sandbox: YonyouSandbox, method: str, operation: str, raw: bytes, que
 async def _admin_state(request: Request) -> Response:
     """Seed sizes, counts, tokens, limits and requests served."""
     sandbox: YonyouSandbox = request.app.state.yonyou
-    return _reply({**sandbox.data.summary(), **sandbox.gate.describe(), "tokens": len(sandbox.tokens),
+    return _reply({**sandbox.data.summary(), **sandbox.gate.describe(), **sandbox.quota.describe(),
+                   "tokens": len(sandbox.tokens),
                    "tokens_issued": sandbox.tokens_issued, "token_ttl_s": sandbox.token_ttl_s,
                    "faults": sandbox.faults.describe(), "requests": dict(sandbox.requests),
                    "credentials": {"tenant_id": sandbox.credentials.tenant_id, "app_key": sandbox.credentials.app_key}})
@@ -297,18 +337,24 @@ def create_app(
     *, scale: float = 1.0, today: dt.date | None = None, credentials: SandboxCredentials = SANDBOX_CREDENTIALS,
     faults: FaultPlan | None = None, seed: int = 20240601, token_ttl_s: int = 7200,
     max_concurrent_requests: int | None = DEFAULT_MAX_CONCURRENT_CALLS, replay_window_s: float = 3600.0,
+    order_calls_per_minute: int | None = DEFAULT_ORDER_CALLS_PER_MINUTE, quota_window_s: float = 60.0,
+    clock: Callable[[], float] = time.monotonic,
 ) -> Starlette:
     """Build a seeded YonBIP sandbox app.
 
     ``scale`` 1.0 seeds 2,000 customers and 20,000 order lines; 0.05 is for fast tests.
     ``today`` fixes the sandbox date (default: today in Asia/Shanghai); ``token_ttl_s`` gives
     short-lived tokens; ``max_concurrent_requests`` is the concurrency limit (None: none).
+    ``order_calls_per_minute`` is the per-API quota of the sales order list, detail and
+    singleSave (60, the platform's free quota; None or 0: a purchased quota, none enforced);
+    ``quota_window_s`` (the minute) and ``clock`` (the quota's clock) are for tests.
     """
     today = today or dt.datetime.now(dt.timezone(dt.timedelta(hours=8))).date()
     data = YonyouState(today=today, replay_window_s=replay_window_s)
     stats = seed_state(data, scale=scale, seed=seed)
     sandbox = YonyouSandbox(data=data, credentials=credentials, faults=faults or FaultPlan(),
-                            gate=ServingGate(max_concurrent_requests), token_ttl_s=token_ttl_s, seed_stats=stats)
+                            gate=ServingGate(max_concurrent_requests),
+                            quota=ApiQuota(order_calls_per_minute or None, quota_window_s, clock), token_ttl_s=token_ttl_s, seed_stats=stats)
     token_paths = [f"{prefix}/open-auth/{kind}/{version}getAccessToken"
                    for prefix in ("/iuap-api-auth", "") for kind in ("selfAppAuth", "suiteApp")
                    for version in ("", "base/v1/")]
@@ -328,4 +374,4 @@ def create_app(
     return app
 
 
-__all__ = ["SANDBOX_CREDENTIALS", "SandboxCredentials", "YonyouSandbox", "create_app"]
+__all__ = ["QUOTA_OPERATIONS", "SANDBOX_CREDENTIALS", "ApiQuota", "SandboxCredentials", "YonyouSandbox", "create_app"]
