@@ -20,7 +20,7 @@ from pydantic import Field, SecretStr
 
 from hub.contracts import ConnectorSettings
 
-# Writes in flight at once against one tenant, across every dispatcher. The reference gives
+# Calls in flight at once (hub.outbox.slots: a slot per HTTP exchange) against one tenant, across every dispatcher. The reference gives
 # only per-minute quotas (sales order list/detail/singleSave: 60 calls a minute from
 # 2026-03-31, §2.3) and no concurrency figure: 3 is a GUESS that keeps a three-call push
 # (save, submit, audit) of a few orders at once well inside 60 calls a minute. The sandbox
@@ -52,7 +52,7 @@ class YonyouSettings(ConnectorSettings):
     org_code: str = Field(default="global00", description="sales, settlement and stock organisation code")
     transaction_type_code: str = Field(default="SO01", description="sales order transaction type (a guess: SO01)")
     max_concurrent_calls: int = Field(default=DEFAULT_MAX_CONCURRENT_CALLS, ge=1, le=64,
-                                      description="writes in flight at once, all dispatchers together (a guess)")
+                                      description="calls in flight at once (a slot per HTTP exchange), all dispatchers together (a guess)")
     order_calls_per_minute: int | None = Field(
         default=DEFAULT_ORDER_CALLS_PER_MINUTE, ge=0,
         description="calls a minute per sales order API (list, detail, singleSave): the free quota announced "
