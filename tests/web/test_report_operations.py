@@ -240,7 +240,7 @@ def test_merging_a_salesperson_conflict_links_it_to_the_chosen_user(db, settings
     assert [tuple(r) for r in link] == [("internal_user", teams.bob)]
 
 
-def test_dead_letters_and_quarantine_page_instead_of_stopping_at_the_cap(db, settings, monkeypatch):
+def test_dead_letters_quarantine_and_conflicts_page_instead_of_stopping_at_the_cap(db, settings, monkeypatch):
     from hub.web.reports import operations
 
     monkeypatch.setattr(operations, "MAX_ROWS", 2)  # five of each: three pages
@@ -252,14 +252,22 @@ def test_dead_letters_and_quarantine_page_instead_of_stopping_at_the_cap(db, set
             "INSERT INTO quarantine (system, stream, source_ref, reason, payload, payload_hash) SELECT 'kingdee', "
             "'receivables', 'AR' || g, 'customer not found', '{}'::jsonb, md5(g::text) FROM generate_series(1, 5) g "
             "RETURNING id")).scalars().all()
+        conflicts = conn.execute(sa.text(
+            "INSERT INTO identity_conflict (system, object, external_id, reason, candidate_customer_ids, created_at) "
+            "SELECT 'kingdee', 'customer', 'C' || g, 'two customers share the name', ARRAY[]::bigint[], "
+            "now() - g * interval '1 minute' FROM generate_series(1, 5) g RETURNING id")).scalars().all()
     client, _ = signed_in(db, settings)
     shown_dead: list[int] = []
     shown_held: list[int] = []
+    shown_conflicts: list[int] = []
     for page in (1, 2, 3):
-        html = client.get(f"{PAGE}?dead_page={page}&quarantine_page={page}").text
+        html = client.get(f"{PAGE}?dead_page={page}&quarantine_page={page}&conflict_page={page}").text
         shown_dead += [int(i) for i in re.findall(r'data-k="dead-letter" data-id="(\d+)"', html)]
         shown_held += [int(i) for i in re.findall(r'data-k="quarantine" data-id="(\d+)"', html)]
+        shown_conflicts += [int(i) for i in re.findall(r'data-k="conflict" data-id="(\d+)"', html)]
         assert ("dead_page=" + str(page + 1) in html) == (page < 3)
         assert ("quarantine_page=" + str(page - 1) in html) == (page > 1)
+        assert ("conflict_page=" + str(page + 1) in html) == (page < 3)
     assert shown_dead == sorted(dead)  # oldest first, each once
     assert shown_held == sorted(held, reverse=True)  # newest first, each once
+    assert shown_conflicts == conflicts  # newest first (the order inserted), each once

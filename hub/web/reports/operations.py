@@ -101,10 +101,10 @@ _QUARANTINE_COUNTS = sa.text(
 
 _CONFLICTS = sa.text("""
     SELECT id, system, object, external_id, reason, chosen_customer_id, candidate_customer_ids, detail, status,
-           created_at, resolution, resolved_by, resolved_at
+           created_at, resolution, resolved_by, resolved_at, count(*) OVER () AS total
     FROM identity_conflict
     WHERE status = 'open' OR resolved_at > now() - interval '30 days'
-    ORDER BY status = 'open' DESC, COALESCE(resolved_at, created_at) DESC, id DESC LIMIT :limit
+    ORDER BY status = 'open' DESC, COALESCE(resolved_at, created_at) DESC, id DESC LIMIT :limit OFFSET :offset
 """)
 
 
@@ -181,10 +181,11 @@ def masked_payload(value: Any, field: str = "") -> Any:
 
 
 def operations_data(conn: Connection, now: dt.datetime, dagster_ui: str, *, dead_page: int = 1,
-                    quarantine_page: int = 1) -> dict[str, Any]:
+                    quarantine_page: int = 1, conflict_page: int = 1) -> dict[str, Any]:
     """Everything the operations page shows, read on ``conn`` (one statement per section): the
-    ``dead_page``-th page of dead letters and the ``quarantine_page``-th of open quarantine rows
-    (:data:`MAX_ROWS` each; how many there are comes from the backlog and quarantine counts)."""
+    ``dead_page``-th page of dead letters, the ``quarantine_page``-th of open quarantine rows and
+    the ``conflict_page``-th of identity conflicts (:data:`MAX_ROWS` each; how many there are
+    comes from the backlog and quarantine counts, and for conflicts from the page's own rows)."""
     backlog = [dict(r._mapping) | {"dagster_url": dagster_job_url(dagster_ui, push_job_name(r.kind))}
                for r in conn.execute(_BACKLOG)]
     dead = [{"id": r.id, "kind": r.kind, "key": mask_personal_data(r.idempotency_key), "status": r.status,
@@ -195,7 +196,9 @@ def operations_data(conn: Connection, now: dt.datetime, dagster_ui: str, *, dead
                    "payload": masked_payload(r.payload), "attempts": r.attempts, "created_at": r.created_at}
                   for r in open_rows(conn, limit=MAX_ROWS, offset=(quarantine_page - 1) * MAX_ROWS)]
     conflicts = []
-    for r in conn.execute(_CONFLICTS, {"limit": MAX_ROWS}):
+    conflicts_total = 0
+    for r in conn.execute(_CONFLICTS, {"limit": MAX_ROWS, "offset": (conflict_page - 1) * MAX_ROWS}):
+        conflicts_total = int(r.total)
         detail = r.detail or {}
         candidates = (list(r.candidate_customer_ids or ()) if r.object == "customer"
                       else list(detail.get("candidate_user_ids") or ()))
@@ -208,7 +211,7 @@ def operations_data(conn: Connection, now: dt.datetime, dagster_ui: str, *, dead
     return {"streams": stream_statuses(conn, now, dagster_ui), "backlog": backlog, "dead": dead,
             "dead_total": sum(b["dead"] + b["failed"] for b in backlog), "quarantine": quarantine,
             "quarantine_counts": quarantine_counts, "quarantine_total": sum(q["open"] for q in quarantine_counts),
-            "conflicts": conflicts}
+            "conflicts": conflicts, "conflicts_total": conflicts_total}
 
 
 def lag_text(lag: dt.timedelta | None) -> str:
@@ -246,15 +249,16 @@ def add_routes(router: APIRouter, ctx: ReportContext) -> None:
     @router.get(PATH, include_in_schema=False, response_class=HTMLResponse)
     def operations_page(request: Request, principal: Principal = operator, notice: str = "",
                         n: int = Query(0, ge=0, le=10**6), dead_page: int = Query(1, ge=1, le=100_000),
-                        quarantine_page: int = Query(1, ge=1, le=100_000)) -> HTMLResponse:
+                        quarantine_page: int = Query(1, ge=1, le=100_000),
+                        conflict_page: int = Query(1, ge=1, le=100_000)) -> HTMLResponse:
         """The operations page (a page of each long list)."""
         now = dt.datetime.now(dt.UTC)
         with ctx.reading() as conn:
             data = operations_data(conn, now, ctx.settings.dagster.ui_url, dead_page=dead_page,
-                                   quarantine_page=quarantine_page)
+                                   quarantine_page=quarantine_page, conflict_page=conflict_page)
         return ctx.page("report_operations.html", title=t("operations"), principal=principal, t=t, **data,
                         csrf=csrf_field(request), lag_text=lag_text, now=now, dead_page=dead_page,
-                        quarantine_page=quarantine_page, page_size=MAX_ROWS,
+                        quarantine_page=quarantine_page, conflict_page=conflict_page, page_size=MAX_ROWS,
                         notice=notice if notice in NOTICES else "", notice_count=n)
 
     @router.post(f"{PATH}/dead-letters/replay", include_in_schema=False)
