@@ -106,6 +106,21 @@ def gated(gate: CallGate) -> Iterator[None]:
         _GATE.reset(token)
 
 
+@contextmanager
+def ungated() -> Iterator[None]:
+    """Within the block, :func:`call_slot` takes no slot: for a credential fetched under the
+    credential's lock (``connectors.kit.auth``). Waiting for a slot while holding that lock
+    deadlocked: the threads holding every slot were inside their exchanges, waiting for the
+    same lock to read the credential (seen: DingTalk approvals under token expiry, 8 workers,
+    4 slots). A token call is not a business call (DingTalk's pacer does not count it either),
+    so it may go out beside the cap."""
+    token = _GATE.set(None)
+    try:
+        yield
+    finally:
+        _GATE.reset(token)
+
+
 _HOLDING: ContextVar[frozenset[str]] = ContextVar("hub_call_slots_held", default=frozenset())
 
 

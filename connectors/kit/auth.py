@@ -52,7 +52,7 @@ from typing import Generic, TypeVar
 import httpx
 
 from connectors.kit.http import ATTEMPT_EXTENSION, CALL_EXTENSION, SENT_AT_EXTENSION, CallContext
-from hub.calls import CallObserver, ExternalCall, ignore_call
+from hub.calls import CallObserver, ExternalCall, ignore_call, ungated
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -127,7 +127,8 @@ class TokenAuth(httpx.Auth, ABC, Generic[T]):
         with self._lock:
             held = self._held
             if held is None or (held.usable_until is not None and self._clock() >= held.usable_until):
-                held = self._hold(self.fetch())
+                with ungated():  # no call slot under this lock: lock order (hub.calls.ungated)
+                    held = self._hold(self.fetch())
             return held.value, self._generation
 
     def held(self) -> T | None:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -18,7 +19,7 @@ import pytest
 from connectors.kit.auth import Credential, TokenAuth
 from connectors.kit.codes import CodeRule, CodeTable
 from connectors.kit.http import CallContext, parse_json, peek_json, raise_for_status, send
-from hub.calls import CallTimer, ExternalCall
+from hub.calls import CallTimer, ExternalCall, gated
 from hub.errors import AuthExpiredError, PermanentError
 from tests.support.threads import run_together
 
@@ -104,6 +105,30 @@ class DemoClient:
 
         request = self.http.build_request("GET", "/orders/get", params={"id": order})
         return send(self.http, request, call, self.calls.append, read, auth=self.auth)
+
+
+def test_given_call_slots_when_a_credential_is_fetched_then_it_takes_no_slot_under_the_credentials_lock() -> None:
+    # given a client under a call gate whose every slot is held by other threads, which are inside
+    # their exchanges waiting for this credential's lock (the gate refuses to be waited on here)
+    platform = Platform()
+    client = DemoClient(platform)
+    asked: list[str] = []
+
+    @contextmanager
+    def every_slot_taken(system: str) -> Iterator[None]:
+        asked.append(system)
+        raise AssertionError("waited for a call slot while holding the credential's lock: a deadlock")
+        yield
+
+    # when a thread reads the credential before its call (as a client with the token in the
+    # query string does) and the credential must be fetched
+    with gated(every_slot_taken):
+        token, _ = client.auth.current()
+    # then the token call went out without asking for a slot, and the business call still asks
+    assert token == "tok-1" and platform.fetches == 1 and asked == []
+    with gated(every_slot_taken), pytest.raises(AssertionError, match="deadlock"):
+        client.get()
+    assert asked == ["demo"]
 
 
 def test_given_a_cold_cache_when_twenty_threads_call_then_one_token_fetch() -> None:
