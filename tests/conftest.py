@@ -23,6 +23,7 @@ import shutil
 import socket
 import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -125,22 +126,32 @@ def schema_template(database_url: str) -> Iterator[SchemaTemplate | None]:
         admin.dispose()
 
 
+@contextmanager
+def schema_database(settings: Settings, template: SchemaTemplate | None) -> Iterator[Database]:
+    """``settings.database_schema`` made at the migrations' head (from ``template`` when there is
+    one), empty, its vault bound to ``settings``; dropped when the block ends."""
+    url, schema = settings.database_url.get_secret_value(), settings.database_schema
+    database = Database(create_db_engine(url, schema), schema, url)
+    bind(database.engine, lambda: load_vault(settings))  # sandbox mode: keys generated under the home
+    try:
+        if template is not None:
+            template.create(url, schema)
+        else:
+            database.upgrade()
+        yield database
+    finally:
+        database.dispose()
+        admin = sa.create_engine(url)
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        admin.dispose()
+
+
 @pytest.fixture
-def db(settings: Settings, database_url: str, schema_template: SchemaTemplate | None) -> Iterator[Database]:
+def db(settings: Settings, schema_template: SchemaTemplate | None) -> Iterator[Database]:
     """A schema of its own for this test, at the migrations' head and empty."""
-    database = Database(create_db_engine(database_url, settings.database_schema), settings.database_schema,
-                        database_url)
-    bind(database.engine, lambda: load_vault(settings))  # sandbox mode: keys generated under the test's home
-    if schema_template is not None:
-        schema_template.create(database_url, settings.database_schema)
-    else:
-        database.upgrade()
-    yield database
-    database.dispose()
-    admin = sa.create_engine(database_url)
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{settings.database_schema}" CASCADE'))
-    admin.dispose()
+    with schema_database(settings, schema_template) as database:
+        yield database
 
 
 def rows(db: Database, query: str, **params: object) -> list[sa.Row]:

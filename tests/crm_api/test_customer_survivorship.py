@@ -3,29 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
-from typing import Any
 
 from canonical_model.profile import customer_profile
-from canonical_model.records import CustomerRecord
-from hub.contracts import Page, StreamSpec
+from hub.contracts import StreamSpec
 from hub.demo.data import demo_credit_code
 from hub.engine import sync_stream
 from tests.conftest import rows
+from tests.support.customer_streams import hand_written_customers
 
 
 def kingdee_customers() -> StreamSpec:
-    def read(records: list[dict[str, Any]], cursor: str | None) -> Iterator[Page]:
-        yield Page(records, None)
-
-    return StreamSpec(
-        name="customers", source_object="customer", target="customer", key_field="id", cursor_field=None,
-        read_pages=read,
-        map_record=lambda raw: CustomerRecord(
-            source_system="kingdee", source_object="BD_Customer", external_id=raw["id"], name=raw["name"],
-            credit_code=raw["code"], owner_ref=raw["owner"], region=raw["region"],
-            modified_at=dt.datetime(2026, 11, 1, tzinfo=dt.UTC)),
-    )
+    return hand_written_customers("kingdee", "BD_Customer", modified_at=dt.datetime(2026, 11, 1, tzinfo=dt.UTC))
 
 
 def link_salesperson(db, number: str, user_id: int) -> None:

@@ -18,13 +18,12 @@ import pytest
 import sqlalchemy as sa
 
 from canonical_model.profile import customer_profile
-from hub.database import Database, create_db_engine
+from hub.database import Database
 from hub.demo.data import load_crm_demo
 from hub.registry import connector
 from hub.runtime import HubRuntime, load_sandbox
 from hub.settings import Settings, SurvivorshipSettings
-from hub.vault import bind, load_vault
-from tests.conftest import rows, scalar
+from tests.conftest import rows, scalar, schema_database
 
 # the golden fields as compared between hubs: ids differ per database, so the owner is its name
 GOLDEN = ("SELECT c.credit_code, c.name, c.industry, c.phone, c.address, c.currency, u.name AS owner, "
@@ -54,18 +53,8 @@ def other_db(database_url, schema_template, tmp_path) -> Iterator[tuple[Settings
     """A second, empty hub database (its own schema), to sync the same sandboxes in another order."""
     schema = f"t_{os.getpid()}_{secrets.token_hex(4)}"
     settings = Settings(database_url=database_url, database_schema=schema, home=tmp_path / "other", sandbox=True)
-    database = Database(create_db_engine(database_url, schema), schema, database_url)
-    bind(database.engine, lambda: load_vault(settings))
-    if schema_template is not None:
-        schema_template.create(database_url, schema)
-    else:
-        database.upgrade()
-    yield settings, database
-    database.dispose()
-    admin = sa.create_engine(database_url)
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-    admin.dispose()
+    with schema_database(settings, schema_template) as database:
+        yield settings, database
 
 
 def with_crm_people(db: Database) -> None:

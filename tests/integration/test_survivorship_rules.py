@@ -7,38 +7,22 @@ are ``hub.survivorship``'s defaults unless a test binds others.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from canonical_model.records import CustomerRecord
-from hub.contracts import Page, StreamSpec
 from hub.engine import sync_stream
 from hub.rules.pool import take_from_pool
 from hub.survivorship import Claim, Precedence, bind_precedence, survivor
 from tests.conftest import rows, scalar
+from tests.support.customer_streams import hand_written_customers
 from tests.support.synthetic import synthetic_credit_code
 
 T0 = dt.datetime(2026, 11, 1, 9, 0, tzinfo=dt.UTC)
 
 
-def customer_stream(system: str) -> StreamSpec:
-    def read(records: list[dict[str, Any]], cursor: str | None) -> Iterator[Page]:
-        yield Page(records, None)
-
-    return StreamSpec(
-        name="customers", source_object="customer", target="customer", key_field="id", cursor_field=None,
-        read_pages=read,
-        map_record=lambda raw: CustomerRecord(
-            source_system=system, source_object="customer", external_id=raw["id"], name=raw["name"],
-            credit_code=raw.get("code"), region=raw.get("region"), industry=raw.get("industry"),
-            owner_ref=raw.get("owner"), credit_limit=raw.get("credit_limit"), modified_at=raw.get("modified")),
-    )
-
-
 def sync(db, system: str, *records: dict[str, Any]):
-    return sync_stream(db, system, customer_stream(system), list(records)).counts
+    return sync_stream(db, system, hand_written_customers(system), list(records)).counts
 
 
 def customer_of(db, code: str) -> Any:

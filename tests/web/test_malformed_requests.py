@@ -55,12 +55,12 @@ from connectors.kit.sandbox import serve_in_thread
 from connectors.wecom.sandbox.credentials import SANDBOX_CALLBACK_TOKEN as WECOM_TOKEN
 from connectors.wecom.sandbox.credentials import SANDBOX_CORP_ID, SANDBOX_ENCODING_AES_KEY
 from hub.access import Role
-from hub.database import Database, create_db_engine
+from hub.database import Database
 from hub.settings import Settings
-from hub.vault import bind, load_vault
 from hub.web import create_web_app
 from hub.web.auth import SESSION_COOKIE
 from hub.web.signin import CSRF_COOKIE, session_csrf
+from tests.conftest import schema_database
 from tests.support.access import bearer, issue_session
 from tests.support.crm_world import World, build_world
 from tests.web.conftest import audit
@@ -266,13 +266,7 @@ def hostile(database_url: str, schema_template, tmp_path_factory: pytest.TempPat
         "leads": settings.leads.model_copy(update={"form_keys": SecretStr(f"site={FORM_KEY}"),
                                                    "form_rate_per_minute": 10_000}),
         "api": settings.api.model_copy(update={"max_body_bytes": MAX_BODY})})
-    db = Database(create_db_engine(database_url, schema), schema, database_url)
-    bind(db.engine, lambda: load_vault(settings))
-    if schema_template is not None:
-        schema_template.create(database_url, schema)
-    else:
-        db.upgrade()
-    try:
+    with schema_database(settings, schema_template) as db:
         world = build_world(db)
         token = world.tokens["admin"]
         session = issue_session(db, Role.ADMIN)
@@ -291,12 +285,6 @@ def hostile(database_url: str, schema_template, tmp_path_factory: pytest.TempPat
             yield Hostile(db, http, app, world, token, session,
                           (FORM_KEY, token, session, WECOM_TOKEN, SANDBOX_ENCODING_AES_KEY, DINGTALK_TOKEN,
                            SANDBOX_CALLBACK_AES_KEY, *world.tokens.values()), tables)
-    finally:
-        db.dispose()
-        admin = sa.create_engine(database_url)
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        admin.dispose()
 
 
 # ---------------------------------------------------------------------------- judging
