@@ -10,8 +10,9 @@ as the vendor counts requests: the dispatcher makes :meth:`CallSlots.held` the c
 the worker's thread (``hub.calls.gated``) and ``send`` holds a slot around each exchange
 only, so the audit row the client writes after each call (durable at once: a killed
 dispatcher loses at most the calls it had in flight) and the writer's work between calls
-are outside it too. A slot is reentrant per thread: an exchange made while the thread
-already holds one of the system's slots passes through instead of waiting for a second.
+are outside it too. An exchange made while the thread already holds one of the system's
+slots passes through instead of waiting for a second (``hub.calls.call_slot`` is re-entrant
+per thread, for any gate).
 
 **Across every dispatcher.** Slot *i* of a system is the Postgres session advisory lock
 (hash of schema and system, *i*). A worker takes the first free one of ``0 … concurrency-1``
@@ -128,10 +129,6 @@ class CallSlots:
     @contextmanager
     def held(self, system: str, limit: int) -> Iterator[None]:
         """Hold one of ``system``'s ``limit`` slots for the duration of the block."""
-        holding: set[str] = self._local.__dict__.setdefault("holding", set())
-        if system in holding:  # this thread already holds one of the system's slots
-            yield
-            return
         slots = self._slots(system, limit)
         started = time.perf_counter()
         with self._lock:
@@ -150,12 +147,10 @@ class CallSlots:
         with self._lock:
             slots.in_flight += 1
             slots.calls += 1
-        holding.add(system)
         taken = time.perf_counter()
         try:
             yield
         finally:
-            holding.discard(system)
             with self._lock:
                 slots.in_flight -= 1
                 slots.held_s += time.perf_counter() - taken
