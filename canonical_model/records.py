@@ -32,6 +32,7 @@ from canonical_model.models import (
     SalesOrder,
     SalesOrderLine,
 )
+from canonical_model.pages import PageSchema
 from canonical_model.storable import Digits, Fits, explain
 
 RawRecord = dict[str, Any]  # one source record as a connector read it (JSON-like)
@@ -223,6 +224,11 @@ RECORD_TYPES: dict[str, type[BaseModel]] = {
 }
 R = TypeVar("R", bound=BaseModel)
 
+# Receivables are the largest stream (a first load is mostly receivables): their mappings may
+# also validate a page at a time (canonical_model.pages; the engine falls back to the model).
+RECEIVABLE_PAGE = PageSchema(ReceivableRecord)
+ReceivableRow = RECEIVABLE_PAGE.row
+
 
 def build(model: type[R], **values: Any) -> R:
     """Construct a canonical record (or a part of one); a value the store could not hold
@@ -240,6 +246,7 @@ def describe_validation(exc: ValidationError) -> str:
 
 __all__ = [
     "KNOWN_CURRENCIES",
+    "RECEIVABLE_PAGE",
     "RECORD_TYPES",
     "UNREADABLE",
     "CanonicalRecord",
@@ -250,6 +257,7 @@ __all__ = [
     "RawRecord",
     "ReceiptRecord",
     "ReceivableRecord",
+    "ReceivableRow",
     "SalesOrderLineRecord",
     "SalesOrderRecord",
     "TaskCompletionRecord",

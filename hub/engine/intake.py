@@ -58,7 +58,7 @@ _REF_SHOWN_CHARS = 60
 
 # (position in the page from 1, raw record, key as text, content hash)
 Entry = tuple[int, RawRecord, str, str]
-_KEY = itemgetter(2)
+_RAW, _KEY, _DIGEST = itemgetter(1), itemgetter(2), itemgetter(3)
 
 
 def position(page_no: int | None, index: int) -> str:
@@ -215,7 +215,19 @@ def map_entry(stream: StreamSpec[Any], entry: Entry, page_no: int | None) -> Map
 def map_entries(stream: StreamSpec[Any], entries: list[Entry], page_no: int | None,
                 premapped: dict[int, MapResult]) -> tuple[list[tuple[RawRecord, CanonicalRecord, str]],
                                                            list[Rejected]]:
-    """Map the entries (reusing ``premapped`` results); split records from rejections."""
+    """Map the entries (reusing ``premapped`` results); split records from rejections.
+
+    A stream whose mapping can map a page (:class:`canonical_model.pages.PagedMapping`)
+    maps a page without twins in one call when every record of it maps and validates that way; otherwise, and for
+    records the page mapping cannot take, the page is mapped record by record, which
+    names what is wrong with each bad record.
+    """
+    map_page = getattr(stream.map_record, "page", None)  # canonical_model.pages.PagedMapping
+    if map_page is not None and entries and not premapped:
+        raws = list(map(_RAW, entries))
+        records = map_page(raws)
+        if records is not None:
+            return list(zip(raws, records, map(_DIGEST, entries), strict=True)), []
     mapped: list[tuple[RawRecord, CanonicalRecord, str]] = []
     rejected: list[Rejected] = []
     map_record = stream.map_record

@@ -27,6 +27,7 @@ from canonical_model.records import (
     InternalUserRecord,
     ReceiptRecord,
     ReceivableRecord,
+    ReceivableRow,
     SalesOrderRecord,
     TaskCompletionRecord,
 )
@@ -203,6 +204,9 @@ _external_id = attrgetter("external_id")
 
 # --- receivables and receipts: plain merges keyed by (source_system, external_id) ---------
 
+RECEIVABLES = (ReceivableRecord, ReceivableRow)  # a record mapped alone, or validated with its page
+
+
 def upsert_receivables(ctx: PageContext, mapped: Sequence[Mapped]) -> TargetOutcome:
     """Merge receivable bills; a bill of an unknown customer is rejected."""
     known, rejected, superseded = _latest_by_customer(ctx, mapped, _external_id)
@@ -211,7 +215,7 @@ def upsert_receivables(ctx: PageContext, mapped: Sequence[Mapped]) -> TargetOutc
         (rec.source_system, rec.external_id, now, digest, stamp(raw), cid, rec.bill_number, rec.bill_date,
          rec.due_date, rec.currency, rec.amount, rec.open_amount, rec.status)
         for cid, (raw, rec, digest) in known
-        if isinstance(rec, ReceivableRecord)
+        if isinstance(rec, RECEIVABLES)
     ]
     before = _receivables_held(ctx, [row[1] for row in rows])
     result = merge_rows(

@@ -22,7 +22,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from canonical_model.records import CustomerRecord, ReceivableRecord
+from canonical_model.pages import PagedMapping
+from canonical_model.records import RECEIVABLE_PAGE, CustomerRecord, ReceivableRecord
 from canonical_model.storable import shown
 from hub.contracts import MappingError, Page, RawRecord, StreamSpec
 from hub.identity import credit_code_check_char
@@ -140,11 +141,10 @@ def _customer(number: Any, name: Any, code: Any, modified: dt.datetime) -> Custo
 
 
 def _receivable(bill: Any, customer: Any, date: dt.date, due: dt.date, currency: Any, amount: Decimal,
-                open_amount: Decimal, modified: dt.datetime) -> ReceivableRecord:
-    return ReceivableRecord(
-        source_system="synthetic", source_object="receivable", external_id=bill, bill_number=bill,
-        customer_ref=customer, bill_date=date, due_date=due, currency=currency, amount=amount,
-        open_amount=open_amount, modified_at=modified)
+                open_amount: Decimal, modified: dt.datetime) -> dict[str, Any]:
+    return {"source_system": "synthetic", "source_object": "receivable", "external_id": bill, "bill_number": bill,
+            "customer_ref": customer, "bill_date": date, "due_date": due, "currency": currency, "amount": amount,
+            "open_amount": open_amount, "modified_at": modified}
 
 
 _MALFORMED = (KeyError, TypeError, ValueError, ArithmeticError)
@@ -162,22 +162,33 @@ def map_synthetic_customer(raw: RawRecord) -> CustomerRecord:
         return _customer(_text(raw, "number"), _text(raw, "name"), raw.get("credit_code"), _time(raw, "modified"))
 
 
-def map_synthetic_receivable(raw: RawRecord) -> ReceivableRecord:
-    """Pure mapping of a synthetic receivable row."""
+def _receivable_fields(raw: RawRecord) -> dict[str, Any]:
+    """The receivable's field values, read directly; a malformed field raises (KeyError,
+    TypeError, ValueError, ArithmeticError) or a MappingError."""
     if not isinstance(raw, dict):
         raise MappingError(f"record: expected an object, got {shown(raw)}")
     if not raw.get("due"):
         raise MappingError("due: missing due date")
+    return _receivable(raw["bill"], raw["customer"], dt.date.fromisoformat(raw["date"]),
+                       dt.date.fromisoformat(raw["due"]), raw["currency"], Decimal(raw["amount"]),
+                       Decimal(raw["open"]), dt.datetime.fromisoformat(raw["modified"]))
+
+
+def map_synthetic_receivable(raw: RawRecord) -> ReceivableRecord:
+    """Pure mapping of a synthetic receivable row."""
     try:
-        return _receivable(raw["bill"], raw["customer"], dt.date.fromisoformat(raw["date"]),
-                           dt.date.fromisoformat(raw["due"]), raw["currency"], Decimal(raw["amount"]),
-                           Decimal(raw["open"]), dt.datetime.fromisoformat(raw["modified"]))
-    except ValidationError:  # a ValueError too: validation's own reasons are the readable ones
+        values = _receivable_fields(raw)
+    except MappingError:  # a ValueError too: its reason is the readable one
         raise
     except _MALFORMED:
-        return _receivable(_text(raw, "bill"), _text(raw, "customer"), _date(raw, "date"), _date(raw, "due"),
-                           _text(raw, "currency"), _number(raw, "amount"), _number(raw, "open"),
-                           _time(raw, "modified"))
+        values = _receivable(_text(raw, "bill"), _text(raw, "customer"), _date(raw, "date"), _date(raw, "due"),
+                             _text(raw, "currency"), _number(raw, "amount"), _number(raw, "open"),
+                             _time(raw, "modified"))
+    return ReceivableRecord(**values)  # a ValidationError: validation's own reasons are the readable ones
+
+
+# the mapping of one receivable, which the engine may also run a page at a time
+SYNTHETIC_RECEIVABLE = PagedMapping(map_synthetic_receivable, _receivable_fields, RECEIVABLE_PAGE)
 
 
 CUSTOMERS = StreamSpec(
@@ -188,5 +199,5 @@ CUSTOMERS = StreamSpec(
 RECEIVABLES = StreamSpec(
     name="receivables", source_object="receivable", target="receivable", key_field="bill", cursor_field="modified",
     read_pages=lambda src, cursor: src.pages(src.receivable_rows, src.receivables, cursor),
-    map_record=map_synthetic_receivable, depends_on=("customers",),
+    map_record=SYNTHETIC_RECEIVABLE, depends_on=("customers",),
 )
