@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
+import sqlalchemy as sa
+
 from hub.engine import sync_stream
 from tests.conftest import rows, scalar
-from tests.support.synthetic import CUSTOMERS, RECEIVABLES, SyntheticSource
+from tests.support.synthetic import CUSTOMERS, RECEIVABLES, SyntheticSource, map_synthetic_receivable
 
 
 def test_first_sync_inserts_everything_and_a_resync_writes_nothing(db):
@@ -297,3 +301,24 @@ def test_the_stamp_range_lookup_answers_exactly_as_the_key_lookup_does(db):
         by_range = existing_hashes(conn, "receivable", "synthetic", keys, (low, high))
 
     assert by_range == by_key and len(by_key) == 20
+
+
+def test_pages_validated_at_once_store_what_the_record_by_record_mapping_stores(db):
+    # given receivables of which a few are invalid (so some pages give up the page path)
+    source = SyntheticSource(customers=10, receivables=200, page_size=25, bad_every=70)
+    sync_stream(db, "synthetic", CUSTOMERS, source)
+    stored = ("SELECT external_id, content_hash, source_cursor, customer_id, bill_number, bill_date, due_date, "
+              "currency, amount, open_amount, status FROM receivable ORDER BY external_id")
+    quarantined = "SELECT source_ref, reason, payload_hash FROM quarantine ORDER BY source_ref"
+    outcomes = []
+    # when they are synced record by record, and again from scratch with pages mapped at once
+    for stream in (dataclasses.replace(RECEIVABLES, map_record=map_synthetic_receivable), RECEIVABLES):
+        report = sync_stream(db, "synthetic", stream, source)
+        outcomes.append((report.counts, rows(db, stored), rows(db, quarantined)))
+        with db.begin() as conn:
+            for table in ("receivable", "quarantine", "sync_cursor"):
+                conn.execute(sa.text(f"DELETE FROM {table}"))
+
+    # then both store the same rows and quarantine the same records for the same reasons
+    assert outcomes[0] == outcomes[1]
+    assert outcomes[1][0].inserted == 198 and outcomes[1][0].quarantined == 2
