@@ -40,7 +40,9 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
+from canonical_model.pages import PagedMapping
 from canonical_model.records import (
+    RECEIVABLE_PAGE,
     CanonicalRecord,
     CustomerRecord,
     MappingError,
@@ -219,8 +221,9 @@ def map_sales_order(raw: RawRecord) -> SalesOrderRecord:
     return record
 
 
-def map_receivable(raw: RawRecord) -> ReceivableRecord:
-    """``AR_receivable`` row → ReceivableRecord (open amount: see the module docstring)."""
+def receivable_fields(raw: RawRecord) -> dict[str, Any]:
+    """The ReceivableRecord field values of an ``AR_receivable`` row (open amount: see the
+    module docstring); MappingError naming the field when one cannot be read."""
     _require_object(raw)
     bill_number = _required_text(raw, "FBillNo", "bill number")
     amount = _money(raw, "FALLAMOUNTFOR")
@@ -236,15 +239,24 @@ def map_receivable(raw: RawRecord) -> ReceivableRecord:
     if _text(raw, "FCancelStatus") == "B":
         # A cancelled (作废) bill is owed by nobody; keep it, so the hub drops it from aging.
         status, open_amount = "cancelled", Decimal(0)
-    record: ReceivableRecord = _build(
-        ReceivableRecord, "AR_receivable", external_id=bill_number, modified_at=_modified_at(raw),
-        bill_number=bill_number,
-        customer_ref=_required_text(raw, "FCUSTOMERID.FNumber", "customer number"),
-        bill_date=_date(raw, "FDATE"), due_date=_date(raw, "FENDDATE_H"),
-        currency=currency_from_number(_text(raw, "FCURRENCYID.FNumber"), "FCURRENCYID.FNumber"),
-        amount=amount, open_amount=open_amount, status=status,
-    )
-    return record
+    return {
+        "source_system": SOURCE_SYSTEM, "source_object": "AR_receivable", "external_id": bill_number,
+        "modified_at": _modified_at(raw), "bill_number": bill_number,
+        "customer_ref": _required_text(raw, "FCUSTOMERID.FNumber", "customer number"),
+        "bill_date": _date(raw, "FDATE"), "due_date": _date(raw, "FENDDATE_H"),
+        "currency": currency_from_number(_text(raw, "FCURRENCYID.FNumber"), "FCURRENCYID.FNumber"),
+        "amount": amount, "open_amount": open_amount, "status": status,
+    }
+
+
+def map_receivable(raw: RawRecord) -> ReceivableRecord:
+    """``AR_receivable`` row → ReceivableRecord (the fields of :func:`receivable_fields`)."""
+    return build(ReceivableRecord, **receivable_fields(raw))
+
+
+# The receivables stream's mapping: a page at a time when every bill of it maps and validates
+# (canonical_model.pages), else bill by bill with the reasons above.
+RECEIVABLE_MAPPING = PagedMapping(map_receivable, receivable_fields, RECEIVABLE_PAGE)
 
 
 def map_receipt(raw: RawRecord) -> ReceiptRecord:
@@ -384,6 +396,7 @@ __all__ = [
     "NUMBER_BY_CURRENCY",
     "RECEIPT_FIELDS",
     "RECEIVABLE_FIELDS",
+    "RECEIVABLE_MAPPING",
     "SALES_ORDER_FIELDS",
     "SALES_ORDER_LINES",
     "SALES_ORDER_LINE_FIELDS",
@@ -400,4 +413,5 @@ __all__ = [
     "map_receivable",
     "map_sales_order",
     "parse_kingdee_datetime",
+    "receivable_fields",
 ]

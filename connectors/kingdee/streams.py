@@ -41,13 +41,13 @@ from connectors.kingdee.mapping import (
     KINGDEE_TZ,
     RECEIPT_FIELDS,
     RECEIVABLE_FIELDS,
+    RECEIVABLE_MAPPING,
     SALES_ORDER_FIELDS,
     SALES_ORDER_LINE_FIELDS,
     group_order_rows,
     header_id,
     map_customer,
     map_receipt,
-    map_receivable,
     map_sales_order,
     parse_kingdee_datetime,
 )
@@ -267,7 +267,7 @@ def kingdee_streams(
             cursor_field=MODIFY_KEY,
             read_pages=IncrementalQuery("AR_receivable", RECEIVABLE_FIELDS, "FID", page_size=page_size,
                                         overlap=overlap),
-            map_record=map_receivable, depends_on=("customers",),
+            map_record=RECEIVABLE_MAPPING, depends_on=("customers",),
         ),
         StreamSpec(
             name="receipts", source_object="AR_RECEIVEBILL", target="receipt", key_field="FBillNo",

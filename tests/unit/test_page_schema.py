@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError, field_validator, model_validator
 
-from canonical_model.pages import PageSchema
+from canonical_model.pages import PagedMapping, PageSchema
 from canonical_model.records import (
     RECEIVABLE_PAGE,
     InternalUserRecord,
@@ -24,10 +24,17 @@ from canonical_model.records import (
     ReceivableRow,
     SalesOrderRecord,
 )
+from connectors.kingdee import mapping as kingdee
 from tests.support.hostile_values import PROPERTY, json_like, mutated, odd_text
-from tests.support.synthetic import SYNTHETIC_RECEIVABLE, SyntheticSource, map_synthetic_receivable
+from tests.support.synthetic import SYNTHETIC_RECEIVABLE, SyntheticSource
 
 GOOD = SyntheticSource(customers=10, receivables=20).receivable_row(7)
+KINGDEE = {
+    "FID": 9001, "FBillNo": "AR00000042", "FDATE": "2024-03-01T00:00:00", "FENDDATE_H": "2024-03-31T00:00:00",
+    "FCUSTOMERID.FNumber": "CUST00017", "FCURRENCYID.FNumber": "PRE002", "FALLAMOUNTFOR": 10000.0,
+    "FWRITTENOFFAMOUNTFOR": 2500.0, "FNOTWRITTENOFFAMOUNTFOR": 7500.0, "FDocumentStatus": "C", "FCancelStatus": "A",
+    "FModifyDate": "2024-04-02T11:00:00",
+}
 FIELDS = tuple(GOOD)
 
 
@@ -39,19 +46,19 @@ def values(**changes: Any) -> dict[str, Any]:
             "modified_at": dt.datetime(2026, 1, 5, 10, tzinfo=dt.UTC), "status": "C", **changes}
 
 
-def per_record(raw: Any) -> dict[str, Any] | None:
+def per_record(mapping: PagedMapping[Any], raw: Any) -> dict[str, Any] | None:
     """The per-record mapping's fields, or None when it refuses the record."""
     try:
-        return map_synthetic_receivable(raw).model_dump()
+        return mapping(raw).model_dump()
     except (MappingError, ValidationError):
         return None
 
 
-def assert_same_or_given_up(raws: list[Any]) -> None:
+def assert_same_or_given_up(raws: list[Any], mapping: PagedMapping[Any] = SYNTHETIC_RECEIVABLE) -> None:
     """The property: the page path's records equal the per-record mapping's, field by field,
     and it gives up on every page holding a record the model refuses."""
-    rows = SYNTHETIC_RECEIVABLE.page(raws)
-    one_by_one = [per_record(raw) for raw in raws]
+    rows = mapping.page(raws)
+    one_by_one = [per_record(mapping, raw) for raw in raws]
     if rows is None:
         return
     assert None not in one_by_one, "the page path accepted a record the model refuses"
@@ -62,9 +69,19 @@ def assert_same_or_given_up(raws: list[Any]) -> None:
 
 def test_a_valid_page_validates_to_rows_equal_to_the_models() -> None:
     raws = [SyntheticSource(customers=10, receivables=50).receivable_row(i) for i in range(50)]
-    rows = SYNTHETIC_RECEIVABLE.page(raws)
-    assert rows is not None and len(rows) == 50 and all(isinstance(row, ReceivableRow) for row in rows)
-    assert_same_or_given_up(raws)
+    kingdee_raws = [{**KINGDEE, "FBillNo": f"AR{i}", "FCancelStatus": "AB"[i % 2]} for i in range(10)]
+    for mapping, page in ((SYNTHETIC_RECEIVABLE, raws), (kingdee.RECEIVABLE_MAPPING, kingdee_raws)):
+        rows = mapping.page(page)
+        assert rows is not None and len(rows) == len(page) and all(isinstance(row, ReceivableRow) for row in rows)
+        assert_same_or_given_up(page, mapping)
+
+
+@given(st.lists(mutated(KINGDEE, tuple(KINGDEE)), min_size=1, max_size=3), st.integers(0, 3))
+@PROPERTY
+def test_kingdee_pages_with_hostile_fields_give_the_models_records_or_none(bad: list[dict[str, Any]],
+                                                                          at: int) -> None:
+    good = [{**KINGDEE, "FBillNo": f"AR{i}"} for i in range(3)]
+    assert_same_or_given_up(good[:at] + bad + good[at:], kingdee.RECEIVABLE_MAPPING)
 
 
 @given(st.lists(mutated(GOOD, FIELDS), min_size=1, max_size=4), st.integers(0, 4))
