@@ -139,7 +139,9 @@ class PageSchema:
             fields.append((column.name, annotation, msgspec.NODEFAULT if info.is_required() else info.default))
         self.row: type[msgspec.Struct] = msgspec.defstruct(
             f"{model.__name__}Row", fields, frozen=True, kw_only=True, forbid_unknown_fields=True,
-            module=__name__)
+            # scalars only (text, numbers, dates), so never in a reference cycle: left out of the
+            # cyclic collector, whose collections a first load would otherwise trigger more often
+            gc=False, module=__name__)
         self._typed = {c.name: {c.kind, type(_ABSENT)} | ({_NONE} if c.optional else set())
                        for c in self.columns if c.kind is not str}
 
