@@ -44,7 +44,7 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from itertools import repeat
-from operator import attrgetter, eq, methodcaller
+from operator import eq
 from typing import Any, Generic, TypeVar
 
 import annotated_types
@@ -58,6 +58,8 @@ from canonical_model.storable import UNSTORABLE_CHARACTER, Digits, Fits
 _NONE = type(None)
 R = TypeVar("R")
 _ABSENT = object()  # a field the values leave out (its default, or msgspec refuses the page)
+_ABSENT_TYPE = type(_ABSENT)
+_EMPTY = {_NONE, _ABSENT_TYPE}
 _SCALARS = (str, Decimal, dt.date, dt.datetime)
 
 
@@ -142,51 +144,50 @@ class PageSchema:
             # scalars only (text, numbers, dates), so never in a reference cycle: left out of the
             # cyclic collector, whose collections a first load would otherwise trigger more often
             gc=False, module=__name__)
-        self._typed = {c.name: {c.kind, type(_ABSENT)} | ({_NONE} if c.optional else set())
-                       for c in self.columns if c.kind is not str}
 
     def validate(self, values: Sequence[dict[str, Any]]) -> list[Any] | None:
         """The page's records (Structs, same order), or None when any value of the page
         fails a rule or is not of its field's type: map the page record by record then."""
         if not values:
             return []
-        # msgspec would read an int or a float as a Decimal and ISO text as a date: values of
-        # any other type than the field's own are the model's to read (or refuse)
-        for name, allowed in self._typed.items():
-            if not set(map(type, map(methodcaller("get", name, _ABSENT), values))) <= allowed:
-                return None
-        try:
-            rows = msgspec.convert(values, list[self.row], strict=True)  # type: ignore[name-defined]
-        except msgspec.ValidationError:
-            return None
         texts: list[str] = []
         try:
-            for column in self.columns:
-                if not _column_passes(column, list(map(attrgetter(column.name), rows)), texts):
+            for column in self.columns:  # each column at C speed (dict.get: a TypeError on a non-dict)
+                found = list(map(dict.get, values, repeat(column.name), repeat(_ABSENT)))
+                if not _column_passes(column, found, texts):
                     return None
         except (ArithmeticError, ValueError, TypeError):  # a rule refused a value (NaN compared, …)
             return None
         if UNSTORABLE_CHARACTER.search("".join(texts)) is not None:
             return None
-        return rows
+        try:
+            # every value is of its field's own type by now, so msgspec converts nothing (it
+            # would read an int as a Decimal, ISO text as a date): it refuses missing and
+            # unknown fields and builds the Structs, holding the very objects checked above
+            return msgspec.convert(values, list[self.row], strict=True)  # type: ignore[name-defined]
+        except msgspec.ValidationError:
+            return None
 
 
 def _column_passes(column: _Column, found: list[Any], texts: list[str]) -> bool:
     """Whether every value of a column passes the field's rules; its distinct text values
     are added to ``texts`` (checked for unstorable characters once a page). The rules are
-    functions of the value alone."""
+    functions of the value alone. A value left out (``_ABSENT``) is msgspec's to judge:
+    the default of an optional field, a refusal of a required one."""
     kinds = set(map(type, found))
-    if column.optional:
-        kinds.discard(_NONE)
-    if kinds - {column.kind}:
-        return False  # a str subclass, a datetime given for a date, …: the model decides
+    if kinds <= _EMPTY:
+        return column.optional or kinds == {_ABSENT_TYPE}
+    present = found
+    if kinds & _EMPTY:
+        if _NONE in kinds and not column.optional:
+            return False
+        present = [value for value in found if value is not None and value is not _ABSENT]
+        kinds -= _EMPTY
+    if kinds != {column.kind}:
+        return False  # an int for a Decimal, text for a date, a str subclass, …: the model decides
     # text: checked once per distinct value (a page's source system, its currency: one);
     # numbers and times are mostly distinct and slower to hash than to check
-    distinct: Collection[Any] = set(found) if column.kind is str else found
-    if column.optional:
-        distinct = [value for value in distinct if value is not None]
-    if not distinct:
-        return True
+    distinct: Collection[Any] = set(present) if column.kind is str else present
     if column.kind is str:
         if not all(map(eq, distinct, map(str.strip, distinct))):
             return False
