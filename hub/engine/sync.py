@@ -39,6 +39,8 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from itertools import compress
+from operator import itemgetter, ne
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -58,6 +60,7 @@ from hub.errors import HubError
 from hub.vault import vault_for
 
 log = logging.getLogger(__name__)
+_KEY, _DIGEST = itemgetter(2), itemgetter(3)  # of an Entry
 T = TypeVar("T")
 
 
@@ -158,9 +161,10 @@ def prepare_page(conn: Connection, system: str, stream: StreamSpec, hashed: Hash
     entries, rejected = readable(stream, records, hashed.hashes, page_no)
     entries, superseded, premapped = one_per_key(stream, entries, page_no)
     kept = records if len(entries) == len(records) else [raw for _, raw, _, _ in entries]
-    stored = existing_hashes(conn, stream.target, system, [key for _, _, key, _ in entries],
-                             stamp_range(kept, stream.cursor_field))
-    changed: list[Entry] = [entry for entry in entries if stored.get(entry[2]) != entry[3]]
+    keys = list(map(_KEY, entries))
+    stored = existing_hashes(conn, stream.target, system, keys, stamp_range(kept, stream.cursor_field))
+    # the entries whose stored hash differs (or that have none), at C speed
+    changed: list[Entry] = list(compress(entries, map(ne, map(stored.get, keys), map(_DIGEST, entries))))
     mapped, map_rejected = map_entries(stream, changed, page_no, premapped)
     return PreparedPage(hashed.page, mapped, [*rejected, *map_rejected], len(entries) - len(changed),
                         not stored, superseded, page_no)

@@ -764,11 +764,11 @@ def existing_hashes(conn: Connection, target: str, system: str, keys: list[str],
         return {}
     found: dict[str, str | None] = {}
     if stamp_range is not None and target in STAMPED_TARGETS:
-        found = _hashes_in_stamp_range(conn, target, system, keys, stamp_range)
-        missing = [key for key in keys if key not in found]
-        if not missing:
+        wanted = set(keys)
+        found = _hashes_in_stamp_range(conn, target, system, wanted, stamp_range)
+        if len(found) == len(wanted):  # every key found (an unchanged re-sync): no pass over the keys
             return found
-        keys = missing
+        keys = [key for key in keys if key not in found]
     if target == "customer":
         table, where, key = "external_identity", "t.system = %(s)s AND t.object = 'customer'", "t.external_id"
     elif target == "sales_order":
@@ -794,11 +794,11 @@ def existing_hashes(conn: Connection, target: str, system: str, keys: list[str],
     return found
 
 
-def _hashes_in_stamp_range(conn: Connection, target: str, system: str, keys: list[str],
+def _hashes_in_stamp_range(conn: Connection, target: str, system: str, wanted: set[str],
                            stamp_range: tuple[str, str]) -> dict[str, str | None]:
     # A source that does not return pages in stamp order can make the range span far more
     # rows than the page holds; past twice the page the range is abandoned for probes.
-    limit = 2 * len(keys)
+    limit = 2 * len(wanted)
     rows = fetch_pairs(
         conn,
         f"SELECT external_id, content_hash FROM {target} WHERE source_system = %(s)s "
@@ -807,8 +807,10 @@ def _hashes_in_stamp_range(conn: Connection, target: str, system: str, keys: lis
     )
     if len(rows) > limit:
         return {}
-    wanted = set(keys)
-    return {key: digest for key, digest in rows if key in wanted}
+    found = dict(rows)  # one row per key: (source_system, external_id) is unique
+    if wanted.issuperset(found):  # the common case, checked at C speed
+        return found
+    return {key: digest for key, digest in found.items() if key in wanted}
 
 
 TargetHandler = Callable[[PageContext, Sequence[Mapped]], TargetOutcome]
