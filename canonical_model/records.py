@@ -6,6 +6,11 @@ quarantines the raw record with the reason). Validation here is strict on purpos
 money is ``Decimal`` with an ISO 4217 currency, dates are real dates, times are
 timezone-aware. Whatever passes is safe to upsert.
 
+A large stream may also validate a page of receivables at once
+(:data:`RECEIVABLE_PAGE`, ``canonical_model.pages``): the same rules, checked column by
+column, giving ``ReceivableRow`` Structs read like the model; a page it cannot take is
+mapped record by record through the model, whose refusals are the readable ones.
+
 ``*_ref`` fields are external ids in the *same* source system (for example the
 Kingdee customer number of a receivable); the engine resolves them to canonical ids
 through ``external_identity`` and quarantines the record when the referent is unknown.

@@ -191,12 +191,12 @@ def map_synthetic_receivable(raw: RawRecord) -> ReceivableRecord:
 SYNTHETIC_RECEIVABLE = PagedMapping(map_synthetic_receivable, _receivable_fields, RECEIVABLE_PAGE)
 
 
-CUSTOMERS = StreamSpec(
+CUSTOMERS: StreamSpec[Any] = StreamSpec(
     name="customers", source_object="customer", target="customer", key_field="number", cursor_field="modified",
     read_pages=lambda src, cursor: src.pages(src.customer_row, src.customers, cursor),
     map_record=map_synthetic_customer,
 )
-RECEIVABLES = StreamSpec(
+RECEIVABLES: StreamSpec[Any] = StreamSpec(
     name="receivables", source_object="receivable", target="receivable", key_field="bill", cursor_field="modified",
     read_pages=lambda src, cursor: src.pages(src.receivable_rows, src.receivables, cursor),
     map_record=SYNTHETIC_RECEIVABLE, depends_on=("customers",),
