@@ -234,7 +234,8 @@ def receivable_fields(raw: RawRecord) -> dict[str, Any]:
     else:
         raise MappingError("FNOTWRITTENOFFAMOUNTFOR: missing open amount (and no FWRITTENOFFAMOUNTFOR)")
     if open_amount > amount > 0:
-        raise MappingError(f"FNOTWRITTENOFFAMOUNTFOR: open amount {open_amount} exceeds the bill total {amount}")
+        raise MappingError(f"FNOTWRITTENOFFAMOUNTFOR: open amount {open_amount} exceeds the bill total {amount} "
+                           "(FALLAMOUNTFOR)")
     status = _text(raw, "FDocumentStatus")
     if _text(raw, "FCancelStatus") == "B":
         # A cancelled (作废) bill is owed by nobody; keep it, so the hub drops it from aging.

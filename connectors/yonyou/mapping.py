@@ -38,7 +38,9 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
+from canonical_model.pages import PagedMapping
 from canonical_model.records import (
+    RECEIVABLE_PAGE,
     CanonicalRecord,
     CustomerRecord,
     MappingError,
@@ -231,22 +233,33 @@ def _line_order(detail: Any) -> tuple[int, str]:
     return (int(number), "") if isinstance(number, int) and not isinstance(number, bool) else (1 << 30, "")
 
 
-def map_receivable(raw: RawRecord) -> ReceivableRecord:
-    """An ``EFI/arPublicEvent/list`` row → ReceivableRecord (open amount = ``bodyItem_oriBalance``)."""
+def receivable_fields(raw: RawRecord) -> dict[str, Any]:
+    """The ReceivableRecord field values of an ``EFI/arPublicEvent/list`` row (open amount =
+    ``bodyItem_oriBalance``); MappingError naming the field when one cannot be read."""
     row = _object(raw)
     code = required_text(row, "code", "bill code")
     amount = money(row, "oriAmount")
     open_amount = money(row, "bodyItem_oriBalance")
     if open_amount > amount > 0:
-        raise MappingError(f"bodyItem_oriBalance: open amount {open_amount} exceeds the bill total {amount}")
-    record: ReceivableRecord = _build(
-        ReceivableRecord, "arPublicEvent", external_id=code, modified_at=parse_yonyou_time(row.get("pubts"), "pubts"),
-        bill_number=code, customer_ref=required_text(row, "customer_code", "customer code"),
-        bill_date=_date(row, "accDate"), due_date=_date(row, "bodyItem_grandsonItem_expireDate"),
-        currency=required_text(row, "currency_code", "currency"), amount=amount, open_amount=open_amount,
-        status=_state(row),
-    )
-    return record
+        raise MappingError(f"bodyItem_oriBalance: open amount {open_amount} exceeds the bill total {amount} (oriAmount)")
+    return {
+        "source_system": SOURCE_SYSTEM, "source_object": "arPublicEvent", "external_id": code,
+        "modified_at": parse_yonyou_time(row.get("pubts"), "pubts"), "bill_number": code,
+        "customer_ref": required_text(row, "customer_code", "customer code"),
+        "bill_date": _date(row, "accDate"), "due_date": _date(row, "bodyItem_grandsonItem_expireDate"),
+        "currency": required_text(row, "currency_code", "currency"), "amount": amount, "open_amount": open_amount,
+        "status": _state(row),
+    }
+
+
+def map_receivable(raw: RawRecord) -> ReceivableRecord:
+    """An ``EFI/arPublicEvent/list`` row → ReceivableRecord (the fields of :func:`receivable_fields`)."""
+    return build(ReceivableRecord, **receivable_fields(raw))
+
+
+# The receivables stream's mapping: a page at a time when every bill of it maps and validates
+# (canonical_model.pages), else bill by bill with the reasons above.
+RECEIVABLE_MAPPING = PagedMapping(map_receivable, receivable_fields, RECEIVABLE_PAGE)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -304,6 +317,7 @@ def crm_order_to_voucher(
 __all__ = [
     "ORDER_LINES",
     "ORDER_STATES",
+    "RECEIVABLE_MAPPING",
     "SOURCE_SYSTEM",
     "YONYOU_TZ",
     "crm_customer_to_merchant",
@@ -314,5 +328,6 @@ __all__ = [
     "map_receivable",
     "map_sales_order",
     "parse_yonyou_time",
+    "receivable_fields",
     "resubmit_check_key",
 ]

@@ -37,10 +37,10 @@ from connectors.kit.paging import complete_ahead
 from connectors.yonyou.client import CUSTOMER_LIST, ORDER_LIST, RECEIVABLE_LIST, ListPage, YonyouClient
 from connectors.yonyou.mapping import (
     ORDER_LINES,
+    RECEIVABLE_MAPPING,
     format_yonyou_time,
     group_order_rows,
     map_customer,
-    map_receivable,
     map_sales_order,
     parse_yonyou_time,
 )
@@ -160,7 +160,7 @@ STREAMS: tuple[StreamSpec[YonyouClient], ...] = (
                cursor_field=STAMP, read_pages=PubtsList(read_orders), map_record=map_sales_order,
                depends_on=("customers",)),
     StreamSpec(name="receivables", source_object=RECEIVABLE_LIST, target="receivable", key_field="code",
-               cursor_field=STAMP, read_pages=PubtsList(read_receivables), map_record=map_receivable,
+               cursor_field=STAMP, read_pages=PubtsList(read_receivables), map_record=RECEIVABLE_MAPPING,
                depends_on=("customers",)),
 )
 

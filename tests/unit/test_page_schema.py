@@ -25,6 +25,7 @@ from canonical_model.records import (
     SalesOrderRecord,
 )
 from connectors.kingdee import mapping as kingdee
+from connectors.yonyou import mapping as yonyou
 from tests.support.hostile_values import PROPERTY, json_like, mutated, odd_text
 from tests.support.synthetic import SYNTHETIC_RECEIVABLE, SyntheticSource
 
@@ -35,6 +36,9 @@ KINGDEE = {
     "FWRITTENOFFAMOUNTFOR": 2500.0, "FNOTWRITTENOFFAMOUNTFOR": 7500.0, "FDocumentStatus": "C", "FCancelStatus": "A",
     "FModifyDate": "2024-04-02T11:00:00",
 }
+YONYOU = {"id": "9", "code": "ARE00000001", "accDate": "2026-10-01 00:00:00", "customer_code": "YYC00001",
+          "currency_code": "CNY", "oriAmount": 1000, "bodyItem_oriBalance": "250.00",
+          "bodyItem_grandsonItem_expireDate": "2026-10-31 00:00:00", "verifystate": 2, "pubts": "2026-11-03 08:00:00"}
 FIELDS = tuple(GOOD)
 
 
@@ -70,7 +74,9 @@ def assert_same_or_given_up(raws: list[Any], mapping: PagedMapping[Any] = SYNTHE
 def test_a_valid_page_validates_to_rows_equal_to_the_models() -> None:
     raws = [SyntheticSource(customers=10, receivables=50).receivable_row(i) for i in range(50)]
     kingdee_raws = [{**KINGDEE, "FBillNo": f"AR{i}", "FCancelStatus": "AB"[i % 2]} for i in range(10)]
-    for mapping, page in ((SYNTHETIC_RECEIVABLE, raws), (kingdee.RECEIVABLE_MAPPING, kingdee_raws)):
+    yonyou_raws = [{**YONYOU, "code": f"ARE{i}", "verifystate": i % 3} for i in range(10)]
+    for mapping, page in ((SYNTHETIC_RECEIVABLE, raws), (kingdee.RECEIVABLE_MAPPING, kingdee_raws),
+                          (yonyou.RECEIVABLE_MAPPING, yonyou_raws)):
         rows = mapping.page(page)
         assert rows is not None and len(rows) == len(page) and all(isinstance(row, ReceivableRow) for row in rows)
         assert_same_or_given_up(page, mapping)
@@ -82,6 +88,14 @@ def test_kingdee_pages_with_hostile_fields_give_the_models_records_or_none(bad: 
                                                                           at: int) -> None:
     good = [{**KINGDEE, "FBillNo": f"AR{i}"} for i in range(3)]
     assert_same_or_given_up(good[:at] + bad + good[at:], kingdee.RECEIVABLE_MAPPING)
+
+
+@given(st.lists(mutated(YONYOU, tuple(YONYOU)), min_size=1, max_size=3), st.integers(0, 3))
+@PROPERTY
+def test_yonyou_pages_with_hostile_fields_give_the_models_records_or_none(bad: list[dict[str, Any]],
+                                                                         at: int) -> None:
+    good = [{**YONYOU, "code": f"ARE{i}"} for i in range(3)]
+    assert_same_or_given_up(good[:at] + bad + good[at:], yonyou.RECEIVABLE_MAPPING)
 
 
 @given(st.lists(mutated(GOOD, FIELDS), min_size=1, max_size=4), st.integers(0, 4))
