@@ -178,3 +178,47 @@ def test_complete_ahead_yields_the_completed_page_before_a_read_failure_and_rais
     assert next(out) == 1
     with pytest.raises(ValueError, match="lines of page 2"):
         next(out)
+
+
+def test_complete_ahead_with_workers_completes_pages_together_and_yields_them_in_read_order():
+    import threading
+
+    from connectors.kit.paging import complete_ahead
+
+    # given completions that can only finish when three run at once, page 3 finishing first
+    together = threading.Barrier(3, timeout=30)
+    third_done = threading.Event()
+    finished: list[int] = []
+
+    def complete(page: int) -> int:
+        if page <= 3:
+            together.wait()  # BrokenBarrierError unless pages 1-3 are completed at the same time
+        if page == 1:
+            assert third_done.wait(timeout=30)
+        finished.append(page)
+        if page == 3:
+            third_done.set()
+        return page
+
+    # when seven pages are completed by three workers
+    out = list(complete_ahead(iter(range(1, 8)), complete, workers=3))
+
+    # then they come out in the order read, though page 3 finished before page 1
+    assert out == [1, 2, 3, 4, 5, 6, 7]
+    assert finished.index(3) < finished.index(1)
+
+
+def test_complete_ahead_with_workers_raises_a_failure_at_its_page_after_the_pages_before_it():
+    from connectors.kit.paging import complete_ahead
+
+    def complete(page: int) -> int:
+        if page == 3:
+            raise ValueError("lines of page 3 unreadable")
+        return page
+
+    out = complete_ahead(iter(range(1, 9)), complete, workers=4)
+    assert [next(out), next(out)] == [1, 2]
+    with pytest.raises(ValueError, match="page 3"):
+        next(out)
+    with pytest.raises(ValueError, match="at least 1"):
+        list(complete_ahead(iter([1]), complete, workers=0))
