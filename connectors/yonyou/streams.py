@@ -34,7 +34,14 @@ from typing import Any
 
 from connectors import kit
 from connectors.kit.paging import complete_ahead
-from connectors.yonyou.client import CUSTOMER_LIST, ORDER_LIST, RECEIVABLE_LIST, ListPage, YonyouClient
+from connectors.yonyou.client import (
+    CUSTOMER_LIST,
+    ORDER_DETAIL,
+    ORDER_LIST,
+    RECEIVABLE_LIST,
+    ListPage,
+    YonyouClient,
+)
 from connectors.yonyou.mapping import (
     ORDER_LINES,
     format_yonyou_time,
@@ -105,8 +112,8 @@ def read_customers(client: YonyouClient, window: dict[str, Any]) -> Iterator[lis
 
 
 def pages_ahead(client: YonyouClient, path: str, *, beside: int = 0) -> int:
-    """How many pages of list ``path`` to request at once: the client's read slots less the
-    ``beside`` calls the reader makes next to them, at least one; one when the API is paced
+    """How many calls of ``path`` (list pages, order details) to make at once: the client's read
+    slots less the ``beside`` calls the reader makes next to them, at least one; one when the API is paced
     to its quota (a call waiting on the pacer would hold a read slot another stream could use,
     and the pacer, not the round trip, sets the speed then)."""
     if client.pacers.get(path) is not None:
@@ -127,15 +134,18 @@ def read_orders(client: YonyouClient, window: dict[str, Any]) -> Iterator[list[R
 
     The ``detail`` call of page N runs beside the ``list`` call of page N+1
     (:func:`connectors.kit.paging.complete_ahead`): page numbers do not depend on it, and the rows
-    to skip are known from page N's own last order, so a stream of N full pages costs about
-    N + 1 round trips of wall time instead of 2N (at most two calls in flight, within the
-    client's concurrency limit). The list pages themselves are requested ahead, as many at once
-    as the client's read slots allow beside the detail call (:func:`pages_ahead`): a page
-    number depends on no earlier reply, and the pages still come out in order."""
+    to skip are known from page N's own last order. Neither depends on an earlier reply at
+    all, so with read slots to spare both go wide (:func:`pages_ahead`): list pages are
+    requested ahead and the details of several pages run at once, as many as the client's
+    read slots allow less one for the other kind of call; pages still come out in order, the
+    same pages as one call at a time. Without read slots (a client built by hand) or under
+    the quota's pacing: one list call and one detail call in flight, a stream of N full
+    pages costing about N + 1 round trips of wall time instead of 2N."""
     pages = client.list_pages(ORDER_LIST, client.read_page_size, ahead=pages_ahead(client, ORDER_LIST, beside=1),
                               **_pubts_after(window.get("since")))
     yield from complete_ahead(_grouped_pages(pages, client.read_page_size),
-                              lambda page: _with_last_order_whole(client, *page))
+                              lambda page: _with_last_order_whole(client, *page),
+                              workers=pages_ahead(client, ORDER_DETAIL, beside=1))
 
 
 def _grouped_pages(pages: Iterator[ListPage], size: int) -> Iterator[tuple[list[RawRecord], str | None]]:
