@@ -229,7 +229,8 @@ T = TypeVar("T")
 Done = TypeVar("Done")
 
 
-def complete_ahead(pages: Iterator[T], complete: Callable[[T], Done], *, workers: int = 1) -> Iterator[Done]:
+def complete_ahead(pages: Iterator[T], complete: Callable[[T], Done], *, workers: int = 1,
+                   ahead: int = 0) -> Iterator[Done]:
     """``complete(page)`` of each page in order, completions running in ``workers`` helper
     threads while the following pages are read here.
 
@@ -241,7 +242,10 @@ def complete_ahead(pages: Iterator[T], complete: Callable[[T], Done], *, workers
     two pages held. With ``workers`` = k, up to k completions run at once beside the read of
     the next page (k + 1 calls, k + 1 pages held): a reader whose one read yields several
     pages (Kingdee: 2,000 headers, four batches of lines) completes them together. The
-    client's own limit (its read slots) still bounds the calls in flight.
+    client's own limit (its read slots) still bounds the calls in flight. ``ahead`` more pages
+    may wait for a worker before the next page is read no further: a reader whose one read
+    yields several pages then reads its next page while the completions of this one's are
+    still under way (memory: ``workers + ahead + 1`` pages).
 
     Pages come out in the order they were read, whatever order their completions finish in;
     errors keep that order too: completed pages are yielded before a failure to read the
@@ -250,8 +254,8 @@ def complete_ahead(pages: Iterator[T], complete: Callable[[T], Done], *, workers
     from collections import deque
     from concurrent.futures import Future, ThreadPoolExecutor
 
-    if workers < 1:
-        raise ValueError(f"workers must be at least 1, not {workers}")
+    if workers < 1 or ahead < 0:
+        raise ValueError(f"workers must be at least 1 (not {workers}), ahead at least 0 (not {ahead})")
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="page-complete") as helper:
         pending: deque[Future[Done]] = deque()
         while True:
@@ -264,8 +268,8 @@ def complete_ahead(pages: Iterator[T], complete: Callable[[T], Done], *, workers
                     yield pending.popleft().result()
                 raise
             pending.append(helper.submit(complete, page))
-            # wait only when every worker is taken; a finished head goes out at once
-            while pending and (len(pending) > workers or pending[0].done()):
+            # wait only when every worker is taken and ``ahead`` pages wait; a finished head goes out at once
+            while pending and (len(pending) > workers + ahead or pending[0].done()):
                 yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()

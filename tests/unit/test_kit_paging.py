@@ -283,3 +283,25 @@ def test_numbered_pages_ahead_stops_at_a_short_page_before_the_announced_end():
     assert [len(p) for p in pages] == [5, 5, 2]  # what a plain walk reads; later replies dropped
     with pytest.raises(ValueError, match="at least 1"):
         read_numbered(NumberedApi(rows=3, size=5), workers=0)
+
+
+def test_complete_ahead_reads_further_pages_while_every_worker_is_busy_when_told_to_read_ahead():
+    import threading
+
+    from connectors.kit.paging import complete_ahead
+
+    # given completions of pages 1-3 that can finish only once page 5 has been read
+    fifth_read = threading.Event()
+
+    def pages():
+        yield from (1, 2, 3, 4)
+        fifth_read.set()
+        yield from (5, 6)
+
+    def complete(page: int) -> int:
+        if page <= 3:
+            assert fifth_read.wait(timeout=30), "page 5 was not read while pages 1-3 were being completed"
+        return page
+
+    # when three workers complete them with two pages read ahead, then page 5 was read meanwhile
+    assert list(complete_ahead(pages(), complete, workers=3, ahead=2)) == [1, 2, 3, 4, 5, 6]
