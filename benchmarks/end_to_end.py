@@ -12,14 +12,20 @@ faults``), on a fresh schema of the real Postgres each time:
 2. *waves*: ``HubRuntime.sync(system)``, what ``hub sync <system>`` runs now: customers, then
    the streams that need only customers at once, within the connector's concurrency.
 
-The floor is the latency times the calls on the critical path: a stream's pages are read
-one after another (keyset paging: the next page's filter is the last row of this one, so
-it cannot be asked for sooner; ``hub.engine.sync.read_ahead`` already reads it while this
-one is written), so the floor of a stream is its calls × latency, and of a system the
-longest chain of ``depends_on`` (customers + the slowest of its dependents). Printed with
-the issue's rougher bound, all calls × latency ÷ the streams that can run at once (the
-dependents of customers; a lower number when customers is not tiny). Ratios are wall time
-over floor, in the same run. Uses ``HUB_TEST_DATABASE_URL``, else Postgres on
+Two floors, both from the calls each stream made (counted by the sandbox, alone):
+
+- *slot floor*, a true lower bound: a wave (customers; then the streams that need only
+  customers) cannot end before ⌈its calls ÷ the vendor's concurrency limit⌉ round trips,
+  since every call costs one latency and at most ``limit`` are in flight; the next wave
+  starts after it. So the floor is latency × Σ over waves of ⌈calls ÷ limit⌉. A reader that
+  overlaps its calls (Kingdee's line batches beside the next header page) can come close to
+  it; none can go under it. (The earlier "critical path" floor counted a stream's calls as
+  one after another, so overlapping readers came in under it: not a bound.)
+- *rough floor*, the issue's: all calls × latency ÷ the streams that can run at once (the
+  dependents of customers). Not a bound either way (customers cannot run beside them, and
+  the limit may allow more calls than streams); it is the issue's target reference.
+
+Ratios are wall time over floor, in the same run. Uses ``HUB_TEST_DATABASE_URL``, else Postgres on
 127.0.0.1:5432/test.
 """
 
@@ -98,11 +104,15 @@ class InboundRun:
     busy: float
 
     def floor_s(self, deps: dict[str, tuple[str, ...]]) -> float:
-        """Latency × the calls of the longest ``depends_on`` chain."""
-        chain: dict[str, int] = {}
-        for name, calls in self.calls.items():  # dependency order
-            chain[name] = calls + max((chain[d] for d in deps[name] if d in chain), default=0)
-        return max(chain.values()) * self.latency_ms / 1000
+        """Latency × Σ over waves of ⌈the wave's calls ÷ the concurrency limit⌉ (module doc)."""
+        depth: dict[str, int] = {}
+        for name in self.calls:  # dependency order
+            depth[name] = 1 + max((depth[d] for d in deps[name] if d in depth), default=-1)
+        waves: dict[int, int] = {}
+        for name, calls in self.calls.items():
+            waves[depth[name]] = waves.get(depth[name], 0) + calls
+        limit = max(self.limit, 1)
+        return sum(-(-calls // limit) for calls in waves.values()) * self.latency_ms / 1000
 
     def rough_floor_s(self, deps: dict[str, tuple[str, ...]]) -> float:
         """The issue's bound: all calls × latency ÷ the streams that can run at once."""
@@ -118,9 +128,10 @@ class InboundRun:
             f"{self.rows:,} rows",
             f"  one after another {self.sequential_s:7.1f} s  (its floor, all calls x latency {sequential_floor:.1f} s, "
             f"ratio {self.sequential_s / sequential_floor:.2f})",
-            f"  waves             {self.waves_s:7.1f} s  floor (critical path) {floor:.1f} s, ratio "
-            f"{self.waves_s / floor:.2f}; rough floor (calls x latency / {self._at_once(deps)}) "
-            f"{self.rough_floor_s(deps):.1f} s; speed-up {self.sequential_s / self.waves_s:.2f}x; "
+            f"  waves             {self.waves_s:7.1f} s ({self.waves_calls} calls)  slot floor (waves x "
+            f"ceil(calls / limit {self.limit})) {floor:.1f} s, ratio {self.waves_s / floor:.2f}; rough floor "
+            f"(calls x latency / {self._at_once(deps)}) {self.rough_floor_s(deps):.1f} s, ratio "
+            f"{self.waves_s / self.rough_floor_s(deps):.2f}; speed-up {self.sequential_s / self.waves_s:.2f}x; "
             f"peak {self.peak_in_flight} calls in flight (limit {self.limit}), {self.refused} refused, "
             f"machine busy {self.busy:.0%}",
         ]

@@ -382,6 +382,9 @@ class KingdeeClient(kit.OwnsHttpClient):
         # None: no limit here (a client built by hand).
         self._read_slots: AbstractContextManager[Any] = nullcontext() if max_concurrent_reads is None \
             else threading.BoundedSemaphore(max(max_concurrent_reads, 1))
+        # How many queries a reader may usefully start at once (the order stream's line
+        # batches); None: a client without a limit, whose readers keep to two calls in flight.
+        self.read_concurrency = None if max_concurrent_reads is None else max(max_concurrent_reads, 1)
         self._base = base_url.rstrip("/") + "/"
         self._observer = observer
         self._credentials = (acct_id, username, app_id, app_secret, lcid)

@@ -24,7 +24,9 @@ Every stream is an ``ExecuteBillQuery`` over one form, incremental on ``FModifyD
   keys, one row per order) and fetches the lines of exactly those orders with
   ``FID in (…)``; each page's records are whole orders with their ``lines``. The alternative
   (carrying a partial order over to the next page) couples paging to line counts and breaks
-  keyset paging; two small queries per page are cheaper than that complexity.
+  keyset paging; two small queries per page are cheaper than that complexity. Headers are
+  read 2,000 at a time and their lines in batches of 500 orders, the batches' line queries
+  in parallel within the client's read slots (:class:`SalesOrderQuery`).
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ from hub.errors import PermanentError
 
 MODIFY_KEY = "FModifyDate"
 DEFAULT_OVERLAP = dt.timedelta(minutes=5)
-DEFAULT_ORDER_PAGE_SIZE = 500  # orders per page; their ≈2–3 lines each fit one line query
+DEFAULT_ORDER_PAGE_SIZE = 500  # orders per engine page; their ≈2–3 lines each fit one line query
 
 
 class QueryClient(Protocol):
@@ -104,6 +106,12 @@ def _cursor_value(raw: Any) -> str | None:
         return parse_kingdee_datetime(raw, MODIFY_KEY).isoformat()
     except MappingError:
         return None
+
+
+def newest_change(rows: Sequence[RawRecord]) -> str | None:
+    """The largest readable ``FModifyDate`` of ``rows`` as ISO cursor text (None: none readable)."""
+    stamps = [s for s in (_cursor_value(r.get(MODIFY_KEY)) for r in rows) if s]
+    return max(stamps, key=dt.datetime.fromisoformat) if stamps else None
 
 
 def _filterable_pk(value: Any) -> bool:
@@ -191,8 +199,7 @@ class IncrementalQuery:
                 skip += 1
             fresh = rows[skip:]
             if fresh:
-                stamps = [s for s in (_cursor_value(r.get(MODIFY_KEY)) for r in fresh) if s]
-                yield fresh, max(stamps, key=dt.datetime.fromisoformat) if stamps else None
+                yield fresh, newest_change(fresh)
             if len(rows) < size:
                 return
             at = _anchor(rows, self.pk)
@@ -212,19 +219,46 @@ class IncrementalQuery:
 
 @dataclass(frozen=True)
 class SalesOrderQuery:
-    """Pages over order headers, then fetches the lines of those orders (never splits an order)."""
+    """Pages over order headers, then fetches the lines of those orders (never splits an order).
+
+    Headers come in pages as large as the other streams' (``headers.page_size``, by default
+    the client's ``read_page_size``, 2,000: header rows are one per order and small); each
+    page of headers is cut into batches of ``batch_size`` orders, whose lines fit one line
+    query (≈2–3 lines an order), and each batch is one engine page.
+    """
 
     headers: IncrementalQuery
     line_keys: tuple[str, ...] = SALES_ORDER_LINE_FIELDS
+    batch_size: int = DEFAULT_ORDER_PAGE_SIZE
 
     def __call__(self, client: QueryClient, cursor: str | None) -> Iterator[Page]:
-        """StreamSpec.read_pages: records are whole orders with a ``lines`` list.
+        """StreamSpec.read_pages: records are whole orders with a ``lines`` list, in
+        ``(FModifyDate, FID)`` order, each page's cursor its newest change.
 
-        The lines of one page of headers are read while the next page of headers is
-        (:func:`connectors.kit.paging.complete_ahead`): the next page's filter needs only this page's
-        last header, so the two round trips overlap and a page costs about one round trip of
-        wall time instead of two (measured in ``benchmarks/end_to_end.py``)."""
-        yield from complete_ahead(self.headers.pages(client, cursor), lambda page: self._with_lines(client, *page))
+        Only the headers are keyset-paged (the next page's filter is this page's last
+        header), so only they are read one after another; the line queries of the batches
+        depend on nothing but their own batch and run beside each other and beside the next
+        header page (:func:`connectors.kit.paging.complete_ahead`), in as many threads as the
+        client's read slots allow less the one the header read needs
+        (``read_concurrency`` − 1, at least one). Pages still come out in header order, so
+        the stream is the same sequence of pages, with the same cursors, as when read one
+        call at a time: a failed or resumed run never skips a record. For 5,000 orders:
+        3 header queries (2,000 + 2,000 + 1,000) and 10 line queries, against 11 + 10 when
+        headers were paged 500 at a time (``benchmarks/end_to_end.py``)."""
+        limit = getattr(client, "read_concurrency", None)
+        workers = max(1, (limit or 2) - 1)
+        # ahead: the next header page is read while this page's batches are still being
+        # completed, not after the first of them is done (one round trip less per header page)
+        yield from complete_ahead(self._batches(client, cursor), lambda batch: self._with_lines(client, *batch),
+                                  workers=workers, ahead=workers)
+
+    def _batches(self, client: QueryClient, cursor: str | None) -> Iterator[tuple[list[RawRecord], str | None]]:
+        """Each header page cut into batches of ``batch_size`` orders, with each batch's newest change."""
+        size = max(self.batch_size, 1)
+        for headers, _newest in self.headers.pages(client, cursor):
+            for start in range(0, len(headers), size):
+                batch = headers[start:start + size]
+                yield batch, newest_change(batch)
 
     def _with_lines(self, client: QueryClient, headers: list[RawRecord], cursor_after: str | None) -> Page:
         # a header whose FID is not a bill id gets no lines; its mapping names the FID
@@ -259,7 +293,8 @@ def kingdee_streams(
             name="sales_orders", source_object="SAL_SaleOrder", target="sales_order", key_field="FBillNo",
             cursor_field=MODIFY_KEY,
             read_pages=SalesOrderQuery(IncrementalQuery("SAL_SaleOrder", SALES_ORDER_FIELDS, "FID",
-                                                        page_size=order_page_size, overlap=overlap)),
+                                                        page_size=page_size, overlap=overlap),
+                                       batch_size=order_page_size),
             map_record=map_sales_order, depends_on=("customers",),
         ),
         StreamSpec(

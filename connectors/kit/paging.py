@@ -217,7 +217,9 @@ __all__ = [
     "Paginator",
     "PagingStalled",
     "Params",
+    "complete_ahead",
     "dig",
+    "numbered_pages_ahead",
     "walk",
     "watermark",
 ]
@@ -227,33 +229,90 @@ T = TypeVar("T")
 Done = TypeVar("Done")
 
 
-def complete_ahead(pages: Iterator[T], complete: Callable[[T], Done]) -> Iterator[Done]:
-    """``complete(page)`` of each page in order, page N completed in a helper thread while
-    page N+1 is read here.
+def complete_ahead(pages: Iterator[T], complete: Callable[[T], Done], *, workers: int = 1,
+                   ahead: int = 0) -> Iterator[Done]:
+    """``complete(page)`` of each page in order, completions running in ``workers`` helper
+    threads while the following pages are read here.
 
-    For readers that need a second call per page (Kingdee's order lines for a page of order
-    headers): when the next page's request does not depend on the completion (keyset paging
-    needs only the page's last row), the two round trips overlap, and a stream of N pages
-    costs about N + 1 round trips of wall time instead of 2N. At most two calls are in flight
-    (the next page, this page's completion) and at most two pages are held. Errors keep their
-    order: a completed page is yielded before a failure to read the next one is raised.
+    For readers that need a second call per page (Kingdee's order lines for a batch of order
+    headers, Yonyou's detail of the order a page cut): when the next page's request does not
+    depend on the completion (keyset paging needs only the page's last row), the round trips
+    overlap. With one worker a stream of N pages costs about N + 1 round trips of wall time
+    instead of 2N: at most two calls in flight (the next page, this page's completion) and
+    two pages held. With ``workers`` = k, up to k completions run at once beside the read of
+    the next page (k + 1 calls, k + 1 pages held): a reader whose one read yields several
+    pages (Kingdee: 2,000 headers, four batches of lines) completes them together. The
+    client's own limit (its read slots) still bounds the calls in flight. ``ahead`` more pages
+    may wait for a worker before the next page is read no further: a reader whose one read
+    yields several pages then reads its next page while the completions of this one's are
+    still under way (memory: ``workers + ahead + 1`` pages).
+
+    Pages come out in the order they were read, whatever order their completions finish in;
+    errors keep that order too: completed pages are yielded before a failure to read the
+    next one is raised, and a completion's failure is raised at its page's turn.
     """
+    from collections import deque
     from concurrent.futures import Future, ThreadPoolExecutor
 
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="page-complete") as helper:
-        pending: Future[Done] | None = None
+    if workers < 1 or ahead < 0:
+        raise ValueError(f"workers must be at least 1 (not {workers}), ahead at least 0 (not {ahead})")
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="page-complete") as helper:
+        pending: deque[Future[Done]] = deque()
         while True:
             try:
                 page = next(pages)
             except StopIteration:
                 break
             except BaseException:
-                if pending is not None:
-                    yield pending.result()
+                while pending:
+                    yield pending.popleft().result()
                 raise
-            started = helper.submit(complete, page)
-            if pending is not None:
-                yield pending.result()
-            pending = started
-        if pending is not None:
-            yield pending.result()
+            pending.append(helper.submit(complete, page))
+            # wait only when every worker is taken and ``ahead`` pages wait; a finished head goes out at once
+            while pending and (len(pending) > workers + ahead or pending[0].done()):
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+def numbered_pages_ahead(fetch: Callable[[int], R], *, size: int, count: Callable[[R], int],
+                         page_count: Callable[[R], int | None], workers: int, first: int = 1) -> Iterator[R]:
+    """Every page of a page-numbered list (Yonyou ``pageIndex``), first to last, ending on a
+    short page exactly as :class:`PageNumberPaginator` without a total does; but once the first
+    reply has said how many pages there are (``page_count``), the pages up to that one are
+    requested up to ``workers`` at once, since a page number depends on no earlier reply.
+
+    The same pages come out, in the same order, as when walked one at a time: past the
+    announced last page (rows added meanwhile) the walk goes on one page at a time; a short
+    page before it (rows gone meanwhile) ends the walk there, and the replies of pages
+    requested beyond it are dropped. The client's own limit still bounds the calls in flight.
+    """
+    from collections import deque
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, not {workers}")
+    reply = fetch(first)
+    yield reply
+    if count(reply) < size:
+        return
+    announced = page_count(reply) or first
+    index = first + 1
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="page-ahead") as pool:
+        pending: deque[Future[R]] = deque()
+        try:
+            while True:
+                while index <= announced and len(pending) < workers:
+                    pending.append(pool.submit(fetch, index))
+                    index += 1
+                if pending:
+                    reply = pending.popleft().result()
+                else:  # past the announced end: one at a time, as a plain walk
+                    reply = fetch(index)
+                    index += 1
+                yield reply
+                if count(reply) < size:
+                    return
+        finally:
+            for future in pending:
+                future.cancel()

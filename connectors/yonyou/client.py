@@ -58,6 +58,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, NamedTuple
@@ -67,6 +68,7 @@ from pydantic import SecretStr
 
 from canonical_model.storable import shown
 from connectors import kit
+from connectors.kit.paging import numbered_pages_ahead
 from connectors.yonyou.settings import DEFAULT_ORDER_CALLS_PER_MINUTE
 from hub.calls import CallObserver, ignore_call
 from hub.contracts import UNREADABLE
@@ -248,11 +250,20 @@ class YonyouClient(kit.OwnsHttpClient):
         read_page_size: int = MAX_LIST_PAGE, read_overlap_s: float = 300.0,
         clock: Callable[[], float] = time.monotonic,
         order_calls_per_minute: int | None = DEFAULT_ORDER_CALLS_PER_MINUTE, quota_window_s: float | None = None,
+        max_concurrent_reads: int | None = None,
     ) -> None:
         if not app_key or not app_secret.get_secret_value():
             raise ValueError("app_key and app_secret are required")
         self.read_page_size = min(max(read_page_size, 1), MAX_LIST_PAGE)
         self.read_overlap_s = max(read_overlap_s, 0.0)
+        # Reads in flight at once from this client, whatever number of streams read in parallel
+        # and however far each reads ahead (list pages requested ahead, an order's detail beside
+        # them): the tenant's limit (YonyouSettings.max_concurrent_calls, a GUESS: §2.3 gives
+        # only per-minute quotas). None: no limit here (a client built by hand), and readers
+        # keep to two calls in flight.
+        self.read_concurrency = None if max_concurrent_reads is None else max(max_concurrent_reads, 1)
+        self._read_slots: AbstractContextManager[Any] = nullcontext() if max_concurrent_reads is None \
+            else threading.BoundedSemaphore(max(max_concurrent_reads, 1))
         self._discovery = base_url.rstrip("/")
         self._tenant_id = tenant_id
         self._app_key = app_key
@@ -364,7 +375,8 @@ class YonyouClient(kit.OwnsHttpClient):
         """One page of ``merchant/newlist``: ``data`` is a bare array (§2.5); a paged
         ``{recordList}`` object is tolerated [UNC]."""
         body = {"pageIndex": page_index, "pageSize": min(max(page_size, 1), MAX_CUSTOMER_PAGE), **filters}
-        data = self.call("POST", CUSTOMER_LIST, body=body)
+        with self._read_slots:
+            data = self.call("POST", CUSTOMER_LIST, body=body)
         return _records(data, CUSTOMER_LIST)
 
     def merchant_pages(self, page_size: int, **filters: Any) -> Iterator[list[Json]]:
@@ -385,11 +397,22 @@ class YonyouClient(kit.OwnsHttpClient):
     def list_page(self, path: str, page_index: int, page_size: int, **filters: Any) -> ListPage:
         """One page of a paged list (orders: one row per line; AR: pageSize ≤ 500, §2.5)."""
         body = {"pageIndex": page_index, "pageSize": min(max(page_size, 1), MAX_LIST_PAGE), **filters}
-        return _list_page(self.call("POST", path, body=body), page_index, path)
+        with self._read_slots:
+            data = self.call("POST", path, body=body)
+        return _list_page(data, page_index, path)
 
-    def list_pages(self, path: str, page_size: int, **filters: Any) -> Iterator[ListPage]:
+    def list_pages(self, path: str, page_size: int, *, ahead: int = 1, **filters: Any) -> Iterator[ListPage]:
         """Every page of a paged list, to a short page (the page count is not trusted alone:
-        rows that move while paging change it)."""
+        rows that move while paging change it). With ``ahead`` > 1, the pages the first reply
+        announces (``pageCount``) are requested up to ``ahead`` at once, within the client's
+        read slots; the same pages come out in the same order
+        (:func:`connectors.kit.paging.numbered_pages_ahead`)."""
+        if ahead > 1:
+            size = min(max(page_size, 1), MAX_LIST_PAGE)
+            yield from numbered_pages_ahead(lambda index: self.list_page(path, index, size, **filters), size=size,
+                                            count=_row_count, page_count=lambda page: page.page_count,
+                                            workers=ahead)
+            return
         paginator = kit.PageNumberPaginator(page_size, count=_row_count, page_param="page_index",
                                             size_param="page_size")
         yield from kit.walk(lambda p: self.list_page(path, **p, **filters), paginator,
@@ -399,7 +422,8 @@ class YonyouClient(kit.OwnsHttpClient):
 
     def order_detail(self, order_id: str) -> Json:
         """``sd/voucherorder/detail?id=``: the order with its ``orderDetails``."""
-        data = self.call("GET", ORDER_DETAIL, params={"id": order_id}, external_id=order_id)
+        with self._read_slots:
+            data = self.call("GET", ORDER_DETAIL, params={"id": order_id}, external_id=order_id)
         if not isinstance(data, Mapping):
             raise PermanentError("voucherorder/detail carries no order", system=SYSTEM,
                                  operation=ORDER_DETAIL, external_id=order_id, code="bad_shape")

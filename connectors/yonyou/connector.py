@@ -28,6 +28,7 @@ def make_client(settings: YonyouSettings, observer: CallObserver) -> YonyouClien
         app_secret=settings.app_secret, gateway_url=settings.gateway_url, token_url=settings.token_url,
         timeout=settings.timeout_s, observer=observer, read_page_size=settings.page_size,
         read_overlap_s=float(settings.overlap_s), order_calls_per_minute=settings.order_calls_per_minute,
+        max_concurrent_reads=settings.max_concurrent_calls,
     )
 
 

@@ -23,6 +23,16 @@ before the last can say "everything up to here is read". The last page carries t
 upserted by natural key; unchanged ones by content hash). A row edited during the read and
 skipped by the shift has a ``pubts`` after the run started; it is read by the next run as long
 as the read took less than the overlap (reads take seconds; the overlap is minutes).
+
+KNOWN GAP (left open, found while making the lists read pages ahead): when the edited row
+sat on a page *already read*, the rows after it shift one place towards the start and the
+first row of the next page lands on the page already read. That row was not edited: its
+``pubts`` is old, below the next run's ``cursor − overlap``, so no run reads it until it
+changes again. Requesting the announced pages at once (``connectors.kit.paging.
+numbered_pages_ahead``) narrows the window to about one round trip but does not close it.
+Closing it needs keyset paging, "``(pubts, id)`` after the last row", through ``simpleVOs``,
+whose operator names (and an "or" between two conditions) are unverified (erp-apis.md §2.5,
+§4.6 [UNC]).
 """
 
 from __future__ import annotations
@@ -34,7 +44,14 @@ from typing import Any
 
 from connectors import kit
 from connectors.kit.paging import complete_ahead
-from connectors.yonyou.client import CUSTOMER_LIST, ORDER_LIST, RECEIVABLE_LIST, ListPage, YonyouClient
+from connectors.yonyou.client import (
+    CUSTOMER_LIST,
+    ORDER_DETAIL,
+    ORDER_LIST,
+    RECEIVABLE_LIST,
+    ListPage,
+    YonyouClient,
+)
 from connectors.yonyou.mapping import (
     ORDER_LINES,
     RECEIVABLE_MAPPING,
@@ -104,9 +121,20 @@ def read_customers(client: YonyouClient, window: dict[str, Any]) -> Iterator[lis
     yield from client.merchant_pages(client.read_page_size, **filters)
 
 
+def pages_ahead(client: YonyouClient, path: str, *, beside: int = 0) -> int:
+    """How many calls of ``path`` (list pages, order details) to make at once: the client's read
+    slots less the ``beside`` calls the reader makes next to them, at least one; one when the API is paced
+    to its quota (a call waiting on the pacer would hold a read slot another stream could use,
+    and the pacer, not the round trip, sets the speed then)."""
+    if client.pacers.get(path) is not None:
+        return 1
+    return max(1, (client.read_concurrency or 1) - beside)
+
+
 def read_receivables(client: YonyouClient, window: dict[str, Any]) -> Iterator[list[RawRecord]]:
-    """``EFI/arPublicEvent/list`` pages."""
-    for page in client.list_pages(RECEIVABLE_LIST, client.read_page_size, **_pubts_after(window.get("since"))):
+    """``EFI/arPublicEvent/list`` pages (page numbers depend on no earlier reply: requested ahead)."""
+    for page in client.list_pages(RECEIVABLE_LIST, client.read_page_size, ahead=pages_ahead(client, RECEIVABLE_LIST),
+                                  **_pubts_after(window.get("since"))):
         yield page.records
 
 
@@ -116,12 +144,18 @@ def read_orders(client: YonyouClient, window: dict[str, Any]) -> Iterator[list[R
 
     The ``detail`` call of page N runs beside the ``list`` call of page N+1
     (:func:`connectors.kit.paging.complete_ahead`): page numbers do not depend on it, and the rows
-    to skip are known from page N's own last order, so a stream of N full pages costs about
-    N + 1 round trips of wall time instead of 2N (at most two calls in flight, within the
-    client's concurrency limit)."""
-    pages = client.list_pages(ORDER_LIST, client.read_page_size, **_pubts_after(window.get("since")))
+    to skip are known from page N's own last order. Neither depends on an earlier reply at
+    all, so with read slots to spare both go wide (:func:`pages_ahead`): list pages are
+    requested ahead and the details of several pages run at once, as many as the client's
+    read slots allow less one for the other kind of call; pages still come out in order, the
+    same pages as one call at a time. Without read slots (a client built by hand) or under
+    the quota's pacing: one list call and one detail call in flight, a stream of N full
+    pages costing about N + 1 round trips of wall time instead of 2N."""
+    pages = client.list_pages(ORDER_LIST, client.read_page_size, ahead=pages_ahead(client, ORDER_LIST, beside=1),
+                              **_pubts_after(window.get("since")))
     yield from complete_ahead(_grouped_pages(pages, client.read_page_size),
-                              lambda page: _with_last_order_whole(client, *page))
+                              lambda page: _with_last_order_whole(client, *page),
+                              workers=pages_ahead(client, ORDER_DETAIL, beside=1))
 
 
 def _grouped_pages(pages: Iterator[ListPage], size: int) -> Iterator[tuple[list[RawRecord], str | None]]:

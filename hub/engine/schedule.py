@@ -7,9 +7,10 @@ own thread: against a remote ERP a full sync is mostly waiting on HTTP round tri
 Kingdee's four streams take the time of customers plus the longest of the other three
 instead of the sum of all four. ``max_parallel`` is the connector's declared concurrency
 (``CallLimits.concurrency``): a running stream mostly has one read in flight
-(``hub.engine.sync.read_ahead``); a reader that overlaps two calls (Kingdee's order lines
-beside the next headers) relies on its client to keep all its calls within the same limit
-(``KingdeeClient``'s read slots).
+(``hub.engine.sync.read_ahead``); a reader that overlaps calls (Kingdee's line batches beside
+the next header page, Yonyou's list pages requested ahead and order details) relies on its
+client to keep all its calls within the same limit (``KingdeeClient``'s and
+``YonyouClient``'s read slots, shared by every stream of the run).
 
 Failure keeps the sequential behaviour: after a stream fails no further stream is started
 (its dependents could not resolve their references anyway); the ones already running

@@ -170,3 +170,98 @@ def test_given_client_read_settings_when_streams_use_defaults_then_they_follow_t
     client.read_page_size = 6
     pages = list(stream("customers").read_pages(client, None))
     assert [len(p.records) for p in pages] == [6, 6, 6, 6]
+
+
+# -- the order stream with read slots: header pages of 7, engine pages (line batches) of 3, three
+# line queries at once beside the header read (read_concurrency 4 - 1)
+
+
+def orders_by_number(sandbox: RunningSandbox) -> dict[str, dict[str, Any]]:
+    return {d["FBillNo"]: d for d in sandbox.state.tables["sal_saleorder"].docs.values()}
+
+
+def assert_whole_orders_in_key_order(pages: list[Any], docs: dict[str, dict[str, Any]]) -> None:
+    """Every page's orders whole, in (FModifyDate, FID) order across pages, each page's cursor its newest change."""
+    keys = []
+    for page in pages:
+        assert 0 < len(page.records) <= 3
+        for order in page.records:
+            expected = [line["FEntryID"] for line in docs[order["FBillNo"]][ENTRIES]["FSaleOrderEntry"]]
+            assert [line["FSaleOrderEntry_FEntryID"] for line in order["lines"]] == expected
+            keys.append((dt.datetime.fromisoformat(order["FModifyDate"]), order["FID"]))
+        newest = max(dt.datetime.fromisoformat(o["FModifyDate"]) for o in page.records)
+        assert dt.datetime.fromisoformat(page.cursor_after or "") == newest.replace(tzinfo=SHANGHAI)
+    assert keys == sorted(keys)
+
+
+def test_given_read_slots_when_reading_orders_then_each_order_once_whole_in_key_order(
+    sandbox: RunningSandbox,
+) -> None:
+    client = sandbox.client(max_concurrent_reads=4)
+    pages = list(stream("sales_orders", page_size=7, order_page_size=3).read_pages(client, None))
+    docs = orders_by_number(sandbox)
+    numbers = [order["FBillNo"] for page in pages for order in page.records]
+    assert sorted(numbers) == sorted(docs)  # none missing, none twice
+    assert_whole_orders_in_key_order(pages, docs)
+    assert sandbox.app.state.kingdee.gate.overloaded == 0
+
+
+def test_given_orders_tied_on_modify_date_across_header_pages_and_batches_then_each_is_read_once(
+    sandbox: RunningSandbox,
+) -> None:
+    # given 40 orders sharing one FModifyDate: ties span several header pages (7) and batches (3)
+    docs = sorted(sandbox.state.tables["sal_saleorder"].docs.values(), key=lambda d: d["FID"])
+    tied = dt.datetime(2025, 6, 1, 12, 0, 0)
+    for doc in docs[10:50]:
+        doc["FModifyDate"] = tied
+    sandbox.state.version += 1  # the sandbox's sorted indexes are rebuilt
+    client = sandbox.client(max_concurrent_reads=4)
+    pages = list(stream("sales_orders", page_size=7, order_page_size=3).read_pages(client, None))
+    numbers = [order["FBillNo"] for page in pages for order in page.records]
+    assert sorted(numbers) == sorted(d["FBillNo"] for d in docs)
+    assert_whole_orders_in_key_order(pages, orders_by_number(sandbox))
+
+
+class OrderEditingClient:
+    """Passes calls to the client; after the first header page, a user saves two orders (each
+    gets a new FModifyDate): one already read and one not yet read."""
+
+    def __init__(self, client: KingdeeClient, sandbox: RunningSandbox) -> None:
+        self.client = client
+        self.sandbox = sandbox
+        self.read_concurrency = client.read_concurrency
+        self.edited: tuple[str, str] | None = None
+
+    def execute_bill_query(self, form_id: str, field_keys: Sequence[str], filter_string: str = "",
+                           order_string: str = "", start_row: int = 0, limit: int = 2000) -> list[dict[str, Any]]:
+        rows = self.client.execute_bill_query(form_id, field_keys, filter_string, order_string, start_row, limit)
+        if self.edited is None and "FBillNo" in field_keys:
+            read = rows[0]["FBillNo"]
+            later = max(self.sandbox.state.tables["sal_saleorder"].docs.values(),
+                        key=lambda d: (d["FModifyDate"], d["FID"]))
+            unread = sorted(self.sandbox.state.tables["sal_saleorder"].docs.values(),
+                            key=lambda d: (d["FModifyDate"], d["FID"]))[len(rows) + 5]["FBillNo"]
+            assert later["FBillNo"] not in (read, unread)
+            state = self.sandbox.state
+            for number in (read, unread):
+                state.tables["sal_saleorder"].find_number(number)["FModifyDate"] = state.now()
+            state.version += 1
+            self.edited = (read, unread)
+        return rows
+
+    def query_pages(self, *args: Any, **kwargs: Any) -> Iterator[list[dict[str, Any]]]:
+        return self.client.query_pages(*args, **kwargs)
+
+
+def test_given_orders_saved_during_the_read_then_none_is_skipped_and_the_read_one_comes_again_last(
+    sandbox: RunningSandbox,
+) -> None:
+    client = OrderEditingClient(sandbox.client(max_concurrent_reads=4), sandbox)
+    pages = list(stream("sales_orders", page_size=7, order_page_size=3).read_pages(client, None))
+    numbers = [order["FBillNo"] for page in pages for order in page.records]
+    assert client.edited is not None
+    read, unread = client.edited
+    assert set(numbers) == set(orders_by_number(sandbox))
+    assert numbers.count(read) == 2 and numbers.count(unread) == 1
+    assert set(numbers[-2:]) == {read, unread}  # the new versions, last (their new FModifyDate)
+    assert len(numbers) == len(orders_by_number(sandbox)) + 1

@@ -178,3 +178,130 @@ def test_complete_ahead_yields_the_completed_page_before_a_read_failure_and_rais
     assert next(out) == 1
     with pytest.raises(ValueError, match="lines of page 2"):
         next(out)
+
+
+def test_complete_ahead_with_workers_completes_pages_together_and_yields_them_in_read_order():
+    import threading
+
+    from connectors.kit.paging import complete_ahead
+
+    # given completions that can only finish when three run at once, page 3 finishing first
+    together = threading.Barrier(3, timeout=30)
+    third_done = threading.Event()
+    finished: list[int] = []
+
+    def complete(page: int) -> int:
+        if page <= 3:
+            together.wait()  # BrokenBarrierError unless pages 1-3 are completed at the same time
+        if page == 1:
+            assert third_done.wait(timeout=30)
+        finished.append(page)
+        if page == 3:
+            third_done.set()
+        return page
+
+    # when seven pages are completed by three workers
+    out = list(complete_ahead(iter(range(1, 8)), complete, workers=3))
+
+    # then they come out in the order read, though page 3 finished before page 1
+    assert out == [1, 2, 3, 4, 5, 6, 7]
+    assert finished.index(3) < finished.index(1)
+
+
+def test_complete_ahead_with_workers_raises_a_failure_at_its_page_after_the_pages_before_it():
+    from connectors.kit.paging import complete_ahead
+
+    def complete(page: int) -> int:
+        if page == 3:
+            raise ValueError("lines of page 3 unreadable")
+        return page
+
+    out = complete_ahead(iter(range(1, 9)), complete, workers=4)
+    assert [next(out), next(out)] == [1, 2]
+    with pytest.raises(ValueError, match="page 3"):
+        next(out)
+    with pytest.raises(ValueError, match="at least 1"):
+        list(complete_ahead(iter([1]), complete, workers=0))
+
+
+class NumberedApi:
+    """A page-numbered list of ``rows`` rows whose first reply announces its page count; ``grow``
+    rows are added (or, negative, removed) right after the first page is served."""
+
+    def __init__(self, rows: int, size: int, grow: int = 0, barrier: Any = None) -> None:
+        self.rows, self.size, self.grow, self.barrier = rows, size, grow, barrier
+        self.asked: list[int] = []
+
+    def __call__(self, index: int) -> dict[str, Any]:
+        self.asked.append(index)
+        if index == 1:
+            reply = self.page(index)
+            self.rows += self.grow
+            return reply
+        if self.barrier is not None and index <= 4:
+            self.barrier.wait()  # BrokenBarrierError unless pages 2-4 are asked at the same time
+        if index == 2 and self.barrier is not None:
+            import time
+            time.sleep(0.05)  # page 2 answers last
+        return self.page(index)
+
+    def page(self, index: int) -> dict[str, Any]:
+        start = (index - 1) * self.size
+        return {"rows": list(range(start, min(start + self.size, self.rows))),
+                "pageCount": -(-self.rows // self.size)}
+
+
+def read_numbered(api: NumberedApi, workers: int) -> list[list[int]]:
+    from connectors.kit.paging import numbered_pages_ahead
+
+    return [reply["rows"] for reply in numbered_pages_ahead(
+        api, size=api.size, count=lambda r: len(r["rows"]), page_count=lambda r: r["pageCount"], workers=workers)]
+
+
+def test_numbered_pages_ahead_asks_announced_pages_together_and_yields_every_row_once_in_order():
+    import threading
+
+    api = NumberedApi(rows=23, size=5, barrier=threading.Barrier(3, timeout=30))
+    pages = read_numbered(api, workers=3)
+    assert [row for page in pages for row in page] == list(range(23))
+    assert [len(p) for p in pages] == [5, 5, 5, 5, 3]
+    assert sorted(api.asked) == [1, 2, 3, 4, 5]
+
+
+def test_numbered_pages_ahead_goes_on_past_the_announced_count_while_pages_are_full():
+    # given rows added after the first page announced 3 pages: pages 4 and 5 exist by then
+    api = NumberedApi(rows=15, size=5, grow=7)
+    pages = read_numbered(api, workers=3)
+    assert [row for page in pages for row in page] == list(range(22))
+    assert api.asked == [1, 2, 3, 4, 5]
+
+
+def test_numbered_pages_ahead_stops_at_a_short_page_before_the_announced_end():
+    # given rows removed after the first page announced 5 pages: page 3 is short now
+    api = NumberedApi(rows=25, size=5, grow=-13)
+    pages = read_numbered(api, workers=2)
+    assert [len(p) for p in pages] == [5, 5, 2]  # what a plain walk reads; later replies dropped
+    with pytest.raises(ValueError, match="at least 1"):
+        read_numbered(NumberedApi(rows=3, size=5), workers=0)
+
+
+def test_complete_ahead_reads_further_pages_while_every_worker_is_busy_when_told_to_read_ahead():
+    import threading
+
+    from connectors.kit.paging import complete_ahead
+
+    # given completions of pages 1-3 that can finish only once page 5 has been read
+    fifth_read = threading.Event()
+
+    def pages():
+        yield from (1, 2, 3, 4)
+        fifth_read.set()
+        yield from (5, 6)
+
+    def complete(page: int) -> int:
+        if page <= 3:
+            assert fifth_read.wait(timeout=30), "page 5 was not read while pages 1-3 were being completed"
+        return page
+
+    # when three workers complete them with two pages read ahead, then page 5 was read meanwhile
+    assert list(complete_ahead(pages(), complete, workers=3, ahead=2)) == [1, 2, 3, 4, 5, 6]

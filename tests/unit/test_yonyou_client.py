@@ -106,3 +106,24 @@ def test_the_signature_is_base64_hmac_sha256_of_the_sorted_parameters():
     import hmac
     expected = base64.b64encode(hmac.new(b"secret", b"appKeyabctimestamp1700000000000", hashlib.sha256).digest())
     assert sign({"timestamp": "1700000000000", "appKey": "abc"}, "secret") == expected.decode()
+
+
+def test_given_read_slots_then_lists_and_details_go_wide_but_not_when_paced_to_the_quota():
+    from connectors.yonyou.client import ORDER_DETAIL, ORDER_LIST, RECEIVABLE_LIST
+    from connectors.yonyou.streams import pages_ahead
+
+    def made(**options: object) -> YonyouClient:
+        return YonyouClient(base_url="https://apigateway.example", tenant_id="T1", app_key="K",
+                            app_secret=SecretStr(SECRET), **options)
+
+    purchased = made(max_concurrent_reads=3, order_calls_per_minute=0)
+    assert purchased.read_concurrency == 3
+    assert pages_ahead(purchased, ORDER_LIST, beside=1) == pages_ahead(purchased, ORDER_DETAIL, beside=1) == 2
+    assert pages_ahead(purchased, RECEIVABLE_LIST) == 3
+    # the free quota paces order calls: one at a time (a call waiting on its pacer holds a read slot)
+    free = made(max_concurrent_reads=3, order_calls_per_minute=60, quota_window_s=60.0)
+    assert pages_ahead(free, ORDER_LIST, beside=1) == pages_ahead(free, ORDER_DETAIL, beside=1) == 1
+    assert pages_ahead(free, RECEIVABLE_LIST) == 3
+    # a client built by hand, without read slots, keeps to one of each
+    assert made(order_calls_per_minute=0).read_concurrency is None
+    assert pages_ahead(made(order_calls_per_minute=0), ORDER_LIST, beside=1) == 1

@@ -70,14 +70,15 @@ class RunningSandbox:
 
     def client(
         self, *, auth_mode: AuthMode = "signed", timeout: float = 5.0, observer: CallObserver = ignore_call,
-        app_secret: str | None = None,
+        app_secret: str | None = None, max_concurrent_reads: int | None = None,
     ) -> KingdeeClient:
-        """A client configured with the sandbox credentials (optionally a wrong secret)."""
+        """A client configured with the sandbox credentials (optionally a wrong secret, and
+        read slots as the runtime gives it)."""
         creds = self.sandbox.credentials
         return KingdeeClient(
             base_url=self.url, acct_id=creds.acct_id, username=creds.username, app_id=creds.app_id,
             app_secret=SecretStr(app_secret or creds.app_secret), lcid=creds.lcid, auth_mode=auth_mode,
-            timeout=timeout, observer=observer,
+            timeout=timeout, observer=observer, max_concurrent_reads=max_concurrent_reads,
         )
 
 
