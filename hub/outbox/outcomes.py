@@ -23,7 +23,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from hub.audit import write_audit
+from hub.audit import audit_row, write_audit, write_audit_rows
 from hub.contracts import WriteResult
 from hub.outbox import effects
 from hub.outbox.claims import ClaimedItem
@@ -75,17 +75,34 @@ def result_document(result: WriteResult, *, complete: bool) -> dict[str, Any]:
             "complete": complete, **result.detail}
 
 
-def record_done(conn: Connection, item: ClaimedItem, result: WriteResult, *, actor: str) -> None:
-    """The effect is complete: row ``done``, result kept, the rules told."""
+_DONE_IF_MINE = sa.text(
+    "UPDATE outbox SET status = 'done', result = CAST(:result AS jsonb), completed_at = now(), "
+    "locked_by = NULL, locked_until = NULL, last_error = NULL, updated_at = now() "
+    "WHERE id = :id AND status = 'in_progress' AND attempts = :n AND locked_by = :me RETURNING id")
+
+
+def record_done(conn: Connection, item: ClaimedItem, result: WriteResult, *, actor: str, worker_id: str,
+                calls: list[dict[str, Any]] | None = None) -> bool:
+    """The effect is complete: row ``done``, result kept, the rules told; audited with the
+    write's ``calls`` held back (``hub.audit.deferred_calls``), in one batch.
+
+    Only if ``worker_id`` still holds this attempt of the row: the check is the UPDATE's own
+    condition (it locks the row, as :func:`still_mine` does, one statement fewer). Returns
+    False, recording only the ``calls``, when another dispatcher retook the row.
+    """
+    mine = conn.execute(_DONE_IF_MINE, {"id": item.id, "n": item.attempt.number, "me": worker_id,
+                                        "result": _json(result_document(result, complete=True))}).first()
+    rows = list(calls or ())
+    if mine is None:
+        log.warning("outbox %s: lease lost; outcome not recorded here", item.id)
+        write_audit_rows(conn, rows)
+        return False
     _handle(item, "on_done", conn, item.kind, item.payload, result)
-    conn.execute(
-        sa.text("UPDATE outbox SET status = 'done', result = CAST(:result AS jsonb), completed_at = now(), "
-                "locked_by = NULL, locked_until = NULL, last_error = NULL, updated_at = now() WHERE id = :id"),
-        {"id": item.id, "result": _json(result_document(result, complete=True))},
-    )
-    write_audit(conn, actor=actor, system=item.system, operation=item.kind, key=item.key,
-                external_id=result.external_id, outcome="adopted" if result.adopted else "ok",
-                attempt=item.attempt.number)
+    rows.append(audit_row(actor=actor, system=item.system, operation=item.kind, key=item.key,
+                          external_id=result.external_id, outcome="adopted" if result.adopted else "ok",
+                          attempt=item.attempt.number))
+    write_audit_rows(conn, rows)
+    return True
 
 
 def record_progress(conn: Connection, item: ClaimedItem, progress: WriteResult | None) -> None:
