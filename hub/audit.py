@@ -12,6 +12,7 @@ or URLs.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -24,6 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from canonical_model.storable import UNSTORABLE_CHARACTER
+from hub import prepared
 from hub.calls import ExternalCall
 
 # A mainland mobile, with or without the country code (+86 / 86, written together too).
@@ -122,10 +124,25 @@ def audit_row(
     }
 
 
+_COLUMNS = ("actor", "system", "operation", "key", "external_id", "outcome", "attempt", "duration_ms", "error",
+            "detail")
+
+
+@functools.lru_cache(maxsize=16)
+def _insert_rows(n: int) -> str:
+    """An INSERT of ``n`` audit rows in one statement (psycopg placeholders ``%(column_i)s``)."""
+    values = ", ".join(
+        "(" + ", ".join(f"CAST(%({c}_{i})s AS jsonb)" if c == "detail" else f"%({c}_{i})s" for c in _COLUMNS) + ")"
+        for i in range(n))
+    return f"INSERT INTO audit_log ({', '.join(_COLUMNS)}) VALUES {values}"
+
+
 def write_audit_rows(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    """Append the :func:`audit_row` rows on ``conn`` (the caller's transaction), in one batch."""
+    """Append the :func:`audit_row` rows on ``conn`` (the caller's transaction) in one statement,
+    sent prepared (``hub.prepared``: the outbox writes one or two with every effect)."""
     if rows:
-        conn.execute(_INSERT, rows)
+        prepared.execute(conn, _insert_rows(len(rows)),
+                         {f"{column}_{i}": row[column] for i, row in enumerate(rows) for column in _COLUMNS})
 
 
 def write_audit(

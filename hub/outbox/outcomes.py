@@ -23,6 +23,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from hub import prepared
 from hub.audit import audit_row, write_audit, write_audit_rows
 from hub.contracts import WriteResult
 from hub.outbox import effects
@@ -75,10 +76,11 @@ def result_document(result: WriteResult, *, complete: bool) -> dict[str, Any]:
             "complete": complete, **result.detail}
 
 
-_DONE_IF_MINE = sa.text(
-    "UPDATE outbox SET status = 'done', result = CAST(:result AS jsonb), completed_at = now(), "
+# sent prepared on the driver's connection (hub.prepared), as the audit rows with it: once per effect
+_DONE_IF_MINE = (
+    "UPDATE outbox SET status = 'done', result = CAST(%(result)s AS jsonb), completed_at = now(), "
     "locked_by = NULL, locked_until = NULL, last_error = NULL, updated_at = now() "
-    "WHERE id = :id AND status = 'in_progress' AND attempts = :n AND locked_by = :me RETURNING id")
+    "WHERE id = %(id)s AND status = 'in_progress' AND attempts = %(n)s AND locked_by = %(me)s RETURNING id")
 
 
 def record_done(conn: Connection, item: ClaimedItem, result: WriteResult, *, actor: str, worker_id: str,
@@ -90,10 +92,10 @@ def record_done(conn: Connection, item: ClaimedItem, result: WriteResult, *, act
     condition (it locks the row, as :func:`still_mine` does, one statement fewer). Returns
     False, recording only the ``calls``, when another dispatcher retook the row.
     """
-    mine = conn.execute(_DONE_IF_MINE, {"id": item.id, "n": item.attempt.number, "me": worker_id,
-                                        "result": _json(result_document(result, complete=True))}).first()
+    mine = prepared.execute(conn, _DONE_IF_MINE, {"id": item.id, "n": item.attempt.number, "me": worker_id,
+                                                  "result": _json(result_document(result, complete=True))})
     rows = list(calls or ())
-    if mine is None:
+    if not mine:
         log.warning("outbox %s: lease lost; outcome not recorded here", item.id)
         write_audit_rows(conn, rows)
         return False

@@ -49,20 +49,19 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import psycopg
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
+from hub import prepared
 from hub.database import Database, create_db_engine
 from hub.errors import RetryableError
 
 log = logging.getLogger(__name__)
 
-# Sent on the driver's connection, prepared once per connection (psycopg ``prepare=True``): a
-# slot is taken and given back around every call, and SQLAlchemy's per-statement work (compile
-# cache look-up, result metadata) cost more CPU than the round trip (py-spy, 2,000 webhooks:
-# 16 % of the workers' GIL time went to these two statements).
+# Sent prepared on the driver's connection (hub.prepared): a slot is taken and given back around
+# every call, and SQLAlchemy's per-statement work cost more CPU than the round trip (py-spy, 2,000
+# webhooks: 16 % of the workers' GIL time went to these two statements through SQLAlchemy).
 _TAKE = ("SELECT s FROM generate_series(0, %(n)s - 1) AS s "
          "WHERE pg_try_advisory_lock(hashtext(current_schema() || '|outbox-call|' || %(system)s), s) LIMIT 1")
 _GIVE_BACK = "SELECT pg_advisory_unlock(hashtext(current_schema() || '|outbox-call|' || %(system)s), %(s)s)"
@@ -171,7 +170,7 @@ class CallSlots:
             try:
                 conn = self._connection()
                 slot = _scalar(conn, _TAKE, {"n": limit, "system": system})
-            except (SQLAlchemyError, psycopg.Error) as exc:
+            except SQLAlchemyError as exc:
                 # nothing was sent; but earlier calls of the same write may have been: a retry
                 # (outcome unknown, the writer looks up first) is the safe answer
                 if conn is not None:
@@ -190,7 +189,7 @@ class CallSlots:
             if _scalar(conn, _GIVE_BACK, {"system": system, "s": slot}):
                 return
             log.warning("outbox: call slot %s of %s was no longer held (its session ended mid-call)", slot, system)
-        except (SQLAlchemyError, psycopg.Error):
+        except SQLAlchemyError:
             # the connection broke during the call: its session, and the lock with it, are gone;
             # the attempt's outcome is still recorded (or its lease lapses) as usual
             log.warning("outbox: call slot %s of %s: connection lost during the call", slot, system, exc_info=True)
@@ -218,9 +217,9 @@ class CallSlots:
 
 
 def _scalar(conn: Connection, query: str, params: dict[str, object]) -> Any:
-    """The first column of the first row of ``query`` on ``conn``'s driver connection (autocommit)."""
-    row = conn.connection.driver_connection.execute(query, params, prepare=True).fetchone()  # type: ignore[union-attr]
-    return None if row is None else row[0]
+    """The first column of the first row of ``query`` on ``conn`` (autocommit; not counted)."""
+    rows = prepared.execute(conn, query, params, count=False)
+    return rows[0][0] if rows else None
 
 
 __all__ = ["CallSlots", "SlotFigures"]
