@@ -14,6 +14,12 @@ It spends per-recipient send budgets in Postgres before a send
 (``hub.outbox.budget``), keeps its short leases alive while the work runs
 (``hub.outbox.leases``), and records each attempt's outcome (``hub.outbox.outcomes``).
 
+The audit row of each call a per-call writer makes is held back on the worker's thread
+and committed before the write's next call, or with the attempt's outcome
+(``hub.audit.deferred_calls``): a single-call write (a webhook, a chat message) costs one
+commit, not two. At most one exchange per worker thread is unaudited at any moment, in
+flight or answered and about to be committed; a SIGKILL loses at most those.
+
 Per attempt, the writer's ``apply`` is called once; when an earlier attempt's outcome is
 unknown (timeout, dropped reply, 5xx after sending, a dispatcher that died holding the
 row) the writer looks the effect up first (once) and adopts an earlier write instead of

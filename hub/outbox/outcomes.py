@@ -6,7 +6,12 @@ transaction the dispatcher opens, so the outbox, the audit and the canonical row
 
 Only the dispatcher that still holds the row may record: :func:`still_mine` locks the
 row and checks the holder *and* the attempt number, so a dispatcher that stalled past its
-lease never overwrites the outcome recorded by the one that retook the row.
+lease never overwrites the outcome recorded by the one that retook the row. On the hot
+path, :func:`record_done`, the check is the UPDATE's own condition (one statement fewer).
+
+:func:`record_done` also writes the audit rows of the write's calls that the dispatcher
+held back (``hub.audit.deferred_calls``) with the outcome's own, in one INSERT: they are
+written whether or not the row is still this dispatcher's (the calls were made).
 
 A handler that raises (a bug in the rules) aborts the transaction with
 :class:`EffectHandlerError`; the dispatcher then dead-letters the row without the handler

@@ -8,9 +8,8 @@ does not eat into what the vendor allows. With ``CallLimits.per_call`` (the conn
 whose every call goes through ``connectors.kit.http.send``) the cap counts HTTP exchanges,
 as the vendor counts requests: the dispatcher makes :meth:`CallSlots.held` the call gate of
 the worker's thread (``hub.calls.gated``) and ``send`` holds a slot around each exchange
-only, so the audit row the client writes after each call (durable at once: a killed
-dispatcher loses at most the calls it had in flight) and the writer's work between calls
-are outside it too. An exchange made while the thread already holds one of the system's
+only, so the audit row of each call (committed before the write's next call, or with its
+outcome: ``hub.audit.deferred_calls``) and the writer's work between calls are outside it too. An exchange made while the thread already holds one of the system's
 slots passes through instead of waiting for a second (``hub.calls.call_slot`` is re-entrant
 per thread, for any gate).
 
