@@ -62,6 +62,7 @@ from benchmarks.dispatch import ChildSandbox, cpu_seconds, database_url
 from benchmarks.end_to_end import FreshSchema, machine, uptime
 from connectors.crm.sandbox import SANDBOX_SECRET
 from connectors.kit import pacing
+from hub import prepared
 from hub.demo.data import load_crm_demo
 from hub.registry import connector
 from hub.rules import webhooks
@@ -268,6 +269,7 @@ def one_dispatcher(url: str, kind: str, n: int, latency_ms: int) -> Result:
         with schema.db.engine.connect() as conn:
             audited_before = conn.execute(sa.text("SELECT COALESCE(max(id), 0) FROM audit_log")).scalar_one()
         tally = {"statements": 0, "commits": 0}
+        sent_prepared = prepared.sent()  # statements sent on the driver's connection (not SQLAlchemy's events)
 
         def statement(*_: object) -> None:
             tally["statements"] += 1
@@ -282,6 +284,7 @@ def one_dispatcher(url: str, kind: str, n: int, latency_ms: int) -> Result:
             counts = dispatcher.drain(wait_for_scheduled=True, timeout_s=7200)
             seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
             sandbox_cpu = sandbox.cpu() - sandbox_cpu
+        tally["statements"] += prepared.sent() - sent_prepared
         sa.event.remove(schema.db.engine, "before_cursor_execute", statement)
         sa.event.remove(schema.db.engine, "commit", commit)
         after = sandbox_figures(sandbox)

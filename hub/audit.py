@@ -12,15 +12,20 @@ or URLs.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from canonical_model.storable import UNSTORABLE_CHARACTER
+from hub import prepared
 from hub.calls import ExternalCall
 
 # A mainland mobile, with or without the country code (+86 / 86, written together too).
@@ -104,22 +109,85 @@ _INSERT = sa.text(
 )
 
 
+def audit_row(
+    *, actor: str, system: str, operation: str, outcome: str, key: str | None = None,
+    external_id: str | None = None, attempt: int = 1, duration_ms: float | None = None,
+    error: str | None = None, detail: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The parameters of one audit row, masked, cut and storable, ready for :func:`write_audit_rows`."""
+    return {
+        "actor": storable(actor), "system": system, "operation": storable(operation), "outcome": outcome,
+        "key": storable(key) if key else key, "external_id": storable(external_id) if external_id else external_id,
+        "attempt": attempt, "duration_ms": duration_ms,
+        "error": audit_text(error) if error else None,
+        "detail": json.dumps(_audit_tree(detail or {}), ensure_ascii=False, default=str),
+    }
+
+
+_COLUMNS = ("actor", "system", "operation", "key", "external_id", "outcome", "attempt", "duration_ms", "error",
+            "detail")
+
+
+@functools.lru_cache(maxsize=16)
+def _insert_rows(n: int) -> str:
+    """An INSERT of ``n`` audit rows in one statement (psycopg placeholders ``%(column_i)s``)."""
+    values = ", ".join(
+        "(" + ", ".join(f"CAST(%({c}_{i})s AS jsonb)" if c == "detail" else f"%({c}_{i})s" for c in _COLUMNS) + ")"
+        for i in range(n))
+    return f"INSERT INTO audit_log ({', '.join(_COLUMNS)}) VALUES {values}"
+
+
+def write_audit_rows(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Append the :func:`audit_row` rows on ``conn`` (the caller's transaction) in one statement,
+    sent prepared (``hub.prepared``: the outbox writes one or two with every effect)."""
+    if rows:
+        prepared.execute(conn, _insert_rows(len(rows)),
+                         {f"{column}_{i}": row[column] for i, row in enumerate(rows) for column in _COLUMNS})
+
+
 def write_audit(
     conn: Connection, *, actor: str, system: str, operation: str, outcome: str,
     key: str | None = None, external_id: str | None = None, attempt: int = 1,
     duration_ms: float | None = None, error: str | None = None, detail: dict[str, Any] | None = None,
 ) -> None:
     """Append one audit row on ``conn`` (the caller's transaction)."""
-    conn.execute(_INSERT, {
-        "actor": storable(actor), "system": system, "operation": storable(operation), "outcome": outcome,
-        "key": storable(key) if key else key, "external_id": storable(external_id) if external_id else external_id, "attempt": attempt, "duration_ms": duration_ms,
-        "error": audit_text(error) if error else None,
-        "detail": json.dumps(_audit_tree(detail or {}), ensure_ascii=False, default=str),
-    })
+    conn.execute(_INSERT, audit_row(actor=actor, system=system, operation=operation, outcome=outcome, key=key,
+                                    external_id=external_id, attempt=attempt, duration_ms=duration_ms, error=error,
+                                    detail=detail))
+
+
+# The call rows an AuditObserver holds back on this thread (deferred_calls), or None: write at once.
+_DEFERRED: ContextVar[list[dict[str, Any]] | None] = ContextVar("hub_audit_deferred_calls", default=None)
+
+
+@contextmanager
+def deferred_calls(rows: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+    """Within the block, this thread's :class:`AuditObserver` appends each call's row to ``rows``
+    instead of committing it at once; whoever opened the block writes them (:func:`write_audit_rows`)
+    in a transaction of its own choosing and clears the list.
+
+    The outbox dispatcher does so for a write's calls: it writes the rows held back before the
+    next call of the write starts, and the last call's with the attempt's outcome, in the same
+    commit (``hub.outbox.dispatcher``). So, as when each row is committed as its call returns,
+    at most one exchange per worker thread is unaudited at any moment, and a SIGKILL loses at
+    most that: the call in flight, or the one just answered whose row waits for the next call or
+    the outcome (milliseconds).
+    """
+    token = _DEFERRED.set(rows)
+    try:
+        yield rows
+    finally:
+        _DEFERRED.reset(token)
+
+
+def deferred() -> list[dict[str, Any]] | None:
+    """The rows held back on this thread (:func:`deferred_calls`), or None outside such a block."""
+    return _DEFERRED.get()
 
 
 class AuditObserver:
-    """A ``hub.calls.CallObserver`` that appends each external call to the audit log."""
+    """A ``hub.calls.CallObserver`` that appends each external call to the audit log, in a
+    transaction of its own, or to the rows held back on this thread (:func:`deferred_calls`)."""
 
     def __init__(self, engine: Engine, actor: str) -> None:
         self.engine = engine
@@ -127,10 +195,12 @@ class AuditObserver:
 
     def __call__(self, call: ExternalCall) -> None:
         detail = {"http_status": call.http_status} if call.http_status else {}
+        row = audit_row(actor=self.actor, system=call.system, operation=call.operation, outcome=call.outcome,
+                        key=call.key, external_id=call.external_id, attempt=call.attempt,
+                        duration_ms=round(call.duration_ms, 2), error=call.error, detail=detail)
+        deferred = _DEFERRED.get()
+        if deferred is not None:
+            deferred.append(row)
+            return
         with self.engine.begin() as conn:
-            write_audit(
-                conn, actor=self.actor, system=call.system, operation=call.operation,
-                outcome=call.outcome, key=call.key, external_id=call.external_id,
-                attempt=call.attempt, duration_ms=round(call.duration_ms, 2), error=call.error,
-                detail=detail,
-            )
+            write_audit_rows(conn, [row])

@@ -44,6 +44,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from hub import prepared
 from hub.contracts import Attempt
 
 _SERIALISE = sa.text("SELECT pg_advisory_xact_lock(hashtextextended(current_schema() || '|outbox-claim|' "
@@ -60,12 +61,13 @@ _READY = ("((status = 'pending' AND next_attempt_at <= now()) "
 NOT_BLOCKED = ("(outbox.ordering_key IS NULL OR outbox.id IN (SELECT min(head.id) FROM outbox head "
                "WHERE head.ordering_key IS NOT NULL AND head.status IN ('pending', 'in_progress') "
                "GROUP BY head.ordering_key))")
-_CLAIM = sa.text(
+# sent prepared on the driver's connection (hub.prepared): it runs once per effect
+_CLAIM = (
     "WITH picked AS ("
     f" SELECT id, status AS was_status, locked_by AS was_holder FROM outbox WHERE {_READY} AND {NOT_BLOCKED}"
-    " AND kind = ANY(CAST(:kinds AS text[])) ORDER BY next_attempt_at, id LIMIT :n FOR UPDATE SKIP LOCKED) "
-    "UPDATE outbox o SET status = 'in_progress', locked_by = :me, "
-    "locked_until = clock_timestamp() + make_interval(secs => :lease), attempts = o.attempts + 1, "
+    " AND kind = ANY(CAST(%(kinds)s AS text[])) ORDER BY next_attempt_at, id LIMIT %(n)s FOR UPDATE SKIP LOCKED) "
+    "UPDATE outbox o SET status = 'in_progress', locked_by = %(me)s, "
+    "locked_until = clock_timestamp() + make_interval(secs => %(lease)s), attempts = o.attempts + 1, "
     "first_attempt_at = COALESCE(o.first_attempt_at, now()), "
     # a row retaken after its lease expired: its holder may have sent it, and lost it
     "outcome_unknown = o.outcome_unknown OR picked.was_status = 'in_progress', "
@@ -143,12 +145,13 @@ def take(conn: Connection, *, kinds: Sequence[str], limit: int, worker_id: str, 
     for :func:`claim`, and for a worker handing its slot over to the next row."""
     if limit <= 0 or not kinds:
         return []
-    rows = conn.execute(_CLAIM, {"kinds": list(kinds), "n": limit, "me": worker_id, "lease": lease_s}).all()
+    rows = prepared.execute(conn, _CLAIM, {"kinds": list(kinds), "n": limit, "me": worker_id,
+                                           "lease": float(lease_s)})
     return [
-        ClaimedItem(r.id, r.kind, r.idempotency_key, r.payload,
-                    Attempt(r.attempts, r.first_attempt_at, r.outcome_unknown), r.max_attempts,
-                    r.unexpected_failures, r.was_holder if r.was_status == "in_progress" else None)
-        for r in sorted(rows, key=lambda r: r.id)
+        ClaimedItem(row_id, kind, key, payload, Attempt(attempts, first_attempt_at, outcome_unknown), max_attempts,
+                    unexpected_failures, was_holder if was_status == "in_progress" else None)
+        for (row_id, kind, key, payload, attempts, first_attempt_at, outcome_unknown, max_attempts,
+             unexpected_failures, was_status, was_holder) in sorted(rows, key=lambda r: r[0])
     ]
 
 

@@ -14,6 +14,12 @@ It spends per-recipient send budgets in Postgres before a send
 (``hub.outbox.budget``), keeps its short leases alive while the work runs
 (``hub.outbox.leases``), and records each attempt's outcome (``hub.outbox.outcomes``).
 
+The audit row of each call a per-call writer makes is held back on the worker's thread
+and committed before the write's next call, or with the attempt's outcome
+(``hub.audit.deferred_calls``): a single-call write (a webhook, a chat message) costs one
+commit, not two. At most one exchange per worker thread is unaudited at any moment, in
+flight or answered and about to be committed; a SIGKILL loses at most those.
+
 Per attempt, the writer's ``apply`` is called once; when an earlier attempt's outcome is
 unknown (timeout, dropped reply, 5xx after sending, a dispatcher that died holding the
 row) the writer looks the effect up first (once) and adopts an earlier write instead of
@@ -33,6 +39,7 @@ dispatcher, and a dead dispatcher's rows are retaken when their lease expires.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import datetime as dt
 import logging
 import os
@@ -41,17 +48,18 @@ import socket
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import SQLAlchemyError
 
-from hub import calls
+from hub import audit, calls
 from hub.contracts import CallLimits, Writer, WriteResult
 from hub.database import Database
-from hub.errors import ConnectorError, PermanentError, RateLimitedError
+from hub.errors import ConnectorError, PermanentError, RateLimitedError, RetryableError
 from hub.outbox import budget, claims, effects, tracebacks
 from hub.outbox.claims import ClaimedItem
 from hub.outbox.effects import Failure
@@ -291,31 +299,54 @@ class Dispatcher:
         # a slot of the system is held only while the writer runs, or only while each of its
         # HTTP exchanges is under way (CallLimits.per_call; hub.outbox.slots)
         hold = calls.gated(self._call_slot) if limits.per_call else self.slots.held(item.system, limits.concurrency)
+        # the audit rows of a per-call writer's calls are held back and written before its next
+        # call, or with the outcome (the last call's row shares the outcome's commit): at most
+        # one exchange per worker is unaudited at any moment, as before (hub.audit.deferred_calls)
+        held_back: list[dict[str, Any]] = []
+        defer = audit.deferred_calls(held_back) if limits.per_call else contextlib.nullcontext(held_back)
         try:
-            with hold:
+            with defer, hold:
                 result = writer.apply(item.key, item.payload, attempt)
         except Exception as exc:  # every exception is a failed attempt; the policy sorts them
-            return self._after_failure(item, exc, progress.last, counts)
-        return self._after_success(item, result, counts)
+            return self._after_failure(item, exc, progress.last, counts, held_back)
+        return self._after_success(item, result, counts, held_back)
 
-    def _call_slot(self, system: str) -> AbstractContextManager[None]:
-        """One of ``system``'s call slots (the call gate of a worker running a per-call writer)."""
-        return self.slots.held(system, self.limits(system).concurrency)
+    @contextlib.contextmanager
+    def _call_slot(self, system: str) -> Iterator[None]:
+        """One of ``system``'s call slots (the call gate of a worker running a per-call writer),
+        taken once the audit rows of the write's earlier calls are committed."""
+        self._write_held_back(system)
+        with self.slots.held(system, self.limits(system).concurrency):
+            yield
 
-    def _after_success(self, item: ClaimedItem, result: WriteResult, counts: DispatchCounts) -> ClaimedItem | None:
+    def _write_held_back(self, system: str) -> None:
+        """Commit the audit rows held back on this thread (``hub.audit.deferred_calls``)."""
+        rows = audit.deferred()
+        if not rows:
+            return
+        try:
+            with self.db.begin() as conn:
+                audit.write_audit_rows(conn, rows)
+        except SQLAlchemyError as exc:
+            # the next call is not made; the rows stay held back, for the outcome's transaction
+            raise RetryableError(f"audit not written: the database did not answer ({type(exc).__name__})",
+                                 system=system, operation="audit") from None
+        rows.clear()
+
+    def _after_success(self, item: ClaimedItem, result: WriteResult, counts: DispatchCounts,
+                       held_back: list[dict[str, Any]]) -> ClaimedItem | None:
         def record(conn: Connection) -> ClaimedItem | None:
             self._settle_spend(conn, item, reached=True)
-            if not still_mine(conn, item, self.worker_id):
+            if not record_done(conn, item, result, actor=self.actor, worker_id=self.worker_id, calls=held_back):
                 return None
-            record_done(conn, item, result, actor=self.actor)
             self._bump(counts, "done")
             self._bump(counts, "adopted", int(result.adopted))
             return self._hand_over(conn, item, counts)
 
-        return self._recorded(item, record, counts, reached=True)
+        return self._recorded(item, record, counts, reached=True, held_back=held_back)
 
     def _after_failure(self, item: ClaimedItem, error: Exception, progress: WriteResult | None,
-                       counts: DispatchCounts) -> ClaimedItem | None:
+                       counts: DispatchCounts, held_back: list[dict[str, Any]]) -> ClaimedItem | None:
         unexpected = not isinstance(error, ConnectorError)
         if unexpected:
             log.error("outbox %s (%s): unexpected %s from the writer", item.id, item.kind, type(error).__name__,
@@ -330,6 +361,7 @@ class Dispatcher:
 
         def record(conn: Connection) -> ClaimedItem | None:
             self._settle_spend(conn, item, reached=reached)
+            audit.write_audit_rows(conn, held_back)
             if not still_mine(conn, item, self.worker_id):
                 return None
             record_progress(conn, item, progress)
@@ -343,13 +375,14 @@ class Dispatcher:
             self._bump(counts, {"retry": "retried", "failed": "failed", "dead": "dead"}[decision.outcome])
             return self._hand_over(conn, item, counts)
 
-        return self._recorded(item, record, counts, reached=reached)
+        return self._recorded(item, record, counts, reached=reached, held_back=held_back)
 
     def _recorded(self, item: ClaimedItem, record: Callable[[Connection], ClaimedItem | None],
-                  counts: DispatchCounts, *, reached: bool) -> ClaimedItem | None:
-        """Run ``record`` in one transaction; when the rules' handler raises, dead-letter the
-        row without it instead (outcome unknown: a replay looks the effect up and retries the
-        handler)."""
+                  counts: DispatchCounts, *, reached: bool, held_back: list[dict[str, Any]]) -> ClaimedItem | None:
+        """Run ``record`` in one transaction (it writes the ``held_back`` audit rows of the
+        write's calls too, whether or not the row is still this dispatcher's); when the rules'
+        handler raises, dead-letter the row without it instead (outcome unknown: a replay looks
+        the effect up and retries the handler)."""
         try:
             with self.db.begin() as conn:
                 return record(conn)
@@ -358,6 +391,7 @@ class Dispatcher:
             log.error("outbox %s (%s): %s", item.id, item.kind, exc, exc_info=cause)
             with self.db.begin() as conn:
                 self._settle_spend(conn, item, reached=reached)
+                audit.write_audit_rows(conn, held_back)
                 if still_mine(conn, item, self.worker_id):
                     record_failed(conn, item, Failure("dead", exc, outcome_unknown=True), tracebacks.summary(exc),
                                   actor=self.actor, unexpected=True, handler=False,

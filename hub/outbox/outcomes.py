@@ -6,7 +6,12 @@ transaction the dispatcher opens, so the outbox, the audit and the canonical row
 
 Only the dispatcher that still holds the row may record: :func:`still_mine` locks the
 row and checks the holder *and* the attempt number, so a dispatcher that stalled past its
-lease never overwrites the outcome recorded by the one that retook the row.
+lease never overwrites the outcome recorded by the one that retook the row. On the hot
+path, :func:`record_done`, the check is the UPDATE's own condition (one statement fewer).
+
+:func:`record_done` also writes the audit rows of the write's calls that the dispatcher
+held back (``hub.audit.deferred_calls``) with the outcome's own, in one INSERT: they are
+written whether or not the row is still this dispatcher's (the calls were made).
 
 A handler that raises (a bug in the rules) aborts the transaction with
 :class:`EffectHandlerError`; the dispatcher then dead-letters the row without the handler
@@ -23,7 +28,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from hub.audit import write_audit
+from hub import prepared
+from hub.audit import audit_row, write_audit, write_audit_rows
 from hub.contracts import WriteResult
 from hub.outbox import effects
 from hub.outbox.claims import ClaimedItem
@@ -75,17 +81,35 @@ def result_document(result: WriteResult, *, complete: bool) -> dict[str, Any]:
             "complete": complete, **result.detail}
 
 
-def record_done(conn: Connection, item: ClaimedItem, result: WriteResult, *, actor: str) -> None:
-    """The effect is complete: row ``done``, result kept, the rules told."""
+# sent prepared on the driver's connection (hub.prepared), as the audit rows with it: once per effect
+_DONE_IF_MINE = (
+    "UPDATE outbox SET status = 'done', result = CAST(%(result)s AS jsonb), completed_at = now(), "
+    "locked_by = NULL, locked_until = NULL, last_error = NULL, updated_at = now() "
+    "WHERE id = %(id)s AND status = 'in_progress' AND attempts = %(n)s AND locked_by = %(me)s RETURNING id")
+
+
+def record_done(conn: Connection, item: ClaimedItem, result: WriteResult, *, actor: str, worker_id: str,
+                calls: list[dict[str, Any]] | None = None) -> bool:
+    """The effect is complete: row ``done``, result kept, the rules told; audited with the
+    write's ``calls`` held back (``hub.audit.deferred_calls``), in one batch.
+
+    Only if ``worker_id`` still holds this attempt of the row: the check is the UPDATE's own
+    condition (it locks the row, as :func:`still_mine` does, one statement fewer). Returns
+    False, recording only the ``calls``, when another dispatcher retook the row.
+    """
+    mine = prepared.execute(conn, _DONE_IF_MINE, {"id": item.id, "n": item.attempt.number, "me": worker_id,
+                                                  "result": _json(result_document(result, complete=True))})
+    rows = list(calls or ())
+    if not mine:
+        log.warning("outbox %s: lease lost; outcome not recorded here", item.id)
+        write_audit_rows(conn, rows)
+        return False
     _handle(item, "on_done", conn, item.kind, item.payload, result)
-    conn.execute(
-        sa.text("UPDATE outbox SET status = 'done', result = CAST(:result AS jsonb), completed_at = now(), "
-                "locked_by = NULL, locked_until = NULL, last_error = NULL, updated_at = now() WHERE id = :id"),
-        {"id": item.id, "result": _json(result_document(result, complete=True))},
-    )
-    write_audit(conn, actor=actor, system=item.system, operation=item.kind, key=item.key,
-                external_id=result.external_id, outcome="adopted" if result.adopted else "ok",
-                attempt=item.attempt.number)
+    rows.append(audit_row(actor=actor, system=item.system, operation=item.kind, key=item.key,
+                          external_id=result.external_id, outcome="adopted" if result.adopted else "ok",
+                          attempt=item.attempt.number))
+    write_audit_rows(conn, rows)
+    return True
 
 
 def record_progress(conn: Connection, item: ClaimedItem, progress: WriteResult | None) -> None:
