@@ -619,6 +619,7 @@ class OutboxItem(Base):
         sa.Index("ix_outbox_ready", "status", "next_attempt_at"),
         sa.Index("ix_outbox_ordering", "ordering_key", "id",
                  postgresql_where=sa.text("ordering_key IS NOT NULL AND status IN ('pending', 'in_progress')")),
+        sa.Index("ix_outbox_due", "next_attempt_at", "id", postgresql_where=sa.text("status = 'pending'")),
     )
 
     id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
