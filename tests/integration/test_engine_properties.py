@@ -69,11 +69,14 @@ def page_records(base: dict[str, Any], key: str) -> st.SearchStrategy[list[tuple
     return st.lists(st.tuples(one, st.integers(0, 5)), min_size=1, max_size=8)
 
 
-def own_company(key: str) -> dict[str, Any]:
+def own_company(key: str, base: dict[str, Any]) -> dict[str, Any]:
     """Fields that give a record's company (or person) an identity of its own, so that records of
     different keys never resolve to one golden record (two ERP records claiming one company each
-    sync would each write their values over the other's: see the report of issue 18)."""
-    return {"FName": f"深圳华创{key}有限公司", "FSOCIALCRECODE": None, "name": {"simplifiedName": f"苏州恒瑞{key}"},
+    sync would each write their values over the other's: see the report of issue 18). A name
+    keeps the base's shape: Yonyou's is an object, a chat member's text (given an object, every
+    WeCom and DingTalk member with a key of its own was quarantined, never stored)."""
+    name = {"simplifiedName": f"苏州恒瑞{key}"} if isinstance(base.get("name"), dict) else f"成员{key}"
+    return {"FName": f"深圳华创{key}有限公司", "FSOCIALCRECODE": None, "name": name,
             "creditCode": None, "mobile": None, "email": None}
 
 
@@ -88,10 +91,10 @@ def keyed(record: dict[str, Any], key: str, base: dict[str, Any], nonce: str, pa
     ``wecom-directory`` failure), which is the limitation :func:`own_company` keeps out."""
     if record.get(key) != base[key]:
         drawn = hashlib.blake2b(repr(record.get(key)).encode(), digest_size=4).hexdigest()
-        return {**record, **{k: v for k, v in own_company(f"K{nonce}-d{drawn}").items()
+        return {**record, **{k: v for k, v in own_company(f"K{nonce}-d{drawn}", base).items()
                              if k in record and record[k] == base.get(k)}}
     own = f"K{nonce}-{page}-{slot}"
-    unchanged = {k: v for k, v in own_company(own).items() if k in record and record[k] == base.get(k)}
+    unchanged = {k: v for k, v in own_company(own, base).items() if k in record and record[k] == base.get(k)}
     return {**record, **unchanged, key: own}
 
 
