@@ -189,9 +189,10 @@ def test_each_effect_reaches_the_platform_exactly_once_under_each_fault_and_ever
         assert sum(seen[op] for op in case.write_operations) >= total
         attempts = sum(r.attempts for r in audited)
         on_writes = Counter(k for op, k in plan.history if op.lower() in case.write_operations)
+        carried = "reads" if case.effect == "check" else "writes"  # a check's effect is a read of the instance
         print(f"{case.kind}: {total} effects, {attempts} attempts, {sum(seen.values())} requests "
-              f"({sum(seen[op] for op in case.write_operations)} writes), faults {dict(Counter(k for _, k in plan.history))}"
-              f", of them on writes {dict(on_writes)}")
+              f"({sum(seen[op] for op in case.write_operations)} {carried}), faults "
+              f"{dict(Counter(k for _, k in plan.history))}, of them on {carried} {dict(on_writes)}")
 
 
 @pytest.mark.parametrize("case", [c for c in WRITER_CASES if c.refusal], ids=str)
