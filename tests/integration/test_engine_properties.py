@@ -160,9 +160,15 @@ def test_every_record_is_stored_or_quarantined_with_a_reason_and_a_resync_change
 
 
 def identities(db: Any, system: str, target: str, keys: list[str]) -> int:
-    """External identities of ``system``'s records of ``target`` with one of ``keys``."""
-    count = scalar(db, "SELECT count(*) FROM external_identity WHERE system = :s AND canonical_table = :t "
-                       "AND external_id = ANY(:k)", s=system, t=target, k=keys)
+    """External identities of ``system``'s records of ``target`` with one of ``keys``: a chat
+    platform's member is known by its column on ``internal_user`` (``wecom_userid``, compared
+    case-blind: WeCom's userids are), not by an ``external_identity`` row."""
+    if target == "internal_user":
+        count = scalar(db, f"SELECT count(*) FROM internal_user WHERE lower({system}_userid) = ANY(:k)",
+                       k=[k.lower() for k in keys])
+    else:
+        count = scalar(db, "SELECT count(*) FROM external_identity WHERE system = :s AND canonical_table = :t "
+                           "AND external_id = ANY(:k)", s=system, t=target, k=keys)
     return int(str(count))
 
 
