@@ -32,7 +32,7 @@ from connectors.dingtalk import approvals
 from connectors.dingtalk.client import SYSTEM, DingTalkClient
 from connectors.dingtalk.mapping import SHANGHAI, build_todo, todo_changes
 from connectors.dingtalk.streams import HUB_SOURCE_PREFIX
-from connectors.kit.approvals import ApprovalOutcome, apply_approval
+from connectors.kit.approvals import ApprovalOutcome, KeyMemo, apply_approval
 from hub.contracts import Attempt, WriteResult
 from hub.errors import PermanentError, RecipientError, RetryableError
 
@@ -198,7 +198,8 @@ class ApprovalWriter:
          "instance_id": "<id>" | absent}
 
     The lookup lists the template's instances of the originator created since the approval
-    was asked for (``instanceIds/query``), reads each and matches the key control; a twin is
+    was asked for (``instanceIds/query``), reads each not read before (:class:`KeyMemo`) and
+    matches the key control; a twin is
     terminated as the system (``isSystem``, oa-approvals.md §4.3). An outcome reads the
     attached instances too (a REVOKE after approval, §1.7).
     """
@@ -208,6 +209,7 @@ class ApprovalWriter:
 
     def __init__(self, client: DingTalkClient, *, process_code: str | None, key_control: str,
                  clock: Callable[[], dt.datetime] = _now) -> None:
+        self._memo = KeyMemo()  # instances the lookups read (their key never changes)
         self._client = client
         self._process_code = process_code
         self._key_control = key_control
@@ -231,15 +233,14 @@ class ApprovalWriter:
     def find(self, request: Mapping[str, Any], business_key: str, since: dt.datetime) -> list[str]:
         """The originator's instances of the template since ``since`` holding the key, oldest first."""
         end_ms = int(self._clock().timestamp() * 1000) + 60_000
-        matches: list[tuple[str, str]] = []
-        for page in self._client.iter_approval_ids(str(request["processCode"]), start_ms=int(since.timestamp() * 1000),
-                                                   end_ms=end_ms, originators=[str(request["originatorUserId"])],
-                                                   page_size=approvals.LIST_PAGE_SIZE):
-            for candidate in page:
-                instance = self._client.get_approval(candidate)
-                if approvals.holds_key(instance, self._key_control, business_key):
-                    matches.append((str(instance.get("createTime") or ""), candidate))
-        return [i for _, i in sorted(matches)]
+        pages = self._client.iter_approval_ids(str(request["processCode"]), start_ms=int(since.timestamp() * 1000),
+                                               end_ms=end_ms, originators=[str(request["originatorUserId"])],
+                                               page_size=approvals.LIST_PAGE_SIZE)
+        return self._memo.holding(pages, business_key, self._key_and_created)
+
+    def _key_and_created(self, instance_id: str) -> tuple[str | None, str]:
+        instance = self._client.get_approval(instance_id)
+        return approvals.form_value(instance, self._key_control), str(instance.get("createTime") or "")
 
     def create(self, request: Mapping[str, Any], key: str) -> str:
         """``processInstances`` create."""

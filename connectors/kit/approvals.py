@@ -20,7 +20,9 @@ attempt created, since neither platform has a client token or dedupe field (§1.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -148,10 +150,56 @@ def apply_approval(platform: ApprovalPlatform, key: str, payload: dict[str, Any]
                    template=platform.template)
 
 
+class KeyMemo:
+    """What the lookups of one writer learnt of each instance they read: the value of its key
+    control and its creation time, so that a lookup reads only instances it has not read yet.
+
+    Without it every attempt of every create read every instance of the originator since the
+    approval was asked for (one detail call each): an attempt needed all of them to succeed,
+    and under the fault matrix's soak (a third of the calls failing, a rep with hundreds of
+    approvals) the DingTalk create cell never finished (rows at 90 attempts). An instance's
+    form does not change once submitted: DingTalk makes a modification of an approved
+    instance a new instance (oa-approvals.md §1.7 [src]); WeCom has no API to edit a
+    submitted approval's form (a guess, as its §4.3 on cancelling). Bounded (least recently
+    used first out); shared by the dispatcher's threads.
+    """
+
+    def __init__(self, limit: int = 20_000) -> None:
+        self._limit = limit
+        self._facts: OrderedDict[str, tuple[str | None, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def facts(self, instance_id: str, read: Callable[[str], tuple[str | None, Any]]) -> tuple[str | None, Any]:
+        """(key control value, creation time) of ``instance_id``: remembered, or ``read`` once."""
+        with self._lock:
+            known = self._facts.get(instance_id)
+            if known is not None:
+                self._facts.move_to_end(instance_id)
+                return known
+        learnt = read(instance_id)  # outside the lock: a platform call
+        with self._lock:
+            self._facts[instance_id] = learnt
+            while len(self._facts) > self._limit:
+                self._facts.popitem(last=False)
+        return learnt
+
+    def holding(self, pages: Iterable[Iterable[str]], business_key: str,
+                read: Callable[[str], tuple[str | None, Any]]) -> list[str]:
+        """The listed instances (``pages`` of ids) whose key control holds ``business_key``,
+        oldest first (by the creation time ``read`` gives)."""
+        matches = []
+        for page in pages:
+            for candidate in page:
+                value, created = self.facts(candidate, read)
+                if key_matches(value, business_key):
+                    matches.append((created, candidate))
+        return [i for _, i in sorted(matches)]
+
+
 def _result(found: ApprovalOutcome, *, adopted: bool, **extra: Any) -> WriteResult:
     return WriteResult(external_id=found.instance_id, status=found.state, adopted=adopted,
                        detail={**found.as_detail(), **extra})
 
 
-__all__ = ["OPEN_STATES", "STATES", "ApprovalOutcome", "ApprovalPlatform", "apply_approval", "key_matches",
+__all__ = ["OPEN_STATES", "STATES", "ApprovalOutcome", "ApprovalPlatform", "KeyMemo", "apply_approval", "key_matches",
            "outcome_from_detail", "submitted_since"]

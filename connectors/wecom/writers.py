@@ -32,7 +32,7 @@ import datetime as dt
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from connectors.kit.approvals import ApprovalOutcome, apply_approval
+from connectors.kit.approvals import ApprovalOutcome, KeyMemo, apply_approval
 from connectors.wecom import approvals
 from connectors.wecom.client import MAX_DUPLICATE_CHECK_INTERVAL, SYSTEM, WeComClient
 from hub.contracts import Attempt, WriteResult
@@ -207,8 +207,8 @@ class ApprovalWriter:
     Payload as DingTalk's (``hub.rules.approvals``). The template's control ids are read once
     per writer (``gettemplatedetail``, oa-approvals.md §2.4) and the key control found by its
     title. The lookup asks ``getapprovalinfo`` with the ``template_id`` and ``creator`` filters
-    over the window since the approval was asked for (≤31 days), reads each ``sp_no`` and
-    matches the key control. WeCom has no API to cancel an approval (§4.3 [guess]): a twin is
+    over the window since the approval was asked for (≤31 days), reads each ``sp_no`` not read
+    before (:class:`~connectors.kit.approvals.KeyMemo`) and matches the key control. WeCom has no API to cancel an approval (§4.3 [guess]): a twin is
     reported in the result, never withdrawn.
     """
 
@@ -222,6 +222,7 @@ class ApprovalWriter:
         self._key_control = key_control
         self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
         self._controls: dict[str, tuple[str, str]] | None = None
+        self._memo = KeyMemo()  # approvals the lookups read (their key never changes)
 
     @property
     def template(self) -> str | None:
@@ -251,14 +252,16 @@ class ApprovalWriter:
         filters = [{"key": "template_id", "value": str(request["template_id"])},
                    {"key": "creator", "value": str(request["creator_userid"])}]
         key_id = self._key_id()
-        matches: list[tuple[int, str]] = []
-        for page in self._client.iter_approval_sp_nos(start=int(start.timestamp()), end=int(now.timestamp()) + 60,
-                                                      filters=filters, size=approvals.PAGE_SIZE):
-            for sp_no in page:
-                info = self._client.get_approval(sp_no)
-                if key_id and approvals.holds_key(info, key_id, business_key):
-                    matches.append((int(info.get("apply_time") or 0), sp_no))
-        return [n for _, n in sorted(matches)]
+        if not key_id:
+            return []  # the template's key control is read by build(), before any lookup
+        pages = self._client.iter_approval_sp_nos(start=int(start.timestamp()), end=int(now.timestamp()) + 60,
+                                                  filters=filters, size=approvals.PAGE_SIZE)
+        return self._memo.holding(pages, business_key,
+                                  lambda sp_no: self._key_and_applied(sp_no, key_id))
+
+    def _key_and_applied(self, sp_no: str, key_id: str) -> tuple[str | None, int]:
+        info = self._client.get_approval(sp_no)
+        return approvals.key_value(info, key_id), int(info.get("apply_time") or 0)
 
     def create(self, request: Mapping[str, Any], key: str) -> str:
         """``oa/applyevent``."""

@@ -25,8 +25,10 @@ bad value; this test is the net under it. Values are what a decoded JSON reply c
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import re
 import secrets
+import string
 from collections.abc import Iterator
 from typing import Any
 
@@ -67,23 +69,40 @@ def page_records(base: dict[str, Any], key: str) -> st.SearchStrategy[list[tuple
     return st.lists(st.tuples(one, st.integers(0, 5)), min_size=1, max_size=8)
 
 
-def own_company(key: str) -> dict[str, Any]:
+def own_company(key: str, base: dict[str, Any]) -> dict[str, Any]:
     """Fields that give a record's company (or person) an identity of its own, so that records of
     different keys never resolve to one golden record (two ERP records claiming one company each
-    sync would each write their values over the other's: see the report of issue 18)."""
-    return {"FName": f"深圳华创{key}有限公司", "FSOCIALCRECODE": None, "name": {"simplifiedName": f"苏州恒瑞{key}"},
+    sync would each write their values over the other's: see the report of issue 18). A name
+    keeps the base's shape: Yonyou's is an object, a chat member's text (given an object, every
+    WeCom and DingTalk member with a key of its own was quarantined, never stored)."""
+    name = {"simplifiedName": f"苏州恒瑞{key}"} if isinstance(base.get("name"), dict) else f"成员{key}"
+    return {"FName": f"深圳华创{key}有限公司", "FSOCIALCRECODE": None, "name": name,
             "creditCode": None, "mobile": None, "email": None}
 
 
-def keyed(record: dict[str, Any], key: str, base: dict[str, Any], prefix: str, slot: int) -> dict[str, Any]:
-    """``record`` with a key of this example's own (``prefix`` and slot) where it had the base's,
+def keyed(record: dict[str, Any], key: str, base: dict[str, Any], nonce: str, page: int, slot: int) -> dict[str, Any]:
+    """``record`` with a key of this example's own (``K<nonce>-<page>-<slot>``) where it had the base's,
     so that examples never meet each other's records and twins occur only within a page (the
-    company fields too, where they are still the base's: a hostile value stays as drawn)."""
+    company fields too, where they are still the base's: a hostile value stays as drawn).
+
+    A record whose key was drawn (``"0"``, ``"00"``) keeps it, but gets company fields of its
+    own too, named after that key: two drawn keys in one page that still held the base's
+    mobile and e-mail claimed one person, and each sync wrote one over the other (the soak's
+    ``wecom-directory`` failure), which is the limitation :func:`own_company` keeps out."""
     if record.get(key) != base[key]:
-        return dict(record)
-    own = f"{prefix}-{slot}"
-    unchanged = {k: v for k, v in own_company(own).items() if k in record and record[k] == base.get(k)}
+        drawn = hashlib.blake2b(repr(record.get(key)).encode(), digest_size=4).hexdigest()
+        return {**record, **{k: v for k, v in own_company(f"K{nonce}-d{drawn}", base).items()
+                             if k in record and record[k] == base.get(k)}}
+    own = f"K{nonce}-{page}-{slot}"
+    unchanged = {k: v for k, v in own_company(own, base).items() if k in record and record[k] == base.get(k)}
     return {**record, **unchanged, key: own}
+
+
+def new_nonce() -> str:
+    """A marker for one example's records: letters only, since a hex one can hold eleven
+    digits that read as a mainland mobile, which the quarantine's jsonb copy masks
+    (138****5678), and the example's rows are then not found by their marker."""
+    return "".join(secrets.choice(string.ascii_lowercase) for _ in range(12))
 
 
 def fed(stream: StreamSpec[Any]) -> StreamSpec[Any]:
@@ -107,9 +126,9 @@ def test_every_record_is_stored_or_quarantined_with_a_reason_and_a_resync_change
         data: st.DataObject) -> None:
     db = known_customers
     # given one to three pages of good, hostile and repeated records, each marked for this example
-    nonce = secrets.token_hex(6)
+    nonce = new_nonce()
     drawn = data.draw(st.lists(page_records(base, key), min_size=1, max_size=3))
-    sent = [[{**keyed(record, key, base, f"K{nonce}-{p}", slot), PROBE: f"{nonce}-{p}-{i}"}
+    sent = [[{**keyed(record, key, base, nonce, p, slot), PROBE: f"{nonce}-{p}-{i}"}
              for i, (record, slot) in enumerate(page)] for p, page in enumerate(drawn)]
     own_keys = sorted({r[key] for page in sent for r in page if isinstance(r.get(key), str) and r[key].startswith(f"K{nonce}")})
 
@@ -141,9 +160,15 @@ def test_every_record_is_stored_or_quarantined_with_a_reason_and_a_resync_change
 
 
 def identities(db: Any, system: str, target: str, keys: list[str]) -> int:
-    """External identities of ``system``'s records of ``target`` with one of ``keys``."""
-    count = scalar(db, "SELECT count(*) FROM external_identity WHERE system = :s AND canonical_table = :t "
-                       "AND external_id = ANY(:k)", s=system, t=target, k=keys)
+    """External identities of ``system``'s records of ``target`` with one of ``keys``: a chat
+    platform's member is known by its column on ``internal_user`` (``wecom_userid``, compared
+    case-blind: WeCom's userids are), not by an ``external_identity`` row."""
+    if target == "internal_user":
+        count = scalar(db, f"SELECT count(*) FROM internal_user WHERE lower({system}_userid) = ANY(:k)",
+                       k=[k.lower() for k in keys])
+    else:
+        count = scalar(db, "SELECT count(*) FROM external_identity WHERE system = :s AND canonical_table = :t "
+                           "AND external_id = ANY(:k)", s=system, t=target, k=keys)
     return int(str(count))
 
 
@@ -156,7 +181,7 @@ def quarantined(db: Any, nonce: str) -> list[Any]:
 @given(junk=st.lists(json_decoded, min_size=1, max_size=4))
 def test_records_that_are_not_objects_are_quarantined_between_good_ones(known_customers: Any, junk: list[Any]) -> None:
     db = known_customers
-    nonce = secrets.token_hex(6)
+    nonce = new_nonce()
     good = [{**CUSTOMER, "FNumber": f"P{nonce}{n}", PROBE: f"{nonce}-g-{n}"} for n in range(2)]
 
     report = sync_stream(db, "kingdee", fed(KINGDEE["customers"]), [[good[0], *junk, good[1]]], full=True)

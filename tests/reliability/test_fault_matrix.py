@@ -2,7 +2,8 @@
 
 For each writer of ``tests.support.writer_cases.WRITER_CASES`` (ERP orders to Kingdee and
 Yonyou, reminders to WeCom and DingTalk, DingTalk to-dos, OA approvals of CRM orders in DingTalk
-and WeCom, webhooks to the CRM) one sandbox is
+and WeCom — their creates, and the checks a callback or the reconcile poll queues to re-read a
+decided instance —, webhooks to the CRM) one sandbox is
 started, and then for each fault of :data:`FAULTS` in turn, effects are queued the way the rules
 queue them and dispatched by the real dispatcher, over real HTTP, with that fault armed. Each
 cell (writer × fault) is judged from the sandbox's own state and the audit:
@@ -34,9 +35,11 @@ import pytest
 
 from connectors.kit.sandbox import FaultPlan
 from hub.database import Database
+from hub.registry import writer_kinds
 from tests.conftest import rows, scalar
 from tests.support.writer_cases import (
     CLIENT_TIMEOUT_S,
+    EFFECTS_OF_WRITER,
     WRITER_CASES,
     World,
     WriterCase,
@@ -127,8 +130,8 @@ def cell(case: WriterCase, world: World, db: Database, fault: str, effects: int)
         problems.append(f"{len(twice)} written more than once, e.g. {twice[:3]}")
     if counts.dead or counts.failed:
         problems.append(f"{counts.dead} dead, {counts.failed} failed")
-    unfinished = rows(db, "SELECT status, count(*) AS n FROM outbox WHERE kind = :k AND status <> 'done' "
-                          "GROUP BY status", k=case.kind)
+    unfinished = rows(db, "SELECT status, count(*) AS n FROM outbox o WHERE kind = :k AND status <> 'done' "
+                          f"AND {case.rows_sql} GROUP BY status", k=case.kind)
     if unfinished:
         problems.append(f"outbox rows not done: {[tuple(r) for r in unfinished]}")
     fired = {kind for _, kind in plan.history[struck_before:]}
@@ -136,6 +139,15 @@ def cell(case: WriterCase, world: World, db: Database, fault: str, effects: int)
     if fired != (mix if fault == "everything" else {STRIKES.get(fault, fault)}):
         problems.append(f"faults that struck: {sorted(fired)}")
     return "; ".join(problems)
+
+
+def test_every_effect_of_every_writer_the_outbox_dispatches_is_in_the_matrix():
+    # a writer registered without its case here (or an approval's checks without theirs) fails this
+    covered: dict[str, set[str]] = {}
+    for case in WRITER_CASES:
+        covered.setdefault(case.kind, set()).add(case.effect)
+    needed = {kind: set(EFFECTS_OF_WRITER.get(kind.partition(".")[2], ("",))) for kind in writer_kinds()}
+    assert covered == needed
 
 
 @pytest.mark.parametrize("case", WRITER_CASES, ids=str)
@@ -166,7 +178,7 @@ def test_each_effect_reaches_the_platform_exactly_once_under_each_fault_and_ever
         # and every attempt of every row has exactly one audited outcome
         audited = rows(db, "SELECT o.attempts, array_agg(a.attempt ORDER BY a.attempt) AS outcomes "
                            "FROM outbox o JOIN audit_log a ON a.key = o.idempotency_key AND a.actor LIKE 'dispatcher:%' "
-                           "WHERE o.kind = :k GROUP BY o.id, o.attempts", k=case.kind)
+                           f"WHERE o.kind = :k AND {case.rows_sql} GROUP BY o.id, o.attempts", k=case.kind)
         assert len(audited) == total
         assert [r for r in audited if r.outcomes != list(range(1, r.attempts + 1))] == []
         # and every request the platform saw to a write operation has its audit row (the client
@@ -177,9 +189,10 @@ def test_each_effect_reaches_the_platform_exactly_once_under_each_fault_and_ever
         assert sum(seen[op] for op in case.write_operations) >= total
         attempts = sum(r.attempts for r in audited)
         on_writes = Counter(k for op, k in plan.history if op.lower() in case.write_operations)
+        carried = "reads" if case.effect == "check" else "writes"  # a check's effect is a read of the instance
         print(f"{case.kind}: {total} effects, {attempts} attempts, {sum(seen.values())} requests "
-              f"({sum(seen[op] for op in case.write_operations)} writes), faults {dict(Counter(k for _, k in plan.history))}"
-              f", of them on writes {dict(on_writes)}")
+              f"({sum(seen[op] for op in case.write_operations)} {carried}), faults "
+              f"{dict(Counter(k for _, k in plan.history))}, of them on {carried} {dict(on_writes)}")
 
 
 @pytest.mark.parametrize("case", [c for c in WRITER_CASES if c.refusal], ids=str)
@@ -197,14 +210,14 @@ def test_only_effects_the_platform_refused_for_good_fail_and_the_rest_go_through
         refused = len(world.faults.history)
 
         # then exactly the refused effects failed, at once (one attempt, no retry), and were not written
-        failed = rows(db, "SELECT idempotency_key, attempts, last_error FROM outbox WHERE kind = :k "
-                          "AND status = 'failed'", k=case.kind)
+        failed = rows(db, "SELECT idempotency_key, attempts, last_error FROM outbox o WHERE kind = :k "
+                          f"AND status = 'failed' AND {case.rows_sql}", k=case.kind)
         assert refused > 0 and len(failed) == refused == counts.failed and counts.dead == 0
         assert {r.attempts for r in failed} == {1}
         # and every other effect went through exactly once
         written = case.written(world)
         assert set(written.values()) == {1} and len(written) == len(expected) - refused
-        assert scalar(db, "SELECT count(*) FROM outbox WHERE kind = :k AND status = 'done'",
+        assert scalar(db, f"SELECT count(*) FROM outbox o WHERE kind = :k AND status = 'done' AND {case.rows_sql}",
                       k=case.kind) == len(expected) - refused
         print(f"\n{case.kind}: {refused} of {len(expected)} refused for good → failed (replayable), "
               f"the rest written once; e.g. {failed[0].last_error[:80]}")

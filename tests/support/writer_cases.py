@@ -8,12 +8,15 @@ the domain rules do (``enqueue``: approvals, due tasks, webhook events; it retur
 keys the sandbox must end up holding) and reads the sandbox's own state back (``written``: how
 often each effect key is there).
 ``write_operations`` are the sandbox operations (lower case) that carry the effect (the audit must have a
-row for every request the sandbox saw to them); ``tokens`` says whether the writer holds a
+row for every request the sandbox saw to them; an approval check's is the read of the instance); ``tokens`` says whether the writer holds a
 token or session that can expire (the CRM's webhooks are HMAC-signed per request: none);
 ``refusal`` names a fault kind the sandbox answers with a permanent refusal (the CRM receiver's
 ``auth_expired`` is a 401 "signature refused").
 
-Adding a writer to the matrix is one entry in :data:`WRITER_CASES`.
+A kind whose writer carries more than one effect (:data:`EFFECTS_OF_WRITER`: an approval's create
+and its checks) has a case per effect, told apart by ``effect`` and picked out of the kind's outbox
+rows by ``rows_sql``. Adding a writer to the matrix is one entry in :data:`WRITER_CASES`; the
+matrix fails while a registered writer kind (or one of its effects) has none.
 """
 
 from __future__ import annotations
@@ -43,7 +46,12 @@ from hub.demo.data import load_crm_demo
 from hub.errors import RateLimitedError
 from hub.registry import connector
 from hub.rules import webhooks
-from hub.rules.approvals import business_key, request_order_approval
+from hub.rules.approvals import (
+    business_key,
+    record_dingtalk_event,
+    record_wecom_event,
+    request_order_approval,
+)
 from hub.rules.reminders import ReminderPolicy, evaluate_reminders
 from hub.rules.todos import TodoPolicy, evaluate_todos
 from hub.runtime import HubRuntime, load_sandbox
@@ -86,6 +94,11 @@ class WriterCase:
     connector_options: dict[str, Any] = field(default_factory=dict)
     # the platform's rate-limit waits (seconds to a minute) shortened so a test waits milliseconds
     fast_throttle: Callable[[pytest.MonkeyPatch], None] | None = None
+    # the effect of the kind this case covers, where the kind's writer has more than one
+    # (an approval's create and its checks); "" for the kind's one effect
+    effect: str = ""
+    # the SQL condition (on outbox row ``o``) that picks this case's effects among the kind's rows
+    rows_sql: str = "TRUE"
 
     @property
     def system(self) -> str:
@@ -93,7 +106,7 @@ class WriterCase:
         return self.kind.partition(".")[0]
 
     def __str__(self) -> str:
-        return self.kind
+        return f"{self.kind}:{self.effect}" if self.effect else self.kind
 
     def start(self, settings: Settings, db: Database, stack: ExitStack, monkeypatch: pytest.MonkeyPatch) -> World:
         """The runtime and the running sandbox (stopped when ``stack`` closes)."""
@@ -325,6 +338,93 @@ def _wecom_applications(world: World) -> Counter[str]:
     return written
 
 
+# -- OA approval checks: a callback (or the reconcile poll) has the hub re-read an instance ------
+
+# Writers whose outbox kind carries more than one effect, and those effects: an approval's kind
+# carries its create (``request_order_approval``) and the checks of its instance (a callback,
+# the reconcile poll: ``hub.rules.approvals``), which call different platform operations.
+EFFECTS_OF_WRITER = {"approval": ("check", "create")}
+
+CHECK = "(o.payload ? 'instance_id')"  # a check's payload names the instance; a create's does not
+CREATE = f"NOT {CHECK}"
+
+
+def _approvals_on_platform(system: str, column: str) -> Callable[[World, Database, int], None]:
+    """``total`` orders asked for approval on ``system`` and their instances created there
+    (dispatched with no fault armed, before the matrix starts): the ready approvals are
+    (approval id, instance id, business key)."""
+    orders, ask = _approval_orders(system, column), _ask_approval(system)
+
+    def prepare(world: World, db: Database, total: int) -> None:
+        orders(world, db, total)
+        ask(world, db, total)
+        counts = world.hub.dispatcher(kinds=[f"{system}.approval"]).drain(wait_for_scheduled=True, timeout_s=600)
+        assert counts.dead == counts.failed == 0, counts
+        with db.engine.connect() as conn:
+            world.ready[:] = conn.execute(sa.text(
+                "SELECT id, external_id, business_key FROM approval WHERE system = :s AND state = 'pending' "
+                "ORDER BY id"), {"s": system}).all()
+        assert len(world.ready) == total and all(r.external_id for r in world.ready), world.ready[:3]
+    return prepare
+
+
+def _decide_and_call_back(system: str) -> Callable[[World, Database, int], set[str]]:
+    """The approvers decide ``n`` ready approvals in the sandbox (every third refused, the rest
+    agreed), and each callback the platform sends of it reaches the hub twice, as the web
+    receiver hands it on (``record_dingtalk_event`` / ``record_wecom_event``): one check each."""
+    def enqueue(world: World, db: Database, n: int) -> set[str]:
+        ready, world.ready[:n] = world.ready[:n], []
+        book = world.app.state.approvals if system == "dingtalk" else world.app.state.wecom.approvals
+        record = record_dingtalk_event if system == "dingtalk" else record_wecom_event
+        seen = len(book.events)
+        for i, approval in enumerate(ready):
+            book.act(approval.external_id, "refuse" if i % 3 == 2 else "agree", remark=f"审批意见 {i}")
+        checked: set[int] = set()
+        with db.begin() as conn:
+            for event in book.events[seen:] * 2:  # every callback delivered twice
+                checked.update(record(conn, event))
+        assert checked == {a.id for a in ready}, (len(checked), len(ready))
+        return {a.business_key for a in ready}
+    return enqueue
+
+
+def _platform_decision(world: World, system: str) -> dict[str, tuple[str, int]]:
+    """The sandbox's own state: business key → (the decision it holds, its instances)."""
+    if system == "dingtalk":
+        book = world.app.state.approvals
+        held: dict[str, tuple[str, int]] = {}
+        for key, n in _dingtalk_instances(world).items():
+            [first, *_] = book.by_key(APPROVAL_KEY_CONTROL, key)
+            state = {"agree": "approved", "refuse": "rejected"}.get(first["result"], "pending")
+            held[key] = (state if first["status"] == "COMPLETED" else "pending", n)
+        return held
+    states = {2: "approved", 3: "rejected"}  # sp_status (oa-approvals.md §2.3)
+    applications = world.app.state.wecom.approvals
+    return {key: (states.get(applications.by_key(APPROVAL_KEY_CONTROL, key)[0]["sp_status"], "pending"), n)
+            for key, n in _wecom_applications(world).items()}
+
+
+def _checks_applied(system: str) -> Callable[[World], Counter[str]]:
+    """Per business key: how often the hub applied the decision the platform holds (its
+    ``approval:<state>`` audit rows, counted only when the approval's state is the platform's),
+    plus any instance the platform holds beyond the one created (a check must create none).
+    A check not applied, or applied with another state than the platform's, is lost; applied
+    twice (the order approved, its ERP push enqueued twice) is a duplicate."""
+    def written(world: World) -> Counter[str]:
+        decided = {key: held for key, held in _platform_decision(world, system).items() if held[0] != "pending"}
+        with world.hub.db.engine.connect() as conn:
+            applied = {r.business_key: (r.state, r.n) for r in conn.execute(sa.text(
+                "SELECT a.business_key, a.state, count(l.id) AS n FROM approval a JOIN audit_log l "
+                "ON l.key = a.business_key AND l.operation = 'approval:' || a.state AND l.outcome = 'applied' "
+                "WHERE a.system = :s GROUP BY a.business_key, a.state"), {"s": system})}
+        counts: Counter[str] = Counter()
+        for key, (state, instances) in decided.items():
+            hub_state, n = applied.get(key, ("pending", 0))
+            counts[key] = (n if hub_state == state else 0) + instances - 1
+        return +counts  # keys counted 0 (not applied) are lost, not present
+    return written
+
+
 WRITER_CASES = (
     WriterCase("kingdee.sales_order", _erp_orders("kingdee"), _approve("kingdee"), _kingdee_orders,
                ("save", "submit", "audit"), sandbox_options={"scale": 0.05}),
@@ -344,9 +444,18 @@ WRITER_CASES = (
                fast_throttle=_dingtalk_throttle),
     WriterCase("dingtalk.approval", _approval_orders("dingtalk", "dingtalk_userid"), _ask_approval("dingtalk"),
                _dingtalk_instances, ("workflow/processinstances/create",), sandbox_options={"api_qps": FAST_QPS},
-               connector_options={"max_qps": FAST_QPS}, fast_throttle=_dingtalk_throttle, refusal="refused"),
+               connector_options={"max_qps": FAST_QPS}, fast_throttle=_dingtalk_throttle, refusal="refused",
+               effect="create", rows_sql=CREATE),
+    WriterCase("dingtalk.approval", _approvals_on_platform("dingtalk", "dingtalk_userid"),
+               _decide_and_call_back("dingtalk"), _checks_applied("dingtalk"), ("workflow/processinstances/get",),
+               sandbox_options={"api_qps": FAST_QPS}, connector_options={"max_qps": FAST_QPS},
+               fast_throttle=_dingtalk_throttle, refusal="refused", effect="check", rows_sql=CHECK),
     WriterCase("wecom.approval", _approval_orders("wecom", "wecom_userid"), _ask_approval("wecom"),
-               _wecom_applications, ("oa/applyevent",), fast_throttle=_wecom_throttle, refusal="refused"),
+               _wecom_applications, ("oa/applyevent",), fast_throttle=_wecom_throttle, refusal="refused",
+               effect="create", rows_sql=CREATE),
+    WriterCase("wecom.approval", _approvals_on_platform("wecom", "wecom_userid"), _decide_and_call_back("wecom"),
+               _checks_applied("wecom"), ("oa/getapprovaldetail",), fast_throttle=_wecom_throttle, refusal="refused",
+               effect="check", rows_sql=CHECK),
     WriterCase("crm.webhook", _customers, _webhook_events, _webhook_deliveries, ("webhook",), tokens=False,
                refusal="auth_expired"),
 )
