@@ -51,6 +51,7 @@ from canonical_model.storable import UNSTORABLE_CHARACTER
 from hub.audit import mask_personal_data, write_audit
 from hub.contracts import Page, StreamSpec
 from hub.database import Database
+from hub.engine import runs
 from hub.engine.bulk import change_hash, change_hashes
 from hub.engine.intake import Entry, map_entries, one_per_key, position, readable
 from hub.engine.isolation import write_isolated
@@ -260,20 +261,22 @@ def sync_stream(
 ) -> SyncReport:
     """Read ``stream`` from its cursor (or from the start with ``full``) into the store."""
     started = dt.datetime.now(dt.UTC)
+    actor = f"sync:{system}/{stream.name}"
     with db.begin() as conn:
+        runs.close_abandoned(conn, actor=actor)
         cursor_before = get_cursor(conn, system, stream.name)
         run_id = int(conn.execute(
             sa.text("INSERT INTO sync_run (connector, stream, cursor_before) VALUES (:c, :s, :v) RETURNING id"),
             {"c": system, "s": stream.name, "v": cursor_before},
         ).scalar_one())
     counts = SyncCounts()
-    actor = f"sync:{system}/{stream.name}"
     try:
         # Three pages move at once: one is read (read_ahead), one is prepared here, the one
         # before it is written by the writer thread. Writes stay in page order, one
         # transaction each, so the crash-safety argument is the same as sequentially.
         # Each side keeps one connection for the run (see :func:`run_connections`).
         with long_lived_heap_frozen(), run_connections(db) as (reading, page_writes), \
+                runs.holding(reading, run_id), \
                 ThreadPoolExecutor(max_workers=1, thread_name_prefix="sync-write") as writer:
             writing: Future[list[SyncCounts]] | None = None
             committer = PageCommitter(page_writes, system, stream, run_id, actor)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from hub.engine import sync_stream
+from hub.engine.runs import WHY_ABANDONED
 from tests.conftest import rows, scalar
 from tests.support.crashes import start_sync, sync_env, wait_for_pages
 from tests.support.dispatchers import sigkill
@@ -39,5 +40,9 @@ def test_sigkill_between_pages_then_restart_leaves_every_row_once(db, settings, 
     assert scalar(db, "SELECT count(DISTINCT external_id) FROM receivable") == 2000
     assert scalar(db, "SELECT value FROM sync_cursor WHERE stream = 'receivables'") == source.receivable_row(1999)[
         "modified"]
-    killed_run = rows(db, "SELECT status FROM sync_run WHERE stream = 'receivables' ORDER BY id")[0]
-    assert killed_run.status == "running"  # the killed run never finished; the next one did
+    # and the killed run, which never recorded how it ended, is closed as abandoned, with the reason
+    killed_run, next_run = rows(db, "SELECT status, error, finished_at FROM sync_run WHERE stream = 'receivables' "
+                                    "ORDER BY id")
+    assert (killed_run.status, killed_run.error) == ("abandoned", WHY_ABANDONED)
+    assert killed_run.finished_at is not None and next_run.status == "succeeded"
+    assert scalar(db, "SELECT count(*) FROM audit_log WHERE outcome = 'abandoned' AND operation = 'run:receivables'") == 1
