@@ -49,7 +49,6 @@ from connectors.yonyou.client import (
     ORDER_DETAIL,
     ORDER_LIST,
     RECEIVABLE_LIST,
-    ListPage,
     YonyouClient,
 )
 from connectors.yonyou.mapping import (
@@ -62,6 +61,7 @@ from connectors.yonyou.mapping import (
     parse_yonyou_time,
 )
 from hub.contracts import MappingError, Page, RawRecord, StreamSpec
+from hub.errors import PermanentError
 
 STAMP = "pubts"
 Fetch = Callable[[YonyouClient, dict[str, Any]], Iterator[list[RawRecord]]]
@@ -131,47 +131,77 @@ def pages_ahead(client: YonyouClient, path: str, *, beside: int = 0) -> int:
     return max(1, (client.read_concurrency or 1) - beside)
 
 
+def keyset_pages(client: YonyouClient, path: str, since: str | None) -> Iterator[tuple[list[RawRecord], bool]]:
+    """Every row of the paged list ``path`` changed at or after ``since``, a page at a time, by
+    keyset on ``pubts`` (module doc): each page is asked as page 1 of ``pubts egt X``, X the
+    largest ``pubts`` of the page before; rows at X come again and are skipped by ``id``. A page
+    whose rows all carry X cannot move X: the pages of that one value are walked by number.
+    Yields each page's new rows and whether the page was full (a full page may end inside an
+    order). Raises :class:`~hub.errors.PermanentError` when a page is not in ``pubts`` order
+    (the keyset would then skip rows, so the read stops instead)."""
+    size = client.read_page_size
+    stamp, index = since, 1
+    seen: set[str] = set()  # ids already yielded whose pubts is ``stamp``
+    while True:
+        rows = client.list_page(path, index, size, **_pubts_after(stamp)).records
+        stamps = [_stamp_text(row) for row in rows]
+        if stamps != sorted(stamps) or (stamp is not None and stamps and stamps[0] < stamp):
+            raise PermanentError("list rows are not in pubts order from the filter: keyset paging would skip rows",
+                                 system="yonyou", operation=path, code="unordered")
+        yield [row for row, at in zip(rows, stamps, strict=True) if at != stamp or _row_id(row) not in seen], \
+            len(rows) >= size
+        if len(rows) < size:
+            return
+        top = stamps[-1]
+        if top == stamp:  # a tie group larger than a page: its next page by number
+            index += 1
+        else:
+            stamp, index, seen = top, 1, set()
+        seen.update(_row_id(row) for row, at in zip(rows, stamps, strict=True) if at == stamp)
+
+
+def _stamp_text(row: RawRecord) -> str:
+    """A row's ``pubts`` as the list writes it (``yyyy-MM-dd HH:mm:ss`` sorts as text); "" if absent."""
+    value = row.get(STAMP) if isinstance(row, dict) else None
+    return "" if value is None else str(value)
+
+
+def _row_id(row: RawRecord) -> str:
+    """A row's ``id`` (for orders: the order's, shared by its lines)."""
+    return str(row.get("id")) if isinstance(row, dict) else ""
+
+
 def read_receivables(client: YonyouClient, window: dict[str, Any]) -> Iterator[list[RawRecord]]:
-    """``EFI/arPublicEvent/list`` pages (page numbers depend on no earlier reply: requested ahead)."""
-    for page in client.list_pages(RECEIVABLE_LIST, client.read_page_size, ahead=pages_ahead(client, RECEIVABLE_LIST),
-                                  **_pubts_after(window.get("since"))):
-        yield page.records
+    """``EFI/arPublicEvent/list`` pages, by keyset on ``pubts`` (:func:`keyset_pages`)."""
+    for rows, _full in keyset_pages(client, RECEIVABLE_LIST, window.get("since")):
+        yield rows
 
 
 def read_orders(client: YonyouClient, window: dict[str, Any]) -> Iterator[list[RawRecord]]:
     """``voucherorder/list`` pages as whole orders (module doc: the order a full page ends in
-    is read with ``detail``; its rows on the next page are skipped).
+    is read with ``detail``; its rows on the next page carry the same ``pubts`` and ``id`` and
+    are skipped by the keyset walk, :func:`keyset_pages`).
 
     The ``detail`` call of page N runs beside the ``list`` call of page N+1
-    (:func:`connectors.kit.paging.complete_ahead`): page numbers do not depend on it, and the rows
-    to skip are known from page N's own last order. Neither depends on an earlier reply at
-    all, so with read slots to spare both go wide (:func:`pages_ahead`): list pages are
-    requested ahead and the details of several pages run at once, as many as the client's
-    read slots allow less one for the other kind of call; pages still come out in order, the
-    same pages as one call at a time. Without read slots (a client built by hand) or under
-    the quota's pacing: one list call and one detail call in flight, a stream of N full
-    pages costing about N + 1 round trips of wall time instead of 2N."""
-    pages = client.list_pages(ORDER_LIST, client.read_page_size, ahead=pages_ahead(client, ORDER_LIST, beside=1),
-                              **_pubts_after(window.get("since")))
-    yield from complete_ahead(_grouped_pages(pages, client.read_page_size),
+    (:func:`connectors.kit.paging.complete_ahead`): the next keyset request needs only page
+    N's last row, not the detail. List pages themselves go one at a time (each request
+    depends on the page before); with read slots to spare the details of several pages may
+    run at once (:func:`pages_ahead`). A stream of N full pages costs about N + 1 round trips
+    of wall time instead of 2N."""
+    pages = keyset_pages(client, ORDER_LIST, window.get("since"))
+    yield from complete_ahead(_grouped_pages(pages),
                               lambda page: _with_last_order_whole(client, *page),
                               workers=pages_ahead(client, ORDER_DETAIL, beside=1))
 
 
-def _grouped_pages(pages: Iterator[ListPage], size: int) -> Iterator[tuple[list[RawRecord], str | None]]:
+def _grouped_pages(pages: Iterator[tuple[list[RawRecord], bool]]) -> Iterator[tuple[list[RawRecord], str | None]]:
     """Each list page grouped into orders, and the id of its last order when a full page may
-    have cut it (to be read whole); rows of an order read whole on the previous page are skipped."""
-    completed: str | None = None
-    for page in pages:
-        rows = page.records
-        start = 0
-        while completed is not None and start < len(rows) and str(rows[start].get("id")) == completed:
-            start += 1
-        orders = group_order_rows(rows[start:])
-        completed = None
-        if len(rows) >= size and orders and orders[-1].get("id") not in (None, ""):
-            completed = str(orders[-1]["id"])
-        yield orders, completed
+    have cut it (to be read whole). The rows of that order on the next page are not there:
+    the keyset walk skips rows already read (same ``pubts``, same ``id``)."""
+    for rows, full in pages:
+        orders = group_order_rows(rows)
+        cut = str(orders[-1]["id"]) if full and orders and orders[-1].get("id") not in (None, "") else None
+        yield orders, cut
 
 
 def _with_last_order_whole(client: YonyouClient, orders: list[RawRecord], cut: str | None) -> list[RawRecord]:

@@ -25,8 +25,8 @@ PAGE = 40
 
 @pytest.fixture
 def tenant() -> Iterator[RunningServer]:
-    """A small tenant (about 200 order lines, 50 AR rows) without the per-minute quota."""
-    with serve_in_thread(create_app(scale=0.01, order_calls_per_minute=None)) as server:
+    """A small tenant (about 1,000 order lines, 250 AR rows) without the per-minute quota."""
+    with serve_in_thread(create_app(scale=0.05, order_calls_per_minute=None)) as server:
         yield server
 
 
@@ -88,3 +88,30 @@ def test_a_row_changed_on_a_page_already_read_does_not_hide_an_unchanged_row(ten
     # and the edited row is read too (at its new place); a deleted one may or may not be
     if change == "edit":
         assert victim in read
+
+
+@pytest.mark.parametrize("stream", ["sales_orders", "receivables"])
+def test_a_pubts_shared_by_more_rows_than_a_page_is_read_whole_and_each_row_once(tenant, stream):
+    # given a tie group of about three pages: rows (order lines) that all carry one pubts
+    state: YonyouState = tenant.app.state.yonyou.data
+    rows = _rows(state, stream)
+    ordered = sorted(rows, key=lambda i: (rows[i]["pubts"], len(i), i))
+    tied, lines = ordered[10:10], 0
+    for row_id in ordered[10:]:
+        tied.append(row_id)
+        lines += len(rows[row_id]["orderDetails"]) if stream == "sales_orders" else 1
+        if lines > 3 * PAGE:
+            break
+    with state.lock:
+        for row_id in tied:
+            rows[row_id]["pubts"] = "2026-01-01 00:00:00"
+
+    # when the stream is read whole, nothing changing
+    creds = SANDBOX_CREDENTIALS
+    client = YonyouClient(base_url=tenant.url, tenant_id=creds.tenant_id, app_key=creds.app_key,
+                          app_secret=SecretStr(creds.app_secret), order_calls_per_minute=0, read_page_size=PAGE)
+    read = read_orders if stream == "sales_orders" else read_receivables
+    ids = [str(record["id"]) for page in read(client, {}) for record in page]
+
+    # then every row (every order) comes exactly once, the tied ones included
+    assert sorted(ids) == sorted(rows)
