@@ -1,38 +1,51 @@
 """What the hub reads from YonBIP incrementally, described as data (one entry per stream).
 
-Every stream is a page-numbered list (``pageIndex``/``pageSize``, the kit's
-:class:`~connectors.kit.PageNumberPaginator`), incremental on ``pubts`` (the row's change
-stamp) read back with an overlap (default 5 minutes, ``HUB_YONYOU__OVERLAP_S``):
+Every stream is incremental on ``pubts`` (the row's change stamp) read back with an overlap
+(default 5 minutes, ``HUB_YONYOU__OVERLAP_S``):
 
 - **customers** — ``merchant/newlist`` with its documented ``pubts`` filter ("changed at or
-  after", §2.5); ``data`` is a bare array without a total, so paging stops on a short page.
+  after", §2.5), read by page number (:class:`~connectors.kit.PageNumberPaginator`); ``data``
+  is a bare array without a total, so paging stops on a short page.
 - **sales_orders** — ``sd/voucherorder/list`` with ``simpleVOs`` ``pubts egt`` and
-  ``queryOrders`` ``pubts, id`` ascending (operator names [UNC], §4.6); one row per order line
-  (§2.5), grouped back into orders. A full page may end in the middle of an order: that
-  order is read whole with ``voucherorder/detail`` (one call per page, beside the next page's
-  list call) and its rows at the start of the next page are skipped, so each page's records
-  are whole orders.
-- **receivables** — ``EFI/arPublicEvent/list`` (pageSize ≤ 500) with ``simpleVOs`` ``pubts egt``
-  [UNC: the reference documents date filters for this list, not pubts].
+  ``queryOrders`` ``pubts, id`` ascending (operator names [UNC], §4.6), read by keyset
+  (below); one row per order line (§2.5), grouped back into orders. A full page may end in
+  the middle of an order: that order is read whole with ``voucherorder/detail`` (one call per
+  page, beside the next page's list call); its rows on the next page share its ``pubts`` and
+  ``id`` and the keyset walk skips them, so each page's records are whole orders.
+- **receivables** — ``EFI/arPublicEvent/list`` (pageSize ≤ 500) with the same filter and
+  order, read by keyset [UNC: the reference documents date filters for this list, not pubts].
 
-**The cursor moves once per run, after the last page.** Page numbers over a result that
-changes while it is read are not stable (an edited row moves to the end and every later row
-shifts one place), and the lists are not guaranteed to come in ``pubts`` order, so no page
-before the last can say "everything up to here is read". The last page carries the largest
-``pubts`` of the run; a crash before it re-reads the run, which costs nothing (records are
-upserted by natural key; unchanged ones by content hash). A row edited during the read and
-skipped by the shift has a ``pubts`` after the run started; it is read by the next run as long
-as the read took less than the overlap (reads take seconds; the overlap is minutes).
+**Keyset walk** (:func:`keyset_pages`), with only the operator and order the reader already
+relied on (``egt``, ``queryOrders`` ``pubts, id``; no ``gt``, no "or": unverified, §2.5/§4.6):
+each list call asks for page 1 of ``pubts egt X``, X the largest ``pubts`` of the page before
+(``cursor − overlap`` at first). Rows at exactly X come again and are skipped by ``id``. Page
+numbers over a changing result are not stable — a row edited or deleted on a page already
+read moved every later row one place towards the start, and the first row of the next page
+was never read, by this run or (its ``pubts`` being old) any later one. Under the keyset
+every row not yet read has ``pubts`` ≥ X and is still in ``pubts egt X``: an edit elsewhere
+cannot hide it. An edited row gets a later ``pubts`` and is read again further on (records
+are upserted by natural key). A page in which ``pubts`` goes backwards (the API ignoring
+``queryOrders``) stops the read with a PermanentError rather than skip rows.
 
-KNOWN GAP (left open, found while making the lists read pages ahead): when the edited row
-sat on a page *already read*, the rows after it shift one place towards the start and the
-first row of the next page lands on the page already read. That row was not edited: its
-``pubts`` is old, below the next run's ``cursor − overlap``, so no run reads it until it
-changes again. Requesting the announced pages at once (``connectors.kit.paging.
-numbered_pages_ahead``) narrows the window to about one round trip but does not close it.
-Closing it needs keyset paging, "``(pubts, id)`` after the last row", through ``simpleVOs``,
-whose operator names (and an "or" between two conditions) are unverified (erp-apis.md §2.5,
-§4.6 [UNC]).
+Residual window: a page whose rows all share X cannot move X; the rows of that one value are
+walked by page number (``pageIndex`` 2, 3, … of the same filter) until a larger ``pubts``
+appears. Only there can the old shift recur, and only if a row of that same tie group is
+edited or deleted during that walk: it needs more rows with one ``pubts`` (a second) than a
+page (500) — a mass update — and an edit inside the seconds its pages take, instead of any
+edit anywhere in the list during the whole read as before. Customers keep the old window
+entirely: ``newlist`` documents no ``queryOrders`` (§2.5), so no keyset order is known for
+it (the sandbox answers in creation order, where only inserts happen).
+
+**The cursor moves once per run, after the last page.** With the keyset every row below a
+page's X is read by then, so the cursor could move per page; it does not, to keep one rule
+for all three streams (customers are still paged by number, where no page before the last
+can say "everything up to here is read"). A crash before the last page re-reads the run,
+which costs nothing (records are upserted by natural key; unchanged ones by content hash).
+
+List calls go one at a time (each request depends on the page before), so
+:func:`connectors.kit.paging.numbered_pages_ahead` no longer applies here; ``detail`` calls
+still overlap the next list call, and the order APIs' quota pacing
+(``HUB_YONYOU__ORDER_CALLS_PER_MINUTE``) and the client's read slots apply to every call.
 """
 
 from __future__ import annotations

@@ -52,9 +52,15 @@ def _read(server: RunningServer, stream: str, touch: Callable[[], None]) -> set[
             touch()
 
     creds = SANDBOX_CREDENTIALS
-    client = YonyouClient(base_url=server.url, tenant_id=creds.tenant_id, app_key=creds.app_key,
-                          app_secret=SecretStr(creds.app_secret), order_calls_per_minute=0, observer=observe,
-                          read_page_size=PAGE)
+    client = YonyouClient(
+        base_url=server.url,
+        tenant_id=creds.tenant_id,
+        app_key=creds.app_key,
+        app_secret=SecretStr(creds.app_secret),
+        order_calls_per_minute=0,
+        observer=observe,
+        read_page_size=PAGE,
+    )
     read = read_orders if stream == "sales_orders" else read_receivables
     try:
         ids = {str(record["id"]) for page in read(client, {}) for record in page}
@@ -108,10 +114,19 @@ def test_a_pubts_shared_by_more_rows_than_a_page_is_read_whole_and_each_row_once
 
     # when the stream is read whole, nothing changing
     creds = SANDBOX_CREDENTIALS
-    client = YonyouClient(base_url=tenant.url, tenant_id=creds.tenant_id, app_key=creds.app_key,
-                          app_secret=SecretStr(creds.app_secret), order_calls_per_minute=0, read_page_size=PAGE)
+    client = YonyouClient(
+        base_url=tenant.url,
+        tenant_id=creds.tenant_id,
+        app_key=creds.app_key,
+        app_secret=SecretStr(creds.app_secret),
+        order_calls_per_minute=0,
+        read_page_size=PAGE,
+    )
     read = read_orders if stream == "sales_orders" else read_receivables
-    ids = [str(record["id"]) for page in read(client, {}) for record in page]
+    try:
+        ids = [str(record["id"]) for page in read(client, {}) for record in page]
+    finally:
+        client.close()
 
     # then every row (every order) comes exactly once, the tied ones included
     assert sorted(ids) == sorted(rows)
