@@ -68,7 +68,6 @@ from pydantic import SecretStr
 
 from canonical_model.storable import shown
 from connectors import kit
-from connectors.kit.paging import numbered_pages_ahead
 from connectors.yonyou.settings import DEFAULT_ORDER_CALLS_PER_MINUTE
 from hub.calls import CallObserver, ignore_call
 from hub.contracts import UNREADABLE
@@ -401,18 +400,11 @@ class YonyouClient(kit.OwnsHttpClient):
             data = self.call("POST", path, body=body)
         return _list_page(data, page_index, path)
 
-    def list_pages(self, path: str, page_size: int, *, ahead: int = 1, **filters: Any) -> Iterator[ListPage]:
-        """Every page of a paged list, to a short page (the page count is not trusted alone:
-        rows that move while paging change it). With ``ahead`` > 1, the pages the first reply
-        announces (``pageCount``) are requested up to ``ahead`` at once, within the client's
-        read slots; the same pages come out in the same order
-        (:func:`connectors.kit.paging.numbered_pages_ahead`)."""
-        if ahead > 1:
-            size = min(max(page_size, 1), MAX_LIST_PAGE)
-            yield from numbered_pages_ahead(lambda index: self.list_page(path, index, size, **filters), size=size,
-                                            count=_row_count, page_count=lambda page: page.page_count,
-                                            workers=ahead)
-            return
+    def list_pages(self, path: str, page_size: int, **filters: Any) -> Iterator[ListPage]:
+        """Every page of a paged list by page number, to a short page (the page count is not
+        trusted alone: rows that move while paging change it). For lists that do not change
+        while read (staff); the incremental streams walk by keyset instead
+        (:func:`connectors.yonyou.streams.keyset_pages`)."""
         paginator = kit.PageNumberPaginator(page_size, count=_row_count, page_param="page_index",
                                             size_param="page_size")
         yield from kit.walk(lambda p: self.list_page(path, **p, **filters), paginator,

@@ -1,38 +1,51 @@
 """What the hub reads from YonBIP incrementally, described as data (one entry per stream).
 
-Every stream is a page-numbered list (``pageIndex``/``pageSize``, the kit's
-:class:`~connectors.kit.PageNumberPaginator`), incremental on ``pubts`` (the row's change
-stamp) read back with an overlap (default 5 minutes, ``HUB_YONYOU__OVERLAP_S``):
+Every stream is incremental on ``pubts`` (the row's change stamp) read back with an overlap
+(default 5 minutes, ``HUB_YONYOU__OVERLAP_S``):
 
 - **customers** — ``merchant/newlist`` with its documented ``pubts`` filter ("changed at or
-  after", §2.5); ``data`` is a bare array without a total, so paging stops on a short page.
+  after", §2.5), read by page number (:class:`~connectors.kit.PageNumberPaginator`); ``data``
+  is a bare array without a total, so paging stops on a short page.
 - **sales_orders** — ``sd/voucherorder/list`` with ``simpleVOs`` ``pubts egt`` and
-  ``queryOrders`` ``pubts, id`` ascending (operator names [UNC], §4.6); one row per order line
-  (§2.5), grouped back into orders. A full page may end in the middle of an order: that
-  order is read whole with ``voucherorder/detail`` (one call per page, beside the next page's
-  list call) and its rows at the start of the next page are skipped, so each page's records
-  are whole orders.
-- **receivables** — ``EFI/arPublicEvent/list`` (pageSize ≤ 500) with ``simpleVOs`` ``pubts egt``
-  [UNC: the reference documents date filters for this list, not pubts].
+  ``queryOrders`` ``pubts, id`` ascending (operator names [UNC], §4.6), read by keyset
+  (below); one row per order line (§2.5), grouped back into orders. A full page may end in
+  the middle of an order: that order is read whole with ``voucherorder/detail`` (one call per
+  page, beside the next page's list call); its rows on the next page share its ``pubts`` and
+  ``id`` and the keyset walk skips them, so each page's records are whole orders.
+- **receivables** — ``EFI/arPublicEvent/list`` (pageSize ≤ 500) with the same filter and
+  order, read by keyset [UNC: the reference documents date filters for this list, not pubts].
 
-**The cursor moves once per run, after the last page.** Page numbers over a result that
-changes while it is read are not stable (an edited row moves to the end and every later row
-shifts one place), and the lists are not guaranteed to come in ``pubts`` order, so no page
-before the last can say "everything up to here is read". The last page carries the largest
-``pubts`` of the run; a crash before it re-reads the run, which costs nothing (records are
-upserted by natural key; unchanged ones by content hash). A row edited during the read and
-skipped by the shift has a ``pubts`` after the run started; it is read by the next run as long
-as the read took less than the overlap (reads take seconds; the overlap is minutes).
+**Keyset walk** (:func:`keyset_pages`), with only the operator and order the reader already
+relied on (``egt``, ``queryOrders`` ``pubts, id``; no ``gt``, no "or": unverified, §2.5/§4.6):
+each list call asks for page 1 of ``pubts egt X``, X the largest ``pubts`` of the page before
+(``cursor − overlap`` at first). Rows at exactly X come again and are skipped by ``id``. Page
+numbers over a changing result are not stable — a row edited or deleted on a page already
+read moved every later row one place towards the start, and the first row of the next page
+was never read, by this run or (its ``pubts`` being old) any later one. Under the keyset
+every row not yet read has ``pubts`` ≥ X and is still in ``pubts egt X``: an edit elsewhere
+cannot hide it. An edited row gets a later ``pubts`` and is read again further on (records
+are upserted by natural key). A page in which ``pubts`` goes backwards (the API ignoring
+``queryOrders``) stops the read with a PermanentError rather than skip rows.
 
-KNOWN GAP (left open, found while making the lists read pages ahead): when the edited row
-sat on a page *already read*, the rows after it shift one place towards the start and the
-first row of the next page lands on the page already read. That row was not edited: its
-``pubts`` is old, below the next run's ``cursor − overlap``, so no run reads it until it
-changes again. Requesting the announced pages at once (``connectors.kit.paging.
-numbered_pages_ahead``) narrows the window to about one round trip but does not close it.
-Closing it needs keyset paging, "``(pubts, id)`` after the last row", through ``simpleVOs``,
-whose operator names (and an "or" between two conditions) are unverified (erp-apis.md §2.5,
-§4.6 [UNC]).
+Residual window: a page whose rows all share X cannot move X; the rows of that one value are
+walked by page number (``pageIndex`` 2, 3, … of the same filter) until a larger ``pubts``
+appears. Only there can the old shift recur, and only if a row of that same tie group is
+edited or deleted during that walk: it needs more rows with one ``pubts`` (a second) than a
+page (500) — a mass update — and an edit inside the seconds its pages take, instead of any
+edit anywhere in the list during the whole read as before. Customers keep the old window
+entirely: ``newlist`` documents no ``queryOrders`` (§2.5), so no keyset order is known for
+it (the sandbox answers in creation order, where only inserts happen).
+
+**The cursor moves once per run, after the last page.** With the keyset every row below a
+page's X is read by then, so the cursor could move per page; it does not, to keep one rule
+for all three streams (customers are still paged by number, where no page before the last
+can say "everything up to here is read"). A crash before the last page re-reads the run,
+which costs nothing (records are upserted by natural key; unchanged ones by content hash).
+
+List calls go one at a time (each request depends on the page before), so
+:func:`connectors.kit.paging.numbered_pages_ahead` no longer applies here; ``detail`` calls
+still overlap the next list call, and the order APIs' quota pacing
+(``HUB_YONYOU__ORDER_CALLS_PER_MINUTE``) and the client's read slots apply to every call.
 """
 
 from __future__ import annotations
@@ -49,7 +62,6 @@ from connectors.yonyou.client import (
     ORDER_DETAIL,
     ORDER_LIST,
     RECEIVABLE_LIST,
-    ListPage,
     YonyouClient,
 )
 from connectors.yonyou.mapping import (
@@ -62,6 +74,7 @@ from connectors.yonyou.mapping import (
     parse_yonyou_time,
 )
 from hub.contracts import MappingError, Page, RawRecord, StreamSpec
+from hub.errors import PermanentError
 
 STAMP = "pubts"
 Fetch = Callable[[YonyouClient, dict[str, Any]], Iterator[list[RawRecord]]]
@@ -131,47 +144,77 @@ def pages_ahead(client: YonyouClient, path: str, *, beside: int = 0) -> int:
     return max(1, (client.read_concurrency or 1) - beside)
 
 
+def keyset_pages(client: YonyouClient, path: str, since: str | None) -> Iterator[tuple[list[RawRecord], bool]]:
+    """Every row of the paged list ``path`` changed at or after ``since``, a page at a time, by
+    keyset on ``pubts`` (module doc): each page is asked as page 1 of ``pubts egt X``, X the
+    largest ``pubts`` of the page before; rows at X come again and are skipped by ``id``. A page
+    whose rows all carry X cannot move X: the pages of that one value are walked by number.
+    Yields each page's new rows and whether the page was full (a full page may end inside an
+    order). Raises :class:`~hub.errors.PermanentError` when a page is not in ``pubts`` order
+    (the keyset would then skip rows, so the read stops instead)."""
+    size = client.read_page_size
+    stamp, index = since, 1
+    seen: set[str] = set()  # ids already yielded whose pubts is ``stamp``
+    while True:
+        rows = client.list_page(path, index, size, **_pubts_after(stamp)).records
+        stamps = [_stamp_text(row) for row in rows]
+        if stamps != sorted(stamps) or (stamp is not None and stamps and stamps[0] < stamp):
+            raise PermanentError("list rows are not in pubts order from the filter: keyset paging would skip rows",
+                                 system="yonyou", operation=path, code="unordered")
+        yield [row for row, at in zip(rows, stamps, strict=True) if at != stamp or _row_id(row) not in seen], \
+            len(rows) >= size
+        if len(rows) < size:
+            return
+        top = stamps[-1]
+        if top == stamp:  # a tie group larger than a page: its next page by number
+            index += 1
+        else:
+            stamp, index, seen = top, 1, set()
+        seen.update(_row_id(row) for row, at in zip(rows, stamps, strict=True) if at == stamp)
+
+
+def _stamp_text(row: RawRecord) -> str:
+    """A row's ``pubts`` as the list writes it (``yyyy-MM-dd HH:mm:ss`` sorts as text); "" if absent."""
+    value = row.get(STAMP) if isinstance(row, dict) else None
+    return "" if value is None else str(value)
+
+
+def _row_id(row: RawRecord) -> str:
+    """A row's ``id`` (for orders: the order's, shared by its lines)."""
+    return str(row.get("id")) if isinstance(row, dict) else ""
+
+
 def read_receivables(client: YonyouClient, window: dict[str, Any]) -> Iterator[list[RawRecord]]:
-    """``EFI/arPublicEvent/list`` pages (page numbers depend on no earlier reply: requested ahead)."""
-    for page in client.list_pages(RECEIVABLE_LIST, client.read_page_size, ahead=pages_ahead(client, RECEIVABLE_LIST),
-                                  **_pubts_after(window.get("since"))):
-        yield page.records
+    """``EFI/arPublicEvent/list`` pages, by keyset on ``pubts`` (:func:`keyset_pages`)."""
+    for rows, _full in keyset_pages(client, RECEIVABLE_LIST, window.get("since")):
+        yield rows
 
 
 def read_orders(client: YonyouClient, window: dict[str, Any]) -> Iterator[list[RawRecord]]:
     """``voucherorder/list`` pages as whole orders (module doc: the order a full page ends in
-    is read with ``detail``; its rows on the next page are skipped).
+    is read with ``detail``; its rows on the next page carry the same ``pubts`` and ``id`` and
+    are skipped by the keyset walk, :func:`keyset_pages`).
 
     The ``detail`` call of page N runs beside the ``list`` call of page N+1
-    (:func:`connectors.kit.paging.complete_ahead`): page numbers do not depend on it, and the rows
-    to skip are known from page N's own last order. Neither depends on an earlier reply at
-    all, so with read slots to spare both go wide (:func:`pages_ahead`): list pages are
-    requested ahead and the details of several pages run at once, as many as the client's
-    read slots allow less one for the other kind of call; pages still come out in order, the
-    same pages as one call at a time. Without read slots (a client built by hand) or under
-    the quota's pacing: one list call and one detail call in flight, a stream of N full
-    pages costing about N + 1 round trips of wall time instead of 2N."""
-    pages = client.list_pages(ORDER_LIST, client.read_page_size, ahead=pages_ahead(client, ORDER_LIST, beside=1),
-                              **_pubts_after(window.get("since")))
-    yield from complete_ahead(_grouped_pages(pages, client.read_page_size),
+    (:func:`connectors.kit.paging.complete_ahead`): the next keyset request needs only page
+    N's last row, not the detail. List pages themselves go one at a time (each request
+    depends on the page before); with read slots to spare the details of several pages may
+    run at once (:func:`pages_ahead`). A stream of N full pages costs about N + 1 round trips
+    of wall time instead of 2N."""
+    pages = keyset_pages(client, ORDER_LIST, window.get("since"))
+    yield from complete_ahead(_grouped_pages(pages),
                               lambda page: _with_last_order_whole(client, *page),
                               workers=pages_ahead(client, ORDER_DETAIL, beside=1))
 
 
-def _grouped_pages(pages: Iterator[ListPage], size: int) -> Iterator[tuple[list[RawRecord], str | None]]:
+def _grouped_pages(pages: Iterator[tuple[list[RawRecord], bool]]) -> Iterator[tuple[list[RawRecord], str | None]]:
     """Each list page grouped into orders, and the id of its last order when a full page may
-    have cut it (to be read whole); rows of an order read whole on the previous page are skipped."""
-    completed: str | None = None
-    for page in pages:
-        rows = page.records
-        start = 0
-        while completed is not None and start < len(rows) and str(rows[start].get("id")) == completed:
-            start += 1
-        orders = group_order_rows(rows[start:])
-        completed = None
-        if len(rows) >= size and orders and orders[-1].get("id") not in (None, ""):
-            completed = str(orders[-1]["id"])
-        yield orders, completed
+    have cut it (to be read whole). The rows of that order on the next page are not there:
+    the keyset walk skips rows already read (same ``pubts``, same ``id``)."""
+    for rows, full in pages:
+        orders = group_order_rows(rows)
+        cut = str(orders[-1]["id"]) if full and orders and orders[-1].get("id") not in (None, "") else None
+        yield orders, cut
 
 
 def _with_last_order_whole(client: YonyouClient, orders: list[RawRecord], cut: str | None) -> list[RawRecord]:

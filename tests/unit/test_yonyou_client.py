@@ -127,3 +127,24 @@ def test_given_read_slots_then_lists_and_details_go_wide_but_not_when_paced_to_t
     # a client built by hand, without read slots, keeps to one of each
     assert made(order_calls_per_minute=0).read_concurrency is None
     assert pages_ahead(made(order_calls_per_minute=0), ORDER_LIST, beside=1) == 1
+
+
+def test_a_list_page_out_of_pubts_order_stops_the_keyset_read_instead_of_skipping_rows():
+    from connectors.yonyou.streams import read_receivables
+    from hub.errors import PermanentError
+
+    def page(*stamps: str) -> httpx.Response:
+        rows = [{"id": str(i), "pubts": stamp} for i, stamp in enumerate(stamps)]
+        return httpx.Response(200, json={"code": "200", "data": {"recordList": rows, "pageIndex": 1}})
+
+    tenant = Tenant([page("2026-01-01 00:00:01", "2026-01-01 00:00:02"), page("2026-01-01 00:00:03", "2026-01-01 00:00:02")])
+    reader = YonyouClient(base_url="https://apigateway.example", tenant_id="T1", app_key="K",
+                          app_secret=SecretStr(SECRET), transport=httpx.MockTransport(tenant), read_page_size=2)
+    pages = read_receivables(reader, {})
+    assert [row["id"] for row in next(pages)] == ["0", "1"]
+    # the second request asks from the first page's largest pubts, and its reply goes backwards
+    with pytest.raises(PermanentError, match="not in pubts order"):
+        next(pages)
+    asked = json.loads(tenant.requests[-1].content)
+    assert asked["simpleVOs"] == [{"field": "pubts", "op": "egt", "value1": "2026-01-01 00:00:02"}]
+    assert asked["pageIndex"] == 1
