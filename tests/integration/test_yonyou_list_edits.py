@@ -51,16 +51,7 @@ def _read(server: RunningServer, stream: str, touch: Callable[[], None]) -> set[
             touched.append(True)
             touch()
 
-    creds = SANDBOX_CREDENTIALS
-    client = YonyouClient(
-        base_url=server.url,
-        tenant_id=creds.tenant_id,
-        app_key=creds.app_key,
-        app_secret=SecretStr(creds.app_secret),
-        order_calls_per_minute=0,
-        observer=observe,
-        read_page_size=PAGE,
-    )
+    client = _client(server.url, observe)
     read = read_orders if stream == "sales_orders" else read_receivables
     try:
         ids = {str(record["id"]) for page in read(client, {}) for record in page}
@@ -68,6 +59,14 @@ def _read(server: RunningServer, stream: str, touch: Callable[[], None]) -> set[
         client.close()
     assert touched, "the edit never happened"
     return ids
+
+
+def _client(url: str, observer: Callable[[ExternalCall], None] | None = None) -> YonyouClient:
+    """A client of the sandbox tenant with small pages, unpaced (a purchased quota)."""
+    creds = SANDBOX_CREDENTIALS
+    return YonyouClient(base_url=url, tenant_id=creds.tenant_id, app_key=creds.app_key,
+                        app_secret=SecretStr(creds.app_secret), order_calls_per_minute=0, observer=observer,
+                        read_page_size=PAGE)
 
 
 @pytest.mark.parametrize("stream", ["sales_orders", "receivables"])
@@ -113,15 +112,7 @@ def test_a_pubts_shared_by_more_rows_than_a_page_is_read_whole_and_each_row_once
             rows[row_id]["pubts"] = "2026-01-01 00:00:00"
 
     # when the stream is read whole, nothing changing
-    creds = SANDBOX_CREDENTIALS
-    client = YonyouClient(
-        base_url=tenant.url,
-        tenant_id=creds.tenant_id,
-        app_key=creds.app_key,
-        app_secret=SecretStr(creds.app_secret),
-        order_calls_per_minute=0,
-        read_page_size=PAGE,
-    )
+    client = _client(tenant.url)
     read = read_orders if stream == "sales_orders" else read_receivables
     try:
         records = [record for page in read(client, {}) for record in page]
