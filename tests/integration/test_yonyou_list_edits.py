@@ -18,7 +18,7 @@ from connectors.kit.sandbox.server import RunningServer
 from connectors.yonyou.client import ORDER_LIST, RECEIVABLE_LIST, YonyouClient
 from connectors.yonyou.sandbox import SANDBOX_CREDENTIALS, YonyouState, create_app
 from connectors.yonyou.streams import read_orders, read_receivables
-from hub.calls import ExternalCall
+from hub.calls import CallObserver, ExternalCall, ignore_call
 
 PAGE = 40
 
@@ -61,7 +61,7 @@ def _read(server: RunningServer, stream: str, touch: Callable[[], None]) -> set[
     return ids
 
 
-def _client(url: str, observer: Callable[[ExternalCall], None] | None = None) -> YonyouClient:
+def _client(url: str, observer: CallObserver = ignore_call) -> YonyouClient:
     """A client of the sandbox tenant with small pages, unpaced (a purchased quota)."""
     creds = SANDBOX_CREDENTIALS
     return YonyouClient(base_url=url, tenant_id=creds.tenant_id, app_key=creds.app_key,
