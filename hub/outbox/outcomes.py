@@ -58,13 +58,16 @@ def _handle(item: ClaimedItem, event: str, *args: Any) -> None:
         raise EffectHandlerError(f"the {event} handler of {item.kind} raised {type(exc).__name__}: {exc}") from exc
 
 
+# The row as the attempt ``n`` left it while it is still under way: whoever holds it now
+# (``locked_by``) holds that attempt. Both checks below read it, with the row locked.
+_THIS_ATTEMPT = "id = %(id)s AND status = 'in_progress' AND attempts = %(n)s"
+_HOLDER = f"SELECT locked_by FROM outbox WHERE {_THIS_ATTEMPT} FOR UPDATE"
+
+
 def still_mine(conn: Connection, item: ClaimedItem, worker_id: str) -> bool:
     """Lock the row; True when ``worker_id`` still holds this attempt of it."""
-    holder = conn.execute(
-        sa.text("SELECT locked_by FROM outbox WHERE id = :id AND status = 'in_progress' AND attempts = :n "
-                "FOR UPDATE"),
-        {"id": item.id, "n": item.attempt.number},
-    ).scalar()
+    found = prepared.execute(conn, _HOLDER, {"id": item.id, "n": item.attempt.number})
+    holder = found[0][0] if found else None
     if holder != worker_id:
         log.warning("outbox %s: lease lost to %s; outcome not recorded here", item.id, holder)
         return False
@@ -85,7 +88,7 @@ def result_document(result: WriteResult, *, complete: bool) -> dict[str, Any]:
 _DONE_IF_MINE = (
     "UPDATE outbox SET status = 'done', result = CAST(%(result)s AS jsonb), completed_at = now(), "
     "locked_by = NULL, locked_until = NULL, last_error = NULL, updated_at = now() "
-    "WHERE id = %(id)s AND status = 'in_progress' AND attempts = %(n)s AND locked_by = %(me)s RETURNING id")
+    f"WHERE {_THIS_ATTEMPT} AND locked_by = %(me)s RETURNING id")
 
 
 def record_done(conn: Connection, item: ClaimedItem, result: WriteResult, *, actor: str, worker_id: str,
