@@ -219,7 +219,6 @@ __all__ = [
     "Params",
     "complete_ahead",
     "dig",
-    "numbered_pages_ahead",
     "walk",
     "watermark",
 ]
@@ -273,46 +272,3 @@ def complete_ahead(pages: Iterator[T], complete: Callable[[T], Done], *, workers
                 yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()
-
-
-def numbered_pages_ahead(fetch: Callable[[int], R], *, size: int, count: Callable[[R], int],
-                         page_count: Callable[[R], int | None], workers: int, first: int = 1) -> Iterator[R]:
-    """Every page of a page-numbered list (Yonyou ``pageIndex``), first to last, ending on a
-    short page exactly as :class:`PageNumberPaginator` without a total does; but once the first
-    reply has said how many pages there are (``page_count``), the pages up to that one are
-    requested up to ``workers`` at once, since a page number depends on no earlier reply.
-
-    The same pages come out, in the same order, as when walked one at a time: past the
-    announced last page (rows added meanwhile) the walk goes on one page at a time; a short
-    page before it (rows gone meanwhile) ends the walk there, and the replies of pages
-    requested beyond it are dropped. The client's own limit still bounds the calls in flight.
-    """
-    from collections import deque
-    from concurrent.futures import Future, ThreadPoolExecutor
-
-    if workers < 1:
-        raise ValueError(f"workers must be at least 1, not {workers}")
-    reply = fetch(first)
-    yield reply
-    if count(reply) < size:
-        return
-    announced = page_count(reply) or first
-    index = first + 1
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="page-ahead") as pool:
-        pending: deque[Future[R]] = deque()
-        try:
-            while True:
-                while index <= announced and len(pending) < workers:
-                    pending.append(pool.submit(fetch, index))
-                    index += 1
-                if pending:
-                    reply = pending.popleft().result()
-                else:  # past the announced end: one at a time, as a plain walk
-                    reply = fetch(index)
-                    index += 1
-                yield reply
-                if count(reply) < size:
-                    return
-        finally:
-            for future in pending:
-                future.cancel()

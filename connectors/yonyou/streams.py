@@ -42,8 +42,7 @@ for all three streams (customers are still paged by number, where no page before
 can say "everything up to here is read"). A crash before the last page re-reads the run,
 which costs nothing (records are upserted by natural key; unchanged ones by content hash).
 
-List calls go one at a time (each request depends on the page before), so
-:func:`connectors.kit.paging.numbered_pages_ahead` no longer applies here; ``detail`` calls
+List calls go one at a time (each request depends on the page before); ``detail`` calls
 still overlap the next list call, and the order APIs' quota pacing
 (``HUB_YONYOU__ORDER_CALLS_PER_MINUTE``) and the client's read slots apply to every call.
 """

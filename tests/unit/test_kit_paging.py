@@ -224,67 +224,6 @@ def test_complete_ahead_with_workers_raises_a_failure_at_its_page_after_the_page
         list(complete_ahead(iter([1]), complete, workers=0))
 
 
-class NumberedApi:
-    """A page-numbered list of ``rows`` rows whose first reply announces its page count; ``grow``
-    rows are added (or, negative, removed) right after the first page is served."""
-
-    def __init__(self, rows: int, size: int, grow: int = 0, barrier: Any = None) -> None:
-        self.rows, self.size, self.grow, self.barrier = rows, size, grow, barrier
-        self.asked: list[int] = []
-
-    def __call__(self, index: int) -> dict[str, Any]:
-        self.asked.append(index)
-        if index == 1:
-            reply = self.page(index)
-            self.rows += self.grow
-            return reply
-        if self.barrier is not None and index <= 4:
-            self.barrier.wait()  # BrokenBarrierError unless pages 2-4 are asked at the same time
-        if index == 2 and self.barrier is not None:
-            import time
-            time.sleep(0.05)  # page 2 answers last
-        return self.page(index)
-
-    def page(self, index: int) -> dict[str, Any]:
-        start = (index - 1) * self.size
-        return {"rows": list(range(start, min(start + self.size, self.rows))),
-                "pageCount": -(-self.rows // self.size)}
-
-
-def read_numbered(api: NumberedApi, workers: int) -> list[list[int]]:
-    from connectors.kit.paging import numbered_pages_ahead
-
-    return [reply["rows"] for reply in numbered_pages_ahead(
-        api, size=api.size, count=lambda r: len(r["rows"]), page_count=lambda r: r["pageCount"], workers=workers)]
-
-
-def test_numbered_pages_ahead_asks_announced_pages_together_and_yields_every_row_once_in_order():
-    import threading
-
-    api = NumberedApi(rows=23, size=5, barrier=threading.Barrier(3, timeout=30))
-    pages = read_numbered(api, workers=3)
-    assert [row for page in pages for row in page] == list(range(23))
-    assert [len(p) for p in pages] == [5, 5, 5, 5, 3]
-    assert sorted(api.asked) == [1, 2, 3, 4, 5]
-
-
-def test_numbered_pages_ahead_goes_on_past_the_announced_count_while_pages_are_full():
-    # given rows added after the first page announced 3 pages: pages 4 and 5 exist by then
-    api = NumberedApi(rows=15, size=5, grow=7)
-    pages = read_numbered(api, workers=3)
-    assert [row for page in pages for row in page] == list(range(22))
-    assert api.asked == [1, 2, 3, 4, 5]
-
-
-def test_numbered_pages_ahead_stops_at_a_short_page_before_the_announced_end():
-    # given rows removed after the first page announced 5 pages: page 3 is short now
-    api = NumberedApi(rows=25, size=5, grow=-13)
-    pages = read_numbered(api, workers=2)
-    assert [len(p) for p in pages] == [5, 5, 2]  # what a plain walk reads; later replies dropped
-    with pytest.raises(ValueError, match="at least 1"):
-        read_numbered(NumberedApi(rows=3, size=5), workers=0)
-
-
 def test_complete_ahead_reads_further_pages_while_every_worker_is_busy_when_told_to_read_ahead():
     import threading
 
