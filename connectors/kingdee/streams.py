@@ -54,7 +54,7 @@ from connectors.kingdee.mapping import (
     parse_kingdee_datetime,
 )
 from connectors.kit.http import CallContext
-from connectors.kit.paging import complete_ahead, watermark
+from connectors.kit.paging import complete_ahead, spare_workers, watermark
 from hub.contracts import UNREADABLE, MappingError, Page, RawRecord, StreamSpec
 from hub.errors import PermanentError
 
@@ -245,8 +245,7 @@ class SalesOrderQuery:
         call at a time: a failed or resumed run never skips a record. For 5,000 orders:
         3 header queries (2,000 + 2,000 + 1,000) and 10 line queries, against 11 + 10 when
         headers were paged 500 at a time (``benchmarks/end_to_end.py``)."""
-        limit = getattr(client, "read_concurrency", None)
-        workers = max(1, (limit or 2) - 1)
+        workers = spare_workers(getattr(client, "read_concurrency", None), beside=1)
         # ahead: the next header page is read while this page's batches are still being
         # completed, not after the first of them is done (one round trip less per header page)
         yield from complete_ahead(self._batches(client, cursor), lambda batch: self._with_lines(client, *batch),

@@ -219,6 +219,7 @@ __all__ = [
     "Params",
     "complete_ahead",
     "dig",
+    "spare_workers",
     "walk",
     "watermark",
 ]
@@ -226,6 +227,13 @@ __all__ = [
 
 T = TypeVar("T")
 Done = TypeVar("Done")
+
+
+def spare_workers(read_concurrency: int | None, *, beside: int = 0) -> int:
+    """Completions a reader may run at once (:func:`complete_ahead`'s ``workers``): the client's
+    read slots (``read_concurrency``; None, unbounded, counts as one) less the ``beside`` calls the
+    reader makes next to them, at least one. The client's slots still bound the calls in flight."""
+    return max(1, (read_concurrency or 1) - beside)
 
 
 def complete_ahead(pages: Iterator[T], complete: Callable[[T], Done], *, workers: int = 1,

@@ -55,7 +55,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from connectors import kit
-from connectors.kit.paging import complete_ahead
+from connectors.kit.paging import complete_ahead, spare_workers
 from connectors.yonyou.client import (
     CUSTOMER_LIST,
     ORDER_DETAIL,
@@ -140,7 +140,7 @@ def pages_ahead(client: YonyouClient, path: str, *, beside: int = 0) -> int:
     and the pacer, not the round trip, sets the speed then)."""
     if client.pacers.get(path) is not None:
         return 1
-    return max(1, (client.read_concurrency or 1) - beside)
+    return spare_workers(client.read_concurrency, beside=beside)
 
 
 def keyset_pages(client: YonyouClient, path: str, since: str | None) -> Iterator[tuple[list[RawRecord], bool]]:
