@@ -73,7 +73,8 @@ bench-outbound: $(STAMP)
 # The reliability tests at full size: 1,000 orders under 20/10/5 % faults, 10 SIGKILLs (minutes);
 # 200 order approvals in DingTalk and WeCom under lost create replies and lost/doubled callbacks;
 # the hostile-input properties with many more examples (hypothesis profile "soak"); the fault
-# matrix with 1,000 effects per writer under all faults at once; sync and dispatcher SIGKILLed ten times.
+# matrix with 1,000 effects per writer under all faults at once; sync and dispatcher SIGKILLed ten times;
+# Postgres restarted under a sync and under a dispatch five times each, at different points.
 soak: $(STAMP)
 	SOAK_ORDERS=1000 $(BIN)/pytest -q -s -p no:cacheprovider tests/reliability/test_orders_under_faults.py
 	APPROVAL_ORDERS=200 $(BIN)/pytest -q -s -p no:cacheprovider tests/e2e/test_order_approvals_under_faults.py
@@ -81,6 +82,7 @@ soak: $(STAMP)
 	  tests/integration/test_engine_properties.py
 	SOAK_EFFECTS=1000 $(BIN)/pytest -q -s -p no:cacheprovider tests/reliability/test_fault_matrix.py
 	SOAK_KILLS=10 $(BIN)/pytest -q -s -p no:cacheprovider tests/reliability/test_repeated_sigkills.py
+	SOAK_RESTARTS=5 $(BIN)/pytest -q -s -p no:cacheprovider tests/reliability/test_postgres_restart.py
 
 # Known vulnerabilities in the locked dependencies (uv.lock), by pip-audit against the
 # exported, hashed requirements (nothing installed). Fails, saying so, when the advisory

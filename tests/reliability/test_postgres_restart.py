@@ -6,10 +6,15 @@ the dispatcher pushes orders to Kingdee. Either the run recovers (a page written
 restart) or it fails with the database's error; in both cases nothing is half-written (the
 cursor covers exactly the committed rows; every outbox attempt has one audited outcome) and
 the next run completes: every row once, every order in the ERP exactly once.
+
+``SOAK_RESTARTS`` (default 1; ``make soak`` sets 5) runs each test that many times, the
+restart meeting the sync at a different page and the dispatch after a different number of
+finished orders each time.
 """
 
 from __future__ import annotations
 
+import os
 import tempfile
 import threading
 import time
@@ -28,8 +33,20 @@ from tests.support.synthetic import CUSTOMERS, RECEIVABLES, SyntheticSource
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
-RECEIVABLE_ROWS = 4000
+RECEIVABLE_ROWS = 4000  # 40 pages of 100
 ORDERS = 30
+RESTARTS = range(int(os.environ.get("SOAK_RESTARTS", "1")))
+
+
+def restart_page(point: int) -> int:
+    """The page after which the sync starts the restart: 3, then 4, 5, 6, 2, … (early: the
+    restart takes longer than the rest of a 40-page sync, which must meet it)."""
+    return 2 + (point + 1) % 5
+
+
+def restart_after_done(point: int) -> int:
+    """How many orders are done when the dispatch meets the restart: 5, then spread over the 30."""
+    return 5 + (point * 6) % 22
 
 
 @pytest.fixture
@@ -54,7 +71,8 @@ def restart_in_background(server: PrivatePostgres) -> tuple[threading.Thread, li
     return thread, failures
 
 
-def test_a_sync_interrupted_by_a_postgres_restart_leaves_whole_pages_and_the_next_run_completes(server):
+@pytest.mark.parametrize("point", RESTARTS)
+def test_a_sync_interrupted_by_a_postgres_restart_leaves_whole_pages_and_the_next_run_completes(server, point):
     db = server.db
     source = SyntheticSource(customers=50, receivables=RECEIVABLE_ROWS, page_size=100)
     sync_stream(db, "synthetic", CUSTOMERS, source)
@@ -63,7 +81,7 @@ def test_a_sync_interrupted_by_a_postgres_restart_leaves_whole_pages_and_the_nex
     pages_after_restart: list[int] = []
 
     def on_page(counts) -> None:
-        if counts.pages == 3:
+        if counts.pages == restart_page(point):
             restarter.append(restart_in_background(server))  # the next pages meet the restart
         elif restarter and not restarter[0][0].is_alive():
             pages_after_restart.append(counts.pages)
@@ -100,7 +118,8 @@ def test_a_sync_interrupted_by_a_postgres_restart_leaves_whole_pages_and_the_nex
           f"runs {runs}")
 
 
-def test_a_dispatch_interrupted_by_a_postgres_restart_records_nothing_half_and_the_next_run_finishes_once(server):
+@pytest.mark.parametrize("point", RESTARTS)
+def test_a_dispatch_interrupted_by_a_postgres_restart_records_nothing_half_and_the_next_run_finishes_once(server, point):
     settings = server.settings.with_connector("kingdee", timeout_s=2.0).model_copy(update={
         "outbox": OutboxSettings(max_attempts=8, backoff_initial_s=0.05, backoff_max_s=0.5, lease_s=2)})
     hub = HubRuntime(settings, server.db, actor="test")
@@ -124,7 +143,7 @@ def test_a_dispatch_interrupted_by_a_postgres_restart_records_nothing_half_and_t
         worker = threading.Thread(target=dispatch, name="dispatch")
         worker.start()
         deadline = time.monotonic() + 120
-        while scalar(server.db, "SELECT count(*) FROM outbox WHERE status = 'done'") < 5:  # type: ignore[operator]
+        while scalar(server.db, "SELECT count(*) FROM outbox WHERE status = 'done'") < restart_after_done(point):  # type: ignore[operator]
             assert time.monotonic() < deadline and worker.is_alive(), result
             time.sleep(0.05)
         server.restart()
