@@ -5,7 +5,8 @@
 - :mod:`.codes` — vendor code tables (:class:`CodeTable`) each connector declares on top;
 - :mod:`.auth` — token/session auth as an ``httpx.Auth`` (:class:`TokenAuth`):
   single-flight refresh, refresh once on an expiry code, each exchange audited;
-- :mod:`.paging` — declared paginators (offset, keyset, cursor, page number) and :func:`walk`, :func:`complete_ahead`;
+- :mod:`.paging` — declared paginators (offset, keyset, cursor, page number) and :func:`walk`,
+  :func:`complete_ahead`, :func:`overlapping_pages` (page numbers over a list that changes);
 - :mod:`.orders` — the CRM order payload parsed and checked once for every ERP writer;
 - :mod:`.fields` — pure field readers for mappings (text, numbers, money) raising MappingError;
 - :mod:`.pacing` — :class:`Pacer`: at most N calls in a window (QPS limits, per-minute quotas);
@@ -42,6 +43,7 @@ from connectors.kit.paging import (
     PageNumberPaginator,
     Paginator,
     complete_ahead,
+    overlapping_pages,
     walk,
     watermark,
 )
@@ -63,6 +65,7 @@ __all__ = [
     "complete_ahead",
     "json_object",
     "mask_secrets_in_httpx_logs",
+    "overlapping_pages",
     "parse_json",
     "peek_json",
     "raise_for_status",

@@ -22,6 +22,11 @@ paginator                  stops when                                           
                                                                                  DingTalk next_cursor /
                                                                                  nextToken
 :class:`PageNumberPaginator`  a short page, or the last page by the total        Yonyou pageIndex/pageSize
+                                                                                 (lists that do not change
+                                                                                 while read: staff)
+:func:`overlapping_pages`  a short window that still holds an unchanged row of   Yonyou merchant/newlist
+                           the window before (page numbers over a list that may  (no documented order)
+                           change while read)
 =========================  ====================================================  ==========================
 
 A paginator that would request the same page again (a cursor or keyset that does not
@@ -32,12 +37,15 @@ with code "paging" naming the call.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator, Mapping, Sequence
+import logging
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from connectors.kit.http import CallContext
-from hub.errors import PermanentError
+from hub.errors import PermanentError, RetryableError
+
+log = logging.getLogger(__name__)
 
 Params = dict[str, Any]
 FieldPath = str | tuple[str, ...]
@@ -219,6 +227,7 @@ __all__ = [
     "Params",
     "complete_ahead",
     "dig",
+    "overlapping_pages",
     "spare_workers",
     "walk",
     "watermark",
@@ -280,3 +289,88 @@ def complete_ahead(pages: Iterator[T], complete: Callable[[T], Done], *, workers
                 yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()
+
+
+# overlapping_pages: rows each window re-reads of the one before (at most a quarter of a page),
+# and passes before giving up. Both GUESSES, not vendor figures: a window absorbs up to
+# OVERLAP_ROWS - 1 rows deleted or moved on pages already read between two list calls (one
+# round trip); a pass that loses its footing (a bulk edit, a mass delete) is read again, and
+# a list that keeps changing under PASSES passes fails the read, to be retried by a later run.
+OVERLAP_ROWS = 8
+PASSES = 3
+
+
+def overlapping_pages(fetch: Callable[[int, int], Sequence[R]], size: int, *, key: Callable[[R], Hashable | None],
+                      call: CallContext, overlap: int = OVERLAP_ROWS, passes: int = PASSES) -> Iterator[list[R]]:
+    """Every row of a list read by page number (``fetch(page_index, page_size)``, 1-based) that
+    may change while it is read, without losing one silently; each window's rows as they come.
+
+    The hazard: page numbers count positions, and a row deleted (or moved by an edit) on a
+    page already read moves every later row one place towards the start, so the first row of
+    the next page was never read. Here each window (``pageIndex``/``pageSize`` chosen by
+    :func:`_next_window`, ``pageSize`` ≤ ``size``) re-reads the last ``overlap`` positions of
+    the window before, and must find among its rows one row of the window before, *unchanged*
+    (same ``key``, equal content). That row R stood before every row not yet read; R and an
+    unchanged unread row X keep their order, so X is now after R: in this window or past its
+    end. A window that finds no such row (rows moved by ``overlap`` or more, or every
+    re-read row edited) cannot tell where the unread rows went: the pass starts again at
+    page 1, up to ``passes`` passes, then :class:`~hub.errors.RetryableError` (code
+    ``unstable_list``) naming ``call``: a caller that stores a cursor after the last page
+    (``PubtsList``) then keeps the one it had. Rows re-read in the overlap are not yielded
+    again; a restarted pass yields its rows again (records are upserted by natural key).
+
+    Assumptions, each a GUESS where the vendor documents none: a page is the window
+    ``[(pageIndex − 1) × pageSize, pageIndex × pageSize)`` of one order, whatever
+    ``pageSize``; the order is deterministic and an unchanged row keeps its place relative to
+    other unchanged rows (creation order, ``pubts``, ``id`` all do); an edit changes the
+    row's content (YonBIP stamps ``pubts``). A list that breaks the first two makes windows
+    miss their anchor, so the read fails rather than skip rows. Rows whose ``key`` is None
+    are yielded but never serve as the anchor. Costs: ``overlap`` rows a window, so a few
+    per cent more calls at ``size`` 500 (none on a list of one or two pages); a restart
+    costs a pass."""
+    size = max(size, 2)  # a window of one row cannot re-read the one before and move on
+    overlap = max(1, min(overlap, size // 4))
+    for attempt in range(1, passes + 1):
+        window = list(fetch(1, size))
+        yield window
+        if len(window) < size:
+            return
+        covered = size  # positions read: every window ends further on than the one before
+        while True:
+            index, page_size = _next_window(covered, size, overlap)
+            fresh = list(fetch(index, page_size))
+            earlier = {k: row for row in window if (k := key(row)) is not None}
+            repeats = [(k := key(row)) is not None and k in earlier and earlier[k] == row for row in fresh]
+            if not any(repeats):
+                break  # no unchanged row of the window before: the unread rows may be behind us
+            new = [row for row, repeat in zip(fresh, repeats, strict=True) if not repeat]
+            if new:
+                yield new
+            if len(fresh) < page_size:
+                return
+            covered, window = index * page_size, fresh
+        log.warning("%s %s: rows moved on pages already read (pass %d of %d)%s", call.system, call.operation,
+                    attempt, passes, "; reading again from page 1" if attempt < passes else "")
+    raise RetryableError(f"the list changed under each of {passes} passes (rows deleted or moved on pages "
+                         "already read): stopped rather than skip a row", **call.context("unstable_list"))
+
+
+def _next_window(covered: int, size: int, overlap: int) -> tuple[int, int]:
+    """``(pageIndex, pageSize)`` of the window that re-reads at least the last ``overlap`` of
+    the ``covered`` positions read and reaches furthest past them, ``pageSize`` ≤ ``size``
+    when any such size makes progress (else the smallest larger one that does: at worst
+    ``covered + 1``, page 1 again, which always does). Page windows are aligned to their size,
+    so the start is the last multiple of ``pageSize`` at or before ``covered − overlap``."""
+    latest_start = covered - overlap
+    best: tuple[int, int, int] | None = None  # (progress, pageIndex, pageSize)
+    for page_size in range(size, overlap, -1):
+        before = latest_start // page_size
+        progress = (before + 1) * page_size - covered
+        if best is None or progress > best[0]:
+            best = (progress, before + 1, page_size)
+    page_size = max(size, overlap) + 1
+    while best is None or best[0] < 1:
+        before = latest_start // page_size
+        best = ((before + 1) * page_size - covered, before + 1, page_size)
+        page_size += 1
+    return best[1], best[2]

@@ -379,10 +379,13 @@ class YonyouClient(kit.OwnsHttpClient):
         return _records(data, CUSTOMER_LIST)
 
     def merchant_pages(self, page_size: int, **filters: Any) -> Iterator[list[Json]]:
-        """Every page of ``merchant/newlist`` for ``filters`` (no total: stop on a short page)."""
-        paginator = kit.PageNumberPaginator(page_size, count=len, page_param="page_index", size_param="page_size")
-        yield from kit.walk(lambda p: self.merchant_page(**p, **filters), paginator,
-                            call=kit.CallContext(SYSTEM, CUSTOMER_LIST))
+        """Every row of ``merchant/newlist`` for ``filters``, a window at a time, while the
+        tenant may edit or delete customers: the list documents no order and no total (§2.5),
+        so windows of at most ``page_size`` rows overlap and each must hold an unchanged row
+        of the one before (:func:`~connectors.kit.paging.overlapping_pages`; rows matched by
+        ``id``); a list that keeps moving under it raises RetryableError ``unstable_list``."""
+        yield from kit.overlapping_pages(lambda index, size: self.merchant_page(index, size, **filters), page_size,
+                                         key=_row_key, call=kit.CallContext(SYSTEM, CUSTOMER_LIST))
 
     def merchant_insert(self, data: Mapping[str, Any], *, key: str | None = None) -> Saved:
         """``merchant/idempotent/newinsert`` (``data.resubmitCheckKey`` makes a resend replay)."""
@@ -444,6 +447,12 @@ class YonyouClient(kit.OwnsHttpClient):
         messages = tuple(str(m) for m in data.get("messages") or [] if m)
         return BatchOutcome(int(data.get("count") or len(ids)), int(data.get("sucessCount") or 0),
                             int(data.get("failCount") or 0), messages)
+
+
+def _row_key(row: Json) -> str | None:
+    """A list row's ``id`` (None when it has none: such a row never anchors a window)."""
+    found = row.get("id")
+    return None if found in (None, "") else str(found)
 
 
 def _row_count(page: ListPage) -> int:

@@ -4,8 +4,8 @@ Every stream is incremental on ``pubts`` (the row's change stamp) read back with
 (default 5 minutes, ``HUB_YONYOU__OVERLAP_S``):
 
 - **customers** — ``merchant/newlist`` with its documented ``pubts`` filter ("changed at or
-  after", §2.5), read by page number (:class:`~connectors.kit.PageNumberPaginator`); ``data``
-  is a bare array without a total, so paging stops on a short page.
+  after", §2.5), read by page number in overlapping windows (below); ``data`` is a bare array
+  without a total, so paging stops on a short window.
 - **sales_orders** — ``sd/voucherorder/list`` with ``simpleVOs`` ``pubts egt`` and
   ``queryOrders`` ``pubts, id`` ascending (operator names [UNC], §4.6), read by keyset
   (below); one row per order line (§2.5), grouped back into orders. A full page may end in
@@ -32,15 +32,35 @@ walked by page number (``pageIndex`` 2, 3, … of the same filter) until a large
 appears. Only there can the old shift recur, and only if a row of that same tie group is
 edited or deleted during that walk: it needs more rows with one ``pubts`` (a second) than a
 page (500) — a mass update — and an edit inside the seconds its pages take, instead of any
-edit anywhere in the list during the whole read as before. Customers keep the old window
-entirely: ``newlist`` documents no ``queryOrders`` (§2.5), so no keyset order is known for
-it (the sandbox answers in creation order, where only inserts happen).
+edit anywhere in the list during the whole read as before.
+
+**Customers** cannot be walked by keyset: ``newlist`` documents neither an order nor
+``simpleVOs``/``queryOrders`` — its body takes ``pageIndex``, ``pageSize`` (≤ 5000), exact
+filters (``id``, ``code``, ``name``, ``creditCode``…), ``beganTime``/``endTime`` and
+``pubts`` "时间戳，大于(包含)当前值", and answers a bare array without a total (YonBIP API
+doc 客户档案列表查询V2, apiId 1702850586252148740, as copied in public community API docs
+ingested 2026-06-07; its sibling ``merchant/newlistrange`` reports ``recordCount`` but no
+order either). A keyset on ``pubts egt`` alone would need the rows in ``pubts`` order, which
+is not documented. So the pages are read by number in windows that overlap
+(:func:`connectors.kit.paging.overlapping_pages`): each window re-reads the last few rows of
+the one before and must find one of them unchanged (same ``id``, equal content) before its
+new rows are trusted. An unread row that did not change stays behind such a row whatever
+moved before it, so it is in this window or a later one; when no re-read row is found (rows
+deleted or moved on pages already read by more than the overlap between two calls, or the
+re-read rows themselves edited) the pass starts again at page 1, and after three passes the
+read fails with RetryableError ``unstable_list`` before the last page, so the cursor stays
+where it was. The window arithmetic (``pageIndex``/``pageSize`` as an offset of one order
+whatever the size), a deterministic order that an unchanged row keeps, and the overlap and
+pass counts are GUESSES, each one failing loudly, not silently, if wrong. The sandbox
+answers in creation order by default, or in ``pubts`` order (``merchant_order="changed"``,
+where an edit moves a row to the end) to exercise both.
 
 **The cursor moves once per run, after the last page.** With the keyset every row below a
 page's X is read by then, so the cursor could move per page; it does not, to keep one rule
-for all three streams (customers are still paged by number, where no page before the last
-can say "everything up to here is read"). A crash before the last page re-reads the run,
-which costs nothing (records are upserted by natural key; unchanged ones by content hash).
+for all three streams (customers are paged by number, where no window before the last can
+say "everything up to here is read"). A crash, or a customer read that cannot converge,
+before the last page re-reads the run, which costs nothing (records are upserted by natural
+key; unchanged ones by content hash).
 
 List calls go one at a time (each request depends on the page before); ``detail`` calls
 still overlap the next list call, and the order APIs' quota pacing
@@ -128,7 +148,8 @@ def _pubts_after(since: str | None) -> dict[str, Any]:
 
 
 def read_customers(client: YonyouClient, window: dict[str, Any]) -> Iterator[list[RawRecord]]:
-    """``merchant/newlist`` pages (``pubts`` is its own documented filter)."""
+    """``merchant/newlist`` in overlapping windows (module doc; ``pubts`` is its own documented
+    filter): raises RetryableError ``unstable_list`` when rows keep moving on pages already read."""
     filters = {"pubts": window["since"]} if "since" in window else {}
     yield from client.merchant_pages(client.read_page_size, **filters)
 

@@ -2,11 +2,16 @@
 already read must not make the reader miss a row that did not change (streams.py's module doc).
 
 The sandbox over real HTTP; the edit lands between the reply to the first list call and the
-request of the next one (the client's observer runs before the call returns).
+request of the next one (the client's observer runs before the call returns). Customers
+(``merchant/newlist``, no documented order) go through the real engine into Postgres: every
+customer must be stored and the cursor must not pass an unread one; a list that keeps moving
+must fail the run and leave the cursor where it was.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import itertools
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -15,10 +20,15 @@ from pydantic import SecretStr
 
 from connectors.kit.sandbox import serve_in_thread
 from connectors.kit.sandbox.server import RunningServer
-from connectors.yonyou.client import ORDER_LIST, RECEIVABLE_LIST, YonyouClient
+from connectors.yonyou.client import CUSTOMER_LIST, ORDER_LIST, RECEIVABLE_LIST, YonyouClient
+from connectors.yonyou.mapping import format_yonyou_time, parse_yonyou_time
 from connectors.yonyou.sandbox import SANDBOX_CREDENTIALS, YonyouState, create_app
-from connectors.yonyou.streams import read_orders, read_receivables
+from connectors.yonyou.streams import STREAMS, read_orders, read_receivables
 from hub.calls import CallObserver, ExternalCall, ignore_call
+from hub.engine import sync_stream
+from hub.engine.sync import get_cursor
+from hub.errors import RetryableError
+from tests.conftest import rows as db_rows
 
 PAGE = 40
 
@@ -126,3 +136,128 @@ def test_a_pubts_shared_by_more_rows_than_a_page_is_read_whole_and_each_row_once
         assert {r["id"]: len(r["orderDetails"]) for r in records} == {
             i: len(o["orderDetails"]) for i, o in rows.items()
         }
+
+
+# -- customers: merchant/newlist, read by page number (no documented order) --------------------
+
+CUSTOMERS = next(spec for spec in STREAMS if spec.name == "customers")
+OVERLAP_S = 300.0  # the client's read_overlap_s (default): the next run starts this far before the cursor
+
+
+@pytest.fixture(params=["created", "changed"])
+def merchants(request) -> Iterator[RunningServer]:
+    """A tenant of 100 customers whose newlist answers in creation order, or in ``pubts`` order
+    (an edit moves the customer to the end): the real order is undocumented."""
+    with serve_in_thread(create_app(scale=0.05, order_calls_per_minute=None, merchant_order=request.param)) as server:
+        yield server
+
+
+def _listed(state: YonyouState, since: str | None = None) -> list[str]:
+    """The tenant's customer ids in the order newlist answers them (changed at or after ``since``)."""
+    return [row["id"] for row in state.merchant_list({"pageIndex": 1, "pageSize": 5000, "pubts": since})]
+
+
+def _sync_customers(db, server: RunningServer, touch: Callable[[int], None]):
+    """One sync of the customers stream through the engine, ``touch(n)`` run after the n-th
+    newlist reply (before the next request)."""
+    replies: list[int] = []
+
+    def observe(call: ExternalCall) -> None:
+        if call.operation == CUSTOMER_LIST:
+            replies.append(1)
+            touch(len(replies))
+
+    client = _client(server.url, observe)
+    try:
+        return sync_stream(db, "yonyou", CUSTOMERS, client)
+    finally:
+        client.close()
+
+
+def _stored(db) -> dict[str, str]:
+    """The hub's Yonyou customers: code → name."""
+    return {r.code: r.name for r in db_rows(
+        db, "SELECT e.external_id AS code, c.name FROM external_identity e JOIN customer c ON c.id = e.canonical_id "
+            "WHERE e.system = 'yonyou' AND e.object = 'customer'")}
+
+
+@pytest.mark.parametrize("change", ["edit", "delete"])
+def test_a_customer_edited_or_deleted_on_a_page_already_read_hides_no_other_customer(db, merchants, change):
+    # given a tenant of 100 customers read 40 a page, and the first customer on page 1
+    state: YonyouState = merchants.app.state.yonyou.data
+    assert len(state.merchants) > 2 * PAGE
+    victim = _listed(state)[0]
+    victim_code = state.merchants[victim]["code"]
+
+    # when that customer is renamed (or deleted) right after page 1 was read
+    def touch(reply: int) -> None:
+        if reply != 1:
+            return
+        with state.lock:
+            if change == "edit":
+                state.merchants[victim]["name"] = {"simplifiedName": "改名后的客户有限公司"}
+                state.merchants[victim]["pubts"] = state.stamp()
+            else:
+                del state.merchants[victim]
+
+    report = _sync_customers(db, merchants, touch)
+
+    # then every customer the tenant holds that did not change is stored as it is
+    tenant = {m["code"]: m for m in state.merchants.values()}
+    stored = _stored(db)
+    late = {code for code, m in tenant.items() if stored.get(code) != m["name"]["simplifiedName"]}
+    assert late <= {victim_code}, sorted(late)[:5]
+    assert report.counts.quarantined == 0
+    # and the cursor is safe: no later than the newest change in the tenant, and a change this
+    # run did not read (a customer renamed where it was, on page 1) is not behind where the
+    # next run starts reading
+    with db.engine.connect() as conn:
+        cursor = dt.datetime.fromisoformat(get_cursor(conn, "yonyou", "customers"))
+    assert cursor <= max(parse_yonyou_time(m["pubts"], "pubts") for m in tenant.values())
+    next_start = cursor - dt.timedelta(seconds=OVERLAP_S)
+    assert all(parse_yonyou_time(tenant[code]["pubts"], "pubts") >= next_start for code in late)
+
+    # and after the next run, nothing changing, the hub holds every customer as it is now
+    _sync_customers(db, merchants, lambda _reply: None)
+    now = {code: m["name"]["simplifiedName"] for code, m in tenant.items()}
+    assert {code: name for code, name in _stored(db).items() if code != victim_code or change == "edit"} == now
+
+
+def test_a_customer_list_that_keeps_moving_fails_the_run_and_keeps_the_cursor(db):
+    # given a tenant whose newlist answers in pubts order, synced once (the cursor stands at its latest change)
+    with serve_in_thread(create_app(scale=0.05, order_calls_per_minute=None, merchant_order="changed")) as server:
+        state: YonyouState = server.app.state.yonyou.data
+        _sync_customers(db, server, lambda _reply: None)
+        with db.engine.connect() as conn:
+            before = get_cursor(conn, "yonyou", "customers")
+        assert before is not None
+        # and 60 customers changed since, so the next read spans two pages
+        with state.lock:
+            for merchant_id in _listed(state)[:60]:
+                state.merchants[merchant_id]["pubts"] = state.stamp()
+
+        # when, on every list call, 20 customers at the head of the list the run reads are edited
+        # (each moves to the end: more than a window re-reads, so no page can find its footing)
+        since = format_yonyou_time(dt.datetime.fromisoformat(before) - dt.timedelta(seconds=OVERLAP_S))
+
+        seconds = itertools.count(1)  # each edit a second after the last (the tenant clock's resolution)
+
+        def churn(_reply: int) -> None:
+            with state.lock:
+                for merchant_id in _listed(state, since)[:20]:
+                    state.merchants[merchant_id]["contactTel"] = f"1380000{_reply:04d}"
+                    later = parse_yonyou_time(state.stamp(), "pubts") + dt.timedelta(seconds=next(seconds))
+                    state.merchants[merchant_id]["pubts"] = format_yonyou_time(later)
+
+        with pytest.raises(RetryableError) as failed:
+            _sync_customers(db, server, churn)
+
+    # then the run fails loudly, naming the system, the list and the reason
+    assert (failed.value.system, failed.value.operation, failed.value.code) == ("yonyou", CUSTOMER_LIST,
+                                                                                "unstable_list")
+    assert "stopped rather than skip a row" in failed.value.message
+    run = db_rows(db, "SELECT status, error FROM sync_run WHERE stream = 'customers' ORDER BY id DESC LIMIT 1")[0]
+    assert run.status == "failed" and "unstable_list" in run.error
+    # and the cursor is where it was: the next run reads every change again
+    with db.engine.connect() as conn:
+        assert get_cursor(conn, "yonyou", "customers") == before

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from connectors.kit.http import CallContext
 from connectors.kit.paging import (
@@ -14,9 +16,10 @@ from connectors.kit.paging import (
     PageNumberPaginator,
     Params,
     dig,
+    overlapping_pages,
     walk,
 )
-from hub.errors import PermanentError
+from hub.errors import PermanentError, RetryableError
 
 CALL = CallContext("demo", "rows/list")
 ROWS = [{"id": i, "modified": f"2024-05-0{1 + i // 8}", "name": f"客户{i:02d}"} for i in range(20)]
@@ -244,3 +247,103 @@ def test_complete_ahead_reads_further_pages_while_every_worker_is_busy_when_told
 
     # when three workers complete them with two pages read ahead, then page 5 was read meanwhile
     assert list(complete_ahead(pages(), complete, workers=3, ahead=2)) == [1, 2, 3, 4, 5, 6]
+
+
+# -- overlapping_pages: page numbers over a list that changes while it is read ----------------
+
+Change = tuple[str, float]  # (what, where: a fraction of the list's length)
+CHANGES = st.tuples(st.sampled_from(["delete", "move", "edit", "insert"]), st.floats(0, 1, exclude_max=True))
+
+
+class ChangingList:
+    """A list API read by ``pageIndex``/``pageSize`` whose rows change between calls: after
+    each reply the next batch of ``changes`` lands (a delete, an edit that moves the row to the
+    end as a ``pubts`` order would, an edit in place, an insert)."""
+
+    def __init__(self, rows: int, changes: list[list[Change]]) -> None:
+        self.rows = [{"id": i, "v": 0} for i in range(rows)]
+        self.changes = list(changes)
+        self.changed: set[int] = set()  # ids deleted, edited or inserted during the read
+        self.calls: list[tuple[int, int]] = []
+        self._next_id = rows
+
+    def __call__(self, index: int, size: int) -> list[dict[str, int]]:
+        self.calls.append((index, size))
+        reply = [dict(row) for row in self.rows[(index - 1) * size:index * size]]
+        for what, where in self.changes.pop(0) if self.changes else []:
+            self._apply(what, where)
+        return reply
+
+    def _apply(self, what: str, where: float) -> None:
+        if not self.rows and what != "insert":
+            return
+        at = int(where * len(self.rows))
+        if what == "insert":
+            self.rows.insert(at, {"id": self._next_id, "v": 0})
+            self.changed.add(self._next_id)
+            self._next_id += 1
+            return
+        row = self.rows[at]
+        self.changed.add(row["id"])
+        if what == "delete":
+            del self.rows[at]
+        elif what == "move":
+            self.rows.append({"id": row["id"], "v": row["v"] + 1})
+            del self.rows[at]
+        else:
+            self.rows[at] = {"id": row["id"], "v": row["v"] + 1}
+
+
+def _read_ids(api: ChangingList, size: int) -> list[int]:
+    return [row["id"] for page in overlapping_pages(api, size, key=lambda row: row["id"], call=CALL) for row in page]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(0, 130), st.sampled_from([3, 8, 10, 40]), st.lists(st.lists(CHANGES, max_size=12), max_size=40))
+def test_overlapping_pages_read_every_row_that_did_not_change_or_fail_loudly(rows, size, changes):
+    # given a list of ``rows`` rows read ``size`` a page, changed in any way between any two calls
+    api = ChangingList(rows, changes)
+    # when it is read whole
+    try:
+        read = _read_ids(api, size)
+    except RetryableError as failed:
+        # then either the read fails, naming the list and why
+        assert (failed.system, failed.operation, failed.code) == ("demo", "rows/list", "unstable_list")
+        return
+    # or every row that existed and never changed during the read was read
+    assert set(range(rows)) - api.changed <= set(read)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 130), st.sampled_from([8, 10, 40]), st.lists(st.lists(CHANGES, max_size=1), max_size=40))
+def test_overlapping_pages_absorb_one_change_between_calls_without_rereading(rows, size, changes):
+    # given a list changed at most once between two calls (deletes, edits, moves, inserts anywhere)
+    api = ChangingList(rows, changes)
+    # when it is read whole: it never gives up
+    read = _read_ids(api, size)
+    # then every row that did not change is read, and read once
+    unchanged = set(range(rows)) - api.changed
+    assert unchanged <= set(read)
+    assert all(read.count(row) == 1 for row in unchanged)
+
+
+def test_page_numbers_lose_the_row_that_overlapping_windows_keep() -> None:
+    # given 100 rows read 40 a page, the first row deleted right after page 1 was read
+    by_number = ChangingList(100, [[("delete", 0.0)]])
+    overlapping = ChangingList(100, [[("delete", 0.0)]])
+    # when read by page number, the row that was first on page 2 (id 40) is never read
+    count = len
+    paged = [row["id"] for page in walk(lambda p: by_number(p["page"], p["size"]),
+                                        PageNumberPaginator(40, count), call=CALL) for row in page]
+    assert 40 not in paged
+    # but overlapping windows read every row but the deleted one, each once
+    assert sorted(_read_ids(overlapping, 40)) == list(range(100))  # row 0 was read before it went
+    # and cost the calls page numbers cost here: the list holds 2½ pages, the last window is short
+    assert len(overlapping.calls) == len(by_number.calls) + 1 == 4
+
+
+def test_an_unchanged_list_of_one_or_two_full_pages_costs_no_extra_call() -> None:
+    for rows, calls in ((30, 1), (40, 2), (80, 3)):
+        api = ChangingList(rows, [])
+        assert sorted(_read_ids(api, 40)) == list(range(rows))
+        assert len(api.calls) == calls, (rows, api.calls)

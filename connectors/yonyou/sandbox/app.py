@@ -338,7 +338,7 @@ def create_app(
     faults: FaultPlan | None = None, seed: int = 20240601, token_ttl_s: int = 7200,
     max_concurrent_requests: int | None = DEFAULT_MAX_CONCURRENT_CALLS, replay_window_s: float = 3600.0,
     order_calls_per_minute: int | None = DEFAULT_ORDER_CALLS_PER_MINUTE, quota_window_s: float = 60.0,
-    clock: Callable[[], float] = time.monotonic,
+    clock: Callable[[], float] = time.monotonic, merchant_order: str = "created",
 ) -> Starlette:
     """Build a seeded YonBIP sandbox app.
 
@@ -348,9 +348,13 @@ def create_app(
     ``order_calls_per_minute`` is the per-API quota of the sales order list, detail and
     singleSave (60, the platform's free quota; None or 0: a purchased quota, none enforced);
     ``quota_window_s`` (the minute) and ``clock`` (the quota's clock) are for tests.
+    ``merchant_order`` is the order ``merchant/newlist`` answers in (undocumented): "created"
+    (insertion order) or "changed" (``pubts``, then id: an edit moves a customer to the end).
     """
+    if merchant_order not in ("created", "changed"):
+        raise ValueError(f"merchant_order is 'created' or 'changed', not {merchant_order!r}")
     today = today or dt.datetime.now(dt.timezone(dt.timedelta(hours=8))).date()
-    data = YonyouState(today=today, replay_window_s=replay_window_s)
+    data = YonyouState(today=today, replay_window_s=replay_window_s, merchant_order=merchant_order)
     stats = seed_state(data, scale=scale, seed=seed)
     sandbox = YonyouSandbox(data=data, credentials=credentials, faults=faults or FaultPlan(),
                             gate=ServingGate(max_concurrent_requests),

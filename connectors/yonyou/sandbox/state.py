@@ -16,7 +16,8 @@ orders with lines, AR events) in memory, with the rules a real tenant applies:
   ``batchaudit`` 1 → 2, per order, answering ``count/sucessCount/failCount/messages``.
 - Every change stamps ``pubts`` with the tenant clock, later than any seeded stamp.
 
-Lists answer the shapes of §2.5: ``merchant/newlist`` a bare array; ``voucherorder/list`` one
+Lists answer the shapes of §2.5: ``merchant/newlist`` a bare array (in creation order, or in
+``pubts`` order with ``merchant_order="changed"``); ``voucherorder/list`` one
 row per order line (line fields prefixed ``orderDetails_``), paged with ``recordCount`` and
 ``pageCount``; ``EFI/arPublicEvent/list`` paged, ``pageSize`` at most 500. Field names the
 reference does not give are the connector mapping's guesses (``connectors.yonyou.mapping``).
@@ -78,6 +79,10 @@ class YonyouState:
     products: dict[str, Json] = field(default_factory=dict)  # code → product
     staff: dict[str, Json] = field(default_factory=dict)  # code → person
     merchants: dict[str, Json] = field(default_factory=dict)  # id → customer
+    # The order ``merchant/newlist`` answers in: undocumented (§2.5), so either of two guesses:
+    # "created" (insertion order: an edit leaves a row in place) or "changed" (``pubts``, then
+    # id: an edit moves the row to the end, shifting every row after it).
+    merchant_order: str = "created"
     orders: dict[str, Json] = field(default_factory=dict)  # id → order with "orderDetails"
     receivables: dict[str, Json] = field(default_factory=dict)  # id → AR event row
     lock: threading.RLock = field(default_factory=threading.RLock)
@@ -136,7 +141,7 @@ class YonyouState:
     # -- customers ---------------------------------------------------------------------------
 
     def merchant_list(self, body: Mapping[str, Any]) -> list[Json]:
-        """``merchant/newlist``: rows in creation order, filtered; ``data`` is the bare page."""
+        """``merchant/newlist``: rows in ``merchant_order``, filtered; ``data`` is the bare page."""
         index, size = _paging(body, MAX_MERCHANT_PAGE)
         since = str(body.get("pubts") or "")
         wanted = {k: str(body[k]) for k in ("code", "creditCode") if body.get(k)}
@@ -145,6 +150,8 @@ class YonyouState:
             rows = [m for m in self.merchants.values()
                     if (not since or m["pubts"] >= since) and all(str(m.get(k) or "") == v for k, v in wanted.items())
                     and (not name or name in m["name"]["simplifiedName"])]
+            if self.merchant_order == "changed":
+                rows.sort(key=lambda m: (m["pubts"], len(m["id"]), m["id"]))
             return [_copy(m) for m in rows[(index - 1) * size:index * size]]
 
     def merchant_insert(self, data: Mapping[str, Any]) -> Json:
