@@ -290,15 +290,32 @@ def upsert_sales_orders(ctx: PageContext, mapped: Sequence[Mapped]) -> TargetOut
         ["source_system", "external_id", "fetched_at", "content_hash", "customer_id", "order_number",
          "order_date", "currency", "total_amount", "status", "erp_system", "erp_bill_number", "erp_status",
          "erp_synced_at"],
-        rows, key=["erp_system", "erp_bill_number"], update_exprs=exprs,
+        rows, key=["erp_system", "erp_bill_number"], update_exprs=exprs, assume_new=ctx.all_new,
+        guarded=ctx.guarded,
     )
-    written = result.inserted_ids + result.updated_ids
-    if written:
-        _replace_erp_lines(ctx, written, {rec.bill_number: rec for _, rec, _ in records})
+    by_bill = {rec.bill_number: rec for _, rec, _ in records}
+    if result.copied:
+        # the all-new fast path (none of the page's bills was stored when looked up): COPY
+        # straight in, no staging table and no ON CONFLICT, and every order is the ERP's
+        # and new, so its lines only need inserting; COPY returns no ids, so look them up
+        _insert_erp_lines(ctx, sorted(_order_ids_by_bill(ctx, list(by_bill))), by_bill)
+    elif written := result.inserted_ids + result.updated_ids:
+        _replace_erp_lines(ctx, written, result.updated_ids, by_bill)
     return TargetOutcome(result.inserted, result.updated, result.unchanged, rejected, superseded)
 
 
-def _replace_erp_lines(ctx: PageContext, order_ids: list[int], by_bill: dict[str, SalesOrderRecord]) -> None:
+def _order_ids_by_bill(ctx: PageContext, bills: list[str]) -> list[tuple[int, str]]:
+    """(id, bill number) of the system's orders with these ERP bill numbers."""
+    pairs = fetch_pairs(ctx.conn, "SELECT t.id, k.key FROM " + each_key(
+        "sales_order", "t.erp_system = %(s)s AND t.erp_bill_number = k.key", keys="%(keys)s"),
+        {"s": ctx.system, "keys": page_keys(bills)})
+    return [(int(row_id), str(bill)) for row_id, bill in pairs]
+
+
+def _replace_erp_lines(ctx: PageContext, order_ids: list[int], updated_ids: list[int],
+                       by_bill: dict[str, SalesOrderRecord]) -> None:
+    """Write the lines of the orders just merged (``order_ids``) that came from the ERP, in
+    place of those stored; only ``updated_ids`` (orders that were stored before) can have any."""
     rows = ctx.conn.execute(
         sa.text("SELECT id, erp_bill_number FROM sales_order WHERE id = ANY(:ids) AND source_system <> 'crm'"),
         {"ids": order_ids},
@@ -306,11 +323,21 @@ def _replace_erp_lines(ctx: PageContext, order_ids: list[int], by_bill: dict[str
     erp_ids = [row_id for row_id, _ in rows]
     if not erp_ids:
         return
-    ctx.conn.execute(sa.text("DELETE FROM sales_order_line WHERE order_id = ANY(:ids)"), {"ids": erp_ids})
+    # an order inserted by this merge has no lines yet: a first load deletes nothing, and
+    # skipping the DELETE spares a plan over a table that grows page by page (13 ms a page
+    # of 500 orders at the end of a 5,000-order load, inbound round 3)
+    updated = set(updated_ids)
+    if stale := [row_id for row_id in erp_ids if row_id in updated]:
+        ctx.conn.execute(sa.text("DELETE FROM sales_order_line WHERE order_id = ANY(:ids)"), {"ids": stale})
+    _insert_erp_lines(ctx, [(int(row_id), str(bill)) for row_id, bill in rows], by_bill)
+
+
+def _insert_erp_lines(ctx: PageContext, orders: list[tuple[int, str]], by_bill: dict[str, SalesOrderRecord]) -> None:
+    """Insert the lines of ``orders`` ((id, bill number), lines in that order)."""
     lines = [
         (row_id, line.line_no, line.product_code, line.product_name, line.quantity, line.unit_price,
          line.tax_rate, line.amount)
-        for row_id, bill in rows for line in by_bill[bill].lines
+        for row_id, bill in orders for line in by_bill[bill].lines
     ]
     if lines:
         ctx.conn.execute(_INSERT_LINES, {"lines": msgspec.json.encode(lines).decode()})
