@@ -12,7 +12,7 @@ import datetime as dt
 import functools
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from operator import attrgetter, itemgetter
 from typing import Any, cast
 
@@ -380,13 +380,17 @@ def upsert_customers(ctx: PageContext, mapped: Sequence[Mapped]) -> TargetOutcom
     claims_before = _claims_before(ctx, records)
     to_settle: set[int] = set()  # golden customers settled once, after the page's records are linked
     links: list[dict[str, Any]] = []  # written in one go before settling, which reads them
+    created = _NewCustomers(ctx, lookups, links)
     for rec, digest in items:
         phone_key = vault.blind_index("mobile", rec.phone) if vault is not None and rec.phone else None
-        resolution = resolve_customer(
-            CustomerCandidate(rec.external_id, rec.name, rec.credit_code,
-                              contact_keys=(phone_key,) if phone_key else ()),
-            lookups,
-        )
+        candidate = CustomerCandidate(rec.external_id, rec.name, rec.credit_code,
+                                      contact_keys=(phone_key,) if phone_key else ())
+        resolution = resolve_customer(candidate, lookups)
+        if created.named_in(resolution):
+            # the record resolves to (or conflicts with) a customer this page created: insert
+            # those now and resolve again, so that ids and conflict details are the real ones
+            created.insert()
+            resolution = resolve_customer(candidate, lookups)
         for conflict in resolution.conflicts:
             _record_conflict(ctx, rec, conflict.reason, resolution.customer_id, conflict.candidate_ids,
                              conflict.detail)
@@ -403,7 +407,7 @@ def upsert_customers(ctx: PageContext, mapped: Sequence[Mapped]) -> TargetOutcom
                           "fetched_at": ctx.now.isoformat(),
                           "changed_at": rec.modified_at.isoformat() if rec.modified_at else None}
             sources = {f: provenance for f in values}
-            customer_id = _insert_customer(ctx, {**values, "normalized_name": resolution.normalized_name}, sources)
+            customer_id = created.add({**values, "normalized_name": resolution.normalized_name}, sources)
             links.append(_link(ctx, rec.external_id, customer_id, digest, stored))
             outcome.inserted += 1
         else:
@@ -427,6 +431,7 @@ def upsert_customers(ctx: PageContext, mapped: Sequence[Mapped]) -> TargetOutcom
         by_name = lookups.by_name.get(resolution.normalized_name, ())
         if all(k.id != customer_id for k in by_name):
             lookups.by_name[resolution.normalized_name] = (*by_name, known)  # type: ignore[index]
+    created.insert()
     if links:
         ctx.conn.execute(_LINK_IDENTITY, links)
     settle_customers(ctx.conn, to_settle, precedence)
@@ -492,18 +497,67 @@ def _owner_ids(ctx: PageContext, refs: set[str | None]) -> dict[str, int]:
     return found
 
 
-def _insert_customer(ctx: PageContext, values: dict[str, Any], sources: dict[str, Any]) -> int:
-    # on the driver's connection, prepared (hub.prepared): the statement is the same for
-    # every customer with the same fields, and SQLAlchemy's work per statement cost more
-    # than the insert itself (500 customers: 0.30 s of 0.64 s profiled, inbound round 3)
-    cols = list(values)
-    rows = prepared.execute(
-        ctx.conn,
-        f"INSERT INTO customer ({', '.join(cols)}, field_sources) VALUES "
-        f"({', '.join(f'%({c})s' for c in cols)}, CAST(%(field_sources)s AS jsonb)) RETURNING id",
-        {**values, "field_sources": json.dumps(sources, ensure_ascii=False)},
-    )
-    return int(rows[0][0])
+class _NewCustomers:
+    """The golden customers a page of customer records creates, inserted a batch at a time.
+
+    One INSERT per new customer, each waiting for its id, cost more than the rest of a
+    first load's customer page (500 customers: 0.30 s of 0.64 s profiled, inbound round 3).
+    So a new customer gets a provisional id (negative, never a real one) in the page's
+    lookups and links, and the pending rows are inserted in one pipeline (in the order
+    they were created, so they get the ids they got one by one) when the page is done, or
+    as soon as a later record of the page resolves to or conflicts with one of them (which
+    is then resolved again with the real ids: :meth:`named_in`). Provisional ids never
+    reach the database, a conflict's detail or the settling.
+    """
+
+    def __init__(self, ctx: PageContext, lookups: Lookups, links: list[dict[str, Any]]) -> None:
+        self.ctx, self.lookups, self.links = ctx, lookups, links
+        self.pending: list[tuple[int, dict[str, Any], dict[str, Any]]] = []
+        self.made = 0
+
+    def add(self, values: dict[str, Any], sources: dict[str, Any]) -> int:
+        """A new customer of these values (and field sources); its provisional id."""
+        self.made += 1
+        self.pending.append((-self.made, values, sources))
+        return -self.made
+
+    def named_in(self, resolution: Resolution) -> bool:
+        """Whether ``resolution`` names a customer not inserted yet."""
+        if not self.pending:
+            return False
+        ids = [resolution.customer_id or 0, *(i for c in resolution.conflicts for i in c.candidate_ids)]
+        return min(ids) < 0
+
+    def insert(self) -> None:
+        """Insert the pending customers and put their real ids where the provisional ones were."""
+        if not self.pending:
+            return
+        statements = []
+        for _, values, sources in self.pending:
+            cols = list(values)
+            statements.append((
+                f"INSERT INTO customer ({', '.join(cols)}, field_sources) VALUES "
+                f"({', '.join(f'%({c})s' for c in cols)}, CAST(%(field_sources)s AS jsonb)) RETURNING id",
+                {**values, "field_sources": json.dumps(sources, ensure_ascii=False)}))
+        results = prepared.execute_pipelined(self.ctx.conn, statements)
+        real = {provisional: int(rows[0][0]) for (provisional, _, _), rows in zip(self.pending, results, strict=True)}
+        self.pending = []
+        lookups = self.lookups
+        by_link = cast(dict[str, int], lookups.by_link)
+        for key, cid in by_link.items():
+            if cid < 0:
+                by_link[key] = real[cid]
+        by_code = cast(dict[str, KnownCustomer], lookups.by_credit_code)
+        for code, known in by_code.items():
+            if known.id < 0:
+                by_code[code] = replace(known, id=real[known.id])
+        by_name = cast(dict[str, tuple[KnownCustomer, ...]], lookups.by_name)
+        for name, found in by_name.items():
+            if any(k.id < 0 for k in found):
+                by_name[name] = tuple(replace(k, id=real[k.id]) if k.id < 0 else k for k in found)
+        for link in self.links:
+            if link["cid"] < 0:
+                link["cid"] = real[link["cid"]]
 
 
 def _claims_before(ctx: PageContext, records: list[CustomerRecord]) -> dict[str, tuple[int, dict[str, Any] | None]]:
