@@ -25,7 +25,9 @@ Two floors, both from the calls each stream made (counted by the sandbox, alone)
   dependents of customers). Not a bound either way (customers cannot run beside them, and
   the limit may allow more calls than streams); it is the issue's target reference.
 
-Ratios are wall time over floor, in the same run. Uses ``HUB_TEST_DATABASE_URL``, else Postgres on
+Ratios are wall time over floor, in the same run. "hub CPU" is this process's CPU time
+(every thread) during the waves sync: the sandbox and Postgres run in other processes, so it
+is the hub's own work, less noisy than wall time on a shared machine. Uses ``HUB_TEST_DATABASE_URL``, else Postgres on
 127.0.0.1:5432/test.
 """
 
@@ -102,6 +104,7 @@ class InboundRun:
     limit: int
     refused: int
     busy: float
+    cpu_s: float = 0.0  # CPU seconds of this (the hub's) process during the waves sync, all its threads
 
     def floor_s(self, deps: dict[str, tuple[str, ...]]) -> float:
         """Latency × Σ over waves of ⌈the wave's calls ÷ the concurrency limit⌉ (module doc)."""
@@ -133,7 +136,7 @@ class InboundRun:
             f"(calls x latency / {self._at_once(deps)}) {self.rough_floor_s(deps):.1f} s, ratio "
             f"{self.waves_s / self.rough_floor_s(deps):.2f}; speed-up {self.sequential_s / self.waves_s:.2f}x; "
             f"peak {self.peak_in_flight} calls in flight (limit {self.limit}), {self.refused} refused, "
-            f"machine busy {self.busy:.0%}",
+            f"machine busy {self.busy:.0%}, hub CPU {self.cpu_s:.2f} s",
         ]
 
     @staticmethod
@@ -168,9 +171,9 @@ def inbound(url: str, system: str, latency_ms: int, scale: float) -> InboundRun:
             runtime = schema.runtime(system, sandbox.url)
             runtime.client(system)
             before, busy = sandbox.stats(), machine_busy()
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.process_time()
             reports = runtime.sync(system)
-            waves = time.perf_counter() - started
+            waves, cpu = time.perf_counter() - started, time.process_time() - cpu_started
             after, busy_after = sandbox.stats(), machine_busy()
             runtime.close()
         finally:
@@ -178,7 +181,7 @@ def inbound(url: str, system: str, latency_ms: int, scale: float) -> InboundRun:
         share = (busy_after[0] - busy[0]) / max(busy_after[1] - busy[1], 1)
         return InboundRun(system, latency_ms, calls, sequential, waves, after["delayed"] - before["delayed"],
                           sum(r.counts.read for r in reports), after["peak_in_flight"], after["limit"] or 0,
-                          after["overloaded"] - before["overloaded"], share)
+                          after["overloaded"] - before["overloaded"], share, cpu)
     finally:
         sandbox.stop()
 
