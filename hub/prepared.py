@@ -1,4 +1,5 @@
-"""Hot statements, sent on the driver's own connection (psycopg 3), prepared: the outbox dispatcher's.
+"""Hot statements, sent on the driver's own connection (psycopg 3), prepared: the outbox dispatcher's,
+and the engine's inserts of new golden customers (:func:`execute_pipelined`, ``hub.engine.targets``).
 
 Per effect the dispatcher claims a row, records its outcome and audits it, and takes and
 gives back a call slot around every call: a handful of small statements whose round trips
