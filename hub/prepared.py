@@ -1,4 +1,5 @@
-"""Hot statements, sent on the driver's own connection (psycopg 3), prepared: the outbox dispatcher's.
+"""Hot statements, sent on the driver's own connection (psycopg 3), prepared: the outbox dispatcher's,
+and the engine's inserts of new golden customers (:func:`execute_pipelined`, ``hub.engine.targets``).
 
 Per effect the dispatcher claims a row, records its outcome and audits it, and takes and
 gives back a call slot around every call: a handful of small statements whose round trips
@@ -23,7 +24,7 @@ connections never were).
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import psycopg
@@ -58,6 +59,31 @@ def execute(conn: Connection, query: str, params: Mapping[str, Any], *, count: b
         raise DBAPIError.instance(query, None, exc, psycopg.Error, connection_invalidated=bool(broken)) from exc
 
 
+def execute_pipelined(conn: Connection, statements: Sequence[tuple[str, Mapping[str, Any]]]) -> list[list[tuple[Any, ...]]]:
+    """Run ``statements`` ((query, params), in order) as :func:`execute` does, but sent in one
+    pipeline (psycopg's pipeline mode): one wait for all of them instead of a round trip
+    each; the rows each returns, in order. The first failure fails the rest (the transaction
+    is aborted), raised as :func:`execute` raises it."""
+    if not statements:
+        return []
+    driver = conn.connection.driver_connection
+    global _sent
+    with _lock:
+        _sent += len(statements)
+    try:
+        with driver.pipeline():  # type: ignore[union-attr]
+            cursors = [driver.execute(query, params, prepare=True)  # type: ignore[union-attr]
+                       for query, params in statements]
+        return [cursor.fetchall() if cursor.pgresult is not None and cursor.pgresult.status == _TUPLES else []
+                for cursor in cursors]
+    except psycopg.Error as exc:
+        broken = driver is None or driver.closed
+        if broken:
+            conn.invalidate(exc)
+        raise DBAPIError.instance(statements[0][0], None, exc, psycopg.Error,
+                                  connection_invalidated=bool(broken)) from exc
+
+
 _TUPLES = psycopg.pq.ExecStatus.TUPLES_OK
 
-__all__ = ["execute", "sent"]
+__all__ = ["execute", "execute_pipelined", "sent"]

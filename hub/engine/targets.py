@@ -12,10 +12,11 @@ import datetime as dt
 import functools
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from operator import attrgetter, itemgetter
 from typing import Any, cast
 
+import msgspec
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
@@ -32,6 +33,7 @@ from canonical_model.records import (
     TaskCompletionRecord,
 )
 from canonical_model.storable import shown
+from hub import prepared
 from hub.engine import changes
 from hub.engine.bulk import (
     driver_connection,
@@ -288,15 +290,32 @@ def upsert_sales_orders(ctx: PageContext, mapped: Sequence[Mapped]) -> TargetOut
         ["source_system", "external_id", "fetched_at", "content_hash", "customer_id", "order_number",
          "order_date", "currency", "total_amount", "status", "erp_system", "erp_bill_number", "erp_status",
          "erp_synced_at"],
-        rows, key=["erp_system", "erp_bill_number"], update_exprs=exprs,
+        rows, key=["erp_system", "erp_bill_number"], update_exprs=exprs, assume_new=ctx.all_new,
+        guarded=ctx.guarded,
     )
-    written = result.inserted_ids + result.updated_ids
-    if written:
-        _replace_erp_lines(ctx, written, {rec.bill_number: rec for _, rec, _ in records})
+    by_bill = {rec.bill_number: rec for _, rec, _ in records}
+    if result.copied:
+        # the all-new fast path (none of the page's bills was stored when looked up): COPY
+        # straight in, no staging table and no ON CONFLICT, and every order is the ERP's
+        # and new, so its lines only need inserting; COPY returns no ids, so look them up
+        _insert_erp_lines(ctx, sorted(_order_ids_by_bill(ctx, list(by_bill))), by_bill)
+    elif written := result.inserted_ids + result.updated_ids:
+        _replace_erp_lines(ctx, written, result.updated_ids, by_bill)
     return TargetOutcome(result.inserted, result.updated, result.unchanged, rejected, superseded)
 
 
-def _replace_erp_lines(ctx: PageContext, order_ids: list[int], by_bill: dict[str, SalesOrderRecord]) -> None:
+def _order_ids_by_bill(ctx: PageContext, bills: list[str]) -> list[tuple[int, str]]:
+    """(id, bill number) of the system's orders with these ERP bill numbers."""
+    pairs = fetch_pairs(ctx.conn, "SELECT t.id, k.key FROM " + each_key(
+        "sales_order", "t.erp_system = %(s)s AND t.erp_bill_number = k.key", keys="%(keys)s"),
+        {"s": ctx.system, "keys": page_keys(bills)})
+    return [(int(row_id), str(bill)) for row_id, bill in pairs]
+
+
+def _replace_erp_lines(ctx: PageContext, order_ids: list[int], updated_ids: list[int],
+                       by_bill: dict[str, SalesOrderRecord]) -> None:
+    """Write the lines of the orders just merged (``order_ids``) that came from the ERP, in
+    place of those stored; only ``updated_ids`` (orders that were stored before) can have any."""
     rows = ctx.conn.execute(
         sa.text("SELECT id, erp_bill_number FROM sales_order WHERE id = ANY(:ids) AND source_system <> 'crm'"),
         {"ids": order_ids},
@@ -304,18 +323,38 @@ def _replace_erp_lines(ctx: PageContext, order_ids: list[int], by_bill: dict[str
     erp_ids = [row_id for row_id, _ in rows]
     if not erp_ids:
         return
-    ctx.conn.execute(sa.text("DELETE FROM sales_order_line WHERE order_id = ANY(:ids)"), {"ids": erp_ids})
+    # an order inserted by this merge has no lines yet: a first load deletes nothing, and
+    # skipping the DELETE spares a plan over a table that grows page by page (13 ms a page
+    # of 500 orders at the end of a 5,000-order load, inbound round 3)
+    updated = set(updated_ids)
+    if stale := [row_id for row_id in erp_ids if row_id in updated]:
+        ctx.conn.execute(sa.text("DELETE FROM sales_order_line WHERE order_id = ANY(:ids)"), {"ids": stale})
+    _insert_erp_lines(ctx, [(int(row_id), str(bill)) for row_id, bill in rows], by_bill)
+
+
+def _insert_erp_lines(ctx: PageContext, orders: list[tuple[int, str]], by_bill: dict[str, SalesOrderRecord]) -> None:
+    """Insert the lines of ``orders`` ((id, bill number), lines in that order)."""
     lines = [
-        {"order_id": row_id, "line_no": line.line_no, "product_code": line.product_code,
-         "product_name": line.product_name, "quantity": line.quantity, "unit_price": line.unit_price,
-         "tax_rate": line.tax_rate, "amount": line.amount}
-        for row_id, bill in rows for line in by_bill[bill].lines
+        (row_id, line.line_no, line.product_code, line.product_name, line.quantity, line.unit_price,
+         line.tax_rate, line.amount)
+        for row_id, bill in orders for line in by_bill[bill].lines
     ]
     if lines:
-        ctx.conn.execute(sa.text(
-            "INSERT INTO sales_order_line (order_id, line_no, product_code, product_name, quantity, "
-            "unit_price, tax_rate, amount) VALUES (:order_id, :line_no, :product_code, :product_name, "
-            ":quantity, :unit_price, :tax_rate, :amount)"), lines)
+        ctx.conn.execute(_INSERT_LINES, {"lines": msgspec.json.encode(lines).decode()})
+
+
+# The page's lines in one statement, as one JSON array of rows (msgspec writes a Decimal as
+# its exact text, which Postgres reads back as the same numeric). One row per line sent as
+# an executemany cost about 40 us of client CPU a line (SQLAlchemy's parameters, psycopg's
+# pipeline): 11,000 lines, half the writer's time on an order page (benchmarks/RESULTS.md,
+# inbound round 3). Still an INSERT, not a COPY: a value the table refused would be refused
+# in the same words (a text longer than its column, a number too large for it), and ids are
+# given in line order as before (the rows are read in array order).
+_INSERT_LINES = sa.text(
+    "INSERT INTO sales_order_line (order_id, line_no, product_code, product_name, quantity, unit_price, "
+    "tax_rate, amount) SELECT CAST(r->>0 AS bigint), CAST(r->>1 AS integer), r->>2, r->>3, "
+    "CAST(r->>4 AS numeric), CAST(r->>5 AS numeric), CAST(r->>6 AS numeric), CAST(r->>7 AS numeric) "
+    "FROM jsonb_array_elements(CAST(:lines AS jsonb)) WITH ORDINALITY AS l(r, n) ORDER BY n")
 
 
 # --- customers: identity resolution into golden records ---------------------------------
@@ -340,13 +379,18 @@ def upsert_customers(ctx: PageContext, mapped: Sequence[Mapped]) -> TargetOutcom
     precedence = precedence_for(ctx.conn)
     claims_before = _claims_before(ctx, records)
     to_settle: set[int] = set()  # golden customers settled once, after the page's records are linked
+    links: list[dict[str, Any]] = []  # written in one go before settling, which reads them
+    created = _NewCustomers(ctx, lookups, links)
     for rec, digest in items:
         phone_key = vault.blind_index("mobile", rec.phone) if vault is not None and rec.phone else None
-        resolution = resolve_customer(
-            CustomerCandidate(rec.external_id, rec.name, rec.credit_code,
-                              contact_keys=(phone_key,) if phone_key else ()),
-            lookups,
-        )
+        candidate = CustomerCandidate(rec.external_id, rec.name, rec.credit_code,
+                                      contact_keys=(phone_key,) if phone_key else ())
+        resolution = resolve_customer(candidate, lookups)
+        if created.named_in(resolution):
+            # the record resolves to (or conflicts with) a customer this page created: insert
+            # those now and resolve again, so that ids and conflict details are the real ones
+            created.insert()
+            resolution = resolve_customer(candidate, lookups)
         for conflict in resolution.conflicts:
             _record_conflict(ctx, rec, conflict.reason, resolution.customer_id, conflict.candidate_ids,
                              conflict.detail)
@@ -363,12 +407,12 @@ def upsert_customers(ctx: PageContext, mapped: Sequence[Mapped]) -> TargetOutcom
                           "fetched_at": ctx.now.isoformat(),
                           "changed_at": rec.modified_at.isoformat() if rec.modified_at else None}
             sources = {f: provenance for f in values}
-            customer_id = _insert_customer(ctx, {**values, "normalized_name": resolution.normalized_name}, sources)
-            _link_identity(ctx, rec.external_id, customer_id, digest, stored)
+            customer_id = created.add({**values, "normalized_name": resolution.normalized_name}, sources)
+            links.append(_link(ctx, rec.external_id, customer_id, digest, stored))
             outcome.inserted += 1
         else:
             customer_id = resolution.customer_id
-            _link_identity(ctx, rec.external_id, customer_id, digest, stored)
+            links.append(_link(ctx, rec.external_id, customer_id, digest, stored))
             moved = prior is None or prior[0] != customer_id
             if moved and prior is not None:
                 to_settle.add(prior[0])  # the customer it left loses its values
@@ -387,6 +431,9 @@ def upsert_customers(ctx: PageContext, mapped: Sequence[Mapped]) -> TargetOutcom
         by_name = lookups.by_name.get(resolution.normalized_name, ())
         if all(k.id != customer_id for k in by_name):
             lookups.by_name[resolution.normalized_name] = (*by_name, known)  # type: ignore[index]
+    created.insert()
+    if links:
+        ctx.conn.execute(_LINK_IDENTITY, links)
     settle_customers(ctx.conn, to_settle, precedence)
     return outcome
 
@@ -450,14 +497,67 @@ def _owner_ids(ctx: PageContext, refs: set[str | None]) -> dict[str, int]:
     return found
 
 
-def _insert_customer(ctx: PageContext, values: dict[str, Any], sources: dict[str, Any]) -> int:
-    cols = list(values)
-    row = ctx.conn.execute(
-        sa.text(f"INSERT INTO customer ({', '.join(cols)}, field_sources) VALUES "
-                f"({', '.join(':' + c for c in cols)}, CAST(:field_sources AS jsonb)) RETURNING id"),
-        {**values, "field_sources": json.dumps(sources, ensure_ascii=False)},
-    ).one()
-    return int(row[0])
+class _NewCustomers:
+    """The golden customers a page of customer records creates, inserted a batch at a time.
+
+    One INSERT per new customer, each waiting for its id, cost more than the rest of a
+    first load's customer page (500 customers: 0.30 s of 0.64 s profiled, inbound round 3).
+    So a new customer gets a provisional id (negative, never a real one) in the page's
+    lookups and links, and the pending rows are inserted in one pipeline (in the order
+    they were created, so they get the ids they got one by one) when the page is done, or
+    as soon as a later record of the page resolves to or conflicts with one of them (which
+    is then resolved again with the real ids: :meth:`named_in`). Provisional ids never
+    reach the database, a conflict's detail or the settling.
+    """
+
+    def __init__(self, ctx: PageContext, lookups: Lookups, links: list[dict[str, Any]]) -> None:
+        self.ctx, self.lookups, self.links = ctx, lookups, links
+        self.pending: list[tuple[int, dict[str, Any], dict[str, Any]]] = []
+        self.made = 0
+
+    def add(self, values: dict[str, Any], sources: dict[str, Any]) -> int:
+        """A new customer of these values (and field sources); its provisional id."""
+        self.made += 1
+        self.pending.append((-self.made, values, sources))
+        return -self.made
+
+    def named_in(self, resolution: Resolution) -> bool:
+        """Whether ``resolution`` names a customer not inserted yet."""
+        if not self.pending:
+            return False
+        ids = [resolution.customer_id or 0, *(i for c in resolution.conflicts for i in c.candidate_ids)]
+        return min(ids) < 0
+
+    def insert(self) -> None:
+        """Insert the pending customers and put their real ids where the provisional ones were."""
+        if not self.pending:
+            return
+        statements = []
+        for _, values, sources in self.pending:
+            cols = list(values)
+            statements.append((
+                f"INSERT INTO customer ({', '.join(cols)}, field_sources) VALUES "
+                f"({', '.join(f'%({c})s' for c in cols)}, CAST(%(field_sources)s AS jsonb)) RETURNING id",
+                {**values, "field_sources": json.dumps(sources, ensure_ascii=False)}))
+        results = prepared.execute_pipelined(self.ctx.conn, statements)
+        real = {provisional: int(rows[0][0]) for (provisional, _, _), rows in zip(self.pending, results, strict=True)}
+        self.pending = []
+        lookups = self.lookups
+        by_link = cast(dict[str, int], lookups.by_link)
+        for key, cid in by_link.items():
+            if cid < 0:
+                by_link[key] = real[cid]
+        by_code = cast(dict[str, KnownCustomer], lookups.by_credit_code)
+        for code, known in by_code.items():
+            if known.id < 0:
+                by_code[code] = replace(known, id=real[known.id])
+        by_name = cast(dict[str, tuple[KnownCustomer, ...]], lookups.by_name)
+        for name, found in by_name.items():
+            if any(k.id < 0 for k in found):
+                by_name[name] = tuple(replace(k, id=real[k.id]) if k.id < 0 else k for k in found)
+        for link in self.links:
+            if link["cid"] < 0:
+                link["cid"] = real[link["cid"]]
 
 
 def _claims_before(ctx: PageContext, records: list[CustomerRecord]) -> dict[str, tuple[int, dict[str, Any] | None]]:
@@ -471,20 +571,23 @@ def _claims_before(ctx: PageContext, records: list[CustomerRecord]) -> dict[str,
     return {key: (int(cid), stored) for key, cid, stored in rows}
 
 
-def _link_identity(ctx: PageContext, external_id: str, customer_id: int, digest: str,
-                   claims: dict[str, Any]) -> None:
-    """Link the record to ``customer_id`` with its content hash and its claims."""
-    ctx.conn.execute(
-        sa.text(
-            "INSERT INTO external_identity (system, object, external_id, canonical_table, canonical_id, "
-            "content_hash, source_values) VALUES (:system, 'customer', :ext, 'customer', :cid, :hash, "
-            "CAST(:claims AS jsonb)) ON CONFLICT (system, object, external_id) DO UPDATE SET "
-            "canonical_id = EXCLUDED.canonical_id, content_hash = EXCLUDED.content_hash, "
-            "source_values = EXCLUDED.source_values, last_seen = now()"
-        ),
-        {"system": ctx.system, "ext": external_id, "cid": customer_id, "hash": digest,
-         "claims": json.dumps(claims, ensure_ascii=False)},
-    )
+def _link(ctx: PageContext, external_id: str, customer_id: int, digest: str,
+          claims: dict[str, Any]) -> dict[str, Any]:
+    """The parameters of :data:`_LINK_IDENTITY` linking the record to ``customer_id`` with its
+    content hash and its claims."""
+    return {"system": ctx.system, "ext": external_id, "cid": customer_id, "hash": digest,
+            "claims": json.dumps(claims, ensure_ascii=False)}
+
+
+# One executemany a page (psycopg's pipeline: no round trip per link); the page's records
+# have one key each (latest), so no two rows of it link the same record.
+_LINK_IDENTITY = sa.text(
+    "INSERT INTO external_identity (system, object, external_id, canonical_table, canonical_id, "
+    "content_hash, source_values) VALUES (:system, 'customer', :ext, 'customer', :cid, :hash, "
+    "CAST(:claims AS jsonb)) ON CONFLICT (system, object, external_id) DO UPDATE SET "
+    "canonical_id = EXCLUDED.canonical_id, content_hash = EXCLUDED.content_hash, "
+    "source_values = EXCLUDED.source_values, last_seen = now()"
+)
 
 
 def _record_conflict(

@@ -48,6 +48,29 @@ def test_same_name_with_different_codes_is_flagged_not_merged(db):
     assert [(c.external_id, c.reason) for c in conflict] == [("K002", "same_name_different_credit_code")]
 
 
+def test_records_of_one_page_resolve_to_customers_created_earlier_in_it_with_real_ids(db):
+    # given one page where K002 shares K001's credit code, K003 K001's name under another
+    # code, and K004 is new (customers are inserted in batches, with provisional ids until then)
+    sync_stream(db, "kingdee", customer_stream("kingdee"), [
+        {"id": "K001", "name": "上海华创电子有限公司", "code": synthetic_credit_code(1)},
+        {"id": "K002", "name": "华创电子（上海）", "code": synthetic_credit_code(1)},
+        {"id": "K003", "name": "上海华创电子股份有限公司", "code": synthetic_credit_code(2)},
+        {"id": "K004", "name": "苏州远景机械有限公司", "code": synthetic_credit_code(3)},
+    ])
+
+    # then K001 and K002 share one customer; K003 and K004 got their own, in page order
+    links = {r.external_id: r.canonical_id for r in rows(db, "SELECT external_id, canonical_id FROM external_identity")}
+    customers = [r.id for r in rows(db, "SELECT id FROM customer ORDER BY id")]
+    assert customers == [links["K001"], links["K003"], links["K004"]] and links["K002"] == links["K001"]
+    assert customers == list(range(customers[0], customers[0] + 3))
+    # and K003's conflict names K001's customer by its real id, in the columns and in words
+    (conflict,) = rows(db, "SELECT external_id, reason, chosen_customer_id, candidate_customer_ids, detail "
+                           "FROM identity_conflict")
+    assert (conflict.external_id, conflict.reason) == ("K003", "same_name_different_credit_code")
+    assert conflict.chosen_customer_id is None and conflict.candidate_customer_ids == [links["K001"]]
+    assert f"customer(s) [{links['K001']}]" in conflict.detail["message"]
+
+
 def test_invalid_credit_code_is_reported_and_not_stored(db):
     sync_stream(db, "kingdee", customer_stream("kingdee"),
                 [{"id": "K001", "name": "成都博远物流有限公司", "code": "91510107MA00000000"}])
