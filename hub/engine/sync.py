@@ -40,7 +40,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from itertools import compress
-from operator import itemgetter, ne
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -56,7 +56,7 @@ from hub.engine.bulk import change_hash, change_hashes
 from hub.engine.intake import Entry, map_entries, one_per_key, position, readable
 from hub.engine.isolation import write_isolated
 from hub.engine.quarantine import Rejected, store_rejected, stored_record, visible
-from hub.engine.targets import HANDLERS, Mapped, PageContext, existing_hashes
+from hub.engine.targets import HANDLERS, Mapped, PageContext, changed_keys
 from hub.errors import HubError
 from hub.vault import vault_for
 
@@ -163,12 +163,17 @@ def prepare_page(conn: Connection, system: str, stream: StreamSpec, hashed: Hash
     entries, superseded, premapped = one_per_key(stream, entries, page_no)
     kept = records if len(entries) == len(records) else [raw for _, raw, _, _ in entries]
     keys = list(map(_KEY, entries))
-    stored = existing_hashes(conn, stream.target, system, keys, stamp_range(kept, stream.cursor_field))
-    # the entries whose stored hash differs (or that have none), at C speed
-    changed: list[Entry] = list(compress(entries, map(ne, map(stored.get, keys), map(_DIGEST, entries))))
+    check = changed_keys(conn, stream.target, system, keys, list(map(_DIGEST, entries)),
+                         stamp_range(kept, stream.cursor_field))
+    # the entries whose stored hash differs (or that have none), at C speed; keys are distinct
+    changed: list[Entry]
+    if len(check.changed) == len(entries):
+        changed = entries
+    else:
+        changed = list(compress(entries, map(check.changed.__contains__, keys))) if check.changed else []
     mapped, map_rejected = map_entries(stream, changed, page_no, premapped)
     return PreparedPage(hashed.page, mapped, [*rejected, *map_rejected], len(entries) - len(changed),
-                        not stored, superseded, page_no)
+                        check.held == 0, superseded, page_no)
 
 
 def stamp_range(records: list[dict[str, Any]], cursor_field: str | None) -> tuple[str, str] | None:
@@ -177,7 +182,10 @@ def stamp_range(records: list[dict[str, Any]], cursor_field: str | None) -> tupl
     record has none (the lookup then probes every key)."""
     if not cursor_field or not records:
         return None
-    values: list[Any] = [raw.get(cursor_field) for raw in records]
+    try:  # itemgetter runs at C speed; a record without the field has no stamp
+        values: list[Any] = list(map(itemgetter(cursor_field), records))
+    except KeyError:
+        return None
     if None in values:
         return None
     stamps: list[str] = values if set(map(type, values)) == {str} else [str(v) for v in values]
