@@ -21,10 +21,11 @@ with an error that names the record by reference, never by its values.
 A crash anywhere loses nothing (the uncommitted page is read again from the stored
 cursor) and duplicates nothing (rows are merged by natural key; unchanged rows cost
 no write). Memory is bounded by the page size: the engine never holds a whole stream.
-Reading (with hashing), preparing (the unchanged check, mapping) and writing overlap: the
-next page is read and hashed (:func:`read_ahead`, :func:`fingerprinted`) and prepared while
-the previous one is written, so HTTP, Python and Postgres work at the same time; writes
-stay in page order.
+Reading (with hashing and the key checks of step 1), preparing (the unchanged check in
+Postgres, mapping) and writing overlap: the next page is read, hashed and checked
+(:func:`read_ahead`, :func:`fingerprinted`) while this one is compared with the store and
+mapped, and the previous one is written, so HTTP, Python and Postgres work at the same
+time; writes stay in page order.
 """
 
 from __future__ import annotations

@@ -409,3 +409,22 @@ def test_rows_stored_with_the_old_blake2b_hashes_are_rewritten_once_then_unchang
     assert rows(db, values) == before and notified == []
     assert dict(rows(db, "SELECT external_id, content_hash FROM receivable")) == {
         bill: change_hash(raw, version) for bill, raw in records.items()}
+
+
+def test_customer_records_are_compared_with_the_hash_their_external_identity_keeps(db):
+    from hub.engine.targets import HashCheck, changed_keys
+
+    # given 10 customers stored (their hashes kept on external_identity, not on customer)
+    source = SyntheticSource(customers=10, receivables=0, page_size=10)
+    sync_stream(db, "synthetic", CUSTOMERS, source)
+    stored = dict(rows(db, "SELECT external_id, content_hash FROM external_identity WHERE object = 'customer'"))
+    keys = [*sorted(stored)[:6], "C-not-stored"]
+    hashes = [*(stored[key] for key in keys[:4]), "other", "other", "other"]
+
+    # when a page of 4 unchanged, 2 changed and 1 new customer is compared, with and without stamps
+    with db.engine.connect() as conn:
+        by_key = changed_keys(conn, "customer", "synthetic", keys, hashes)
+        with_stamps = changed_keys(conn, "customer", "synthetic", keys, hashes, ("0", "9"))
+
+    # then the changed and the new are found, and the 6 stored counted (customers carry no stamp)
+    assert by_key == with_stamps == HashCheck(set(keys[4:]), 6)
