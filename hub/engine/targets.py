@@ -806,11 +806,14 @@ def changed_keys(conn: Connection, target: str, system: str, keys: list[str], ha
     """Which of a page's records (distinct source keys, see StreamSpec.key_field, with the
     content hash of each) are changed or new, compared with what the target stores.
 
-    The comparison runs in Postgres: the page's keys and hashes go out as one parameter,
-    and only the keys that differ come back, so an unchanged page fetches one row of
-    counts instead of a (key, hash) pair per record (measured on a re-sync of 200,000
-    receivables: 0.05 s of CPU instead of 0.21 s for fetching the pairs and 0.03 s for
-    comparing them in Python).
+    The comparison runs in Postgres: the page's keys and hashes go out as two text
+    parameters, and only the keys that differ come back, so an unchanged page fetches one
+    row of counts instead of a (key, hash) pair per record. Measured on an unchanged
+    re-sync of 200,000 receivables (40 pages): 0.06 s of this process's CPU instead of
+    0.21 s for fetching the pairs (and 0.01 s for comparing them in Python); Postgres
+    works a little longer (4.7 ms a page instead of 3 ms), a wait the engine overlaps with
+    hashing and checking the next page (:func:`hub.engine.sync.fingerprinted`).
+    ``hashes`` are hex digests (:func:`hub.engine.bulk.change_hashes`): no commas.
 
     Three ways to find the stored rows, cheapest first; each answers exactly, so the
     answer is the same whichever is taken:
@@ -826,6 +829,8 @@ def changed_keys(conn: Connection, target: str, system: str, keys: list[str], ha
     3. when a range holds more than twice as many rows as there are keys, it is abandoned
        and each key is probed (as :func:`hub.engine.bulk.each_key`).
     """
+    if len(keys) != len(hashes):
+        raise ValueError(f"{target}: {len(keys)} keys but {len(hashes)} content hashes; one each expected")
     if not keys:
         return HashCheck(set(), 0)
     home = _hash_home(target, system)
@@ -871,6 +876,10 @@ def _compare(conn: Connection, stored: str, keys: list[str], hashes: list[str], 
     FROM item ``s`` joined to each page row ``p`` (a probe per key).
     """
     limit = 2 * len(keys)
+    joined = ",".join(hashes)
+    if joined.count(",") != len(hashes) - 1:
+        raise ValueError(f"content hashes must not contain commas (hex digests expected), got {len(hashes)} "
+                         f"hashes holding {joined.count(',') - len(hashes) + 1} commas")
     if ranged:
         # The comparison runs only when the range holds a row (a condition without a column
         # of the query is a one-time filter in Postgres, checked before the join): in a first
@@ -883,7 +892,7 @@ def _compare(conn: Connection, stored: str, keys: list[str], hashes: list[str], 
     else:
         query = f"WITH {_PAGE} " + _COMPARED.format(join=f"LEFT JOIN {stored} ON true")
     with driver_connection(conn).cursor() as cur:
-        cur.execute(query, {**params, "keys": _encode_json(keys).decode(), "hashes": ",".join(hashes),
+        cur.execute(query, {**params, "keys": _encode_json(keys).decode(), "hashes": joined,
                             "limit": limit + 1})
         row = cur.fetchone()
     assert row is not None  # an aggregate without GROUP BY: always one row

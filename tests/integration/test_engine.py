@@ -213,6 +213,19 @@ def test_a_page_of_new_keys_is_all_changed_and_none_held(db):
     assert empty == HashCheck(set(), 0)
 
 
+def test_a_comparison_refuses_hashes_it_could_not_send_apart(db):
+    import pytest
+
+    from hub.engine.targets import changed_keys
+
+    # given hashes sent as one comma-separated text: a comma in one, or one hash too few
+    with db.engine.connect() as conn:
+        for keys, hashes in ((["AR1", "AR2"], ["a,b", "c"]), (["AR1", "AR2"], ["a"])):
+            # when compared, then refused before anything is sent
+            with pytest.raises(ValueError, match=r"commas|one each"):
+                changed_keys(conn, "receivable", "synthetic", keys, hashes)
+
+
 def test_an_unchanged_resync_keeps_one_audit_row_per_page_in_order_and_ends_at_the_last_cursor(db):
     from hub.engine.sync import QUIET_PAGES_PER_COMMIT
 
