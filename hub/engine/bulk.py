@@ -170,7 +170,10 @@ def change_hashes(records: Sequence[Any], mapping_version: str) -> list[str]:
     each stream after the upgrade finds every record changed and rewrites it once (counted
     as *updated*; the values written are the ones stored, so the rewrite notifies no
     receivable change), and from the next sync on the records are unchanged again. It costs
-    one mapping and merge per stored row, like a new mapping version.
+    one mapping and merge per stored row, like a new mapping version, and like one it moves
+    each row's ``fetched_at`` and hash: an automation rule on ``receivable_changed``
+    (:mod:`hub.rules.automation.triggers`, window ``v:<fetched_at>:<hash>``) fires once for
+    every receivable rewritten. Pause such rules over the first sync after upgrading.
 
     Values that MessagePack encodes alike hash alike: a ``Decimal`` and its text, a tuple
     and a list, a ``datetime`` and its ISO text are not JSON types and do not occur in
