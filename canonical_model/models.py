@@ -52,7 +52,7 @@ class SourceStampMixin:
     """The source's change stamp (the value of the stream's cursor field) of the version
     held, for tables that grow with the source (bills, contacts): an unchanged re-sync
     then reads the stored hashes of a page's stamp range with one index range scan
-    instead of one index probe per key (``hub.engine.targets.existing_hashes``)."""
+    instead of one index probe per key (``hub.engine.targets.changed_keys``)."""
 
     source_cursor: Mapped[str | None] = mapped_column(sa.Text)
 

@@ -14,19 +14,18 @@ updated; staged minus returned is "unchanged".
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import hashlib
 import json
 import pickle
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from itertools import repeat
-from operator import methodcaller
 from typing import Any, TypeVar
 
 import msgspec
 import psycopg
 import sqlalchemy as sa
+import xxhash
 from psycopg import Connection as PgConnection
 from psycopg import sql
 from psycopg.types.json import Jsonb
@@ -130,11 +129,22 @@ def content_hash(raw: Any, mapping_version: str) -> str:
 # null, 1 and 1.0 and True, the key 1 and the key "1". "deterministic" sorts dict keys, so a
 # vendor that reorders a record's keys does not look like a change.
 _ENCODE = msgspec.msgpack.Encoder(order="deterministic").encode
-_DIGEST = functools.partial(hashlib.blake2b, digest_size=16)
-_HEX = methodcaller("hexdigest")
+_DIGEST = xxhash.xxh3_128_hexdigest
 # what msgspec refuses: an integer past 64 bits (OverflowError), a lone surrogate
 # (UnicodeEncodeError, a ValueError), a type it does not know (TypeError), nesting too deep
 _UNENCODABLE = (TypeError, ValueError, OverflowError, RecursionError)
+
+# The change hash's format. It is part of every hash (see :func:`change_hash_seed`), so a
+# new format changes every hash once, exactly as a new mapping version does. Change it
+# whenever the encoding or the digest changes.
+CHANGE_HASH_FORMAT = "msgpack+xxh3-128"
+
+
+def change_hash_seed(mapping_version: str) -> int:
+    """The 64-bit seed of :func:`change_hashes` for ``mapping_version``: the hash format and
+    the mapping version, hashed. Seeding XXH3 with it puts both into every record's hash
+    without concatenating a prefix to each encoded record (a copy of it per record)."""
+    return xxhash.xxh3_64_intdigest(f"{CHANGE_HASH_FORMAT}\x00{mapping_version}".encode())
 
 
 def change_hashes(records: Sequence[Any], mapping_version: str) -> list[str]:
@@ -142,28 +152,45 @@ def change_hashes(records: Sequence[Any], mapping_version: str) -> list[str]:
 
     Hashing the *raw* record lets the engine skip unchanged records before mapping and
     validating them, which is what makes a re-sync with nothing changed cheap. Each record
-    is encoded by msgspec's MessagePack encoder and hashed by blake2b, the page in one
-    chain of C calls (no Python frame per record): measured on 5,000 synthetic
-    receivables, 1.2 us a record instead of 2.6 us for ``repr`` + blake2b, 0.3 us of it the
-    encoding. A page holding a record the encoder cannot take hashes that record with
-    :func:`content_hash` (a different input format, so the two never meet).
+    is encoded by msgspec's MessagePack encoder and hashed by XXH3-128 (32 hex digits),
+    seeded with the format and the mapping version (:func:`change_hash_seed`), the page in
+    one chain of C calls (no Python frame per record). Measured on a page of 5,000
+    synthetic receivables: 0.41 us a record (0.34 us of it the encoding), where msgpack +
+    blake2b-128 took 1.32 us and ``repr`` + blake2b 2.6 us. A page holding a record the
+    encoder cannot take hashes that record with :func:`content_hash` (a different input
+    format, so the two never meet).
+
+    XXH3 is not a cryptographic hash: someone who controls a record's contents could craft
+    a change that keeps its hash. What it guards is a skipped rewrite of a record that
+    person could change anyway, not a secret; 128 bits make an accidental match as
+    unlikely as blake2b's did.
+
+    **Upgrading from blake2b** (the format before :data:`CHANGE_HASH_FORMAT`, up to round
+    4 of the ingest work): every stored hash differs from the new one, so the first sync of
+    each stream after the upgrade finds every record changed and rewrites it once (counted
+    as *updated*; the values written are the ones stored, so the rewrite notifies no
+    receivable change), and from the next sync on the records are unchanged again. It costs
+    one mapping and merge per stored row, like a new mapping version, and like one it moves
+    each row's ``fetched_at`` and hash: an automation rule on ``receivable_changed``
+    (:mod:`hub.rules.automation.triggers`, window ``v:<fetched_at>:<hash>``) fires once for
+    every receivable rewritten. Pause such rules over the first sync after upgrading.
 
     Values that MessagePack encodes alike hash alike: a ``Decimal`` and its text, a tuple
     and a list, a ``datetime`` and its ISO text are not JSON types and do not occur in
     records read from JSON; a mapping that told them apart would see no change.
     """
-    prefix = f"{mapping_version}\x00".encode()
+    seed = change_hash_seed(mapping_version)
     try:
-        encoded = list(map(bytes.__add__, repeat(prefix), map(_ENCODE, records)))
+        encoded = list(map(_ENCODE, records))
     except _UNENCODABLE:
         return [change_hash(raw, mapping_version) for raw in records]
-    return list(map(_HEX, map(_DIGEST, encoded)))
+    return list(map(_DIGEST, encoded, repeat(seed)))
 
 
 def change_hash(raw: Any, mapping_version: str) -> str:
     """:func:`change_hashes` of one record."""
     try:
-        return _DIGEST(f"{mapping_version}\x00".encode() + _ENCODE(raw)).hexdigest()
+        return _DIGEST(_ENCODE(raw), change_hash_seed(mapping_version))
     except _UNENCODABLE:
         return content_hash(raw, mapping_version)
 

@@ -104,18 +104,28 @@ def _plain_keys(records: Sequence[Any], key_field: str, cursor_field: str | None
         return None
     if any(map(dict.__contains__, records, repeat(UNREADABLE))):
         return None
-    keys: list[Any] = list(map(methodcaller("get", key_field), records))
-    if set(map(type, keys)) != {str} or min(map(len, keys)) == 0 or max(map(len, keys)) > KEY_MAX_CHARS:
+    try:  # itemgetter: a fifth of the cost of methodcaller("get"); a record without a key fails it
+        keys: list[Any] = list(map(itemgetter(key_field), records))
+    except KeyError:
+        return None
+    if set(map(type, keys)) != {str}:
+        return None
+    lengths = list(map(len, keys))
+    if min(lengths) == 0 or max(lengths) > KEY_MAX_CHARS:
         return None
     texts = "".join(keys)
     if cursor_field:
-        stamps = list(map(methodcaller("get", cursor_field), records))
+        try:
+            stamps = list(map(itemgetter(cursor_field), records))
+        except KeyError:  # a record without a stamp (allowed): the slower way to read them
+            stamps = list(map(methodcaller("get", cursor_field), records))
         if not set(map(type, stamps)) <= {str, type(None)}:
             return None
         if max(map(len, filter(None, stamps)), default=0) > STAMP_MAX_CHARS:
             return None
         texts += "".join(filter(None, stamps))
-    if UNSTORABLE_CHARACTER.search(texts) is not None:
+    # ASCII text holds no surrogate: then a search for NUL (memchr) is the whole check
+    if "\x00" in texts or (not texts.isascii() and UNSTORABLE_CHARACTER.search(texts) is not None):
         return None
     return keys
 

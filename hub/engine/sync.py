@@ -21,10 +21,11 @@ with an error that names the record by reference, never by its values.
 A crash anywhere loses nothing (the uncommitted page is read again from the stored
 cursor) and duplicates nothing (rows are merged by natural key; unchanged rows cost
 no write). Memory is bounded by the page size: the engine never holds a whole stream.
-Reading (with hashing), preparing (the unchanged check, mapping) and writing overlap: the
-next page is read and hashed (:func:`read_ahead`, :func:`fingerprinted`) and prepared while
-the previous one is written, so HTTP, Python and Postgres work at the same time; writes
-stay in page order.
+Reading (with hashing and the key checks of step 1), preparing (the unchanged check in
+Postgres, mapping) and writing overlap: the next page is read, hashed and checked
+(:func:`read_ahead`, :func:`fingerprinted`) while this one is compared with the store and
+mapped, and the previous one is written, so HTTP, Python and Postgres work at the same
+time; writes stay in page order.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from itertools import compress
-from operator import itemgetter, ne
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -53,10 +54,10 @@ from hub.contracts import Page, StreamSpec
 from hub.database import Database
 from hub.engine import runs
 from hub.engine.bulk import change_hash, change_hashes
-from hub.engine.intake import Entry, map_entries, one_per_key, position, readable
+from hub.engine.intake import Entry, MapResult, map_entries, one_per_key, position, readable
 from hub.engine.isolation import write_isolated
 from hub.engine.quarantine import Rejected, store_rejected, stored_record, visible
-from hub.engine.targets import HANDLERS, Mapped, PageContext, existing_hashes
+from hub.engine.targets import HANDLERS, Mapped, PageContext, changed_keys
 from hub.errors import HubError
 from hub.vault import vault_for
 
@@ -122,18 +123,52 @@ def advance_cursor(conn: Connection, system: str, stream: str, *values: str) -> 
 
 
 @dataclass
+class Intake:
+    """A page's records after the checks that need no database (:mod:`hub.engine.intake`):
+    readable ones, one per key, with their keys, hashes and stamp range for the unchanged
+    check; the page number it was checked as names rejected records by position."""
+
+    page_no: int | None
+    entries: list[Entry]
+    rejected: list[Rejected]
+    superseded: int
+    premapped: dict[int, MapResult]
+    keys: list[str]
+    hashes: list[str]
+    stamps: tuple[str, str] | None
+
+
+def take_in(stream: StreamSpec, records: list[Any], hashes: list[str], page_no: int | None) -> Intake:
+    """Check keys and stamps, keep one record per key (:mod:`hub.engine.intake`). Pure: it
+    runs in the read-ahead thread (see :func:`fingerprinted`)."""
+    entries, rejected = readable(stream, records, hashes, page_no)
+    entries, superseded, premapped = one_per_key(stream, entries, page_no)
+    kept = records if len(entries) == len(records) else [raw for _, raw, _, _ in entries]
+    return Intake(page_no, entries, rejected, superseded, premapped, list(map(_KEY, entries)),
+                  hashes if kept is records else list(map(_DIGEST, entries)), stamp_range(kept, stream.cursor_field))
+
+
+@dataclass
 class HashedPage:
-    """A page as read, with the content hash of each record (same order)."""
+    """A page as read, with the content hash of each record (same order) and, when read
+    through :func:`fingerprinted`, its :class:`Intake`."""
 
     page: Page
     hashes: list[str]
+    intake: Intake | None = None
 
 
 def fingerprinted(stream: StreamSpec, pages: Iterator[Page]) -> Iterator[HashedPage]:
-    """Hash each page's records as it is read: in the read-ahead thread this overlaps with
-    the key lookup of the page before (a wait on Postgres), not with other Python work."""
-    for page in pages:
-        yield HashedPage(page, change_hashes(page.records, stream.mapping_version))
+    """Hash and check each page's records as it is read (pages numbered from 1).
+
+    In the read-ahead thread this overlaps with the page before waiting on Postgres for its
+    unchanged check: measured on an unchanged re-sync of 200,000 receivables, that check is
+    a 5-8 ms wait a page in the database, as long as this Python work, which before ran
+    after it in the same thread.
+    """
+    for page_no, page in enumerate(pages, 1):
+        hashes = change_hashes(page.records, stream.mapping_version)
+        yield HashedPage(page, hashes, take_in(stream, page.records, hashes, page_no))
 
 
 @dataclass
@@ -152,23 +187,27 @@ class PreparedPage:
 def prepare_page(conn: Connection, system: str, stream: StreamSpec, hashed: HashedPage,
                  page_no: int | None = 1) -> PreparedPage:
     """Check keys and stamps, keep one record per key, skip the records whose stored hash
-    is equal, map the rest (see :mod:`hub.engine.intake`).
+    is equal, map the rest (see :mod:`hub.engine.intake`). The checks are those done by
+    :func:`fingerprinted` when it numbered the page alike, else done here.
 
     Reads only. It may run while the previous page's transaction is still open (see
     :func:`sync_stream`): a hash it reads can then be stale, which costs at most a
     needless rewrite, because the merge compares hashes again when it writes.
     """
-    records = hashed.page.records
-    entries, rejected = readable(stream, records, hashed.hashes, page_no)
-    entries, superseded, premapped = one_per_key(stream, entries, page_no)
-    kept = records if len(entries) == len(records) else [raw for _, raw, _, _ in entries]
-    keys = list(map(_KEY, entries))
-    stored = existing_hashes(conn, stream.target, system, keys, stamp_range(kept, stream.cursor_field))
-    # the entries whose stored hash differs (or that have none), at C speed
-    changed: list[Entry] = list(compress(entries, map(ne, map(stored.get, keys), map(_DIGEST, entries))))
-    mapped, map_rejected = map_entries(stream, changed, page_no, premapped)
-    return PreparedPage(hashed.page, mapped, [*rejected, *map_rejected], len(entries) - len(changed),
-                        not stored, superseded, page_no)
+    intake = hashed.intake
+    if intake is None or intake.page_no != page_no:
+        intake = take_in(stream, hashed.page.records, hashed.hashes, page_no)
+    entries, keys = intake.entries, intake.keys
+    check = changed_keys(conn, stream.target, system, keys, intake.hashes, intake.stamps)
+    # the entries whose stored hash differs (or that have none), at C speed; keys are distinct
+    changed: list[Entry]
+    if len(check.changed) == len(entries):
+        changed = entries
+    else:
+        changed = list(compress(entries, map(check.changed.__contains__, keys))) if check.changed else []
+    mapped, map_rejected = map_entries(stream, changed, page_no, intake.premapped)
+    return PreparedPage(hashed.page, mapped, [*intake.rejected, *map_rejected], len(entries) - len(changed),
+                        check.held == 0, intake.superseded, page_no)
 
 
 def stamp_range(records: list[dict[str, Any]], cursor_field: str | None) -> tuple[str, str] | None:
@@ -177,7 +216,10 @@ def stamp_range(records: list[dict[str, Any]], cursor_field: str | None) -> tupl
     record has none (the lookup then probes every key)."""
     if not cursor_field or not records:
         return None
-    values: list[Any] = [raw.get(cursor_field) for raw in records]
+    try:  # itemgetter runs at C speed; a record without the field has no stamp
+        values: list[Any] = list(map(itemgetter(cursor_field), records))
+    except KeyError:
+        return None
     if None in values:
         return None
     stamps: list[str] = values if set(map(type, values)) == {str} else [str(v) for v in values]

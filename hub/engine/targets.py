@@ -39,7 +39,6 @@ from hub.engine.bulk import (
     driver_connection,
     each_key,
     fetch_in_key_range,
-    fetch_pairs,
     key_range,
     latest_per_key,
     merge_rows,
@@ -846,12 +845,80 @@ STAMPED_TARGETS = frozenset(
 )
 
 
-def existing_hashes(conn: Connection, target: str, system: str, keys: list[str],
-                    stamp_range: tuple[str, str] | None = None) -> dict[str, str | None]:
-    """Content hashes already stored for these source keys (see StreamSpec.key_field).
+@dataclass(frozen=True)
+class HashCheck:
+    """What the store says about a page's records (:func:`changed_keys`).
 
-    Three ways to ask, cheapest first; each answers exactly, so the answer is the same
-    whichever is taken:
+    ``changed``: the keys whose stored hash differs from the page's, or that have none
+    stored; ``held``: how many of the page's keys are stored at all (0: none, the page may
+    take the all-new fast path, see :attr:`PageContext.all_new`).
+    """
+
+    changed: set[str]
+    held: int
+
+
+@dataclass(frozen=True)
+class _HashHome:
+    """Where a target keeps the content hash of a source key: ``key`` and ``digest`` are
+    expressions on ``t``, a row of ``table``, and ``where`` limits ``t`` to the system
+    (``%(s)s``)."""
+
+    table: str
+    where: str
+    key: str
+    digest: str = "t.content_hash"
+    ranged: bool = True  # worth a range scan over the key's index before probing each key
+
+
+def _hash_home(target: str, system: str) -> _HashHome:
+    if target == "customer":
+        return _HashHome("external_identity", "t.system = %(s)s AND t.object = 'customer'", "t.external_id")
+    if target == "sales_order":
+        return _HashHome("sales_order", "t.erp_system = %(s)s", "t.erp_bill_number")
+    if target == "internal_user" and (column := user_id_column(system)):
+        # each directory's own hash (a person may be in two: hub.engine.targets.upsert_internal_users)
+        return _HashHome("internal_user", "true", f"t.{column}", "t.directories -> %(s)s ->> 'hash'", ranged=False)
+    if target == "task_completion":
+        return _HashHome("external_identity", f"t.system = %(s)s AND t.object = '{TODO_OBJECT}'", "t.external_id")
+    return _HashHome(target, "t.source_system = %(s)s", "t.external_id")
+
+
+# The page's keys and hashes: the keys as one JSON array (encoded by msgspec in C), the
+# hashes as one comma-separated text (hex digits, see hub.engine.bulk.change_hashes), zipped
+# by ROWS FROM. Measured on a page of 5,000: 1 ms less in Postgres than both in one jsonb;
+# psycopg would adapt a Python list element by element (see hub.engine.bulk.each_key).
+_PAGE = ("page AS (SELECT p.key, p.hash FROM ROWS FROM (json_array_elements_text(CAST(%(keys)s AS json)), "
+         "string_to_table(%(hashes)s, ',')) AS p(key, hash))")
+# One row: stored rows looked at, page keys found among them, the found keys whose hash
+# differs, the keys not found. The arrays are sent only when a key was found: a first
+# load finds none and Python knows them all already. A range is FULL JOINed (each stored
+# row read once), a probe LEFT JOINed LATERAL.
+_FOUND = "count(*) FILTER (WHERE s.key IS NOT NULL AND p.key IS NOT NULL)"
+_COMPARED = (f"SELECT count(s.key), {_FOUND}, "
+             f"CASE WHEN {_FOUND} > 0 THEN array_agg(p.key) FILTER ("
+             "WHERE s.key IS NOT NULL AND p.key IS NOT NULL AND s.hash IS DISTINCT FROM p.hash) END, "
+             f"CASE WHEN {_FOUND} > 0 THEN array_agg(p.key) FILTER (WHERE s.key IS NULL) END "
+             "FROM page p {join}")
+_encode_json = msgspec.json.encode
+
+
+def changed_keys(conn: Connection, target: str, system: str, keys: list[str], hashes: list[str],
+                 stamp_range: tuple[str, str] | None = None) -> HashCheck:
+    """Which of a page's records (distinct source keys, see StreamSpec.key_field, with the
+    content hash of each) are changed or new, compared with what the target stores.
+
+    The comparison runs in Postgres: the page's keys and hashes go out as two text
+    parameters, and only the keys that differ come back, so an unchanged page fetches one
+    row of counts instead of a (key, hash) pair per record. Measured on an unchanged
+    re-sync of 200,000 receivables (40 pages): 0.06 s of this process's CPU instead of
+    0.21 s for fetching the pairs (and 0.01 s for comparing them in Python); Postgres
+    works a little longer (4.7 ms a page instead of 3 ms), a wait the engine overlaps with
+    hashing and checking the next page (:func:`hub.engine.sync.fingerprinted`).
+    ``hashes`` are hex digests (:func:`hub.engine.bulk.change_hashes`): no commas.
+
+    Three ways to find the stored rows, cheapest first; each answers exactly, so the
+    answer is the same whichever is taken:
 
     1. with ``stamp_range`` (the lowest and highest change stamp of the page) a stamped
        target is read with one index range scan over ``source_cursor``: in an unchanged
@@ -859,61 +926,82 @@ def existing_hashes(conn: Connection, target: str, system: str, keys: list[str],
        5,000 keys);
     2. keys it misses (new records, or records whose stamp moved because they changed) are
        looked for with one range scan over the key index between the lowest and highest of
-       them (:func:`hub.engine.bulk.key_range`): in a first load whose keys arrive in order
-       that range is empty;
-    3. when that range holds far more rows than keys, each key is probed.
+       them (as :func:`hub.engine.bulk.key_range`): in a first load whose keys arrive in
+       order that range is empty;
+    3. when a range holds more than twice as many rows as there are keys, it is abandoned
+       and each key is probed (as :func:`hub.engine.bulk.each_key`).
     """
+    if len(keys) != len(hashes):
+        raise ValueError(f"{target}: {len(keys)} keys but {len(hashes)} content hashes; one each expected")
     if not keys:
-        return {}
-    found: dict[str, str | None] = {}
+        return HashCheck(set(), 0)
+    home = _hash_home(target, system)
+    changed: set[str] = set()
+    held = 0
     if stamp_range is not None and target in STAMPED_TARGETS:
-        wanted = set(keys)
-        found = _hashes_in_stamp_range(conn, target, system, wanted, stamp_range)
-        if len(found) == len(wanted):  # every key found (an unchanged re-sync): no pass over the keys
-            return found
-        keys = [key for key in keys if key not in found]
-    if target == "customer":
-        table, where, key = "external_identity", "t.system = %(s)s AND t.object = 'customer'", "t.external_id"
-    elif target == "sales_order":
-        table, where, key = "sales_order", "t.erp_system = %(s)s", "t.erp_bill_number"
-    elif target == "internal_user" and (column := user_id_column(system)):
-        # each directory's own hash (a person may be in two: hub.engine.targets.upsert_internal_users)
-        query = ("SELECT k.key, t.directories -> %(s)s ->> 'hash' FROM "
-                 + each_key("internal_user", f"t.{column} = k.key", keys="%(keys)s"))
-        found.update(fetch_pairs(conn, query, {"s": system, "keys": page_keys(keys)}))
-        return found
-    elif target == "task_completion":
-        table, where, key = "external_identity", f"t.system = %(s)s AND t.object = '{TODO_OBJECT}'", "t.external_id"
+        stored = (f"SELECT t.external_id AS key, t.content_hash AS hash FROM {target} t WHERE t.source_system = "
+                  "%(s)s AND t.source_cursor BETWEEN %(low)s AND %(high)s LIMIT %(limit)s")
+        answer = _compare(conn, stored, keys, hashes, {"s": system, "low": stamp_range[0], "high": stamp_range[1]})
+        if answer is not None:
+            found, differing, missing = answer
+            if found == len(keys):  # every key found (an unchanged re-sync): no second look
+                return HashCheck(set(differing), found)
+            if found:
+                held, changed = found, set(differing)
+                position = dict(zip(keys, range(len(keys)), strict=True))
+                keys = list(missing)
+                hashes = [hashes[position[key]] for key in keys]
+    answer = None
+    if home.ranged:
+        stored = (f"SELECT {home.key} AS key, {home.digest} AS hash FROM {home.table} t WHERE {home.where} AND "
+                  f"{home.key} BETWEEN (SELECT min(key) FROM page_keys) AND (SELECT max(key) FROM page_keys) "
+                  "LIMIT %(limit)s")
+        answer = _compare(conn, stored, keys, hashes, {"s": system})
+    if answer is None:
+        stored = (f"LATERAL (SELECT {home.key} AS key, {home.digest} AS hash FROM {home.table} t "
+                  f"WHERE {home.where} AND {home.key} = p.key OFFSET 0) AS s")
+        answer = _compare(conn, stored, keys, hashes, {"s": system}, ranged=False)
+    assert answer is not None
+    found, differing, missing = answer
+    changed.update(differing, missing if found else keys)
+    return HashCheck(changed, held + found)
+
+
+def _compare(conn: Connection, stored: str, keys: list[str], hashes: list[str], params: dict[str, Any],
+             *, ranged: bool = True) -> tuple[int, list[str], list[str]] | None:
+    """(keys found, found keys whose hash differs, keys not found) for the page's ``keys``
+    and ``hashes`` against the stored rows (columns ``key`` and ``hash``).
+
+    ``ranged``: ``stored`` is a query ending in ``LIMIT %(limit)s`` (a range scan); None
+    when it holds more than twice as many rows as there are keys (a source whose pages are
+    not in key or stamp order: the caller probes instead). Else ``stored`` is a LATERAL
+    FROM item ``s`` joined to each page row ``p`` (a probe per key).
+    """
+    limit = 2 * len(keys)
+    joined = ",".join(hashes)
+    if joined.count(",") != len(hashes) - 1:
+        raise ValueError(f"content hashes must not contain commas (hex digests expected), got {len(hashes)} "
+                         f"hashes holding {joined.count(',') - len(hashes) + 1} commas")
+    if ranged:
+        # The comparison runs only when the range holds a row (a condition without a column
+        # of the query is a one-time filter in Postgres, checked before the join): in a first
+        # load the range is empty, and the page's hashes are then never parsed (measured on a
+        # page of 5,000: 3.7 ms instead of 7.3 ms). The key range's bounds come from the keys
+        # alone, for the same reason. Counted in the join, not in a CTE of its own: a CTE
+        # read twice is materialized, 4 ms more a page in an unchanged re-sync.
+        query = (f"WITH {_PAGE}, page_keys AS (SELECT json_array_elements_text(CAST(%(keys)s AS json)) AS key) "
+                 + _COMPARED.format(join=f"FULL JOIN ({stored}) AS s ON s.key = p.key WHERE EXISTS ({stored})"))
     else:
-        table, where, key = target, "t.source_system = %(s)s", "t.external_id"
-    in_range = fetch_in_key_range(
-        conn, f"SELECT {key}, t.content_hash FROM {table} t WHERE {where} AND {key_range(key)} LIMIT %(limit)s",
-        {"s": system}, keys)
-    if in_range is not None:
-        found.update(in_range)
-        return found
-    query = f"SELECT k.key, t.content_hash FROM {each_key(table, f'{where} AND {key} = k.key', keys='%(keys)s')}"
-    found.update(fetch_pairs(conn, query, {"s": system, "keys": page_keys(keys)}))
-    return found
-
-
-def _hashes_in_stamp_range(conn: Connection, target: str, system: str, wanted: set[str],
-                           stamp_range: tuple[str, str]) -> dict[str, str | None]:
-    # A source that does not return pages in stamp order can make the range span far more
-    # rows than the page holds; past twice the page the range is abandoned for probes.
-    limit = 2 * len(wanted)
-    rows = fetch_pairs(
-        conn,
-        f"SELECT external_id, content_hash FROM {target} WHERE source_system = %(s)s "
-        "AND source_cursor BETWEEN %(low)s AND %(high)s LIMIT %(limit)s",
-        {"s": system, "low": stamp_range[0], "high": stamp_range[1], "limit": limit + 1},
-    )
-    if len(rows) > limit:
-        return {}
-    found = dict(rows)  # one row per key: (source_system, external_id) is unique
-    if wanted.issuperset(found):  # the common case, checked at C speed
-        return found
-    return {key: digest for key, digest in found.items() if key in wanted}
+        query = f"WITH {_PAGE} " + _COMPARED.format(join=f"LEFT JOIN {stored} ON true")
+    with driver_connection(conn).cursor() as cur:
+        cur.execute(query, {**params, "keys": _encode_json(keys).decode(), "hashes": joined,
+                            "limit": limit + 1})
+        row = cur.fetchone()
+    assert row is not None  # an aggregate without GROUP BY: always one row
+    looked_at, found, differing, missing = row
+    if ranged and looked_at > limit:
+        return None
+    return found, differing or [], missing or []
 
 
 TargetHandler = Callable[[PageContext, Sequence[Mapped]], TargetOutcome]

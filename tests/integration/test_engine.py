@@ -140,9 +140,19 @@ def test_a_page_looked_up_as_all_new_is_merged_when_another_writer_stored_one_of
     assert scalar(db, "SELECT count(*) FROM quarantine") == 0
 
 
-def test_the_key_range_lookup_answers_exactly_as_probing_each_key_does(db):
-    from hub.engine.bulk import each_key, fetch_in_key_range, fetch_pairs, key_range, page_keys
-    from hub.engine.targets import customer_ids_for, existing_hashes
+def _page_against(db, keys: list[str], changed_every: int = 3) -> tuple[list[str], set[str], int]:
+    """Hashes for ``keys``: the stored hash for most stored keys, another for every
+    ``changed_every``-th; and the changed keys and stored count the engine must find."""
+    stored = dict(rows(db, "SELECT external_id, content_hash FROM receivable"))
+    hashes = [stored[key] if key in stored and i % changed_every else f"other-{i}" for i, key in enumerate(keys)]
+    changed = {key for key, digest in zip(keys, hashes, strict=True) if stored.get(key) != digest}
+    return hashes, changed, sum(key in stored for key in keys)
+
+
+def test_the_key_range_comparison_answers_exactly_as_probing_each_key_does(db, monkeypatch):
+    from hub.engine import targets
+    from hub.engine.bulk import fetch_in_key_range, key_range
+    from hub.engine.targets import HashCheck, changed_keys, customer_ids_for
 
     # given stored receivables AR…00 to AR…39 and customers C000000 to C000004
     source = SyntheticSource(customers=5, receivables=40, page_size=40)
@@ -152,23 +162,68 @@ def test_the_key_range_lookup_answers_exactly_as_probing_each_key_does(db):
     spread = [*close, "AR00000005"]  # 40 stored rows in their range: more than twice the keys
     ranged = ("SELECT t.external_id, t.content_hash FROM receivable t WHERE t.source_system = %(s)s AND "
               f"{key_range('t.external_id')} LIMIT %(limit)s")
-    probe = "SELECT k.key, t.content_hash FROM " + each_key(
-        "receivable", "t.source_system = %(s)s AND t.external_id = k.key", keys="%(keys)s")
+    # and a record of which comparisons ran: a range (given up when too wide) or probes
+    ways: list[str] = []
+    compare = targets._compare
 
-    # when looked up without a stamp range: by key range when the keys are close, else by probes
+    def recorded(*args, ranged=True, **kwargs):
+        answer = compare(*args, ranged=ranged, **kwargs)
+        ways.append("probes" if not ranged else "range" if answer is not None else "range given up")
+        return answer
+
+    monkeypatch.setattr(targets, "_compare", recorded)
+
+    # when a page of each is compared with the store, without a stamp range
+    answers = {}
     with db.engine.connect() as conn:
+        for name, keys in (("close", close), ("spread", spread)):
+            hashes, expected_changed, expected_held = _page_against(db, keys)
+            answers[name] = (changed_keys(conn, "receivable", "synthetic", keys, hashes),
+                             HashCheck(expected_changed, expected_held))
         in_range = fetch_in_key_range(conn, ranged, {"s": "synthetic"}, close)
         too_wide = fetch_in_key_range(conn, ranged, {"s": "synthetic"}, spread)
-        answers = {name: (existing_hashes(conn, "receivable", "synthetic", keys),
-                          dict(fetch_pairs(conn, probe, {"s": "synthetic", "keys": page_keys(keys)})))
-                   for name, keys in (("close", close), ("spread", spread))}
         customers = customer_ids_for(conn, "synthetic", {"C000001", "C000003", "C999999"})
 
-    # then the range answers for close keys only, and every way gives the stored bills exactly
-    assert in_range is not None and too_wide is None
-    assert answers["close"][0] == answers["close"][1] == in_range and len(in_range) == 10
-    assert answers["spread"][0] == answers["spread"][1] and len(answers["spread"][0]) == 11
+    # then close keys are compared over their range, spread ones key by key, and both answer
+    # exactly: the keys whose stored hash differs or that are not stored, and how many are
+    assert ways == ["range", "range given up", "probes"]
+    assert answers["close"][0] == answers["close"][1] and answers["close"][0].held == 10
+    assert answers["spread"][0] == answers["spread"][1] and answers["spread"][0].held == 11
+    assert {"AR00000029x", "AR00000040"} <= answers["close"][0].changed
+    # and the key range of other lookups (customers) still answers for close keys only
+    assert in_range is not None and too_wide is None and len(in_range) == 10
     assert set(customers) == {"C000001", "C000003"}
+
+
+def test_a_page_of_new_keys_is_all_changed_and_none_held(db):
+    from hub.engine.targets import HashCheck, changed_keys
+
+    source = SyntheticSource(customers=5, receivables=10, page_size=10)
+    sync_stream(db, "synthetic", CUSTOMERS, source)
+    sync_stream(db, "synthetic", RECEIVABLES, source)
+    keys = [f"AR{i:08d}" for i in range(100, 120)]
+    low, high = "2030-01-01", "2030-12-31"
+
+    with db.engine.connect() as conn:
+        by_stamp = changed_keys(conn, "receivable", "synthetic", keys, ["h"] * 20, (low, high))
+        by_key = changed_keys(conn, "receivable", "synthetic", keys, ["h"] * 20)
+        empty = changed_keys(conn, "receivable", "synthetic", [], [])
+
+    assert by_stamp == by_key == HashCheck(set(keys), 0)
+    assert empty == HashCheck(set(), 0)
+
+
+def test_a_comparison_refuses_hashes_it_could_not_send_apart(db):
+    import pytest
+
+    from hub.engine.targets import changed_keys
+
+    # given hashes sent as one comma-separated text: a comma in one, or one hash too few
+    with db.engine.connect() as conn:
+        for keys, hashes in ((["AR1", "AR2"], ["a,b", "c"]), (["AR1", "AR2"], ["a"])):
+            # when compared, then refused before anything is sent
+            with pytest.raises(ValueError, match=r"commas|one each"):
+                changed_keys(conn, "receivable", "synthetic", keys, hashes)
 
 
 def test_an_unchanged_resync_keeps_one_audit_row_per_page_in_order_and_ends_at_the_last_cursor(db):
@@ -287,20 +342,26 @@ def test_pages_out_of_stamp_order_still_find_every_stored_bill(db):
     assert scalar(db, "SELECT count(*) FROM receivable") == 90
 
 
-def test_the_stamp_range_lookup_answers_exactly_as_the_key_lookup_does(db):
-    from hub.engine.targets import existing_hashes
+def test_the_stamp_range_comparison_answers_exactly_as_the_key_comparison_does(db):
+    from hub.engine.targets import HashCheck, changed_keys
 
+    # given bills 0 to 39 stored, and a page of bills 10 to 29 (one in three changed) and one
+    # not stored, whose stamp range covers bills 15 to 35 only
     source = SyntheticSource(customers=5, receivables=40, page_size=40)
     sync_stream(db, "synthetic", CUSTOMERS, source)
     sync_stream(db, "synthetic", RECEIVABLES, source)
     keys = [f"AR{i:08d}" for i in range(10, 30)] + ["AR-not-stored"]
+    hashes, expected_changed, expected_held = _page_against(db, keys)
     low, high = source.receivable_row(15)["modified"], source.receivable_row(35)["modified"]
 
+    # when compared by key, and by stamp range (then by key for the bills outside it)
     with db.engine.connect() as conn:
-        by_key = existing_hashes(conn, "receivable", "synthetic", keys)
-        by_range = existing_hashes(conn, "receivable", "synthetic", keys, (low, high))
+        by_key = changed_keys(conn, "receivable", "synthetic", keys, hashes)
+        by_range = changed_keys(conn, "receivable", "synthetic", keys, hashes, (low, high))
 
-    assert by_range == by_key and len(by_key) == 20
+    # then both find the same changed and missing bills, and the same 20 stored
+    assert by_range == by_key == HashCheck(expected_changed, expected_held)
+    assert expected_held == 20 and "AR-not-stored" in expected_changed and len(expected_changed) == 8
 
 
 def test_pages_validated_at_once_store_what_the_record_by_record_mapping_stores(db):
@@ -322,3 +383,61 @@ def test_pages_validated_at_once_store_what_the_record_by_record_mapping_stores(
     # then both store the same rows and quarantine the same records for the same reasons
     assert outcomes[0] == outcomes[1]
     assert outcomes[1][0].inserted == 198 and outcomes[1][0].quarantined == 2
+
+
+def test_rows_stored_with_the_old_blake2b_hashes_are_rewritten_once_then_unchanged(db, monkeypatch):
+    import hashlib
+
+    import msgspec
+
+    from hub.engine import changes
+    from hub.engine.bulk import change_hash
+
+    # given 60 bills stored by an engine that still hashed records with msgpack + blake2b-128
+    # (the change hash format before CHANGE_HASH_FORMAT)
+    source = SyntheticSource(customers=5, receivables=60, page_size=20)
+    sync_stream(db, "synthetic", CUSTOMERS, source)
+    sync_stream(db, "synthetic", RECEIVABLES, source)
+    version, encode = RECEIVABLES.mapping_version, msgspec.msgpack.Encoder(order="deterministic").encode
+    records = {raw["bill"]: raw for raw in (source.receivable_row(i) for i in range(60))}
+    with db.begin() as conn:
+        conn.execute(sa.text("UPDATE receivable SET content_hash = :h WHERE external_id = :x"), [
+            {"x": bill, "h": hashlib.blake2b(f"{version}\x00".encode() + encode(raw), digest_size=16).hexdigest()}
+            for bill, raw in records.items()])
+    values = ("SELECT external_id, source_cursor, customer_id, bill_number, bill_date, due_date, currency, amount, "
+              "open_amount, status FROM receivable ORDER BY external_id")
+    before = rows(db, values)
+    # and someone listening for receivable changes
+    notified: list[object] = []
+    monkeypatch.setitem(changes._LISTENERS, "receivable", [lambda conn, batch: notified.extend(batch)])
+
+    # when the upgraded engine syncs them twice
+    upgrade = sync_stream(db, "synthetic", RECEIVABLES, source, full=True)
+    after = sync_stream(db, "synthetic", RECEIVABLES, source, full=True)
+
+    # then the first sync rewrites every bill once, with the values it held and the new hash,
+    # and tells no listener of a change; the second finds every bill unchanged
+    assert (upgrade.counts.inserted, upgrade.counts.updated, upgrade.counts.unchanged) == (0, 60, 0)
+    assert (after.counts.inserted, after.counts.updated, after.counts.unchanged) == (0, 0, 60)
+    assert rows(db, values) == before and notified == []
+    assert dict(rows(db, "SELECT external_id, content_hash FROM receivable")) == {
+        bill: change_hash(raw, version) for bill, raw in records.items()}
+
+
+def test_customer_records_are_compared_with_the_hash_their_external_identity_keeps(db):
+    from hub.engine.targets import HashCheck, changed_keys
+
+    # given 10 customers stored (their hashes kept on external_identity, not on customer)
+    source = SyntheticSource(customers=10, receivables=0, page_size=10)
+    sync_stream(db, "synthetic", CUSTOMERS, source)
+    stored = dict(rows(db, "SELECT external_id, content_hash FROM external_identity WHERE object = 'customer'"))
+    keys = [*sorted(stored)[:6], "C-not-stored"]
+    hashes = [*(stored[key] for key in keys[:4]), "other", "other", "other"]
+
+    # when a page of 4 unchanged, 2 changed and 1 new customer is compared, with and without stamps
+    with db.engine.connect() as conn:
+        by_key = changed_keys(conn, "customer", "synthetic", keys, hashes)
+        with_stamps = changed_keys(conn, "customer", "synthetic", keys, hashes, ("0", "9"))
+
+    # then the changed and the new are found, and the 6 stored counted (customers carry no stamp)
+    assert by_key == with_stamps == HashCheck(set(keys[4:]), 6)
