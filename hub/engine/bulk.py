@@ -170,10 +170,10 @@ def change_hashes(records: Sequence[Any], mapping_version: str) -> list[str]:
     each stream after the upgrade finds every record changed and rewrites it once (counted
     as *updated*; the values written are the ones stored, so the rewrite notifies no
     receivable change), and from the next sync on the records are unchanged again. It costs
-    one mapping and merge per stored row, like a new mapping version, and like one it moves
-    each row's ``fetched_at`` and hash: an automation rule on ``receivable_changed``
-    (:mod:`hub.rules.automation.triggers`, window ``v:<fetched_at>:<hash>``) fires once for
-    every receivable rewritten. Pause such rules over the first sync after upgrading.
+    one mapping and merge per stored row, like a new mapping version. A receivable whose
+    values are the ones stored keeps its ``fetched_at`` (:func:`kept_when_same`), so an
+    automation rule on ``receivable_changed`` (:mod:`hub.rules.automation.triggers`, which
+    finds bills by ``fetched_at``) does not fire for the rewrite.
 
     Values that MessagePack encodes alike hash alike: a ``Decimal`` and its text, a tuple
     and a list, a ``datetime`` and its ISO text are not JSON types and do not occur in
@@ -193,6 +193,19 @@ def change_hash(raw: Any, mapping_version: str) -> str:
         return _DIGEST(_ENCODE(raw), change_hash_seed(mapping_version))
     except _UNENCODABLE:
         return content_hash(raw, mapping_version)
+
+
+def kept_when_same(column: str, compared: Sequence[str]) -> str:
+    """An ``update_exprs`` value for :func:`merge_rows`: ``column`` keeps its stored value
+    when none of ``compared`` differs from the incoming row, else takes the incoming one.
+
+    For ``fetched_at``, which automation triggers read as "when this record last changed"
+    (``receivable_changed``): a rewrite that changes only the hash (a new mapping version,
+    a new change-hash format) must not look like a change there.
+    """
+    stored = ", ".join(f"t.{c}" for c in compared)
+    incoming = ", ".join(f"EXCLUDED.{c}" for c in compared)
+    return f"CASE WHEN ROW({stored}) IS NOT DISTINCT FROM ROW({incoming}) THEN t.{column} ELSE EXCLUDED.{column} END"
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,8 @@ from hub.engine.bulk import (
     driver_connection,
     each_key,
     fetch_in_key_range,
+    fetch_pairs,
+    kept_when_same,
     key_range,
     latest_per_key,
     merge_rows,
@@ -206,6 +208,10 @@ _external_id = attrgetter("external_id")
 # --- receivables and receipts: plain merges keyed by (source_system, external_id) ---------
 
 RECEIVABLES = (ReceivableRecord, ReceivableRow)  # a record mapped alone, or validated with its page
+# what a bill says; a rewrite that changes none of them (only the hash: a new mapping version or
+# change-hash format) keeps the bill's fetched_at, which the receivable_changed trigger reads
+_RECEIVABLE_VALUES = ("customer_id", "bill_number", "bill_date", "due_date", "currency", "amount", "open_amount",
+                      "status")
 
 
 def upsert_receivables(ctx: PageContext, mapped: Sequence[Mapped]) -> TargetOutcome:
@@ -220,10 +226,10 @@ def upsert_receivables(ctx: PageContext, mapped: Sequence[Mapped]) -> TargetOutc
     ]
     before = _receivables_held(ctx, [row[1] for row in rows])
     result = merge_rows(
-        ctx.conn, "receivable",
-        ["source_system", "external_id", "fetched_at", "content_hash", "source_cursor", "customer_id",
-         "bill_number", "bill_date", "due_date", "currency", "amount", "open_amount", "status"],
+        ctx.conn, "receivable", ["source_system", "external_id", "fetched_at", "content_hash", "source_cursor",
+                                 *_RECEIVABLE_VALUES],
         rows, key=["source_system", "external_id"], assume_new=ctx.all_new, guarded=ctx.guarded,
+        update_exprs={"fetched_at": kept_when_same("fetched_at", _RECEIVABLE_VALUES)},
     )
     if not before:  # nothing held before (a first load), or nobody listens
         return TargetOutcome(result.inserted, result.updated, result.unchanged, rejected, superseded)

@@ -405,7 +405,7 @@ def test_rows_stored_with_the_old_blake2b_hashes_are_rewritten_once_then_unchang
             {"x": bill, "h": hashlib.blake2b(f"{version}\x00".encode() + encode(raw), digest_size=16).hexdigest()}
             for bill, raw in records.items()])
     values = ("SELECT external_id, source_cursor, customer_id, bill_number, bill_date, due_date, currency, amount, "
-              "open_amount, status FROM receivable ORDER BY external_id")
+              "open_amount, status, fetched_at FROM receivable ORDER BY external_id")
     before = rows(db, values)
     # and someone listening for receivable changes
     notified: list[object] = []
@@ -416,7 +416,8 @@ def test_rows_stored_with_the_old_blake2b_hashes_are_rewritten_once_then_unchang
     after = sync_stream(db, "synthetic", RECEIVABLES, source, full=True)
 
     # then the first sync rewrites every bill once, with the values it held and the new hash,
-    # and tells no listener of a change; the second finds every bill unchanged
+    # and tells no listener of a change, nor moves fetched_at (what the receivable_changed
+    # trigger reads); the second finds every bill unchanged
     assert (upgrade.counts.inserted, upgrade.counts.updated, upgrade.counts.unchanged) == (0, 60, 0)
     assert (after.counts.inserted, after.counts.updated, after.counts.unchanged) == (0, 0, 60)
     assert rows(db, values) == before and notified == []
