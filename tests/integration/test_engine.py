@@ -425,6 +425,45 @@ def test_rows_stored_with_the_old_blake2b_hashes_are_rewritten_once_then_unchang
         bill: change_hash(raw, version) for bill, raw in records.items()}
 
 
+def test_a_rewrite_that_changes_only_the_hash_fires_no_receivable_changed_rule_and_a_real_change_does(db):
+    import dataclasses
+    import datetime as dt
+
+    from hub.rules.automation import BusinessCalendar, RuleEnv, apply
+    from hub.rules.automation.model import parse_rules
+    from hub.rules.reminders import ReminderPolicy
+    from hub.settings import LeadSettings, OrderSettings
+
+    book = parse_rules({"rules": [{"name": "bill-changed", "trigger": {"event": "receivable_changed"},
+                                   "actions": [{"do": "create_task", "title": "核对：{name}", "kind": "check"}]}]},
+                       "test")
+    env = RuleEnv(calendar=BusinessCalendar(book.calendar, "Asia/Shanghai"), leads=LeadSettings(),
+                  orders=OrderSettings(), reminders=ReminderPolicy(), finance_recipients=())
+    fired = "SELECT count(*) FROM rule_firing WHERE rule = 'bill-changed'"
+
+    # given 30 bills synced, and a rule on receivable_changed active from then on
+    source = SyntheticSource(customers=5, receivables=30, page_size=10)
+    sync_stream(db, "synthetic", CUSTOMERS, source)
+    sync_stream(db, "synthetic", RECEIVABLES, source)
+    apply(db.engine, book, dt.datetime.now(dt.UTC), env)
+
+    # when a new mapping version rewrites every bill with the values it held
+    bumped = dataclasses.replace(RECEIVABLES, mapping_version=RECEIVABLES.mapping_version + "-next")
+    rewrite = sync_stream(db, "synthetic", bumped, source, full=True)
+    apply(db.engine, book, dt.datetime.now(dt.UTC), env)
+
+    # then every bill was rewritten, and the rule fired for none
+    assert rewrite.counts.updated == 30 and scalar(db, fired) == 0
+
+    # when one bill really changes
+    source.changed_ids.add(7)
+    changed = sync_stream(db, "synthetic", bumped, source, full=True)
+    apply(db.engine, book, dt.datetime.now(dt.UTC), env)
+
+    # then the rule fires for that bill alone
+    assert changed.counts.updated == 1 and scalar(db, fired) == 1
+
+
 def test_customer_records_are_compared_with_the_hash_their_external_identity_keeps(db):
     from hub.engine.targets import HashCheck, changed_keys
 
