@@ -15,10 +15,14 @@ It spends per-recipient send budgets in Postgres before a send
 (``hub.outbox.leases``), and records each attempt's outcome (``hub.outbox.outcomes``).
 
 The audit row of each call a per-call writer makes is held back on the worker's thread
-and committed before the write's next call, or with the attempt's outcome
-(``hub.audit.deferred_calls``): a single-call write (a webhook, a chat message) costs one
-commit, not two. At most one exchange per worker thread is unaudited at any moment, in
+and committed before the write's next call (by the autocommit statement that takes that
+call's slot, ``CallSlots.held``), or with the attempt's outcome (``hub.audit.deferred_calls``):
+a single-call write (a webhook, a chat message) costs one commit, not two, and a three-call
+order one transaction. At most one exchange per worker thread is unaudited at any moment, in
 flight or answered and about to be committed; a SIGKILL loses at most those.
+
+A worker records outcomes on a pooled connection it keeps from one row of its chain to the
+next (``Dispatcher._transaction``), not checked out (and pinged) per row.
 
 Per attempt, the writer's ``apply`` is called once; when an earlier attempt's outcome is
 unknown (timeout, dropped reply, 5xx after sending, a dispatcher that died holding the

@@ -9,7 +9,10 @@ whose every call goes through ``connectors.kit.http.send``) the cap counts HTTP 
 as the vendor counts requests: the dispatcher makes :meth:`CallSlots.held` the call gate of
 the worker's thread (``hub.calls.gated``) and ``send`` holds a slot around each exchange
 only, so the audit row of each call (committed before the write's next call, or with its
-outcome: ``hub.audit.deferred_calls``) and the writer's work between calls are outside it too. An exchange made while the thread already holds one of the system's
+outcome: ``hub.audit.deferred_calls``) and the writer's work between calls are outside it too.
+The rows held back before a call are committed by the very statement that takes its slot
+(:meth:`CallSlots.held`'s ``audit_first``): the INSERT runs in that statement, before the call,
+at the cost of no round trip of its own. An exchange made while the thread already holds one of the system's
 slots passes through instead of waiting for a second (``hub.calls.call_slot`` is re-entrant
 per thread, for any gate).
 
