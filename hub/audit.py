@@ -188,8 +188,9 @@ _DEFERRED: ContextVar[list[dict[str, Any]] | None] = ContextVar("hub_audit_defer
 @contextmanager
 def deferred_calls(rows: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
     """Within the block, this thread's :class:`AuditObserver` appends each call's row to ``rows``
-    instead of committing it at once; whoever opened the block writes them (:func:`write_audit_rows`)
-    in a transaction of its own choosing and clears the list.
+    instead of committing it at once; whoever opened the block writes them (:func:`write_audit_rows`,
+    or a statement of its own built on :func:`typed_values`) in a transaction of its own choosing
+    and clears the list.
 
     The outbox dispatcher does so for a write's calls: it writes the rows held back before the
     next call of the write starts, and the last call's with the attempt's outcome, in the same
