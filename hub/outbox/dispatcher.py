@@ -15,8 +15,8 @@ It spends per-recipient send budgets in Postgres before a send
 (``hub.outbox.leases``), and records each attempt's outcome (``hub.outbox.outcomes``).
 
 The audit row of each call a per-call writer makes is held back on the worker's thread
-and committed before the write's next call (by the autocommit statement that takes that
-call's slot, ``CallSlots.held``), or with the attempt's outcome (``hub.audit.deferred_calls``):
+and committed before the write's next call (one autocommit statement on the worker's slot
+connection, ``CallSlots.held``), or with the attempt's outcome (``hub.audit.deferred_calls``):
 a single-call write (a webhook, a chat message) costs one commit, not two, and a three-call
 order one transaction. At most one exchange per worker thread is unaudited at any moment, in
 flight or answered and about to be committed; a SIGKILL loses at most those.
@@ -324,9 +324,9 @@ class Dispatcher:
     @contextlib.contextmanager
     def _call_slot(self, system: str) -> Iterator[None]:
         """One of ``system``'s call slots (the call gate of a worker running a per-call writer),
-        taken by the statement that commits the audit rows of the write's earlier calls
-        (``hub.audit.deferred_calls``; ``CallSlots.held``): if it fails, the next call is not
-        made, and the rows stay held back for the outcome's transaction."""
+        taken once the audit rows of the write's earlier calls are committed
+        (``hub.audit.deferred_calls``; ``CallSlots.held``): if they cannot be, the next call is
+        not made, and the rows stay held back for the outcome's transaction."""
         with self.slots.held(system, self.limits(system).concurrency, audit.deferred()):
             yield
 

@@ -10,9 +10,9 @@ as the vendor counts requests: the dispatcher makes :meth:`CallSlots.held` the c
 the worker's thread (``hub.calls.gated``) and ``send`` holds a slot around each exchange
 only, so the audit row of each call (committed before the write's next call, or with its
 outcome: ``hub.audit.deferred_calls``) and the writer's work between calls are outside it too.
-The rows held back before a call are committed by the very statement that takes its slot
-(:meth:`CallSlots.held`'s ``audit_first``): the INSERT runs in that statement, before the call,
-at the cost of no round trip of its own. An exchange made while the thread already holds one of the system's
+The rows held back before a call are committed on the worker's slot connection, in one
+autocommit statement, just before its slot is waited for (:meth:`CallSlots.held`'s
+``audit_first``): no transaction, no pool check-out of their own. An exchange made while the thread already holds one of the system's
 slots passes through instead of waiting for a second (``hub.calls.call_slot`` is re-entrant
 per thread, for any gate).
 
@@ -43,7 +43,6 @@ held back by the limit".
 
 from __future__ import annotations
 
-import functools
 import logging
 import threading
 import time
@@ -57,7 +56,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from hub import prepared
-from hub.audit import audit_columns, rows_parameters, typed_values
+from hub.audit import write_audit_rows
 from hub.database import Database, create_db_engine
 from hub.errors import RetryableError
 
@@ -69,16 +68,6 @@ log = logging.getLogger(__name__)
 _TAKE = ("SELECT s FROM generate_series(0, %(n)s - 1) AS s "
          "WHERE pg_try_advisory_lock(hashtext(current_schema() || '|outbox-call|' || %(system)s), s) LIMIT 1")
 _GIVE_BACK = "SELECT pg_advisory_unlock(hashtext(current_schema() || '|outbox-call|' || %(system)s), %(s)s)"
-
-
-@functools.lru_cache(maxsize=16)
-def _audited_take(rows: int) -> str:
-    """:data:`_TAKE` that first appends ``rows`` audit rows (``hub.audit``), in one statement: the
-    INSERT runs to completion whatever the SELECT finds, and, autocommit, is committed by it."""
-    return (f"WITH audited AS (INSERT INTO audit_log ({audit_columns()}) "
-            f"SELECT {audit_columns()} FROM (VALUES {typed_values(rows)}) AS v({audit_columns()}, n) ORDER BY v.n) "
-            + _TAKE)
-
 
 FIRST_POLL_S = 0.002
 LAST_POLL_S = 0.05
@@ -148,12 +137,16 @@ class CallSlots:
     def held(self, system: str, limit: int, audit_first: list[dict[str, Any]] | None = None) -> Iterator[None]:
         """Hold one of ``system``'s ``limit`` slots for the duration of the block.
 
-        ``audit_first``: audit rows (``hub.audit.audit_row``) committed by the statement that
-        takes the slot, before the block runs (the list is cleared once they are): the rows of
-        a write's earlier calls, held back until its next call (``hub.audit.deferred_calls``).
-        On this autocommit connection they cost no statement of their own, nor a transaction.
-        If the database does not answer, they stay in the list and a RetryableError is raised.
+        ``audit_first``: audit rows (``hub.audit.audit_row``) committed before the slot is
+        waited for (the list is cleared once they are): the rows of a write's earlier calls,
+        held back until its next call (``hub.audit.deferred_calls``). On this autocommit
+        connection they cost one statement, no transaction of their own; and being committed
+        before, not with, the slot's statement, no commit's flush keeps a slot from the other
+        workers. If the database does not answer, they stay in the list and a RetryableError
+        is raised (the next call is not made).
         """
+        if audit_first:
+            self._write_audit(system, audit_first)
         slots = self._slots(system, limit)
         started = time.perf_counter()
         with self._lock:
@@ -161,7 +154,7 @@ class CallSlots:
         try:
             slots.local.acquire()
             try:
-                slot = self._take(system, limit, audit_first or [])
+                slot = self._take(system, limit)
             except BaseException:
                 slots.local.release()
                 raise
@@ -184,31 +177,35 @@ class CallSlots:
             finally:
                 slots.local.release()
 
-    def _take(self, system: str, limit: int, audit_first: list[dict[str, Any]]) -> int:
-        """The number of a slot now locked by this thread's connection (waits for one); the
-        ``audit_first`` rows are committed by the first attempt to take it (and the list cleared)."""
+    def _write_audit(self, system: str, rows: list[dict[str, Any]]) -> None:
+        """Commit ``rows`` on this thread's connection (autocommit: one statement) and clear them."""
+        conn: Connection | None = None
+        try:
+            conn = self._connection()
+            write_audit_rows(conn, rows)
+        except SQLAlchemyError as exc:
+            if conn is not None:
+                conn.invalidate()
+            # the next call is not made; the rows stay held back, for the outcome's transaction
+            raise RetryableError(f"audit not written: the database did not answer ({type(exc).__name__})",
+                                 system=system, operation="audit") from None
+        rows.clear()
+
+    def _take(self, system: str, limit: int) -> int:
+        """The number of a slot now locked by this thread's connection (waits for one)."""
         pause = FIRST_POLL_S
         while True:
             conn: Connection | None = None
             try:
                 conn = self._connection()
-                if audit_first:
-                    found = prepared.execute(conn, _audited_take(len(audit_first)),
-                                             {"n": limit, "system": system, **rows_parameters(audit_first)})
-                    slot = found[0][0] if found else None
-                    audit_first.clear()  # committed with the statement (autocommit)
-                else:
-                    slot = _scalar(conn, _TAKE, {"n": limit, "system": system})
+                slot = _scalar(conn, _TAKE, {"n": limit, "system": system})
             except SQLAlchemyError as exc:
                 # nothing was sent; but earlier calls of the same write may have been: a retry
-                # (outcome unknown, the writer looks up first) is the safe answer. The session is
-                # dropped: a lock the failed statement took goes with it
+                # (outcome unknown, the writer looks up first) is the safe answer
                 if conn is not None:
                     conn.invalidate()
-                what = "audit not written" if audit_first else "no call slot"
-                operation = "audit" if audit_first else "call-slot"
-                raise RetryableError(f"{what}: the database did not answer ({type(exc).__name__})",
-                                     system=system, operation=operation) from None
+                raise RetryableError(f"no call slot: the database did not answer ({type(exc).__name__})",
+                                     system=system, operation="call-slot") from None
             if slot is not None:
                 return int(slot)
             time.sleep(pause)  # other dispatchers hold every slot

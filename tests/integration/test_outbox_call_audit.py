@@ -134,7 +134,7 @@ def test_calls_of_a_row_retaken_meanwhile_are_audited_though_its_outcome_is_not_
 
 def test_when_the_statement_committing_an_earlier_calls_row_fails_the_next_call_is_not_made(db, monkeypatch):
     # given a two-call write, and a database that does not answer the statement that commits the
-    # first call's row and takes the second call's slot (once)
+    # first call's row before the second call (once)
     from hub.outbox import slots
 
     seconds: list[str] = []
@@ -143,12 +143,12 @@ def test_when_the_statement_committing_an_earlier_calls_row_fails_the_next_call_
     failed: list[str] = []
 
     def execute(conn: Any, query: str, params: Any, **kwargs: Any) -> Any:
-        if query.startswith("WITH audited") and not failed:
+        if query.startswith("INSERT INTO audit_log") and not failed:
             failed.append(query)
             raise sa.exc.OperationalError(query, {}, Exception("server closed the connection"))
         return real_execute(conn, query, params, **kwargs)
 
-    monkeypatch.setattr(slots.prepared, "execute", execute)
+    monkeypatch.setattr(slots.prepared, "execute", execute)  # the slot connection's statements (hub.audit's too)
     queue(db)
 
     counts = dispatcher(db, writer).run_once(1)
