@@ -141,8 +141,33 @@ def write_audit_rows(conn: Connection, rows: list[dict[str, Any]]) -> None:
     """Append the :func:`audit_row` rows on ``conn`` (the caller's transaction) in one statement,
     sent prepared (``hub.prepared``: the outbox writes one or two with every effect)."""
     if rows:
-        prepared.execute(conn, _insert_rows(len(rows)),
-                         {f"{column}_{i}": row[column] for i, row in enumerate(rows) for column in _COLUMNS})
+        prepared.execute(conn, _insert_rows(len(rows)), rows_parameters(rows))
+
+
+def rows_parameters(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The parameters of :func:`audit_row` rows, named as the statements of :func:`write_audit_rows`
+    and :func:`typed_values` name them (``%(column_i)s``, ``i`` the row's index)."""
+    return {f"{column}_{i}": row[column] for i, row in enumerate(rows) for column in _COLUMNS}
+
+
+# The column types of audit_log, for rows written through a SELECT (typed_values): there Postgres
+# infers the types of the VALUES list from its parameters, and a column NULL in every row would be
+# text, which a float column refuses.
+_TYPES = {"attempt": "integer", "duration_ms": "double precision", "detail": "jsonb"}
+
+
+def audit_columns() -> str:
+    """The columns :func:`typed_values` rows fill, comma-separated, in their order."""
+    return ", ".join(_COLUMNS)
+
+
+@functools.lru_cache(maxsize=16)
+def typed_values(n: int) -> str:
+    """``n`` VALUES rows of audit columns (:func:`audit_columns`), each cast to its column's type,
+    then the row's index: for an INSERT that selects some of the rows (``hub.outbox.outcomes``)."""
+    return ", ".join(
+        "(" + ", ".join(f"CAST(%({c}_{i})s AS {_TYPES.get(c, 'text')})" for c in _COLUMNS) + f", {i})"
+        for i in range(n))
 
 
 def write_audit(
@@ -163,8 +188,9 @@ _DEFERRED: ContextVar[list[dict[str, Any]] | None] = ContextVar("hub_audit_defer
 @contextmanager
 def deferred_calls(rows: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
     """Within the block, this thread's :class:`AuditObserver` appends each call's row to ``rows``
-    instead of committing it at once; whoever opened the block writes them (:func:`write_audit_rows`)
-    in a transaction of its own choosing and clears the list.
+    instead of committing it at once; whoever opened the block writes them (:func:`write_audit_rows`,
+    or a statement of its own built on :func:`typed_values`) in a transaction of its own choosing
+    and clears the list.
 
     The outbox dispatcher does so for a write's calls: it writes the rows held back before the
     next call of the write starts, and the last call's with the attempt's outcome, in the same

@@ -32,7 +32,7 @@ class WebhookClient(OwnsHttpClient):
                  clock: Callable[[], float] = time.time, transport: httpx.BaseTransport | None = None) -> None:
         if not secrets:
             raise ValueError("a webhook client needs a signing secret")
-        self._url = url
+        self._url = httpx.URL(url)  # parsed once: httpx parses a string URL again on every request
         self._secrets = list(secrets)
         self._observer = observer
         self._clock = clock

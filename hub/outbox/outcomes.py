@@ -10,8 +10,9 @@ lease never overwrites the outcome recorded by the one that retook the row. On t
 path, :func:`record_done`, the check is the UPDATE's own condition (one statement fewer).
 
 :func:`record_done` also writes the audit rows of the write's calls that the dispatcher
-held back (``hub.audit.deferred_calls``) with the outcome's own, in one INSERT: they are
-written whether or not the row is still this dispatcher's (the calls were made).
+held back (``hub.audit.deferred_calls``) with the outcome's own, in the UPDATE's statement:
+they are written whether or not the row is still this dispatcher's (the calls were made),
+the outcome's only if it is.
 
 A handler that raises (a bug in the rules) aborts the transaction with
 :class:`EffectHandlerError`; the dispatcher then dead-letters the row without the handler
@@ -21,6 +22,7 @@ handler again once the bug is fixed.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from typing import Any
@@ -29,7 +31,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from hub import prepared
-from hub.audit import audit_row, write_audit, write_audit_rows
+from hub.audit import audit_columns, audit_row, rows_parameters, typed_values, write_audit
 from hub.contracts import WriteResult
 from hub.outbox import effects
 from hub.outbox.claims import ClaimedItem
@@ -91,27 +93,41 @@ _DONE_IF_MINE = (
     f"WHERE {_THIS_ATTEMPT} AND locked_by = %(me)s RETURNING id")
 
 
+@functools.lru_cache(maxsize=16)
+def _done_and_audited(calls: int) -> str:
+    """The row ``done`` if it is still this attempt's, and its audit rows, in one statement: the
+    ``calls`` rows of the write's calls always, then the outcome's row only if the UPDATE took
+    the row. Returns the row's id when it did. The rows are inserted in their order (the
+    calls', then the outcome's), as the two statements this replaces inserted them."""
+    columns = audit_columns()
+    return (f"WITH done AS ({_DONE_IF_MINE}), "
+            f"audited AS (INSERT INTO audit_log ({columns}) SELECT {columns} "
+            f"FROM (VALUES {typed_values(calls + 1)}) AS v({columns}, n) "
+            f"WHERE v.n < {calls} OR EXISTS (SELECT FROM done) ORDER BY v.n) "
+            "SELECT id FROM done")
+
+
 def record_done(conn: Connection, item: ClaimedItem, result: WriteResult, *, actor: str, worker_id: str,
                 calls: list[dict[str, Any]] | None = None) -> bool:
     """The effect is complete: row ``done``, result kept, the rules told; audited with the
-    write's ``calls`` held back (``hub.audit.deferred_calls``), in one batch.
+    write's ``calls`` held back (``hub.audit.deferred_calls``), in one statement.
 
     Only if ``worker_id`` still holds this attempt of the row: the check is the UPDATE's own
     condition (it locks the row, as :func:`still_mine` does, one statement fewer). Returns
     False, recording only the ``calls``, when another dispatcher retook the row.
     """
-    mine = prepared.execute(conn, _DONE_IF_MINE, {"id": item.id, "n": item.attempt.number, "me": worker_id,
-                                                  "result": _json(result_document(result, complete=True))})
-    rows = list(calls or ())
+    rows = [*(calls or ()),
+            audit_row(actor=actor, system=item.system, operation=item.kind, key=item.key,
+                      external_id=result.external_id, outcome="adopted" if result.adopted else "ok",
+                      attempt=item.attempt.number)]
+    mine = prepared.execute(conn, _done_and_audited(len(rows) - 1),
+                            {"id": item.id, "n": item.attempt.number, "me": worker_id,
+                             "result": _json(result_document(result, complete=True)), **rows_parameters(rows)})
     if not mine:
         log.warning("outbox %s: lease lost; outcome not recorded here", item.id)
-        write_audit_rows(conn, rows)
         return False
+    # in the same transaction as the row and its audit: a handler that raises undoes them all
     _handle(item, "on_done", conn, item.kind, item.payload, result)
-    rows.append(audit_row(actor=actor, system=item.system, operation=item.kind, key=item.key,
-                          external_id=result.external_id, outcome="adopted" if result.adopted else "ok",
-                          attempt=item.attempt.number))
-    write_audit_rows(conn, rows)
     return True
 
 

@@ -9,7 +9,10 @@ whose every call goes through ``connectors.kit.http.send``) the cap counts HTTP 
 as the vendor counts requests: the dispatcher makes :meth:`CallSlots.held` the call gate of
 the worker's thread (``hub.calls.gated``) and ``send`` holds a slot around each exchange
 only, so the audit row of each call (committed before the write's next call, or with its
-outcome: ``hub.audit.deferred_calls``) and the writer's work between calls are outside it too. An exchange made while the thread already holds one of the system's
+outcome: ``hub.audit.deferred_calls``) and the writer's work between calls are outside it too.
+The rows held back before a call are committed on the worker's slot connection, in one
+autocommit statement, just before its slot is waited for (:meth:`CallSlots.held`'s
+``audit_first``): no transaction, no pool check-out of their own. An exchange made while the thread already holds one of the system's
 slots passes through instead of waiting for a second (``hub.calls.call_slot`` is re-entrant
 per thread, for any gate).
 
@@ -53,6 +56,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from hub import prepared
+from hub.audit import write_audit_rows
 from hub.database import Database, create_db_engine
 from hub.errors import RetryableError
 
@@ -64,6 +68,7 @@ log = logging.getLogger(__name__)
 _TAKE = ("SELECT s FROM generate_series(0, %(n)s - 1) AS s "
          "WHERE pg_try_advisory_lock(hashtext(current_schema() || '|outbox-call|' || %(system)s), s) LIMIT 1")
 _GIVE_BACK = "SELECT pg_advisory_unlock(hashtext(current_schema() || '|outbox-call|' || %(system)s), %(s)s)"
+
 FIRST_POLL_S = 0.002
 LAST_POLL_S = 0.05
 
@@ -129,8 +134,19 @@ class CallSlots:
         return conn
 
     @contextmanager
-    def held(self, system: str, limit: int) -> Iterator[None]:
-        """Hold one of ``system``'s ``limit`` slots for the duration of the block."""
+    def held(self, system: str, limit: int, audit_first: list[dict[str, Any]] | None = None) -> Iterator[None]:
+        """Hold one of ``system``'s ``limit`` slots for the duration of the block.
+
+        ``audit_first``: audit rows (``hub.audit.audit_row``) committed before the slot is
+        waited for (the list is cleared once they are): the rows of a write's earlier calls,
+        held back until its next call (``hub.audit.deferred_calls``). On this autocommit
+        connection they cost one statement, no transaction of their own; and being committed
+        before, not with, the slot's statement, no commit's flush keeps a slot from the other
+        workers. If the database does not answer, they stay in the list and a RetryableError
+        is raised (the next call is not made).
+        """
+        if audit_first:
+            self._write_audit(system, audit_first)
         slots = self._slots(system, limit)
         started = time.perf_counter()
         with self._lock:
@@ -160,6 +176,20 @@ class CallSlots:
                 self._give_back(system, slot)
             finally:
                 slots.local.release()
+
+    def _write_audit(self, system: str, rows: list[dict[str, Any]]) -> None:
+        """Commit ``rows`` on this thread's connection (autocommit: one statement) and clear them."""
+        conn: Connection | None = None
+        try:
+            conn = self._connection()
+            write_audit_rows(conn, rows)
+        except SQLAlchemyError as exc:
+            if conn is not None:
+                conn.invalidate()
+            # the next call is not made; the rows stay held back, for the outcome's transaction
+            raise RetryableError(f"audit not written: the database did not answer ({type(exc).__name__})",
+                                 system=system, operation="audit") from None
+        rows.clear()
 
     def _take(self, system: str, limit: int) -> int:
         """The number of a slot now locked by this thread's connection (waits for one)."""

@@ -123,22 +123,43 @@ def approve_order(conn: Connection, order_id: int, *, routing: OrderSettings | N
                    max_attempts=max_attempts)
 
 
+# One statement for an outcome's write-back (it replaced four: the order before, the UPDATE, the
+# order after, and the ids the order.in_erp event carries): every sub-statement of a WITH sees the
+# same snapshot, so "before" is the row as the UPDATE found it. The ids are read as
+# customer_reference and external_ids read them (hub.rules.webhooks), in the same order.
+_RECORD_RESULT = sa.text(
+    "WITH before AS (SELECT erp_bill_number, erp_status, status FROM sales_order WHERE id = :id), "
+    "after AS (UPDATE sales_order SET erp_system = :erp, erp_bill_number = :bill, erp_status = :status, "
+    "erp_synced_at = now(), erp_error = NULL, status = :state WHERE id = :id "
+    "RETURNING id, order_number, customer_id, erp_system, erp_bill_number, erp_status, status) "
+    "SELECT after.*, before.erp_bill_number AS before_bill_number, before.erp_status AS before_erp_status, "
+    "before.status AS before_status, "
+    "(SELECT COALESCE(json_agg(json_build_object('system', e.system, 'id', e.external_id) "
+    "ORDER BY e.system, e.external_id), '[]') FROM external_identity e WHERE e.canonical_table = 'customer' "
+    "AND e.canonical_id = after.customer_id AND e.object = 'customer') AS customer_ids, "
+    "(SELECT COALESCE(json_agg(json_build_object('system', e.system, 'id', e.external_id) "
+    "ORDER BY e.system, e.external_id), '[]') FROM external_identity e WHERE e.canonical_table = 'sales_order' "
+    "AND e.canonical_id = after.id) AS order_ids "
+    "FROM after LEFT JOIN before ON true")
+
+
 def record_erp_result(conn: Connection, order_id: int, erp_system: str, bill_number: str, erp_status: str | None,
                       *, customer_number: str | None = None, customer_id: int | None = None,
-                      complete: bool = True) -> None:
+                      complete: bool = True) -> Any:
     """Write the ERP's bill number and status back onto the CRM order (``complete``: the push
     is finished, else the ERP holds the order but the push goes on); link the customer to the
-    ERP customer number the writer used or created."""
-    conn.execute(sa.text(
-        "UPDATE sales_order SET erp_system = :erp, erp_bill_number = :bill, erp_status = :status, "
-        "erp_synced_at = now(), erp_error = NULL, status = :state WHERE id = :id"),
-        {"erp": erp_system, "bill": bill_number, "status": erp_status, "id": order_id,
-         "state": "in_erp" if complete else "in_erp_unaudited"})
-    if customer_number and customer_id:
+    ERP customer number the writer used or created.
+
+    Returns the order's change, as ``hub.rules.webhooks.order_reached_erp`` reads it (the
+    order after and before, with the ids its event carries), or None when there is no such order.
+    """
+    if customer_number and customer_id:  # first: the customer's ids read with the change include it
         conn.execute(sa.text(
             "INSERT INTO external_identity (system, object, external_id, canonical_table, canonical_id) "
             "VALUES (:erp, 'customer', :num, 'customer', :cid) ON CONFLICT (system, object, external_id) DO NOTHING"),
             {"erp": erp_system, "num": customer_number, "cid": customer_id})
+    return conn.execute(_RECORD_RESULT, {"erp": erp_system, "bill": bill_number, "status": erp_status, "id": order_id,
+                                         "state": "in_erp" if complete else "in_erp_unaudited"}).first()
 
 
 def record_erp_failure(conn: Connection, order_id: int, failure: Failure) -> None:
@@ -155,11 +176,11 @@ def _record(conn: Connection, kind: str, payload: dict[str, Any], result: WriteR
     customer = payload.get("customer")
     customer = customer if isinstance(customer, dict) else {}
     order_id = int(payload["order_id"])
-    before = webhooks.order_state(conn, order_id)
-    record_erp_result(conn, order_id, kind.partition(".")[0], result.external_id, result.status,
-                      customer_number=result.detail.get("customer_number"), customer_id=customer.get("id"),
-                      complete=complete)
-    webhooks.order_reached_erp(conn, order_id, before=before)  # order.in_erp to the CRM, when it changed
+    change = record_erp_result(conn, order_id, kind.partition(".")[0], result.external_id, result.status,
+                               customer_number=result.detail.get("customer_number"), customer_id=customer.get("id"),
+                               complete=complete)
+    if change is not None:
+        webhooks.order_reached_erp(conn, change)  # order.in_erp to the CRM, when it changed
 
 
 def _order_pushed(conn: Connection, kind: str, payload: dict[str, Any], result: WriteResult) -> None:

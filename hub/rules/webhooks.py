@@ -79,12 +79,20 @@ def emit(conn: Connection, event: str, *, customer_id: int | None, subject: str,
     ``data`` must be JSON-serialisable (decimals and dates become strings) and hold no
     secrets or personal contact data.
     """
+    return emit_about(conn, event, customer_id=customer_id, customer=customer_reference(conn, customer_id),
+                      subject=subject, data=data, occurred_at=occurred_at)
+
+
+def emit_about(conn: Connection, event: str, *, customer_id: int | None, customer: dict[str, Any] | None,
+               subject: str, data: Mapping[str, Any], occurred_at: dt.datetime | None = None) -> str:
+    """:func:`emit` with the customer's reference (:func:`customer_reference`) already read, by
+    a statement that read it with other things (``hub.rules.orders``)."""
     if event not in EVENT_TYPES:
         raise ValueError(f"unknown webhook event {event!r} (known: {', '.join(EVENT_TYPES)})")
     event_id = f"evt_{uuid.uuid4().hex}"
     at = (occurred_at or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
     body = {"id": event_id, "type": event, "occurred_at": at.isoformat().replace("+00:00", "Z"),
-            "customer": customer_reference(conn, customer_id), "subject": subject, "data": dict(data)}
+            "customer": customer, "subject": subject, "data": dict(data)}
     conn.execute(sa.text(
         "INSERT INTO webhook_event (event_id, type, customer_id, subject, occurred_at, body) "
         "VALUES (:id, :type, :cid, :subject, :at, :body)"),
@@ -194,20 +202,28 @@ def tasks_completed(conn: Connection, found: Sequence[TaskCompleted]) -> None:
                    "completed_by_user_id": done.by_user_id})
 
 
-def order_reached_erp(conn: Connection, order_id: int, *, before: tuple[Any, ...] | None) -> None:
-    """``order.in_erp`` when a CRM order's ERP bill number, ERP status or push state differs
-    from ``before`` (what the order held before the outcome was recorded)."""
-    order = conn.execute(sa.text(
-        "SELECT id, order_number, customer_id, erp_system, erp_bill_number, erp_status, status FROM sales_order "
-        "WHERE id = :id"), {"id": order_id}).first()
-    if order is None or order.erp_bill_number is None:
+def order_reached_erp(conn: Connection, change: Any) -> None:
+    """``order.in_erp`` when a CRM order's ERP bill number, ERP status or push state changed.
+
+    ``change`` is the order as an outcome's statement left it and as it was before, with the
+    ids the event carries (``hub.rules.orders.record_erp_result``): ``id``, ``order_number``,
+    ``customer_id``, ``erp_system``, ``erp_bill_number``, ``erp_status``, ``status``, the
+    ``before_`` bill number, ERP status and status, ``customer_ids`` (:func:`customer_reference`'s
+    list) and ``order_ids`` (:func:`external_ids` of the order).
+    """
+    if change.erp_bill_number is None:
         return
-    if before is not None and tuple(before) == (order.erp_bill_number, order.erp_status, order.status):
+    if (change.before_bill_number, change.before_erp_status, change.before_status) == (
+            change.erp_bill_number, change.erp_status, change.status):
         return
-    emit(conn, ORDER_IN_ERP, customer_id=order.customer_id, subject=f"sales_order:{order.id}",
-         data={"order_id": order.id, "order_number": order.order_number,
-               "external_ids": external_ids(conn, "sales_order", order.id), "erp_system": order.erp_system,
-               "bill_number": order.erp_bill_number, "erp_status": order.erp_status, "status": order.status})
+    customer = None if change.customer_id is None else {"id": change.customer_id,
+                                                         "external_ids": list(change.customer_ids)}
+    emit_about(conn, ORDER_IN_ERP, customer_id=change.customer_id, customer=customer,
+               subject=f"sales_order:{change.id}",
+               data={"order_id": change.id, "order_number": change.order_number,
+                     "external_ids": list(change.order_ids), "erp_system": change.erp_system,
+                     "bill_number": change.erp_bill_number, "erp_status": change.erp_status,
+                     "status": change.status})
 
 
 def order_approval_changed(conn: Connection, order_id: int, *, approval_id: int) -> None:
@@ -227,13 +243,6 @@ def order_approval_changed(conn: Connection, order_id: int, *, approval_id: int)
                                                   "decided_at": row.decided_at}})
 
 
-def order_state(conn: Connection, order_id: int) -> tuple[Any, ...] | None:
-    """(bill number, ERP status, status) of a CRM order: what :func:`order_reached_erp` compares."""
-    row = conn.execute(sa.text("SELECT erp_bill_number, erp_status, status FROM sales_order WHERE id = :id"),
-                       {"id": order_id}).first()
-    return tuple(row) if row is not None else None
-
-
 # ---------------------------------------------------------------------- outcomes
 
 
@@ -250,6 +259,6 @@ changes.listen("receivable", receivables_changed)
 changes.listen("task_completed", tasks_completed)
 before_dispatch(publish_before_dispatch)
 
-__all__ = ["KIND", "LEAD_ASSIGNED", "customer_reference", "emit", "external_ids", "order_approval_changed",
-           "order_reached_erp", "order_state",
+__all__ = ["KIND", "LEAD_ASSIGNED", "customer_reference", "emit", "emit_about", "external_ids",
+           "order_approval_changed", "order_reached_erp",
            "publish", "publish_before_dispatch", "unpublished"]

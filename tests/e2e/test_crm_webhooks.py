@@ -259,6 +259,11 @@ def test_an_order_reaching_kingdee_sends_order_in_erp_with_its_bill_number_and_s
     assert (data["order_id"], data["bill_number"], data["erp_status"], data["status"], data["erp_system"]) == (
         order_id, order.erp_bill_number, order.erp_status, "in_erp", "kingdee")
     assert events[0]["customer"]["id"] == order.customer_id
+    # and the event carries every system's id for the customer and the order, as the hub holds them
+    with db.begin() as conn:
+        assert events[0]["customer"] == webhooks.customer_reference(conn, order.customer_id)
+        assert data["external_ids"] == webhooks.external_ids(conn, "sales_order", order_id)
+    assert "kingdee" in {i["system"] for i in events[0]["customer"]["external_ids"]}
 
 
 def test_a_to_do_ticked_off_in_dingtalk_through_the_callback_sends_task_done_in_chat(hub, db, receiver, settings):

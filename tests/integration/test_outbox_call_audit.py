@@ -130,3 +130,33 @@ def test_calls_of_a_row_retaken_meanwhile_are_audited_though_its_outcome_is_not_
     assert counts.done == 0
     assert [(r.operation, r.outcome) for r in audit_rows(db)] == [("first", "ok"), ("second", "ok")]
     assert rows(db, "SELECT status, locked_by FROM outbox")[0] == ("in_progress", "d2")
+
+
+def test_when_the_statement_committing_an_earlier_calls_row_fails_the_next_call_is_not_made(db, monkeypatch):
+    # given a two-call write, and a database that does not answer the statement that commits the
+    # first call's row before the second call (once)
+    from hub.outbox import slots
+
+    seconds: list[str] = []
+    writer = TwoCallWriter(db, on_second=lambda: seconds.append("second"))
+    real_execute = slots.prepared.execute
+    failed: list[str] = []
+
+    def execute(conn: Any, query: str, params: Any, **kwargs: Any) -> Any:
+        if query.startswith("INSERT INTO audit_log") and not failed:
+            failed.append(query)
+            raise sa.exc.OperationalError(query, {}, Exception("server closed the connection"))
+        return real_execute(conn, query, params, **kwargs)
+
+    monkeypatch.setattr(slots.prepared, "execute", execute)  # the slot connection's statements (hub.audit's too)
+    queue(db)
+
+    counts = dispatcher(db, writer).run_once(1)
+
+    # then the second call was not sent (its report is an error), the attempt is retried, and the
+    # first call's row is on record with the retry (held back until the outcome's transaction)
+    assert failed and seconds == []
+    assert counts.retried == 1
+    assert [(r.operation, r.outcome) for r in audit_rows(db)] == [("first", "ok"), ("second", "error"),
+                                                                  (KIND, "retry")]
+    assert "audit not written: the database did not answer" in scalar(db, "SELECT last_error FROM outbox")
