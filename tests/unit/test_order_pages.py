@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from canonical_model.records import MappingError, SalesOrderRecord, SalesOrderRow
 from connectors.kingdee import mapping as kingdee
 from connectors.kingdee.streams import kingdee_streams
-from connectors.kit.fields import money
+from connectors.kit.fields import QUANTITY_WHOLE_DIGITS, money, number, quantity, scaled
 from connectors.yonyou import mapping as yonyou
 from connectors.yonyou.streams import STREAMS as YONYOU_STREAMS
 from hub.contracts import StreamSpec
@@ -177,3 +177,30 @@ def test_a_valid_page_of_one_order_with_a_decimal_tax_rate_keeps_its_digits() ->
     assert (row.lines[0].quantity, str(row.lines[0].quantity), row.lines[0].tax_rate) == (
         Decimal(2), "2", Decimal(13))
     assert stored(row) == stored(kingdee.map_sales_order(raw))
+
+
+@pytest.mark.parametrize("values", [
+    [0.0, -0.0, 0, "-0", "0"],  # equal keys that read differently (-0 is kept as sent)
+    [1, 1.0, True, "1", " 1 "],  # equal dict keys of different types: True is refused, not 1
+    [2.0, "2.000000", 2, 1e2, "1E+2", 100],
+    ["1.0000005", 1.0000005, "12345678901234", 1e12, float("nan"), "NaN"],
+])
+def test_a_quantity_reads_the_same_whether_or_not_an_equal_value_was_read_before(values: list[Any]) -> None:
+    # given what each value reads as afresh (the reader's parts, which keep nothing)
+    def read(value: Any, reader: Any = quantity) -> tuple[str, str]:
+        try:
+            found = reader({"FQty": value}, "FQty")
+        except MappingError as exc:
+            return ("refused", str(exc))
+        return (type(found).__name__, str(found))
+
+    def afresh(raw: dict[str, Any], key: str) -> Decimal:
+        return scaled(number(raw, key, QUANTITY_WHOLE_DIGITS))
+
+    expected = [read(value, afresh) for value in values]
+    # when quantities are read forwards, backwards and forwards again (equal values reused)
+    # then each reads as it does afresh
+    assert [read(value) for value in values] == expected
+    assert [read(value) for value in reversed(values)] == expected[::-1]
+    assert [read(value) for value in values] == expected
+    assert ("refused", "FQty: expected a number, got true") in expected or True not in values
