@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from typing import Any
+from typing import Any, cast
 
 from canonical_model.models import MONEY, SalesOrderLine
 from canonical_model.records import MappingError
@@ -57,7 +57,7 @@ def number(raw: Mapping[str, Any], key: str, whole_digits: int = MONEY_WHOLE_DIG
     if kind is float:  # what a JSON reply mostly holds: the general path's conversion, without its tests
         return _checked(Decimal(str(value)), value, key, whole_digits)
     if kind is int:
-        return _checked(Decimal(value), value, key, whole_digits)
+        return _checked(Decimal(cast(int, value)), value, key, whole_digits)
     if value is None or value == "":
         raise MappingError(f"{key}: missing number")
     if isinstance(value, bool) or not isinstance(value, str | int | float | Decimal):
