@@ -18,33 +18,36 @@ import random
 import sys
 import time
 from collections.abc import Callable
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 ORDERS = 500
 
 
-def _lines(rng: random.Random) -> list[tuple[int, float, float]]:
+def _lines(rng: random.Random) -> list[tuple[int, Decimal, Decimal]]:
+    """(quantity, price, amount) of an order's lines: JSON numbers as both clients read them
+    (``parse_float=Decimal``: ``565.0`` is ``Decimal('565.0')``, ``2`` an int)."""
     lines = []
     for _ in range(rng.choices((1, 2, 3, 4, 5), weights=(35, 30, 20, 10, 5))[0]):
         qty = rng.choice((1, 2, 3, 5, 10, 20))
-        price = round(rng.uniform(10, 900), 2)
-        lines.append((qty, price, round(qty * price, 2)))
+        price = Decimal(repr(round(rng.uniform(10, 900), 2)))
+        lines.append((qty, price, qty * price))
     return lines
 
 
 def kingdee_page(rng: random.Random) -> list[dict[str, Any]]:
-    """Grouped ``SAL_SaleOrder`` rows as the Kingdee stream maps them (numbers as JSON floats)."""
+    """Grouped ``SAL_SaleOrder`` rows as the Kingdee stream maps them."""
     page = []
     for i in range(ORDERS):
         lines = _lines(rng)
         page.append({
             "FID": 100000 + i, "FBillNo": f"XSDD{i:06d}", "FDate": "2024-04-28T00:00:00",
             "FCustId.FNumber": "CUST00017", "FSalerId.FNumber": "SP003", "FDocumentStatus": "C", "FCloseStatus": "A",
-            "FSettleCurrId.FNumber": "PRE001", "FBillAllAmount": round(sum(a for _, _, a in lines), 2),
+            "FSettleCurrId.FNumber": "PRE001", "FBillAllAmount": sum(a for _, _, a in lines),
             "FModifyDate": "2024-05-02T09:00:00",
             "lines": [{"FID": 100000 + i, "FSaleOrderEntry_FEntryID": n, "FMaterialId.FNumber": f"WL{n:04d}",
-                       "FMaterialId.FName": "伺服电机 A型", "FQty": float(q), "FTaxPrice": p, "FEntryTaxRate": 13.0,
+                       "FMaterialId.FName": "伺服电机 A型", "FQty": Decimal(f"{q}.0"), "FTaxPrice": p, "FEntryTaxRate": Decimal("13.0"),
                        "FAllAmount": a} for n, (q, p, a) in enumerate(lines, 1)],
         })
     return page
@@ -57,7 +60,7 @@ def yonyou_page(rng: random.Random) -> list[dict[str, Any]]:
         lines = _lines(rng)
         page.append({
             "id": str(i), "code": f"SO{i}", "vouchdate": "2026-11-01 00:00:00", "agentId_code": "YYC00001",
-            "payMoney": round(sum(a for _, _, a in lines), 2), "orderPrices!currency": "CNY", "verifystate": 2,
+            "payMoney": sum(a for _, _, a in lines), "orderPrices!currency": "CNY", "verifystate": 2,
             "pubts": "2026-11-02 09:00:00",
             "orderDetails": [{"lineno": n, "productId_code": f"P-{n}", "productId_name": "工业网关 G200", "qty": q,
                               "oriTaxUnitPrice": p, "oriSum": a, "taxRate": 13}

@@ -58,6 +58,8 @@ def number(raw: Mapping[str, Any], key: str, whole_digits: int = MONEY_WHOLE_DIG
         return _checked(Decimal(str(value)), value, key, whole_digits)
     if kind is int:
         return _checked(Decimal(cast(int, value)), value, key, whole_digits)
+    if kind is Decimal:  # a client that reads JSON numbers as Decimals (Kingdee's)
+        return _checked(cast(Decimal, value), value, key, whole_digits)
     if value is None or value == "":
         raise MappingError(f"{key}: missing number")
     if isinstance(value, bool) or not isinstance(value, str | int | float | Decimal):
@@ -93,10 +95,12 @@ def money(raw: Mapping[str, Any], key: str) -> Decimal:
 # quantities, prices and tax rates (2.0, 13.0, "0.5"), and reading one costs about 1.8 us
 # (Decimal, normalize, as_tuple: inbound round 4). Only what was read without a problem is
 # kept (a refusal is always worded afresh), the Decimals are immutable, and each type has its
-# own table so that 1, 1.0 and True never share an entry (they are equal dict keys).
-_QUANTITIES: dict[type, dict[Any, Decimal]] = {float: {}, int: {}, str: {}}
+# own table so that 1, 1.0 and True never share an entry (they are equal dict keys). Equal
+# Decimals (2.0 and 2.00) read alike (normalized), zeros aside: a zero is never kept.
+_QUANTITIES: dict[type, dict[Any, Decimal]] = {float: {}, int: {}, str: {}, Decimal: {}}
 _QUANTITIES_KEPT = 4096  # entries a table holds before it starts again (a bound, not a tuning)
 _QUANTITY_KEY_CHARS = 40  # longer text is read every time (a key is kept whole)
+_SIGNED_ZEROS = (float, Decimal)
 
 
 def quantity(raw: Mapping[str, Any], key: str) -> Decimal:
@@ -104,12 +108,16 @@ def quantity(raw: Mapping[str, Any], key: str) -> Decimal:
     value = raw.get(key)
     known = _QUANTITIES.get(type(value))
     if known is not None:
-        found = known.get(value)
-        if found is not None:
-            return found
+        try:
+            found = known.get(value)
+        except TypeError:  # Decimal('sNaN') cannot be hashed (and is refused below)
+            known = None
+        else:
+            if found is not None:
+                return found
     found = scaled(number(raw, key, QUANTITY_WHOLE_DIGITS))
-    # not a float zero: 0.0 and -0.0 are one key but read as 0 and -0
-    if known is not None and (value or type(value) is not float) and (
+    # not a float or Decimal zero: 0.0 and -0.0 are one key but read as 0 and -0
+    if known is not None and (value or type(value) not in _SIGNED_ZEROS) and (
             type(value) is not str or len(value) <= _QUANTITY_KEY_CHARS):
         if len(known) >= _QUANTITIES_KEPT:
             known.clear()

@@ -50,7 +50,8 @@ YONYOU_ONE_BY_ONE = dataclasses.replace(YONYOU_STREAM, map_record=yonyou.map_sal
 
 # hostile values a mapping reads without complaint but the models refuse, and the other way round
 NUMBERS = st.one_of(st.sampled_from([0, -1, "0", "-0.01", 100, 101, "100.0000001", "1E+11", "1E-7", 0.1, "NaN",
-                                     3, "0.5", "12.3456789", "1E+2", 99.995, "13.000", 250.5]),
+                                     3, "0.5", "12.3456789", "1E+2", 99.995, "13.000", 250.5, Decimal("2.0"),
+                                     Decimal("-0"), Decimal("1E+13"), Decimal("0.0000001"), Decimal("sNaN")]),
                     number_text)
 TEXT = st.one_of(odd_text, st.sampled_from(["A" * 101, "公" * 301, " WL0001 ", "WL\x00", "\ud800", "", "P-9", "名"]))
 LINE_VALUES = st.one_of(NUMBERS, TEXT, json_like)
@@ -180,7 +181,8 @@ def test_a_valid_page_of_one_order_with_a_decimal_tax_rate_keeps_its_digits() ->
 
 
 @pytest.mark.parametrize("values", [
-    [0.0, -0.0, 0, "-0", "0"],  # equal keys that read differently (-0 is kept as sent)
+    [0.0, -0.0, 0, "-0", "0", Decimal("0.00"), Decimal("-0"), Decimal(0)],  # equal keys, read apart (-0 kept)
+    [Decimal("2.0"), Decimal("2"), Decimal("2.000000"), Decimal("1E+2"), Decimal("100.0"), Decimal("NaN"), Decimal("sNaN")],
     [1, 1.0, True, "1", " 1 "],  # equal dict keys of different types: True is refused, not 1
     [2.0, "2.000000", 2, 1e2, "1E+2", 100],
     ["1.0000005", 1.0000005, "12345678901234", 1e12, float("nan"), "NaN"],
