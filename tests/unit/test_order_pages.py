@@ -205,4 +205,4 @@ def test_a_quantity_reads_the_same_whether_or_not_an_equal_value_was_read_before
     assert [read(value) for value in values] == expected
     assert [read(value) for value in reversed(values)] == expected[::-1]
     assert [read(value) for value in values] == expected
-    assert ("refused", "FQty: expected a number, got true") in expected or True not in values
+    assert ("refused", "FQty: expected a number, got true") in expected or all(v is not True for v in values)
