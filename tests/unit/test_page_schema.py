@@ -22,7 +22,6 @@ from canonical_model.records import (
     MappingError,
     ReceivableRecord,
     ReceivableRow,
-    SalesOrderRecord,
 )
 from connectors.kingdee import mapping as kingdee
 from connectors.yonyou import mapping as yonyou
