@@ -43,6 +43,7 @@ from typing import Any
 from canonical_model.pages import PagedMapping
 from canonical_model.records import (
     RECEIVABLE_PAGE,
+    SALES_ORDER_PAGE,
     CanonicalRecord,
     CustomerRecord,
     MappingError,
@@ -184,41 +185,77 @@ def map_customer(raw: RawRecord) -> CustomerRecord:
     return record
 
 
-def map_sales_order(raw: RawRecord) -> SalesOrderRecord:
-    """A grouped ``SAL_SaleOrder`` (header keys plus ``lines``: entry rows) → SalesOrderRecord."""
+def _order_header(raw: RawRecord) -> tuple[str, str, Decimal, list[Any]]:
+    """(bill number, currency, total, entry rows) of a grouped order, checked in the order
+    :func:`map_sales_order` has always checked them (so the first problem named is the same)."""
     _require_object(raw)
     bill_number = _required_text(raw, "FBillNo", "bill number")
     _bill_id(raw)
-    customer_ref = _required_text(raw, "FCustId.FNumber", "customer number")
+    _required_text(raw, "FCustId.FNumber", "customer number")
     currency = currency_from_number(_text(raw, "FSettleCurrId.FNumber"), "FSettleCurrId.FNumber")
     total = _money(raw, "FBillAllAmount")
     raw_lines = raw.get(SALES_ORDER_LINES)
     if not isinstance(raw_lines, list) or not raw_lines:
         raise MappingError(f"{SALES_ORDER_LINES}: order {bill_number} has no entry lines (FSaleOrderEntry)")
+    return bill_number, currency, total, raw_lines
+
+
+def _line_fields(line: Any, line_no: int) -> dict[str, Any]:
+    """The SalesOrderLineRecord field values of one entry row; MappingError naming the line."""
+    if not isinstance(line, Mapping):
+        raise MappingError(f"{SALES_ORDER_LINES}[{line_no}]: not an object")
+    try:
+        rate = line.get("FEntryTaxRate")
+        return {
+            "line_no": line_no, "product_code": _required_text(line, "FMaterialId.FNumber", "material number"),
+            "product_name": _text(line, "FMaterialId.FName"), "quantity": _quantity(line, "FQty"),
+            "unit_price": _quantity(line, "FTaxPrice"),
+            "tax_rate": _quantity(line, "FEntryTaxRate") if rate is not None else Decimal(0),
+            "amount": _money(line, "FAllAmount"),
+        }
+    except MappingError as exc:
+        raise MappingError(f"line {line_no}: {exc}") from exc
+
+
+def _order_fields(raw: RawRecord, bill_number: str, currency: str, total: Decimal, lines: Any) -> dict[str, Any]:
+    return {
+        "source_system": SOURCE_SYSTEM, "source_object": "SAL_SaleOrder", "external_id": bill_number,
+        "modified_at": _modified_at(raw), "bill_number": bill_number,
+        "customer_ref": _required_text(raw, "FCustId.FNumber", "customer number"),
+        "order_date": _date(raw, "FDate"), "currency": currency, "total_amount": total,
+        "erp_status": _text(raw, "FDocumentStatus"), "lines": lines,
+    }
+
+
+def sales_order_fields(raw: RawRecord) -> dict[str, Any]:
+    """The SalesOrderRecord field values of a grouped ``SAL_SaleOrder`` (``lines``: each
+    line's SalesOrderLineRecord field values), read as :func:`map_sales_order` reads them;
+    MappingError when a field cannot be read (the line totals included)."""
+    bill_number, currency, total, raw_lines = _order_header(raw)
+    lines = [_line_fields(line, line_no) for line_no, line in enumerate(raw_lines, start=1)]
+    check_lines_total([line["amount"] for line in lines], total, "FBillAllAmount")
+    return _order_fields(raw, bill_number, currency, total, lines)
+
+
+def map_sales_order(raw: RawRecord) -> SalesOrderRecord:
+    """A grouped ``SAL_SaleOrder`` (header keys plus ``lines``: entry rows) → SalesOrderRecord."""
+    bill_number, currency, total, raw_lines = _order_header(raw)
     lines = []
     for line_no, line in enumerate(raw_lines, start=1):
-        if not isinstance(line, Mapping):
-            raise MappingError(f"{SALES_ORDER_LINES}[{line_no}]: not an object")
+        values = _line_fields(line, line_no)
         try:
-            rate = line.get("FEntryTaxRate")
-            lines.append(_build(
-                SalesOrderLineRecord, "SAL_SaleOrder", line_no=line_no,
-                product_code=_required_text(line, "FMaterialId.FNumber", "material number"),
-                product_name=_text(line, "FMaterialId.FName"),
-                quantity=_quantity(line, "FQty"),
-                unit_price=_quantity(line, "FTaxPrice"),
-                tax_rate=_quantity(line, "FEntryTaxRate") if rate is not None else Decimal(0),
-                amount=_money(line, "FAllAmount"),
-            ))
+            lines.append(build(SalesOrderLineRecord, **values))
         except MappingError as exc:
             raise MappingError(f"line {line_no}: {exc}") from exc
     check_lines_total([line.amount for line in lines], total, "FBillAllAmount")
-    record: SalesOrderRecord = _build(
-        SalesOrderRecord, "SAL_SaleOrder", external_id=bill_number, modified_at=_modified_at(raw),
-        bill_number=bill_number, customer_ref=customer_ref, order_date=_date(raw, "FDate"), currency=currency,
-        total_amount=total, erp_status=_text(raw, "FDocumentStatus"), lines=tuple(lines),
-    )
+    record: SalesOrderRecord = build(SalesOrderRecord, **_order_fields(raw, bill_number, currency, total,
+                                                                       tuple(lines)))
     return record
+
+
+# The sales orders stream's mapping: a page at a time when every order of it (lines included)
+# maps and validates (canonical_model.pages), else order by order with the reasons above.
+SALES_ORDER_MAPPING = PagedMapping(map_sales_order, sales_order_fields, SALES_ORDER_PAGE)
 
 
 def receivable_fields(raw: RawRecord) -> dict[str, Any]:
@@ -401,6 +438,7 @@ __all__ = [
     "SALES_ORDER_FIELDS",
     "SALES_ORDER_LINES",
     "SALES_ORDER_LINE_FIELDS",
+    "SALES_ORDER_MAPPING",
     "SOURCE_SYSTEM",
     "crm_bill_number",
     "crm_customer_number",
@@ -415,4 +453,5 @@ __all__ = [
     "map_sales_order",
     "parse_kingdee_datetime",
     "receivable_fields",
+    "sales_order_fields",
 ]

@@ -46,11 +46,11 @@ from connectors.kingdee.mapping import (
     RECEIVABLE_MAPPING,
     SALES_ORDER_FIELDS,
     SALES_ORDER_LINE_FIELDS,
+    SALES_ORDER_MAPPING,
     group_order_rows,
     header_id,
     map_customer,
     map_receipt,
-    map_sales_order,
     parse_kingdee_datetime,
 )
 from connectors.kit.http import CallContext
@@ -294,7 +294,7 @@ def kingdee_streams(
             read_pages=SalesOrderQuery(IncrementalQuery("SAL_SaleOrder", SALES_ORDER_FIELDS, "FID",
                                                         page_size=page_size, overlap=overlap),
                                        batch_size=order_page_size),
-            map_record=map_sales_order, depends_on=("customers",),
+            map_record=SALES_ORDER_MAPPING, depends_on=("customers",),
         ),
         StreamSpec(
             name="receivables", source_object="AR_receivable", target="receivable", key_field="FBillNo",

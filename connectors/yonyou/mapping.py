@@ -41,6 +41,7 @@ from typing import Any
 from canonical_model.pages import PagedMapping
 from canonical_model.records import (
     RECEIVABLE_PAGE,
+    SALES_ORDER_PAGE,
     CanonicalRecord,
     CustomerRecord,
     MappingError,
@@ -183,8 +184,9 @@ def _order_key(row: Any) -> str | None:
         return None
 
 
-def map_sales_order(raw: RawRecord) -> SalesOrderRecord:
-    """A grouped order (header plus ``orderDetails``) → SalesOrderRecord (external id = code)."""
+def _order_header(raw: RawRecord) -> tuple[Mapping[str, Any], str, Decimal, list[Any]]:
+    """(row, code, total, details in line order) of a grouped order, checked in the order
+    :func:`map_sales_order` has always checked them (so the first problem named is the same)."""
     row = _object(raw)
     code = required_text(row, "code", "order code")
     required_text(row, "id", "order id")
@@ -192,19 +194,41 @@ def map_sales_order(raw: RawRecord) -> SalesOrderRecord:
     details = row.get(ORDER_LINES)
     if not isinstance(details, list) or not details:
         raise MappingError(f"{ORDER_LINES}: order {code} has no lines")
-    lines = [_order_line(detail, line_no) for line_no, detail in enumerate(sorted(details, key=_line_order), 1)]
+    return row, code, total, sorted(details, key=_line_order)
+
+
+def _order_fields(row: Mapping[str, Any], code: str, total: Decimal, lines: Any) -> dict[str, Any]:
+    return {
+        "source_system": SOURCE_SYSTEM, "source_object": "voucherorder", "external_id": code,
+        "modified_at": parse_yonyou_time(row.get("pubts"), "pubts"), "bill_number": code,
+        "customer_ref": required_text(row, "agentId_code", "customer code"), "order_date": _date(row, "vouchdate"),
+        "currency": required_text(row, "orderPrices!currency", "currency"), "total_amount": total,
+        "erp_status": _state(row), "lines": lines,
+    }
+
+
+def sales_order_fields(raw: RawRecord) -> dict[str, Any]:
+    """The SalesOrderRecord field values of a grouped order (``lines``: each line's
+    SalesOrderLineRecord field values), read as :func:`map_sales_order` reads them;
+    MappingError when a field cannot be read (the line totals included)."""
+    row, code, total, details = _order_header(raw)
+    lines = [_line_fields(detail, line_no) for line_no, detail in enumerate(details, 1)]
+    check_lines_total([line["amount"] for line in lines], total, "payMoney")
+    return _order_fields(row, code, total, lines)
+
+
+def map_sales_order(raw: RawRecord) -> SalesOrderRecord:
+    """A grouped order (header plus ``orderDetails``) → SalesOrderRecord (external id = code)."""
+    row, code, total, details = _order_header(raw)
+    lines = [_order_line(detail, line_no) for line_no, detail in enumerate(details, 1)]
     check_lines_total([line.amount for line in lines], total, "payMoney")
-    record: SalesOrderRecord = _build(
-        SalesOrderRecord, "voucherorder", external_id=code, modified_at=parse_yonyou_time(row.get("pubts"), "pubts"),
-        bill_number=code, customer_ref=required_text(row, "agentId_code", "customer code"),
-        order_date=_date(row, "vouchdate"), currency=required_text(row, "orderPrices!currency", "currency"),
-        total_amount=total, erp_status=_state(row), lines=tuple(lines),
-    )
+    record: SalesOrderRecord = build(SalesOrderRecord, **_order_fields(row, code, total, tuple(lines)))
     return record
 
 
-def _order_line(detail: Any, line_no: int) -> SalesOrderLineRecord:
-    """One ``orderDetails`` entry; a problem is named with the line's position."""
+def _line_fields(detail: Any, line_no: int) -> dict[str, Any]:
+    """The SalesOrderLineRecord field values of one ``orderDetails`` entry; a problem is
+    named with the line's position."""
     where = f"line {line_no}: "
     if not isinstance(detail, Mapping):
         raise MappingError(f"{where}expected an object, got {shown(detail)}")
@@ -220,11 +244,22 @@ def _order_line(detail: Any, line_no: int) -> SalesOrderLineRecord:
             values[name] = read()
         except MappingError as exc:
             raise MappingError(where + str(exc)) from exc
+    return values
+
+
+def _order_line(detail: Any, line_no: int) -> SalesOrderLineRecord:
+    """One ``orderDetails`` entry as a record; a problem is named with the line's position."""
+    values = _line_fields(detail, line_no)
     try:
-        line: SalesOrderLineRecord = _build(SalesOrderLineRecord, "voucherorder", **values)
+        line: SalesOrderLineRecord = build(SalesOrderLineRecord, **values)
         return line
     except MappingError as exc:
-        raise MappingError(where + str(exc)) from exc
+        raise MappingError(f"line {line_no}: {exc}") from exc
+
+
+# The sales orders stream's mapping: a page at a time when every order of it (lines included)
+# maps and validates (canonical_model.pages), else order by order with the reasons above.
+SALES_ORDER_MAPPING = PagedMapping(map_sales_order, sales_order_fields, SALES_ORDER_PAGE)
 
 
 def _line_order(detail: Any) -> tuple[int, str]:
@@ -318,6 +353,7 @@ __all__ = [
     "ORDER_LINES",
     "ORDER_STATES",
     "RECEIVABLE_MAPPING",
+    "SALES_ORDER_MAPPING",
     "SOURCE_SYSTEM",
     "YONYOU_TZ",
     "crm_customer_to_merchant",
@@ -330,4 +366,5 @@ __all__ = [
     "parse_yonyou_time",
     "receivable_fields",
     "resubmit_check_key",
+    "sales_order_fields",
 ]

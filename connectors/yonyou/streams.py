@@ -86,10 +86,10 @@ from connectors.yonyou.client import (
 from connectors.yonyou.mapping import (
     ORDER_LINES,
     RECEIVABLE_MAPPING,
+    SALES_ORDER_MAPPING,
     format_yonyou_time,
     group_order_rows,
     map_customer,
-    map_sales_order,
     parse_yonyou_time,
 )
 from hub.contracts import MappingError, Page, RawRecord, StreamSpec
@@ -254,7 +254,7 @@ STREAMS: tuple[StreamSpec[YonyouClient], ...] = (
     StreamSpec(name="customers", source_object=CUSTOMER_LIST, target="customer", key_field="code",
                cursor_field=STAMP, read_pages=PubtsList(read_customers), map_record=map_customer),
     StreamSpec(name="sales_orders", source_object=ORDER_LIST, target="sales_order", key_field="code",
-               cursor_field=STAMP, read_pages=PubtsList(read_orders), map_record=map_sales_order,
+               cursor_field=STAMP, read_pages=PubtsList(read_orders), map_record=SALES_ORDER_MAPPING,
                depends_on=("customers",)),
     StreamSpec(name="receivables", source_object=RECEIVABLE_LIST, target="receivable", key_field="code",
                cursor_field=STAMP, read_pages=PubtsList(read_receivables), map_record=RECEIVABLE_MAPPING,

@@ -30,6 +30,7 @@ from canonical_model.records import (
     ReceivableRecord,
     ReceivableRow,
     SalesOrderRecord,
+    SalesOrderRow,
     TaskCompletionRecord,
 )
 from canonical_model.storable import shown
@@ -275,12 +276,13 @@ def upsert_receipts(ctx: PageContext, mapped: Sequence[Mapped]) -> TargetOutcome
 # Columns the ERP owns only for orders it originated; an order the hub pushed keeps the
 # CRM's values and only takes the ERP status back.
 _ERP_OWNED = ("customer_id", "order_date", "currency", "total_amount", "order_number")
+SALES_ORDERS = (SalesOrderRecord, SalesOrderRow)  # an order mapped alone, or validated with its page
 
 
 def upsert_sales_orders(ctx: PageContext, mapped: Sequence[Mapped]) -> TargetOutcome:
     """Merge ERP orders on (erp_system, erp_bill_number) and replace lines of changed ones."""
     known, rejected, superseded = _latest_by_customer(ctx, mapped, attrgetter("bill_number"))
-    records = [(cid, rec, digest) for cid, (_, rec, digest) in known if isinstance(rec, SalesOrderRecord)]
+    records = [(cid, rec, digest) for cid, (_, rec, digest) in known if isinstance(rec, SALES_ORDERS)]
     rows = [
         (rec.source_system, rec.external_id, ctx.now_text, digest, cid, rec.bill_number, rec.order_date,
          rec.currency, rec.total_amount, "erp", ctx.system, rec.bill_number, rec.erp_status, ctx.now_text)
@@ -318,7 +320,7 @@ def _order_ids_by_bill(ctx: PageContext, bills: list[str]) -> list[tuple[int, st
 
 
 def _replace_erp_lines(ctx: PageContext, order_ids: list[int], updated_ids: list[int],
-                       by_bill: dict[str, SalesOrderRecord]) -> None:
+                       by_bill: dict[str, Any]) -> None:
     """Write the lines of the orders just merged (``order_ids``) that came from the ERP, in
     place of those stored; only ``updated_ids`` (orders that were stored before) can have any."""
     rows = ctx.conn.execute(
@@ -337,7 +339,7 @@ def _replace_erp_lines(ctx: PageContext, order_ids: list[int], updated_ids: list
     _insert_erp_lines(ctx, [(int(row_id), str(bill)) for row_id, bill in rows], by_bill)
 
 
-def _insert_erp_lines(ctx: PageContext, orders: list[tuple[int, str]], by_bill: dict[str, SalesOrderRecord]) -> None:
+def _insert_erp_lines(ctx: PageContext, orders: list[tuple[int, str]], by_bill: dict[str, Any]) -> None:
     """Insert the lines of ``orders`` ((id, bill number), lines in that order)."""
     lines = [
         (row_id, line.line_no, line.product_code, line.product_name, line.quantity, line.unit_price,
