@@ -53,9 +53,17 @@ _QUOTED_VALUE = re.compile(r':\s*".*$', re.DOTALL)
 Handler = Callable[[PageContext, Sequence[Mapped]], TargetOutcome]
 
 
-def write_isolated(ctx: PageContext, handler: Handler, mapped: Sequence[Mapped], target: str) -> TargetOutcome:
+def write_isolated(ctx: PageContext, handler: Handler, mapped: Sequence[Mapped], target: str, *,
+                   raced: bool = False) -> TargetOutcome:
     """``handler(ctx, mapped)`` in a savepoint; records the database refuses are isolated
-    by halving and returned as rejections, everything else is written."""
+    by halving and returned as rejections, everything else is written.
+
+    A unique violation is first taken for a race, once (``raced``): another writer stored
+    one of the page's keys, or a golden customer with one of its credit codes (two ERPs'
+    customer syncs at once), after the page looked them up and before it wrote. The insert
+    waited for that writer's commit, so the handler run again sees the row, merges with it
+    or links to it, and nothing is quarantined for having lost a race. A violation that
+    comes back is the data's own and is isolated as any other refusal."""
     if not mapped:
         return handler(ctx, mapped)
     if ctx.all_new and not ctx.guarded:
@@ -64,16 +72,16 @@ def write_isolated(ctx: PageContext, handler: Handler, mapped: Sequence[Mapped],
         with ctx.conn.begin_nested():
             return handler(ctx, mapped)
     except DATA_ERRORS as exc:
-        if ctx.all_new and _sqlstate(exc) == UNIQUE_VIOLATION:
-            # looked up as all new, but another writer stored one of the keys since: the
-            # COPY-only fast path is off, merge (ON CONFLICT) instead
-            return write_isolated(replace(ctx, all_new=False, guarded=False), handler, mapped, target)
+        if not raced and _sqlstate(exc) == UNIQUE_VIOLATION:
+            # looked up, then stored by someone else: look up again (and, if it was taken for
+            # all new, leave the COPY-only fast path for the merge with ON CONFLICT)
+            return write_isolated(replace(ctx, all_new=False, guarded=False), handler, mapped, target, raced=True)
         if len(mapped) == 1:
             raw, record, _ = mapped[0]
             return TargetOutcome(rejected=[Rejected(record.external_id, refusal(exc, target), raw)])
     half = len(mapped) // 2
-    return combined(write_isolated(ctx, handler, mapped[:half], target),
-                    write_isolated(ctx, handler, mapped[half:], target))
+    return combined(write_isolated(ctx, handler, mapped[:half], target, raced=raced),
+                    write_isolated(ctx, handler, mapped[half:], target, raced=raced))
 
 
 UNIQUE_VIOLATION = "23505"
