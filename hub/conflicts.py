@@ -33,6 +33,7 @@ from sqlalchemy.engine import Connection
 
 from hub.ar_summary import refresh_receivables_summary
 from hub.audit import write_audit
+from hub.engine.targets import hold_customer_links
 from hub.errors import HubError, NotFoundError
 from hub.survivorship import settle_customer
 
@@ -109,6 +110,10 @@ def _merge_customer_record(conn: Connection, row: Any, target_id: int) -> dict[s
                                       f"candidates {sorted(candidates)}")
     if conn.execute(sa.text("SELECT 1 FROM customer WHERE id = :id"), {"id": target_id}).first() is None:
         raise ConflictResolutionError(f"identity conflict {row.id}: customer {target_id} does not exist")
+    # wait for the pages writing rows by this system's links to commit, and keep new ones
+    # out until the rows have moved: a page's rows then move with the record, or the page
+    # looks the link up after the merge
+    hold_customer_links(conn, row.system, exclusive=True)
     identity = conn.execute(sa.text(
         "SELECT id, canonical_id FROM external_identity WHERE system = :s AND object = 'customer' "
         "AND external_id = :e FOR UPDATE"), {"s": row.system, "e": row.external_id}).first()

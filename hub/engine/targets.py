@@ -154,12 +154,33 @@ def _modified_at(item: Mapped) -> dt.datetime | None:
     return item[1].modified_at
 
 
+# Held (shared) by a transaction that reads ``system``'s customer links and writes rows by
+# them, until it commits; taken exclusively by whoever repoints a link and moves the rows
+# that followed it (``hub.conflicts``, a person merging a record into another customer).
+# Without it a page that looked a link up just before a merge committed wrote its rows to
+# the customer the merge had just emptied, and they stayed there. Shared holders do not
+# wait for each other: the streams of a wave keep writing at once.
+CUSTOMER_LINKS_LOCK = "hashtextextended(current_schema() || '|customer-links|' || %(system)s, 0)"
+
+
+def hold_customer_links(conn: Connection, system: str, *, exclusive: bool = False) -> None:
+    """Until the transaction ends, keep ``system``'s customer links from being repointed
+    (shared: a page writing rows by them), or wait until no page uses them and keep them
+    (``exclusive``: repointing one); see :data:`CUSTOMER_LINKS_LOCK`."""
+    kind = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+    with driver_connection(conn).cursor() as cur:
+        cur.execute(f"SELECT {kind}({CUSTOMER_LINKS_LOCK})", {"system": system})
+
+
 def customer_ids_for(conn: Connection, system: str, refs: set[str]) -> dict[str, int]:
     """Canonical customer ids for external customer ids of ``system``: one range scan when
     the refs are close together in the index (:func:`hub.engine.bulk.key_range`), else
-    one probe per ref."""
+    one probe per ref. The caller's transaction holds the links as they are until it ends
+    (:func:`hold_customer_links`), so rows it writes by these ids are never left behind by
+    a merge."""
     if not refs:
         return {}
+    hold_customer_links(conn, system)
     in_range = fetch_in_key_range(conn, (
         "SELECT t.external_id, t.canonical_id FROM external_identity t WHERE t.system = %(s)s "
         f"AND t.object = 'customer' AND {key_range('t.external_id')} LIMIT %(limit)s"), {"s": system}, list(refs))

@@ -4,6 +4,11 @@ Two ERPs' customer syncs at once may both create the golden customer of one comp
 credit code, ``uq_customer_credit_code``): the second insert waits for the first writer's
 commit and then violates the unique index. The page must look again and link to the
 customer the other writer stored, as if it had come second (``hub.engine.isolation``).
+
+A person merging a record into another customer (``hub.conflicts``) moves the rows that
+followed the record's link; a page that looked the old link up before the merge and wrote
+after it would leave its rows on the emptied customer. The merge waits for such a page
+(``hub.engine.targets.hold_customer_links``) and then moves its rows too.
 """
 
 from __future__ import annotations
@@ -62,3 +67,63 @@ def test_a_customer_stored_by_another_writer_between_lookup_and_insert_is_linked
     assert scalar(db, "SELECT canonical_id FROM external_identity WHERE system = 'synthetic' "
                       "AND object = 'customer' AND external_id = 'C000010'") == theirs
     assert [r.n for r in rows(db, "SELECT count(*) AS n FROM customer WHERE credit_code = :c", c=new_code)] == [1]
+
+
+def test_a_merge_waits_for_a_page_writing_by_the_old_link_and_moves_its_rows_too(db, monkeypatch):
+    from hub.conflicts import resolve_conflict
+    from hub.engine import targets
+    from tests.support.customer_streams import hand_written_customers
+    from tests.support.synthetic import RECEIVABLES
+
+    # given two customers of one source kept apart by an identity conflict (one name, two credit codes)
+    one, two = synthetic_credit_code(11), synthetic_credit_code(12)
+    sync_stream(db, "synthetic", hand_written_customers("synthetic"), [
+        {"id": "K11", "name": "上海华创电子有限公司", "code": one, "modified": "2026-11-01T00:00:00+00:00"},
+        {"id": "K12", "name": "上海华创电子股份有限公司", "code": two, "modified": "2026-11-02T00:00:00+00:00"}])
+    conflict = rows(db, "SELECT id FROM identity_conflict")[0].id
+    target = scalar(db, "SELECT id FROM customer WHERE credit_code = :c", c=one)
+    before = scalar(db, "SELECT id FROM customer WHERE credit_code = :c", c=two)
+
+    # and a receivables page of K12 that has looked K12's link up and not yet written
+    looked_up, go_on = threading.Event(), threading.Event()
+    lookup = targets.customer_ids_for
+
+    def slow_lookup(conn, system, refs):
+        found = lookup(conn, system, refs)
+        looked_up.set()
+        go_on.wait(timeout=30)
+        return found
+
+    monkeypatch.setattr(targets, "customer_ids_for", slow_lookup)
+    source = SyntheticSource(customers=1, receivables=1, overrides={0: {"customer": "K12"}})
+    syncing = threading.Thread(target=lambda: sync_stream(db, "synthetic", RECEIVABLES, source))
+    syncing.start()
+    assert looked_up.wait(timeout=30)
+
+    # when a person merges K12 into the first customer meanwhile
+    merging = threading.Thread(target=lambda: _merge(db, resolve_conflict, conflict, target))
+    merging.start()
+    blocked = _waits_on_advisory_lock(db)
+    go_on.set()
+    syncing.join(timeout=60)
+    merging.join(timeout=60)
+
+    # then the merge waited for the page, and the page's bill moved with K12 to the first customer
+    assert blocked
+    assert scalar(db, "SELECT customer_id FROM receivable WHERE external_id = 'AR00000000'") == target != before
+
+
+def _merge(db, resolve_conflict, conflict: int, target: int) -> None:
+    with db.begin() as conn:
+        resolve_conflict(conn, conflict, "merge", actor="test", target_id=target)
+
+
+def _waits_on_advisory_lock(db, timeout_s: float = 3.0) -> bool:
+    """Whether a session of this database comes to wait on an advisory lock within ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if scalar(db, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                      "AND wait_event_type = 'Lock' AND wait_event = 'advisory'"):
+            return True
+        time.sleep(0.02)
+    return False
