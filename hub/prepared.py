@@ -29,7 +29,7 @@ from typing import Any
 
 import psycopg
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, StatementError
 
 _lock = threading.Lock()
 _sent = 0
@@ -46,17 +46,11 @@ def execute(conn: Connection, query: str, params: Mapping[str, Any], *, count: b
     the rows it returns (none for a statement without a result)."""
     driver = conn.connection.driver_connection
     if count:
-        global _sent
-        with _lock:
-            _sent += 1
+        _count(1)
     try:
-        cursor = driver.execute(query, params, prepare=True)  # type: ignore[union-attr]
-        return cursor.fetchall() if cursor.pgresult is not None and cursor.pgresult.status == _TUPLES else []
+        return _rows(driver.execute(query, params, prepare=True))  # type: ignore[union-attr]
     except psycopg.Error as exc:
-        broken = driver is None or driver.closed
-        if broken:
-            conn.invalidate(exc)
-        raise DBAPIError.instance(query, None, exc, psycopg.Error, connection_invalidated=bool(broken)) from exc
+        raise _as_sqlalchemy_error(conn, query, exc) from exc
 
 
 def execute_pipelined(conn: Connection, statements: Sequence[tuple[str, Mapping[str, Any]]]) -> list[list[tuple[Any, ...]]]:
@@ -67,21 +61,35 @@ def execute_pipelined(conn: Connection, statements: Sequence[tuple[str, Mapping[
     if not statements:
         return []
     driver = conn.connection.driver_connection
-    global _sent
-    with _lock:
-        _sent += len(statements)
+    _count(len(statements))
     try:
         with driver.pipeline():  # type: ignore[union-attr]
             cursors = [driver.execute(query, params, prepare=True)  # type: ignore[union-attr]
                        for query, params in statements]
-        return [cursor.fetchall() if cursor.pgresult is not None and cursor.pgresult.status == _TUPLES else []
-                for cursor in cursors]
+        return [_rows(cursor) for cursor in cursors]
     except psycopg.Error as exc:
-        broken = driver is None or driver.closed
-        if broken:
-            conn.invalidate(exc)
-        raise DBAPIError.instance(statements[0][0], None, exc, psycopg.Error,
-                                  connection_invalidated=bool(broken)) from exc
+        raise _as_sqlalchemy_error(conn, statements[0][0], exc) from exc
+
+
+def _count(statements: int) -> None:
+    global _sent
+    with _lock:
+        _sent += statements
+
+
+def _rows(cursor: psycopg.Cursor[Any]) -> list[tuple[Any, ...]]:
+    """The rows a statement returned (none for a statement without a result)."""
+    return cursor.fetchall() if cursor.pgresult is not None and cursor.pgresult.status == _TUPLES else []
+
+
+def _as_sqlalchemy_error(conn: Connection, query: str, exc: psycopg.Error) -> StatementError:
+    """``exc`` as SQLAlchemy raises a driver error; a connection the error broke is invalidated,
+    so the pool replaces it."""
+    driver = conn.connection.driver_connection
+    broken = driver is None or driver.closed
+    if broken:
+        conn.invalidate(exc)
+    return DBAPIError.instance(query, None, exc, psycopg.Error, connection_invalidated=bool(broken))
 
 
 _TUPLES = psycopg.pq.ExecStatus.TUPLES_OK
