@@ -62,13 +62,24 @@ def execute_pipelined(conn: Connection, statements: Sequence[tuple[str, Mapping[
         return []
     driver = conn.connection.driver_connection
     _count(len(statements))
+    first_error: psycopg.Error | None = None
     try:
         with driver.pipeline():  # type: ignore[union-attr]
-            cursors = [driver.execute(query, params, prepare=True)  # type: ignore[union-attr]
-                       for query, params in statements]
-        return [_rows(cursor) for cursor in cursors]
+            # A long pipeline reads results while it sends, so a failure can surface here. Kept
+            # inside the block: leaving it with an exception makes psycopg log the pipeline's
+            # own "pipeline aborted" as a warning ("error ignored terminating …"), a second,
+            # misleading line for one failure; leaving it normally makes psycopg raise that
+            # instead, and the first error is the one worth reporting.
+            try:
+                cursors = [driver.execute(query, params, prepare=True)  # type: ignore[union-attr]
+                           for query, params in statements]
+            except psycopg.Error as exc:
+                first_error = exc
+        if first_error is None:
+            return [_rows(cursor) for cursor in cursors]
     except psycopg.Error as exc:
-        raise _as_sqlalchemy_error(conn, statements[0][0], exc) from exc
+        first_error = first_error or exc
+    raise _as_sqlalchemy_error(conn, statements[0][0], first_error) from first_error
 
 
 def _count(statements: int) -> None:
