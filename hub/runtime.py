@@ -34,7 +34,7 @@ from hub.contracts import (
 )
 from hub.database import Database, open_database
 from hub.engine import SyncCounts, SyncReport, sync_stream
-from hub.engine.schedule import run_in_waves
+from hub.engine.schedule import run_reading_early
 from hub.errors import ConfigError
 from hub.outbox import Dispatcher
 from hub.registry import connector, writer_owner
@@ -49,7 +49,11 @@ _BEFORE_STREAM: dict[str, list[BeforeStream]] = {}
 
 
 def before_stream(target: str, hook: BeforeStream) -> None:
-    """Run ``hook(runtime, spec, client)`` before every sync of a stream into ``target``."""
+    """Run ``hook(runtime, spec, client)`` before every sync of a stream into ``target``: before
+    its pages are prepared and written (:meth:`HubRuntime.sync`). The stream's first pages
+    may be read meanwhile, from the cursor stored before the hook ran; a hook that moves
+    that cursor (``hub.rules.salespeople`` resets it) makes the read start again from the
+    new one (``hub.engine.sync.sync_stream``'s ``ready``)."""
     hooks = _BEFORE_STREAM.setdefault(target, [])
     if hook not in hooks:
         hooks.append(hook)
@@ -185,24 +189,33 @@ class HubRuntime:
 
     def sync(self, system: str, stream: str | None = None, *, full: bool = False,
              on_page: Callable[[str, SyncCounts], None] | None = None) -> list[SyncReport]:
-        """Sync one stream, or every stream of ``system``: streams that do not depend on each
-        other read at once, within the connector's declared concurrency
-        (:func:`hub.engine.schedule.run_in_waves`); reports in dependency order.
-        ``on_page(stream, counts)`` follows each stream's progress (from its own thread)."""
+        """Sync one stream, or every stream of ``system``; reports in dependency order.
+
+        Every stream starts reading at once, within the connector's declared concurrency
+        (``CallLimits.concurrency``; the client's read slots bound the calls in flight), and
+        writes only once the streams it depends on are synced and its before-stream work
+        (:func:`before_stream`) is done (:func:`hub.engine.schedule.run_reading_early`,
+        ``sync_stream``'s ``ready``): orders, receivables and receipts read their first pages
+        while customers are read and written, and the customers' first page while the
+        salespeople are linked. ``on_page(stream, counts)`` follows each stream's progress
+        (from its own thread)."""
         spec = connector(system)
         streams = [spec.stream(stream)] if stream else ordered_streams(spec)
         client = self.client(system)
 
-        def one(s: StreamSpec[Any]) -> SyncReport:
-            for hook in _BEFORE_STREAM.get(s.target, []):
-                hook(self, spec, client)
+        def one(s: StreamSpec[Any], ready: Callable[[], None]) -> SyncReport:
+            def ready_to_write() -> None:
+                ready()
+                for hook in _BEFORE_STREAM.get(s.target, []):
+                    hook(self, spec, client)
+
             progress = None if on_page is None else partial(on_page, s.name)
-            report = sync_stream(self.db, system, s, client, full=full, on_page=progress)
+            report = sync_stream(self.db, system, s, client, full=full, on_page=progress, ready=ready_to_write)
             for after in _AFTER_STREAM.get(s.target, []):
                 after(self, spec, s)
             return report
 
-        return run_in_waves(streams, one, max_parallel=self.call_limits(system).concurrency)
+        return run_reading_early(streams, one, max_parallel=self.call_limits(system).concurrency)
 
     def close(self) -> None:
         """Close clients and stop sandboxes."""

@@ -248,7 +248,7 @@ def spare_workers(read_concurrency: int | None, *, beside: int = 0) -> int:
 def complete_ahead(pages: Iterator[T], complete: Callable[[T], Done], *, workers: int = 1,
                    ahead: int = 0) -> Iterator[Done]:
     """``complete(page)`` of each page in order, completions running in ``workers`` helper
-    threads while the following pages are read here.
+    threads while the following pages are read in a thread of their own.
 
     For readers that need a second call per page (Kingdee's order lines for a batch of order
     headers, Yonyou's detail of the order a page cut): when the next page's request does not
@@ -261,34 +261,57 @@ def complete_ahead(pages: Iterator[T], complete: Callable[[T], Done], *, workers
     client's own limit (its read slots) still bounds the calls in flight. ``ahead`` more pages
     may wait for a worker before the next page is read no further: a reader whose one read
     yields several pages then reads its next page while the completions of this one's are
-    still under way (memory: ``workers + ahead + 1`` pages).
+    still under way (memory: ``workers + ahead + 1`` pages, and the one being read).
+
+    A page is handed on as soon as it and the pages before it are completed, even while the
+    next page's read is still under way (that read runs in its own thread): the consumer
+    (the engine's writer) is not kept waiting for a round trip it does not need.
 
     Pages come out in the order they were read, whatever order their completions finish in;
     errors keep that order too: completed pages are yielded before a failure to read the
     next one is raised, and a completion's failure is raised at its page's turn.
     """
     from collections import deque
-    from concurrent.futures import Future, ThreadPoolExecutor
+    from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
     if workers < 1 or ahead < 0:
         raise ValueError(f"workers must be at least 1 (not {workers}), ahead at least 0 (not {ahead})")
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="page-complete") as helper:
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="page-read") as reader, \
+            ThreadPoolExecutor(max_workers=workers, thread_name_prefix="page-complete") as helper:
         pending: deque[Future[Done]] = deque()
+        reading: Future[Any] | None = None
+        more = True  # the source may have further pages
         while True:
-            try:
-                page = next(pages)
-            except StopIteration:
-                break
-            except BaseException:
-                while pending:
-                    yield pending.popleft().result()
-                raise
-            pending.append(helper.submit(complete, page))
-            # wait only when every worker is taken and ``ahead`` pages wait; a finished head goes out at once
-            while pending and (len(pending) > workers + ahead or pending[0].done()):
+            if more and reading is None and len(pending) <= workers + ahead:
+                reading = reader.submit(_next_or_end, pages)  # one read at a time: the source is not shared
+            if pending and pending[0].done():
                 yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
+                continue
+            if reading is not None and reading.done():
+                done, reading = reading, None
+                try:
+                    page = done.result()
+                except BaseException:
+                    while pending:
+                        yield pending.popleft().result()
+                    raise
+                if page is _END:
+                    more = False
+                else:
+                    pending.append(helper.submit(complete, page))
+                continue
+            if reading is None and not pending:
+                return
+            wait([f for f in (reading, pending[0] if pending else None) if f is not None],
+                 return_when=FIRST_COMPLETED)
+
+
+_END = object()
+
+
+def _next_or_end(pages: Iterator[Any]) -> Any:
+    """The next page, or :data:`_END` (a StopIteration cannot travel through a Future)."""
+    return next(pages, _END)
 
 
 # overlapping_pages: rows each window re-reads of the one before (at most a quarter of a page),

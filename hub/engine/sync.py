@@ -25,7 +25,9 @@ Reading (with hashing and the key checks of step 1), preparing (the unchanged ch
 Postgres, mapping) and writing overlap: the next page is read, hashed and checked
 (:func:`read_ahead`, :func:`fingerprinted`) while this one is compared with the store and
 mapped, and the previous one is written, so HTTP, Python and Postgres work at the same
-time; writes stay in page order.
+time; writes stay in page order. A stream that must wait before it writes (its
+dependencies, its before-stream hooks: ``sync_stream``'s ``ready``) reads its first pages
+meanwhile, from the cursor it will write after, and writes nothing until it may.
 """
 
 from __future__ import annotations
@@ -38,12 +40,12 @@ import threading
 import traceback
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import asdict, dataclass
 from itertools import compress
 from operator import itemgetter
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -253,78 +255,134 @@ def _positioned(prepared: PreparedPage, rejected: list[Rejected]) -> list[Reject
 _DONE = object()
 
 
-def read_ahead(pages: Iterator[T]) -> Iterator[T]:
+def read_ahead(pages: Iterator[T]) -> ReadAhead[T]:
+    """Yield ``pages`` while a background thread already fetches the next one
+    (:class:`ReadAhead`, started at once)."""
+    return ReadAhead(pages)
+
+
+class ReadAhead(Generic[T]):
     """Yield ``pages`` while a background thread already fetches the next one.
 
     Reading (HTTP, JSON) and ingesting (mapping, Postgres) then overlap. At most one page
     waits in the hand-over queue, so at most three are in memory (being read, waiting,
     being ingested). An exception in the reader is re-raised here, in order; when the
-    consumer stops early the reader is told to stop and is not waited on beyond the page
-    it is fetching.
-    """
-    handover: queue.Queue[Any] = queue.Queue(maxsize=1)
-    stop = threading.Event()
+    consumer stops early (:meth:`close`) the reader is told to stop and is not waited on
+    beyond the page it is fetching, and the source is closed by the reader's thread.
 
-    def hand_over(item: Any) -> bool:
-        while not stop.is_set():
+    The thread starts at once, not at the first ``next``: a stream that must wait before it
+    writes (:func:`sync_stream`'s ``ready``) reads its first pages meanwhile.
+    """
+
+    def __init__(self, pages: Iterator[T]) -> None:
+        self._handover: queue.Queue[Any] = queue.Queue(maxsize=1)
+        self._stop = threading.Event()
+        self._finished = False
+        self._thread = threading.Thread(target=self._reader, args=(pages,), name="sync-read-ahead", daemon=True)
+        self._thread.start()
+
+    def _hand_over(self, item: Any) -> bool:
+        while not self._stop.is_set():
             try:
-                handover.put(item, timeout=0.1)
+                self._handover.put(item, timeout=0.1)
                 return True
             except queue.Full:
                 continue
         return False
 
-    def reader() -> None:
+    def _reader(self, pages: Iterator[T]) -> None:
         try:
             for page in pages:
-                if not hand_over(page):
+                if not self._hand_over(page):
                     return
-            hand_over(_DONE)
+            self._hand_over(_DONE)
         except BaseException as exc:  # handed to the consumer and re-raised there, in order
-            hand_over(exc)
+            self._hand_over(exc)
+        finally:
+            close = getattr(pages, "close", None)
+            if callable(close):  # a generator source stops its own helpers (its calls in flight end first)
+                close()
 
-    thread = threading.Thread(target=reader, name="sync-read-ahead", daemon=True)
-    thread.start()
-    try:
-        while True:
-            item = handover.get()
-            if item is _DONE:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
+    def __iter__(self) -> ReadAhead[T]:
+        return self
+
+    def __next__(self) -> T:
+        if self._finished:
+            raise StopIteration
+        item = self._handover.get()
+        if item is _DONE:
+            self.close()
+            raise StopIteration
+        if isinstance(item, BaseException):
+            self.close()
+            raise item
+        return item
+
+    def close(self) -> None:
+        """Stop reading: the reader ends after the page it is fetching, unwaited for."""
+        self._finished = True
+        self._stop.set()
 
 
 def sync_stream(
     db: Database, system: str, stream: StreamSpec, client: Any, *, full: bool = False,
-    on_page: Callable[[SyncCounts], None] | None = None,
+    on_page: Callable[[SyncCounts], None] | None = None, ready: Callable[[], None] | None = None,
 ) -> SyncReport:
-    """Read ``stream`` from its cursor (or from the start with ``full``) into the store."""
+    """Read ``stream`` from its cursor (or from the start with ``full``) into the store.
+
+    ``ready``, when given, is called before the first page is prepared or anything of the
+    run is written: it returns when the stream may write (the streams it depends on have
+    been synced, its before-stream work is done: :func:`hub.engine.schedule.run_reading_early`)
+    and raises when it may not, which ends the stream before its run began (no ``sync_run``
+    row, nothing written). Meanwhile the first pages are already read (:class:`ReadAhead`
+    holds at most three), from the cursor stored when the stream started; if the cursor is
+    another when ``ready`` returns (a before-stream hook reset it), those pages are dropped
+    and the read starts again from the cursor as it is then. The run's row, its lock and
+    ``cursor_before`` are taken after ``ready``, as if the run had started then.
+    """
     started = dt.datetime.now(dt.UTC)
     actor = f"sync:{system}/{stream.name}"
-    with db.begin() as conn:
-        runs.close_abandoned(conn, actor=actor)
-        cursor_before = get_cursor(conn, system, stream.name)
-        run_id = int(conn.execute(
-            sa.text("INSERT INTO sync_run (connector, stream, cursor_before) VALUES (:c, :s, :v) RETURNING id"),
-            {"c": system, "s": stream.name, "v": cursor_before},
-        ).scalar_one())
+    early: ReadAhead[HashedPage] | None = None
+    early_cursor: str | None = None
+    if ready is not None:
+        with db.begin() as conn:
+            early_cursor = None if full else get_cursor(conn, system, stream.name)
+        early = read_ahead(fingerprinted(stream, stream.read_pages(client, early_cursor)))
+        try:
+            ready()
+        except BaseException:
+            early.close()
+            raise
+    try:
+        with db.begin() as conn:
+            runs.close_abandoned(conn, actor=actor)
+            cursor_before = get_cursor(conn, system, stream.name)
+            run_id = int(conn.execute(
+                sa.text("INSERT INTO sync_run (connector, stream, cursor_before) VALUES (:c, :s, :v) RETURNING id"),
+                {"c": system, "s": stream.name, "v": cursor_before},
+            ).scalar_one())
+    except BaseException:
+        if early is not None:
+            early.close()
+        raise
+    if early is not None and not full and cursor_before != early_cursor:
+        early.close()  # read from a cursor that is no longer the stream's: start again from this one
+        early = None
     counts = SyncCounts()
     try:
         # Three pages move at once: one is read (read_ahead), one is prepared here, the one
         # before it is written by the writer thread. Writes stay in page order, one
         # transaction each, so the crash-safety argument is the same as sequentially.
         # Each side keeps one connection for the run (see :func:`run_connections`).
-        with long_lived_heap_frozen(), run_connections(db) as (reading, page_writes), \
+        pages = early if early is not None else \
+            read_ahead(fingerprinted(stream, stream.read_pages(client, None if full else cursor_before)))
+        with closing(pages), long_lived_heap_frozen(), run_connections(db) as (reading, page_writes), \
                 runs.holding(reading, run_id), \
                 ThreadPoolExecutor(max_workers=1, thread_name_prefix="sync-write") as writer:
             writing: Future[list[SyncCounts]] | None = None
             committer = PageCommitter(page_writes, system, stream, run_id, actor)
-            pages = stream.read_pages(client, None if full else cursor_before)
             try:
-                for page_no, hashed in enumerate(read_ahead(fingerprinted(stream, pages)), 1):
+                for page_no, hashed in enumerate(pages, 1):
                     with reading.begin():  # reads only, in autocommit (see run_connections): hashes read fresh
                         prepared = prepare_page(reading, system, stream, hashed, page_no)
                     if writing is not None:

@@ -347,3 +347,52 @@ def test_an_unchanged_list_of_one_or_two_full_pages_costs_no_extra_call() -> Non
         api = ChangingList(rows, [])
         assert sorted(_read_ids(api, 40)) == list(range(rows))
         assert len(api.calls) == calls, (rows, api.calls)
+
+
+def test_complete_ahead_hands_on_a_completed_page_while_the_next_page_is_still_being_read():
+    import threading
+
+    from connectors.kit.paging import complete_ahead
+
+    # given a source whose second page arrives only once the first page has been handed on, and
+    # a first page whose completion ends only once that read has begun
+    reading_2, handed_on = threading.Event(), threading.Event()
+
+    def pages():
+        yield 1
+        reading_2.set()
+        assert handed_on.wait(timeout=10), "page 1 waited for the read of page 2"
+        yield 2
+
+    def complete(page: int) -> int:
+        assert reading_2.wait(timeout=10)
+        return page * 10
+
+    # when they are read and completed ahead
+    out = complete_ahead(pages(), complete)
+
+    # then page 1 comes out while page 2's read is under way, and page 2 follows
+    assert next(out) == 10
+    handed_on.set()
+    assert list(out) == [20]
+
+
+def test_complete_ahead_stops_reading_and_completing_when_the_consumer_stops():
+    from connectors.kit.paging import complete_ahead
+
+    # given an endless source, read and completed ahead
+    read: list[int] = []
+
+    def pages():
+        n = 0
+        while True:
+            n += 1
+            read.append(n)
+            yield n
+
+    out = complete_ahead(pages(), lambda page: page, workers=2, ahead=1)
+    assert [next(out), next(out)] == [1, 2]
+
+    # when the consumer stops, then nothing more is read than the bound allows (workers + ahead + 1, one reading)
+    out.close()
+    assert len(read) <= 2 + 2 + 1 + 1

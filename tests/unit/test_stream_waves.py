@@ -98,3 +98,109 @@ def test_a_dependency_cycle_and_a_zero_limit_are_configuration_errors():
         run_in_waves([stream("a", "b"), stream("b", "a")], lambda s: None, max_parallel=2)
     with pytest.raises(ConfigError, match="at least 1"):
         run_in_waves(ERP, lambda s: None, max_parallel=0)
+
+
+# -- run_reading_early: every stream reads at once, writes after what it depends on ------------
+
+def test_dependents_read_while_their_dependency_runs_and_write_only_after_it_finished():
+    from hub.engine.schedule import run_reading_early
+
+    # given customers that finish only once the three dependents are reading (a barrier of four)
+    all_reading = threading.Barrier(4, timeout=30)
+    log: list[str] = []
+    lock = threading.Lock()
+
+    def note(what: str) -> None:
+        with lock:
+            log.append(what)
+
+    def run(s: StreamSpec[object], ready) -> str:
+        note(f"read {s.name}")
+        all_reading.wait()  # BrokenBarrierError if the dependents started only after customers
+        ready()
+        note(f"write {s.name}")
+        return s.name.upper()
+
+    # when they run with room for four at once
+    results = run_reading_early(ERP, run, max_parallel=4)
+
+    # then all four read together, customers wrote first and the others only after it had finished
+    assert sorted(log[:4]) == ["read customers", "read orders", "read receipts", "read receivables"]
+    assert log[4] == "write customers"
+    assert sorted(log[5:]) == ["write orders", "write receipts", "write receivables"]
+    assert results == ["CUSTOMERS", "ORDERS", "RECEIVABLES", "RECEIPTS"]
+
+
+def test_when_a_stream_fails_the_ones_not_yet_writing_are_told_not_to_start_and_the_failure_is_raised():
+    from hub.engine.schedule import NotStarted, run_reading_early
+
+    wrote: list[str] = []
+    told: list[str] = []
+
+    def run(s: StreamSpec[object], ready) -> None:
+        if s.name == "customers":
+            raise RuntimeError("customers: HTTP 500")
+        try:
+            ready()
+        except NotStarted:
+            told.append(s.name)
+            raise
+        wrote.append(s.name)
+
+    # when the stream the others depend on fails
+    with pytest.raises(RuntimeError, match="customers: HTTP 500"):
+        run_reading_early(ERP, run, max_parallel=4)
+
+    # then none of its dependents wrote: each was told not to start
+    assert wrote == [] and sorted(told) == ["orders", "receipts", "receivables"]
+
+
+def test_an_independent_stream_not_yet_writing_is_not_started_after_a_failure_either():
+    from hub.engine.schedule import NotStarted, run_reading_early
+
+    failed = threading.Event()
+    outcome: dict[str, str] = {}
+
+    def run(s: StreamSpec[object], ready) -> None:
+        if s.name == "a":
+            failed.set()
+            raise RuntimeError("a failed")
+        assert failed.wait(timeout=30)
+        try:
+            ready()
+            outcome[s.name] = "wrote"
+        except NotStarted:
+            outcome[s.name] = "not started"
+            raise
+
+    with pytest.raises(RuntimeError, match="a failed"):
+        run_reading_early([stream("a"), stream("b")], run, max_parallel=2)
+    assert outcome == {"b": "not started"}
+
+
+def test_reading_early_with_room_for_one_runs_them_one_after_another_without_waiting_for_ever():
+    from hub.engine.schedule import run_reading_early
+
+    log: list[str] = []
+
+    def run(s: StreamSpec[object], ready) -> str:
+        ready()
+        log.append(s.name)
+        return s.name
+
+    # given the dependents listed before what they need, and room for one stream at a time
+    results = run_reading_early([RECEIPTS, ORDERS, CUSTOMERS, RECEIVABLES], run, max_parallel=1)
+
+    # then customers ran first, every stream ran, and results follow the given order
+    assert log[0] == "customers" and sorted(log) == ["customers", "orders", "receipts", "receivables"]
+    assert results == ["receipts", "orders", "customers", "receivables"]
+
+
+def test_reading_early_refuses_a_cycle_and_a_zero_limit_and_ignores_streams_not_selected():
+    from hub.engine.schedule import run_reading_early
+
+    with pytest.raises(ConfigError, match="dependency cycle"):
+        run_reading_early([stream("a", "b"), stream("b", "a")], lambda s, ready: None, max_parallel=2)
+    with pytest.raises(ConfigError, match="at least 1"):
+        run_reading_early(ERP, lambda s, ready: None, max_parallel=0)
+    assert run_reading_early([RECEIVABLES], lambda s, ready: (ready(), s.name)[1], max_parallel=1) == ["receivables"]
