@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
@@ -379,9 +378,10 @@ class KingdeeClient(kit.OwnsHttpClient):
         # Queries in flight at once from this client, whatever number of streams read in
         # parallel and however far each reads ahead (hub.engine.schedule, the order reader's
         # lines beside the next headers): the data centre's limit (KingdeeSettings, a guess).
-        # None: no limit here (a client built by hand).
+        # A header page goes before waiting line batches (kit.ReadSlots). None: no limit here
+        # (a client built by hand).
         self._read_slots: AbstractContextManager[Any] = nullcontext() if max_concurrent_reads is None \
-            else threading.BoundedSemaphore(max(max_concurrent_reads, 1))
+            else kit.ReadSlots(max(max_concurrent_reads, 1))
         # How many queries a reader may usefully start at once (the order stream's line
         # batches); None: a client without a limit, whose readers keep to two calls in flight.
         self.read_concurrency = None if max_concurrent_reads is None else max(max_concurrent_reads, 1)

@@ -6,7 +6,8 @@
 - :mod:`.auth` — token/session auth as an ``httpx.Auth`` (:class:`TokenAuth`):
   single-flight refresh, refresh once on an expiry code, each exchange audited;
 - :mod:`.paging` — declared paginators (offset, keyset, cursor, page number) and :func:`walk`,
-  :func:`complete_ahead`, :func:`overlapping_pages` (page numbers over a list that changes);
+  :func:`complete_ahead`, :func:`overlapping_pages` (page numbers over a list that changes),
+  :class:`ReadSlots` (a client's reads in flight, the next page before a completion);
 - :mod:`.orders` — the CRM order payload parsed and checked once for every ERP writer;
 - :mod:`.fields` — pure field readers for mappings (text, numbers, money) raising MappingError;
 - :mod:`.pacing` — :class:`Pacer`: at most N calls in a window (QPS limits, per-minute quotas);
@@ -42,6 +43,7 @@ from connectors.kit.paging import (
     OffsetPaginator,
     PageNumberPaginator,
     Paginator,
+    ReadSlots,
     complete_ahead,
     overlapping_pages,
     walk,
@@ -61,6 +63,7 @@ __all__ = [
     "Pacer",
     "PageNumberPaginator",
     "Paginator",
+    "ReadSlots",
     "TokenAuth",
     "complete_ahead",
     "json_object",

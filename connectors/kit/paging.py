@@ -38,7 +38,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -225,6 +227,7 @@ __all__ = [
     "Paginator",
     "PagingStalled",
     "Params",
+    "ReadSlots",
     "complete_ahead",
     "dig",
     "overlapping_pages",
@@ -298,7 +301,7 @@ def complete_ahead(pages: Iterator[T], complete: Callable[[T], Done], *, workers
                 if page is _END:
                     more = False
                 else:
-                    pending.append(helper.submit(complete, page))
+                    pending.append(helper.submit(_completing, complete, page))
                 continue
             if reading is None and not pending:
                 return
@@ -307,6 +310,65 @@ def complete_ahead(pages: Iterator[T], complete: Callable[[T], Done], *, workers
 
 
 _END = object()
+# Set while a helper of :func:`complete_ahead` completes a page: its calls wait behind the
+# reader's own (:class:`ReadSlots`).
+_COMPLETING: ContextVar[bool] = ContextVar("completing_a_page", default=False)
+
+
+def _completing(complete: Callable[[T], Done], page: T) -> Done:
+    token = _COMPLETING.set(True)
+    try:
+        return complete(page)
+    finally:
+        _COMPLETING.reset(token)
+
+
+class ReadSlots:
+    """At most ``limit`` reads of one client in flight (the vendor's concurrency), where a call
+    made to *complete* a page (:func:`complete_ahead`'s helpers: Kingdee's order lines,
+    Yonyou's order details) waits while any other read waits for a slot.
+
+    A stream's next page (a keyset walk: each request needs the page before) is a chain, and
+    every later call of the stream waits on it; a completion is a leaf nothing waits on but
+    its own page. So when a slot frees, the chain goes first: measured against the Kingdee
+    sandbox at 200 ms a call, the order headers' third page waited 0.29 s behind line
+    batches (4 slots, 19 calls) before this. It only orders the waiting calls: the number in
+    flight never exceeds ``limit``, and a completion waits at most while chain reads queue
+    (one per stream reading at most, each followed by its own processing).
+    """
+
+    def __init__(self, limit: int) -> None:
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, not {limit}")
+        self.limit = limit
+        self._free = limit
+        self._first_waiting = 0  # reads that are not completions, waiting for a slot
+        self._waiting = 0
+        self._changed = threading.Condition()
+
+    @property
+    def waiting(self) -> int:
+        """Reads waiting for a slot now (completions included)."""
+        with self._changed:
+            return self._waiting
+
+    def __enter__(self) -> None:
+        completing = _COMPLETING.get()
+        with self._changed:
+            self._waiting += 1
+            self._first_waiting += not completing
+            try:
+                while self._free == 0 or (completing and self._first_waiting):
+                    self._changed.wait()
+            finally:
+                self._waiting -= 1
+                self._first_waiting -= not completing
+            self._free -= 1
+
+    def __exit__(self, *exc: object) -> None:
+        with self._changed:
+            self._free += 1
+            self._changed.notify_all()
 
 
 def _next_or_end(pages: Iterator[Any]) -> Any:

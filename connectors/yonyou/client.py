@@ -262,7 +262,7 @@ class YonyouClient(kit.OwnsHttpClient):
         # keep to two calls in flight.
         self.read_concurrency = None if max_concurrent_reads is None else max(max_concurrent_reads, 1)
         self._read_slots: AbstractContextManager[Any] = nullcontext() if max_concurrent_reads is None \
-            else threading.BoundedSemaphore(max(max_concurrent_reads, 1))
+            else kit.ReadSlots(max(max_concurrent_reads, 1))
         self._discovery = base_url.rstrip("/")
         self._tenant_id = tenant_id
         self._app_key = app_key

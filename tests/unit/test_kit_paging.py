@@ -396,3 +396,64 @@ def test_complete_ahead_stops_reading_and_completing_when_the_consumer_stops():
     # when the consumer stops, then nothing more is read than the bound allows (workers + ahead + 1, one reading)
     out.close()
     assert len(read) <= 2 + 2 + 1 + 1
+
+
+def test_read_slots_give_a_freed_slot_to_the_next_page_before_a_waiting_completion_and_never_exceed_the_limit():
+    import threading
+    import time
+
+    from connectors.kit.paging import ReadSlots, complete_ahead
+
+    slots = ReadSlots(1)
+    order: list[str] = []
+
+    def call(name: str) -> None:
+        with slots:
+            order.append(name)
+
+    def until_waiting(n: int) -> None:
+        deadline = time.monotonic() + 30
+        while slots.waiting < n:
+            assert time.monotonic() < deadline, "the call never queued"
+            time.sleep(0.001)
+
+    # given the only slot taken, then a page's completion (Kingdee's lines) queued first,
+    # then a stream's next page (a chain read) queued after it
+    slots.__enter__()
+    completion = threading.Thread(target=lambda: list(complete_ahead(iter([1]), lambda page: call("lines"))))
+    completion.start()
+    until_waiting(1)
+    chain = threading.Thread(target=call, args=("next page",))
+    chain.start()
+    until_waiting(2)
+
+    # when the slot is freed, then the next page goes first, the completion after it
+    slots.__exit__(None, None, None)
+    completion.join(30)
+    chain.join(30)
+    assert order == ["next page", "lines"]
+
+    # and however many calls of either kind compete, no more than the limit are ever in flight
+    slots = ReadSlots(3)
+    in_flight, peak, calls, lock = 0, 0, 0, threading.Lock()
+
+    def counted(_page: object = None) -> None:
+        nonlocal in_flight, peak, calls
+        with slots:
+            with lock:
+                in_flight += 1
+                calls += 1
+                peak = max(peak, in_flight)
+            time.sleep(0.002)
+            with lock:
+                in_flight -= 1
+
+    threads = [threading.Thread(target=counted) for _ in range(8)]
+    threads.append(threading.Thread(target=lambda: list(complete_ahead(iter(range(12)), counted, workers=4))))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert calls == 20 and peak <= 3 and slots.waiting == 0
+    with pytest.raises(ValueError, match="at least 1"):
+        ReadSlots(0)
