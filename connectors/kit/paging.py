@@ -40,6 +40,8 @@ import datetime as dt
 import logging
 import threading
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
@@ -231,6 +233,7 @@ __all__ = [
     "complete_ahead",
     "dig",
     "overlapping_pages",
+    "requests_ahead",
     "spare_workers",
     "walk",
     "watermark",
@@ -275,7 +278,7 @@ def complete_ahead(pages: Iterator[T], complete: Callable[[T], Done], *, workers
     next one is raised, and a completion's failure is raised at its page's turn.
     """
     from collections import deque
-    from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+    from concurrent.futures import FIRST_COMPLETED, wait
 
     if workers < 1 or ahead < 0:
         raise ValueError(f"workers must be at least 1 (not {workers}), ahead at least 0 (not {ahead})")
@@ -307,6 +310,23 @@ def complete_ahead(pages: Iterator[T], complete: Callable[[T], Done], *, workers
                 return
             wait([f for f in (reading, pending[0] if pending else None) if f is not None],
                  return_when=FIRST_COMPLETED)
+
+
+@contextmanager
+def requests_ahead() -> Iterator[Callable[..., Future[Any]]]:
+    """``submit(fetch, *args)`` for a walk whose next request is known as soon as a page has
+    come (a keyset walk: the page's last row): the walk sends it at once, in a thread of its
+    own, and only then hands the page on, so the round trip overlaps whatever the consumer
+    does with the page (hashing, checks, cutting it into batches whose completions would
+    otherwise take the read slots first). A walk keeps one request in flight, the one it
+    would make next anyway: no call is added, except one dropped when the consumer stops
+    early (it is not waited for). Results and errors come out in the walk's order: a failed
+    request raises where the walk would have made it."""
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="next-page")
+    try:
+        yield pool.submit
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 _END = object()

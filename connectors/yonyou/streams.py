@@ -62,8 +62,10 @@ say "everything up to here is read"). A crash, or a customer read that cannot co
 before the last page re-reads the run, which costs nothing (records are upserted by natural
 key; unchanged ones by content hash).
 
-List calls go one at a time (each request depends on the page before); ``detail`` calls
-still overlap the next list call, and the order APIs' quota pacing
+List calls go one at a time (each request depends on the page before), each sent as soon
+as the page before is checked, before that page is handed on
+(:func:`connectors.kit.paging.requests_ahead`); ``detail`` calls still overlap the next list
+call, and the order APIs' quota pacing
 (``HUB_YONYOU__ORDER_CALLS_PER_MINUTE``) and the client's read slots apply to every call.
 """
 
@@ -75,7 +77,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from connectors import kit
-from connectors.kit.paging import complete_ahead, spare_workers
+from connectors.kit.paging import complete_ahead, requests_ahead, spare_workers
 from connectors.yonyou.client import (
     CUSTOMER_LIST,
     ORDER_DETAIL,
@@ -173,24 +175,35 @@ def keyset_pages(client: YonyouClient, path: str, since: str | None) -> Iterator
     order). Raises :class:`~hub.errors.PermanentError` when a page is not in ``pubts`` order
     (the keyset would then skip rows, so the read stops instead)."""
     size = client.read_page_size
+
+    def fetch(stamp: str | None, index: int) -> list[RawRecord]:
+        return client.list_page(path, index, size, **_pubts_after(stamp)).records
+
     stamp, index = since, 1
     seen: set[str] = set()  # ids already yielded whose pubts is ``stamp``
-    while True:
-        rows = client.list_page(path, index, size, **_pubts_after(stamp)).records
-        stamps = [_stamp_text(row) for row in rows]
-        if stamps != sorted(stamps) or (stamp is not None and stamps and stamps[0] < stamp):
-            raise PermanentError("list rows are not in pubts order from the filter: keyset paging would skip rows",
-                                 system="yonyou", operation=path, code="unordered")
-        yield [row for row, at in zip(rows, stamps, strict=True) if at != stamp or _row_id(row) not in seen], \
-            len(rows) >= size
-        if len(rows) < size:
-            return
-        top = stamps[-1]
-        if top == stamp:  # a tie group larger than a page: its next page by number
-            index += 1
-        else:
-            stamp, index, seen = top, 1, set()
-        seen.update(_row_id(row) for row, at in zip(rows, stamps, strict=True) if at == stamp)
+    # the next page is asked for as soon as this one is checked, before it is handed on
+    # (kit.requests_ahead): the same requests, in the same order, sooner
+    with requests_ahead() as send:
+        pending = send(fetch, stamp, index)
+        while True:
+            rows = pending.result()
+            stamps = [_stamp_text(row) for row in rows]
+            if stamps != sorted(stamps) or (stamp is not None and stamps and stamps[0] < stamp):
+                raise PermanentError("list rows are not in pubts order from the filter: keyset paging would skip "
+                                     "rows", system="yonyou", operation=path, code="unordered")
+            new = [row for row, at in zip(rows, stamps, strict=True) if at != stamp or _row_id(row) not in seen]
+            full = len(rows) >= size
+            if full:
+                top = stamps[-1]
+                if top == stamp:  # a tie group larger than a page: its next page by number
+                    index += 1
+                else:
+                    stamp, index, seen = top, 1, set()
+                seen.update(_row_id(row) for row, at in zip(rows, stamps, strict=True) if at == stamp)
+                pending = send(fetch, stamp, index)
+            yield new, full
+            if not full:
+                return
 
 
 def _stamp_text(row: RawRecord) -> str:
