@@ -164,6 +164,17 @@ class ExternalIdentity(Base):
     source_values: Mapped[dict[str, Any] | None]
 
 
+class CustomerLinksVersion(Base):
+    """One row: a counter moved (by triggers on ``external_identity``) whenever a customer
+    link is repointed, re-keyed or deleted, so a sync run may remember the links it looked
+    up until the counter moves (``hub.engine.targets.CustomerLinks``; migration 0024)."""
+
+    __tablename__ = "customer_links_version"
+
+    id: Mapped[int] = mapped_column(sa.SmallInteger, primary_key=True)
+    version: Mapped[int] = mapped_column(sa.BigInteger)
+
+
 class Contact(Base, ProvenanceMixin, SourceStampMixin):
     """A person at a customer, with title and role in the decision chain (决策链)."""
 

@@ -33,7 +33,7 @@ from sqlalchemy.engine import Connection
 
 from hub.ar_summary import refresh_receivables_summary
 from hub.audit import write_audit
-from hub.engine.targets import hold_customer_links
+from hub.engine.links import hold_customer_links
 from hub.errors import HubError, NotFoundError
 from hub.survivorship import settle_customer
 

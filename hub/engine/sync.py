@@ -57,7 +57,8 @@ from hub.database import Database
 from hub.engine import runs
 from hub.engine.bulk import change_hash, change_hashes
 from hub.engine.intake import Entry, MapResult, map_entries, one_per_key, position, readable
-from hub.engine.isolation import write_isolated
+from hub.engine.isolation import DATA_ERRORS, write_isolated
+from hub.engine.links import CustomerLinks
 from hub.engine.quarantine import Rejected, store_rejected, stored_record, visible
 from hub.engine.targets import HANDLERS, Mapped, PageContext, changed_keys
 from hub.errors import HubError
@@ -229,10 +230,13 @@ def stamp_range(records: list[dict[str, Any]], cursor_field: str | None) -> tupl
 
 
 def write_page(conn: Connection, system: str, stream: StreamSpec, prepared: PreparedPage,
-               run_id: int | None) -> SyncCounts:
-    """Resolve, merge and quarantine a prepared page on ``conn`` (the page's transaction)."""
-    ctx = PageContext(conn, system, stream.name, run_id, all_new=prepared.all_new, cursor_field=stream.cursor_field)
-    outcome = write_isolated(ctx, HANDLERS[stream.target], prepared.mapped, stream.target)
+               run_id: int | None, links: CustomerLinks | None = None, *, optimistic: bool = False) -> SyncCounts:
+    """Resolve, merge and quarantine a prepared page on ``conn`` (the page's transaction);
+    ``links``: the run's memory of customer links (:class:`hub.engine.links.CustomerLinks`);
+    ``optimistic``: see :func:`hub.engine.isolation.write_isolated` (a refusal raises)."""
+    ctx = PageContext(conn, system, stream.name, run_id, all_new=prepared.all_new, cursor_field=stream.cursor_field,
+                      links=links)
+    outcome = write_isolated(ctx, HANDLERS[stream.target], prepared.mapped, stream.target, optimistic=optimistic)
     rejected = [*prepared.rejected, *_positioned(prepared, outcome.rejected)]
     store_rejected(conn, system, stream.name, run_id, rejected)
     return SyncCounts(
@@ -475,6 +479,7 @@ class PageCommitter:
 
     def __init__(self, conn: Connection, system: str, stream: StreamSpec, run_id: int, actor: str) -> None:
         self.conn, self.system, self.stream, self.run_id, self.actor = conn, system, stream, run_id, actor
+        self.links = CustomerLinks(system)  # the customer links this run's pages looked up
         self._group: sa.engine.RootTransaction | None = None
         self._pending: list[SyncCounts] = []
         self._audit: list[dict[str, Any]] = []
@@ -489,6 +494,11 @@ class PageCommitter:
                            "from readable stamps")
         if prepared.mapped or prepared.rejected:
             done = self.flush()
+            try:
+                with self.conn.begin():
+                    return [*done, self._write(prepared, optimistic=True)]
+            except DATA_ERRORS:
+                pass  # refused by the database: rolled back, written again with each record isolated
             with self.conn.begin():
                 return [*done, self._write(prepared)]
         if self._group is None:
@@ -496,7 +506,7 @@ class PageCommitter:
         # the group's cursors (one pipelined statement) and audit rows are written when it
         # commits, in page order: a quiet page then costs one round trip (its audit row)
         # instead of three (cursor, audit row, COMMIT with its WAL flush)
-        page_counts = write_page(self.conn, self.system, self.stream, prepared, self.run_id)
+        page_counts = write_page(self.conn, self.system, self.stream, prepared, self.run_id, self.links)
         self._pending.append(page_counts)
         if cursor_after is not None:
             self._cursors.append(cursor_after)
@@ -515,8 +525,9 @@ class PageCommitter:
         done, self._pending, self._audit, self._cursors = self._pending, [], [], []
         return done
 
-    def _write(self, prepared: PreparedPage) -> SyncCounts:
-        page_counts = write_page(self.conn, self.system, self.stream, prepared, self.run_id)
+    def _write(self, prepared: PreparedPage, *, optimistic: bool = False) -> SyncCounts:
+        page_counts = write_page(self.conn, self.system, self.stream, prepared, self.run_id, self.links,
+                                 optimistic=optimistic)
         if prepared.page.cursor_after is not None:
             advance_cursor(self.conn, self.system, self.stream.name, prepared.page.cursor_after)
         write_audit(self.conn, **self._audit_row(page_counts, prepared.page.cursor_after))

@@ -39,14 +39,13 @@ from hub.engine import changes
 from hub.engine.bulk import (
     driver_connection,
     each_key,
-    fetch_in_key_range,
     fetch_pairs,
     kept_when_same,
-    key_range,
     latest_per_key,
     merge_rows,
     page_keys,
 )
+from hub.engine.links import CustomerLinks, customer_ids_for
 from hub.engine.quarantine import Rejected
 from hub.identity import (
     CustomerCandidate,
@@ -97,6 +96,8 @@ class PageContext:
     # The handler runs in write_isolated's savepoint, which merges again without all_new
     # when a key turns out to be taken: the fast path needs no savepoint of its own.
     guarded: bool = False
+    # the run's memory of the system's customer links (hub.engine.links); None: look each page's up
+    links: CustomerLinks | None = None
 
     @property
     def vault(self) -> Vault:
@@ -154,46 +155,6 @@ def _modified_at(item: Mapped) -> dt.datetime | None:
     return item[1].modified_at
 
 
-# Held (shared) by a transaction that reads ``system``'s customer links and writes rows by
-# them, until it commits; taken exclusively by whoever repoints a link and moves the rows
-# that followed it (``hub.conflicts``, a person merging a record into another customer).
-# Without it a page that looked a link up just before a merge committed wrote its rows to
-# the customer the merge had just emptied, and they stayed there. Shared holders do not
-# wait for each other: the streams of a wave keep writing at once.
-CUSTOMER_LINKS_LOCK = "hashtextextended(current_schema() || '|customer-links|' || %(system)s, 0)"
-
-
-def hold_customer_links(conn: Connection, system: str, *, exclusive: bool = False) -> None:
-    """Until the transaction ends, keep ``system``'s customer links from being repointed
-    (shared: a page writing rows by them), or wait until no page uses them and keep them
-    (``exclusive``: repointing one); see :data:`CUSTOMER_LINKS_LOCK`."""
-    kind = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
-    with driver_connection(conn).cursor() as cur:
-        cur.execute(f"SELECT {kind}({CUSTOMER_LINKS_LOCK})", {"system": system})
-
-
-def customer_ids_for(conn: Connection, system: str, refs: set[str]) -> dict[str, int]:
-    """Canonical customer ids for external customer ids of ``system``: one range scan when
-    the refs are close together in the index (:func:`hub.engine.bulk.key_range`), else
-    one probe per ref. The caller's transaction holds the links as they are until it ends
-    (:func:`hold_customer_links`), so rows it writes by these ids are never left behind by
-    a merge."""
-    if not refs:
-        return {}
-    hold_customer_links(conn, system)
-    in_range = fetch_in_key_range(conn, (
-        "SELECT t.external_id, t.canonical_id FROM external_identity t WHERE t.system = %(s)s "
-        f"AND t.object = 'customer' AND {key_range('t.external_id')} LIMIT %(limit)s"), {"s": system}, list(refs))
-    if in_range is not None:
-        return in_range
-    rows = conn.execute(
-        sa.text("SELECT k.key, t.canonical_id FROM " + each_key(
-            "external_identity", "t.system = :system AND t.object = 'customer' AND t.external_id = k.key")),
-        {"system": system, "keys": page_keys(refs)},
-    ).all()
-    return dict(rows)
-
-
 def _latest_by_customer(
     ctx: PageContext, mapped: Sequence[Mapped], key: Callable[[Any], str],
 ) -> tuple[list[tuple[int, Mapped]], list[Rejected], int]:
@@ -203,7 +164,7 @@ def _latest_by_customer(
     engine's critical path: one pass after the dedupe."""
     kept, superseded = latest(mapped, key)
     refs = list(map(_CUSTOMER_REF, map(_RECORD, kept)))
-    ids = customer_ids_for(ctx.conn, ctx.system, set(refs))
+    ids = customer_ids_for(ctx.conn, ctx.system, set(refs), ctx.links)
     cids = list(map(ids.get, refs))
     if None not in cids:  # the common page: every customer known, paired at C speed
         return list(zip(cast(list[int], cids), kept, strict=True)), [], superseded
@@ -739,7 +700,7 @@ def upsert_contacts(ctx: PageContext, mapped: Sequence[Mapped]) -> TargetOutcome
     is rejected with the reason."""
     kept, superseded = latest(mapped)
     items = [(raw, rec, digest) for raw, rec, digest in kept if isinstance(rec, ContactRecord)]
-    refs = customer_ids_for(ctx.conn, ctx.system, {r.customer_ref for _, r, _ in items if r.customer_ref})
+    refs = customer_ids_for(ctx.conn, ctx.system, {r.customer_ref for _, r, _ in items if r.customer_ref}, ctx.links)
     names = {normalize_company_name(r.corp_name) for _, r, _ in items if r.corp_name}
     by_name: dict[str, list[int]] = {}
     for cid, name in ctx.conn.execute(

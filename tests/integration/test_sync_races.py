@@ -8,7 +8,7 @@ customer the other writer stored, as if it had come second (``hub.engine.isolati
 A person merging a record into another customer (``hub.conflicts``) moves the rows that
 followed the record's link; a page that looked the old link up before the merge and wrote
 after it would leave its rows on the emptied customer. The merge waits for such a page
-(``hub.engine.targets.hold_customer_links``) and then moves its rows too.
+(``hub.engine.links.hold_customer_links``) and then moves its rows too.
 """
 
 from __future__ import annotations
@@ -88,8 +88,8 @@ def test_a_merge_waits_for_a_page_writing_by_the_old_link_and_moves_its_rows_too
     looked_up, go_on = threading.Event(), threading.Event()
     lookup = targets.customer_ids_for
 
-    def slow_lookup(conn, system, refs):
-        found = lookup(conn, system, refs)
+    def slow_lookup(conn, system, refs, remembered=None):
+        found = lookup(conn, system, refs, remembered)
         looked_up.set()
         go_on.wait(timeout=30)
         return found
