@@ -31,6 +31,8 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 from sqlalchemy.engine import Connection
 
+from hub.engine.binary_copy import binary_types
+
 T = TypeVar("T")
 
 
@@ -286,8 +288,7 @@ def merge_rows(
     with pg.cursor() as cur:
         cur.execute(sql.SQL("CREATE TEMP TABLE {} ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA").format(
             stage, cols, sql.Identifier(table)))
-        with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(stage, cols)) as copy:
-            staged = _write_rows(copy, rows, json_positions)
+        staged = _copy(cur, stage, table, columns, rows, json_positions)
         to_update = [c for c in (update if update is not None else columns) if c not in key]
         exprs = update_exprs or {}
         set_clause = sql.SQL(", ").join(
@@ -313,9 +314,21 @@ def merge_rows(
 
 def _copy_into(pg: PgConnection[Any], table: str, columns: Sequence[str], rows: list[Sequence[Any]],
                json_positions: Sequence[int]) -> None:
+    with pg.cursor() as cur:
+        _copy(cur, sql.Identifier(table), table, columns, rows, json_positions)
+
+
+def _copy(cur: psycopg.Cursor[Any], into: sql.Composable, table: str, columns: Sequence[str],
+          rows: list[Sequence[Any]], json_positions: Sequence[int]) -> int:
+    """COPY ``rows`` into ``into`` (``table`` or its staging table), in binary when every
+    value allows it (:mod:`hub.engine.binary_copy`), else in text; the rows written."""
     cols = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
-    with pg.cursor() as cur, cur.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(sql.Identifier(table), cols)) as copy:
-        _write_rows(copy, rows, json_positions)
+    oids = binary_types(table, columns, rows, json_positions)
+    binary = sql.SQL(" (FORMAT BINARY)" if oids is not None else "")
+    with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN{}").format(into, cols, binary)) as copy:
+        if oids is not None:
+            copy.set_types(oids)
+        return _write_rows(copy, rows, json_positions)
 
 
 def _write_rows(copy: Any, rows: list[Sequence[Any]], json_columns: Sequence[int] = ()) -> int:

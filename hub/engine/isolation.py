@@ -50,7 +50,7 @@ _MEANING = {
     "23505": "another row already holds one of its unique values",
     "23514": "it breaks a check rule of the table",
 }
-_COPY_COLUMN = re.compile(r"^COPY (\S+), line \d+, column (\S+?):")
+_COPY_COLUMN = re.compile(r"^COPY (\S+), line \d+, column ([^\s:]+)")  # text COPY adds ": value", binary not
 _QUOTED_VALUE = re.compile(r':\s*".*$', re.DOTALL)
 
 Handler = Callable[[PageContext, Sequence[Mapped]], TargetOutcome]
