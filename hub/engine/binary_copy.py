@@ -63,13 +63,19 @@ def column_oids(table: str, columns: Sequence[str]) -> list[int] | None:
 
 
 def binary_types(table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]],
-                 json_positions: Sequence[int] = ()) -> list[int] | None:
-    """The types to ``set_types`` a binary COPY of ``rows`` with, or None: write them in text."""
+                 json_positions: Sequence[int] = (), *, typed: bool = False) -> list[int] | None:
+    """The types to ``set_types`` a binary COPY of ``rows`` with, or None: write them in text.
+
+    ``typed``: the caller vouches that every row's values are of the types of the records'
+    validated schema (the canonical records and the Structs of their pages, ids read from
+    the database, the page's own time stamp), so the first row stands for the page and only
+    it is checked: 5,000 rows checked cost about 5 ms of the writer thread a page."""
     oids = column_oids(table, columns)
     if oids is None or not rows:
         return None
     model = Base.metadata.tables[table]
-    for position, values in enumerate(zip(*rows, strict=True)):
+    checked = [rows[0]] if typed else rows
+    for position, values in enumerate(zip(*checked, strict=True)):
         if position in json_positions:
             continue
         entry = _entry(model.columns[columns[position]].type)

@@ -249,6 +249,7 @@ def merge_rows(
     assume_new: bool = False,
     guarded: bool = False,
     json_columns: Sequence[str] = (),
+    typed: bool = False,
 ) -> MergeResult:
     """Stage ``rows`` with COPY and merge them into ``table``.
 
@@ -263,6 +264,8 @@ def merge_rows(
     COPYed straight in (no staging, no conflict handling: about half the server work of
     a first load). Should another writer have inserted one of them meanwhile, the
     unique violation rolls back to a savepoint and the normal merge runs instead.
+    ``typed``: every row's values are of the types of a validated schema, so the first row
+    decides whether the COPY can go in binary (:func:`hub.engine.binary_copy.binary_types`).
     ``guarded``: the caller already runs this in a savepoint of its own and merges again
     without ``assume_new`` when the unique violation reaches it
     (:func:`hub.engine.isolation.write_isolated`), so the fast path opens none: one
@@ -273,12 +276,12 @@ def merge_rows(
         return MergeResult([], [], 0)
     json_positions = [columns.index(c) for c in json_columns]
     if assume_new and guarded:
-        _copy_into(driver_connection(conn), table, columns, rows, json_positions)
+        _copy_into(driver_connection(conn), table, columns, rows, json_positions, typed)
         return MergeResult([], [], len(rows), copied=len(rows))
     if assume_new:
         try:
             with conn.begin_nested():
-                _copy_into(driver_connection(conn), table, columns, rows, json_positions)
+                _copy_into(driver_connection(conn), table, columns, rows, json_positions, typed)
             return MergeResult([], [], len(rows), copied=len(rows))
         except (sa.exc.IntegrityError, psycopg.errors.UniqueViolation):
             pass  # a concurrent writer got there first: merge properly below
@@ -288,7 +291,7 @@ def merge_rows(
     with pg.cursor() as cur:
         cur.execute(sql.SQL("CREATE TEMP TABLE {} ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA").format(
             stage, cols, sql.Identifier(table)))
-        staged = _copy(cur, stage, table, columns, rows, json_positions)
+        staged = _copy(cur, stage, table, columns, rows, json_positions, typed)
         to_update = [c for c in (update if update is not None else columns) if c not in key]
         exprs = update_exprs or {}
         set_clause = sql.SQL(", ").join(
@@ -313,17 +316,17 @@ def merge_rows(
 
 
 def _copy_into(pg: PgConnection[Any], table: str, columns: Sequence[str], rows: list[Sequence[Any]],
-               json_positions: Sequence[int]) -> None:
+               json_positions: Sequence[int], typed: bool = False) -> None:
     with pg.cursor() as cur:
-        _copy(cur, sql.Identifier(table), table, columns, rows, json_positions)
+        _copy(cur, sql.Identifier(table), table, columns, rows, json_positions, typed)
 
 
 def _copy(cur: psycopg.Cursor[Any], into: sql.Composable, table: str, columns: Sequence[str],
-          rows: list[Sequence[Any]], json_positions: Sequence[int]) -> int:
+          rows: list[Sequence[Any]], json_positions: Sequence[int], typed: bool = False) -> int:
     """COPY ``rows`` into ``into`` (``table`` or its staging table), in binary when every
     value allows it (:mod:`hub.engine.binary_copy`), else in text; the rows written."""
     cols = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
-    oids = binary_types(table, columns, rows, json_positions)
+    oids = binary_types(table, columns, rows, json_positions, typed=typed)
     binary = sql.SQL(" (FORMAT BINARY)" if oids is not None else "")
     with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN{}").format(into, cols, binary)) as copy:
         if oids is not None:

@@ -200,7 +200,7 @@ _RECEIVABLE_VALUES = ("customer_id", "bill_number", "bill_date", "due_date", "cu
 def upsert_receivables(ctx: PageContext, mapped: Sequence[Mapped]) -> TargetOutcome:
     """Merge receivable bills; a bill of an unknown customer is rejected."""
     known, rejected, superseded = _latest_by_customer(ctx, mapped, _external_id)
-    now, stamp = ctx.now_text, ctx.stamp
+    now, stamp = ctx.now, ctx.stamp  # a datetime: the page goes in binary (hub.engine.binary_copy)
     rows = [
         (rec.source_system, rec.external_id, now, digest, stamp(raw), cid, rec.bill_number, rec.bill_date,
          rec.due_date, rec.currency, rec.amount, rec.open_amount, rec.status)
@@ -211,7 +211,7 @@ def upsert_receivables(ctx: PageContext, mapped: Sequence[Mapped]) -> TargetOutc
     result = merge_rows(
         ctx.conn, "receivable", ["source_system", "external_id", "fetched_at", "content_hash", "source_cursor",
                                  *_RECEIVABLE_VALUES],
-        rows, key=["source_system", "external_id"], assume_new=ctx.all_new, guarded=ctx.guarded,
+        rows, key=["source_system", "external_id"], assume_new=ctx.all_new, guarded=ctx.guarded, typed=True,
         update_exprs={"fetched_at": kept_when_same("fetched_at", _RECEIVABLE_VALUES)},
     )
     if not before:  # nothing held before (a first load), or nobody listens
@@ -239,7 +239,7 @@ def upsert_receipts(ctx: PageContext, mapped: Sequence[Mapped]) -> TargetOutcome
     """Merge receipts; a receipt of an unknown customer is rejected."""
     known, rejected, superseded = _latest_by_customer(ctx, mapped, _external_id)
     rows = [
-        (rec.source_system, rec.external_id, ctx.now_text, digest, ctx.stamp(raw), cid, rec.bill_number,
+        (rec.source_system, rec.external_id, ctx.now, digest, ctx.stamp(raw), cid, rec.bill_number,
          rec.receipt_date, rec.currency, rec.amount)
         for cid, (raw, rec, digest) in known
         if isinstance(rec, ReceiptRecord)
@@ -248,7 +248,7 @@ def upsert_receipts(ctx: PageContext, mapped: Sequence[Mapped]) -> TargetOutcome
         ctx.conn, "receipt",
         ["source_system", "external_id", "fetched_at", "content_hash", "source_cursor", "customer_id",
          "bill_number", "receipt_date", "currency", "amount"],
-        rows, key=["source_system", "external_id"], assume_new=ctx.all_new, guarded=ctx.guarded,
+        rows, key=["source_system", "external_id"], assume_new=ctx.all_new, guarded=ctx.guarded, typed=True,
     )
     return TargetOutcome(result.inserted, result.updated, result.unchanged, rejected, superseded)
 
