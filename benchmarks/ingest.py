@@ -12,6 +12,9 @@ Each round, on a fresh schema:
       kind of table, constraints and indexes included;
    b. into a bare table (no foreign key, no secondary index, fewer columns), the
       baseline of earlier notes, printed for comparison;
+   c. into the equivalent table in COPY's binary format (the engine COPYs a typed page in
+      binary since round 7, ``hub.engine.binary_copy``): printed beside the target's
+      text baseline, so the ratio can be read against either;
 2. engine: the same records through ``sync_stream`` (hashing, mapping, pydantic
    validation, reference resolution, COPY or staging merge, cursor, audit);
 3. re-sync with nothing changed (``--full``): every row read and hashed, none written;
@@ -32,6 +35,7 @@ time is waiting for Postgres. Uses ``HUB_TEST_DATABASE_URL``, else Postgres on
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
 import re
@@ -44,6 +48,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -112,8 +117,9 @@ RAW_COLUMNS = ["source_system", "external_id", "customer_id", "bill_number", "bi
                "amount", "open_amount"]
 
 
-def raw_copy(db: Database, source: Prefetched, *, equivalent: bool) -> float:
-    """Baseline: raw records straight into a table with COPY; seconds taken."""
+def raw_copy(db: Database, source: Prefetched, *, equivalent: bool, binary: bool = False) -> float:
+    """Baseline: raw records straight into a table with COPY (text, or ``binary`` with the
+    values converted to their types before the clock starts); seconds taken."""
     with db.begin() as conn:
         if equivalent:
             conn.execute(sa.text("CREATE TABLE raw_receivable (LIKE receivable INCLUDING ALL)"))
@@ -126,14 +132,20 @@ def raw_copy(db: Database, source: Prefetched, *, equivalent: bool) -> float:
                 "UNIQUE (source_system, external_id))"))
         customer_ids = dict(conn.execute(sa.text(
             "SELECT external_id, canonical_id FROM external_identity WHERE object = 'customer'")).all())
+    rows = [("synthetic", r["bill"], customer_ids[r["customer"]], r["bill"], r["date"], r["due"], r["currency"],
+             r["amount"], r["open"]) for page in source.pages for r in page.records]
+    if binary:
+        rows = [(*row[:4], dt.date.fromisoformat(row[4]), dt.date.fromisoformat(row[5]), row[6],
+                 Decimal(row[7]), Decimal(row[8])) for row in rows]
     started = time.perf_counter()
     with db.begin() as conn:
         pg = driver_connection(conn)
-        with pg.cursor() as cur, cur.copy(f"COPY raw_receivable ({', '.join(RAW_COLUMNS)}) FROM STDIN") as copy:
-            for page in source.pages:
-                for r in page.records:
-                    copy.write_row(("synthetic", r["bill"], customer_ids[r["customer"]], r["bill"], r["date"],
-                                    r["due"], r["currency"], r["amount"], r["open"]))
+        options = " (FORMAT BINARY)" if binary else ""
+        with pg.cursor() as cur, cur.copy(f"COPY raw_receivable ({', '.join(RAW_COLUMNS)}) FROM STDIN{options}") as copy:
+            if binary:
+                copy.set_types(["text", "text", "int8", "text", "date", "date", "text", "numeric", "numeric"])
+            for row in rows:
+                copy.write_row(row)
     elapsed = time.perf_counter() - started
     with db.begin() as conn:
         conn.execute(sa.text("DROP TABLE raw_receivable"))
@@ -147,6 +159,7 @@ def one_round(url: str, source: SyntheticSource, prefetched: Prefetched, rows: i
         sync_stream(db, "synthetic", CUSTOMERS, source)
         equivalent = raw_copy(db, prefetched, equivalent=True)
         bare = raw_copy(db, prefetched, equivalent=False)
+        binary = raw_copy(db, prefetched, equivalent=True, binary=True)
         started, cpu = time.perf_counter(), time.process_time()
         first = sync_stream(db, "synthetic", PREFETCHED, prefetched)
         engine_s, engine_cpu = time.perf_counter() - started, time.process_time() - cpu
@@ -156,7 +169,8 @@ def one_round(url: str, source: SyntheticSource, prefetched: Prefetched, rows: i
     finally:
         drop(db)
     assert first.counts.inserted == rows and again.counts.unchanged == rows, (first.counts, again.counts)
-    return {"raw_copy_equivalent_s": equivalent, "raw_copy_bare_s": bare, "engine_first_load_s": engine_s,
+    return {"raw_copy_equivalent_s": equivalent, "raw_copy_bare_s": bare, "raw_copy_binary_s": binary,
+            "engine_first_load_s": engine_s,
             "engine_first_load_cpu_s": engine_cpu, "unchanged_resync_s": resync_s, "unchanged_resync_cpu_s": resync_cpu}
 
 
@@ -167,6 +181,9 @@ def report(label: str, rows: int, m: dict[str, float]) -> None:
     print(f"-- {label}")
     print(f"raw COPY, equivalent table {rows:>9} rows {eq:7.2f} s {rows / eq:>10,.0f} rows/s  (baseline)")
     print(f"raw COPY, bare table       {rows:>9} rows {bare:7.2f} s {rows / bare:>10,.0f} rows/s")
+    binary = m["raw_copy_binary_s"]
+    print(f"raw COPY, equivalent, binary {rows:>7} rows {binary:7.2f} s {rows / binary:>10,.0f} rows/s  "
+          f"(engine first load: {binary / first:.2f}x of it)")
     print(f"engine first load          {rows:>9} rows {first:7.2f} s {rows / first:>10,.0f} rows/s  "
           f"{eq / first:.2f}x raw COPY (target >= 0.5x; {bare / first:.2f}x the bare table)  "
           f"cpu {m['engine_first_load_cpu_s']:.2f} s")
@@ -349,6 +366,7 @@ def main() -> None:
                                   **{key: round(value, 2) for key, value in median.items()}}
     results["first_load_vs_raw_copy"] = round(median["raw_copy_equivalent_s"] / median["engine_first_load_s"], 3)
     results["first_load_vs_bare_copy"] = round(median["raw_copy_bare_s"] / median["engine_first_load_s"], 3)
+    results["first_load_vs_binary_copy"] = round(median["raw_copy_binary_s"] / median["engine_first_load_s"], 3)
     results["resync_vs_first_load"] = round(median["unchanged_resync_s"] / median["engine_first_load_s"], 3)
     if sizes:
         smallest = peaks[sizes[0]]
