@@ -39,6 +39,7 @@ from hub.engine import changes
 from hub.engine.bulk import (
     driver_connection,
     each_key,
+    fetch_in_key_range,
     fetch_pairs,
     kept_when_same,
     key_range,
@@ -179,28 +180,18 @@ def customer_ids_for(conn: Connection, system: str, refs: set[str]) -> dict[str,
     a merge."""
     if not refs:
         return {}
-    # The shared lock and the range scan go in one pipeline: one wait on the writer's
-    # critical path instead of two (a round trip cost it ~4 ms a page while the read-ahead
-    # thread held the GIL). Still two statements, so the scan's snapshot is taken after
-    # the lock is granted (the server binds the second only once the first has run): a
-    # merge that committed while the page waited for the lock is seen.
-    wanted = set(refs)
-    limit = 2 * len(wanted)
-    _, rows = prepared.execute_pipelined(conn, [
-        (f"SELECT pg_advisory_xact_lock_shared({CUSTOMER_LINKS_LOCK})", {"system": system}),
-        ("SELECT t.external_id, t.canonical_id FROM external_identity t WHERE t.system = %(s)s "
-         f"AND t.object = 'customer' AND {key_range('t.external_id')} LIMIT %(limit)s",
-         {"s": system, "keys": page_keys(wanted), "limit": limit + 1}),
-    ])
-    if len(rows) <= limit:
-        return {key: value for key, value in rows if key in wanted}
-    # the refs are spread over many more links than they number: one probe per ref
-    probed = conn.execute(
+    hold_customer_links(conn, system)
+    in_range = fetch_in_key_range(conn, (
+        "SELECT t.external_id, t.canonical_id FROM external_identity t WHERE t.system = %(s)s "
+        f"AND t.object = 'customer' AND {key_range('t.external_id')} LIMIT %(limit)s"), {"s": system}, list(refs))
+    if in_range is not None:
+        return in_range
+    rows = conn.execute(
         sa.text("SELECT k.key, t.canonical_id FROM " + each_key(
             "external_identity", "t.system = :system AND t.object = 'customer' AND t.external_id = k.key")),
         {"system": system, "keys": page_keys(refs)},
     ).all()
-    return dict(probed)
+    return dict(rows)
 
 
 def _latest_by_customer(
