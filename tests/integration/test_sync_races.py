@@ -149,7 +149,7 @@ def test_a_page_that_waits_for_a_merge_looks_its_links_up_after_it_and_writes_to
     try:
         resolve_conflict(merging, conflict, "merge", actor="test", target_id=target)
 
-        # when a receivables page of K12 starts meanwhile (its lock and its lookup sent together)
+        # when a receivables page of K12 starts meanwhile (it waits for the lock, then looks K12 up)
         source = SyntheticSource(customers=1, receivables=1, overrides={0: {"customer": "K12"}})
         syncing = threading.Thread(target=lambda: sync_stream(db, "synthetic", RECEIVABLES, source))
         syncing.start()
