@@ -127,3 +127,38 @@ def _waits_on_advisory_lock(db, timeout_s: float = 3.0) -> bool:
             return True
         time.sleep(0.02)
     return False
+
+
+def test_a_page_that_waits_for_a_merge_looks_its_links_up_after_it_and_writes_to_the_target(db):
+    from hub.conflicts import resolve_conflict
+    from tests.support.customer_streams import hand_written_customers
+    from tests.support.synthetic import RECEIVABLES
+
+    # given two customers of one source kept apart by an identity conflict (one name, two credit codes)
+    one, two = synthetic_credit_code(11), synthetic_credit_code(12)
+    sync_stream(db, "synthetic", hand_written_customers("synthetic"), [
+        {"id": "K11", "name": "上海华创电子有限公司", "code": one, "modified": "2026-11-01T00:00:00+00:00"},
+        {"id": "K12", "name": "上海华创电子股份有限公司", "code": two, "modified": "2026-11-02T00:00:00+00:00"}])
+    conflict = rows(db, "SELECT id FROM identity_conflict")[0].id
+    target = scalar(db, "SELECT id FROM customer WHERE credit_code = :c", c=one)
+    before = scalar(db, "SELECT id FROM customer WHERE credit_code = :c", c=two)
+
+    # and a person's merge of K12 into the first customer, done but not yet committed
+    merging = db.engine.connect()
+    transaction = merging.begin()
+    try:
+        resolve_conflict(merging, conflict, "merge", actor="test", target_id=target)
+
+        # when a receivables page of K12 starts meanwhile (it waits for the lock, then looks K12 up)
+        source = SyntheticSource(customers=1, receivables=1, overrides={0: {"customer": "K12"}})
+        syncing = threading.Thread(target=lambda: sync_stream(db, "synthetic", RECEIVABLES, source))
+        syncing.start()
+        blocked = _waits_on_advisory_lock(db)
+        transaction.commit()
+    finally:
+        merging.close()
+    syncing.join(timeout=60)
+
+    # then the page waited for the merge and its lookup saw the link repointed: the bill is the target's
+    assert blocked
+    assert scalar(db, "SELECT customer_id FROM receivable WHERE external_id = 'AR00000000'") == target != before
