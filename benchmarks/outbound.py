@@ -308,9 +308,9 @@ def one_dispatcher(url: str, kind: str, n: int, latency_ms: int) -> Result:
         sandbox.stop()
 
 
-def scale_out(url: str, kind: str, n: int, processes: int) -> str:
-    """``n`` effects of ``kind`` drained by ``processes`` dispatcher processes; checked for
-    duplicates and losses on the sandbox's state."""
+def scale_out(url: str, kind: str, n: int, processes: int, workers: int | None = None) -> str:
+    """``n`` effects of ``kind`` drained by ``processes`` dispatcher processes (``workers`` each,
+    if given: ``OutboxSettings.workers``); checked for duplicates and losses on the sandbox's state."""
     system = system_of(kind)
     sandbox = ChildSandbox(system, 0.05 if system in ERPS else None)
     schema = FreshSchema(url)
@@ -324,7 +324,8 @@ def scale_out(url: str, kind: str, n: int, processes: int) -> str:
         before = sandbox_figures(sandbox)
         HOME.mkdir(parents=True, exist_ok=True)
         env = dispatcher_env(schema.db, HOME, sandboxes={system: sandbox.url},
-                             connectors={system: connector_settings(kind, sandbox.url)}, outbox=FAST_RETRIES)
+                             connectors={system: connector_settings(kind, sandbox.url)},
+                             outbox={**FAST_RETRIES, **({"workers": workers} if workers else {})})
         names = [f"bench-{schema.schema}-{i}" for i in range(processes)]
         children = [start_dispatcher({**env, "PGAPPNAME": name}, kind) for name in names]
         while True:  # every process connected (past its imports) before the work is released
@@ -381,6 +382,9 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=int, default=100)
     parser.add_argument("--processes", nargs="*", type=int, default=[1, 2, 4])
     parser.add_argument("--scale-out-effects", type=int, default=2_000)
+    parser.add_argument("--scale-out-workers", type=int, nargs="*", default=[0],
+                        help="workers per scale-out process (0: the default); with fewer workers than the "
+                             "system's rows held (twice its cap) a second process gets rows too")
     args = parser.parse_args()
     url = database_url()
     print(f"# outbound, {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, {machine()}, {uptime()}", flush=True)
@@ -391,7 +395,9 @@ def main() -> None:
             if n:
                 print(one_dispatcher(url, kind, n, latency).line(), f"({uptime()})", flush=True)
         for processes in args.processes if kind not in CHAT_KINDS else ():
-            print(scale_out(url, kind, args.scale_out_effects, processes), f"({uptime()})", flush=True)
+            for workers in args.scale_out_workers:
+                print(scale_out(url, kind, args.scale_out_effects, processes, workers or None),
+                      f"workers {workers or 'default'} ({uptime()})", flush=True)
 
 
 if __name__ == "__main__":
