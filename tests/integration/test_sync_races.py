@@ -72,17 +72,10 @@ def test_a_customer_stored_by_another_writer_between_lookup_and_insert_is_linked
 def test_a_merge_waits_for_a_page_writing_by_the_old_link_and_moves_its_rows_too(db, monkeypatch):
     from hub.conflicts import resolve_conflict
     from hub.engine import targets
-    from tests.support.customer_streams import hand_written_customers
     from tests.support.synthetic import RECEIVABLES
 
     # given two customers of one source kept apart by an identity conflict (one name, two credit codes)
-    one, two = synthetic_credit_code(11), synthetic_credit_code(12)
-    sync_stream(db, "synthetic", hand_written_customers("synthetic"), [
-        {"id": "K11", "name": "上海华创电子有限公司", "code": one, "modified": "2026-11-01T00:00:00+00:00"},
-        {"id": "K12", "name": "上海华创电子股份有限公司", "code": two, "modified": "2026-11-02T00:00:00+00:00"}])
-    conflict = rows(db, "SELECT id FROM identity_conflict")[0].id
-    target = scalar(db, "SELECT id FROM customer WHERE credit_code = :c", c=one)
-    before = scalar(db, "SELECT id FROM customer WHERE credit_code = :c", c=two)
+    conflict, target, before = two_customers_in_conflict(db)
 
     # and a receivables page of K12 that has looked K12's link up and not yet written
     looked_up, go_on = threading.Event(), threading.Event()
@@ -113,6 +106,21 @@ def test_a_merge_waits_for_a_page_writing_by_the_old_link_and_moves_its_rows_too
     assert scalar(db, "SELECT customer_id FROM receivable WHERE external_id = 'AR00000000'") == target != before
 
 
+def two_customers_in_conflict(db) -> tuple[int, int, int]:
+    """K11 and K12 of ``synthetic``: one name, two credit codes, kept apart by an identity
+    conflict; the conflict's id, K11's customer (a merge's target) and K12's."""
+    from tests.support.customer_streams import hand_written_customers
+
+    one, two = synthetic_credit_code(11), synthetic_credit_code(12)
+    sync_stream(db, "synthetic", hand_written_customers("synthetic"), [
+        {"id": "K11", "name": "上海华创电子有限公司", "code": one, "modified": "2026-11-01T00:00:00+00:00"},
+        {"id": "K12", "name": "上海华创电子股份有限公司", "code": two, "modified": "2026-11-02T00:00:00+00:00"}])
+    conflict = rows(db, "SELECT id FROM identity_conflict")[0].id
+    target = scalar(db, "SELECT id FROM customer WHERE credit_code = :c", c=one)
+    before = scalar(db, "SELECT id FROM customer WHERE credit_code = :c", c=two)
+    return int(conflict), int(target), int(before)
+
+
 def _merge(db, resolve_conflict, conflict: int, target: int) -> None:
     with db.begin() as conn:
         resolve_conflict(conn, conflict, "merge", actor="test", target_id=target)
@@ -131,17 +139,10 @@ def _waits_on_advisory_lock(db, timeout_s: float = 3.0) -> bool:
 
 def test_a_page_that_waits_for_a_merge_looks_its_links_up_after_it_and_writes_to_the_target(db):
     from hub.conflicts import resolve_conflict
-    from tests.support.customer_streams import hand_written_customers
     from tests.support.synthetic import RECEIVABLES
 
     # given two customers of one source kept apart by an identity conflict (one name, two credit codes)
-    one, two = synthetic_credit_code(11), synthetic_credit_code(12)
-    sync_stream(db, "synthetic", hand_written_customers("synthetic"), [
-        {"id": "K11", "name": "上海华创电子有限公司", "code": one, "modified": "2026-11-01T00:00:00+00:00"},
-        {"id": "K12", "name": "上海华创电子股份有限公司", "code": two, "modified": "2026-11-02T00:00:00+00:00"}])
-    conflict = rows(db, "SELECT id FROM identity_conflict")[0].id
-    target = scalar(db, "SELECT id FROM customer WHERE credit_code = :c", c=one)
-    before = scalar(db, "SELECT id FROM customer WHERE credit_code = :c", c=two)
+    conflict, target, before = two_customers_in_conflict(db)
 
     # and a person's merge of K12 into the first customer, done but not yet committed
     merging = db.engine.connect()
