@@ -20,6 +20,7 @@ text too long) it refuses in either format, as the same ``DataError``.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
@@ -46,22 +47,6 @@ _BY_TYPE: tuple[tuple[type[Any], int, frozenset[type]], ...] = (
 )
 
 
-def column_oids(table: str, columns: Sequence[str]) -> list[int] | None:
-    """The type each of ``columns`` of ``table`` is dumped as in binary; None when one has a
-    type not listed here (or the table is not a model's)."""
-    model = Base.metadata.tables.get(table)
-    if model is None:
-        return None
-    oids = []
-    for name in columns:
-        column = model.columns.get(name)
-        found = None if column is None else _entry(column.type)
-        if found is None:
-            return None
-        oids.append(found[0])
-    return oids
-
-
 def binary_types(table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]],
                  json_positions: Sequence[int] = (), *, typed: bool = False) -> list[int] | None:
     """The types to ``set_types`` a binary COPY of ``rows`` with, or None: write them in text.
@@ -70,26 +55,40 @@ def binary_types(table: str, columns: Sequence[str], rows: Sequence[Sequence[Any
     validated schema (the canonical records and the Structs of their pages, ids read from
     the database, the page's own time stamp), so the first row stands for the page and only
     it is checked: 5,000 rows checked cost about 5 ms of the writer thread a page."""
-    oids = column_oids(table, columns)
-    if oids is None or not rows:
+    entries = _entries(table, tuple(columns))
+    if entries is None or not rows:
         return None
-    model = Base.metadata.tables[table]
     checked = [rows[0]] if typed else rows
-    for position, values in enumerate(zip(*checked, strict=True)):
+    for position, ((oid, python_types), values) in enumerate(zip(entries, zip(*checked, strict=True), strict=True)):
         if position in json_positions:
             continue
-        entry = _entry(model.columns[columns[position]].type)
-        assert entry is not None  # column_oids found one for every column
         seen = set(map(type, values))
-        if not seen <= entry[1]:
+        if not seen <= python_types:
             return None
-        if int in seen and entry[0] == _INT8_OID:  # out of range fails in the client in binary
+        if int in seen and oid == _INT8_OID:  # out of range fails in the client in binary
             present = [v for v in values if v is not None] if _NONE in seen else values
             if min(present) < _INT8[0] or max(present) > _INT8[1]:
                 return None
         if dt.datetime in seen and any(v.tzinfo is None for v in set(values) if v is not None):
             return None
-    return oids
+    return [oid for oid, _ in entries]
+
+
+@functools.cache
+def _entries(table: str, columns: tuple[str, ...]) -> tuple[tuple[int, frozenset[type]], ...] | None:
+    """Each column's binary type and the Python types it takes as is, looked up once per
+    (table, columns): the models do not change while the process runs."""
+    model = Base.metadata.tables.get(table)
+    if model is None:
+        return None
+    entries = []
+    for name in columns:
+        column = model.columns.get(name)
+        found = None if column is None else _entry(column.type)
+        if found is None:
+            return None
+        entries.append(found)
+    return tuple(entries)
 
 
 def _entry(column_type: sa.types.TypeEngine[Any]) -> tuple[int, frozenset[type]] | None:
@@ -105,4 +104,4 @@ def _entry(column_type: sa.types.TypeEngine[Any]) -> tuple[int, frozenset[type]]
     return None
 
 
-__all__ = ["binary_types", "column_oids"]
+__all__ = ["binary_types"]
