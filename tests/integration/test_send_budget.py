@@ -7,6 +7,8 @@ messaging-apis.md §1.4) with smaller numbers; the two-process test over HTTP is
 
 from __future__ import annotations
 
+import threading
+
 import sqlalchemy as sa
 
 from hub.contracts import RateWindow, SendBudget
@@ -85,3 +87,31 @@ def test_budgets_of_different_apps_are_separate(db):
         spend(db)
     assert not spend(db).granted
     assert spend(db, budget=other_app).granted
+
+
+def test_reservations_racing_for_one_member_never_overspend_the_window(db):
+    # given twelve reservations for one member at once, from as many connections
+    start = threading.Barrier(12)
+    granted: list[bool] = []
+    lock = threading.Lock()
+
+    def race() -> None:
+        start.wait()
+        outcome = spend(db).granted
+        with lock:
+            granted.append(outcome)
+
+    threads = [threading.Thread(target=race) for _ in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # then exactly the minute's three were granted, and only three sends are recorded:
+    # each reservation counted the window after the one before it had committed its send
+    assert granted.count(True) == 3
+    assert scalar(db, "SELECT count(*) FROM send_budget_spend") == 3
+
+
+def test_a_budget_without_windows_always_has_room(db):
+    unbounded = SendBudget(scope="wecom:corp:1000004", recipient=BUDGET.recipient, windows=())
+    assert all(spend(db, budget=unbounded).granted for _ in range(5))
