@@ -481,3 +481,23 @@ def test_customer_records_are_compared_with_the_hash_their_external_identity_kee
 
     # then the changed and the new are found, and the 6 stored counted (customers carry no stamp)
     assert by_key == with_stamps == HashCheck(set(keys[4:]), 6)
+
+
+def test_a_run_that_inserted_many_rows_leaves_the_planner_statistics_of_what_it_wrote(db, monkeypatch):
+    from hub.engine import sync
+
+    # given a run counted as large (the threshold lowered to this test's size)
+    monkeypatch.setattr(sync, "ANALYZE_AFTER_ROWS", 40)
+    source = SyntheticSource(customers=5, receivables=60, page_size=20)
+    sync_stream(db, "synthetic", CUSTOMERS, source)
+
+    # when it loads 60 bills
+    sync_stream(db, "synthetic", RECEIVABLES, source)
+
+    # then the planner knows the table's size and the shape of the columns later queries
+    # filter and group on (the receivables summary, profile pages, rules), not an empty table
+    assert scalar(db, "SELECT reltuples FROM pg_class WHERE oid = CAST('receivable' AS regclass)") == 60
+    analyzed = {row.attname: row.n_distinct for row in rows(db, (
+        "SELECT attname, n_distinct FROM pg_stats WHERE schemaname = current_schema() AND tablename = 'receivable'"))}
+    assert {"customer_id", "currency", "due_date", "open_amount", "fetched_at"} <= set(analyzed)
+    assert analyzed["customer_id"] == 5
