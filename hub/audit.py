@@ -141,7 +141,13 @@ def write_audit_rows(conn: Connection, rows: list[dict[str, Any]]) -> None:
     """Append the :func:`audit_row` rows on ``conn`` (the caller's transaction) in one statement,
     sent prepared (``hub.prepared``: the outbox writes one or two with every effect)."""
     if rows:
-        prepared.execute(conn, _insert_rows(len(rows)), rows_parameters(rows))
+        prepared.execute(conn, *audit_rows_statement(rows))
+
+
+def audit_rows_statement(rows: list[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
+    """The statement of :func:`write_audit_rows` and its parameters, for a caller that sends it
+    with others (``hub.prepared.execute_pipelined``); ``rows`` must not be empty."""
+    return _insert_rows(len(rows)), rows_parameters(rows)
 
 
 def rows_parameters(rows: list[dict[str, Any]]) -> dict[str, Any]:
