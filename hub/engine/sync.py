@@ -472,9 +472,10 @@ def quick_thread_switches(interval: float | None = None) -> Iterator[None]:
     for the one computing to give up the GIL, up to the switch interval (5 ms by default),
     and the writer thread, the engine's critical path, waits so after each of its round
     trips to Postgres (about eight a page). Measured on ``benchmarks/end_to_end.py``'s
-    Kingdee sync at 200 ms a call, alternated in one process at load 2-4: 1 ms made the
-    sync faster in 9 pairs of 10 (median ratio to the floor 1.34 against 1.41), with the
-    same CPU (benchmarks/RESULTS.md, inbound round 6). Process-wide, like
+    Kingdee sync at 200 ms a call, alternated in one process at load 1.3-3.3: 1 ms made the
+    sync faster in 19 pairs of 22 (median ratio to the floor 1.37 against 1.47 at load
+    1.5-1.7), with the same CPU, and in 4 of 5 pairs of the benchmark's own runs (1.80
+    against 1.98 at load 1.5-2.6; benchmarks/RESULTS.md, inbound round 6). Process-wide, like
     :func:`long_lived_heap_frozen`: other threads of the process (a web server) also switch
     more often meanwhile, which costs them little.
     """
