@@ -35,6 +35,7 @@ Every stream is an ``ExecuteBillQuery`` over one form, incremental on ``FModifyD
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -111,9 +112,28 @@ def _cursor_value(raw: Any) -> str | None:
         return None
 
 
+# Kingdee's own layout of a time, no offset (``2024-05-01T10:20:30``, optional fraction): among
+# texts of this layout, text order is time order (fixed-width fields, most significant first; a
+# shorter fraction is a prefix, read as padded with zeros).
+_PLAIN_STAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?")
+
+
 def newest_change(rows: Sequence[RawRecord]) -> str | None:
-    """The largest readable ``FModifyDate`` of ``rows`` as ISO cursor text (None: none readable)."""
-    stamps = [s for s in (_cursor_value(r.get(MODIFY_KEY)) for r in rows) if s]
+    """The largest readable ``FModifyDate`` of ``rows`` as ISO cursor text (None: none readable).
+
+    When every stamp is text in Kingdee's own layout (:data:`_PLAIN_STAMP`), the greatest text
+    is the latest time, so only it is read (the next greatest when it is no date, such as
+    month 13); otherwise every stamp is read. This runs on every page, in the reading thread:
+    reading all of them cost about 70 ms of the hub's CPU per sync of the sandbox (15,500
+    stamps), which a loaded machine takes from the engine's work on the same pages."""
+    values = [row.get(MODIFY_KEY) for row in rows]
+    texts: list[str] = [value for value in values if type(value) is str and _PLAIN_STAMP.fullmatch(value)]
+    if texts and len(texts) == len(values):
+        for text in sorted(set(texts), reverse=True):
+            if (stamp := _cursor_value(text)) is not None:
+                return stamp
+        return None
+    stamps = [s for s in map(_cursor_value, values) if s]
     return max(stamps, key=dt.datetime.fromisoformat) if stamps else None
 
 

@@ -7,12 +7,15 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from connectors.kingdee.client import KingdeeClient
+from connectors.kingdee.mapping import parse_kingdee_datetime
 from connectors.kingdee.sandbox.state import ENTRIES, format_datetime
 from connectors.kingdee.sandbox.testing import RunningSandbox
-from connectors.kingdee.streams import STREAMS, kingdee_streams, since_literal
-from hub.contracts import StreamSpec
+from connectors.kingdee.streams import STREAMS, kingdee_streams, newest_change, since_literal
+from hub.contracts import MappingError, StreamSpec
 from hub.errors import PermanentError
 
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))
@@ -158,6 +161,48 @@ def test_given_stored_cursor_when_converted_then_kingdee_local_literal_minus_ove
 def test_given_corrupt_cursor_when_reading_then_permanent_error(sandbox: RunningSandbox) -> None:
     with pytest.raises(PermanentError, match="stored cursor"):
         list(stream("customers").read_pages(sandbox.client(), "last tuesday"))
+
+
+def newest_by_reading_every_stamp(rows: Sequence[dict[str, Any]]) -> str | None:
+    """What ``newest_change`` answered before it read only the greatest text: every stamp read."""
+    stamps = []
+    for row in rows:
+        try:
+            stamps.append(parse_kingdee_datetime(row.get("FModifyDate"), "FModifyDate"))
+        except MappingError:
+            continue
+    return max(stamps).isoformat() if stamps else None
+
+
+STAMPS = [
+    "2025-06-29T10:00:00", "2025-06-29T10:00:00.5", "2025-06-29T10:00:00.45", "2025-06-29T10:00:00.500000",
+    "2025-06-29T09:59:59.999999", "2025-13-01T10:00:00", "2025-02-29T00:00:00", "2024-02-29T00:00:00",
+    "2025-06-29 10:00:01", "2025-06-29T10:00:00+00:00", "/Date(1751162400000+0800)/", " 2025-06-29T10:00:02",
+    "2025-06-29T10:00", "2025-06-29T10:00:00.1234567", "", "x", None, 5, dt.datetime(2025, 6, 29, 10, 0, 3),
+]
+
+
+@pytest.mark.parametrize("stamps, expected", [
+    (["2025-06-29T10:00:00.5", "2025-06-29T10:00:00.45", "2025-06-29T10:00:00"], "2025-06-29T10:00:00.500000+08:00"),
+    (["2025-06-29T10:00:00", "2025-13-01T10:00:00"], "2025-06-29T10:00:00+08:00"),  # month 13 is no date
+    (["2025-02-29T00:00:00", "2025-13-01T10:00:00"], None),
+    (["2025-06-29T10:00:00", "2025-06-29T10:00:00+00:00"], "2025-06-29T10:00:00+00:00"),  # an offset: every stamp read
+    ([], None),
+])
+def test_given_a_page_when_its_newest_change_is_taken_then_it_is_the_latest_readable_stamp(
+    stamps: list[str], expected: str | None,
+) -> None:
+    rows = [{"FModifyDate": stamp} for stamp in stamps]
+    assert newest_change(rows) == expected == newest_by_reading_every_stamp(rows)
+
+
+@given(st.lists(st.sampled_from(STAMPS), max_size=8))
+def test_given_any_stamps_when_the_newest_change_is_taken_then_it_is_as_if_every_stamp_were_read(
+    stamps: list[Any],
+) -> None:
+    # Kingdee's plain layout is read by its greatest text only; anything else by every stamp
+    rows = [{"FModifyDate": stamp} for stamp in stamps]
+    assert newest_change(rows) == newest_by_reading_every_stamp(rows)
 
 
 def test_given_sandbox_times_when_formatted_then_milliseconds_only_when_present() -> None:
