@@ -112,25 +112,11 @@ def get_cursor(conn: Connection, system: str, stream: str) -> str | None:
     ).scalar()
 
 
-_ADVANCE = sa.text(
-    "INSERT INTO sync_cursor (connector, stream, value) VALUES (:c, :s, :v) "
-    "ON CONFLICT (connector, stream) DO UPDATE SET value = GREATEST(sync_cursor.value, EXCLUDED.value), "
-    "updated_at = now()"
-)
-
-
-# _ADVANCE in psycopg's placeholders, for the page's statements sent in one pipeline (_record_pages)
-_ADVANCE_PIPELINED = ("INSERT INTO sync_cursor (connector, stream, value) VALUES (%(c)s, %(s)s, %(v)s) "
-                      "ON CONFLICT (connector, stream) DO UPDATE SET value = GREATEST(sync_cursor.value, "
-                      "EXCLUDED.value), updated_at = now()")
-
-
-def advance_cursor(conn: Connection, system: str, stream: str, *values: str) -> None:
-    """Move the cursor forward (never back) in the caller's transaction, to each of
-    ``values`` in turn (several: one statement sent once, psycopg pipelines it)."""
-    params = [{"c": system, "s": stream, "v": value} for value in values]
-    if params:  # one: a plain execute (an executemany of one still enters pipeline mode)
-        conn.execute(_ADVANCE, params[0] if len(params) == 1 else params)
+# Moves a stream's cursor forward, never back (GREATEST); sent with the page's audit rows in one
+# pipeline (PageCommitter._record_pages).
+_ADVANCE_CURSOR = ("INSERT INTO sync_cursor (connector, stream, value) VALUES (%(c)s, %(s)s, %(v)s) "
+                   "ON CONFLICT (connector, stream) DO UPDATE SET value = GREATEST(sync_cursor.value, "
+                   "EXCLUDED.value), updated_at = now()")
 
 
 @dataclass
@@ -610,7 +596,7 @@ class PageCommitter:
         on the writer, the first load's critical path, costs it more than the round trip: the
         GIL, taken meanwhile by the threads reading and mapping pages, comes back only at their
         next switch (cProfile of a first load at load 2.4: 24 ms a page for a one-row lock)."""
-        statements = [(_ADVANCE_PIPELINED, {"c": self.system, "s": self.stream.name, "v": value}) for value in cursors]
+        statements = [(_ADVANCE_CURSOR, {"c": self.system, "s": self.stream.name, "v": value}) for value in cursors]
         statements.append(audit_rows_statement(audit_rows))
         prepared_statements.execute_pipelined(self.conn, statements)
 
